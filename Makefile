@@ -1,0 +1,109 @@
+# libmp, its unit tests, the conformance harness and the benchmarks (GNU make).
+# Targets: all check conformance sanitize valgrind bench install uninstall
+#          clean deps.  See README.md.
+
+CFLAGS  ?= -O2 -g
+B       ?= build
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+PCDIR   ?= $(LIBDIR)/pkgconfig
+-include config.mak
+
+VERSION := $(shell sed -n 's/^\#define MP_VERSION "\(.*\)"/\1/p' \
+                    harness/include/mp.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Werror -fPIC \
+             -pthread -Iharness/include -Iharness/lib -MMD -MP $(CFLAGS)
+ALL_LDFLAGS = -pthread $(LDFLAGS)
+
+LIB_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/lib/*.c))
+TESTS     := $(patsubst harness/tests/%.c,$(B)/tests/%,\
+                 $(wildcard harness/tests/test_*.c))
+BENCH     := $(B)/mp-bench-process
+PROVE     := prove -e ''
+
+.PHONY: all check run-tests conformance sanitize valgrind bench install \
+        uninstall clean deps
+all: $(B)/libmp.a $(B)/libmp.so $(B)/mp.pc $(TESTS) $(BENCH)
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/libmp.a: $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(B)/libmp.so.$(VERSION): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libmp.so.$(SOMAJOR) $(ALL_LDFLAGS) $^ -o $@
+
+$(B)/libmp.so: $(B)/libmp.so.$(VERSION)
+	ln -sf libmp.so.$(VERSION) $@.$(SOMAJOR)
+	ln -sf libmp.so.$(VERSION) $@
+
+$(B)/mp.pc: harness/mp.pc.in harness/include/mp.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(B)/tests/%: $(B)/harness/tests/%.o $(B)/harness/tests/check.o $(B)/libmp.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@
+
+$(BENCH): $(B)/harness/bench/bench_process.o $(B)/libmp.a
+	$(CC) $(ALL_LDFLAGS) $^ -lm -o $@
+
+# Installs what a fresh machine lacks (Debian packages); a no-op otherwise.
+deps:
+	@scripts/install-deps
+
+# The unit tests print TAP 13 and prove runs them.  The process tests run a
+# second time on the pipe fallback that replaces pidfds on old kernels.
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests:
+	$(PROVE) $(TESTS)
+	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process
+
+# Until the harness lands (issue 3) there are no cases to run.
+conformance: deps
+	@$(MAKE) --no-print-directory all
+	@n=$$(find cases -name '*.json' 2>/dev/null | wc -l); \
+	 echo "conformance: $$n case files; the harness program is not built yet"
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+             -fno-omit-frame-pointer
+sanitize: deps
+	@$(MAKE) --no-print-directory B=build-san CFLAGS="-O1 -g $(SAN_FLAGS)" \
+	    LDFLAGS="$(SAN_FLAGS)" all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(MAKE) --no-print-directory B=build-san run-tests
+
+VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+            --error-exitcode=99 --child-silent-after-fork=yes
+valgrind: all
+	CHECK_SLOWDOWN=4 $(PROVE) --exec '$(VALGRIND)' $(TESTS)
+
+bench: all
+	$(BENCH) --out results/bench-process.json
+
+install: $(B)/libmp.a $(B)/libmp.so $(B)/mp.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR)
+	install -m 644 harness/include/mp.h $(DESTDIR)$(INCDIR)/mp.h
+	install -m 644 $(B)/libmp.a $(DESTDIR)$(LIBDIR)/libmp.a
+	install -m 755 $(B)/libmp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libmp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmp.so.$(SOMAJOR)
+	ln -sf libmp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmp.so
+	install -m 644 $(B)/mp.pc $(DESTDIR)$(PCDIR)/mp.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/mp.h $(DESTDIR)$(LIBDIR)/libmp.a \
+	      $(DESTDIR)$(LIBDIR)/libmp.so* $(DESTDIR)$(PCDIR)/mp.pc
+
+clean:
+	rm -rf $(B) build-san
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

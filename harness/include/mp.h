@@ -1,0 +1,288 @@
+/*
+ * mp.h - libmp: the process semantics of Python's multiprocessing, in C.
+ *
+ * Every call mirrors a method of CPython's multiprocessing (Lib/multiprocessing/
+ * process.py, popen_fork.py, util.py) and gives the same observable result: the
+ * same exit codes, states, names, errors and timeouts.  Where CPython is weak,
+ * libmp does better and says so next to the declaration ("Beyond CPython").
+ *
+ * Conventions
+ *  - Functions returning int return >= 0 on success and a negative error code on
+ *    failure: -errno for system errors, or one of the MP_E* codes below, each of
+ *    which carries CPython's exception name and message (mp_exception_name(),
+ *    mp_strerror()).  errno is never the channel.
+ *  - Objects are opaque.  *_new(&out, ...) creates, *_free(p) releases, accepts
+ *    NULL and returns NULL: `p = mp_process_free(p);`.
+ *  - A process object is used by one thread at a time; the library's own
+ *    bookkeeping (the registry of children) is thread-safe.
+ */
+#ifndef MP_H
+#define MP_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MP_VERSION_MAJOR 0
+#define MP_VERSION_MINOR 1
+#define MP_VERSION_PATCH 0
+#define MP_VERSION "0.1.0"
+
+/* errors */
+
+/*
+ * X(name, code, CPython exception, CPython message).  The messages are CPython's
+ * own texts, from Lib/multiprocessing/process.py, letter for letter.
+ */
+#define MP_ERROR_MAP(X)                                                       \
+    X(ESTARTTWICE, -4000, "AssertionError", "cannot start a process twice")  \
+    X(ENOTCREATOR, -4001, "AssertionError",                                   \
+      "can only start a process object created by current process")           \
+    X(EDAEMONIC, -4002, "AssertionError",                                     \
+      "daemonic processes are not allowed to have children")                  \
+    X(ENOTSTARTEDJOIN, -4003, "AssertionError",                               \
+      "can only join a started process")                                      \
+    X(ENOTCHILD, -4004, "AssertionError", "can only join a child process")    \
+    X(ENOTCHILDTEST, -4005, "AssertionError", "can only test a child process")\
+    X(EHASSTARTED, -4006, "AssertionError", "process has already started")   \
+    X(ENAME, -4007, "AssertionError", "name must be a string")               \
+    X(ERUNNING, -4008, "ValueError",                                          \
+      "Cannot close a process while it is still running. "                    \
+      "You should first call join() or terminate().")                         \
+    X(ECLOSED, -4009, "ValueError", "process object is closed")              \
+    X(ENOTSTARTED, -4010, "ValueError", "process not started")               \
+    X(ENOPOPENTERM, -4011, "AttributeError",                                  \
+      "'NoneType' object has no attribute 'terminate'")                       \
+    X(ENOPOPENKILL, -4012, "AttributeError",                                  \
+      "'NoneType' object has no attribute 'kill'")                            \
+    X(ENOTARGET, -4013, "AttributeError", "no target registered by that name")\
+    X(ENOCPU, -4014, "NotImplementedError", "cannot determine number of cpus")\
+    X(ERAISED, -4015, "Exception", "an exception raised with mp_raise()")
+
+#define MP__ERROR_ENUM(name, code, exc, msg) MP_##name = (code),
+enum { MP_ERROR_MAP(MP__ERROR_ENUM) MP__ERROR_END };
+#undef MP__ERROR_ENUM
+
+/* System errors are -errno; these are the ones callers test for most. */
+#define MP_EINVAL (-EINVAL)       /* a bad argument (ValueError) */
+#define MP_ETIMEDOUT (-ETIMEDOUT) /* a timed wait ran out */
+#define MP_ECHILD (-ECHILD)       /* the child was reaped behind libmp's back */
+
+/*
+ * The message of an error code: CPython's text for MP_E* codes, strerror() for
+ * -errno codes.  For MP_ERAISED, the message given to the last mp_raise() in
+ * this thread.  Never NULL.
+ */
+const char *mp_strerror(int err);
+/*
+ * The CPython exception an error code stands for: "AssertionError",
+ * "ValueError", ...; -errno codes map as CPython maps errno to OSError
+ * subclasses (ECHILD -> "ChildProcessError", ETIMEDOUT -> "TimeoutError", ...).
+ * For MP_ERAISED, the name given to the last mp_raise() in this thread.
+ */
+const char *mp_exception_name(int err);
+/* The symbolic name of an error code: "MP_ECLOSED", "ETIMEDOUT", ... */
+const char *mp_err_name(int err);
+
+/*
+ * Raises an exception from a target: records `exc` (e.g. "ValueError") and the
+ * formatted message for this thread and returns MP_ERAISED, so a target writes
+ * `return mp_raise("ValueError", "boom");`.  A target that returns it exits
+ * with code 1 after printing "Process <name>:" and "ValueError: boom" on
+ * stderr, as CPython does for an uncaught exception (minus the traceback).
+ */
+int mp_raise(const char *exc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* targets */
+
+/*
+ * A target is the code a child runs.  It receives the argument bytes given to
+ * mp_process_new() (a copy, so it works under every start method).  Its return
+ * value decides the child's exit code, as the end of CPython's _bootstrap does:
+ *   0         exit code 0 (the target returned);
+ *   n > 0     exit code n, truncated to 8 bits by the OS (sys.exit(n));
+ *   n < 0     an error code (MP_ERAISED, or any libmp/-errno code the target
+ *             propagates): stderr gets "Process <name>:" and "<Exception>:
+ *             <message>", exit code 1 (an uncaught exception).
+ */
+typedef int (*mp_target_fn)(const void *arg, size_t len);
+
+/*
+ * Registers `fn` under `name` so processes can be made from the name (start
+ * methods that exec a new program can only pass names, as CPython pickles
+ * functions by qualified name).  MP_EINVAL for a NULL or too long name (63
+ * bytes at most), -EEXIST for a name already taken by another function.
+ */
+int mp_target_register(const char *name, mp_target_fn fn);
+/* The function registered under `name`, or NULL. */
+mp_target_fn mp_target_lookup(const char *name);
+
+/*
+ * Defines a target and registers it before main() runs:
+ *     MP_TARGET(worker) { ... return 0; }
+ * The body sees `arg` and `len`.
+ */
+#define MP_TARGET(name)                                                       \
+    static int mp_target__##name(const void *arg, size_t len);                \
+    __attribute__((constructor)) static void mp_target__reg_##name(void)      \
+    {                                                                         \
+        (void)mp_target_register(#name, mp_target__##name);                   \
+    }                                                                         \
+    static int mp_target__##name(const void *arg, size_t len)
+
+/* process */
+
+typedef struct mp_process mp_process;
+
+/* A timeout that never runs out (CPython's None). */
+#define MP_FOREVER (__builtin_inf())
+
+/* mp_process_options.daemon: 0 inherits the creating process's flag. */
+enum { MP_DAEMON_INHERIT = 0, MP_DAEMON_YES = 1, MP_DAEMON_NO = 2 };
+
+typedef struct mp_process_options {
+    /* NULL or "": the default name, "Process-N" (N from a counter that every
+     * construction advances, named processes included; "Process-N:M" in a
+     * child of Process-N). */
+    const char *name;
+    /* MP_DAEMON_INHERIT (the default), MP_DAEMON_YES or MP_DAEMON_NO. */
+    int daemon;
+} mp_process_options;
+
+/*
+ * Process(target=..., args=..., name=..., daemon=...).  `target` is a name
+ * registered with MP_TARGET()/mp_target_register(), or NULL for a process that
+ * runs nothing and exits 0.  `arg`/`len` are copied.  `options` may be NULL.
+ * Errors: MP_ENOTARGET (no such target), MP_EINVAL, -ENOMEM.  No OS process
+ * exists until mp_process_start().
+ */
+int mp_process_new(mp_process **out, const char *target, const void *arg,
+                   size_t len, const mp_process_options *options);
+/*
+ * Drops the caller's reference.  A child that is still running is not
+ * affected: libmp keeps track of it, reaps it, and joins it at exit as
+ * CPython does with an unreferenced Process.  Returns NULL.
+ */
+mp_process *mp_process_free(mp_process *p);
+
+/*
+ * start(): runs the target in a new child process.  Flushes every stdio
+ * output stream first, so buffered output is never duplicated in the child,
+ * and reaps finished children first, as CPython's _cleanup() does.
+ * Errors: MP_ECLOSED, MP_ESTARTTWICE, MP_ENOTCREATOR, MP_EDAEMONIC, -errno
+ * (fork failed: -EAGAIN at the process limit, -ENOMEM).
+ */
+int mp_process_start(mp_process *p);
+/*
+ * join(timeout): waits up to `timeout` seconds for the child to end
+ * (MP_FOREVER: no limit; 0 or negative: do not wait).  Returns 0 once the
+ * child has ended and is reaped, MP_ETIMEDOUT while it still runs (CPython's
+ * join returns None in both cases).  Errors: MP_ECLOSED, MP_ENOTCHILD (the
+ * process itself, or one this process did not create), MP_ENOTSTARTEDJOIN.
+ * Never polls: it sleeps on a pidfd (the sentinel) against an absolute
+ * deadline, so the overshoot does not grow with the timeout; EINTR is retried.
+ * On the main process's view of its parent (mp_parent_process()), waits for
+ * the parent to end.
+ */
+int mp_process_join(mp_process *p, double timeout);
+/* is_alive(): 1 or 0, reaping a finished child.  MP_ECLOSED,
+ * MP_ENOTCHILDTEST for a process this process did not create. */
+int mp_process_is_alive(mp_process *p);
+/*
+ * exitcode: returns 1 and sets *code once the child has ended (0 or a
+ * positive exit status; -N when killed by signal N), 0 while it is not
+ * started or still running (CPython's None).  Reaps a finished child.
+ * MP_ECLOSED after close.
+ */
+int mp_process_exitcode(mp_process *p, int *code);
+/* pid: 1 and *pid once started (the current process: getpid()), 0 before
+ * (None).  MP_ECLOSED after close. */
+int mp_process_pid(mp_process *p, pid_t *pid);
+/*
+ * sentinel: a descriptor that becomes readable when the child ends, for
+ * poll()/select().  Owned by the process object; valid until close/free.
+ * MP_ENOTSTARTED before start, MP_ECLOSED after close.
+ * Beyond CPython: it is a pidfd, which no grandchild can hold open, so it
+ * fires when the child ends even if the child left descendants behind.
+ */
+int mp_process_sentinel(mp_process *p);
+/*
+ * terminate() / kill(): send SIGTERM / SIGKILL.  No effect once the child has
+ * been reaped (CPython ignores ProcessLookupError).  MP_ENOPOPENTERM /
+ * MP_ENOPOPENKILL before start, MP_ECLOSED after close.
+ * Beyond CPython: the signal goes through the pidfd (pidfd_send_signal), so it
+ * can never reach an unrelated process that reused the pid.
+ */
+int mp_process_terminate(mp_process *p);
+int mp_process_kill(mp_process *p);
+/*
+ * close(): releases the sentinel.  MP_ERUNNING while the child runs.
+ * Afterwards every call but name/daemon returns MP_ECLOSED.
+ */
+int mp_process_close(mp_process *p);
+
+/* name: never NULL. */
+const char *mp_process_name(const mp_process *p);
+/* name = ...: MP_ENAME for NULL ("name must be a string"); -ENOMEM.  A child
+ * that is already running keeps the name it started with. */
+int mp_process_set_name(mp_process *p, const char *name);
+/* daemon: the flag as set (0 is False). */
+int mp_process_daemon(const mp_process *p);
+/* daemon = ...: MP_EHASSTARTED once started; the value is stored as given. */
+int mp_process_set_daemon(mp_process *p, int daemon);
+/*
+ * repr(): writes CPython's repr into buf (truncated to size, always
+ * terminated), e.g. "<Process name='Process-1' pid=123 parent=122 started>".
+ * Returns the length the full text needs, like snprintf.
+ */
+int mp_process_repr(mp_process *p, char *buf, size_t size);
+
+/* identity */
+
+/* current_process(): the object for this process; "MainProcess" in the main
+ * process, the child's own object in a child.  Owned by libmp. */
+mp_process *mp_current_process(void);
+/* parent_process(): NULL in the main process; in a child, an object named
+ * after the parent, whose pid is the parent's, whose is_alive() tells whether
+ * it still runs and whose join() waits for it to end.  Owned by libmp. */
+mp_process *mp_parent_process(void);
+/*
+ * active_children(): reaps finished children, then sets *out to a new array
+ * of the children still running (each a new reference) and *n to its length.
+ * Release with mp_process_list_free().  Order is unspecified, as in CPython.
+ */
+int mp_active_children(mp_process ***out, size_t *n);
+void mp_process_list_free(mp_process **list, size_t n);
+/* cpu_count(): the number of online CPUs, or MP_ENOCPU. */
+int mp_cpu_count(void);
+
+/*
+ * sys.exit(code) for C: in a child, ends the child as a target's return would
+ * (terminates daemonic children and joins all children, flushes stdio, then
+ * _exit(code)); in the main process, exit(code).  Use it instead of exit() in
+ * a child: exit() would also run the atexit handlers the child inherited
+ * from its parent, which CPython's children never run.
+ */
+_Noreturn void mp_exit(int code);
+
+/*
+ * Beyond CPython: when `sig` is nonzero, every daemonic child this process
+ * starts from now on receives `sig` (SIGKILL is the sure choice) as soon as
+ * this process dies, however it dies: SIGKILL included, where CPython's
+ * daemons are orphaned and keep running.  0 turns it off (the default).
+ * Uses PR_SET_PDEATHSIG, which fires when the *thread* that started the child
+ * ends: start such children from a thread that lives as long as the process.
+ * Returns the previous setting, or MP_EINVAL for a bad signal number.
+ */
+int mp_set_daemon_death_signal(int sig);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MP_H */

@@ -1,0 +1,112 @@
+/*
+ * fd.c - descriptors: close, pidfds, waiting for readability against a
+ * deadline, exit statuses (CPython: util.close_fds, connection.wait,
+ * os.waitstatus_to_exitcode).
+ */
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int mp__fd_close(int fd)
+{
+    if (fd >= 0) {
+        int saved = errno;
+        close(fd); /* never retried on EINTR: Linux closed it anyway */
+        errno = saved;
+    }
+    return -1;
+}
+
+int mp__pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    long r = syscall(SYS_pidfd_open, pid, 0);
+    return r < 0 ? -errno : (int)r;
+#else
+    (void)pid;
+    return -ENOSYS;
+#endif
+}
+
+int mp__pidfd_send_signal(int pidfd, int sig)
+{
+#ifdef SYS_pidfd_send_signal
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno
+                                                                   : 0;
+#else
+    (void)pidfd;
+    (void)sig;
+    return -ENOSYS;
+#endif
+}
+
+static bool pidfd_ok;
+
+static void probe_pidfd(void)
+{
+    const char *off = getenv("LIBMP_NO_PIDFD");
+    int fd;
+
+    if (off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)
+        return;
+    fd = mp__pidfd_open(getpid());
+    if (fd >= 0) {
+        pidfd_ok = true;
+        mp__fd_close(fd);
+    }
+}
+
+/*
+ * pidfds (Linux 5.3) are used when the kernel has them; LIBMP_NO_PIDFD=1 in
+ * the environment forces the pipe fallback, which the tests also exercise.
+ */
+bool mp__use_pidfd(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, probe_pidfd);
+    return pidfd_ok;
+}
+
+int mp__wait_readable(int fd, double deadline)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+    for (;;) {
+        struct timespec ts, *tsp = NULL;
+        int r;
+
+        if (!isinf(deadline)) {
+            double left = deadline - mp__now();
+            if (left < 0)
+                left = 0;
+            ts.tv_sec = (time_t)left;
+            ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+            tsp = &ts;
+        }
+        r = ppoll(&pfd, 1, tsp, NULL);
+        if (r > 0)
+            return 1;
+        if (r == 0)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int mp__status_to_code(int status)
+{
+    if (WIFSIGNALED(status))
+        return -WTERMSIG(status);
+    return WEXITSTATUS(status);
+}

@@ -1,0 +1,197 @@
+/*
+ * check.c - the runner behind check.h: TAP 13 output, one forked process and
+ * process group per test, a deadline, and a sweep for leftover processes
+ * (kselftest's harness: __wait_for_test, the per-test fork).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#define EXIT_SKIP 4
+
+struct test {
+    const char *name;
+    check_fn fn;
+};
+
+static struct test tests[256];
+static size_t ntests;
+
+void check_register(const char *name, check_fn fn)
+{
+    if (ntests == sizeof(tests) / sizeof(tests[0])) {
+        fprintf(stderr, "check: too many tests\n");
+        abort();
+    }
+    tests[ntests].name = name;
+    tests[ntests].fn = fn;
+    ntests++;
+}
+
+void check_diag(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("# ", stdout);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+void check_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    printf("# %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+    _exit(1);
+}
+
+void check_skip(const char *reason)
+{
+    printf("# SKIP %s\n", reason);
+    fflush(stdout);
+    _exit(EXIT_SKIP);
+}
+
+double check_slowdown(void)
+{
+    const char *s = getenv("CHECK_SLOWDOWN");
+    double f = s != NULL ? atof(s) : 1.0;
+
+    return f >= 1.0 ? f : 1.0;
+}
+
+static bool selected(const char *name, int argc, char **argv)
+{
+    if (argc < 2)
+        return true;
+    for (int i = 1; i < argc; i++)
+        if (strstr(name, argv[i]) != NULL)
+            return true;
+    return false;
+}
+
+/* Waits for pid up to `timeout` seconds; 1 and *status once it exited. */
+static int wait_deadline(pid_t pid, int timeout, int *status)
+{
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    int r;
+
+    if (fd >= 0) {
+        do
+            r = poll(&pfd, 1, timeout * 1000);
+        while (r < 0 && errno == EINTR);
+        close(fd);
+        if (r == 0)
+            return 0;
+    }
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return 1;
+}
+
+/* Kills and reaps what is left of a test's process group; the count of
+ * processes that were still running. */
+static int sweep(pid_t pgid)
+{
+    int left = 0, status;
+
+    while (waitpid(-1, &status, WNOHANG) > 0) /* zombies handed to us */
+        ;
+    if (kill(-pgid, 0) == 0) {
+        left = 1;
+        kill(-pgid, SIGKILL);
+    }
+    while (waitpid(-pgid, &status, 0) > 0 || errno == EINTR)
+        ;
+    while (waitpid(-1, &status, WNOHANG) > 0)
+        ;
+    return left;
+}
+
+int main(int argc, char **argv)
+{
+    const char *t = getenv("CHECK_TIMEOUT");
+    int timeout = t != NULL && atoi(t) > 0 ? atoi(t) : 60;
+    int failed = 0, passed = 0, skipped = 0, planned = 0, n = 0;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    for (size_t i = 0; i < ntests; i++)
+        planned += selected(tests[i].name, argc, argv);
+    printf("TAP version 13\n1..%d\n", planned);
+
+    for (size_t i = 0; i < ntests; i++) {
+        int status = 0, r, left;
+        const char *verdict;
+        pid_t pid;
+
+        if (!selected(tests[i].name, argc, argv))
+            continue;
+        n++;
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0) {
+            printf("not ok %d - %s # fork: %s\n", n, tests[i].name,
+                   strerror(errno));
+            failed++;
+            continue;
+        }
+        if (pid == 0) {
+            setpgid(0, 0);
+            tests[i].fn();
+            exit(0); /* runs libmp's teardown, as a program's end would */
+        }
+        setpgid(pid, pid);
+        r = wait_deadline(pid, timeout, &status);
+        if (r == 0) {
+            kill(-pid, SIGKILL);
+            wait_deadline(pid, timeout, &status);
+        }
+        left = sweep(pid);
+        if (r == 0) {
+            printf("not ok %d - %s # TIMEOUT %ds\n", n, tests[i].name,
+                   timeout);
+            failed++;
+            continue;
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SKIP) {
+            printf("ok %d - %s # SKIP\n", n, tests[i].name);
+            skipped++;
+            continue;
+        }
+        if (WIFSIGNALED(status)) {
+            printf("# %s: killed by signal %d (%s)\n", tests[i].name,
+                   WTERMSIG(status), strsignal(WTERMSIG(status)));
+        }
+        if (left)
+            printf("# %s: left processes behind\n", tests[i].name);
+        verdict = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !left
+                      ? "ok" : "not ok";
+        printf("%s %d - %s\n", verdict, n, tests[i].name);
+        if (verdict[0] == 'o')
+            passed++;
+        else
+            failed++;
+    }
+    printf("# Totals: pass:%d fail:%d skip:%d\n", passed, failed, skipped);
+    return failed != 0;
+}

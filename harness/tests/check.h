@@ -1,0 +1,85 @@
+/*
+ * check.h - a small kselftest-style unit test harness printing TAP 13.
+ *
+ * TEST(name) { ... } registers a test before main() runs.  check.c's main()
+ * runs each test in its own forked process and process group under a
+ * deadline, then kills whatever the test left behind: a test that hangs,
+ * crashes or leaks a process fails alone and names the problem.  The runner
+ * is a child subreaper, so a test's orphaned grandchildren come back to it.
+ *
+ * Environment: CHECK_TIMEOUT (seconds a test may take, default 60),
+ * CHECK_SLOWDOWN (factor for tolerance windows, e.g. under valgrind).
+ * Arguments: substrings; only tests whose name contains one of them run.
+ */
+#ifndef CHECK_H
+#define CHECK_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "mp.h"
+
+typedef void (*check_fn)(void);
+
+void check_register(const char *name, check_fn fn);
+_Noreturn void check_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prints a TAP diagnostic line ("# ..."). */
+void check_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Marks the running test as skipped, with a reason, and ends it. */
+_Noreturn void check_skip(const char *reason);
+/* CHECK_SLOWDOWN: multiply the upper bounds of timing windows by this. */
+double check_slowdown(void);
+
+#define TEST(name)                                                            \
+    static void test_##name(void);                                            \
+    __attribute__((constructor)) static void check_reg_##name(void)           \
+    {                                                                         \
+        check_register(#name, test_##name);                                   \
+    }                                                                         \
+    static void test_##name(void)
+
+#define ASSERT_TRUE(cond)                                                     \
+    do {                                                                      \
+        if (!(cond))                                                          \
+            check_fail(__FILE__, __LINE__, "expected true: %s", #cond);       \
+    } while (0)
+
+#define ASSERT_EQ(expected, actual)                                           \
+    do {                                                                      \
+        long long e_ = (long long)(expected), a_ = (long long)(actual);       \
+        if (e_ != a_)                                                         \
+            check_fail(__FILE__, __LINE__, "%s == %s: expected %lld, got %lld"\
+                       "%s%s", #expected, #actual, e_, a_,                    \
+                       a_ < 0 && a_ > -5000 ? " = " : "",                     \
+                       a_ < 0 && a_ > -5000 ? mp_err_name((int)a_) : "");     \
+    } while (0)
+
+#define ASSERT_STREQ(expected, actual)                                        \
+    do {                                                                      \
+        const char *e_ = (expected), *a_ = (actual);                          \
+        if (a_ == NULL || strcmp(e_, a_) != 0)                                \
+            check_fail(__FILE__, __LINE__, "%s: expected \"%s\", got \"%s\"", \
+                       #actual, e_, a_ != NULL ? a_ : "(null)");              \
+    } while (0)
+
+/* A libmp call that must succeed (return >= 0). */
+#define ASSERT_OK(call)                                                       \
+    do {                                                                      \
+        int r_ = (call);                                                      \
+        if (r_ < 0)                                                           \
+            check_fail(__FILE__, __LINE__, "%s failed: %s (%s: %s)", #call,   \
+                       mp_err_name(r_), mp_exception_name(r_),                \
+                       mp_strerror(r_));                                      \
+    } while (0)
+
+/* lo <= value <= hi, for durations (hi is scaled by CHECK_SLOWDOWN). */
+#define ASSERT_WITHIN(lo, hi, value)                                          \
+    do {                                                                      \
+        double l_ = (lo), h_ = (hi) * check_slowdown(), v_ = (value);         \
+        if (!(v_ >= l_ && v_ <= h_))                                          \
+            check_fail(__FILE__, __LINE__, "%s = %.6f, not in [%.6f, %.6f]",  \
+                       #value, v_, l_, h_);                                   \
+    } while (0)
+
+#endif /* CHECK_H */
