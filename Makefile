@@ -24,6 +24,7 @@ TESTS     := $(patsubst harness/tests/%.c,$(B)/tests/%,\
 BENCH     := $(B)/mp-bench-process
 PROVE     := prove -e ''
 
+.SECONDARY:
 .PHONY: all check run-tests conformance sanitize valgrind bench install \
         uninstall clean deps
 all: $(B)/libmp.a $(B)/libmp.so $(B)/mp.pc $(TESTS) $(BENCH)

@@ -121,9 +121,18 @@ static void wait_ready(int fd)
     ASSERT_EQ(1, read(fd, &c, 1));
 }
 
+/* A pidfd to watch a process that is not our child.  Valgrind 3.19 does not
+ * know pidfd_open: such tests are skipped there (libmp itself then runs on
+ * its pipe fallback, which the other tests cover). */
 static int pidfd_open(pid_t pid)
 {
-    return (int)syscall(SYS_pidfd_open, pid, 0);
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+    if (fd < 0 && errno == ENOSYS) {
+        kill(pid, SIGKILL); /* the runner reaps it */
+        check_skip("no pidfd_open here (valgrind < 3.20?)");
+    }
+    return fd;
 }
 
 static bool fd_readable(int fd, int ms)
