@@ -27,7 +27,7 @@ PROVE     := prove -e ''
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize valgrind bench install \
         uninstall clean deps
-all: $(B)/libmp.a $(B)/libmp.so $(B)/mp.pc $(TESTS) $(BENCH)
+all: $(B)/libmp.a $(B)/libmp.so $(TESTS) $(BENCH)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -43,16 +43,16 @@ $(B)/libmp.so: $(B)/libmp.so.$(VERSION)
 	ln -sf libmp.so.$(VERSION) $@.$(SOMAJOR)
 	ln -sf libmp.so.$(VERSION) $@
 
-$(B)/mp.pc: harness/mp.pc.in harness/include/mp.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+# Made at install time: it records the PREFIX of that install.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+             -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|'
 
 $(B)/tests/%: $(B)/harness/tests/%.o $(B)/harness/tests/check.o $(B)/libmp.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@
 
 $(BENCH): $(B)/harness/bench/bench_process.o $(B)/libmp.a
-	$(CC) $(ALL_LDFLAGS) $^ -lm -o $@
+	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
 # Installs what a fresh machine lacks (Debian packages); a no-op otherwise.
 deps:
@@ -65,7 +65,7 @@ check: deps
 	@$(MAKE) --no-print-directory run-tests
 
 run-tests:
-	$(PROVE) $(TESTS)
+	$(PROVE) $(TESTS) scripts/test-install
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process
 
 # Until the harness lands (issue 3) there are no cases to run.
@@ -88,17 +88,20 @@ VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
 valgrind: all
 	CHECK_SLOWDOWN=4 $(PROVE) --exec '$(VALGRIND)' $(TESTS)
 
-bench: all
-	$(BENCH) --out results/bench-process.json
+# QUICK=1: a smoke run of a few seconds.
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p results
+	$(BENCH) $(if $(QUICK),--quick) --out results/bench-process.json
 
-install: $(B)/libmp.a $(B)/libmp.so $(B)/mp.pc
+install: $(B)/libmp.a $(B)/libmp.so
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR)
 	install -m 644 harness/include/mp.h $(DESTDIR)$(INCDIR)/mp.h
 	install -m 644 $(B)/libmp.a $(DESTDIR)$(LIBDIR)/libmp.a
 	install -m 755 $(B)/libmp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libmp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmp.so.$(SOMAJOR)
 	ln -sf libmp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmp.so
-	install -m 644 $(B)/mp.pc $(DESTDIR)$(PCDIR)/mp.pc
+	$(PC_SED) harness/mp.pc.in > $(DESTDIR)$(PCDIR)/mp.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/mp.h $(DESTDIR)$(LIBDIR)/libmp.a \

@@ -1,0 +1,63 @@
+"""CPython's side of `make bench`: multiprocessing (fork) timed in-process.
+
+Called by the benchmark program (harness/bench/bench_process.c) once per round,
+interleaved with libmp and the raw system calls; prints one JSON object.
+Standard library only.
+"""
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import time
+
+
+def empty():
+    pass
+
+
+def sleeper():
+    time.sleep(60)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=50, help="start+join samples")
+    ap.add_argument("--joins", type=int, default=5, help="join(timeout) samples")
+    ap.add_argument("--timeout", type=float, default=0.1)
+    ap.add_argument("--warmup", type=int, default=3)
+    args = ap.parse_args()
+    mp.set_start_method("fork")
+
+    for _ in range(args.warmup):
+        p = mp.Process(target=empty)
+        p.start()
+        p.join()
+    start_join = []
+    for _ in range(args.n):
+        t0 = time.perf_counter()
+        p = mp.Process(target=empty)
+        p.start()
+        p.join()
+        start_join.append(time.perf_counter() - t0)
+        assert p.exitcode == 0
+
+    overshoot, cpu = [], []
+    for _ in range(args.joins):
+        p = mp.Process(target=sleeper)
+        p.start()
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        p.join(args.timeout)
+        overshoot.append(time.perf_counter() - t0 - args.timeout)
+        cpu.append(time.process_time() - c0)
+        assert p.exitcode is None
+        p.kill()
+        p.join()
+        assert p.exitcode == -9
+
+    json.dump({"python": sys.version.split()[0], "start_join": start_join,
+               "join_overshoot": overshoot, "join_cpu": cpu}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
