@@ -199,6 +199,8 @@ static void exit_function(void)
     if (exiting)
         return;
     exiting = true;
+    if (__atomic_load_n(&children, __ATOMIC_ACQUIRE) == NULL)
+        return; /* the common case in a child: nothing to allocate */
     if (mp_active_children(&list, &n) == 0) {
         for (size_t i = 0; i < n; i++)
             if (list[i]->daemon)

@@ -1507,3 +1507,47 @@ TEST(death_signal_argument)
     ASSERT_EQ(0, mp_set_daemon_death_signal(SIGKILL));
     ASSERT_EQ(SIGKILL, mp_set_daemon_death_signal(0));
 }
+
+/* SIGCHLD: a handler of the program's own never makes join lose a status; an
+ * ignored SIGCHLD (the kernel then reaps children itself) gives a clear
+ * ChildProcessError instead of a hang or a made-up exit code. */
+
+static volatile sig_atomic_t chlds;
+
+static void on_chld(int sig)
+{
+    (void)sig;
+    chlds++;
+}
+
+TEST(sigchld_handler_of_the_program_is_harmless)
+{
+    struct sigaction sa = { .sa_handler = on_chld }; /* no SA_RESTART */
+    int n = 5;
+    mp_process *p, *q;
+
+    sigaction(SIGCHLD, &sa, NULL);
+    p = new_proc("return_int", &n, sizeof(n));
+    q = new_proc("sleep_200ms", NULL, 0);
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_OK(mp_process_start(q));
+    ASSERT_EQ(5, join_code(p));
+    ASSERT_EQ(0, mp_process_join(q, 30.0));
+    ASSERT_EQ(7, join_code(q));
+    ASSERT_TRUE(chlds >= 1);
+    mp_process_free(p);
+    mp_process_free(q);
+}
+
+TEST(sigchld_ignored_gives_echild)
+{
+    mp_process *p = new_proc("nothing", NULL, 0);
+
+    signal(SIGCHLD, SIG_IGN);
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_EQ(MP_ECHILD, mp_process_join(p, MP_FOREVER));
+    ASSERT_STREQ("ChildProcessError", mp_exception_name(MP_ECHILD));
+    ASSERT_EQ(MP_ECHILD, mp_process_is_alive(p));
+    signal(SIGCHLD, SIG_DFL);
+    mp_process_free(p);
+}
