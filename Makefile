@@ -22,12 +22,14 @@ LIB_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/lib/*.c))
 TESTS     := $(patsubst harness/tests/%.c,$(B)/tests/%,\
                  $(wildcard harness/tests/test_*.c))
 BENCH     := $(B)/mp-bench-process
+HARNESS   := $(B)/mp-harness
+HAR_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/runner/*.c))
 PROVE     := prove -e ''
 
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize valgrind bench install \
         uninstall clean deps
-all: $(B)/libmp.a $(B)/libmp.so $(TESTS) $(BENCH)
+all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(BENCH)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -50,6 +52,9 @@ PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 $(B)/tests/%: $(B)/harness/tests/%.o $(B)/harness/tests/check.o $(B)/libmp.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@
+
+$(HARNESS): $(HAR_OBJ) $(B)/libmp.a
+	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
 $(BENCH): $(B)/harness/bench/bench_process.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@

@@ -1,0 +1,618 @@
+/*
+ * case.c - loading and validating case files (cases/README.md).
+ *
+ * Everything a run relies on is checked here, before anything runs: unknown
+ * keys and ops, missing or mistyped arguments, names no earlier step created.
+ * A bad file becomes a case with c->error set, reported as an error; the run
+ * goes on with the others.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "runner.h"
+
+const char *const harness_methods[HARNESS_METHODS] = { "fork", "spawn",
+                                                        "forkserver" };
+
+int method_index(const char *name)
+{
+    for (int i = 0; i < HARNESS_METHODS; i++)
+        if (name != NULL && strcmp(name, harness_methods[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* signal names, as CPython's signal module spells them */
+
+static const struct { const char *name; int sig; } signals[] = {
+    { "SIGHUP", SIGHUP },   { "SIGINT", SIGINT },     { "SIGQUIT", SIGQUIT },
+    { "SIGILL", SIGILL },   { "SIGTRAP", SIGTRAP },   { "SIGABRT", SIGABRT },
+    { "SIGBUS", SIGBUS },   { "SIGFPE", SIGFPE },     { "SIGKILL", SIGKILL },
+    { "SIGUSR1", SIGUSR1 }, { "SIGSEGV", SIGSEGV },   { "SIGUSR2", SIGUSR2 },
+    { "SIGPIPE", SIGPIPE }, { "SIGALRM", SIGALRM },   { "SIGTERM", SIGTERM },
+    { "SIGCHLD", SIGCHLD }, { "SIGCONT", SIGCONT },   { "SIGSTOP", SIGSTOP },
+    { "SIGTSTP", SIGTSTP }, { "SIGTTIN", SIGTTIN },   { "SIGTTOU", SIGTTOU },
+    { "SIGURG", SIGURG },   { "SIGXCPU", SIGXCPU },   { "SIGXFSZ", SIGXFSZ },
+    { "SIGVTALRM", SIGVTALRM }, { "SIGPROF", SIGPROF }, { "SIGWINCH", SIGWINCH },
+    { "SIGIO", SIGIO },     { "SIGPOLL", SIGPOLL },   { "SIGPWR", SIGPWR },
+    { "SIGSYS", SIGSYS },
+};
+
+int signal_by_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+        if (name != NULL && strcmp(name, signals[i].name) == 0)
+            return signals[i].sig;
+    return 0;
+}
+
+/* the vocabulary */
+
+enum argtype {
+    T_NONE, T_NUM, T_INT, T_STR, T_BOOL, T_STEPS, T_NAMES, T_ANY, T_CODE,
+    T_SIG, T_PROC, T_AS, T_DAEMON, T_STREAM, T_OF, T_EVENT, T_EXC,
+};
+
+struct argspec {
+    const char *key;
+    enum argtype type;
+    bool required;
+};
+
+struct opspec {
+    const char *op;
+    struct argspec args[5];
+};
+
+#define PROC { "proc", T_PROC, true }
+static const struct opspec ops[] = {
+    { "process", { { "as", T_AS, true }, { "target", T_STEPS, false },
+                   { "name", T_STR, false }, { "daemon", T_BOOL, false },
+                   { "pass", T_NAMES, false } } },
+    { "start", { PROC } },
+    { "join", { PROC, { "timeout", T_NUM, false } } },
+    { "is_alive", { PROC } },
+    { "exitcode", { PROC } },
+    { "pid", { PROC } },
+    { "pid_is", { PROC, { "of", T_OF, true } } },
+    { "name", { PROC } },
+    { "set_name", { PROC, { "value", T_ANY, true } } },
+    { "daemon", { PROC } },
+    { "set_daemon", { PROC, { "value", T_DAEMON, true } } },
+    { "sentinel", { PROC } },
+    { "wait_sentinel", { PROC, { "timeout", T_NUM, true } } },
+    { "terminate", { PROC } },
+    { "kill", { PROC } },
+    { "close", { PROC } },
+    { "repr", { PROC } },
+    { "is_none", { PROC } },
+    { "active_children", { { NULL, T_NONE, false } } },
+    { "cpu_count", { { NULL, T_NONE, false } } },
+    { "sleep", { { "seconds", T_NUM, true } } },
+    { "exit", { { "code", T_CODE, false } } },
+    { "os_exit", { { "code", T_INT, true } } },
+    { "raise", { { "exception", T_EXC, true }, { "message", T_STR, false } } },
+    { "signal_self", { { "signal", T_SIG, true } } },
+    { "ignore_signal", { { "signal", T_SIG, true } } },
+    { "default_signal", { { "signal", T_SIG, true } } },
+    { "abort", { { NULL, T_NONE, false } } },
+    { "print", { { "text", T_STR, true }, { "stream", T_STREAM, false },
+                 { "flush", T_BOOL, false } } },
+    { "event", { { "name", T_EVENT, true }, { "count", T_INT, false } } },
+    { "wait_event", { { "name", T_EVENT, true }, { "timeout", T_NUM, false } } },
+};
+#undef PROC
+
+static const char *const common_keys[] = { "op", "compare", "duration",
+                                           "note" };
+static const char *const compare_modes[] = { "exact", "type", "set",
+                                             "ignore" };
+static const char *const output_modes[] = { "exact", "lines", "ignore" };
+
+static const struct opspec *find_op(const char *op)
+{
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (op != NULL && strcmp(ops[i].op, op) == 0)
+            return &ops[i];
+    return NULL;
+}
+
+static bool one_of(const char *s, const char *const *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s != NULL && strcmp(s, set[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool is_identifier(const char *s)
+{
+    if (s == NULL || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+                       *s == '_'))
+        return false;
+    for (s++; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+              (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return strlen(s) < 64;
+}
+
+/* validation */
+
+struct vctx {
+    struct hcase *c;
+    char err[512];
+};
+
+static bool fail(struct vctx *v, const char *where, const char *op,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static bool fail(struct vctx *v, const char *where, const char *op,
+                 const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (op != NULL)
+        snprintf(v->err, sizeof(v->err), "%s (%s): %s", where, op, msg);
+    else
+        snprintf(v->err, sizeof(v->err), "%s: %s", where, msg);
+    return false;
+}
+
+static bool in_scope(json_t *scope, const char *name)
+{
+    return strcmp(name, "@current") == 0 || strcmp(name, "@parent") == 0 ||
+           json_object_get(scope, name) != NULL;
+}
+
+static void add_event(struct hcase *c, const char *name)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(c->events, i, e)
+        if (strcmp(json_string_value(e), name) == 0)
+            return;
+    json_array_append_new(c->events, json_string(name));
+}
+
+static bool check_steps(struct vctx *v, json_t *steps, const char *where,
+                        json_t *scope);
+
+static bool check_arg(struct vctx *v, const struct argspec *a, json_t *val,
+                      const char *where, const char *op, json_t *scope)
+{
+    const char *s = json_string_value(val);
+    char sub[256];
+    size_t i;
+    json_t *e;
+
+    switch (a->type) {
+    case T_NONE:
+        return true;
+    case T_NUM:
+        if (!json_is_number(val))
+            return fail(v, where, op, "\"%s\" must be a number", a->key);
+        if (json_number_value(val) < 0 && strcmp(op, "join") != 0)
+            return fail(v, where, op, "\"%s\" must not be negative", a->key);
+        return true;
+    case T_INT:
+        if (!json_is_integer(val))
+            return fail(v, where, op, "\"%s\" must be an integer", a->key);
+        return true;
+    case T_STR:
+    case T_EXC:
+        if (s == NULL)
+            return fail(v, where, op, "\"%s\" must be a string", a->key);
+        if (a->type == T_EXC && !is_identifier(s))
+            return fail(v, where, op, "\"%s\" is not an exception name",
+                        a->key);
+        return true;
+    case T_BOOL:
+        if (!json_is_boolean(val))
+            return fail(v, where, op, "\"%s\" must be true or false", a->key);
+        return true;
+    case T_ANY:
+        return true;
+    case T_CODE:
+        if (!json_is_integer(val) && !json_is_null(val) &&
+            !json_is_boolean(val) && !json_is_string(val))
+            return fail(v, where, op, "\"%s\" must be an integer, null, a "
+                        "boolean or a string", a->key);
+        return true;
+    case T_DAEMON:
+        if (!json_is_integer(val) && !json_is_boolean(val))
+            return fail(v, where, op, "\"%s\" must be a boolean or an "
+                        "integer", a->key);
+        return true;
+    case T_SIG:
+        if (signal_by_name(s) == 0)
+            return fail(v, where, op, "\"%s\": unknown signal %s", a->key,
+                        s != NULL ? s : "(not a string)");
+        return true;
+    case T_STREAM:
+        if (s == NULL || (strcmp(s, "stdout") != 0 && strcmp(s, "stderr") != 0))
+            return fail(v, where, op, "\"%s\" must be \"stdout\" or "
+                        "\"stderr\"", a->key);
+        return true;
+    case T_OF:
+        if (s == NULL || (strcmp(s, "self") != 0 && strcmp(s, "parent") != 0))
+            return fail(v, where, op, "\"%s\" must be \"self\" or \"parent\"",
+                        a->key);
+        return true;
+    case T_EVENT:
+        if (!is_identifier(s))
+            return fail(v, where, op, "\"%s\" must be a name matching "
+                        "[A-Za-z_][A-Za-z0-9_]*", a->key);
+        add_event(v->c, s);
+        return true;
+    case T_PROC:
+        if (s == NULL)
+            return fail(v, where, op, "\"%s\" must be a string", a->key);
+        if (!in_scope(scope, s))
+            return fail(v, where, op, "unknown object \"%s\"", s);
+        return true;
+    case T_AS:
+        if (!is_identifier(s))
+            return fail(v, where, op, "\"%s\" must be a name matching "
+                        "[A-Za-z_][A-Za-z0-9_]*", a->key);
+        if (json_object_get(scope, s) != NULL)
+            return fail(v, where, op, "\"%s\" is already used in this step "
+                        "list", s);
+        return true;
+    case T_NAMES:
+        if (!json_is_array(val))
+            return fail(v, where, op, "\"%s\" must be a list of names", a->key);
+        json_array_foreach(val, i, e) {
+            if (!json_is_string(e) || !in_scope(scope, json_string_value(e)))
+                return fail(v, where, op, "\"%s\"[%zu]: unknown object", a->key,
+                            i);
+        }
+        return true;
+    case T_STEPS:
+        if (snprintf(sub, sizeof(sub), "%s.%s", where, a->key) >=
+            (int)sizeof(sub))
+            return fail(v, where, op, "steps nested too deep");
+        return check_steps(v, val, sub, NULL);
+    }
+    return true;
+}
+
+static bool check_step(struct vctx *v, json_t *step, const char *where,
+                       json_t *scope)
+{
+    const char *op = json_string_value(json_object_get(step, "op"));
+    const struct opspec *spec;
+    json_t *val, *child_scope, *target;
+    const char *key;
+
+    if (!json_is_object(step))
+        return fail(v, where, NULL, "a step must be an object");
+    if (op == NULL)
+        return fail(v, where, NULL, "\"op\" is missing or not a string");
+    if ((spec = find_op(op)) == NULL)
+        return fail(v, where, NULL, "unknown op \"%s\"", op);
+    json_object_foreach(step, key, val) {
+        bool known = one_of(key, common_keys, 4);
+        for (size_t i = 0; !known && i < 5 && spec->args[i].key; i++)
+            known = strcmp(key, spec->args[i].key) == 0;
+        if (!known)
+            return fail(v, where, op, "unknown key \"%s\"", key);
+    }
+    val = json_object_get(step, "compare");
+    if (val != NULL && !one_of(json_string_value(val), compare_modes, 4))
+        return fail(v, where, op, "\"compare\" must be exact, type, set or "
+                    "ignore");
+    val = json_object_get(step, "duration");
+    if (val != NULL &&
+        (json_array_size(val) != 2 ||
+         !json_is_number(json_array_get(val, 0)) ||
+         !json_is_number(json_array_get(val, 1)) ||
+         json_number_value(json_array_get(val, 0)) >
+             json_number_value(json_array_get(val, 1))))
+        return fail(v, where, op, "\"duration\" must be [lo, hi] seconds");
+    for (size_t i = 0; i < 5 && spec->args[i].key; i++) {
+        const struct argspec *a = &spec->args[i];
+        val = json_object_get(step, a->key);
+        if (val == NULL) {
+            if (a->required)
+                return fail(v, where, op, "\"%s\" is missing", a->key);
+            continue;
+        }
+        if (a->type == T_STEPS)
+            continue; /* after pass is known */
+        if (!check_arg(v, a, val, where, op, scope))
+            return false;
+    }
+    if (strcmp(op, "process") == 0) {
+        target = json_object_get(step, "target");
+        if (target != NULL) {
+            char sub[256];
+            size_t i;
+            json_t *e;
+            child_scope = json_object();
+            json_array_foreach(json_object_get(step, "pass"), i, e)
+                json_object_set_new(child_scope, json_string_value(e),
+                                    json_true());
+            if (snprintf(sub, sizeof(sub), "%s.target", where) >=
+                (int)sizeof(sub)) {
+                json_decref(child_scope);
+                return fail(v, where, op, "steps nested too deep");
+            }
+            bool ok = check_steps(v, target, sub, child_scope);
+            json_decref(child_scope);
+            if (!ok)
+                return false;
+        }
+        json_object_set_new(scope, json_string_value(json_object_get(step,
+                            "as")), json_true());
+    }
+    return true;
+}
+
+/* scope NULL: a fresh one (a child's, with the passed names) */
+static bool check_steps(struct vctx *v, json_t *steps, const char *where,
+                        json_t *scope)
+{
+    char sub[256];
+    size_t i;
+    json_t *step;
+    bool ok = true, own = scope == NULL;
+
+    if (!json_is_array(steps) || json_array_size(steps) == 0)
+        return fail(v, where, NULL, "must be a non-empty list of steps");
+    if (own)
+        scope = json_object();
+    json_array_foreach(steps, i, step) {
+        if (snprintf(sub, sizeof(sub), "%s[%zu]", where, i) >=
+            (int)sizeof(sub)) {
+            ok = fail(v, where, NULL, "steps nested too deep");
+            break;
+        }
+        if (!(ok = check_step(v, step, sub, scope)))
+            break;
+    }
+    if (own)
+        json_decref(scope);
+    return ok;
+}
+
+static const char *const case_keys[] = { "about", "seeds", "steps", "methods",
+                                         "timeout", "output", "xfail" };
+
+static bool check_case(struct vctx *v, json_t *root)
+{
+    struct hcase *c = v->c;
+    const char *key;
+    json_t *val, *scope;
+    size_t i;
+    bool ok;
+
+    if (!json_is_object(root))
+        return fail(v, "case", NULL, "the file must hold a JSON object");
+    json_object_foreach(root, key, val)
+        if (!one_of(key, case_keys, 7))
+            return fail(v, "case", NULL, "unknown key \"%s\"", key);
+    if (!json_is_string(json_object_get(root, "about")))
+        return fail(v, "about", NULL, "missing, or not a string");
+    val = json_object_get(root, "seeds");
+    if (val != NULL && !json_is_string(val))
+        return fail(v, "seeds", NULL, "must be a string");
+    c->methods = (1u << HARNESS_METHODS) - 1;
+    if ((val = json_object_get(root, "methods")) != NULL) {
+        json_t *e;
+        c->methods = 0;
+        if (!json_is_array(val) || json_array_size(val) == 0)
+            return fail(v, "methods", NULL, "must be a non-empty list");
+        json_array_foreach(val, i, e) {
+            int m = method_index(json_string_value(e));
+            if (m < 0)
+                return fail(v, "methods", NULL, "unknown start method");
+            c->methods |= 1u << m;
+        }
+    }
+    c->timeout = 20;
+    if ((val = json_object_get(root, "timeout")) != NULL) {
+        if (!json_is_number(val) || json_number_value(val) <= 0)
+            return fail(v, "timeout", NULL, "must be a positive number");
+        c->timeout = json_number_value(val);
+    }
+    c->out_mode[0] = c->out_mode[1] = "lines";
+    if ((val = json_object_get(root, "output")) != NULL) {
+        json_t *m;
+        if (!json_is_object(val))
+            return fail(v, "output", NULL, "must be an object");
+        json_object_foreach(val, key, m) {
+            int k = strcmp(key, "stdout") == 0 ? 0
+                  : strcmp(key, "stderr") == 0 ? 1 : -1;
+            if (k < 0)
+                return fail(v, "output", NULL, "unknown key \"%s\"", key);
+            if (!one_of(json_string_value(m), output_modes, 3))
+                return fail(v, "output", NULL, "\"%s\" must be exact, lines "
+                            "or ignore", key);
+            c->out_mode[k] = json_string_value(m);
+        }
+    }
+    if ((val = json_object_get(root, "xfail")) != NULL) {
+        json_t *ms = json_object_get(val, "methods"), *e;
+        json_object_foreach(val, key, e)
+            if (strcmp(key, "reason") != 0 && strcmp(key, "methods") != 0)
+                return fail(v, "xfail", NULL, "unknown key \"%s\"", key);
+        c->xfail = json_string_value(json_object_get(val, "reason"));
+        if (c->xfail == NULL || c->xfail[0] == '\0')
+            return fail(v, "xfail", NULL, "\"reason\" must say why");
+        c->xfail_methods = ms == NULL ? (1u << HARNESS_METHODS) - 1 : 0;
+        json_array_foreach(ms, i, e) {
+            int m = method_index(json_string_value(e));
+            if (m < 0)
+                return fail(v, "xfail", NULL, "unknown start method");
+            c->xfail_methods |= 1u << m;
+        }
+    }
+    c->steps = json_object_get(root, "steps");
+    scope = json_object();
+    ok = check_steps(v, c->steps, "steps", scope);
+    json_decref(scope);
+    return ok;
+}
+
+static char *id_from_path(const char *file)
+{
+    const char *p = file, *hit = NULL, *end;
+    char *id;
+
+    while ((p = strstr(p, "cases/")) != NULL) {
+        if (p == file || p[-1] == '/')
+            hit = p + 6;
+        p += 6;
+    }
+    if (hit == NULL)
+        hit = strrchr(file, '/') != NULL ? strrchr(file, '/') + 1 : file;
+    end = hit + strlen(hit);
+    if (end - hit > 5 && strcmp(end - 5, ".json") == 0)
+        end -= 5;
+    id = strndup(hit, (size_t)(end - hit));
+    return id;
+}
+
+struct hcase *case_load(const char *file)
+{
+    struct hcase *c = calloc(1, sizeof(*c));
+    struct vctx v = { .c = c };
+    json_error_t err;
+
+    if (c == NULL) {
+        perror("mp-harness");
+        exit(2);
+    }
+    c->file = strdup(file);
+    c->id = id_from_path(file);
+    c->events = json_array();
+    c->root = json_load_file(file, JSON_REJECT_DUPLICATES, &err);
+    if (c->root == NULL) {
+        if (asprintf(&c->error, "%s:%d:%d: %s", file, err.line, err.column,
+                     err.text) < 0)
+            c->error = NULL;
+        return c;
+    }
+    if (!check_case(&v, c->root) &&
+        asprintf(&c->error, "%s: %s", file, v.err) < 0)
+        c->error = NULL;
+    return c;
+}
+
+void case_free(struct hcase *c)
+{
+    if (c == NULL)
+        return;
+    json_decref(c->root);
+    json_decref(c->events);
+    free(c->id);
+    free(c->file);
+    free(c->error);
+    free(c);
+}
+
+json_t *case_steps_for(const struct hcase *c, const char *path)
+{
+    json_t *steps = c->steps;
+    char *copy, *name, *save = NULL;
+
+    if (strcmp(path, "main") == 0)
+        return steps;
+    copy = strdup(path);
+    for (name = strtok_r(copy, ".", &save); name != NULL && steps != NULL;
+         name = strtok_r(NULL, ".", &save)) {
+        json_t *found = NULL, *step;
+        size_t i;
+        json_array_foreach(steps, i, step) {
+            const char *as = json_string_value(json_object_get(step, "as"));
+            if (as != NULL && strcmp(as, name) == 0 &&
+                strcmp(json_string_value(json_object_get(step, "op")),
+                       "process") == 0)
+                found = json_object_get(step, "target");
+        }
+        steps = found;
+    }
+    free(copy);
+    return steps;
+}
+
+/* collecting files */
+
+static int add_file(char ***files, size_t *n, size_t *cap, const char *path)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        char **grown = realloc(*files, c * sizeof(*grown));
+        if (grown == NULL)
+            return -ENOMEM;
+        *files = grown;
+        *cap = c;
+    }
+    (*files)[(*n)++] = strdup(path);
+    return 0;
+}
+
+static int walk(const char *dir, char ***files, size_t *n, size_t *cap)
+{
+    struct dirent **list;
+    int k = scandir(dir, &list, NULL, alphasort);
+
+    if (k < 0)
+        return -errno;
+    for (int i = 0; i < k; i++) {
+        const char *nm = list[i]->d_name;
+        size_t len = strlen(nm);
+        char path[4096];
+        struct stat st;
+
+        if (nm[0] != '.') {
+            snprintf(path, sizeof(path), "%s/%s", dir, nm);
+            if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+                walk(path, files, n, cap);
+            else if (len > 5 && strcmp(nm + len - 5, ".json") == 0)
+                add_file(files, n, cap, path);
+        }
+        free(list[i]);
+    }
+    free(list);
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int case_collect(char **paths, int n, char ***files, size_t *count)
+{
+    size_t cap = 0;
+    struct stat st;
+
+    *files = NULL;
+    *count = 0;
+    for (int i = 0; i < n; i++) {
+        if (stat(paths[i], &st) < 0) {
+            fprintf(stderr, "mp-harness: %s: %s\n", paths[i], strerror(errno));
+            return -errno;
+        }
+        if (S_ISDIR(st.st_mode))
+            walk(paths[i], files, count, &cap);
+        else
+            add_file(files, count, &cap, paths[i]);
+    }
+    if (*count > 0)
+        qsort(*files, *count, sizeof(**files), cmp_str);
+    return 0;
+}

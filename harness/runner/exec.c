@@ -1,0 +1,321 @@
+/*
+ * exec.c - one run of one case under one start method (kselftest's
+ * __wait_for_test; cases/README.md, "The environment each run gets").
+ *
+ * The run is a fresh exec of mp-harness ("case-run") in its own process
+ * group, with stdin /dev/null, stdout and stderr in files, signals at their
+ * defaults, under the case's deadline.  mp-harness is a child subreaper: when
+ * the run's main process has ended, whatever it left running comes back to
+ * us, is listed as `leftover`, killed and reaped.  Nothing outlives a run.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runner.h"
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* Waits for pid until the deadline; 1 and *status, or 0 on timeout. */
+static int wait_deadline(pid_t pid, double timeout, int *status)
+{
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0), r;
+
+    if (fd >= 0) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        double end = now() + timeout;
+        do
+            r = poll(&pfd, 1, (int)((end - now()) * 1000) + 1);
+        while (r < 0 && errno == EINTR);
+        close(fd);
+        if (r == 0)
+            return 0;
+    } else { /* no pidfds (old kernel, valgrind): a timer interrupts wait */
+        struct sigaction sa = { .sa_handler = on_alarm }, old;
+        struct itimerval it = { { 0, 0 }, { (time_t)timeout,
+            (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6) } };
+        sigaction(SIGALRM, &sa, &old);
+        setitimer(ITIMER_REAL, &it, NULL);
+        r = waitpid(pid, status, 0);
+        memset(&it, 0, sizeof(it));
+        setitimer(ITIMER_REAL, &it, NULL);
+        sigaction(SIGALRM, &old, NULL);
+        if (r == pid)
+            return 1;
+        return 0;
+    }
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 1;
+}
+
+static char *slurp(const char *file)
+{
+    FILE *f = fopen(file, "r");
+    char *buf = NULL;
+    size_t len = 0;
+
+    if (f == NULL)
+        return strdup("");
+    {
+        FILE *m = open_memstream(&buf, &len);
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            fwrite(chunk, 1, n, m);
+        fclose(m);
+    }
+    fclose(f);
+    return buf;
+}
+
+/* A child is still running: it exists, is no zombie, and is in the run's
+ * process group (so the pid was not reused by a stranger). */
+static bool running_in_group(pid_t pid, pid_t pgid)
+{
+    char file[64], *text, *p, state;
+    long grp = -1;
+    bool yes = false;
+
+    snprintf(file, sizeof(file), "/proc/%ld/stat", (long)pid);
+    text = slurp(file);
+    p = strrchr(text, ')'); /* the command may hold spaces and parens */
+    if (p != NULL && sscanf(p + 1, " %c %*d %ld", &state, &grp) == 2)
+        yes = state != 'Z' && state != 'X' && grp == (long)pgid;
+    free(text);
+    return yes;
+}
+
+static json_t *find_leftover(const char *dir, pid_t pgid)
+{
+    char sub[4096];
+    struct dirent **list;
+    json_t *left = json_array();
+    int n;
+
+    snprintf(sub, sizeof(sub), "%s/pids", dir);
+    n = scandir(sub, &list, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        char file[8192], *text;
+        if (list[i]->d_name[0] != '.') {
+            snprintf(file, sizeof(file), "%s/%s", sub, list[i]->d_name);
+            text = slurp(file);
+            if (running_in_group((pid_t)atol(text), pgid))
+                json_array_append_new(left, json_string(list[i]->d_name));
+            free(text);
+        }
+        free(list[i]);
+    }
+    if (n > 0)
+        free(list);
+    return left; /* sorted: scandir's alphasort */
+}
+
+/* Reads out/<path>.jsonl for every process of the run. */
+static void collect_outcomes(const char *dir, struct run *r)
+{
+    char sub[4096];
+    struct dirent **list;
+    int n;
+
+    r->outcomes = json_object();
+    snprintf(sub, sizeof(sub), "%s/out", dir);
+    n = scandir(sub, &list, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        const char *name = list[i]->d_name;
+        size_t len = strlen(name);
+        if (len > 6 && strcmp(name + len - 6, ".jsonl") == 0) {
+            char file[8192], *text, *line, *next;
+            json_t *arr = json_array();
+            snprintf(file, sizeof(file), "%s/%s", sub, name);
+            text = slurp(file);
+            for (line = text; line != NULL && *line; line = next) {
+                json_t *o, *he;
+                next = strchr(line, '\n');
+                if (next != NULL)
+                    *next++ = '\0';
+                o = json_loads(line, 0, NULL);
+                if (o == NULL)
+                    continue; /* a line cut short by a kill */
+                if ((he = json_object_get(o, "harness_error")) != NULL) {
+                    if (r->error == NULL &&
+                        asprintf(&r->error, "%.*s: %s", (int)(len - 6), name,
+                                 json_string_value(he)) < 0)
+                        r->error = NULL;
+                    json_decref(o);
+                    continue;
+                }
+                json_array_append_new(arr, o);
+            }
+            free(text);
+            snprintf(file, sizeof(file), "%.*s", (int)(len - 6), name);
+            json_object_set_new(r->outcomes, file, arr);
+        }
+        free(list[i]);
+    }
+    if (n > 0)
+        free(list);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+_Noreturn static void exec_child(const char *self_exe, const struct hcase *c,
+                                 const char *method, const char *dir)
+{
+    char file[4096];
+    sigset_t none;
+    int fd;
+
+    setpgid(0, 0);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    fd = open("/dev/null", O_RDONLY);
+    dup2(fd, 0);
+    snprintf(file, sizeof(file), "%s/stdout", dir);
+    fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    snprintf(file, sizeof(file), "%s/stderr", dir);
+    fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    unsetenv("PYTHONUNBUFFERED");
+    execl(self_exe, self_exe, "case-run", c->file, method, dir, (char *)NULL);
+    _exit(127);
+}
+
+int exec_run(const char *self_exe, const struct hcase *c, const char *method,
+             struct run *r)
+{
+    char dir[] = "/tmp/mp-harness-XXXXXX", sub[4096];
+    size_t nev = json_array_size(c->events), i;
+    int *evfd = calloc(nev + 1, sizeof(int)), status = 0, w;
+    json_t *e;
+    double t0;
+    pid_t pid;
+
+    memset(r, 0, sizeof(*r));
+    if (mkdtemp(dir) == NULL) {
+        r->error = strdup("cannot make a scratch directory");
+        free(evfd);
+        return -1;
+    }
+    for (const char *const *s = (const char *const[]){ "out", "pids", "ev",
+                                                       NULL }; *s; s++) {
+        snprintf(sub, sizeof(sub), "%s/%s", dir, *s);
+        mkdir(sub, 0700);
+    }
+    /* Every event's FIFO, held open so signals are kept and writers never
+     * block or meet EPIPE. */
+    json_array_foreach(c->events, i, e) {
+        snprintf(sub, sizeof(sub), "%s/ev/%s", dir, json_string_value(e));
+        mkfifo(sub, 0600);
+        evfd[i] = open(sub, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    }
+
+    fflush(NULL);
+    t0 = now();
+    pid = fork();
+    if (pid < 0) {
+        r->error = strdup("fork failed");
+        goto out;
+    }
+    if (pid == 0)
+        exec_child(self_exe, c, method, dir);
+    setpgid(pid, pid);
+    w = wait_deadline(pid, c->timeout, &status);
+    if (w == 0) {
+        r->timed_out = true;
+        killpg(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
+    r->wall = now() - t0;
+    r->exit_code = WIFSIGNALED(status) ? -WTERMSIG(status)
+                                       : WEXITSTATUS(status);
+    r->leftover = find_leftover(dir, pid);
+    /* Now nothing of the run may live on. */
+    killpg(pid, SIGKILL);
+    while (waitpid(-pid, &status, 0) > 0 || errno == EINTR)
+        ;
+    while (waitpid(-1, &status, WNOHANG) > 0)
+        ;
+    collect_outcomes(dir, r);
+    for (int k = 0; k < 2; k++) {
+        char *text;
+        snprintf(sub, sizeof(sub), "%s/%s", dir, k == 0 ? "stdout" : "stderr");
+        text = slurp(sub);
+        r->out[k] = norm_output(text, c->out_mode[k]);
+        free(text);
+    }
+    if (r->exit_code == 127 && r->error == NULL)
+        r->error = strdup("cannot exec the harness for the run");
+out:
+    for (i = 0; i < nev; i++)
+        if (evfd[i] > 0)
+            close(evfd[i]);
+    free(evfd);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return r->error != NULL ? -1 : 0;
+}
+
+void run_clear(struct run *r)
+{
+    free(r->error);
+    json_decref(r->outcomes);
+    json_decref(r->leftover);
+    json_decref(r->out[0]);
+    json_decref(r->out[1]);
+    memset(r, 0, sizeof(*r));
+}
+
+json_t *run_to_json(const struct run *r)
+{
+    json_t *outcomes = json_object(), *list, *o;
+    const char *path;
+    size_t i;
+
+    json_object_foreach(r->outcomes, path, list) {
+        json_t *clean = json_array();
+        json_array_foreach(list, i, o) {
+            json_t *c = json_deep_copy(o);
+            json_object_del(c, "t");
+            json_array_append_new(clean, c);
+        }
+        json_object_set_new(outcomes, path, clean);
+    }
+    return json_pack("{s:i, s:o, s:o, s:o, s:o}", "exit", r->exit_code,
+                     "outcomes", outcomes, "leftover",
+                     r->leftover ? json_incref(r->leftover) : json_array(),
+                     "stdout", r->out[0] ? json_incref(r->out[0]) : json_null(),
+                     "stderr", r->out[1] ? json_incref(r->out[1])
+                                         : json_null());
+}

@@ -1,0 +1,632 @@
+/*
+ * steps.c - the step interpreter: runs a case's steps over libmp, in the main
+ * process of a run and in every child (cases/README.md; its Python twin is
+ * scripts/record_reference.py).
+ *
+ * Each process appends one JSON line per step to <dir>/out/<path>.jsonl as it
+ * goes ({"value": ...} or {"raises": "Name: message"}, plus "t", the step's
+ * wall time), so a process that is killed keeps what it did.  A harness
+ * problem (a wait_event that times out) is a {"harness_error": ...} line.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mp.h"
+#include "runner.h"
+
+#define MAX_OBJECTS 128
+#define STOP_RAISED INT_MIN /* steps_run: a `raise` step ends the process */
+
+struct obj {
+    char name[64];
+    mp_process *p;
+    bool daemon_int; /* set_daemon was given an int: report it as one */
+};
+
+struct interp {
+    const char *dir;
+    char path[256]; /* "main", "p", "p.q" */
+    bool child;
+    int out_fd;
+    struct obj objs[MAX_OBJECTS];
+    size_t nobj;
+    int raised; /* the MP_ERAISED code a `raise` step made */
+};
+
+static struct interp *main_interp;
+static struct hcase *main_case;
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void write_line(struct interp *in, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT), *line;
+    int len = asprintf(&line, "%s\n", s != NULL ? s : "{}");
+
+    /* One write per line: O_APPEND keeps lines whole. */
+    if (len < 0 || write(in->out_fd, line, (size_t)len) != len)
+        _exit(126);
+    free(line);
+    free(s);
+}
+
+/* Frees what the main process holds, so leak checkers see a clean exit; the
+ * children still running stay in libmp's registry and are joined at exit. */
+static void main_cleanup(void)
+{
+    if (main_interp == NULL)
+        return;
+    for (size_t i = 0; i < main_interp->nobj; i++)
+        mp_process_free(main_interp->objs[i].p);
+    close(main_interp->out_fd);
+    main_interp = NULL;
+    case_free(main_case);
+    main_case = NULL;
+}
+
+_Noreturn static void harness_error(struct interp *in, const char *msg)
+{
+    json_t *o = json_pack("{s:s}", "harness_error", msg);
+
+    write_line(in, o);
+    json_decref(o);
+    if (in->child)
+        _exit(125);
+    main_cleanup();
+    fflush(NULL);
+    _exit(125);
+}
+
+/* Ends the process as sys.exit(code) would. */
+_Noreturn static void do_exit(struct interp *in, int code)
+{
+    if (!in->child) {
+        main_cleanup();
+        exit(code);
+    }
+    mp_exit(code);
+}
+
+static char *raises_text(int err)
+{
+    const char *msg = mp_strerror(err);
+    char *s;
+
+    if (asprintf(&s, "%s%s%s", mp_exception_name(err), msg[0] ? ": " : "",
+                 msg) < 0)
+        s = NULL;
+    return s;
+}
+
+/* An OSError raised by a plain system call, as CPython words it. */
+static char *oserror_text(int err)
+{
+    char *s;
+
+    if (asprintf(&s, "%s: [Errno %d] %s", mp_exception_name(-err), err,
+                 strerror(err)) < 0)
+        s = NULL;
+    return s;
+}
+
+static const char *type_name(json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_INTEGER: return "int";
+    case JSON_REAL: return "float";
+    case JSON_STRING: return "str";
+    case JSON_TRUE: case JSON_FALSE: return "bool";
+    case JSON_ARRAY: return "list";
+    case JSON_OBJECT: return "dict";
+    default: return "NoneType";
+    }
+}
+
+static int cmp_json(const void *a, const void *b)
+{
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+
+    if (json_is_number(x) && json_is_number(y)) {
+        double d = json_number_value(x) - json_number_value(y);
+        return (d > 0) - (d < 0);
+    }
+    if (json_is_string(x) && json_is_string(y))
+        return strcmp(json_string_value(x), json_string_value(y));
+    return (int)json_typeof(x) - (int)json_typeof(y);
+}
+
+/* The compare mode, applied when the outcome is recorded (cases/README.md). */
+static json_t *apply_compare(json_t *v, const char *mode)
+{
+    if (mode == NULL || strcmp(mode, "exact") == 0)
+        return v;
+    if (strcmp(mode, "type") == 0) {
+        json_t *t = json_string(type_name(v));
+        json_decref(v);
+        return t;
+    }
+    if (strcmp(mode, "ignore") == 0) {
+        json_decref(v);
+        return json_null();
+    }
+    if (json_is_array(v) && json_array_size(v) > 1) { /* set */
+        size_t n = json_array_size(v);
+        json_t **items = malloc(n * sizeof(*items)), *sorted = json_array();
+        for (size_t i = 0; i < n; i++)
+            items[i] = json_array_get(v, i);
+        qsort(items, n, sizeof(*items), cmp_json);
+        for (size_t i = 0; i < n; i++)
+            json_array_append(sorted, items[i]);
+        free(items);
+        json_decref(v);
+        return sorted;
+    }
+    return v;
+}
+
+static struct obj *find_obj(struct interp *in, const char *name)
+{
+    for (size_t i = in->nobj; i-- > 0;)
+        if (strcmp(in->objs[i].name, name) == 0)
+            return &in->objs[i];
+    return NULL;
+}
+
+/* The process a step names; NULL for a None (@parent in the main process).
+ * *o is the harness's record of it, if any. */
+static mp_process *resolve(struct interp *in, json_t *step, struct obj **o)
+{
+    const char *name = json_string_value(json_object_get(step, "proc"));
+    struct obj *found;
+
+    *o = NULL;
+    if (strcmp(name, "@current") == 0)
+        return mp_current_process();
+    if (strcmp(name, "@parent") == 0)
+        return mp_parent_process();
+    found = find_obj(in, name);
+    if (found == NULL)
+        harness_error(in, "unknown object (the case validator missed it)");
+    *o = found;
+    return found->p;
+}
+
+/* The attribute CPython looks up for an op, for errors on None. */
+static const char *attribute_of(const char *op)
+{
+    if (strcmp(op, "set_name") == 0) return "name";
+    if (strcmp(op, "set_daemon") == 0) return "daemon";
+    if (strcmp(op, "pid_is") == 0) return "pid";
+    if (strcmp(op, "wait_sentinel") == 0) return "sentinel";
+    return op;
+}
+
+static void sleep_for(double seconds)
+{
+    double end = now() + seconds;
+    struct timespec ts;
+
+    for (double left = seconds; left > 0; left = end - now()) {
+        ts.tv_sec = (time_t)left;
+        ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+        nanosleep(&ts, NULL);
+    }
+}
+
+static char *fifo_path(struct interp *in, const char *name)
+{
+    char *s;
+
+    if (asprintf(&s, "%s/ev/%s", in->dir, name) < 0)
+        harness_error(in, "out of memory");
+    return s;
+}
+
+static int do_event(struct interp *in, const char *name, json_int_t count)
+{
+    char *path = fifo_path(in, name);
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC), r = 0;
+
+    free(path);
+    if (fd < 0)
+        return -errno;
+    for (json_int_t i = 0; i < count; i++)
+        if (write(fd, "e", 1) != 1) {
+            r = -errno;
+            break;
+        }
+    close(fd);
+    return r;
+}
+
+static void do_wait_event(struct interp *in, const char *name, double timeout)
+{
+    char *path = fifo_path(in, name), c, msg[128];
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    double end = now() + timeout;
+
+    free(path);
+    if (fd < 0)
+        harness_error(in, "wait_event: cannot open the event's FIFO");
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        double left = end - now();
+        if (read(fd, &c, 1) == 1)
+            break;
+        if (left <= 0) {
+            snprintf(msg, sizeof(msg), "wait_event \"%s\" timed out after "
+                     "%gs", name, timeout);
+            harness_error(in, msg);
+        }
+        poll(&pfd, 1, (int)ceil(left * 1000));
+    }
+    close(fd);
+}
+
+static int steps_run(struct interp *in, json_t *steps);
+
+/* The argument a child gets: its path, the run's directory, its steps and
+ * the objects passed to it (pointers: the fork start method shares memory). */
+static char *child_arg(struct interp *in, json_t *step, const char *as)
+{
+    json_t *a = json_object(), *passed = json_object(), *e;
+    char path[256], ptr[32], *text;
+    size_t i;
+
+    if (snprintf(path, sizeof(path), "%s%s%s", in->child ? in->path : "",
+                 in->child ? "." : "", as) >= (int)sizeof(path))
+        harness_error(in, "processes nested too deep");
+    json_array_foreach(json_object_get(step, "pass"), i, e) {
+        struct obj *o = find_obj(in, json_string_value(e));
+        snprintf(ptr, sizeof(ptr), "%p", (void *)(o != NULL ? o->p : NULL));
+        json_object_set_new(passed, json_string_value(e), json_string(ptr));
+    }
+    json_object_set_new(a, "path", json_string(path));
+    json_object_set_new(a, "dir", json_string(in->dir));
+    json_object_set(a, "steps", json_object_get(step, "target"));
+    json_object_set_new(a, "pass", passed);
+    text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return text;
+}
+
+/* Runs one step; returns the outcome's value (new reference) or sets *err. */
+static json_t *run_step(struct interp *in, json_t *step, int *err,
+                        char **raised_text)
+{
+    const char *op = json_string_value(json_object_get(step, "op"));
+    struct obj *o = NULL;
+    mp_process *p = NULL;
+    pid_t pid;
+    int r, code;
+
+    *err = 0;
+    if (json_object_get(step, "proc") != NULL) {
+        p = resolve(in, step, &o);
+        if (p == NULL) {
+            if (strcmp(op, "is_none") == 0)
+                return json_true();
+            if (strcmp(op, "repr") == 0)
+                return json_string("None");
+            if (asprintf(raised_text, "AttributeError: 'NoneType' object has "
+                         "no attribute '%s'", attribute_of(op)) < 0)
+                *raised_text = NULL;
+            return NULL;
+        }
+    }
+
+    if (strcmp(op, "process") == 0) {
+        const char *as = json_string_value(json_object_get(step, "as"));
+        json_t *name = json_object_get(step, "name");
+        json_t *daemon = json_object_get(step, "daemon");
+        mp_process_options opt = {
+            .name = json_string_value(name),
+            .daemon = daemon == NULL ? MP_DAEMON_INHERIT
+                      : json_is_true(daemon) ? MP_DAEMON_YES : MP_DAEMON_NO,
+        };
+        char *arg = NULL;
+        mp_process *np = NULL;
+
+        if (in->nobj == MAX_OBJECTS)
+            harness_error(in, "too many objects in one process");
+        if (json_object_get(step, "target") != NULL)
+            arg = child_arg(in, step, as);
+        r = mp_process_new(&np, arg != NULL ? "harness_child" : NULL, arg,
+                           arg != NULL ? strlen(arg) + 1 : 0, &opt);
+        free(arg);
+        if (r < 0) {
+            *err = r;
+            return NULL;
+        }
+        snprintf(in->objs[in->nobj].name, sizeof(in->objs[0].name), "%s", as);
+        in->objs[in->nobj].p = np;
+        in->objs[in->nobj++].daemon_int = false;
+        return json_null();
+    }
+    if (strcmp(op, "start") == 0)
+        return (*err = mp_process_start(p)) < 0 ? NULL : json_null();
+    if (strcmp(op, "join") == 0) {
+        json_t *t = json_object_get(step, "timeout");
+        r = mp_process_join(p, t != NULL ? json_number_value(t) : MP_FOREVER);
+        if (r < 0 && r != MP_ETIMEDOUT) {
+            *err = r;
+            return NULL;
+        }
+        return json_null(); /* CPython's join returns None either way */
+    }
+    if (strcmp(op, "is_alive") == 0)
+        return (*err = mp_process_is_alive(p)) < 0 ? NULL
+                                                   : json_boolean(*err);
+    if (strcmp(op, "exitcode") == 0) {
+        r = mp_process_exitcode(p, &code);
+        if (r < 0)
+            return *err = r, NULL;
+        *err = 0;
+        return r == 1 ? json_integer(code) : json_null();
+    }
+    if (strcmp(op, "pid") == 0 || strcmp(op, "pid_is") == 0) {
+        r = mp_process_pid(p, &pid);
+        if (r < 0)
+            return *err = r, NULL;
+        if (strcmp(op, "pid") == 0)
+            return json_string(r == 1 ? "int" : "NoneType");
+        bool self = strcmp(json_string_value(json_object_get(step, "of")),
+                           "self") == 0;
+        return json_boolean(r == 1 && pid == (self ? getpid() : getppid()));
+    }
+    if (strcmp(op, "name") == 0)
+        return json_string(mp_process_name(p));
+    if (strcmp(op, "set_name") == 0) {
+        const char *v = json_string_value(json_object_get(step, "value"));
+        return (*err = mp_process_set_name(p, v)) < 0 ? NULL : json_null();
+    }
+    if (strcmp(op, "daemon") == 0) {
+        int d = mp_process_daemon(p);
+        return o != NULL && o->daemon_int ? json_integer(d)
+                                          : json_boolean(d);
+    }
+    if (strcmp(op, "set_daemon") == 0) {
+        json_t *v = json_object_get(step, "value");
+        r = mp_process_set_daemon(p, json_is_integer(v)
+                                         ? (int)json_integer_value(v)
+                                         : json_is_true(v));
+        if (r < 0)
+            return *err = r, NULL;
+        if (o != NULL)
+            o->daemon_int = json_is_integer(v);
+        return json_null();
+    }
+    if (strcmp(op, "sentinel") == 0)
+        return (*err = mp_process_sentinel(p)) < 0 ? NULL : json_string("int");
+    if (strcmp(op, "wait_sentinel") == 0) {
+        int fd = mp_process_sentinel(p);
+        double t = json_number_value(json_object_get(step, "timeout"));
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        double end = now() + t;
+        if (fd < 0)
+            return *err = fd, NULL;
+        do
+            r = poll(&pfd, 1, (int)ceil(fmax(0, end - now()) * 1000));
+        while (r < 0 && errno == EINTR);
+        return json_boolean(r == 1);
+    }
+    if (strcmp(op, "terminate") == 0)
+        return (*err = mp_process_terminate(p)) < 0 ? NULL : json_null();
+    if (strcmp(op, "kill") == 0)
+        return (*err = mp_process_kill(p)) < 0 ? NULL : json_null();
+    if (strcmp(op, "close") == 0)
+        return (*err = mp_process_close(p)) < 0 ? NULL : json_null();
+    if (strcmp(op, "repr") == 0) {
+        char buf[1024];
+        mp_process_repr(p, buf, sizeof(buf));
+        norm_line(buf);
+        return json_string(buf);
+    }
+    if (strcmp(op, "is_none") == 0)
+        return json_false();
+    if (strcmp(op, "active_children") == 0) {
+        mp_process **list;
+        size_t n;
+        json_t *names;
+        if ((r = mp_active_children(&list, &n)) < 0)
+            return *err = r, NULL;
+        names = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(names, json_string(mp_process_name(list[i])));
+        mp_process_list_free(list, n);
+        return apply_compare(names, "set");
+    }
+    if (strcmp(op, "cpu_count") == 0)
+        return json_boolean(mp_cpu_count() == sysconf(_SC_NPROCESSORS_ONLN));
+    if (strcmp(op, "sleep") == 0) {
+        sleep_for(json_number_value(json_object_get(step, "seconds")));
+        return json_null();
+    }
+    if (strcmp(op, "exit") == 0) {
+        json_t *c = json_object_get(step, "code");
+        if (json_is_string(c)) { /* sys.exit("msg") */
+            fprintf(stderr, "%s\n", json_string_value(c));
+            do_exit(in, 1);
+        }
+        do_exit(in, json_is_integer(c) ? (int)json_integer_value(c)
+                                       : json_is_true(c));
+    }
+    if (strcmp(op, "os_exit") == 0) {
+        _exit((int)json_integer_value(json_object_get(step, "code")));
+    }
+    if (strcmp(op, "raise") == 0) {
+        const char *exc = json_string_value(json_object_get(step,
+                                                            "exception"));
+        const char *msg = json_string_value(json_object_get(step, "message"));
+        if (!in->child) { /* uncaught in the main program */
+            fprintf(stderr, "%s%s%s\n", exc, msg && *msg ? ": " : "",
+                    msg ? msg : "");
+            do_exit(in, 1);
+        }
+        in->raised = mp_raise(exc, "%s", msg != NULL ? msg : "");
+        *err = STOP_RAISED;
+        return NULL;
+    }
+    if (strcmp(op, "signal_self") == 0) {
+        int sig = signal_by_name(json_string_value(json_object_get(step,
+                                                                   "signal")));
+        fflush(NULL);
+        if (kill(getpid(), sig) < 0) {
+            *raised_text = oserror_text(errno);
+            return NULL;
+        }
+        return json_null();
+    }
+    if (strcmp(op, "ignore_signal") == 0 || strcmp(op, "default_signal") == 0) {
+        int sig = signal_by_name(json_string_value(json_object_get(step,
+                                                                   "signal")));
+        if (signal(sig, op[0] == 'i' ? SIG_IGN : SIG_DFL) == SIG_ERR) {
+            *raised_text = oserror_text(errno);
+            return NULL;
+        }
+        return json_null();
+    }
+    if (strcmp(op, "abort") == 0) {
+        abort();
+    }
+    if (strcmp(op, "print") == 0) {
+        const char *stream = json_string_value(json_object_get(step,
+                                                               "stream"));
+        FILE *f = stream != NULL && strcmp(stream, "stderr") == 0 ? stderr
+                                                                  : stdout;
+        fprintf(f, "%s\n", json_string_value(json_object_get(step, "text")));
+        if (json_is_true(json_object_get(step, "flush")))
+            fflush(f);
+        return json_null();
+    }
+    if (strcmp(op, "event") == 0) {
+        json_t *n = json_object_get(step, "count");
+        r = do_event(in, json_string_value(json_object_get(step, "name")),
+                     n != NULL ? json_integer_value(n) : 1);
+        if (r < 0) {
+            *raised_text = oserror_text(-r);
+            return NULL;
+        }
+        return json_null();
+    }
+    if (strcmp(op, "wait_event") == 0) {
+        json_t *t = json_object_get(step, "timeout");
+        do_wait_event(in, json_string_value(json_object_get(step, "name")),
+                      t != NULL ? json_number_value(t) : 10.0);
+        return json_null();
+    }
+    harness_error(in, "an op the interpreter does not know");
+}
+
+/* Runs a step list: 0 when done, STOP_RAISED after a `raise` step. */
+static int steps_run(struct interp *in, json_t *steps)
+{
+    size_t i;
+    json_t *step;
+
+    json_array_foreach(steps, i, step) {
+        const char *mode = json_string_value(json_object_get(step, "compare"));
+        char *raised = NULL;
+        double t0 = now();
+        int err = 0;
+        json_t *value = run_step(in, step, &err, &raised), *o;
+
+        if (err == STOP_RAISED)
+            return STOP_RAISED;
+        if (value != NULL) {
+            o = json_pack("{s:o}", "value", apply_compare(value, mode));
+        } else {
+            if (raised == NULL)
+                raised = raises_text(err);
+            o = json_pack("{s:s}", "raises", raised != NULL ? raised : "?");
+            free(raised);
+        }
+        json_object_set_new(o, "t", json_real(now() - t0));
+        write_line(in, o);
+        json_decref(o);
+    }
+    return 0;
+}
+
+static int open_outputs(struct interp *in)
+{
+    char file[4096];
+    int fd;
+
+    snprintf(file, sizeof(file), "%s/out/%s.jsonl", in->dir, in->path);
+    in->out_fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (in->out_fd < 0)
+        return -errno;
+    snprintf(file, sizeof(file), "%s/pids/%s", in->dir, in->path);
+    fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        dprintf(fd, "%ld\n", (long)getpid());
+        close(fd);
+    }
+    return 0;
+}
+
+/* A child: its steps arrive as JSON text. */
+MP_TARGET(harness_child)
+{
+    struct interp in = { .child = true };
+    json_t *a = json_loadb(arg, len > 0 ? len - 1 : 0, 0, NULL), *passed;
+    const char *name;
+    json_t *ptr;
+    int r;
+
+    if (a == NULL)
+        return mp_raise("RuntimeError", "harness: bad child argument");
+    in.dir = json_string_value(json_object_get(a, "dir"));
+    snprintf(in.path, sizeof(in.path), "%s",
+             json_string_value(json_object_get(a, "path")));
+    if (open_outputs(&in) < 0)
+        return mp_raise("RuntimeError", "harness: cannot open outputs");
+    passed = json_object_get(a, "pass");
+    json_object_foreach(passed, name, ptr) {
+        void *pp = NULL;
+        sscanf(json_string_value(ptr), "%p", &pp);
+        snprintf(in.objs[in.nobj].name, sizeof(in.objs[0].name), "%s", name);
+        in.objs[in.nobj++].p = pp;
+    }
+    r = steps_run(&in, json_object_get(a, "steps"));
+    return r == STOP_RAISED ? in.raised : 0;
+}
+
+void steps_main(const char *file, const char *method, const char *dir)
+{
+    static struct interp in;
+
+    in.dir = dir;
+    snprintf(in.path, sizeof(in.path), "main");
+    if (open_outputs(&in) < 0) {
+        fprintf(stderr, "mp-harness: %s: cannot write outcomes\n", dir);
+        _exit(125);
+    }
+    main_interp = &in;
+    main_case = case_load(file);
+    if (main_case->error != NULL)
+        harness_error(&in, main_case->error);
+    if (strcmp(method, "fork") != 0)
+        harness_error(&in, "libmp has no such start method yet");
+    if (steps_run(&in, main_case->steps) == STOP_RAISED)
+        harness_error(&in, "raise escaped the main process");
+    main_cleanup();
+    exit(0);
+}
