@@ -8,6 +8,9 @@ PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 PCDIR   ?= $(LIBDIR)/pkgconfig
+PYTHON  ?= $(shell scripts/find-python)
+REF     ?= reference/cpython-3.13
+RUN     ?= results/$(shell date -u +%Y%m%dT%H%M%SZ)-$(shell git rev-parse --short HEAD 2>/dev/null || echo nogit)
 -include config.mak
 
 VERSION := $(shell sed -n 's/^\#define MP_VERSION "\(.*\)"/\1/p' \
@@ -15,7 +18,7 @@ VERSION := $(shell sed -n 's/^\#define MP_VERSION "\(.*\)"/\1/p' \
 SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Werror -fPIC \
-             -pthread -Iharness/include -Iharness/lib -MMD -MP $(CFLAGS)
+             -pthread -Iharness/include -Iharness/lib -Iharness/runner -MMD -MP $(CFLAGS)
 ALL_LDFLAGS = -pthread $(LDFLAGS)
 
 LIB_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/lib/*.c))
@@ -28,7 +31,7 @@ PROVE     := prove -e ''
 
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize valgrind bench install \
-        uninstall clean deps
+        uninstall clean deps reference reference-all diff-reference
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(BENCH)
 
 $(B)/%.o: %.c
@@ -51,7 +54,11 @@ PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 
 $(B)/tests/%: $(B)/harness/tests/%.o $(B)/harness/tests/check.o $(B)/libmp.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@
+	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(TEST_LIBS) -o $@
+
+# The harness's own tests link its parts (all but main.o).
+$(B)/tests/test_harness: $(filter-out %/main.o,$(HAR_OBJ))
+$(B)/tests/test_harness: TEST_LIBS = -ljansson -lm
 
 $(HARNESS): $(HAR_OBJ) $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
@@ -73,11 +80,33 @@ run-tests:
 	$(PROVE) $(TESTS) scripts/test-install
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process
 
-# Until the harness lands (issue 3) there are no cases to run.
+# Every case under every start method, against the CPython reference REF.
+# TAP on stdout; the run's TAP and JSON report in RUN (results/latest too).
 conformance: deps
 	@$(MAKE) --no-print-directory all
-	@n=$$(find cases -name '*.json' 2>/dev/null | wc -l); \
-	 echo "conformance: $$n case files; the harness program is not built yet"
+	@mkdir -p $(RUN)
+	@ln -sfn $(notdir $(RUN)) results/latest
+	$(HARNESS) run --ref $(REF) --out $(RUN) cases
+
+# Records what CPython does (PYTHON: the newest CPython 3.x found) into
+# reference/cpython-X.Y.  Rewrites tracked files: review the diff.
+reference:
+	$(PYTHON) scripts/record_reference.py cases
+
+# The same for every CPython >= 3.8 that pyenv has.
+reference-all:
+	@for py in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.* | sort -V); do \
+	    v=$$(basename $$py | cut -d. -f1-2); \
+	    case $$v in 3.[0-7]) continue;; esac; \
+	    echo "== CPython $$v"; \
+	    $$py/bin/python$$v scripts/record_reference.py cases || exit 1; \
+	done
+
+# Where two references disagree: make diff-reference OLD=3.8 NEW=3.13
+OLD ?= 3.8
+NEW ?= 3.13
+diff-reference:
+	$(PYTHON) scripts/diff_reference.py reference/cpython-$(OLD) reference/cpython-$(NEW)
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
              -fno-omit-frame-pointer
