@@ -87,6 +87,13 @@ const char *mp_strerror(int err);
 const char *mp_exception_name(int err);
 /* The symbolic name of an error code: "MP_ECLOSED", "ETIMEDOUT", ... */
 const char *mp_err_name(int err);
+/*
+ * The last line CPython prints for the exception an error code stands for:
+ * "AssertionError: cannot start a process twice", "ChildProcessError: [Errno
+ * 10] No child processes", "KeyboardInterrupt" (no message).  Like snprintf:
+ * returns the length the whole line needs.
+ */
+int mp_format_exception(int err, char *buf, size_t size);
 
 /*
  * Raises an exception from a target: records `exc` (e.g. "ValueError") and the

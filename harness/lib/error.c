@@ -10,6 +10,9 @@
 
 #include "internal.h"
 
+/* Codes above this are -errno; below it, libmp's own (MP_E*). */
+#define MP__ERRNO_MAX (-4000)
+
 struct mp_error_info {
     int code;
     const char *name;
@@ -86,6 +89,19 @@ const char *mp_err_name(int err)
         return e->name;
     s = err < 0 ? strerrorname_np(-err) : NULL;
     return s != NULL ? s : "EUNKNOWN";
+}
+
+int mp_format_exception(int err, char *buf, size_t size)
+{
+    const char *exc = mp_exception_name(err), *msg = mp_strerror(err);
+
+    /* CPython words an OSError "[Errno N] text"; ValueError and MemoryError
+     * (EINVAL, ENOMEM here) carry the text alone. */
+    if (err < 0 && err > MP__ERRNO_MAX && strcmp(exc, "ValueError") != 0 &&
+        strcmp(exc, "MemoryError") != 0)
+        return snprintf(buf, size, "%s: [Errno %d] %s", exc, -err, msg);
+    return snprintf(buf, size, "%s%s%s", exc, msg[0] != '\0' ? ": " : "",
+                    msg);
 }
 
 int mp__set_raised(const char *exc, const char *msg)

@@ -44,6 +44,7 @@ struct mp_process {
     bool started;
     bool closed;
     bool has_code;
+    bool lost; /* reaped by someone else before we held it: status lost */
     int code;
     pid_t pid;
     int pidfd;      /* -1 when pidfds are not used */

@@ -325,31 +325,40 @@ int mp_process_start(mp_process *p)
 }
 
 /* The parent as a child sees it: alive until its pidfd (or the pipe whose
- * write end it holds) becomes readable. */
+ * write end it holds) becomes readable.  Returns the descriptor, -ESRCH once
+ * the parent is known to be gone, or another error (EMFILE...), which is not
+ * remembered. */
 static int parent_sentinel(mp_process *pp)
 {
     int fd;
 
-    if (pp->sentinel >= 0 || pp->has_code)
+    if (pp->sentinel >= 0)
         return pp->sentinel;
+    if (pp->has_code)
+        return -ESRCH;
     /* Opened lazily; getppid() proves the pid still names our parent. */
     if (getppid() == pp->pid) {
         fd = mp__pidfd_open(pp->pid);
         if (fd >= 0 && getppid() == pp->pid)
             return pp->sentinel = fd;
+        if (fd < 0 && fd != -ESRCH)
+            return fd;
         mp__fd_close(fd);
     }
-    pp->has_code = true; /* already gone */
-    return -1;
+    pp->has_code = true;
+    return -ESRCH;
 }
 
+/* 1 once the parent has ended, 0 while it runs, < 0 on error. */
 static int parent_wait(mp_process *pp, double timeout)
 {
     int fd = parent_sentinel(pp);
     int r;
 
-    if (fd < 0)
+    if (fd == -ESRCH)
         return 1;
+    if (fd < 0)
+        return fd;
     r = mp__wait_readable(fd, timeout > 0 ? mp__now() + timeout : 0);
     if (r == 1)
         pp->has_code = true;
@@ -450,7 +459,7 @@ int mp_process_sentinel(mp_process *p)
         return MP_ECLOSED;
     if (p->kind == MP__KIND_PARENT) {
         fd = parent_sentinel(p);
-        return fd >= 0 ? fd : MP_ENOTSTARTED;
+        return fd != -ESRCH ? fd : MP_ENOTSTARTED;
     }
     if (!p->started)
         return MP_ENOTSTARTED;
@@ -747,6 +756,8 @@ void mp__child_init(mp_process *self, int parent_fd)
 
 _Noreturn static void child_finish(int code)
 {
+    /* _bootstrap flushes before the atexit teardown joins the children. */
+    fflush(NULL);
     exit_function();
     fflush(NULL);
     _exit(code);
@@ -760,9 +771,9 @@ _Noreturn void mp__child_run(mp_process *self)
     if (r < 0) {
         /* An uncaught exception: the header CPython prints, then the last
          * line of its traceback. */
-        const char *msg = mp_strerror(r);
-        fprintf(stderr, "Process %s:\n%s%s%s\n", current->name,
-                mp_exception_name(r), msg[0] != '\0' ? ": " : "", msg);
+        char line[1024];
+        mp_format_exception(r, line, sizeof(line));
+        fprintf(stderr, "Process %s:\n%s\n", current->name, line);
         code = 1;
     }
     child_finish(code);

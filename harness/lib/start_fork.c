@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,18 +24,37 @@
  * hand down to its children. */
 static int self_sentinel_w = -1;
 
+/* Whether only we reap our children: SIGCHLD neither ignored (the kernel
+ * reaps) nor handled (a handler may call waitpid(-1)). */
+static bool only_we_reap(void)
+{
+    struct sigaction sa;
+
+    return sigaction(SIGCHLD, NULL, &sa) == 0 &&
+           !(sa.sa_flags & (SA_SIGINFO | SA_NOCLDWAIT)) &&
+           sa.sa_handler == SIG_DFL;
+}
+
 static int fork_launch(mp_process *p)
 {
     int sent[2] = { -1, -1 };   /* fallback: the child's exit sentinel */
     int parent[2] = { -1, -1 }; /* fallback: the parent's, for the child */
+    int gate[2] = { -1, -1 };   /* holds the child until we have its pidfd */
     bool use_pidfd = mp__use_pidfd();
     pid_t ppid = getpid();
     int deathsig = p->daemon ? mp__daemon_death_signal() : 0;
     int r = 0;
     pid_t pid;
+    char c;
 
     if (!use_pidfd && (pipe2(sent, O_CLOEXEC) < 0 ||
                        pipe2(parent, O_CLOEXEC) < 0)) {
+        r = -errno;
+        goto out;
+    }
+    /* A child that someone else may reap must not end before its pidfd is
+     * open, or the pid could be recycled under us. */
+    if (use_pidfd && !only_we_reap() && pipe2(gate, O_CLOEXEC) < 0) {
         r = -errno;
         goto out;
     }
@@ -44,6 +64,12 @@ static int fork_launch(mp_process *p)
         goto out;
     }
     if (pid == 0) {
+        if (gate[0] >= 0) {
+            close(gate[1]);
+            while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+                ;
+            close(gate[0]);
+        }
         if (deathsig != 0) {
             prctl(PR_SET_PDEATHSIG, deathsig);
             if (getppid() != ppid) /* the parent died before prctl */
@@ -61,15 +87,28 @@ static int fork_launch(mp_process *p)
     p->pid = pid;
     if (use_pidfd) {
         r = mp__pidfd_open(pid);
+        if (r == -ESRCH) {
+            /* Reaped already by a waitpid(-1) elsewhere: it ran, and its
+             * status is lost.  The sentinel is a readable eventfd. */
+            p->lost = true;
+            r = p->sentinel = eventfd(1, EFD_CLOEXEC);
+            if (r >= 0)
+                r = 0;
+            else
+                r = -errno;
+            goto out;
+        }
         if (r < 0) { /* e.g. EMFILE: undo the child rather than lose it */
             int status;
-            kill(pid, SIGKILL);
+            kill(pid, SIGKILL); /* unreaped (or held at the gate): ours */
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                 ;
             goto out;
         }
         p->pidfd = p->sentinel = r;
         r = 0;
+        if (gate[1] >= 0 && write(gate[1], "g", 1) != 1)
+            r = 0; /* the child runs on anyway once the gate closes */
     } else {
         p->sentinel = sent[0];
         sent[0] = -1;
@@ -81,6 +120,8 @@ out:
     mp__fd_close(sent[1]);
     mp__fd_close(parent[0]);
     mp__fd_close(parent[1]);
+    mp__fd_close(gate[0]);
+    mp__fd_close(gate[1]);
     return r;
 }
 
@@ -126,6 +167,8 @@ static int fork_wait(mp_process *p, double timeout)
 
     if (__atomic_load_n(&p->has_code, __ATOMIC_ACQUIRE))
         return 1;
+    if (p->lost)
+        return -ECHILD;
     if (!(timeout > 0)) {
         /* 0, negative: CPython polls with WNOHANG.  A thread already
          * reaping this child means it has not been seen to end yet. */
@@ -150,7 +193,7 @@ static int fork_send_signal(mp_process *p, int sig)
 {
     int r;
 
-    if (__atomic_load_n(&p->has_code, __ATOMIC_ACQUIRE))
+    if (__atomic_load_n(&p->has_code, __ATOMIC_ACQUIRE) || p->lost)
         return 0;
     if (p->pidfd >= 0)
         r = mp__pidfd_send_signal(p->pidfd, sig);

@@ -20,6 +20,16 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct target *targets;
 static size_t count, capacity;
 
+/* Held across fork(), so a child never inherits it locked by a thread that
+ * does not exist there. */
+static void atfork_prepare(void) { pthread_mutex_lock(&lock); }
+static void atfork_release(void) { pthread_mutex_unlock(&lock); }
+
+static void init(void)
+{
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
 static struct target *find(const char *name)
 {
     for (size_t i = 0; i < count; i++)
@@ -36,6 +46,10 @@ int mp_target_register(const char *name, mp_target_fn fn)
     if (name == NULL || fn == NULL || name[0] == '\0' ||
         strlen(name) > NAME_MAX_LEN)
         return MP_EINVAL;
+    {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, init);
+    }
     pthread_mutex_lock(&lock);
     if ((t = find(name)) != NULL) {
         r = t->fn == fn ? 0 : -EEXIST;

@@ -104,7 +104,7 @@ static const struct opspec ops[] = {
     { "abort", { { NULL, T_NONE, false } } },
     { "print", { { "text", T_STR, true }, { "stream", T_STREAM, false },
                  { "flush", T_BOOL, false } } },
-    { "event", { { "name", T_EVENT, true }, { "count", T_INT, false } } },
+    { "event", { { "name", T_EVENT, true }, { "count", T_EVENT, false } } },
     { "wait_event", { { "name", T_EVENT, true }, { "timeout", T_NUM, false } } },
 };
 #undef PROC
@@ -171,8 +171,9 @@ static bool fail(struct vctx *v, const char *where, const char *op,
 
 static bool in_scope(json_t *scope, const char *name)
 {
-    return strcmp(name, "@current") == 0 || strcmp(name, "@parent") == 0 ||
-           json_object_get(scope, name) != NULL;
+    if (name[0] == '@')
+        return strcmp(name, "@current") == 0 || strcmp(name, "@parent") == 0;
+    return json_object_get(scope, name) != NULL;
 }
 
 static void add_event(struct hcase *c, const char *name)
@@ -251,6 +252,12 @@ static bool check_arg(struct vctx *v, const struct argspec *a, json_t *val,
                         a->key);
         return true;
     case T_EVENT:
+        if (strcmp(a->key, "count") == 0) {
+            if (!json_is_integer(val) || json_integer_value(val) < 1)
+                return fail(v, where, op, "\"count\" must be an integer of "
+                            "at least 1");
+            return true;
+        }
         if (!is_identifier(s))
             return fail(v, where, op, "\"%s\" must be a name matching "
                         "[A-Za-z_][A-Za-z0-9_]*", a->key);
@@ -269,13 +276,18 @@ static bool check_arg(struct vctx *v, const struct argspec *a, json_t *val,
         if (json_object_get(scope, s) != NULL)
             return fail(v, where, op, "\"%s\" is already used in this step "
                         "list", s);
+        if (strcmp(s, "main") == 0 && json_object_get(scope, "@main") != NULL)
+            return fail(v, where, op, "\"main\" names the main process's "
+                        "outcomes; choose another name");
         return true;
     case T_NAMES:
         if (!json_is_array(val))
             return fail(v, where, op, "\"%s\" must be a list of names", a->key);
         json_array_foreach(val, i, e) {
-            if (!json_is_string(e) || !in_scope(scope, json_string_value(e)))
-                return fail(v, where, op, "\"%s\"[%zu]: unknown object", a->key,
+            const char *nm = json_string_value(e);
+            if (nm == NULL || nm[0] == '@' || !in_scope(scope, nm))
+                return fail(v, where, op, "\"%s\"[%zu]: unknown object (or a "
+                            "built-in name, which cannot be passed)", a->key,
                             i);
         }
         return true;
@@ -461,6 +473,7 @@ static bool check_case(struct vctx *v, json_t *root)
     }
     c->steps = json_object_get(root, "steps");
     scope = json_object();
+    json_object_set_new(scope, "@main", json_true()); /* the main's list */
     ok = check_steps(v, c->steps, "steps", scope);
     json_decref(scope);
     return ok;
@@ -485,6 +498,20 @@ static char *id_from_path(const char *file)
     return id;
 }
 
+static bool valid_id(const char *id)
+{
+    const char *slash = strchr(id, '/');
+
+    if (slash == NULL || slash == id || slash[1] == '\0' ||
+        strchr(slash + 1, '/') != NULL)
+        return false;
+    for (const char *c = id; *c; c++)
+        if (*c != '/' && !((*c >= 'a' && *c <= 'z') ||
+                           (*c >= '0' && *c <= '9') || *c == '_'))
+            return false;
+    return true;
+}
+
 struct hcase *case_load(const char *file)
 {
     struct hcase *c = calloc(1, sizeof(*c));
@@ -502,6 +529,13 @@ struct hcase *case_load(const char *file)
     if (c->root == NULL) {
         if (asprintf(&c->error, "%s:%d:%d: %s", file, err.line, err.column,
                      err.text) < 0)
+            c->error = NULL;
+        return c;
+    }
+    if (!valid_id(c->id)) {
+        if (asprintf(&c->error, "%s: the case id \"%s\" must be <area>/<name>"
+                     " in [a-z0-9_] (a file cases/<area>/<name>.json)", file,
+                     c->id) < 0)
             c->error = NULL;
         return c;
     }

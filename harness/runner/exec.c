@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -169,8 +170,13 @@ static void collect_outcomes(const char *dir, struct run *r)
                 json_array_append_new(arr, o);
             }
             free(text);
+            /* A process appears once it has recorded an outcome (a child
+             * terminated before its target ran has none). */
             snprintf(file, sizeof(file), "%.*s", (int)(len - 6), name);
-            json_object_set_new(r->outcomes, file, arr);
+            if (json_array_size(arr) > 0 || strcmp(file, "main") == 0)
+                json_object_set_new(r->outcomes, file, arr);
+            else
+                json_decref(arr);
         }
         free(list[i]);
     }
@@ -189,11 +195,19 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
 _Noreturn static void exec_child(const char *self_exe, const struct hcase *c,
                                  const char *method, const char *dir)
 {
-    char file[4096];
+    char file[4096], abs[4096];
+    struct rlimit core = { 0, 0 };
     sigset_t none;
     int fd;
 
     setpgid(0, 0);
+    /* Scratch files (core dumps: none) stay in the run's directory. */
+    if (realpath(c->file, abs) == NULL)
+        _exit(127);
+    if (chdir(dir) < 0)
+        _exit(127);
+    setenv("TMPDIR", dir, 1);
+    setrlimit(RLIMIT_CORE, &core);
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             signal(sig, SIG_DFL);
@@ -208,7 +222,7 @@ _Noreturn static void exec_child(const char *self_exe, const struct hcase *c,
     fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 2);
     unsetenv("PYTHONUNBUFFERED");
-    execl(self_exe, self_exe, "case-run", c->file, method, dir, (char *)NULL);
+    execl(self_exe, self_exe, "case-run", abs, method, dir, (char *)NULL);
     _exit(127);
 }
 

@@ -1,56 +1,84 @@
 /*
  * norm.c - normalising what processes print, and repr strings, so that
- * CPython's and libmp's compare (cases/README.md, "Normalising"): traceback
- * frames go, pids and addresses become placeholders.
+ * CPython's and libmp's compare (cases/README.md, "Normalising"; the Python
+ * twin is normalise_output() in scripts/record_reference.py): traceback
+ * frames and blank lines go, pids and addresses become placeholders, bytes
+ * that are not UTF-8 become \xNN as Python's "backslashreplace" writes them.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runner.h"
 
-/* Replaces every `prefix` followed by one or more characters of `set` with
- * `prefix` + `with`. */
-static void replace_runs(char *s, const char *prefix, int (*is)(int),
-                         const char *with)
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static size_t utf8_len(const unsigned char *s)
 {
-    size_t plen = strlen(prefix), wlen = strlen(with);
-    char *p = s;
+    size_t n;
 
-    while ((p = strstr(p, prefix)) != NULL) {
-        char *q = p + plen, *r = q;
-        while (*r && is((unsigned char)*r))
-            r++;
-        if (r == q) {
-            p = q;
-            continue;
-        }
-        if ((size_t)(r - q) >= wlen) { /* the text never grows */
-            memcpy(q, with, wlen);
-            memmove(q + wlen, r, strlen(r) + 1);
-            p = q + wlen;
-        } else {
-            p = r;
-        }
-    }
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
 }
 
-bool norm_line(char *s)
+/* If s starts with prefix and one or more `is` characters: their count. */
+static size_t run_after(const char *s, const char *prefix, int (*is)(int))
+{
+    size_t p = strlen(prefix), n = 0;
+
+    if (strncmp(s, prefix, p) != 0)
+        return 0;
+    while (is((unsigned char)s[p + n]))
+        n++;
+    return n > 0 ? p + n : 0;
+}
+
+char *norm_line(const char *s)
 {
     const char *c;
+    char *out;
+    size_t len;
+    FILE *f;
 
-    if (strcmp(s, "Traceback (most recent call last):") == 0)
-        return false;
-    if (s[0] == ' ' && s[1] == ' ')
-        return false;
+    if (strcmp(s, "Traceback (most recent call last):") == 0 ||
+        strncmp(s, "  ", 2) == 0)
+        return NULL;
     for (c = s; *c == ' ' || *c == '^' || *c == '~'; c++)
         ;
-    if (*c == '\0' && c != s)
-        return false;
-    replace_runs(s, "pid=", isdigit, "N");
-    replace_runs(s, "parent=", isdigit, "N");
-    replace_runs(s, "0x", isxdigit, "ADDR");
-    return true;
+    if (*c == '\0') /* blank, or a caret line */
+        return NULL;
+    f = open_memstream(&out, &len);
+    while (*s) {
+        size_t n, u;
+        if ((n = run_after(s, "pid=", isdigit)) != 0) {
+            fputs("pid=N", f);
+        } else if ((n = run_after(s, "parent=", isdigit)) != 0) {
+            fputs("parent=N", f);
+        } else if ((n = run_after(s, "0x", isxdigit)) != 0) {
+            fputs("0xADDR", f);
+        } else if ((u = utf8_len((const unsigned char *)s)) != 0) {
+            fwrite(s, 1, u, f);
+            n = u;
+        } else {
+            fprintf(f, "\\x%02x", (unsigned char)*s);
+            n = 1;
+        }
+        s += n;
+    }
+    fclose(f);
+    return out;
 }
 
 static int cmp_json_str(const void *a, const void *b)
@@ -61,34 +89,32 @@ static int cmp_json_str(const void *a, const void *b)
 
 json_t *norm_output(const char *text, const char *mode)
 {
-    json_t *lines, *sorted;
+    json_t **v = NULL, *lines;
     char *copy, *line, *next;
-    size_t n;
+    size_t n = 0, cap = 0;
 
     if (strcmp(mode, "ignore") == 0)
         return json_null();
-    lines = json_array();
     copy = strdup(text != NULL ? text : "");
     for (line = copy; line != NULL && *line != '\0'; line = next) {
+        char *norm;
         next = strchr(line, '\n');
         if (next != NULL)
             *next++ = '\0';
-        if (norm_line(line))
-            json_array_append_new(lines, json_string(line));
+        if ((norm = norm_line(line)) == NULL)
+            continue;
+        if (n == cap && (v = realloc(v, (cap = cap ? 2 * cap : 16) *
+                                            sizeof(*v))) == NULL)
+            abort();
+        v[n++] = json_string(norm);
+        free(norm);
     }
     free(copy);
-    if (strcmp(mode, "lines") != 0 || (n = json_array_size(lines)) < 2)
-        return lines;
-    {
-        json_t **v = malloc(n * sizeof(*v));
-        for (size_t i = 0; i < n; i++)
-            v[i] = json_incref(json_array_get(lines, i));
+    if (strcmp(mode, "lines") == 0 && n > 1)
         qsort(v, n, sizeof(*v), cmp_json_str);
-        sorted = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(sorted, v[i]);
-        free(v);
-    }
-    json_decref(lines);
-    return sorted;
+    lines = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(lines, v[i]);
+    free(v);
+    return lines;
 }

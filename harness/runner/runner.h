@@ -83,9 +83,9 @@ int compare_run(const struct hcase *c, const struct run *r, json_t *ref,
 
 /* norm.c */
 
-/* Applies the normalisation rules to one line/string (in place, may shrink
- * it); returns false when the line is to be dropped (traceback noise). */
-bool norm_line(char *s);
+/* One line or string, normalised (malloc'd); NULL when the rules drop it
+ * (traceback noise, blank). */
+char *norm_line(const char *s);
 /* Splits text into normalised lines; mode "lines" sorts them; "ignore"
  * gives json null. */
 json_t *norm_output(const char *text, const char *mode);

@@ -105,22 +105,23 @@ _Noreturn static void do_exit(struct interp *in, int code)
 
 static char *raises_text(int err)
 {
-    const char *msg = mp_strerror(err);
-    char *s;
+    char line[1024];
 
-    if (asprintf(&s, "%s%s%s", mp_exception_name(err), msg[0] ? ": " : "",
-                 msg) < 0)
-        s = NULL;
-    return s;
+    mp_format_exception(err, line, sizeof(line));
+    return strdup(line);
 }
 
-/* An OSError raised by a plain system call, as CPython words it. */
+/* An OSError raised by a plain system call, as CPython words it (libmp
+ * words EINVAL and ENOMEM as ValueError and MemoryError; a syscall's are
+ * OSErrors). */
 static char *oserror_text(int err)
 {
+    const char *exc = mp_exception_name(-err);
     char *s;
 
-    if (asprintf(&s, "%s: [Errno %d] %s", mp_exception_name(-err), err,
-                 strerror(err)) < 0)
+    if (strcmp(exc, "ValueError") == 0 || strcmp(exc, "MemoryError") == 0)
+        exc = "OSError";
+    if (asprintf(&s, "%s: [Errno %d] %s", exc, err, strerror(err)) < 0)
         s = NULL;
     return s;
 }
@@ -138,17 +139,44 @@ static const char *type_name(json_t *v)
     }
 }
 
+/* The order Python's sorted() gives with the recorder's key: None, bools,
+ * numbers, strings (by code point), lists, dicts. */
+static int rank(json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_NULL: return 0;
+    case JSON_TRUE: case JSON_FALSE: return 1;
+    case JSON_INTEGER: case JSON_REAL: return 2;
+    case JSON_STRING: return 3;
+    case JSON_ARRAY: return 4;
+    default: return 5;
+    }
+}
+
 static int cmp_json(const void *a, const void *b)
 {
     json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int rx = rank(x), ry = rank(y), r;
+    char *sx, *sy;
 
-    if (json_is_number(x) && json_is_number(y)) {
+    if (rx != ry)
+        return rx - ry;
+    if (rx == 1)
+        return json_is_true(x) - json_is_true(y);
+    if (rx == 2) {
         double d = json_number_value(x) - json_number_value(y);
         return (d > 0) - (d < 0);
     }
-    if (json_is_string(x) && json_is_string(y))
+    if (rx == 3)
         return strcmp(json_string_value(x), json_string_value(y));
-    return (int)json_typeof(x) - (int)json_typeof(y);
+    if (rx == 0)
+        return 0;
+    sx = json_dumps(x, JSON_SORT_KEYS | JSON_COMPACT);
+    sy = json_dumps(y, JSON_SORT_KEYS | JSON_COMPACT);
+    r = strcmp(sx, sy);
+    free(sx);
+    free(sy);
+    return r;
 }
 
 /* The compare mode, applied when the outcome is recorded (cases/README.md). */
@@ -433,10 +461,13 @@ static json_t *run_step(struct interp *in, json_t *step, int *err,
     if (strcmp(op, "close") == 0)
         return (*err = mp_process_close(p)) < 0 ? NULL : json_null();
     if (strcmp(op, "repr") == 0) {
-        char buf[1024];
+        char buf[1024], *norm;
+        json_t *v;
         mp_process_repr(p, buf, sizeof(buf));
-        norm_line(buf);
-        return json_string(buf);
+        norm = norm_line(buf);
+        v = json_string(norm != NULL ? norm : "");
+        free(norm);
+        return v;
     }
     if (strcmp(op, "is_none") == 0)
         return json_false();

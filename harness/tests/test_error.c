@@ -76,3 +76,22 @@ TEST(raise_records_name_and_message_per_thread)
     ASSERT_STREQ("Exception", mp_exception_name(MP_ERAISED));
     ASSERT_STREQ("", mp_strerror(MP_ERAISED));
 }
+
+TEST(format_exception_as_cpython_prints_it)
+{
+    char buf[256];
+
+    ASSERT_EQ(44, mp_format_exception(MP_ESTARTTWICE, buf, sizeof(buf)));
+    ASSERT_STREQ("AssertionError: cannot start a process twice", buf);
+    mp_format_exception(-ENOENT, buf, sizeof(buf));
+    ASSERT_STREQ("FileNotFoundError: [Errno 2] No such file or directory", buf);
+    mp_format_exception(-EIO, buf, sizeof(buf));
+    ASSERT_STREQ("OSError: [Errno 5] Input/output error", buf);
+    mp_format_exception(MP_EINVAL, buf, sizeof(buf));
+    ASSERT_STREQ("ValueError: invalid argument", buf);
+    mp_raise("KeyboardInterrupt", NULL);
+    mp_format_exception(MP_ERAISED, buf, sizeof(buf));
+    ASSERT_STREQ("KeyboardInterrupt", buf);
+    ASSERT_EQ(44, mp_format_exception(MP_ESTARTTWICE, buf, 5));
+    ASSERT_STREQ("Asse", buf);
+}

@@ -3,6 +3,7 @@
  * (norm.c) and validating case files (case.c).
  */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -10,10 +11,16 @@
 
 static char *write_case(const char *text)
 {
-    static char path[64];
+    static char path[128];
     FILE *f;
 
-    snprintf(path, sizeof(path), "/tmp/test-harness-%ld.json", (long)getpid());
+    snprintf(path, sizeof(path), "/tmp/test-harness-%ld", (long)getpid());
+    mkdir(path, 0700);
+    strcat(path, "/cases");
+    mkdir(path, 0700);
+    strcat(path, "/t");
+    mkdir(path, 0700);
+    strcat(path, "/case.json");
     f = fopen(path, "w");
     ASSERT_TRUE(f != NULL);
     fputs(text, f);
@@ -41,26 +48,32 @@ static char *case_error(const char *text)
                        (hay));                                                \
     } while (0)
 
+static void assert_norm(const char *in, const char *want, int line)
+{
+    char *got = norm_line(in);
+
+    if ((want == NULL) != (got == NULL) ||
+        (want != NULL && strcmp(want, got) != 0))
+        check_fail(__FILE__, line, "norm_line(\"%s\") = %s%s%s, expected %s",
+                   in, got ? "\"" : "", got ? got : "NULL", got ? "\"" : "",
+                   want ? want : "NULL");
+    free(got);
+}
+
 TEST(norm_drops_traceback_noise_and_masks_pids)
 {
-    char a[] = "Traceback (most recent call last):";
-    char b[] = "  File \"x.py\", line 3, in f";
-    char c[] = "    ^^^^^^^^";
-    char d[] = "<Process name='Process-1' pid=12345 parent=12000 started>";
-    char e[] = "object at 0x7f3a2b1c0d90>";
-    char f[] = "ValueError: boom";
-    char g[] = "";
-
-    ASSERT_TRUE(!norm_line(a));
-    ASSERT_TRUE(!norm_line(b));
-    ASSERT_TRUE(!norm_line(c));
-    ASSERT_TRUE(norm_line(d));
-    ASSERT_STREQ("<Process name='Process-1' pid=N parent=N started>", d);
-    ASSERT_TRUE(norm_line(e));
-    ASSERT_STREQ("object at 0xADDR>", e);
-    ASSERT_TRUE(norm_line(f));
-    ASSERT_STREQ("ValueError: boom", f);
-    ASSERT_TRUE(norm_line(g)); /* an empty line is kept */
+    assert_norm("Traceback (most recent call last):", NULL, __LINE__);
+    assert_norm("  File \"x.py\", line 3, in f", NULL, __LINE__);
+    assert_norm("    ^^^^^^^^", NULL, __LINE__);
+    assert_norm("", NULL, __LINE__);
+    assert_norm("   ", NULL, __LINE__);
+    assert_norm("<Process name='Process-1' pid=12345 parent=12000 started>",
+                "<Process name='Process-1' pid=N parent=N started>", __LINE__);
+    assert_norm("parent=None pid=", "parent=None pid=", __LINE__);
+    assert_norm("at 0x7f3a2b1c0d90>", "at 0xADDR>", __LINE__);
+    assert_norm("0x1 0xg", "0xADDR 0xg", __LINE__); /* it may grow */
+    assert_norm("ValueError: boom", "ValueError: boom", __LINE__);
+    assert_norm("caf\xc3\xa9 \xff", "caf\xc3\xa9 \\xff", __LINE__);
 }
 
 TEST(norm_output_modes)
@@ -139,6 +152,15 @@ TEST(bad_cases_name_the_problem)
     ASSERT_CONTAINS("case: unknown key \"stpes\"",
                     case_error("{\"about\":\"x\",\"stpes\":[]}"));
     ASSERT_CONTAINS("about: missing", case_error("{\"steps\":[]}"));
+    ASSERT_CONTAINS("\"main\" names the main process's outcomes",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"process"
+                               "\",\"as\":\"main\"}]}"));
+    ASSERT_CONTAINS("a built-in name, which cannot be passed",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"process"
+                               "\",\"as\":\"p\",\"pass\":[\"@current\"]}]}"));
+    ASSERT_CONTAINS("\"count\" must be an integer of at least 1",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"event"
+                               "\",\"name\":\"e\",\"count\":0}]}"));
     ASSERT_CONTAINS("methods: unknown start method",
                     case_error("{\"about\":\"x\",\"methods\":[\"vfork\"],"
                                "\"steps\":[{\"op\":\"cpu_count\"}]}"));

@@ -1,0 +1,1166 @@
+#!/usr/bin/env python3
+"""Record what CPython's multiprocessing does for each case in cases/.
+
+    record_reference.py [--out DIR] [--method M ...] [--runs N] [--quiet]
+                        CASE_OR_DIR ...
+
+Implements the case format of cases/README.md (the contract shared with the C
+harness, build/mp-harness).  For every case and start method, each of --runs
+runs (default 2) happens in a fresh interpreter, started as
+
+    sys.executable -I -S record_reference.py --run-one SCRATCH METHOD
+
+in its own process group, stdin /dev/null, stdout and stderr regular files,
+PYTHONUNBUFFERED unset, SIGINT/SIGTERM/SIGHUP/SIGPIPE/SIGCHLD at SIG_DFL and an
+empty signal mask.  This process is a child subreaper, so orphans come back to
+it; when the case process has ended it notes which children still run
+(`leftover`), kills the process group and reaps everything.
+
+A valid case is written to DIR/<area>/<name>.json (default DIR:
+reference/cpython-X.Y under the repository root).  A case whose runs differ,
+whose timing falls outside a `duration` window, that times out or whose file is
+invalid is reported, gets no reference (a stale one is removed), and makes the
+exit status 1.
+
+Python 3.8+, standard library only.  The module-level code is import-safe:
+under spawn and forkserver the case's children re-import this file as
+__mp_main__ and run _case_child() from it.
+"""
+import json
+import os
+import re
+import select
+import signal
+import sys
+import time
+
+METHODS = ("fork", "spawn", "forkserver")
+COMPARE_MODES = ("exact", "type", "set", "ignore")
+OUTPUT_MODES = ("exact", "lines", "ignore")
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+CASE_PART_RE = re.compile(r"[a-z0-9_]+\Z")
+DEFAULT_TIMEOUT = 20
+# Ops that end the process: they run outside the outcome-recording try block
+# and record nothing when they do not return.
+ENDING_OPS = ("exit", "os_exit", "raise", "abort")
+HARNESS_ERROR_EXIT = 70
+
+
+# ---------------------------------------------------------------------------
+# Normalisation (shared by the recorder and the in-case interpreter)
+# ---------------------------------------------------------------------------
+
+_DROP_LINE_RE = re.compile(r"[ ^~]*\Z")
+
+
+def normalise_string(s):
+    """pid=<digits> -> pid=N, parent=<digits> -> parent=N, 0x<hex> -> 0xADDR."""
+    s = re.sub(r"pid=[0-9]+", "pid=N", s)
+    s = re.sub(r"parent=[0-9]+", "parent=N", s)
+    s = re.sub(r"0x[0-9a-fA-F]+", "0xADDR", s)
+    return s
+
+
+def normalise_output(data, mode):
+    """Bytes written to stdout/stderr -> the stored form for `mode`."""
+    if mode == "ignore":
+        return None
+    text = data.decode("utf-8", "backslashreplace")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()            # the piece after the final newline
+    kept = []
+    for line in lines:
+        if line == "Traceback (most recent call last):":
+            continue
+        if line.startswith("  "):
+            continue
+        if _DROP_LINE_RE.match(line):   # only spaces, ^ and ~ (or empty)
+            continue
+        kept.append(normalise_string(line))
+    if mode == "lines":
+        kept.sort()
+    return kept
+
+
+def _json_sort_key(v):
+    if v is None:
+        return (0, 0)
+    if isinstance(v, bool):
+        return (1, int(v))
+    if isinstance(v, (int, float)):
+        return (2, v)
+    if isinstance(v, str):
+        return (3, v)
+    return (4 if isinstance(v, list) else 5, json.dumps(v, sort_keys=True))
+
+
+def apply_compare(value, mode):
+    if mode == "type":
+        return type(value).__name__
+    if mode == "ignore":
+        return None
+    if mode == "set" and isinstance(value, list):
+        return sorted(value, key=_json_sort_key)
+    return value
+
+
+def exception_name(e):
+    cls = type(e)
+    mod = getattr(cls, "__module__", "builtins")
+    name = cls.__name__
+    if mod == "builtins":
+        full = name
+    else:
+        # C accelerator modules re-exported by their public module
+        # (_queue.Empty is queue.Empty, _pickle.PicklingError is
+        # pickle.PicklingError): use the public name.
+        if mod.startswith("_"):
+            pub = sys.modules.get(mod[1:])
+            if pub is not None and getattr(pub, name, None) is cls:
+                mod = mod[1:]
+        full = mod + "." + name
+    msg = str(e)
+    return full + ": " + msg if msg else full
+
+
+# ---------------------------------------------------------------------------
+# The in-case interpreter (--run-one) and its children
+# ---------------------------------------------------------------------------
+
+class HarnessError(BaseException):
+    """A failure of the harness itself: the run is invalid, not an outcome."""
+
+
+def _harness_fail(scratch, msg):
+    try:
+        fd = os.open(os.path.join(scratch, "harness-error"),
+                     os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.write(fd, ("[pid %d] %s\n" % (os.getpid(), msg)).encode())
+        os.close(fd)
+    finally:
+        os._exit(HARNESS_ERROR_EXIT)
+
+
+class _Ctx(object):
+    def __init__(self, path, scratch, objs, is_main):
+        self.path = path
+        self.scratch = scratch
+        self.objs = objs
+        self.is_main = is_main
+
+
+def _obj(ctx, name):
+    import multiprocessing
+    if name == "@current":
+        return multiprocessing.current_process()
+    if name == "@parent":
+        return multiprocessing.parent_process()
+    try:
+        return ctx.objs[name]
+    except KeyError:
+        raise HarnessError("object %r does not exist at run time" % name)
+
+
+def _op_process(ctx, st):
+    import multiprocessing
+    kw = {}
+    if "target" in st:
+        child_path = st["as"] if ctx.is_main else ctx.path + "." + st["as"]
+        passed = dict((n, _obj(ctx, n)) for n in st.get("pass", []))
+        kw["target"] = _case_child
+        kw["args"] = (child_path, ctx.scratch, json.dumps(st["target"]),
+                      passed)
+    if "name" in st:
+        kw["name"] = st["name"]
+    if "daemon" in st:
+        kw["daemon"] = st["daemon"]
+    ctx.objs[st["as"]] = multiprocessing.Process(**kw)
+    return None
+
+
+def _op_wait_sentinel(ctx, st):
+    import multiprocessing.connection
+    s = _obj(ctx, st["proc"]).sentinel
+    return s in multiprocessing.connection.wait([s], st["timeout"])
+
+
+def _op_set_name(ctx, st):
+    _obj(ctx, st["proc"]).name = st["value"]
+
+
+def _op_set_daemon(ctx, st):
+    _obj(ctx, st["proc"]).daemon = st["value"]
+
+
+def _op_active_children(ctx, st):
+    import multiprocessing
+    return sorted(c.name for c in multiprocessing.active_children())
+
+
+def _op_cpu_count(ctx, st):
+    import multiprocessing
+    return multiprocessing.cpu_count() == os.sysconf("SC_NPROCESSORS_ONLN")
+
+
+def _op_signal_self(ctx, st):
+    os.kill(os.getpid(), getattr(signal, st["signal"]))
+    # pthread_sigmask() runs pending Python signal handlers before it
+    # returns, so a handler's exception belongs to this step.
+    signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def _op_print(ctx, st):
+    stream = sys.stderr if st.get("stream", "stdout") == "stderr" \
+        else sys.stdout
+    print(st["text"], file=stream, flush=st.get("flush", False))
+
+
+def _event_path(ctx, name):
+    return os.path.join(ctx.scratch, "events", name)
+
+
+def _op_event(ctx, st):
+    data = b"." * st.get("count", 1)
+    try:
+        fd = os.open(_event_path(ctx, st["name"]),
+                     os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise HarnessError("event %r: %s" % (st["name"], e))
+    try:
+        while data:
+            try:
+                n = os.write(fd, data)
+            except OSError as e:
+                raise HarnessError("event %r: %s" % (st["name"], e))
+            data = data[n:]
+    finally:
+        os.close(fd)
+
+
+def _op_wait_event(ctx, st):
+    name = st["name"]
+    timeout = st.get("timeout", 10)
+    try:
+        fd = os.open(_event_path(ctx, name), os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise HarnessError("wait_event %r: %s" % (name, e))
+    try:
+        deadline = time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            try:
+                b = os.read(fd, 1)
+            except BlockingIOError:
+                b = None
+            if b:
+                return None
+            if b == b"":
+                raise HarnessError("wait_event %r: the FIFO has no writer"
+                                   % name)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise HarnessError("wait_event %r timed out after %gs"
+                                   % (name, timeout))
+            poller.poll(int(left * 1000) + 1)
+    finally:
+        os.close(fd)
+
+
+def _set_signal(name, disposition):
+    signal.signal(getattr(signal, name), disposition)
+
+
+def _p(ctx, st):
+    return _obj(ctx, st["proc"])
+
+
+OPS = {
+    "process": _op_process,
+    "start": lambda c, s: _p(c, s).start(),
+    "join": lambda c, s: _p(c, s).join(s.get("timeout")),
+    "is_alive": lambda c, s: _p(c, s).is_alive(),
+    "exitcode": lambda c, s: _p(c, s).exitcode,
+    "pid": lambda c, s: type(_p(c, s).pid).__name__,
+    "pid_is": lambda c, s: _p(c, s).pid == (
+        os.getpid() if s["of"] == "self" else os.getppid()),
+    "name": lambda c, s: _p(c, s).name,
+    "set_name": _op_set_name,
+    "daemon": lambda c, s: _p(c, s).daemon,
+    "set_daemon": _op_set_daemon,
+    "sentinel": lambda c, s: type(_p(c, s).sentinel).__name__,
+    "wait_sentinel": _op_wait_sentinel,
+    "terminate": lambda c, s: _p(c, s).terminate(),
+    "kill": lambda c, s: _p(c, s).kill(),
+    "close": lambda c, s: _p(c, s).close(),
+    "repr": lambda c, s: normalise_string(repr(_p(c, s))),
+    "is_none": lambda c, s: _p(c, s) is None,
+    "active_children": _op_active_children,
+    "cpu_count": _op_cpu_count,
+    "sleep": lambda c, s: time.sleep(s["seconds"]),
+    "signal_self": _op_signal_self,
+    "ignore_signal": lambda c, s: _set_signal(s["signal"], signal.SIG_IGN),
+    "default_signal": lambda c, s: _set_signal(s["signal"], signal.SIG_DFL),
+    "print": _op_print,
+    "event": _op_event,
+    "wait_event": _op_wait_event,
+}
+
+
+def _end_process(st):
+    """The process-ending ops; exceptions propagate (uncaught)."""
+    op = st["op"]
+    if op == "exit":
+        if "code" in st:
+            sys.exit(st["code"])
+        sys.exit()
+    if op == "os_exit":
+        os._exit(st["code"])
+    if op == "abort":
+        os.abort()
+    import builtins
+    cls = getattr(builtins, st["exception"])
+    exc = cls(st["message"]) if "message" in st else cls()
+    raise exc
+
+
+def _run_steps(ctx, steps):
+    fd = os.open(os.path.join(ctx.scratch, "out", ctx.path + ".jsonl"),
+                 os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for i, st in enumerate(steps):
+        op = st["op"]
+        if op in ENDING_OPS:
+            _end_process(st)
+        fn = OPS[op]
+        t0 = time.monotonic()
+        try:
+            value = fn(ctx, st)
+            out = {"value": apply_compare(value, st.get("compare", "exact"))}
+        except HarnessError:
+            raise
+        except BaseException as e:   # errors are outcomes
+            out = {"raises": exception_name(e)}
+        d = time.monotonic() - t0
+        line = json.dumps({"i": i, "d": d, "o": out}) + "\n"
+        os.write(fd, line.encode("utf-8"))
+
+
+def _case_child(path, scratch, steps_json, passed):
+    """Target of every case child: pid file, then the steps."""
+    try:
+        fd = os.open(os.path.join(scratch, "pids", path),
+                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, ("%d\n" % os.getpid()).encode())
+        os.close(fd)
+        ctx = _Ctx(path, scratch, dict(passed), False)
+        _run_steps(ctx, json.loads(steps_json))
+    except HarnessError as e:
+        _harness_fail(scratch, "%s: %s" % (path, e))
+
+
+_MAIN_OBJECTS = {}   # the main process's objects, like a script's globals
+
+
+def _run_one(scratch, method):
+    try:
+        import multiprocessing
+        multiprocessing.set_start_method(method)
+        with open(os.path.join(scratch, "case.json")) as f:
+            steps = json.load(f)["steps"]
+        ctx = _Ctx("main", scratch, _MAIN_OBJECTS, True)
+        _run_steps(ctx, steps)
+    except HarnessError as e:
+        _harness_fail(scratch, "main: %s" % e)
+
+
+# ---------------------------------------------------------------------------
+# Case validation
+# ---------------------------------------------------------------------------
+
+class CaseError(Exception):
+    pass
+
+
+def _is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _builtin_exception_names():
+    import builtins
+    return set(n for n, v in vars(builtins).items()
+               if isinstance(v, type) and issubclass(v, BaseException))
+
+
+def _signal_names():
+    return set(signal.Signals.__members__)
+
+
+# op -> {arg: (kind, required)}
+_PROC = {"proc": ("proc", True)}
+OP_ARGS = {
+    "process": {"as": ("newname", True), "target": ("steps", False),
+                "name": ("str", False), "daemon": ("bool", False),
+                "pass": ("namelist", False)},
+    "start": _PROC,
+    "join": {"proc": ("proc", True), "timeout": ("num", False)},
+    "is_alive": _PROC,
+    "exitcode": _PROC,
+    "pid": _PROC,
+    "pid_is": {"proc": ("proc", True), "of": (("self", "parent"), True)},
+    "name": _PROC,
+    "set_name": {"proc": ("proc", True), "value": ("any", True)},
+    "daemon": _PROC,
+    "set_daemon": {"proc": ("proc", True), "value": ("boolint", True)},
+    "sentinel": _PROC,
+    "wait_sentinel": {"proc": ("proc", True), "timeout": ("num", True)},
+    "terminate": _PROC,
+    "kill": _PROC,
+    "close": _PROC,
+    "repr": _PROC,
+    "is_none": _PROC,
+    "active_children": {},
+    "cpu_count": {},
+    "sleep": {"seconds": ("num", True)},
+    "exit": {"code": ("exitcode", False)},
+    "os_exit": {"code": ("int", True)},
+    "raise": {"exception": ("exception", True), "message": ("str", False)},
+    "signal_self": {"signal": ("signal", True)},
+    "ignore_signal": {"signal": ("signal", True)},
+    "default_signal": {"signal": ("signal", True)},
+    "abort": {},
+    "print": {"text": ("str", True), "stream": (("stdout", "stderr"), False),
+              "flush": ("bool", False)},
+    "event": {"name": ("eventname", True), "count": ("posint", False)},
+    "wait_event": {"name": ("eventname", True), "timeout": ("num", False)},
+}
+COMMON_STEP_KEYS = ("op", "compare", "duration", "note")
+CASE_KEYS = ("about", "seeds", "steps", "methods", "timeout", "output",
+             "xfail")
+
+_KIND_TEXT = {
+    "num": "a number", "int": "an integer", "str": "a string",
+    "bool": "a boolean", "boolint": "a boolean or an integer",
+    "posint": "a positive integer",
+    "exitcode": "an integer, null, a boolean or a string",
+    "steps": "a list of steps", "namelist": "a list of object names",
+    "newname": "a name ([A-Za-z_][A-Za-z0-9_]*)",
+    "eventname": "a name ([A-Za-z_][A-Za-z0-9_]*)",
+    "exception": "the name of a builtin exception class",
+    "signal": "a signal name (\"SIGTERM\")",
+}
+
+
+class _Validator(object):
+    def __init__(self):
+        self.errors = []
+        self.paths = {}       # process path -> its step list
+        self.events = set()
+        self.exceptions = _builtin_exception_names()
+        self.signals = _signal_names()
+
+    def err(self, where, msg):
+        self.errors.append("%s: %s" % (where, msg) if where else msg)
+
+    def check_kind(self, kind, v):
+        if isinstance(kind, tuple):
+            return isinstance(v, str) and v in kind
+        if kind == "num":
+            return _is_num(v)
+        if kind == "int":
+            return _is_int(v)
+        if kind == "posint":
+            return _is_int(v) and v >= 1
+        if kind == "str":
+            return isinstance(v, str)
+        if kind == "bool":
+            return isinstance(v, bool)
+        if kind == "boolint":
+            return isinstance(v, int)
+        if kind == "any":
+            return True
+        if kind == "exitcode":
+            return v is None or isinstance(v, (int, str))
+        if kind in ("newname", "eventname"):
+            return isinstance(v, str) and bool(NAME_RE.match(v))
+        if kind == "exception":
+            return isinstance(v, str) and v in self.exceptions
+        if kind == "signal":
+            return isinstance(v, str) and v in self.signals
+        raise AssertionError(kind)
+
+    def steps(self, steps, where, path, scope, is_main):
+        """Validate one process's step list; scope: name -> kind."""
+        self.paths[path] = steps
+        scope = dict(scope)
+        for i, st in enumerate(steps):
+            w = "%s[%d]" % (where, i)
+            if not isinstance(st, dict):
+                self.err(w, "a step must be an object")
+                continue
+            op = st.get("op")
+            if "op" not in st:
+                self.err(w, 'missing "op"')
+                continue
+            if not isinstance(op, str) or op not in OP_ARGS:
+                self.err(w, "unknown op %s" % json.dumps(op))
+                continue
+            wbase = w
+            w = "%s (%s)" % (w, op)
+            spec = OP_ARGS[op]
+            for k in st:
+                if k not in spec and k not in COMMON_STEP_KEYS:
+                    self.err(w, 'unknown key "%s"' % k)
+            if "compare" in st and st["compare"] not in COMPARE_MODES:
+                self.err(w, '"compare" must be one of %s'
+                         % ", ".join('"%s"' % m for m in COMPARE_MODES))
+            if "duration" in st:
+                d = st["duration"]
+                if not (isinstance(d, list) and len(d) == 2
+                        and _is_num(d[0]) and _is_num(d[1])
+                        and 0 <= d[0] <= d[1]):
+                    self.err(w, '"duration" must be [lo, hi], two numbers '
+                             'with 0 <= lo <= hi')
+            if "note" in st and not isinstance(st["note"], str):
+                self.err(w, '"note" must be a string')
+            for arg, (kind, required) in spec.items():
+                if arg not in st:
+                    if required:
+                        self.err(w, 'missing "%s"' % arg)
+                    continue
+                v = st[arg]
+                if kind == "proc":
+                    if not isinstance(v, str):
+                        self.err(w, '"%s" must be an object name' % arg)
+                    elif v not in ("@current", "@parent") and v not in scope:
+                        self.err(w, 'unknown object "%s"' % v)
+                    continue
+                if kind == "namelist":
+                    if not isinstance(v, list) or \
+                            not all(isinstance(n, str) for n in v):
+                        self.err(w, '"%s" must be a list of object names'
+                                 % arg)
+                        continue
+                    seen = set()
+                    for n in v:
+                        if n in seen:
+                            self.err(w, 'object "%s" listed twice in "%s"'
+                                     % (n, arg))
+                        elif n not in scope:
+                            self.err(w, 'unknown object "%s"' % n)
+                        seen.add(n)
+                    continue
+                if kind == "steps":
+                    if not isinstance(v, list):
+                        self.err(w, '"%s" must be a list of steps' % arg)
+                    continue   # validated below, with the child's scope
+                if isinstance(kind, tuple):
+                    if not self.check_kind(kind, v):
+                        self.err(w, '"%s" must be one of %s' % (
+                            arg, ", ".join('"%s"' % x for x in kind)))
+                    continue
+                if not self.check_kind(kind, v):
+                    self.err(w, '"%s" must be %s' % (arg, _KIND_TEXT[kind]))
+            if op in ("event", "wait_event") and \
+                    self.check_kind("eventname", st.get("name")):
+                self.events.add(st["name"])
+            if op == "process":
+                name = st.get("as")
+                if not self.check_kind("newname", name):
+                    continue
+                if name in scope:
+                    self.err(w, 'duplicate name "%s"' % name)
+                    continue
+                if is_main and name == "main":
+                    self.err(w, 'a child of the main process cannot be '
+                             'named "main" (its path would be the main '
+                             'process\'s outcome key)')
+                    continue
+                child_path = name if is_main else path + "." + name
+                if isinstance(st.get("target"), list):
+                    passed = st.get("pass", [])
+                    if not isinstance(passed, list):
+                        passed = []
+                    child_scope = dict((n, scope[n]) for n in passed
+                                       if isinstance(n, str) and n in scope)
+                    self.steps(st["target"], wbase + ".target", child_path,
+                               child_scope, False)
+                scope[name] = "process"
+
+
+def _reject_constant(name):
+    raise ValueError("%s is not valid JSON" % name)
+
+
+def _pairs_no_duplicates(pairs):
+    d = {}
+    for k, v in pairs:
+        if k in d:
+            raise ValueError('duplicate key "%s"' % k)
+        d[k] = v
+    return d
+
+
+def load_case(file, shown):
+    """Returns the validated case (plus derived data) or raises CaseError
+    with one or more message lines."""
+    with open(file, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CaseError("%s: not UTF-8: %s" % (shown, e))
+    try:
+        case = json.loads(text, object_pairs_hook=_pairs_no_duplicates,
+                          parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise CaseError("%s:%d:%d: %s" % (shown, e.lineno, e.colno, e.msg))
+    except ValueError as e:
+        raise CaseError("%s: %s" % (shown, e))
+    v = _Validator()
+    if not isinstance(case, dict):
+        raise CaseError("%s: a case must be a JSON object" % shown)
+    for k in case:
+        if k not in CASE_KEYS:
+            v.err("", 'unknown key "%s"' % k)
+    if "about" not in case:
+        v.err("", 'missing "about"')
+    elif not isinstance(case["about"], str):
+        v.err("", '"about" must be a string')
+    if "seeds" in case and not isinstance(case["seeds"], str):
+        v.err("", '"seeds" must be a string')
+
+    def method_list(key, val):
+        if not (isinstance(val, list) and val
+                and all(isinstance(m, str) and m in METHODS for m in val)
+                and len(set(val)) == len(val)):
+            v.err("", '"%s" must be a non-empty list of distinct methods '
+                  'from "fork", "spawn", "forkserver"' % key)
+            return False
+        return True
+
+    methods = list(METHODS)
+    if "methods" in case and method_list("methods", case["methods"]):
+        methods = [m for m in METHODS if m in case["methods"]]
+    timeout = DEFAULT_TIMEOUT
+    if "timeout" in case:
+        if _is_num(case["timeout"]) and case["timeout"] > 0:
+            timeout = case["timeout"]
+        else:
+            v.err("", '"timeout" must be a positive number')
+    output = {"stdout": "lines", "stderr": "lines"}
+    if "output" in case:
+        o = case["output"]
+        if not isinstance(o, dict):
+            v.err("", '"output" must be an object')
+        else:
+            for k, m in o.items():
+                if k not in output:
+                    v.err("output", 'unknown key "%s"' % k)
+                elif m not in OUTPUT_MODES:
+                    v.err("output", '"%s" must be one of "exact", "lines", '
+                          '"ignore"' % k)
+                else:
+                    output[k] = m
+    if "xfail" in case:
+        x = case["xfail"]
+        if not isinstance(x, dict):
+            v.err("", '"xfail" must be an object')
+        else:
+            for k in x:
+                if k not in ("reason", "methods"):
+                    v.err("xfail", 'unknown key "%s"' % k)
+            if not isinstance(x.get("reason"), str):
+                v.err("xfail", '"reason" must be a string')
+            if "methods" in x:
+                method_list("xfail.methods", x["methods"])
+    if "steps" not in case:
+        v.err("", 'missing "steps"')
+    elif not isinstance(case["steps"], list) or not case["steps"]:
+        v.err("", '"steps" must be a non-empty list of steps')
+    else:
+        v.steps(case["steps"], "steps", "main", {}, True)
+    if v.errors:
+        raise CaseError("\n".join("%s: %s" % (shown, e) for e in v.errors))
+    return {"steps": case["steps"], "methods": methods, "timeout": timeout,
+            "output": output, "paths": v.paths, "events": sorted(v.events)}
+
+
+# ---------------------------------------------------------------------------
+# The recorder
+# ---------------------------------------------------------------------------
+
+def _set_subreaper():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:     # PR_SET_CHILD_SUBREAPER
+        e = ctypes.get_errno()
+        sys.stderr.write("record_reference: prctl(PR_SET_CHILD_SUBREAPER): "
+                         "%s\n" % os.strerror(e))
+        sys.exit(2)
+
+
+_RESET_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGPIPE", "SIGCHLD")
+
+
+def _child_setup():
+    """preexec_fn of the case process: the pinned environment."""
+    os.setpgrp()
+    for name in _RESET_SIGNALS:
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    try:
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files
+    except Exception:
+        pass
+
+
+def _proc_stat(pid):
+    """(state, pgrp) of pid from /proc, or None if it does not exist."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except (IOError, OSError):
+        return None
+    rest = data[data.rfind(")") + 2:].split()
+    return rest[0], int(rest[2])
+
+
+def _group_members(pgid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _proc_stat(int(entry))
+            if st is not None and st[1] == pgid:
+                found.append(int(entry))
+    return found
+
+
+def _leftover(scratch, pgid):
+    d = os.path.join(scratch, "pids")
+    left = []
+    for path in os.listdir(d):
+        try:
+            with open(os.path.join(d, path)) as f:
+                pid = int(f.read().strip())
+        except (ValueError, IOError, OSError):
+            continue              # killed while writing it: not running
+        st = _proc_stat(pid)
+        if st is not None and st[0] not in ("Z", "X", "x") and st[1] == pgid:
+            left.append(path)
+    return sorted(left)
+
+
+def _kill_and_reap(pgid):
+    """SIGKILL the process group, reap every child; never hang."""
+    for _ in range(100):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        while True:
+            try:
+                os.waitpid(-pgid, 0)
+            except ChildProcessError:
+                break
+        while True:
+            try:
+                pid, _st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        if not _group_members(pgid):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _status_to_exit(st):
+    if os.WIFSIGNALED(st):
+        return -os.WTERMSIG(st)
+    return os.WEXITSTATUS(st)
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except (IOError, OSError):
+        return b""
+
+
+SCRIPT = os.path.abspath(__file__)
+
+
+def run_case_once(case, method):
+    """One run of one case under one method.  Returns a dict: result (the
+    stored form), durations [(path, step index, seconds)], problem (None or
+    why the run is invalid)."""
+    import shutil
+    import subprocess
+    import tempfile
+    import threading
+    scratch = tempfile.mkdtemp(prefix="mp-ref-")
+    held = []
+    proc = None
+    problem = None
+    try:
+        for d in ("out", "pids", "events", "tmp"):
+            os.mkdir(os.path.join(scratch, d))
+        with open(os.path.join(scratch, "case.json"), "w") as f:
+            json.dump({"steps": case["steps"]}, f)
+        for name in case["events"]:
+            p = os.path.join(scratch, "events", name)
+            os.mkfifo(p, 0o600)
+            held.append(os.open(p, os.O_RDWR | os.O_NONBLOCK))
+        outf = open(os.path.join(scratch, "stdout"), "wb")
+        errf = open(os.path.join(scratch, "stderr"), "wb")
+        env = dict(os.environ)
+        env.pop("PYTHONUNBUFFERED", None)
+        env["TMPDIR"] = os.path.join(scratch, "tmp")  # pymp-* dirs die here
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", SCRIPT, "--run-one", scratch,
+                 method],
+                stdin=subprocess.DEVNULL, stdout=outf, stderr=errf,
+                cwd=scratch, env=env, close_fds=True,
+                preexec_fn=_child_setup)
+        finally:
+            outf.close()
+            errf.close()
+        pgid = proc.pid
+        status = {}
+
+        def waiter():
+            try:
+                status["st"] = os.waitpid(proc.pid, 0)[1]
+            except ChildProcessError:   # reaped by an interrupted cleanup
+                status["st"] = signal.SIGKILL
+
+        t = threading.Thread(target=waiter)
+        t.daemon = True
+        t.start()
+        t.join(case["timeout"])
+        timed_out = t.is_alive()
+        if timed_out:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            t.join()
+            problem = "timed out after %gs" % case["timeout"]
+            leftover = []
+        else:
+            leftover = _leftover(scratch, pgid)
+        proc.returncode = _status_to_exit(status["st"])
+        if not _kill_and_reap(pgid):
+            problem = problem or "process group %d survived SIGKILL" % pgid
+        for fd in held:
+            os.close(fd)
+        held = []
+
+        herr = _read(os.path.join(scratch, "harness-error"))
+        if herr and not problem:
+            problem = "harness error: " + \
+                herr.decode("utf-8", "replace").strip().replace("\n", "; ")
+
+        outcomes = {"main": []}
+        durations = []
+        outdir = os.path.join(scratch, "out")
+        for fn in sorted(os.listdir(outdir)):
+            path = fn[:-len(".jsonl")]
+            lines = []
+            for k, raw in enumerate(_read(os.path.join(outdir, fn))
+                                    .split(b"\n")):
+                if not raw:
+                    continue
+                try:
+                    rec = json.loads(raw.decode("utf-8"))
+                    ok = rec["i"] == len(lines)
+                except Exception:
+                    ok = False
+                if not ok:
+                    problem = problem or \
+                        "harness error: bad outcome line in %s" % fn
+                    break
+                durations.append((path, rec["i"], rec["d"]))
+                lines.append(rec["o"])
+            if path not in case["paths"]:
+                problem = problem or \
+                    "harness error: outcomes for unknown path %s" % path
+            if lines or path == "main":
+                outcomes[path] = lines   # a child with no outcome: no key
+        ordered = {"main": outcomes.pop("main")}
+        for k in sorted(outcomes):
+            ordered[k] = outcomes[k]
+        result = {
+            "exit": proc.returncode,
+            "outcomes": ordered,
+            "leftover": leftover,
+            "stdout": normalise_output(_read(os.path.join(scratch, "stdout")),
+                                       case["output"]["stdout"]),
+            "stderr": normalise_output(_read(os.path.join(scratch, "stderr")),
+                                       case["output"]["stderr"]),
+        }
+        return {"result": result, "durations": durations, "problem": problem}
+    finally:
+        if proc is not None and proc.returncode is None:
+            _kill_and_reap(proc.pid)   # interrupted: leave nothing behind
+            proc.returncode = -9
+        for fd in held:
+            os.close(fd)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _short(v, width=70):
+    s = json.dumps(v)
+    return s if len(s) <= width else s[:width - 3] + "..."
+
+
+def first_difference(a, b, where=""):
+    """A readable description of the first place a and b differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            w = "%s.%s" % (where, k) if where else k
+            if k not in a:
+                return "%s: absent vs %s" % (w, _short(b[k]))
+            if k not in b:
+                return "%s: %s vs absent" % (w, _short(a[k]))
+            if a[k] != b[k]:
+                return first_difference(a[k], b[k], w)
+        return None
+    if isinstance(a, list) and isinstance(b, list) and \
+            where.split(".")[0] == "outcomes":
+        for i in range(max(len(a), len(b))):
+            w = "%s[%d]" % (where, i)
+            if i >= len(a):
+                return "%s: absent vs %s" % (w, _short(b[i]))
+            if i >= len(b):
+                return "%s: %s vs absent" % (w, _short(a[i]))
+            if a[i] != b[i]:
+                return "%s: %s vs %s" % (w, _short(a[i]), _short(b[i]))
+        return None
+    if a != b:
+        return "%s: %s vs %s" % (where, _short(a), _short(b))
+    return None
+
+
+def _step_label(case, path, i):
+    st = case["paths"][path][i]
+    return "%s step %d (%s)" % (path, i, st["op"])
+
+
+def record_method(case, method, runs):
+    """Returns (result or None, [problem lines])."""
+    results = []
+    problems = []
+    for r in range(runs):
+        one = run_case_once(case, method)
+        if one["problem"]:
+            problems.append("run %d: %s" % (r + 1, one["problem"]))
+            return None, problems
+        for path, i, d in one["durations"]:
+            steps = case["paths"].get(path)
+            if steps is None or i >= len(steps):
+                continue
+            win = steps[i].get("duration")
+            if win is not None and not (win[0] <= d <= win[1]):
+                problems.append("run %d: %s took %.3fs, outside [%g, %g]"
+                                % (r + 1, _step_label(case, path, i), d,
+                                   win[0], win[1]))
+        results.append(one["result"])
+    for r in range(1, len(results)):
+        if results[r] != results[0]:
+            problems.append("runs 1 and %d differ at %s" % (
+                r + 1, first_difference(results[0], results[r])))
+    if problems:
+        return None, problems
+    return results[0], []
+
+
+def case_files(arg):
+    if os.path.isdir(arg):
+        found = []
+        for root, dirs, files in os.walk(arg):
+            dirs.sort()
+            for fn in sorted(files):
+                if fn.endswith(".json"):
+                    found.append(os.path.join(root, fn))
+        return sorted(found)
+    return [arg]
+
+
+def case_id(file):
+    parts = os.path.abspath(file).split(os.sep)
+    if "cases" not in parts:
+        return None
+    idx = len(parts) - 1 - parts[::-1].index("cases")
+    rel = parts[idx + 1:]
+    if len(rel) != 2 or not rel[1].endswith(".json"):
+        return None
+    rel[1] = rel[1][:-len(".json")]
+    if not all(CASE_PART_RE.match(p) for p in rel):
+        return None
+    return "/".join(rel)
+
+
+def _python_version():
+    import platform
+    return platform.python_version()
+
+
+def write_reference(out_dir, cid, recorded, keep_others, case_methods):
+    import platform
+    ref_path = os.path.join(out_dir, cid + ".json")
+    methods = dict(recorded)
+    if keep_others and os.path.exists(ref_path):
+        try:
+            with open(ref_path) as f:
+                old = json.load(f)
+            if old.get("python") == _python_version():
+                for m, res in old.get("methods", {}).items():
+                    if m not in methods and m in case_methods:
+                        methods[m] = res
+        except (ValueError, IOError, OSError):
+            pass
+    doc = {
+        "case": cid,
+        "implementation": "CPython",
+        "python": _python_version(),
+        "platform": platform.platform(),
+        "recorded": time.strftime("%Y-%m-%d", time.gmtime()),
+        "methods": dict((m, methods[m]) for m in METHODS if m in methods),
+    }
+    os.makedirs(os.path.dirname(ref_path), exist_ok=True)
+    tmp = ref_path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, ref_path)
+
+
+def _remove_stale(out_dir, cid):
+    if cid is None:
+        return False
+    p = os.path.join(out_dir, cid + ".json")
+    if os.path.exists(p):
+        os.unlink(p)
+        return True
+    return False
+
+
+def main(argv):
+    import argparse
+    repo = os.path.dirname(os.path.dirname(SCRIPT))
+    ver = "%d.%d" % sys.version_info[:2]
+    ap = argparse.ArgumentParser(
+        description="Record CPython's outcomes for conformance cases.")
+    ap.add_argument("--out", default=os.path.join(repo, "reference",
+                                                  "cpython-" + ver),
+                    help="reference directory (default: "
+                         "reference/cpython-%s)" % ver)
+    ap.add_argument("--method", action="append", choices=METHODS,
+                    help="record only this start method (repeatable)")
+    ap.add_argument("--runs", type=int, default=2,
+                    help="runs per case and method (default 2)")
+    ap.add_argument("--quiet", action="store_true",
+                    help="print only problems and the summary")
+    ap.add_argument("cases", nargs="+", metavar="CASE_OR_DIR")
+    args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # waitpid must work
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_term)
+    _set_subreaper()
+
+    files = []
+    status = 0
+    for a in args.cases:
+        if not os.path.exists(a):
+            sys.stderr.write("%s: no such file or directory\n" % a)
+            status = 1
+            continue
+        files.extend(case_files(a))
+    n_ok = n_invalid = n_bad = n_skipped = 0
+    t_start = time.monotonic()
+    for file in files:
+        cid = case_id(file)
+        if cid is None:
+            sys.stderr.write("%s: cannot derive a case id: expected "
+                             "cases/<area>/<name>.json with [a-z0-9_] "
+                             "names\n" % file)
+            n_bad += 1
+            continue
+        try:
+            case = load_case(file, file)
+        except CaseError as e:
+            sys.stderr.write("%s\n" % e)
+            if _remove_stale(args.out, cid):
+                sys.stderr.write("%s: removed stale reference\n" % cid)
+            n_bad += 1
+            continue
+        except (IOError, OSError) as e:
+            sys.stderr.write("%s: %s\n" % (file, e))
+            n_bad += 1
+            continue
+        methods = [m for m in case["methods"]
+                   if not args.method or m in args.method]
+        if not methods:
+            n_skipped += 1
+            if not args.quiet:
+                sys.stderr.write("%s: skipped (no selected method)\n" % cid)
+            continue
+        recorded = {}
+        problems = []
+        status_words = []
+        t0 = time.monotonic()
+        for m in methods:
+            res, probs = record_method(case, m, args.runs)
+            if res is None:
+                status_words.append("%s INVALID" % m)
+                problems.extend("  %s: %s" % (m, p) for p in probs)
+            else:
+                status_words.append("%s ok" % m)
+                recorded[m] = res
+        line = "%s: %s (%.1fs)" % (cid, ", ".join(status_words),
+                                   time.monotonic() - t0)
+        if problems:
+            n_invalid += 1
+            sys.stderr.write(line + "\n" + "\n".join(problems) + "\n")
+            if _remove_stale(args.out, cid):
+                sys.stderr.write("  removed stale reference %s.json\n" % cid)
+        else:
+            n_ok += 1
+            if not args.quiet:
+                sys.stderr.write(line + "\n")
+            write_reference(args.out, cid, recorded,
+                            keep_others=bool(args.method),
+                            case_methods=case["methods"])
+    sys.stderr.write(
+        "record_reference: python %s: %d recorded, %d invalid, %d bad case "
+        "file(s), %d skipped; %.1fs; references in %s\n"
+        % (_python_version(), n_ok, n_invalid, n_bad, n_skipped,
+           time.monotonic() - t_start, args.out))
+    if n_invalid or n_bad:
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--run-one":
+        _run_one(sys.argv[2], sys.argv[3])
+    else:
+        try:
+            sys.exit(main(sys.argv[1:]))
+        except KeyboardInterrupt:
+            sys.stderr.write("record_reference: interrupted\n")
+            sys.exit(130)
