@@ -76,9 +76,20 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory run-tests
 
+# A short conformance run belongs to the tests; the full one is `conformance`.
+CHECK_CASES := $(addprefix cases/process/,exitcode_sys_exit_small_ints.json \
+    seed000_basic_worker.json \
+    join_timeout_child_alive.json terminate_sigterm_ignored_then_kill.json \
+    daemon_terminated_at_main_exit.json name_nested_depth3.json \
+    close_use_after_close.json exitcode_raise_valueerror.json \
+    parent_process_in_grandchild.json active_children_counts.json \
+    terminate_orphans_grandchild.json)
+
 run-tests:
-	$(PROVE) $(TESTS) scripts/test-install
+	MP_HARNESS=$(HARNESS) $(PROVE) $(TESTS) scripts/test-install
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process
+	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
+	    $(CHECK_CASES)
 
 # Every case under every start method, against the CPython reference REF.
 # TAP on stdout; the run's TAP and JSON report in RUN (results/latest too).
@@ -116,6 +127,10 @@ sanitize: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(MAKE) --no-print-directory B=build-san run-tests
+	ASAN_OPTIONS=detect_leaks=1:handle_segv=0:handle_sigbus=0:handle_sigfpe=0 \
+	UBSAN_OPTIONS=halt_on_error=1 \
+	    build-san/mp-harness run --method fork --ref $(REF) \
+	    --out build-san/conformance cases
 
 VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
             --error-exitcode=99 --child-silent-after-fork=yes

@@ -638,8 +638,14 @@ int case_collect(char **paths, int n, char ***files, size_t *count)
     *count = 0;
     for (int i = 0; i < n; i++) {
         if (stat(paths[i], &st) < 0) {
-            fprintf(stderr, "mp-harness: %s: %s\n", paths[i], strerror(errno));
-            return -errno;
+            int err = errno;
+            fprintf(stderr, "mp-harness: %s: %s\n", paths[i], strerror(err));
+            for (size_t k = 0; k < *count; k++)
+                free((*files)[k]);
+            free(*files);
+            *files = NULL;
+            *count = 0;
+            return -err;
         }
         if (S_ISDIR(st.st_mode))
             walk(paths[i], files, count, &cap);

@@ -162,10 +162,11 @@ static json_t *outcome_table(const struct run *r, json_t *ref)
 
 static void yaml_block(struct report *rep, const char *message, json_t *diffs)
 {
-    char *m = json_dumps(json_string(message), JSON_ENCODE_ANY);
+    json_t *js = json_string(message), *d;
+    char *m = json_dumps(js, JSON_ENCODE_ANY);
     size_t i;
-    json_t *d;
 
+    json_decref(js);
     out(rep, "  ---\n  message: %s\n", m);
     free(m);
     if (json_array_size(diffs) > 0) {

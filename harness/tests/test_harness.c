@@ -2,12 +2,26 @@
  * test_harness.c - the conformance harness's own parts: normalising output
  * (norm.c) and validating case files (case.c).
  */
+#include <ftw.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "runner.h"
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static void rm_rf(const char *dir)
+{
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
 
 static char *write_case(const char *text)
 {
@@ -37,7 +51,8 @@ static char *case_error(const char *text)
 
     snprintf(err, sizeof(err), "%s", c->error != NULL ? c->error : "");
     case_free(c);
-    unlink(path);
+    snprintf(path, 64, "/tmp/test-harness-%ld", (long)getpid());
+    rm_rf(path);
     return err;
 }
 
@@ -120,7 +135,8 @@ TEST(valid_case_loads)
     ASSERT_TRUE(case_steps_for(c, "p.q") == NULL); /* q has no target */
     ASSERT_TRUE(case_steps_for(c, "main") == c->steps);
     case_free(c);
-    unlink(path);
+    snprintf(path, 64, "/tmp/test-harness-%ld", (long)getpid());
+    rm_rf(path);
 }
 
 TEST(bad_cases_name_the_problem)
@@ -174,4 +190,123 @@ TEST(bad_cases_name_the_problem)
                                 "\",\"as\":\"p\"},{\"op\":\"process\",\"as\":"
                                 "\"q\",\"pass\":[\"p\"],\"target\":[{\"op\":"
                                 "\"start\",\"proc\":\"p\"}]}]}"));
+}
+
+/* Changing any one value of a reference makes the run fail, with the
+ * difference spelled out.  Runs the real mp-harness (MP_HARNESS, set by the
+ * Makefile) on one case against mutated copies of its reference. */
+
+#define GATE_CASE "process/seed000_basic_worker"
+
+static int run_harness(const char *ref, char *out, size_t size)
+{
+    const char *exe = getenv("MP_HARNESS");
+    char file[256];
+    int fds[2], status;
+    size_t len = 0;
+    ssize_t n;
+    pid_t pid;
+
+    snprintf(file, sizeof(file), "cases/%s.json", GATE_CASE);
+    ASSERT_EQ(0, pipe(fds));
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        execl(exe, exe, "run", "--method", "fork", "--ref", ref, file,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    while (len + 1 < size && (n = read(fds[0], out + len, size - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(fds[0]);
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* Writes ref (a reference file's JSON) as dir/GATE_CASE.json. */
+static void write_ref(const char *dir, json_t *ref)
+{
+    char path[512];
+
+    snprintf(path, sizeof(path), "%s/process", dir);
+    mkdir(dir, 0700);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/%s.json", dir, GATE_CASE);
+    ASSERT_EQ(0, json_dump_file(ref, path, JSON_INDENT(2)));
+}
+
+TEST(a_changed_reference_value_fails_the_run)
+{
+    static char out[65536];
+    char dir[64];
+    json_t *ref, *m, *copy;
+    struct {
+        const char *what, *expect; /* a mutation, and the diff it must show */
+    } muts[] = {
+        { "main outcome", "main[0] (process): expected {\\\"value\\\":"
+                          "\\\"changed\\\"}, got {\\\"value\\\":null}" },
+        { "child outcome", "expected {\\\"value\\\":\\\"changed\\\"}" },
+        { "exit", "exit code of the main process: expected 99, got 0" },
+        { "leftover", "leftover: expected [\\\"ghost\\\"], got []" },
+        { "stdout", "stdout: expected [\\\"ghost\\\"]" },
+        { "one outcome fewer", ", got {\\\"value\\\":" },
+    };
+
+    if (getenv("MP_HARNESS") == NULL)
+        check_skip("MP_HARNESS is not set (run through make check)");
+    ref = json_load_file("reference/cpython-3.13/" GATE_CASE ".json", 0, NULL);
+    if (ref == NULL)
+        check_skip("no reference for " GATE_CASE);
+    snprintf(dir, sizeof(dir), "/tmp/test-gate-%ld", (long)getpid());
+
+    write_ref(dir, ref);
+    ASSERT_EQ(0, run_harness(dir, out, sizeof(out))); /* unchanged: passes */
+
+    for (size_t i = 0; i < sizeof(muts) / sizeof(muts[0]); i++) {
+        const char *path;
+        json_t *list;
+        copy = json_deep_copy(ref);
+        m = json_object_get(json_object_get(copy, "methods"), "fork");
+        switch (i) {
+        case 0:
+            json_array_set_new(json_object_get(json_object_get(m, "outcomes"),
+                                               "main"), 0,
+                               json_pack("{s:s}", "value", "changed"));
+            break;
+        case 1: /* the first child's first outcome */
+            json_object_foreach(json_object_get(m, "outcomes"), path, list)
+                if (strcmp(path, "main") != 0) {
+                    json_array_set_new(list, 0, json_pack("{s:s}", "value",
+                                                          "changed"));
+                    break;
+                }
+            break;
+        case 2:
+            json_object_set_new(m, "exit", json_integer(99));
+            break;
+        case 3:
+            json_object_set_new(m, "leftover", json_pack("[s]", "ghost"));
+            break;
+        case 4:
+            json_object_set_new(m, "stdout", json_pack("[s]", "ghost"));
+            break;
+        case 5:
+            list = json_object_get(json_object_get(m, "outcomes"), "main");
+            json_array_remove(list, json_array_size(list) - 1);
+            break;
+        }
+        write_ref(dir, copy);
+        json_decref(copy);
+        if (run_harness(dir, out, sizeof(out)) != 1 ||
+            strstr(out, muts[i].expect) == NULL)
+            check_fail(__FILE__, __LINE__, "%s changed: exit status or diff "
+                       "wrong; wanted %s in:\n%s", muts[i].what,
+                       muts[i].expect, out);
+    }
+    json_decref(ref);
+    rm_rf(dir);
 }
