@@ -333,6 +333,15 @@ def _run_steps(ctx, steps):
         if op in ENDING_OPS:
             _end_process(st)
         fn = OPS[op]
+        if op == "event":
+            # Recorded before the signal goes out: a process killed as soon
+            # as its event is seen has still recorded the step (the C
+            # interpreter does the same).  An event that cannot be sent is a
+            # harness error, never an outcome.
+            line = json.dumps({"i": i, "d": 0.0, "o": {"value": None}}) + "\n"
+            os.write(fd, line.encode("utf-8"))
+            fn(ctx, st)
+            continue
         t0 = time.monotonic()
         try:
             value = fn(ctx, st)

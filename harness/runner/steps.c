@@ -546,16 +546,7 @@ static json_t *run_step(struct interp *in, json_t *step, int *err,
             fflush(f);
         return json_null();
     }
-    if (strcmp(op, "event") == 0) {
-        json_t *n = json_object_get(step, "count");
-        r = do_event(in, json_string_value(json_object_get(step, "name")),
-                     n != NULL ? json_integer_value(n) : 1);
-        if (r < 0) {
-            *raised_text = oserror_text(-r);
-            return NULL;
-        }
-        return json_null();
-    }
+
     if (strcmp(op, "wait_event") == 0) {
         json_t *t = json_object_get(step, "timeout");
         do_wait_event(in, json_string_value(json_object_get(step, "name")),
@@ -573,10 +564,26 @@ static int steps_run(struct interp *in, json_t *steps)
 
     json_array_foreach(steps, i, step) {
         const char *mode = json_string_value(json_object_get(step, "compare"));
+        const char *op = json_string_value(json_object_get(step, "op"));
         char *raised = NULL;
         double t0 = now();
         int err = 0;
-        json_t *value = run_step(in, step, &err, &raised), *o;
+        json_t *value, *o;
+
+        if (strcmp(op, "event") == 0) {
+            /* Recorded before the signal goes out: a process killed as soon
+             * as its event is seen has still recorded the step (so does the
+             * recorder).  A signal that cannot be sent is a harness error. */
+            json_t *n = json_object_get(step, "count");
+            o = json_pack("{s:n, s:f}", "value", "t", 0.0);
+            write_line(in, o);
+            json_decref(o);
+            if (do_event(in, json_string_value(json_object_get(step, "name")),
+                         n != NULL ? json_integer_value(n) : 1) < 0)
+                harness_error(in, "event: cannot signal the event's FIFO");
+            continue;
+        }
+        value = run_step(in, step, &err, &raised);
 
         if (err == STOP_RAISED)
             return STOP_RAISED;
