@@ -95,8 +95,8 @@ int mp__wait_readable(int fd, double deadline)
             tsp = &ts;
         }
         r = ppoll(&pfd, 1, tsp, NULL);
-        if (r > 0)
-            return 1;
+        if (r > 0) /* a closed descriptor is an error, not an event */
+            return pfd.revents & POLLNVAL ? -EBADF : 1;
         if (r == 0)
             return 0;
         if (errno != EINTR)
