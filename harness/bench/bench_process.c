@@ -359,6 +359,7 @@ int main(int argc, char **argv)
     struct series sj[3] = { 0 }, ov[3] = { 0 }, cpu[3] = { 0 };
     json_t *root, *results;
 
+    mp_main(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--quick") == 0) {

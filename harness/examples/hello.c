@@ -11,11 +11,14 @@ MP_TARGET(greet)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     mp_process *p = NULL;
     int code = 0;
-    int r = mp_process_new(&p, "greet", "world", 5, NULL);
+    int r;
+
+    mp_main(argc, argv); /* first: spawned children start here */
+    r = mp_process_new(&p, "greet", "world", 5, NULL);
 
     if (r == 0)
         r = mp_process_start(p);

@@ -61,7 +61,16 @@ extern "C" {
       "'NoneType' object has no attribute 'kill'")                            \
     X(ENOTARGET, -4013, "AttributeError", "no target registered by that name")\
     X(ENOCPU, -4014, "NotImplementedError", "cannot determine number of cpus")\
-    X(ERAISED, -4015, "Exception", "an exception raised with mp_raise()")
+    X(ERAISED, -4015, "Exception", "an exception raised with mp_raise()")   \
+    X(ECONTEXTSET, -4016, "RuntimeError", "context has already been set")    \
+    X(ECONCRETE, -4017, "ValueError",                                         \
+      "cannot set start method of concrete context")                          \
+    X(ENOMPMAIN, -4018, "RuntimeError",                                       \
+      "the child did not reach mp_main(): a program that uses the spawn or "  \
+      "forkserver start method must call mp_main(argc, argv) first thing in " \
+      "main()")                                                               \
+    X(EFORKSERVER, -4019, "RuntimeError",                                     \
+      "the fork server failed or died before answering")
 
 #define MP__ERROR_ENUM(name, code, exc, msg) MP_##name = (code),
 enum { MP_ERROR_MAP(MP__ERROR_ENUM) MP__ERROR_END };
@@ -142,6 +151,49 @@ mp_target_fn mp_target_lookup(const char *name);
     }                                                                         \
     static int mp_target__##name(const void *arg, size_t len)
 
+/* start methods and contexts */
+
+/*
+ * The start methods, as CPython's: "fork" (the default, as CPython 3.13's on
+ * Linux), "spawn" (a fresh run of this program, which must call mp_main()
+ * first thing in main()) and "forkserver" (children forked by a small server,
+ * itself a fresh run of this program, started on first use).
+ */
+typedef struct mp_context mp_context;
+
+/*
+ * Call first thing in main(), before anything else runs:
+ *     int main(int argc, char **argv) { mp_main(argc, argv); ... }
+ * In a process started by the spawn method, or in the fork server, it does
+ * that process's work and never returns; otherwise it returns 0 at once
+ * (CPython's freeze_support() / spawn_main()).
+ */
+int mp_main(int argc, char **argv);
+
+/*
+ * get_context(method): a start method's context; NULL asks for the default
+ * context's method, which fixes it as CPython's get_context() does.
+ * Error: MP_ERAISED with "ValueError: cannot find context for 'bogus'".
+ */
+int mp_get_context(mp_context **out, const char *method);
+/* The context's method name: "fork", "spawn" or "forkserver". */
+const char *mp_context_name(const mp_context *ctx);
+/* A concrete context's set_start_method() always fails: MP_ECONCRETE. */
+int mp_context_set_start_method(mp_context *ctx, const char *method,
+                                int force);
+/*
+ * set_start_method(method, force): MP_ECONTEXTSET once the default method is
+ * fixed (by an earlier set, get_start_method(), mp_get_context(NULL) or a
+ * start()) unless `force`; NULL with force unsets it.
+ */
+int mp_set_start_method(const char *method, int force);
+/* get_start_method(allow_none): NULL only when allow_none and unset;
+ * otherwise it fixes the default. */
+const char *mp_get_start_method(int allow_none);
+/* get_all_start_methods(): fills out[0..n) and returns how many there are
+ * (3: fork, spawn, forkserver). */
+size_t mp_get_all_start_methods(const char **out, size_t n);
+
 /* process */
 
 typedef struct mp_process mp_process;
@@ -170,6 +222,14 @@ typedef struct mp_process_options {
  */
 int mp_process_new(mp_process **out, const char *target, const void *arg,
                    size_t len, const mp_process_options *options);
+/*
+ * ctx.Process(...): a process of one start method, named "ForkProcess-N",
+ * "SpawnProcess-N" or "ForkServerProcess-N".  mp_process_new() makes a plain
+ * "Process-N", which uses the default context's method when it starts.
+ */
+int mp_context_process_new(mp_context *ctx, mp_process **out,
+                           const char *target, const void *arg, size_t len,
+                           const mp_process_options *options);
 /*
  * Drops the caller's reference.  A child that is still running is not
  * affected: libmp keeps track of it, reaps it, and joins it at exit as

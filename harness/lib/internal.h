@@ -24,7 +24,9 @@ enum mp__kind {
 struct mp_process {
     int refs;
     enum mp__kind kind;
-    const struct mp_start_ops *ops;
+    const struct mp_start_ops *ops; /* set by start() */
+    const mp_context *ctx; /* NULL: the default context, looked up at start */
+    const char *method;    /* the start method it was started with */
     const char *type_name; /* "Process": the repr and default name prefix */
     char *name;
     char *name_buf; /* what name points to when it is ours to free */
@@ -35,6 +37,7 @@ struct mp_process {
     char *parent_name;
 
     mp_target_fn fn; /* NULL: run nothing */
+    char target_name[64];
     void *arg;
     size_t arg_len;
 
@@ -72,6 +75,39 @@ struct mp_start_ops {
 };
 
 extern const struct mp_start_ops mp__start_fork;
+extern const struct mp_start_ops mp__start_spawn;
+extern const struct mp_start_ops mp__start_forkserver;
+
+/* start_fork.c: what spawn shares (its children are ours, as fork's) */
+int mp__fork_wait(mp_process *p, double timeout);
+int mp__fork_send_signal(mp_process *p, int sig);
+void mp__fork_close(mp_process *p);
+/* No pidfds: the write end of this child's own sentinel, kept from its
+ * children. */
+void mp__set_self_sentinel(int fd);
+
+/* context.c */
+const mp_context *mp__default_context(void); /* fixes it */
+void mp__force_start_method(const char *method);
+const struct mp_start_ops *mp__context_ops(const mp_context *ctx);
+const char *mp__context_type(const mp_context *ctx);
+
+/* spawn.c: what a child started by exec is told, as bytes */
+int mp__blob_build(const mp_process *p, char **out, size_t *len);
+/* Makes the process object a blob describes, in the new child. */
+int mp__blob_child(const char *buf, size_t len, mp_process **out);
+/* Writes/reads a length-prefixed blob on a (blocking) descriptor. */
+int mp__blob_send(int fd, const char *buf, size_t len, double deadline);
+int mp__blob_recv(int fd, char **buf, size_t *len);
+/* posix_spawn of this program with `mode` ("--libmp-spawn") and the given
+ * descriptors placed at 3, 4, ... in the child; nothing else is inherited
+ * but stdin, stdout and stderr. */
+int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid);
+/* Waits for the one-byte ack of a child that reached mp_main(). */
+int mp__wait_ack(int sock, int pidfd, pid_t pid);
+
+/* start_forkserver.c */
+_Noreturn void mp__forkserver_main(void);
 
 /* process.c */
 mp_process *mp__process_ref(mp_process *p);
@@ -81,6 +117,10 @@ void mp__child_init(mp_process *self, int parent_sentinel);
 /* Runs the target of the current (child) process and ends it.  Never
  * returns. */
 _Noreturn void mp__child_run(mp_process *self);
+/* A spawned child leaves with exit(), which runs its own atexit handlers as
+ * CPython's spawn children do; fork and forkserver children use _exit(). */
+void mp__set_spawned_child(void);
+mp_process *mp__process_alloc(void);
 int mp__daemon_death_signal(void);
 
 /* fd.c */

@@ -22,6 +22,7 @@
 #include "internal.h"
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool spawned_child;       /* a fresh program run by spawn */
 static mp_process *children;     /* CPython's _children */
 static unsigned counter = 1;     /* CPython's _process_counter */
 static int death_signal;
@@ -216,15 +217,31 @@ static void exit_function(void)
 
 /* construction */
 
-int mp_process_new(mp_process **out, const char *target, const void *arg,
-                   size_t len, const mp_process_options *options)
+mp_process *mp__process_alloc(void)
+{
+    mp_process *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    p->refs = 1;
+    p->kind = MP__KIND_CHILD;
+    p->ops = &mp__start_fork; /* until start() picks the method */
+    p->method = "fork";
+    p->type_name = "Process";
+    p->pidfd = p->sentinel = p->parent_w = -1;
+    pthread_mutex_init(&p->wait_lock, NULL);
+    return p;
+}
+
+static int process_new(const mp_context *ctx, mp_process **out,
+                       const char *target, const void *arg, size_t len,
+                       const mp_process_options *options)
 {
     mp_process *p = NULL;
     mp_target_fn fn = NULL;
     const char *name = options != NULL ? options->name : NULL;
     int daemon = options != NULL ? options->daemon : MP_DAEMON_INHERIT;
     unsigned count;
-    int r = -ENOMEM;
 
     if (out == NULL || (arg == NULL && len > 0) ||
         daemon < MP_DAEMON_INHERIT || daemon > MP_DAEMON_NO)
@@ -234,16 +251,14 @@ int mp_process_new(mp_process **out, const char *target, const void *arg,
         return MP_ENOTARGET;
     init_once();
 
-    p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        goto fail;
-    p->refs = 1;
-    p->kind = MP__KIND_CHILD;
-    p->ops = &mp__start_fork;
-    p->type_name = "Process";
-    p->pidfd = p->sentinel = p->parent_w = -1;
+    if ((p = mp__process_alloc()) == NULL)
+        return -ENOMEM;
+    p->ctx = ctx;
+    if (ctx != NULL)
+        p->type_name = mp__context_type(ctx);
     p->fn = fn;
-    pthread_mutex_init(&p->wait_lock, NULL);
+    if (fn != NULL)
+        snprintf(p->target_name, sizeof(p->target_name), "%s", target);
 
     pthread_mutex_lock(&reg_lock);
     count = counter++;
@@ -285,14 +300,23 @@ int mp_process_new(mp_process **out, const char *target, const void *arg,
     *out = p;
     return 0;
 fail:
-    if (p != NULL) {
-        pthread_mutex_destroy(&p->wait_lock);
-        free(p->name);
-        free(p->identity);
-        free(p->parent_name);
-        free(p);
-    }
-    return r;
+    mp_process_free(p);
+    return -ENOMEM;
+}
+
+int mp_process_new(mp_process **out, const char *target, const void *arg,
+                   size_t len, const mp_process_options *options)
+{
+    return process_new(NULL, out, target, arg, len, options);
+}
+
+int mp_context_process_new(mp_context *ctx, mp_process **out,
+                           const char *target, const void *arg, size_t len,
+                           const mp_process_options *options)
+{
+    if (ctx == NULL)
+        return MP_EINVAL;
+    return process_new(ctx, out, target, arg, len, options);
 }
 
 /* lifecycle */
@@ -313,6 +337,14 @@ int mp_process_start(mp_process *p)
         return MP_EDAEMONIC;
     init_once();
     cleanup();
+    /* CPython's Process._Popen looks the default context up now (fixing
+     * it); a context's process keeps its own method. */
+    {
+        const mp_context *ctx = p->ctx != NULL ? p->ctx
+                                               : mp__default_context();
+        p->ops = mp__context_ops(ctx);
+        p->method = mp_context_name(ctx);
+    }
     /* Popen flushes stdout and stderr; libmp flushes every output stream, so
      * no buffered output of any FILE is written twice. */
     fflush(NULL);
@@ -754,12 +786,21 @@ void mp__child_init(mp_process *self, int parent_fd)
     clearerr(stdin);
 }
 
+void mp__set_spawned_child(void)
+{
+    spawned_child = true;
+}
+
 _Noreturn static void child_finish(int code)
 {
     /* _bootstrap flushes before the atexit teardown joins the children. */
     fflush(NULL);
     exit_function();
     fflush(NULL);
+    /* A spawned child is a program of its own: its atexit handlers run, as
+     * CPython's spawn children's do.  A forked child's are its parent's. */
+    if (spawned_child)
+        exit(code);
     _exit(code);
 }
 

@@ -24,6 +24,11 @@
  * hand down to its children. */
 static int self_sentinel_w = -1;
 
+void mp__set_self_sentinel(int fd)
+{
+    self_sentinel_w = fd;
+}
+
 /* Whether only we reap our children: SIGCHLD neither ignored (the kernel
  * reaps) nor handled (a handler may call waitpid(-1)). */
 static bool only_we_reap(void)
@@ -161,7 +166,7 @@ static int fork_reap(mp_process *p, bool block)
     return 1;
 }
 
-static int fork_wait(mp_process *p, double timeout)
+int mp__fork_wait(mp_process *p, double timeout)
 {
     int r;
 
@@ -189,7 +194,7 @@ static int fork_wait(mp_process *p, double timeout)
     return r;
 }
 
-static int fork_send_signal(mp_process *p, int sig)
+int mp__fork_send_signal(mp_process *p, int sig)
 {
     int r;
 
@@ -203,7 +208,7 @@ static int fork_send_signal(mp_process *p, int sig)
     return r == -ESRCH ? 0 : r;
 }
 
-static void fork_close(mp_process *p)
+void mp__fork_close(mp_process *p)
 {
     if (p->sentinel != p->pidfd)
         p->sentinel = mp__fd_close(p->sentinel);
@@ -215,7 +220,7 @@ static void fork_close(mp_process *p)
 const struct mp_start_ops mp__start_fork = {
     .name = "fork",
     .launch = fork_launch,
-    .wait = fork_wait,
-    .send_signal = fork_send_signal,
-    .close = fork_close,
+    .wait = mp__fork_wait,
+    .send_signal = mp__fork_send_signal,
+    .close = mp__fork_close,
 };

@@ -20,10 +20,16 @@
 #include "mp.h"
 #include "runner.h"
 
-/* The start methods libmp has; the others are reported as SKIP. */
+/* The start methods libmp has; others would be reported as SKIP. */
 static bool libmp_has(const char *method)
 {
-    return strcmp(method, "fork") == 0;
+    const char *all[8];
+    size_t n = mp_get_all_start_methods(all, 8);
+
+    for (size_t i = 0; i < n && i < 8; i++)
+        if (strcmp(all[i], method) == 0)
+            return true;
+    return false;
 }
 
 static void usage(void)
@@ -233,6 +239,7 @@ int main(int argc, char **argv)
 {
     char *def[] = { "cases" };
 
+    mp_main(argc, argv); /* spawned children and the fork server start here */
     if (argc < 2)
         usage();
     if (strcmp(argv[1], "case-run") == 0) {

@@ -373,6 +373,11 @@ static json_t *run_step(struct interp *in, json_t *step, int *err,
 
         if (in->nobj == MAX_OBJECTS)
             harness_error(in, "too many objects in one process");
+        if (json_array_size(json_object_get(step, "pass")) > 0 &&
+            strcmp(mp_get_start_method(0), "fork") != 0)
+            harness_error(in, "libmp cannot hand a process object to a child "
+                          "that is not forked: arguments are bytes, and a "
+                          "process object is not (CPython pickles it)");
         if (json_object_get(step, "target") != NULL)
             arg = child_arg(in, step, as);
         r = mp_process_new(&np, arg != NULL ? "harness_child" : NULL, arg,
@@ -661,8 +666,8 @@ void steps_main(const char *file, const char *method, const char *dir)
     main_case = case_load(file);
     if (main_case->error != NULL)
         harness_error(&in, main_case->error);
-    if (strcmp(method, "fork") != 0)
-        harness_error(&in, "libmp has no such start method yet");
+    if (mp_set_start_method(method, 1) < 0)
+        harness_error(&in, "libmp has no such start method");
     if (steps_run(&in, main_case->steps) == STOP_RAISED)
         harness_error(&in, "raise escaped the main process");
     main_cleanup();

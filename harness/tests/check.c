@@ -146,6 +146,7 @@ int main(int argc, char **argv)
     int timeout = t != NULL && atoi(t) > 0 ? atoi(t) : 60;
     int failed = 0, passed = 0, skipped = 0, planned = 0, n = 0;
 
+    mp_main(argc, argv); /* spawned children and the fork server */
     setvbuf(stdout, NULL, _IOLBF, 0);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     for (size_t i = 0; i < ntests; i++)

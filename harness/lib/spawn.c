@@ -1,0 +1,479 @@
+/*
+ * spawn.c - the "spawn" start method and what it shares with forkserver
+ * (CPython: popen_spawn_posix.py, spawn.py).
+ *
+ * A spawned child is a fresh run of this very program (/proc/self/exe), made
+ * with posix_spawn (vfork speed, whatever the parent's size).  It inherits
+ * stdin, stdout, stderr and the descriptors libmp places at 3, 4, ...:
+ *   3  a socket: the parent sends the blob that describes the process
+ *      (target name, argument bytes, name, identity, daemon flag, parent),
+ *      the child answers one byte once it has it;
+ *   4  the parent's sentinel, for parent_process() (a pidfd of the parent, or
+ *      the read end of a pipe whose write end the parent holds);
+ *   5  (no pidfds only) the write end of the child's own sentinel pipe.
+ * The program must call mp_main() first thing in main(); start() waits for
+ * the child's answer, so a program that does not is a clear error from
+ * start() (MP_ENOMPMAIN), never a silent wrong child.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define BLOB_MAGIC 0x31504d4cu /* "LMP1" */
+#define ACK_TIMEOUT 10.0       /* seconds a child may take to reach mp_main */
+
+extern char **environ;
+
+/* the blob */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+};
+
+static void put(struct buf *b, const void *data, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        char *grown;
+        while (cap < b->len + n)
+            cap *= 2;
+        if ((grown = realloc(b->p, cap)) == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->p = grown;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void put_u64(struct buf *b, uint64_t v) { put(b, &v, sizeof(v)); }
+
+static void put_str(struct buf *b, const void *s, size_t n)
+{
+    put_u64(b, n);
+    put(b, s, n);
+}
+
+struct rd {
+    const char *p;
+    size_t left;
+    bool failed;
+};
+
+static const void *take(struct rd *r, size_t n)
+{
+    const void *at = r->p;
+
+    if (r->failed || n > r->left) {
+        r->failed = true;
+        return NULL;
+    }
+    r->p += n;
+    r->left -= n;
+    return at;
+}
+
+static uint64_t get_u64(struct rd *r)
+{
+    uint64_t v = 0;
+    const void *at = take(r, sizeof(v));
+
+    if (at != NULL)
+        memcpy(&v, at, sizeof(v));
+    return v;
+}
+
+/* A copy of a string field, terminated; NULL on error. */
+static char *get_str(struct rd *r, size_t *n_out)
+{
+    uint64_t n = get_u64(r);
+    const char *at = take(r, (size_t)n);
+    char *s;
+
+    if (at == NULL || (s = malloc((size_t)n + 1)) == NULL) {
+        r->failed = true;
+        return NULL;
+    }
+    memcpy(s, at, (size_t)n);
+    s[n] = '\0';
+    if (n_out != NULL)
+        *n_out = (size_t)n;
+    return s;
+}
+
+int mp__blob_build(const mp_process *p, char **out, size_t *len)
+{
+    struct buf b = { 0 };
+    const char *target = p->fn != NULL ? p->target_name : "";
+
+    put_u64(&b, BLOB_MAGIC);
+    put_str(&b, p->method, strlen(p->method));
+    put_str(&b, p->type_name, strlen(p->type_name));
+    put_str(&b, target, strlen(target));
+    put_str(&b, p->arg, p->arg_len);
+    put_str(&b, p->name, strlen(p->name));
+    put_u64(&b, p->identity_len);
+    for (size_t i = 0; i < p->identity_len; i++)
+        put_u64(&b, p->identity[i]);
+    put_u64(&b, (uint64_t)(int64_t)p->daemon);
+    put_u64(&b, (uint64_t)p->parent_pid);
+    put_str(&b, p->parent_name, strlen(p->parent_name));
+    put_u64(&b, (uint64_t)(p->daemon ? mp__daemon_death_signal() : 0));
+    put_u64(&b, mp__use_pidfd() ? 0 : 1); /* fd 5 is our sentinel's end */
+    if (b.failed) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}
+
+/* Fields the child needs beyond the process object. */
+struct blob_extra {
+    int deathsig;
+    bool sentinel_fd;
+};
+
+static int blob_parse(const char *buf, size_t len, mp_process **out,
+                      struct blob_extra *x)
+{
+    struct rd r = { buf, len, false };
+    mp_process *p = mp__process_alloc();
+    char *method, *type, *target;
+    int err = -EPROTO;
+
+    if (p == NULL)
+        return -ENOMEM;
+    if (get_u64(&r) != BLOB_MAGIC)
+        goto fail;
+    method = get_str(&r, NULL);
+    type = get_str(&r, NULL);
+    target = get_str(&r, NULL);
+    p->arg = get_str(&r, &p->arg_len);
+    p->name = p->name_buf = get_str(&r, NULL);
+    p->identity_len = (size_t)get_u64(&r);
+    if (!r.failed && p->identity_len <= 1024 &&
+        (p->identity = calloc(p->identity_len + 1, sizeof(unsigned))) != NULL)
+        for (size_t i = 0; i < p->identity_len; i++)
+            p->identity[i] = (unsigned)get_u64(&r);
+    else
+        r.failed = true;
+    p->daemon = (int)(int64_t)get_u64(&r);
+    p->parent_pid = (pid_t)get_u64(&r);
+    p->parent_name = get_str(&r, NULL);
+    x->deathsig = (int)get_u64(&r);
+    x->sentinel_fd = get_u64(&r) != 0;
+    if (r.failed || method == NULL || type == NULL || target == NULL) {
+        free(method);
+        free(type);
+        free(target);
+        goto fail;
+    }
+    /* The names the contexts use are static strings: keep theirs. */
+    p->method = strcmp(method, "spawn") == 0        ? "spawn"
+                : strcmp(method, "forkserver") == 0 ? "forkserver"
+                                                    : "fork";
+    p->type_name = strcmp(type, "SpawnProcess") == 0        ? "SpawnProcess"
+                   : strcmp(type, "ForkServerProcess") == 0 ? "ForkServerProcess"
+                   : strcmp(type, "ForkProcess") == 0       ? "ForkProcess"
+                                                            : "Process";
+    free(method);
+    free(type);
+    if (target[0] != '\0') {
+        p->fn = mp_target_lookup(target);
+        if (p->fn == NULL) {
+            free(target);
+            err = MP_ENOTARGET;
+            goto fail;
+        }
+        snprintf(p->target_name, sizeof(p->target_name), "%s", target);
+    }
+    free(target);
+    *out = p;
+    return 0;
+fail:
+    mp_process_free(p);
+    return err;
+}
+
+int mp__blob_child(const char *buf, size_t len, mp_process **out)
+{
+    struct blob_extra x;
+
+    return blob_parse(buf, len, out, &x);
+}
+
+int mp__blob_send(int fd, const char *buf, size_t len, double deadline)
+{
+    uint64_t n = len;
+    const char *parts[2] = { (const char *)&n, buf };
+    size_t sizes[2] = { sizeof(n), len };
+
+    for (int i = 0; i < 2; i++) {
+        size_t done = 0;
+        while (done < sizes[i]) {
+            ssize_t w = send(fd, parts[i] + done, sizes[i] - done,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w > 0) {
+                done += (size_t)w;
+            } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+                struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+                double left = deadline - mp__now();
+                if (left <= 0)
+                    return MP_ENOMPMAIN; /* the child does not read */
+                poll(&pfd, 1, (int)ceil(left * 1000));
+            } else {
+                return w < 0 && errno != EPIPE && errno != ECONNRESET
+                           ? -errno : MP_ENOMPMAIN;
+            }
+        }
+    }
+    return 0;
+}
+
+static int read_full(int fd, void *buf, size_t n)
+{
+    size_t done = 0;
+
+    while (done < n) {
+        ssize_t r = read(fd, (char *)buf + done, n - done);
+        if (r > 0)
+            done += (size_t)r;
+        else if (r == 0)
+            return -EPIPE;
+        else if (errno != EINTR)
+            return -errno;
+    }
+    return 0;
+}
+
+int mp__blob_recv(int fd, char **buf, size_t *len)
+{
+    uint64_t n;
+    int r = read_full(fd, &n, sizeof(n));
+
+    if (r < 0)
+        return r;
+    if (n > ((uint64_t)1 << 40) || (*buf = malloc(n + 1)) == NULL)
+        return -ENOMEM;
+    if ((r = read_full(fd, *buf, n)) < 0) {
+        free(*buf);
+        return r;
+    }
+    *len = n;
+    return 0;
+}
+
+int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    char *argv[] = { program_invocation_name, (char *)mode, NULL };
+    int moved[8], r, i;
+
+    if (nfds > 8)
+        return MP_EINVAL;
+    /* Out of the way of 3..3+nfds first, so no dup2 clobbers a source. */
+    for (i = 0; i < nfds; i++)
+        moved[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + nfds);
+    posix_spawn_file_actions_init(&fa);
+    for (i = 0; i < nfds; i++)
+        posix_spawn_file_actions_adddup2(&fa, moved[i], 3 + i);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3 + nfds);
+    r = -posix_spawn(pid, "/proc/self/exe", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    for (i = 0; i < nfds; i++)
+        mp__fd_close(moved[i]);
+    for (i = 0; i < nfds; i++)
+        if (moved[i] < 0)
+            return -EMFILE;
+    return r;
+}
+
+int mp__wait_ack(int sock, int pidfd, pid_t pid)
+{
+    double deadline = mp__now() + ACK_TIMEOUT;
+    char c;
+
+    (void)pid;
+    for (;;) {
+        struct pollfd pfd[2] = { { .fd = sock, .events = POLLIN },
+                                 { .fd = pidfd, .events = POLLIN } };
+        double left = deadline - mp__now();
+        ssize_t n = recv(sock, &c, 1, MSG_DONTWAIT);
+        if (n == 1)
+            return 0;
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return MP_ENOMPMAIN; /* it ended, or closed fd 3, unanswered */
+        if (left <= 0)
+            return MP_ENOMPMAIN;
+        poll(pfd, pidfd >= 0 ? 2 : 1, (int)ceil(left * 1000));
+        if (pidfd >= 0 && (pfd[1].revents & POLLIN) &&
+            recv(sock, &c, 1, MSG_DONTWAIT) != 1)
+            return MP_ENOMPMAIN; /* exited without answering */
+    }
+}
+
+/* The descriptor a child watches its parent with: a pidfd of ourselves, or
+ * the read end of a pipe whose write end *keep gets (no pidfds). */
+static int parent_watch_fd(int *keep)
+{
+    int fds[2];
+
+    *keep = -1;
+    if (mp__use_pidfd())
+        return mp__pidfd_open(getpid());
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    *keep = fds[1];
+    return fds[0];
+}
+
+/* the spawn method */
+
+static int spawn_launch(mp_process *p)
+{
+    int sock[2] = { -1, -1 }, sent[2] = { -1, -1 }, fds[3];
+    int pw = -1, keep = -1, pidfd = -1, r;
+    bool use_pidfd = mp__use_pidfd();
+    char *blob = NULL;
+    size_t len;
+    pid_t pid;
+
+    r = mp__blob_build(p, &blob, &len);
+    if (r < 0)
+        goto out;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0 ||
+        (!use_pidfd && pipe2(sent, O_CLOEXEC) < 0)) {
+        r = -errno;
+        goto out;
+    }
+    if ((pw = parent_watch_fd(&keep)) < 0) {
+        r = pw;
+        goto out;
+    }
+    fds[0] = sock[1];
+    fds[1] = pw;
+    fds[2] = sent[1];
+    r = mp__spawn_self("--libmp-spawn", fds, use_pidfd ? 2 : 3, &pid);
+    if (r < 0)
+        goto out;
+    sock[1] = mp__fd_close(sock[1]);
+    sent[1] = mp__fd_close(sent[1]);
+    p->pid = pid;
+    if (use_pidfd) {
+        pidfd = mp__pidfd_open(pid);
+        if (pidfd < 0) { /* reaped already: it never read its blob */
+            r = MP_ENOMPMAIN;
+            goto out;
+        }
+    }
+    r = mp__blob_send(sock[0], blob, len, mp__now() + ACK_TIMEOUT);
+    if (r == 0)
+        r = mp__wait_ack(sock[0], pidfd, pid);
+    if (r < 0) { /* whatever that child is, it is not ours to keep */
+        siginfo_t si;
+        if (pidfd >= 0)
+            mp__pidfd_send_signal(pidfd, SIGKILL);
+        else
+            kill(pid, SIGKILL);
+        while (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0 && errno == EINTR)
+            ;
+        goto out;
+    }
+    if (use_pidfd) {
+        p->pidfd = p->sentinel = pidfd;
+        pidfd = -1;
+    } else {
+        p->sentinel = sent[0];
+        sent[0] = -1;
+    }
+    p->parent_w = keep;
+    keep = -1;
+out:
+    free(blob);
+    mp__fd_close(sock[0]);
+    mp__fd_close(sock[1]);
+    mp__fd_close(sent[0]);
+    mp__fd_close(sent[1]);
+    mp__fd_close(pw);
+    mp__fd_close(keep);
+    mp__fd_close(pidfd);
+    return r;
+}
+
+const struct mp_start_ops mp__start_spawn = {
+    .name = "spawn",
+    .launch = spawn_launch,
+    .wait = mp__fork_wait,
+    .send_signal = mp__fork_send_signal,
+    .close = mp__fork_close,
+};
+
+/* the spawned child */
+
+_Noreturn static void spawned_child(void)
+{
+    struct blob_extra x = { 0 };
+    mp_process *self = NULL;
+    char *blob = NULL;
+    size_t len = 0;
+    int r;
+
+    fcntl(4, F_SETFD, FD_CLOEXEC);
+    fcntl(5, F_SETFD, FD_CLOEXEC);
+    r = mp__blob_recv(3, &blob, &len);
+    if (r == 0)
+        r = blob_parse(blob, len, &self, &x);
+    free(blob);
+    if (r < 0) {
+        char line[256];
+        mp_format_exception(r, line, sizeof(line));
+        fprintf(stderr, "libmp: spawned child: %s\n", line);
+        _exit(1);
+    }
+    if (send(3, "A", 1, MSG_NOSIGNAL) != 1)
+        _exit(1); /* the parent gave up on us */
+    close(3);
+    if (x.deathsig != 0) {
+        prctl(PR_SET_PDEATHSIG, x.deathsig);
+        if (getppid() != self->parent_pid)
+            raise(x.deathsig);
+    }
+    if (x.sentinel_fd)
+        mp__set_self_sentinel(5);
+    mp__set_spawned_child();
+    mp__force_start_method(self->method);
+    mp__child_init(self, 4);
+    mp__child_run(self);
+}
+
+int mp_main(int argc, char **argv)
+{
+    if (argc >= 2 && argv != NULL && argv[1] != NULL) {
+        if (strcmp(argv[1], "--libmp-spawn") == 0)
+            spawned_child();
+        if (strcmp(argv[1], "--libmp-forkserver") == 0)
+            mp__forkserver_main();
+    }
+    return 0;
+}

@@ -1,0 +1,443 @@
+/*
+ * start_forkserver.c - the "forkserver" start method (CPython:
+ * popen_forkserver.py, forkserver.py).
+ *
+ * The server is a fresh run of this program (mp_main() hands it over),
+ * started on first use and again if it has died.  It holds:
+ *   3  its end of a SOCK_SEQPACKET socketpair with the process that started
+ *      it: no path, no address, nobody else can connect;
+ *   4  the read end of a pipe: EOF means that process ended, and so does the
+ *      server (its children live on, as CPython's do).
+ * For each child, the parent sends a one-byte request carrying two
+ * descriptors (SCM_RIGHTS): its end of a fresh stream socket, and its own
+ * pidfd (the child's parent_process() sentinel).  On that stream socket the
+ * parent sends the blob; the server forks the child, answers with the pid and
+ * a pidfd of the child (so signals can never reach a recycled pid), and, once
+ * it has reaped the child, its exit code.  The parent's sentinel is its end
+ * of that socket: readable when the exit code arrives.  The server is small
+ * and fresh, so a child costs the same whatever the parent's size.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static struct {
+    pthread_mutex_t lock;
+    pid_t pid;
+    int pidfd;   /* of the server (-1 without pidfds) */
+    int ctl;     /* SOCK_SEQPACKET to the server */
+    int alive_w; /* the server ends at EOF on the other end */
+} server = { PTHREAD_MUTEX_INITIALIZER, 0, -1, -1, -1 };
+
+/* Sends one byte with descriptors attached. */
+static int send_fds(int sock, const void *data, size_t len, const int *fds,
+                    int n)
+{
+    char cbuf[CMSG_SPACE(sizeof(int) * 4)] = { 0 };
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    struct cmsghdr *c;
+
+    if (n > 0) {
+        msg.msg_control = cbuf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+        c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+    }
+    while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
+}
+
+/* Receives up to len bytes and up to n descriptors (the rest -1). */
+static ssize_t recv_fds(int sock, void *data, size_t len, int *fds, int n)
+{
+    char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+    struct iovec iov = { .iov_base = data, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = cbuf,
+                          .msg_controllen = sizeof(cbuf) };
+    struct cmsghdr *c;
+    ssize_t r;
+
+    for (int i = 0; i < n; i++)
+        fds[i] = -1;
+    do
+        r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -errno;
+    for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int got = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int i = 0; i < got; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                if (i < n)
+                    fds[i] = fd;
+                else
+                    close(fd);
+            }
+        }
+    return r;
+}
+
+/* the parent's side */
+
+static void server_forget(void)
+{
+    server.ctl = mp__fd_close(server.ctl);
+    server.alive_w = mp__fd_close(server.alive_w);
+    if (server.pid > 0) { /* reap it if it is ours and gone */
+        siginfo_t si = { 0 };
+        waitid(P_PID, (id_t)server.pid, &si, WEXITED | WNOHANG);
+    }
+    server.pidfd = mp__fd_close(server.pidfd);
+    server.pid = 0;
+}
+
+static bool server_alive(void)
+{
+    struct pollfd pfd = { .fd = server.pidfd, .events = POLLIN };
+
+    if (server.ctl < 0)
+        return false;
+    return server.pidfd < 0 || poll(&pfd, 1, 0) == 0;
+}
+
+/* Called with server.lock held. */
+static int server_start(void)
+{
+    int ctl[2] = { -1, -1 }, alive[2] = { -1, -1 }, fds[2], r;
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0 ||
+        pipe2(alive, O_CLOEXEC) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    fds[0] = ctl[1];
+    fds[1] = alive[0];
+    r = mp__spawn_self("--libmp-forkserver", fds, 2, &pid);
+    if (r < 0)
+        goto fail;
+    ctl[1] = mp__fd_close(ctl[1]);
+    alive[0] = mp__fd_close(alive[0]);
+    server.pid = pid;
+    server.pidfd = mp__use_pidfd() ? mp__pidfd_open(pid) : -1;
+    server.ctl = ctl[0];
+    server.alive_w = alive[1];
+    r = mp__wait_ack(server.ctl, server.pidfd, pid);
+    if (r < 0) {
+        kill(pid, SIGKILL);
+        server_forget();
+    }
+    return r;
+fail:
+    mp__fd_close(ctl[0]);
+    mp__fd_close(ctl[1]);
+    mp__fd_close(alive[0]);
+    mp__fd_close(alive[1]);
+    return r;
+}
+
+/* Asks the server for a child: the stream socket comes back in *sock. */
+static int request(int *sock)
+{
+    int st[2] = { -1, -1 }, keep = -1, pw, r = 0, fds[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st) < 0)
+        return -errno;
+    /* The child's view of us: our pidfd, or a pipe we hold (no pidfds). */
+    if (mp__use_pidfd()) {
+        pw = mp__pidfd_open(getpid());
+    } else {
+        int pp[2];
+        pw = pipe2(pp, O_CLOEXEC) < 0 ? -errno : pp[0];
+        keep = pw >= 0 ? pp[1] : -1;
+    }
+    if (pw < 0) {
+        r = pw;
+        goto out;
+    }
+    fds[0] = st[1];
+    fds[1] = pw;
+    pthread_mutex_lock(&server.lock);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!server_alive()) { /* first use, or it died: (re)start it */
+            server_forget();
+            if ((r = server_start()) < 0)
+                break;
+        }
+        r = send_fds(server.ctl, "L", 1, fds, 2);
+        if (r == 0)
+            break;
+        server_forget();
+    }
+    pthread_mutex_unlock(&server.lock);
+    if (r < 0)
+        goto out;
+    *sock = st[0];
+    st[0] = -1;
+    /* The pipe's write end must outlive the child's use of it: it is left
+     * open for the life of this process (no pidfds only). */
+    keep = -1;
+out:
+    mp__fd_close(st[0]);
+    mp__fd_close(st[1]);
+    mp__fd_close(pw);
+    mp__fd_close(keep);
+    return r;
+}
+
+static int fs_launch(mp_process *p)
+{
+    char *blob = NULL;
+    size_t len;
+    int64_t pid;
+    int sock = -1, fd = -1, r;
+    double deadline = mp__now() + 10.0;
+
+    r = mp__blob_build(p, &blob, &len);
+    if (r == 0)
+        r = request(&sock);
+    if (r == 0)
+        r = mp__blob_send(sock, blob, len, deadline);
+    free(blob);
+    if (r < 0)
+        goto fail;
+    for (;;) {
+        struct pollfd pfd = { .fd = sock, .events = POLLIN };
+        double left = deadline - mp__now();
+        if (left <= 0 || poll(&pfd, 1, (int)ceil(left * 1000)) == 0) {
+            r = MP_EFORKSERVER;
+            goto fail;
+        }
+        if (recv_fds(sock, &pid, sizeof(pid), &fd, 1) == sizeof(pid))
+            break;
+        if (errno != EINTR) {
+            r = MP_EFORKSERVER;
+            goto fail;
+        }
+    }
+    p->pid = (pid_t)pid;
+    p->pidfd = fd;
+    p->sentinel = sock;
+    return 0;
+fail:
+    mp__fd_close(sock);
+    mp__fd_close(fd);
+    return r == MP_ENOMPMAIN ? MP_EFORKSERVER : r;
+}
+
+static int fs_reap(mp_process *p, double timeout)
+{
+    int32_t code;
+    ssize_t n;
+    int r;
+
+    if (timeout > 0) {
+        r = mp__wait_readable(p->sentinel, isinf(timeout) ? timeout
+                                                         : mp__now() + timeout);
+        if (r <= 0)
+            return r;
+    }
+    do
+        n = recv(p->sentinel, &code, sizeof(code), MSG_DONTWAIT | MSG_WAITALL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        return 0;
+    /* CPython: a server that died before telling gives 255. */
+    p->code = n == sizeof(code) ? code : 255;
+    __atomic_store_n(&p->has_code, true, __ATOMIC_RELEASE);
+    return 1;
+}
+
+static int fs_wait(mp_process *p, double timeout)
+{
+    int r;
+
+    if (__atomic_load_n(&p->has_code, __ATOMIC_ACQUIRE))
+        return 1;
+    if (!(timeout > 0)) {
+        if (pthread_mutex_trylock(&p->wait_lock) != 0)
+            return 0;
+        r = __atomic_load_n(&p->has_code, __ATOMIC_ACQUIRE) ? 1
+                                                              : fs_reap(p, 0);
+    } else {
+        /* Sleep on the socket first, then read under the lock. */
+        r = mp__wait_readable(p->sentinel, isinf(timeout)
+                                               ? timeout
+                                               : mp__now() + timeout);
+        if (r <= 0)
+            return r;
+        pthread_mutex_lock(&p->wait_lock);
+        r = __atomic_load_n(&p->has_code, __ATOMIC_ACQUIRE) ? 1
+                                                              : fs_reap(p, 0);
+    }
+    pthread_mutex_unlock(&p->wait_lock);
+    return r;
+}
+
+static int fs_send_signal(mp_process *p, int sig)
+{
+    int r;
+
+    if (__atomic_load_n(&p->has_code, __ATOMIC_ACQUIRE))
+        return 0;
+    if (p->pidfd >= 0)
+        r = mp__pidfd_send_signal(p->pidfd, sig);
+    else
+        r = kill(p->pid, sig) < 0 ? -errno : 0;
+    return r == -ESRCH ? 0 : r;
+}
+
+static void fs_close(mp_process *p)
+{
+    p->sentinel = mp__fd_close(p->sentinel);
+    p->pidfd = mp__fd_close(p->pidfd);
+    p->parent_w = mp__fd_close(p->parent_w);
+}
+
+const struct mp_start_ops mp__start_forkserver = {
+    .name = "forkserver",
+    .launch = fs_launch,
+    .wait = fs_wait,
+    .send_signal = fs_send_signal,
+    .close = fs_close,
+};
+
+/* the server */
+
+struct kid {
+    pid_t pid;
+    int sock;
+};
+
+static struct kid *kids;
+static size_t nkids, capkids;
+
+static void report_exits(void)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        int32_t code = mp__status_to_code(status);
+        for (size_t i = 0; i < nkids; i++)
+            if (kids[i].pid == pid) {
+                send(kids[i].sock, &code, sizeof(code), MSG_NOSIGNAL);
+                close(kids[i].sock);
+                kids[i] = kids[--nkids];
+                break;
+            }
+    }
+}
+
+/* One request: read the blob, fork the child, answer. */
+static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
+{
+    int fds[2], pidfd = -1;
+    char byte, *blob = NULL;
+    size_t len = 0;
+    mp_process *self = NULL;
+    int64_t pid64;
+    pid_t pid;
+    ssize_t n = recv_fds(ctl, &byte, 1, fds, 2);
+
+    if (n == 0)
+        _exit(0); /* the process that started us closed its end */
+    if (n < 0 || fds[0] < 0 || fds[1] < 0)
+        goto out;
+    if (mp__blob_recv(fds[0], &blob, &len) < 0 ||
+        mp__blob_child(blob, len, &self) < 0)
+        goto out;
+    pid = fork();
+    if (pid == 0) {
+        close(ctl);
+        close(alive);
+        close(sfd);
+        close(fds[0]);
+        for (size_t i = 0; i < nkids; i++)
+            close(kids[i].sock);
+        signal(SIGINT, SIG_DFL);
+        sigprocmask(SIG_SETMASK, old, NULL);
+        fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+        mp__force_start_method(self->method);
+        mp__child_init(self, fds[1]);
+        mp__child_run(self);
+    }
+    if (pid < 0)
+        goto out;
+    if (nkids == capkids) {
+        size_t c = capkids ? capkids * 2 : 16;
+        struct kid *grown = realloc(kids, c * sizeof(*grown));
+        if (grown == NULL)
+            goto out; /* the parent reads EOF: exit code 255 */
+        kids = grown;
+        capkids = c;
+    }
+    pidfd = mp__use_pidfd() ? mp__pidfd_open(pid) : -1;
+    pid64 = pid;
+    send_fds(fds[0], &pid64, sizeof(pid64), &pidfd, pidfd >= 0 ? 1 : 0);
+    kids[nkids].pid = pid;
+    kids[nkids++].sock = fds[0];
+    fds[0] = -1;
+out:
+    free(blob);
+    mp_process_free(self);
+    mp__fd_close(pidfd);
+    mp__fd_close(fds[0]);
+    mp__fd_close(fds[1]);
+}
+
+_Noreturn void mp__forkserver_main(void)
+{
+    int ctl = 3, alive = 4, sfd;
+    sigset_t chld, old;
+
+    /* As CPython's: the server ignores SIGINT (a Ctrl-C to the process
+     * group is for the program), its children get the default back. */
+    signal(SIGINT, SIG_IGN);
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    fcntl(ctl, F_SETFD, FD_CLOEXEC);
+    fcntl(alive, F_SETFD, FD_CLOEXEC);
+    if (sfd < 0 || send(ctl, "R", 1, MSG_NOSIGNAL) != 1)
+        _exit(1);
+    for (;;) {
+        struct pollfd pfd[3] = { { .fd = ctl, .events = POLLIN },
+                                 { .fd = alive, .events = POLLIN },
+                                 { .fd = sfd, .events = POLLIN } };
+        if (poll(pfd, 3, -1) < 0)
+            continue;
+        if (pfd[2].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) > 0)
+                ;
+            report_exits();
+        }
+        if (pfd[1].revents & (POLLIN | POLLHUP))
+            _exit(0); /* the process that started us has ended */
+        if (pfd[0].revents & (POLLIN | POLLHUP))
+            serve_one(ctl, alive, sfd, &old);
+    }
+}
