@@ -32,7 +32,7 @@ PROVE     := prove -e ''
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize valgrind bench install \
         uninstall clean deps reference reference-all diff-reference
-all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(BENCH)
+all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(NO_MAIN) $(BENCH)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -55,6 +55,11 @@ PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 $(B)/tests/%: $(B)/harness/tests/%.o $(B)/harness/tests/check.o $(B)/libmp.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(TEST_LIBS) -o $@
+
+# A program that forgets mp_main(), for test_context.
+NO_MAIN := $(B)/tests/helper_no_mp_main
+$(NO_MAIN): $(B)/harness/tests/helper_no_mp_main.o $(B)/libmp.a
+	$(CC) $(ALL_LDFLAGS) $^ -o $@
 
 # The harness's own tests link its parts (all but main.o).
 $(B)/tests/test_harness: $(filter-out %/main.o,$(HAR_OBJ))
@@ -86,7 +91,8 @@ CHECK_CASES := $(addprefix cases/process/,exitcode_sys_exit_small_ints.json \
     terminate_orphans_grandchild.json)
 
 run-tests:
-	MP_HARNESS=$(HARNESS) $(PROVE) $(TESTS) scripts/test-install
+	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) \
+	    $(PROVE) $(TESTS) scripts/test-install
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)

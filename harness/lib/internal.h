@@ -108,6 +108,8 @@ int mp__wait_ack(int sock, int pidfd, pid_t pid);
 
 /* start_forkserver.c */
 _Noreturn void mp__forkserver_main(void);
+/* At exit: ends the fork server this process started, and reaps it. */
+void mp__forkserver_stop(void);
 
 /* process.c */
 mp_process *mp__process_ref(mp_process *p);

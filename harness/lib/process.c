@@ -200,8 +200,10 @@ static void exit_function(void)
     if (exiting)
         return;
     exiting = true;
-    if (__atomic_load_n(&children, __ATOMIC_ACQUIRE) == NULL)
+    if (__atomic_load_n(&children, __ATOMIC_ACQUIRE) == NULL) {
+        mp__forkserver_stop();
         return; /* the common case in a child: nothing to allocate */
+    }
     if (mp_active_children(&list, &n) == 0) {
         for (size_t i = 0; i < n; i++)
             if (list[i]->daemon)
@@ -213,6 +215,7 @@ static void exit_function(void)
             mp_process_join(list[i], MP_FOREVER);
         mp_process_list_free(list, n);
     }
+    mp__forkserver_stop();
 }
 
 /* construction */

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -284,8 +285,29 @@ int mp__blob_recv(int fd, char **buf, size_t *len)
     return 0;
 }
 
+static char exe_path[4096] = "/proc/self/exe";
+
+/* The program to run again: /proc/self/exe, which still names our program
+ * if its file is replaced or deleted.  Under an emulator that intercepts
+ * readlink() (valgrind), /proc/self/exe is the emulator itself: then the
+ * path readlink() gives is the program. */
+static void find_exe(void)
+{
+    char path[sizeof(exe_path)];
+    struct stat a, b;
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+
+    if (n <= 0)
+        return;
+    path[n] = '\0';
+    if (stat("/proc/self/exe", &a) == 0 && stat(path, &b) == 0 &&
+        (a.st_dev != b.st_dev || a.st_ino != b.st_ino))
+        memcpy(exe_path, path, (size_t)n + 1);
+}
+
 int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     posix_spawn_file_actions_t fa;
     char *argv[] = { program_invocation_name, (char *)mode, NULL };
     int moved[8], r, i;
@@ -299,7 +321,8 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
     for (i = 0; i < nfds; i++)
         posix_spawn_file_actions_adddup2(&fa, moved[i], 3 + i);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3 + nfds);
-    r = -posix_spawn(pid, "/proc/self/exe", &fa, NULL, argv, environ);
+    pthread_once(&once, find_exe);
+    r = -posix_spawn(pid, exe_path, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     for (i = 0; i < nfds; i++)
         mp__fd_close(moved[i]);

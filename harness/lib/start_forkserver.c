@@ -35,11 +35,12 @@
 
 static struct {
     pthread_mutex_t lock;
+    pid_t owner; /* the process that started it: only it stops it */
     pid_t pid;
     int pidfd;   /* of the server (-1 without pidfds) */
     int ctl;     /* SOCK_SEQPACKET to the server */
     int alive_w; /* the server ends at EOF on the other end */
-} server = { PTHREAD_MUTEX_INITIALIZER, 0, -1, -1, -1 };
+} server = { PTHREAD_MUTEX_INITIALIZER, 0, 0, -1, -1, -1 };
 
 /* Sends one byte with descriptors attached. */
 static int send_fds(int sock, const void *data, size_t len, const int *fds,
@@ -140,6 +141,7 @@ static int server_start(void)
     ctl[1] = mp__fd_close(ctl[1]);
     alive[0] = mp__fd_close(alive[0]);
     server.pid = pid;
+    server.owner = getpid();
     server.pidfd = mp__use_pidfd() ? mp__pidfd_open(pid) : -1;
     server.ctl = ctl[0];
     server.alive_w = alive[1];
@@ -206,6 +208,24 @@ out:
     return r;
 }
 
+void mp__forkserver_stop(void)
+{
+    siginfo_t si;
+
+    pthread_mutex_lock(&server.lock);
+    if (server.pid > 0 && server.owner == getpid()) {
+        /* EOF on its pipe ends it; it is our child, so reap it. */
+        server.ctl = mp__fd_close(server.ctl);
+        server.alive_w = mp__fd_close(server.alive_w);
+        while (waitid(P_PID, (id_t)server.pid, &si, WEXITED) < 0 &&
+               errno == EINTR)
+            ;
+        server.pidfd = mp__fd_close(server.pidfd);
+        server.pid = 0;
+    }
+    pthread_mutex_unlock(&server.lock);
+}
+
 static int fs_launch(mp_process *p)
 {
     char *blob = NULL;
@@ -237,7 +257,8 @@ static int fs_launch(mp_process *p)
         }
     }
     p->pid = (pid_t)pid;
-    p->pidfd = fd;
+    /* The server may have pidfds where we do not (under valgrind). */
+    p->pidfd = mp__use_pidfd() ? fd : mp__fd_close(fd);
     p->sentinel = sock;
     return 0;
 fail:

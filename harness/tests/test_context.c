@@ -1,0 +1,282 @@
+/*
+ * test_context.c - start methods and contexts (context.c), the spawn method
+ * (spawn.c) and the fork server (start_forkserver.c): what each child
+ * inherits, who its OS parent is, who reaps it, and the errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static int counter; /* a global: fork children see its value, others 0 */
+
+static void say(int fd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void say(int fd, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (write(fd, buf, (size_t)n) != n)
+        _exit(99);
+}
+
+/* Reports the global, the OS parent and the logical parent, to the file
+ * whose path it gets (a spawned child inherits no descriptor). */
+MP_TARGET(report_inheritance)
+{
+    char path[256];
+    pid_t ppid = 0;
+    int fd;
+
+    snprintf(path, sizeof(path), "%.*s", (int)len, (const char *)arg);
+    fd = open(path, O_WRONLY | O_APPEND);
+    if (fd < 0)
+        return 3;
+    mp_process_pid(mp_parent_process(), &ppid);
+    say(fd, "counter=%d os_parent=%ld parent=%ld parent_alive=%d name=%s "
+        "method=%s\n", counter, (long)getppid(), (long)ppid,
+        mp_process_is_alive(mp_parent_process()),
+        mp_process_name(mp_current_process()), mp_get_start_method(1));
+    close(fd);
+    return 0;
+}
+
+MP_TARGET(exit_7) { (void)arg; (void)len; return 7; }
+
+MP_TARGET(block_forever)
+{
+    (void)arg; (void)len;
+    for (;;)
+        pause();
+    return 0;
+}
+
+static char *run_report(const char *method)
+{
+    static char buf[512];
+    char path[] = "/tmp/test-context-XXXXXX";
+    mp_context *ctx;
+    mp_process *p;
+    int code = -1, fd = mkstemp(path);
+    ssize_t n;
+
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_OK(mp_get_context(&ctx, method));
+    ASSERT_OK(mp_context_process_new(ctx, &p, "report_inheritance", path,
+                                     strlen(path), NULL));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_EQ(0, mp_process_join(p, 30.0));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(0, code);
+    n = read(fd, buf, sizeof(buf) - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    mp_process_free(p);
+    return buf;
+}
+
+TEST(default_context_is_fork_and_is_fixed_by_use)
+{
+    const char *all[4];
+    mp_context *ctx;
+
+    ASSERT_TRUE(mp_get_start_method(1) == NULL);
+    ASSERT_EQ(3, mp_get_all_start_methods(all, 4));
+    ASSERT_STREQ("fork", all[0]);
+    ASSERT_STREQ("spawn", all[1]);
+    ASSERT_STREQ("forkserver", all[2]);
+    ASSERT_STREQ("fork", mp_get_start_method(0)); /* fixes it */
+    ASSERT_STREQ("fork", mp_get_start_method(1));
+    ASSERT_EQ(MP_ECONTEXTSET, mp_set_start_method("spawn", 0));
+    ASSERT_OK(mp_set_start_method("spawn", 1));
+    ASSERT_STREQ("spawn", mp_get_start_method(1));
+    ASSERT_OK(mp_set_start_method(NULL, 1)); /* unset */
+    ASSERT_TRUE(mp_get_start_method(1) == NULL);
+    ASSERT_OK(mp_set_start_method("forkserver", 0));
+    ASSERT_EQ(MP_ECONTEXTSET, mp_set_start_method("forkserver", 0));
+    ASSERT_OK(mp_get_context(&ctx, NULL));
+    ASSERT_STREQ("forkserver", mp_context_name(ctx));
+    ASSERT_EQ(MP_ECONCRETE, mp_context_set_start_method(ctx, "fork", 1));
+}
+
+TEST(bad_method_names)
+{
+    mp_context *ctx = NULL;
+    char line[128];
+
+    ASSERT_EQ(MP_ERAISED, mp_get_context(&ctx, "bogus"));
+    mp_format_exception(MP_ERAISED, line, sizeof(line));
+    ASSERT_STREQ("ValueError: cannot find context for 'bogus'", line);
+    ASSERT_EQ(MP_ERAISED, mp_set_start_method("bogus", 1));
+    ASSERT_TRUE(mp_get_start_method(1) == NULL); /* unchanged */
+}
+
+TEST(context_processes_are_named_by_method)
+{
+    mp_context *f, *s, *fs;
+    mp_process *p[4];
+
+    ASSERT_OK(mp_get_context(&f, "fork"));
+    ASSERT_OK(mp_get_context(&s, "spawn"));
+    ASSERT_OK(mp_get_context(&fs, "forkserver"));
+    ASSERT_OK(mp_context_process_new(f, &p[0], NULL, NULL, 0, NULL));
+    ASSERT_OK(mp_context_process_new(s, &p[1], NULL, NULL, 0, NULL));
+    ASSERT_OK(mp_context_process_new(fs, &p[2], NULL, NULL, 0, NULL));
+    ASSERT_OK(mp_process_new(&p[3], NULL, NULL, 0, NULL));
+    ASSERT_STREQ("ForkProcess-1", mp_process_name(p[0]));
+    ASSERT_STREQ("SpawnProcess-2", mp_process_name(p[1]));
+    ASSERT_STREQ("ForkServerProcess-3", mp_process_name(p[2]));
+    ASSERT_STREQ("Process-4", mp_process_name(p[3]));
+    /* Making a process does not fix the default method; starting does. */
+    ASSERT_TRUE(mp_get_start_method(1) == NULL);
+    ASSERT_OK(mp_process_start(p[3]));
+    ASSERT_STREQ("fork", mp_get_start_method(1));
+    ASSERT_EQ(0, mp_process_join(p[3], MP_FOREVER));
+    for (int i = 0; i < 4; i++)
+        mp_process_free(p[i]);
+}
+
+TEST(what_each_method_inherits)
+{
+    char want[256], *got;
+
+    counter = 42;
+    got = run_report("fork");
+    snprintf(want, sizeof(want), "counter=42 os_parent=%ld parent=%ld "
+             "parent_alive=1 name=ForkProcess-1 method=None\n",
+             (long)getpid(), (long)getpid());
+    /* A fork child shares the unset default (None, as in CPython). */
+    if (strstr(got, "method=(null)") != NULL)
+        memcpy(strstr(got, "method=(null)"), "method=None\n", 13);
+    ASSERT_STREQ(want, got);
+
+    got = run_report("spawn"); /* a fresh program: the global is 0 */
+    snprintf(want, sizeof(want), "counter=0 os_parent=%ld parent=%ld "
+             "parent_alive=1 name=SpawnProcess-2 method=spawn\n",
+             (long)getpid(), (long)getpid());
+    ASSERT_STREQ(want, got);
+
+    got = run_report("forkserver"); /* forked by the server */
+    ASSERT_TRUE(strncmp(got, "counter=0 os_parent=", 20) == 0);
+    ASSERT_TRUE(atol(got + 20) != (long)getpid());
+    snprintf(want, sizeof(want), " parent=%ld parent_alive=1 "
+             "name=ForkServerProcess-3 method=forkserver\n", (long)getpid());
+    ASSERT_STREQ(want, strchr(got + 20, ' '));
+}
+
+static void exit_codes_and_signals(const char *method)
+{
+    mp_context *ctx;
+    mp_process *p;
+    int code = -1;
+    pid_t pid;
+    siginfo_t si;
+
+    ASSERT_OK(mp_get_context(&ctx, method));
+    ASSERT_OK(mp_context_process_new(ctx, &p, "exit_7", NULL, 0, NULL));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_EQ(0, mp_process_join(p, 30.0));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(7, code);
+    mp_process_free(p);
+
+    ASSERT_OK(mp_context_process_new(ctx, &p, "block_forever", NULL, 0,
+                                     NULL));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_EQ(MP_ETIMEDOUT, mp_process_join(p, 0.1));
+    ASSERT_EQ(1, mp_process_is_alive(p));
+    ASSERT_OK(mp_process_terminate(p));
+    ASSERT_EQ(0, mp_process_join(p, 30.0));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(-SIGTERM, code);
+    ASSERT_OK(mp_process_terminate(p)); /* after the end: nothing */
+    mp_process_pid(p, &pid);
+    /* The fork server reaps its children: none is ours to wait for. */
+    if (strcmp(method, "forkserver") == 0) {
+        ASSERT_EQ(-1, waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG));
+        ASSERT_EQ(ECHILD, errno);
+    }
+    mp_process_free(p);
+}
+
+TEST(spawn_exit_codes_and_signals)
+{
+    exit_codes_and_signals("spawn");
+}
+
+TEST(forkserver_exit_codes_and_signals)
+{
+    exit_codes_and_signals("forkserver");
+}
+
+/* The fork server is started again when it has died. */
+TEST(forkserver_restarts_after_being_killed)
+{
+    char *got;
+    long server;
+    int fd;
+
+    got = run_report("forkserver");
+    server = atol(got + 20);
+    ASSERT_TRUE(server > 0);
+    fd = (int)syscall(SYS_pidfd_open, (pid_t)server, 0);
+    if (fd < 0)
+        check_skip("no pidfd_open here (valgrind < 3.20?)");
+    ASSERT_EQ(0, kill((pid_t)server, SIGKILL));
+    {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        ASSERT_EQ(1, poll(&pfd, 1, 10000)); /* it is gone */
+    }
+    close(fd);
+    got = run_report("forkserver");
+    ASSERT_TRUE(atol(got + 20) != server);
+}
+
+/* A program that starts spawn children must call mp_main(); one that does
+ * not gets a clear error from start(), never a silent wrong child.  The
+ * helper is such a program. */
+TEST(spawn_without_mp_main_is_a_clear_error)
+{
+    const char *helper = getenv("MP_NO_MAIN_HELPER");
+    char out[1024];
+    int fds[2], status;
+    ssize_t n;
+    pid_t pid;
+
+    if (helper == NULL)
+        check_skip("MP_NO_MAIN_HELPER is not set (run through make check)");
+    ASSERT_EQ(0, pipe(fds));
+    pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        execl(helper, helper, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    while (len + 1 < sizeof(out) &&
+           (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    waitpid(pid, &status, 0);
+    close(fds[0]);
+    ASSERT_STREQ("spawn: RuntimeError: the child did not reach mp_main(): a "
+                 "program that uses the spawn or forkserver start method must "
+                 "call mp_main(argc, argv) first thing in main()\n"
+                 "forkserver: RuntimeError: the fork server failed or died "
+                 "before answering\n", out);
+}
