@@ -25,6 +25,7 @@ LIB_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/lib/*.c))
 TESTS     := $(patsubst harness/tests/%.c,$(B)/tests/%,\
                  $(wildcard harness/tests/test_*.c))
 BENCH     := $(B)/mp-bench-process
+NO_MAIN   := $(B)/tests/helper_no_mp_main
 HARNESS   := $(B)/mp-harness
 HAR_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/runner/*.c))
 PROVE     := prove -e ''
@@ -57,7 +58,6 @@ $(B)/tests/%: $(B)/harness/tests/%.o $(B)/harness/tests/check.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(TEST_LIBS) -o $@
 
 # A program that forgets mp_main(), for test_context.
-NO_MAIN := $(B)/tests/helper_no_mp_main
 $(NO_MAIN): $(B)/harness/tests/helper_no_mp_main.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -o $@
 
@@ -136,7 +136,7 @@ sanitize: deps
 	    $(MAKE) --no-print-directory B=build-san run-tests
 	ASAN_OPTIONS=detect_leaks=1:handle_segv=0:handle_sigbus=0:handle_sigfpe=0 \
 	UBSAN_OPTIONS=halt_on_error=1 \
-	    build-san/mp-harness run --method fork --ref $(REF) \
+	    build-san/mp-harness run --ref $(REF) \
 	    --out build-san/conformance cases
 
 VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
