@@ -1,4 +1,4 @@
-"""CPython's side of `make bench`: multiprocessing (fork) timed in-process.
+"""CPython's side of `make bench`: multiprocessing timed in-process.
 
 Called by the benchmark program (harness/bench/bench_process.c) once per round,
 interleaved with libmp and the raw system calls; prints one JSON object.
@@ -21,14 +21,20 @@ def sleeper():
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--method", default="fork")
     ap.add_argument("--n", type=int, default=50, help="start+join samples")
     ap.add_argument("--joins", type=int, default=5, help="join(timeout) samples")
     ap.add_argument("--timeout", type=float, default=0.1)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--mem", type=int, default=0, help="MB the parent touches")
     args = ap.parse_args()
-    mp.set_start_method("fork")
+    mp.set_start_method(args.method)
 
-    for _ in range(args.warmup):
+    ballast = bytearray(args.mem << 20)
+    for i in range(0, len(ballast), 4096):   # touch every page
+        ballast[i] = 1
+
+    for _ in range(args.warmup):   # also starts the fork server
         p = mp.Process(target=empty)
         p.start()
         p.join()

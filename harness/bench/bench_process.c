@@ -1,15 +1,18 @@
 /*
- * bench_process.c - what a process costs: start+join of an empty child and
- * the overshoot of join(timeout=0.1), for libmp (fork), raw fork()+waitpid()
- * (the system's limit) and CPython's multiprocessing (fork), in one run.
+ * bench_process.c - what a process costs, per start method: start+join of an
+ * empty child for libmp, CPython's multiprocessing and the system's limit,
+ * the overshoot of join(timeout=0.1), and how start+join grows with the
+ * parent's memory.  One run; the implementations interleave round by round
+ * in a rotating order, so the load of this shared machine falls on all alike.
  *
- * The three are interleaved round by round, in a rotating order, so that the
- * load of this shared 2-core machine falls on all of them alike; CPython runs
- * in scripts/bench_process.py, one interpreter per round, timed in-process.
- * Prints a table (medians, ranges, ratios) and writes JSON (--out).
+ * The limits ("raw"): fork()+waitpid() for fork; posix_spawn() of a small
+ * static program + waitpid() for spawn; a request to a pre-forked server that
+ * forks, reaps and answers, for forkserver; ppoll() on a pidfd for a timed
+ * wait.  CPython runs scripts/bench_process.py, one interpreter per round,
+ * timed inside it.
  *
- *   mp-bench-process [--rounds R] [--n N] [--py-n N] [--joins K]
- *                    [--python PATH] [--out FILE] [--quick]
+ *   mp-bench-process [--rounds R] [--scale F] [--python PATH] [--out FILE]
+ *                    [--quick]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +20,13 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -30,6 +36,9 @@
 #include "mp.h"
 
 #define TIMEOUT 0.1
+#define MAX_SERIES 64
+
+extern char **environ;
 
 MP_TARGET(empty) { (void)arg; (void)len; return 0; }
 
@@ -42,13 +51,18 @@ MP_TARGET(pause_forever)
 }
 
 struct series {
-    const char *scenario, *impl;
+    char scenario[32], method[16], impl[16];
+    int mem_mb;
     double *v;
-    size_t n, cap;
+    size_t n, cap, round_start;
     double round_med[64];
     int rounds;
-    size_t round_start;
 };
+
+static struct series table[MAX_SERIES];
+static int nseries;
+static char py_version[32] = "?";
+static char here[4096]; /* the directory of this program */
 
 static double now(void)
 {
@@ -73,12 +87,28 @@ static void die(const char *what)
     exit(2);
 }
 
+static struct series *get(const char *scenario, const char *method,
+                          const char *impl, int mem)
+{
+    for (int i = 0; i < nseries; i++)
+        if (strcmp(table[i].scenario, scenario) == 0 &&
+            strcmp(table[i].method, method) == 0 &&
+            strcmp(table[i].impl, impl) == 0 && table[i].mem_mb == mem)
+            return &table[i];
+    if (nseries == MAX_SERIES)
+        die("too many series");
+    snprintf(table[nseries].scenario, 32, "%s", scenario);
+    snprintf(table[nseries].method, 16, "%s", method);
+    snprintf(table[nseries].impl, 16, "%s", impl);
+    table[nseries].mem_mb = mem;
+    return &table[nseries++];
+}
+
 static void add(struct series *s, double v)
 {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 256;
-        s->v = realloc(s->v, s->cap * sizeof(*s->v));
-        if (s->v == NULL)
+        if ((s->v = realloc(s->v, s->cap * sizeof(*s->v))) == NULL)
             die("out of memory");
     }
     s->v[s->n++] = v;
@@ -91,7 +121,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Quantile q of v[0..n) (sorts a copy), nearest rank. */
+/* Quantile q of v[0..n): nearest rank; the median averages the middle two. */
 static double quantile(const double *v, size_t n, double q)
 {
     double *c, r;
@@ -99,8 +129,7 @@ static double quantile(const double *v, size_t n, double q)
 
     if (n == 0)
         return NAN;
-    c = malloc(n * sizeof(*c));
-    if (c == NULL)
+    if ((c = malloc(n * sizeof(*c))) == NULL)
         die("out of memory");
     memcpy(c, v, n * sizeof(*c));
     qsort(c, n, sizeof(*c), cmp_double);
@@ -116,22 +145,136 @@ static double quantile(const double *v, size_t n, double q)
 
 static void end_round(struct series *s)
 {
-    if (s->rounds < 64)
+    if (s->n > s->round_start && s->rounds < 64)
         s->round_med[s->rounds++] =
             quantile(s->v + s->round_start, s->n - s->round_start, 0.5);
     s->round_start = s->n;
 }
 
-/* the three implementations */
-
-static void libmp_start_join(struct series *s, int n)
+static double med(const struct series *s)
 {
+    return quantile(s->v, s->n, 0.5);
+}
+
+/* the limits */
+
+static void raw_fork(struct series *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        double t0 = now();
+        int status;
+        pid_t pid = fork();
+
+        if (pid == 0)
+            _exit(0);
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0)
+            die("fork+waitpid failed");
+        add(s, now() - t0);
+    }
+}
+
+static void raw_spawn(struct series *s, int n)
+{
+    char path[4200];
+    char *argv[] = { "mp-bench-true", NULL };
+
+    snprintf(path, sizeof(path), "%s/mp-bench-true", here);
+    for (int i = 0; i < n; i++) {
+        double t0 = now();
+        int status;
+        pid_t pid;
+
+        if (posix_spawn(&pid, path, NULL, NULL, argv, environ) != 0 ||
+            waitpid(pid, &status, 0) != pid || status != 0)
+            die("posix_spawn of mp-bench-true failed");
+        add(s, now() - t0);
+    }
+}
+
+/* A pre-forked server, forked while this program is small: one byte asks
+ * it to fork a child, reap it and answer one byte. */
+static int server_sock = -1;
+static pid_t server_pid;
+
+static void server_start(void)
+{
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        die("socketpair failed");
+    server_pid = fork();
+    if (server_pid == 0) {
+        char c;
+        close(sv[0]);
+        while (read(sv[1], &c, 1) == 1) {
+            int status;
+            pid_t pid = fork();
+            if (pid == 0)
+                _exit(0);
+            waitpid(pid, &status, 0);
+            if (write(sv[1], &c, 1) != 1)
+                break;
+        }
+        _exit(0);
+    }
+    close(sv[1]);
+    server_sock = sv[0];
+}
+
+static void raw_server(struct series *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        double t0 = now();
+        char c = 'x';
+
+        if (write(server_sock, &c, 1) != 1 || read(server_sock, &c, 1) != 1)
+            die("the pre-forked server failed");
+        add(s, now() - t0);
+    }
+}
+
+static void raw_join_timeout(struct series *over, struct series *cpu, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct timespec ts = { 0, (long)(TIMEOUT * 1e9) };
+        struct pollfd pfd = { .events = POLLIN };
+        double t0, c0;
+        int status;
+        pid_t pid = fork();
+
+        if (pid == 0) {
+            for (;;)
+                pause();
+        }
+        pfd.fd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pid < 0 || pfd.fd < 0)
+            die("fork/pidfd_open failed");
+        c0 = cpu_now();
+        t0 = now();
+        if (ppoll(&pfd, 1, &ts, NULL) != 0)
+            die("ppoll did not time out");
+        add(over, now() - t0 - TIMEOUT);
+        add(cpu, cpu_now() - c0);
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        close(pfd.fd);
+    }
+}
+
+/* libmp */
+
+static void libmp_start_join(struct series *s, const char *method, int n)
+{
+    mp_context *ctx;
+
+    if (mp_get_context(&ctx, method) < 0)
+        die("no such start method");
     for (int i = 0; i < n; i++) {
         mp_process *p = NULL;
         double t0 = now();
         int code = -1;
 
-        if (mp_process_new(&p, "empty", NULL, 0, NULL) < 0 ||
+        if (mp_context_process_new(ctx, &p, "empty", NULL, 0, NULL) < 0 ||
             mp_process_start(p) < 0 || mp_process_join(p, MP_FOREVER) < 0 ||
             mp_process_exitcode(p, &code) != 1 || code != 0)
             die("libmp start+join failed");
@@ -161,51 +304,8 @@ static void libmp_join_timeout(struct series *over, struct series *cpu, int n)
     }
 }
 
-static void raw_start_join(struct series *s, int n)
-{
-    for (int i = 0; i < n; i++) {
-        double t0 = now();
-        int status;
-        pid_t pid = fork();
+/* CPython */
 
-        if (pid == 0)
-            _exit(0);
-        if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0)
-            die("fork+waitpid failed");
-        add(s, now() - t0);
-    }
-}
-
-/* The limit for a timed wait: ppoll() on a pidfd. */
-static void raw_join_timeout(struct series *over, struct series *cpu, int n)
-{
-    for (int i = 0; i < n; i++) {
-        struct timespec ts = { 0, (long)(TIMEOUT * 1e9) };
-        struct pollfd pfd = { .events = POLLIN };
-        double t0, c0;
-        int status;
-        pid_t pid = fork();
-
-        if (pid == 0) {
-            for (;;)
-                pause();
-        }
-        pfd.fd = (int)syscall(SYS_pidfd_open, pid, 0);
-        if (pid < 0 || pfd.fd < 0)
-            die("fork/pidfd_open failed");
-        c0 = cpu_now();
-        t0 = now();
-        if (ppoll(&pfd, 1, &ts, NULL) != 0)
-            die("ppoll did not time out");
-        add(over, now() - t0 - TIMEOUT);
-        add(cpu, cpu_now() - c0);
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        close(pfd.fd);
-    }
-}
-
-/* Runs argv, returns its stdout (malloc'd) or NULL. */
 static char *capture(char *const argv[])
 {
     int fds[2], status;
@@ -244,41 +344,53 @@ static char *capture(char *const argv[])
     return buf;
 }
 
-static void add_json_array(struct series *s, json_t *a)
+static void add_json(struct series *s, json_t *a)
 {
     size_t i;
     json_t *v;
 
-    json_array_foreach(a, i, v)
-        add(s, json_real_value(v));
+    if (s != NULL)
+        json_array_foreach(a, i, v)
+            add(s, json_real_value(v));
 }
 
-static char py_version[32] = "?";
-
-static void cpython_round(const char *python, const char *script, int n,
-                          int joins, struct series *sj, struct series *over,
-                          struct series *cpu)
+/* One interpreter: `n` start+joins under `method` from a parent holding
+ * `mem` MB, and `joins` join(timeout) samples. */
+static void cpython(const char *python, const char *method, int n, int joins,
+                    int mem, bool no_site, struct series *sj,
+                    struct series *over, struct series *cpu)
 {
-    char ns[16], js[16];
-    char *argv[] = { (char *)python, (char *)script, "--n", ns, "--joins",
-                     js, NULL };
-    json_error_t err;
+    char ns[16], js[16], ms[16];
+    char *argv[12];
+    int k = 0;
     json_t *root;
     char *out;
 
     snprintf(ns, sizeof(ns), "%d", n);
     snprintf(js, sizeof(js), "%d", joins);
-    out = capture(argv);
-    if (out == NULL)
+    snprintf(ms, sizeof(ms), "%d", mem);
+    argv[k++] = (char *)python;
+    if (no_site)
+        argv[k++] = "-S";
+    argv[k++] = "scripts/bench_process.py";
+    argv[k++] = "--method";
+    argv[k++] = (char *)method;
+    argv[k++] = "--n";
+    argv[k++] = ns;
+    argv[k++] = "--joins";
+    argv[k++] = js;
+    argv[k++] = "--mem";
+    argv[k++] = ms;
+    argv[k] = NULL;
+    if ((out = capture(argv)) == NULL)
         die("the CPython side failed (scripts/bench_process.py)");
-    root = json_loads(out, 0, &err);
-    if (root == NULL)
+    if ((root = json_loads(out, 0, NULL)) == NULL)
         die("the CPython side printed no JSON");
     snprintf(py_version, sizeof(py_version), "%s",
              json_string_value(json_object_get(root, "python")));
-    add_json_array(sj, json_object_get(root, "start_join"));
-    add_json_array(over, json_object_get(root, "join_overshoot"));
-    add_json_array(cpu, json_object_get(root, "join_cpu"));
+    add_json(sj, json_object_get(root, "start_join"));
+    add_json(over, json_object_get(root, "join_overshoot"));
+    add_json(cpu, json_object_get(root, "join_cpu"));
     json_decref(root);
     free(out);
 }
@@ -287,48 +399,48 @@ static void cpython_round(const char *python, const char *script, int n,
 
 static json_t *series_json(const struct series *s)
 {
-    json_t *o = json_object(), *rm = json_array();
+    json_t *rm = json_array();
 
     for (int i = 0; i < s->rounds; i++)
         json_array_append_new(rm, json_real(s->round_med[i]));
-    json_object_set_new(o, "scenario", json_string(s->scenario));
-    json_object_set_new(o, "impl", json_string(s->impl));
-    json_object_set_new(o, "unit", json_string("s"));
-    json_object_set_new(o, "n", json_integer((json_int_t)s->n));
-    json_object_set_new(o, "median", json_real(quantile(s->v, s->n, 0.5)));
-    json_object_set_new(o, "min", json_real(quantile(s->v, s->n, 0)));
-    json_object_set_new(o, "max", json_real(quantile(s->v, s->n, 1)));
-    json_object_set_new(o, "p99", json_real(quantile(s->v, s->n, 0.99)));
-    json_object_set_new(o, "round_medians", rm);
-    return o;
+    return json_pack("{s:s, s:s, s:s, s:i, s:s, s:i, s:f, s:f, s:f, s:f, "
+                     "s:o}", "scenario", s->scenario, "method", s->method,
+                     "impl", s->impl, "parent_mb", s->mem_mb, "unit", "s",
+                     "n", (int)s->n, "median", med(s), "min",
+                     quantile(s->v, s->n, 0), "max", quantile(s->v, s->n, 1),
+                     "p99", quantile(s->v, s->n, 0.99), "round_medians", rm);
 }
 
 static void print_row(const struct series *s, const char *label)
 {
     double lo = INFINITY, hi = -INFINITY;
 
+    if (s->n == 0)
+        return;
     for (int i = 0; i < s->rounds; i++) {
         lo = fmin(lo, s->round_med[i]);
         hi = fmax(hi, s->round_med[i]);
     }
-    printf("  %-28s %9.1f %9.1f %9.1f %9.1f   %7.1f-%-7.1f %5zu\n", label,
-           quantile(s->v, s->n, 0.5) * 1e6, quantile(s->v, s->n, 0) * 1e6,
+    printf("  %-34s %9.1f %9.1f %9.1f %9.1f  %9.1f-%-9.1f %5zu\n", label,
+           med(s) * 1e6, quantile(s->v, s->n, 0) * 1e6,
            quantile(s->v, s->n, 0.99) * 1e6, quantile(s->v, s->n, 1) * 1e6,
            lo * 1e6, hi * 1e6, s->n);
 }
 
-static double med(const struct series *s)
+static json_t *ratios;
+
+static void ratio(const char *key, struct series *a, struct series *b)
 {
-    return quantile(s->v, s->n, 0.5);
+    if (a->n > 0 && b->n > 0)
+        json_object_set_new(ratios, key, json_real(med(a) / med(b)));
 }
 
 static void env_json(json_t *root)
 {
     struct utsname u;
-    char line[256], model[256] = "?";
+    char line[256], model[256] = "?", date[32];
     FILE *f = fopen("/proc/cpuinfo", "r");
     time_t t = time(NULL);
-    char date[32];
 
     while (f != NULL && fgets(line, sizeof(line), f) != NULL)
         if (strncmp(line, "model name", 10) == 0) {
@@ -349,43 +461,54 @@ static void env_json(json_t *root)
     json_object_set_new(root, "python", json_string(py_version));
 }
 
+/* Touched memory the parent holds for the scaling rounds. */
+static char *ballast;
+
+static void hold_memory(int mb)
+{
+    free(ballast);
+    ballast = NULL;
+    if (mb > 0) {
+        if ((ballast = malloc((size_t)mb << 20)) == NULL)
+            die("cannot allocate the parent's memory");
+        memset(ballast, 1, (size_t)mb << 20);
+    }
+}
+
 int main(int argc, char **argv)
 {
-    int rounds = 5, n = 200, py_n = 40, joins = 5;
+    static const char *const methods[] = { "fork", "spawn", "forkserver" };
+    static const int mems[] = { 1, 256, 1024 };
+    int rounds = 5, joins = 5;
+    double scale = 1.0;
     const char *python = NULL, *out = NULL;
-    const char *script = "scripts/bench_process.py";
     char pybuf[4096];
-    static const char *const impl[3] = { "raw", "libmp", "cpython" };
-    struct series sj[3] = { 0 }, ov[3] = { 0 }, cpu[3] = { 0 };
     json_t *root, *results;
+    ssize_t len;
 
     mp_main(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--quick") == 0) {
-            rounds = 2, n = 20, py_n = 5, joins = 2;
+            rounds = 2, scale = 0.1, joins = 2;
             continue;
         }
         if (v == NULL)
-            die("usage: mp-bench-process [--rounds R] [--n N] [--py-n N] "
-                "[--joins K] [--python PATH] [--out FILE] [--quick]");
+            die("usage: mp-bench-process [--rounds R] [--scale F] [--python "
+                "PATH] [--out FILE] [--quick]");
         if (strcmp(a, "--rounds") == 0) rounds = atoi(v);
-        else if (strcmp(a, "--n") == 0) n = atoi(v);
-        else if (strcmp(a, "--py-n") == 0) py_n = atoi(v);
-        else if (strcmp(a, "--joins") == 0) joins = atoi(v);
+        else if (strcmp(a, "--scale") == 0) scale = atof(v);
         else if (strcmp(a, "--python") == 0) python = v;
         else if (strcmp(a, "--out") == 0) out = v;
         else die("unknown option (see the comment at the top of the source)");
         i++;
     }
-    for (int k = 0; k < 3; k++) {
-        sj[k].impl = ov[k].impl = cpu[k].impl = impl[k];
-        sj[k].scenario = "start_join";
-        ov[k].scenario = "join_overshoot";
-        cpu[k].scenario = "join_cpu";
-    }
-    if (rounds < 1 || rounds > 64 || n < 1 || py_n < 1 || joins < 1)
-        die("--rounds must be 1..64, --n, --py-n and --joins positive");
+    if (rounds < 1 || rounds > 64 || !(scale > 0))
+        die("--rounds must be 1..64 and --scale positive");
+    len = readlink("/proc/self/exe", here, sizeof(here) - 1);
+    here[len > 0 ? len : 0] = '\0';
+    if (strrchr(here, '/') != NULL)
+        *strrchr(here, '/') = '\0';
     if (python == NULL) {
         char *argv_fp[] = { "scripts/find-python", NULL };
         char *p = capture(argv_fp);
@@ -396,87 +519,174 @@ int main(int argc, char **argv)
         free(p);
         python = pybuf;
     }
-
-    /* warm-up: page in libmp, the allocator, the fork path */
+#define N(x) ((int)fmax(2, (x) * scale))
+    server_start(); /* while we are small */
     {
         struct series w = { .scenario = "warmup" };
-        libmp_start_join(&w, 3);
-        raw_start_join(&w, 3);
+        for (int m = 0; m < 3; m++)
+            libmp_start_join(&w, methods[m], 3); /* also starts the server */
+        raw_fork(&w, 3);
         free(w.v);
     }
+
+    /* start+join of an empty child, per method */
     for (int r = 0; r < rounds; r++) {
-        if (isatty(2)) /* progress on a terminal only */
-            fprintf(stderr, "\rround %d/%d", r + 1, rounds);
-        for (int k = 0; k < 3; k++) {
-            switch ((r + k) % 3) { /* rotate the order each round */
-            case 0:
-                raw_start_join(&sj[0], n);
-                raw_join_timeout(&ov[0], &cpu[0], joins);
-                break;
-            case 1:
-                libmp_start_join(&sj[1], n);
-                libmp_join_timeout(&ov[1], &cpu[1], joins);
-                break;
-            case 2:
-                cpython_round(python, script, py_n, joins, &sj[2], &ov[2],
-                              &cpu[2]);
-                break;
+        for (int m = 0; m < 3; m++) {
+            const char *meth = methods[m];
+            int nl = m == 1 ? N(50) : N(200), np = m == 0 ? N(40)
+                                                : m == 1 ? N(8) : N(20);
+            if (isatty(2))
+                fprintf(stderr, "\r\033[Kround %d/%d: start+join [%s]", r + 1,
+                        rounds, meth);
+            for (int k = 0; k < 3; k++) {
+                switch ((r + k) % 3) {
+                case 0:
+                    if (m == 0) raw_fork(get("start_join", meth, "raw", 0), nl);
+                    if (m == 1) raw_spawn(get("start_join", meth, "raw", 0), nl);
+                    if (m == 2) raw_server(get("start_join", meth, "raw", 0), nl);
+                    break;
+                case 1:
+                    libmp_start_join(get("start_join", meth, "libmp", 0), meth,
+                                     nl);
+                    break;
+                case 2:
+                    cpython(python, meth, np, m == 0 ? joins : 0, 0, false,
+                            get("start_join", meth, "cpython", 0),
+                            m == 0 ? get("join_overshoot", "fork", "cpython",
+                                         0) : NULL,
+                            m == 0 ? get("join_cpu", "fork", "cpython", 0)
+                                   : NULL);
+                    if (m == 1) /* CPython's start-up without site */
+                        cpython(python, meth, np, 0, 0, true,
+                                get("start_join", meth, "cpython -S", 0),
+                                NULL, NULL);
+                    break;
+                }
             }
         }
-        for (int k = 0; k < 3; k++) {
-            end_round(&sj[k]);
-            end_round(&ov[k]);
-            end_round(&cpu[k]);
+        raw_join_timeout(get("join_overshoot", "fork", "raw", 0),
+                         get("join_cpu", "fork", "raw", 0), joins);
+        libmp_join_timeout(get("join_overshoot", "fork", "libmp", 0),
+                           get("join_cpu", "fork", "libmp", 0), joins);
+        for (int i = 0; i < nseries; i++)
+            end_round(&table[i]);
+    }
+
+    /* start+join against the parent's size (touched memory) */
+    for (size_t k = 0; k < sizeof(mems) / sizeof(mems[0]); k++) {
+        int mb = mems[k], n = mb >= 1024 ? N(20) : N(60);
+        hold_memory(mb);
+        for (int r = 0; r < rounds; r++) {
+            if (isatty(2))
+                fprintf(stderr, "\r\033[Kround %d/%d: parent of %d MB", r + 1,
+                        rounds, mb);
+            for (int j = 0; j < 4; j++) {
+                switch ((r + j) % 4) {
+                case 0: raw_fork(get("start_join_mem", "fork", "raw", mb), n);
+                        break;
+                case 1: libmp_start_join(get("start_join_mem", "fork", "libmp",
+                                             mb), "fork", n);
+                        break;
+                case 2: libmp_start_join(get("start_join_mem", "forkserver",
+                                             "libmp", mb), "forkserver", n);
+                        break;
+                case 3: cpython(python, "fork", N(10), 0, mb, false,
+                                get("start_join_mem", "fork", "cpython", mb),
+                                NULL, NULL);
+                        break;
+                }
+            }
+            for (int i = 0; i < nseries; i++)
+                end_round(&table[i]);
         }
     }
+    hold_memory(0);
     if (isatty(2))
-        fprintf(stderr, "\r%20s\r", "");
+        fprintf(stderr, "\r\033[K");
 
-    printf("Process costs, microseconds (%d rounds interleaved; CPython %s "
-           "multiprocessing, fork)\n", rounds, py_version);
-    printf("  %-28s %9s %9s %9s %9s   %-15s %5s\n", "", "median", "min",
-           "p99", "max", "round medians", "n");
-    printf("start+join of an empty child\n");
-    print_row(&sj[0], "raw fork+waitpid");
-    print_row(&sj[1], "libmp");
-    print_row(&sj[2], "CPython");
-    printf("join(timeout=0.1) overshoot\n");
-    print_row(&ov[0], "raw ppoll(pidfd)");
-    print_row(&ov[1], "libmp");
-    print_row(&ov[2], "CPython");
-    printf("CPU time spent in join(timeout=0.1)\n");
-    print_row(&cpu[0], "raw ppoll(pidfd)");
-    print_row(&cpu[1], "libmp");
-    print_row(&cpu[2], "CPython");
-    printf("ratios of medians: start+join CPython/libmp %.1fx, libmp/raw "
-           "%.2fx; overshoot CPython/libmp %.1fx\n", med(&sj[2]) / med(&sj[1]),
-           med(&sj[1]) / med(&sj[0]), med(&ov[2]) / med(&ov[1]));
+    printf("Process costs in microseconds: %d rounds interleaved, CPython %s; "
+           "median, min, p99, max, range of round medians, samples\n",
+           rounds, py_version);
+    for (int m = 0; m < 3; m++) {
+        struct series *raw = get("start_join", methods[m], "raw", 0);
+        struct series *lib = get("start_join", methods[m], "libmp", 0);
+        struct series *cpy = get("start_join", methods[m], "cpython", 0);
+        printf("start+join of an empty child [%s]\n", methods[m]);
+        print_row(raw, m == 0 ? "raw fork+waitpid"
+                       : m == 1 ? "raw posix_spawn(static)+waitpid"
+                                : "raw pre-forked server");
+        print_row(lib, "libmp");
+        print_row(cpy, "CPython");
+        print_row(get("start_join", methods[m], "cpython -S", 0),
+                  "CPython -S (no site)");
+        printf("  CPython/libmp %.1fx, libmp/raw %.2fx\n", med(cpy) / med(lib),
+               med(lib) / med(raw));
+    }
+    printf("join(timeout=0.1): overshoot, and CPU time spent waiting [fork]\n");
+    print_row(get("join_overshoot", "fork", "raw", 0), "raw ppoll(pidfd) over");
+    print_row(get("join_overshoot", "fork", "libmp", 0), "libmp overshoot");
+    print_row(get("join_overshoot", "fork", "cpython", 0), "CPython overshoot");
+    print_row(get("join_cpu", "fork", "raw", 0), "raw ppoll(pidfd) CPU");
+    print_row(get("join_cpu", "fork", "libmp", 0), "libmp CPU");
+    print_row(get("join_cpu", "fork", "cpython", 0), "CPython CPU");
+    printf("start+join against the parent's touched memory\n");
+    for (size_t k = 0; k < sizeof(mems) / sizeof(mems[0]); k++) {
+        char label[64];
+        static const char *const who[][2] = {
+            { "fork", "raw" }, { "fork", "libmp" }, { "forkserver", "libmp" },
+            { "fork", "cpython" } };
+        for (int j = 0; j < 4; j++) {
+            snprintf(label, sizeof(label), "%4d MB %s %s", mems[k], who[j][1],
+                     who[j][0]);
+            print_row(get("start_join_mem", who[j][0], who[j][1], mems[k]),
+                      label);
+        }
+    }
+
+    ratios = json_object();
+    for (int m = 0; m < 3; m++) {
+        char key[96];
+        snprintf(key, sizeof(key), "start_join.%s.cpython_over_libmp",
+                 methods[m]);
+        ratio(key, get("start_join", methods[m], "cpython", 0),
+              get("start_join", methods[m], "libmp", 0));
+        snprintf(key, sizeof(key), "start_join.%s.libmp_over_raw", methods[m]);
+        ratio(key, get("start_join", methods[m], "libmp", 0),
+              get("start_join", methods[m], "raw", 0));
+    }
+    ratio("join_overshoot.fork.cpython_over_libmp",
+          get("join_overshoot", "fork", "cpython", 0),
+          get("join_overshoot", "fork", "libmp", 0));
+    ratio("start_join_mem.forkserver.libmp_1024mb_over_1mb",
+          get("start_join_mem", "forkserver", "libmp", 1024),
+          get("start_join_mem", "forkserver", "libmp", 1));
+    ratio("start_join_mem.fork.raw_1024mb_over_1mb",
+          get("start_join_mem", "fork", "raw", 1024),
+          get("start_join_mem", "fork", "raw", 1));
+    {
+        char *s = json_dumps(ratios, JSON_INDENT(2) | JSON_REAL_PRECISION(4));
+        printf("ratios of medians: %s\n", s);
+        free(s);
+    }
 
     root = json_object();
     results = json_array();
     env_json(root);
     json_object_set_new(root, "rounds", json_integer(rounds));
-    for (int k = 0; k < 3; k++) {
-        json_array_append_new(results, series_json(&sj[k]));
-        json_array_append_new(results, series_json(&ov[k]));
-        json_array_append_new(results, series_json(&cpu[k]));
-    }
+    for (int i = 0; i < nseries; i++)
+        if (table[i].n > 0)
+            json_array_append_new(results, series_json(&table[i]));
     json_object_set_new(root, "results", results);
-    json_object_set_new(root, "ratios", json_pack(
-        "{s:f, s:f, s:f}",
-        "start_join_cpython_over_libmp", med(&sj[2]) / med(&sj[1]),
-        "start_join_libmp_over_raw", med(&sj[1]) / med(&sj[0]),
-        "join_overshoot_cpython_over_libmp", med(&ov[2]) / med(&ov[1])));
+    json_object_set_new(root, "ratios", ratios);
     if (out != NULL) {
         if (json_dump_file(root, out, JSON_INDENT(2)) != 0)
             die("cannot write the --out file");
         printf("wrote %s\n", out);
     }
     json_decref(root);
-    for (int k = 0; k < 3; k++) {
-        free(sj[k].v);
-        free(ov[k].v);
-        free(cpu[k].v);
-    }
+    for (int i = 0; i < nseries; i++)
+        free(table[i].v);
+    close(server_sock);
+    waitpid(server_pid, NULL, 0);
     return 0;
 }
