@@ -175,7 +175,10 @@ def _op_process(ctx, st):
         kw["name"] = st["name"]
     if "daemon" in st:
         kw["daemon"] = st["daemon"]
-    ctx.objs[st["as"]] = multiprocessing.Process(**kw)
+    cls = multiprocessing.Process
+    if "context" in st:   # ctx.Process: ForkProcess, SpawnProcess, ...
+        cls = multiprocessing.get_context(st["context"]).Process
+    ctx.objs[st["as"]] = cls(**kw)
     return None
 
 
@@ -214,6 +217,20 @@ def _op_print(ctx, st):
     stream = sys.stderr if st.get("stream", "stdout") == "stderr" \
         else sys.stdout
     print(st["text"], file=stream, flush=st.get("flush", False))
+
+
+GLOBAL = 0   # set_global/get_global: fork children see a change, others not
+
+
+def _op_set_global(ctx, st):
+    global GLOBAL
+    GLOBAL = st["value"]
+
+
+def _op_register_atexit(ctx, st):
+    import atexit
+    text = st["text"]
+    atexit.register(lambda: print(text, flush=True))
 
 
 def _event_path(ctx, name):
@@ -303,6 +320,13 @@ OPS = {
     "ignore_signal": lambda c, s: _set_signal(s["signal"], signal.SIG_IGN),
     "default_signal": lambda c, s: _set_signal(s["signal"], signal.SIG_DFL),
     "print": _op_print,
+    "set_global": _op_set_global,
+    "get_start_method": lambda c, s: __import__("multiprocessing")
+        .get_start_method(allow_none=s.get("allow_none", False)),
+    "set_start_method": lambda c, s: __import__("multiprocessing")
+        .set_start_method(s.get("method"), force=s.get("force", False)),
+    "get_global": lambda c, s: GLOBAL,
+    "register_atexit": _op_register_atexit,
     "event": _op_event,
     "wait_event": _op_wait_event,
 }
@@ -414,7 +438,7 @@ _PROC = {"proc": ("proc", True)}
 OP_ARGS = {
     "process": {"as": ("newname", True), "target": ("steps", False),
                 "name": ("str", False), "daemon": ("bool", False),
-                "pass": ("namelist", False)},
+                "pass": ("namelist", False), "context": ("str", False)},
     "start": _PROC,
     "join": {"proc": ("proc", True), "timeout": ("num", False)},
     "is_alive": _PROC,
@@ -446,6 +470,11 @@ OP_ARGS = {
               "flush": ("bool", False)},
     "event": {"name": ("eventname", True), "count": ("posint", False)},
     "wait_event": {"name": ("eventname", True), "timeout": ("num", False)},
+    "set_global": {"value": ("int", True)},
+    "get_global": {},
+    "get_start_method": {"allow_none": ("bool", False)},
+    "set_start_method": {"method": ("strnull", True), "force": ("bool", False)},
+    "register_atexit": {"text": ("str", True)},
 }
 COMMON_STEP_KEYS = ("op", "compare", "duration", "note")
 CASE_KEYS = ("about", "seeds", "steps", "methods", "timeout", "output",
@@ -453,6 +482,7 @@ CASE_KEYS = ("about", "seeds", "steps", "methods", "timeout", "output",
 
 _KIND_TEXT = {
     "num": "a number", "int": "an integer", "str": "a string",
+    "strnull": "a string or null",
     "bool": "a boolean", "boolint": "a boolean or an integer",
     "posint": "a positive integer",
     "exitcode": "an integer, null, a boolean or a string",
@@ -486,6 +516,8 @@ class _Validator(object):
             return _is_int(v) and v >= 1
         if kind == "str":
             return isinstance(v, str)
+        if kind == "strnull":
+            return v is None or isinstance(v, str)
         if kind == "bool":
             return isinstance(v, bool)
         if kind == "boolint":

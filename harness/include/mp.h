@@ -338,6 +338,17 @@ int mp_cpu_count(void);
 _Noreturn void mp_exit(int code);
 
 /*
+ * atexit.register(fn, arg) as a child sees it: the handlers run, last
+ * registered first, when the process ends normally (its target returns or it
+ * calls mp_exit(); exit() in the main process), before the teardown that
+ * joins its children.  A child starts with an empty list: it never runs its
+ * parent's handlers, and runs its own under every start method, as CPython
+ * 3.13 does (plain atexit() handlers run in a spawned child only).
+ * -ENOMEM, or MP_EINVAL for a NULL fn.
+ */
+int mp_atexit(void (*fn)(void *), void *arg);
+
+/*
  * Beyond CPython: when `sig` is nonzero, every daemonic child this process
  * starts from now on receives `sig` (SIGKILL is the sure choice) as soon as
  * this process dies, however it dies: SIGKILL included, where CPython's

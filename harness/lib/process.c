@@ -44,6 +44,57 @@ static mp_process *current = &main_process;
 static mp_process *parent;
 
 static void exit_function(void);
+static void main_exit(void);
+static void init_once(void);
+
+/* mp_atexit()'s handlers (this process's own: a child starts empty). */
+static struct { void (*fn)(void *); void *arg; } *handlers;
+static size_t nhandlers, caphandlers;
+
+int mp_atexit(void (*fn)(void *), void *arg)
+{
+    if (fn == NULL)
+        return MP_EINVAL;
+    init_once();
+    pthread_mutex_lock(&reg_lock);
+    if (nhandlers == caphandlers) {
+        size_t c = caphandlers ? caphandlers * 2 : 8;
+        void *grown = realloc(handlers, c * sizeof(*handlers));
+        if (grown == NULL) {
+            pthread_mutex_unlock(&reg_lock);
+            return -ENOMEM;
+        }
+        handlers = grown;
+        caphandlers = c;
+    }
+    handlers[nhandlers].fn = fn;
+    handlers[nhandlers++].arg = arg;
+    pthread_mutex_unlock(&reg_lock);
+    return 0;
+}
+
+/* Last registered first, as atexit's; each runs once. */
+static void run_handlers(void)
+{
+    for (;;) {
+        void (*fn)(void *);
+        void *arg;
+
+        pthread_mutex_lock(&reg_lock);
+        if (nhandlers == 0) {
+            pthread_mutex_unlock(&reg_lock);
+            break;
+        }
+        nhandlers--;
+        fn = handlers[nhandlers].fn;
+        arg = handlers[nhandlers].arg;
+        pthread_mutex_unlock(&reg_lock);
+        fn(arg);
+    }
+    free(handlers);
+    handlers = NULL;
+    caphandlers = 0;
+}
 
 static void atfork_prepare(void) { pthread_mutex_lock(&reg_lock); }
 static void atfork_release(void) { pthread_mutex_unlock(&reg_lock); }
@@ -51,7 +102,7 @@ static void atfork_release(void) { pthread_mutex_unlock(&reg_lock); }
 static void init(void)
 {
     pthread_atfork(atfork_prepare, atfork_release, atfork_release);
-    atexit(exit_function);
+    atexit(main_exit);
 }
 
 static void init_once(void)
@@ -189,6 +240,14 @@ void mp_process_list_free(mp_process **list, size_t n)
     for (size_t i = 0; i < n; i++)
         mp_process_free(list[i]);
     free(list);
+}
+
+/* At the main program's exit: mp_atexit handlers, then the teardown, as
+ * CPython's atexit runs util._exit_function last (registered first). */
+static void main_exit(void)
+{
+    run_handlers();
+    exit_function();
 }
 
 /* util._exit_function(): SIGTERM to the daemonic children, then join all. */
@@ -760,6 +819,10 @@ void mp__child_init(mp_process *self, int parent_fd)
     children = NULL;
     counter = 1;
     exiting = false;
+    /* popen_fork: atexit._clear(); the parent's handlers are not ours. */
+    free(handlers);
+    handlers = NULL;
+    nhandlers = caphandlers = 0;
 
     if (old_parent != NULL)
         mp__fd_close(old_parent->sentinel);
@@ -796,8 +859,10 @@ void mp__set_spawned_child(void)
 
 _Noreturn static void child_finish(int code)
 {
-    /* _bootstrap flushes before the atexit teardown joins the children. */
+    /* _bootstrap flushes; then atexit runs the child's handlers, and last
+     * util._exit_function, the teardown that joins the children. */
     fflush(NULL);
+    run_handlers();
     exit_function();
     fflush(NULL);
     /* A spawned child is a program of its own: its atexit handlers run, as

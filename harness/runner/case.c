@@ -56,7 +56,7 @@ int signal_by_name(const char *name)
 
 enum argtype {
     T_NONE, T_NUM, T_INT, T_STR, T_BOOL, T_STEPS, T_NAMES, T_ANY, T_CODE,
-    T_SIG, T_PROC, T_AS, T_DAEMON, T_STREAM, T_OF, T_EVENT, T_EXC,
+    T_SIG, T_PROC, T_AS, T_DAEMON, T_STREAM, T_OF, T_EVENT, T_EXC, T_STRNULL,
 };
 
 struct argspec {
@@ -67,14 +67,14 @@ struct argspec {
 
 struct opspec {
     const char *op;
-    struct argspec args[5];
+    struct argspec args[6];
 };
 
 #define PROC { "proc", T_PROC, true }
 static const struct opspec ops[] = {
     { "process", { { "as", T_AS, true }, { "target", T_STEPS, false },
                    { "name", T_STR, false }, { "daemon", T_BOOL, false },
-                   { "pass", T_NAMES, false } } },
+                   { "pass", T_NAMES, false }, { "context", T_STR, false } } },
     { "start", { PROC } },
     { "join", { PROC, { "timeout", T_NUM, false } } },
     { "is_alive", { PROC } },
@@ -105,6 +105,12 @@ static const struct opspec ops[] = {
     { "print", { { "text", T_STR, true }, { "stream", T_STREAM, false },
                  { "flush", T_BOOL, false } } },
     { "event", { { "name", T_EVENT, true }, { "count", T_EVENT, false } } },
+    { "set_global", { { "value", T_INT, true } } },
+    { "get_global", { { NULL, T_NONE, false } } },
+    { "get_start_method", { { "allow_none", T_BOOL, false } } },
+    { "set_start_method", { { "method", T_STRNULL, true },
+                            { "force", T_BOOL, false } } },
+    { "register_atexit", { { "text", T_STR, true } } },
     { "wait_event", { { "name", T_EVENT, true }, { "timeout", T_NUM, false } } },
 };
 #undef PROC
@@ -225,6 +231,11 @@ static bool check_arg(struct vctx *v, const struct argspec *a, json_t *val,
         return true;
     case T_ANY:
         return true;
+    case T_STRNULL:
+        if (!json_is_string(val) && !json_is_null(val))
+            return fail(v, where, op, "\"%s\" must be a string or null",
+                        a->key);
+        return true;
     case T_CODE:
         if (!json_is_integer(val) && !json_is_null(val) &&
             !json_is_boolean(val) && !json_is_string(val))
@@ -316,7 +327,7 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
         return fail(v, where, NULL, "unknown op \"%s\"", op);
     json_object_foreach(step, key, val) {
         bool known = one_of(key, common_keys, 4);
-        for (size_t i = 0; !known && i < 5 && spec->args[i].key; i++)
+        for (size_t i = 0; !known && i < 6 && spec->args[i].key; i++)
             known = strcmp(key, spec->args[i].key) == 0;
         if (!known)
             return fail(v, where, op, "unknown key \"%s\"", key);
@@ -333,7 +344,7 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
          json_number_value(json_array_get(val, 0)) >
              json_number_value(json_array_get(val, 1))))
         return fail(v, where, op, "\"duration\" must be [lo, hi] seconds");
-    for (size_t i = 0; i < 5 && spec->args[i].key; i++) {
+    for (size_t i = 0; i < 6 && spec->args[i].key; i++) {
         const struct argspec *a = &spec->args[i];
         val = json_object_get(step, a->key);
         if (val == NULL) {

@@ -44,6 +44,16 @@ struct interp {
 };
 
 static struct interp *main_interp;
+static json_int_t global_value; /* set_global/get_global */
+
+/* register_atexit: prints its text, as atexit.register(print, text). */
+static void print_text(void *text)
+{
+    printf("%s\n", (char *)text);
+    fflush(stdout);
+    free(text);
+}
+
 static struct hcase *main_case;
 
 static double now(void)
@@ -378,10 +388,22 @@ static json_t *run_step(struct interp *in, json_t *step, int *err,
             harness_error(in, "libmp cannot hand a process object to a child "
                           "that is not forked: arguments are bytes, and a "
                           "process object is not (CPython pickles it)");
+        const char *cname = json_string_value(json_object_get(step,
+                                                              "context"));
+        mp_context *cx = NULL;
+        if (cname != NULL && (r = mp_get_context(&cx, cname)) < 0) {
+            *err = r; /* ValueError: cannot find context for 'x' */
+            return NULL;
+        }
         if (json_object_get(step, "target") != NULL)
             arg = child_arg(in, step, as);
-        r = mp_process_new(&np, arg != NULL ? "harness_child" : NULL, arg,
-                           arg != NULL ? strlen(arg) + 1 : 0, &opt);
+        if (cx != NULL)
+            r = mp_context_process_new(cx, &np, arg != NULL ? "harness_child"
+                                       : NULL, arg, arg != NULL ?
+                                       strlen(arg) + 1 : 0, &opt);
+        else
+            r = mp_process_new(&np, arg != NULL ? "harness_child" : NULL, arg,
+                               arg != NULL ? strlen(arg) + 1 : 0, &opt);
         free(arg);
         if (r < 0) {
             *err = r;
@@ -552,6 +574,31 @@ static json_t *run_step(struct interp *in, json_t *step, int *err,
         return json_null();
     }
 
+    if (strcmp(op, "set_global") == 0) {
+        global_value = json_integer_value(json_object_get(step, "value"));
+        return json_null();
+    }
+    if (strcmp(op, "get_global") == 0)
+        return json_integer(global_value);
+    if (strcmp(op, "get_start_method") == 0) {
+        const char *m = mp_get_start_method(json_is_true(
+            json_object_get(step, "allow_none")));
+        return m != NULL ? json_string(m) : json_null();
+    }
+    if (strcmp(op, "set_start_method") == 0) {
+        r = mp_set_start_method(json_string_value(json_object_get(step,
+                                "method")),
+                                json_is_true(json_object_get(step, "force")));
+        return r < 0 ? (*err = r, NULL) : json_null();
+    }
+    if (strcmp(op, "register_atexit") == 0) {
+        char *text = strdup(json_string_value(json_object_get(step, "text")));
+        if ((r = mp_atexit(print_text, text)) < 0) {
+            free(text);
+            return *err = r, NULL;
+        }
+        return json_null();
+    }
     if (strcmp(op, "wait_event") == 0) {
         json_t *t = json_object_get(step, "timeout");
         do_wait_event(in, json_string_value(json_object_get(step, "name")),

@@ -1620,3 +1620,37 @@ TEST(parent_watch_failing_is_an_error_not_a_death)
     ASSERT_EQ(0, join_code(p));
     mp_process_free(p);
 }
+
+/* mp_atexit: a child runs its own handlers, last first, never its parent's. */
+static int atexit_pipe = -1;
+
+static void write_tag(void *tag)
+{
+    say(atexit_pipe, "%s", (const char *)tag);
+}
+
+MP_TARGET(register_two_handlers)
+{
+    atexit_pipe = arg_fd(arg, len);
+    mp_atexit(write_tag, "B");
+    mp_atexit(write_tag, "C");
+    return 0;
+}
+
+TEST(mp_atexit_handlers_belong_to_their_process)
+{
+    int fds[2];
+    char buf[16];
+    mp_process *p;
+
+    make_pipe(fds);
+    atexit_pipe = fds[1];
+    ASSERT_EQ(MP_EINVAL, mp_atexit(NULL, NULL));
+    ASSERT_OK(mp_atexit(write_tag, "A")); /* the parent's: not the child's */
+    p = start_fd("register_two_handlers", fds[1]);
+    ASSERT_EQ(0, join_code(p));
+    say(fds[1], "\n");
+    read_line(fds[0], buf, sizeof(buf));
+    ASSERT_STREQ("CB\n", buf);
+    mp_process_free(p);
+}
