@@ -274,10 +274,18 @@ static void libmp_start_join(struct series *s, const char *method, int n)
         double t0 = now();
         int code = -1;
 
-        if (mp_context_process_new(ctx, &p, "empty", NULL, 0, NULL) < 0 ||
-            mp_process_start(p) < 0 || mp_process_join(p, MP_FOREVER) < 0 ||
-            mp_process_exitcode(p, &code) != 1 || code != 0)
-            die("libmp start+join failed");
+        int r = mp_context_process_new(ctx, &p, "empty", NULL, 0, NULL);
+        if (r == 0)
+            r = mp_process_start(p);
+        if (r == 0)
+            r = mp_process_join(p, MP_FOREVER);
+        if (r < 0 || mp_process_exitcode(p, &code) != 1 || code != 0) {
+            char line[256];
+            mp_format_exception(r, line, sizeof(line));
+            fprintf(stderr, "mp-bench-process: libmp start+join [%s] failed: "
+                    "%s (exit code %d)\n", method, r < 0 ? line : "-", code);
+            exit(2);
+        }
         add(s, now() - t0);
         mp_process_free(p);
     }

@@ -350,9 +350,8 @@ int mp__wait_ack(int sock, int pidfd, pid_t pid)
         if (left <= 0)
             return MP_ENOMPMAIN;
         poll(pfd, pidfd >= 0 ? 2 : 1, (int)ceil(left * 1000));
-        if (pidfd >= 0 && (pfd[1].revents & POLLIN) &&
-            recv(sock, &c, 1, MSG_DONTWAIT) != 1)
-            return MP_ENOMPMAIN; /* exited without answering */
+        if (pidfd >= 0 && (pfd[1].revents & POLLIN)) /* it has ended */
+            return recv(sock, &c, 1, MSG_DONTWAIT) == 1 ? 0 : MP_ENOMPMAIN;
     }
 }
 

@@ -280,3 +280,26 @@ TEST(spawn_without_mp_main_is_a_clear_error)
                  "forkserver: RuntimeError: the fork server failed or died "
                  "before answering\n", out);
 }
+
+/* Many children that end as soon as they have answered: the answer and the
+ * end can arrive together, and must still count as an answer. */
+TEST(many_short_spawn_and_forkserver_children)
+{
+    static const char *const methods[] = { "spawn", "forkserver" };
+
+    for (int m = 0; m < 2; m++) {
+        mp_context *ctx;
+        ASSERT_OK(mp_get_context(&ctx, methods[m]));
+        for (int i = 0; i < 150; i++) {
+            mp_process *p;
+            int code = -1;
+            ASSERT_OK(mp_context_process_new(ctx, &p, "exit_7", NULL, 0,
+                                             NULL));
+            ASSERT_OK(mp_process_start(p));
+            ASSERT_EQ(0, mp_process_join(p, 30.0));
+            ASSERT_EQ(1, mp_process_exitcode(p, &code));
+            ASSERT_EQ(7, code);
+            mp_process_free(p);
+        }
+    }
+}
