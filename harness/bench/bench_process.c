@@ -173,12 +173,18 @@ static void raw_fork(struct series *s, int n)
     }
 }
 
-static void raw_spawn(struct series *s, int n)
+/* posix_spawn of the smallest static program, or (self) of this very
+ * program, which returns at once: the exec and dynamic loading every spawned
+ * child of this program pays, whatever libmp does. */
+static void raw_spawn(struct series *s, int n, bool self)
 {
     char path[4200];
-    char *argv[] = { "mp-bench-true", NULL };
+    char *argv[] = { "mp-bench-true", self ? "--noop" : NULL, NULL };
 
-    snprintf(path, sizeof(path), "%s/mp-bench-true", here);
+    if (self)
+        snprintf(path, sizeof(path), "/proc/self/exe");
+    else
+        snprintf(path, sizeof(path), "%s/mp-bench-true", here);
     for (int i = 0; i < n; i++) {
         double t0 = now();
         int status;
@@ -494,6 +500,8 @@ int main(int argc, char **argv)
     json_t *root, *results;
     ssize_t len;
 
+    if (argc == 2 && strcmp(argv[1], "--noop") == 0)
+        return 0; /* the "raw self" spawn limit: exec and loading only */
     mp_main(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -550,7 +558,11 @@ int main(int argc, char **argv)
                 switch ((r + k) % 3) {
                 case 0:
                     if (m == 0) raw_fork(get("start_join", meth, "raw", 0), nl);
-                    if (m == 1) raw_spawn(get("start_join", meth, "raw", 0), nl);
+                    if (m == 1) {
+                        raw_spawn(get("start_join", meth, "raw", 0), nl, false);
+                        raw_spawn(get("start_join", meth, "raw self", 0), nl,
+                                  true);
+                    }
                     if (m == 2) raw_server(get("start_join", meth, "raw", 0), nl);
                     break;
                 case 1:
@@ -623,6 +635,8 @@ int main(int argc, char **argv)
         print_row(raw, m == 0 ? "raw fork+waitpid"
                        : m == 1 ? "raw posix_spawn(static)+waitpid"
                                 : "raw pre-forked server");
+        print_row(get("start_join", methods[m], "raw self", 0),
+                  "raw posix_spawn(this program)+wait");
         print_row(lib, "libmp");
         print_row(cpy, "CPython");
         print_row(get("start_join", methods[m], "cpython -S", 0),
@@ -661,6 +675,10 @@ int main(int argc, char **argv)
         snprintf(key, sizeof(key), "start_join.%s.libmp_over_raw", methods[m]);
         ratio(key, get("start_join", methods[m], "libmp", 0),
               get("start_join", methods[m], "raw", 0));
+        if (m == 1)
+            ratio("start_join.spawn.libmp_over_raw_self",
+                  get("start_join", methods[m], "libmp", 0),
+                  get("start_join", methods[m], "raw self", 0));
     }
     ratio("join_overshoot.fork.cpython_over_libmp",
           get("join_overshoot", "fork", "cpython", 0),
