@@ -316,19 +316,6 @@ static int fs_wait(mp_process *p, double timeout)
     return r;
 }
 
-static int fs_send_signal(mp_process *p, int sig)
-{
-    int r;
-
-    if (__atomic_load_n(&p->has_code, __ATOMIC_ACQUIRE))
-        return 0;
-    if (p->pidfd >= 0)
-        r = mp__pidfd_send_signal(p->pidfd, sig);
-    else
-        r = kill(p->pid, sig) < 0 ? -errno : 0;
-    return r == -ESRCH ? 0 : r;
-}
-
 static void fs_close(mp_process *p)
 {
     p->sentinel = mp__fd_close(p->sentinel);
@@ -340,7 +327,7 @@ const struct mp_start_ops mp__start_forkserver = {
     .name = "forkserver",
     .launch = fs_launch,
     .wait = fs_wait,
-    .send_signal = fs_send_signal,
+    .send_signal = mp__fork_send_signal, /* the same pidfd rule */
     .close = fs_close,
 };
 

@@ -50,6 +50,19 @@ void check_diag(const char *fmt, ...)
     fflush(stdout);
 }
 
+void check_say(int fd, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= (int)sizeof(buf) || write(fd, buf, (size_t)n) != n)
+        _exit(99);
+}
+
 void check_fail(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;

@@ -26,6 +26,9 @@ _Noreturn void check_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prints a TAP diagnostic line ("# ..."). */
 void check_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Writes a formatted message to fd in one write() (children report to the
+ * test this way); _exit(99) if it cannot. */
+void check_say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Marks the running test as skipped, with a reason, and ends it. */
 _Noreturn void check_skip(const char *reason);
 /* CHECK_SLOWDOWN: multiply the upper bounds of timing windows by this. */

@@ -17,21 +17,7 @@
 
 static int counter; /* a global: fork children see its value, others 0 */
 
-static void say(int fd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void say(int fd, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (write(fd, buf, (size_t)n) != n)
-        _exit(99);
-}
+#define say check_say
 
 /* Reports the global, the OS parent and the logical parent, to the file
  * whose path it gets (a spawned child inherits no descriptor). */

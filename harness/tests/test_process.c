@@ -86,21 +86,7 @@ static void release(int fd, int n)
             check_fail(__FILE__, __LINE__, "release: %s", strerror(errno));
 }
 
-static void say(int fd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void say(int fd, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (write(fd, buf, (size_t)n) != n)
-        _exit(99);
-}
+#define say check_say
 
 static int arg_fd(const void *arg, size_t len)
 {
