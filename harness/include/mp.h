@@ -70,7 +70,15 @@ extern "C" {
       "forkserver start method must call mp_main(argc, argv) first thing in " \
       "main()")                                                               \
     X(EFORKSERVER, -4019, "RuntimeError",                                     \
-      "the fork server failed or died before answering")
+      "the fork server failed or died before answering")                      \
+    X(EHANDLECLOSED, -4020, "OSError", "handle is closed")                    \
+    X(EREADONLY, -4021, "OSError", "connection is read-only")                 \
+    X(EWRITEONLY, -4022, "OSError", "connection is write-only")               \
+    X(EBADLENGTH, -4023, "OSError", "bad message length")                     \
+    X(EEOF, -4024, "EOFError", "")                                            \
+    X(EEOFMSG, -4025, "OSError", "got end of file during message")           \
+    X(ETOOSHORT, -4026, "multiprocessing.context.BufferTooShort",             \
+      "the message is longer than the buffer")
 
 #define MP__ERROR_ENUM(name, code, exc, msg) MP_##name = (code),
 enum { MP_ERROR_MAP(MP__ERROR_ENUM) MP__ERROR_END };
@@ -358,6 +366,60 @@ int mp_atexit(void (*fn)(void *), void *arg);
  * Returns the previous setting, or MP_EINVAL for a bad signal number.
  */
 int mp_set_daemon_death_signal(int sig);
+
+/* pipes and connections */
+
+/*
+ * Pipe(duplex) and Connection (CPython: connection.py): messages of bytes,
+ * boundaries kept (empty messages too), on CPython's wire format (a 4-byte
+ * big-endian length).  A connection's descriptor is inherited by fork
+ * children.  A send to a closed peer is -EPIPE (BrokenPipeError), never a
+ * SIGPIPE.
+ */
+typedef struct mp_conn mp_conn;
+
+/* No limit for mp_conn_recv_bytes(). */
+#define MP_NOLIMIT ((size_t)-1)
+
+/* Pipe(duplex): both ends can send and receive; duplex 0 gives (*a, *b) =
+ * (read end, write end), as CPython's. */
+int mp_pipe(mp_conn **a, mp_conn **b, int duplex);
+/* close(): twice is fine.  Afterwards every call but close/free returns
+ * MP_EHANDLECLOSED ("OSError: handle is closed"). */
+int mp_conn_close(mp_conn *c);
+/* Closes and frees; accepts NULL; returns NULL. */
+mp_conn *mp_conn_free(mp_conn *c);
+/* closed, readable, writable: 1 or 0. */
+int mp_conn_closed(const mp_conn *c);
+int mp_conn_readable(const mp_conn *c);
+int mp_conn_writable(const mp_conn *c);
+/* fileno(): the descriptor (for mp_wait/poll), or MP_EHANDLECLOSED. */
+int mp_conn_fileno(const mp_conn *c);
+/* send_bytes(buf): blocks until the whole message is written.  Errors:
+ * MP_EREADONLY, MP_EHANDLECLOSED, -EPIPE. */
+int mp_conn_send_bytes(mp_conn *c, const void *buf, size_t n);
+/*
+ * recv_bytes(maxlength): blocks for the next message; *out is malloc'd (free
+ * it; a NUL follows the *len bytes).  Errors: MP_EEOF (EOFError: the peer is
+ * closed and everything was read), MP_EBADLENGTH (longer than maxlength:
+ * afterwards the connection is not readable, or closed if it was read-only,
+ * as in CPython), MP_EWRITEONLY, MP_EHANDLECLOSED.
+ */
+int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength);
+/* recv_bytes_into(buf): *len is the message's length; MP_ETOOSHORT
+ * (BufferTooShort) when it is longer than size: the message is consumed. */
+int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len);
+/* poll(timeout): 1 when a message (or EOF) can be read, 0 when the timeout
+ * (seconds; 0 or negative: none; MP_FOREVER) ran out.  Never polls. */
+int mp_conn_poll(mp_conn *c, double timeout);
+
+/*
+ * connection.wait(objects, timeout) on descriptors: connections'
+ * (mp_conn_fileno) and processes' sentinels (mp_process_sentinel).  Sleeps
+ * until one is ready or the timeout ends; sets ready[i] and returns how many
+ * are ready (0: timed out).  -EBADF for a closed descriptor.
+ */
+int mp_wait(const int *fds, size_t n, double timeout, int *ready);
 
 #ifdef __cplusplus
 }

@@ -138,6 +138,8 @@ int mp__status_to_code(int status);
 
 /* clock.c */
 double mp__now(void); /* CLOCK_MONOTONIC seconds */
+/* Seconds as poll()'s milliseconds, rounded up (libm-free ceil). */
+int mp__ms_ceil(double seconds);
 
 /* error.c */
 int mp__set_raised(const char *exc, const char *msg);

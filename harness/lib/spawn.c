@@ -242,7 +242,7 @@ int mp__blob_send(int fd, const char *buf, size_t len, double deadline)
                 double left = deadline - mp__now();
                 if (left <= 0)
                     return MP_ENOMPMAIN; /* the child does not read */
-                poll(&pfd, 1, (int)ceil(left * 1000));
+                poll(&pfd, 1, mp__ms_ceil(left));
             } else {
                 return w < 0 && errno != EPIPE && errno != ECONNRESET
                            ? -errno : MP_ENOMPMAIN;
@@ -349,7 +349,7 @@ int mp__wait_ack(int sock, int pidfd, pid_t pid)
             return MP_ENOMPMAIN; /* it ended, or closed fd 3, unanswered */
         if (left <= 0)
             return MP_ENOMPMAIN;
-        poll(pfd, pidfd >= 0 ? 2 : 1, (int)ceil(left * 1000));
+        poll(pfd, pidfd >= 0 ? 2 : 1, mp__ms_ceil(left));
         if (pidfd >= 0 && (pfd[1].revents & POLLIN)) /* it has ended */
             return recv(sock, &c, 1, MSG_DONTWAIT) == 1 ? 0 : MP_ENOMPMAIN;
     }

@@ -245,7 +245,7 @@ static int fs_launch(mp_process *p)
     for (;;) {
         struct pollfd pfd = { .fd = sock, .events = POLLIN };
         double left = deadline - mp__now();
-        if (left <= 0 || poll(&pfd, 1, (int)ceil(left * 1000)) == 0) {
+        if (left <= 0 || poll(&pfd, 1, mp__ms_ceil(left)) == 0) {
             r = MP_EFORKSERVER;
             goto fail;
         }

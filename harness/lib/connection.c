@@ -1,0 +1,367 @@
+/*
+ * connection.c - Pipe() and Connection, and wait() (CPython: connection.py).
+ *
+ * A connection is one end of a Unix stream socketpair carrying CPython's
+ * framing: a 4-byte big-endian signed length (-1, then an 8-byte length, for
+ * messages over 2 GiB), then the bytes; so messages keep their boundaries,
+ * empty ones included, and the wire format is CPython's.  A one-way pipe is a
+ * socketpair with one direction shut down, rather than pipe(2), so a send to
+ * a closed peer is BrokenPipeError (MSG_NOSIGNAL), never a SIGPIPE that would
+ * kill a C program.  A message is sent with one sendmsg() (header and payload
+ * together); reads go through a buffer, so small messages cost about one
+ * system call each way.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define RBUF_SIZE 65536
+
+struct mp_conn {
+    int fd;
+    bool readable, writable;
+    char *rbuf;       /* bytes read ahead: rbuf[rpos..rlen) */
+    size_t rpos, rlen;
+};
+
+static int conn_new(mp_conn **out, int fd, bool readable, bool writable)
+{
+    mp_conn *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return -ENOMEM;
+    c->fd = fd;
+    c->readable = readable;
+    c->writable = writable;
+    *out = c;
+    return 0;
+}
+
+int mp_pipe(mp_conn **a, mp_conn **b, int duplex)
+{
+    int sv[2], r;
+
+    if (a == NULL || b == NULL)
+        return MP_EINVAL;
+    *a = *b = NULL;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    if (!duplex) { /* (read end, write end), as CPython's */
+        shutdown(sv[0], SHUT_WR);
+        shutdown(sv[1], SHUT_RD);
+    }
+    r = conn_new(a, sv[0], true, duplex);
+    if (r == 0)
+        r = conn_new(b, sv[1], duplex, true);
+    if (r < 0) {
+        *a = mp_conn_free(*a);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    return r;
+}
+
+int mp_conn_close(mp_conn *c)
+{
+    if (c == NULL)
+        return MP_EINVAL;
+    c->fd = mp__fd_close(c->fd); /* closing twice is fine, as CPython's */
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rpos = c->rlen = 0;
+    return 0;
+}
+
+mp_conn *mp_conn_free(mp_conn *c)
+{
+    if (c != NULL) {
+        mp_conn_close(c);
+        free(c);
+    }
+    return NULL;
+}
+
+int mp_conn_closed(const mp_conn *c)
+{
+    return c == NULL || c->fd < 0;
+}
+
+int mp_conn_readable(const mp_conn *c)
+{
+    return c != NULL && c->readable;
+}
+
+int mp_conn_writable(const mp_conn *c)
+{
+    return c != NULL && c->writable;
+}
+
+static int check(const mp_conn *c, bool reading)
+{
+    if (c == NULL)
+        return MP_EINVAL;
+    if (c->fd < 0)
+        return MP_EHANDLECLOSED;
+    if (reading && !c->readable)
+        return MP_EWRITEONLY;
+    if (!reading && !c->writable)
+        return MP_EREADONLY;
+    return 0;
+}
+
+int mp_conn_fileno(const mp_conn *c)
+{
+    if (c == NULL)
+        return MP_EINVAL;
+    return c->fd < 0 ? MP_EHANDLECLOSED : c->fd;
+}
+
+/* sending */
+
+static int send_all(int fd, struct iovec *iov, int n)
+{
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+
+    while (msg.msg_iovlen > 0) {
+        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno; /* EPIPE: BrokenPipeError, as CPython's */
+        }
+        while (msg.msg_iovlen > 0 && (size_t)w >= msg.msg_iov->iov_len) {
+            w -= (ssize_t)msg.msg_iov->iov_len;
+            msg.msg_iov++;
+            msg.msg_iovlen--;
+        }
+        if (msg.msg_iovlen > 0) {
+            msg.msg_iov->iov_base = (char *)msg.msg_iov->iov_base + w;
+            msg.msg_iov->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+int mp_conn_send_bytes(mp_conn *c, const void *buf, size_t n)
+{
+    unsigned char head[12];
+    struct iovec iov[2];
+    int r = check(c, false), k;
+
+    if (r < 0)
+        return r;
+    if (buf == NULL && n > 0)
+        return MP_EINVAL;
+    if (n > 0x7fffffff) { /* -1, then the 8-byte length */
+        uint64_t v = n;
+        memcpy(head, "\xff\xff\xff\xff", 4);
+        for (k = 0; k < 8; k++)
+            head[4 + k] = (unsigned char)(v >> (56 - 8 * k));
+        iov[0].iov_len = 12;
+    } else {
+        for (k = 0; k < 4; k++)
+            head[k] = (unsigned char)(n >> (24 - 8 * k));
+        iov[0].iov_len = 4;
+    }
+    iov[0].iov_base = head;
+    iov[1].iov_base = (void *)buf;
+    iov[1].iov_len = n;
+    return send_all(c->fd, iov, n > 0 ? 2 : 1);
+}
+
+/* receiving */
+
+/* Copies `size` bytes of the stream into dst (NULL: discards them).  EOF
+ * before the first byte is EOFError; within, "got end of file during
+ * message", as CPython's _recv. */
+static int read_exact(mp_conn *c, void *dst, size_t size)
+{
+    size_t done = 0;
+
+    while (done < size) {
+        if (c->rpos < c->rlen) {
+            size_t k = c->rlen - c->rpos < size - done ? c->rlen - c->rpos
+                                                        : size - done;
+            if (dst != NULL)
+                memcpy((char *)dst + done, c->rbuf + c->rpos, k);
+            c->rpos += k;
+            done += k;
+            continue;
+        }
+        if (c->rbuf == NULL && (c->rbuf = malloc(RBUF_SIZE)) == NULL)
+            return -ENOMEM;
+        ssize_t got;
+        if (size - done >= RBUF_SIZE && dst != NULL) /* large: no copy */
+            got = read(c->fd, (char *)dst + done, size - done);
+        else
+            got = read(c->fd, c->rbuf, RBUF_SIZE);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (got == 0)
+            return done == 0 ? MP_EEOF : MP_EEOFMSG;
+        if (size - done >= RBUF_SIZE && dst != NULL) {
+            done += (size_t)got;
+        } else {
+            c->rpos = 0;
+            c->rlen = (size_t)got;
+        }
+    }
+    return 0;
+}
+
+/* The next message's length; MP_EBADLENGTH (the stream is then unusable
+ * for reading, as CPython marks it) when it exceeds maxlength. */
+static int read_length(mp_conn *c, size_t maxlength, size_t *size)
+{
+    unsigned char head[8];
+    uint64_t n = 0;
+    int r = read_exact(c, head, 4);
+
+    if (r < 0)
+        return r;
+    if (memcmp(head, "\xff\xff\xff\xff", 4) == 0) {
+        if ((r = read_exact(c, head, 8)) < 0)
+            return r == MP_EEOF ? MP_EEOFMSG : r;
+        for (int k = 0; k < 8; k++)
+            n = n << 8 | head[k];
+    } else {
+        n = (uint64_t)head[0] << 24 | head[1] << 16 | head[2] << 8 | head[3];
+        if (n > 0x7fffffff) /* another negative length: not a message */
+            n = UINT64_MAX;
+    }
+    if (n > maxlength || n > SIZE_MAX / 2) {
+        /* _bad_message_length(): unreadable, or closed if it was only
+         * readable. */
+        if (c->writable)
+            c->readable = false;
+        else
+            mp_conn_close(c);
+        return MP_EBADLENGTH;
+    }
+    *size = (size_t)n;
+    return 0;
+}
+
+int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength)
+{
+    size_t n;
+    char *buf;
+    int r = check(c, true);
+
+    if (r < 0)
+        return r;
+    if (out == NULL || len == NULL)
+        return MP_EINVAL;
+    if ((r = read_length(c, maxlength, &n)) < 0)
+        return r;
+    if ((buf = malloc(n + 1)) == NULL)
+        return -ENOMEM;
+    if ((r = read_exact(c, buf, n)) < 0) {
+        free(buf);
+        return r == MP_EEOF && n > 0 ? MP_EEOFMSG : r;
+    }
+    buf[n] = '\0'; /* a convenience for text; not counted in *len */
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len)
+{
+    size_t n;
+    int r = check(c, true);
+
+    if (r < 0)
+        return r;
+    if ((buf == NULL && size > 0) || len == NULL)
+        return MP_EINVAL;
+    if ((r = read_length(c, MP_NOLIMIT, &n)) < 0)
+        return r;
+    *len = n;
+    if (n > size) { /* consumed, as CPython's: BufferTooShort */
+        r = read_exact(c, NULL, n);
+        return r < 0 ? r : MP_ETOOSHORT;
+    }
+    r = read_exact(c, buf, n);
+    return r == MP_EEOF && n > 0 ? MP_EEOFMSG : r;
+}
+
+int mp_conn_poll(mp_conn *c, double timeout)
+{
+    int r = check(c, true);
+
+    if (r < 0)
+        return r;
+    if (isnan(timeout))
+        return MP_EINVAL;
+    if (c->rpos < c->rlen)
+        return 1;
+    /* Readable means data or EOF, as CPython's wait(). */
+    r = mp__wait_readable(c->fd, timeout > 0 ? mp__now() + timeout : 0);
+    return r;
+}
+
+/* wait() */
+
+int mp_wait(const int *fds, size_t n, double timeout, int *ready)
+{
+    struct pollfd stack[16], *pfd = n <= 16 ? stack : calloc(n, sizeof(*pfd));
+    double deadline = !(timeout > 0) ? 0 : isinf(timeout) ? timeout
+                                                         : mp__now() + timeout;
+    int count = 0, r;
+
+    if (fds == NULL || ready == NULL || pfd == NULL || isnan(timeout)) {
+        if (pfd != stack)
+            free(pfd);
+        return pfd == NULL ? -ENOMEM : MP_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pfd[i].fd = fds[i];
+        pfd[i].events = POLLIN;
+        pfd[i].revents = 0;
+    }
+    for (;;) {
+        struct timespec ts, *tsp = NULL;
+        if (!isinf(deadline)) {
+            double left = deadline - mp__now();
+            if (left < 0)
+                left = 0;
+            ts.tv_sec = (time_t)left;
+            ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+            tsp = &ts;
+        }
+        r = ppoll(pfd, n, tsp, NULL);
+        if (r >= 0 || errno != EINTR)
+            break;
+    }
+    if (r < 0) {
+        r = -errno;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            ready[i] = (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+            if (pfd[i].revents & POLLNVAL) {
+                r = -EBADF; /* a closed descriptor is an error */
+                break;
+            }
+            count += ready[i];
+        }
+        if (r >= 0)
+            r = count;
+    }
+    if (pfd != stack)
+        free(pfd);
+    return r;
+}
