@@ -414,6 +414,18 @@ int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len);
 int mp_conn_poll(mp_conn *c, double timeout);
 
 /*
+ * Hands c to the child p will start, as CPython hands a Connection passed
+ * in args: in the child, mp_child_conn(i) returns it, i counting the calls
+ * from 0.  Works under every start method (the child gets a descriptor of its
+ * own: inherited under fork, placed by posix_spawn for spawn, sent with
+ * SCM_RIGHTS under forkserver).  p keeps a reference to c, not a copy: keep c
+ * open until start().  MP_EHASSTARTED after start, MP_EHANDLECLOSED.
+ */
+int mp_process_add_conn(mp_process *p, mp_conn *c);
+/* In a child: the i-th connection its parent added; NULL if none. */
+mp_conn *mp_child_conn(size_t i);
+
+/*
  * connection.wait(objects, timeout) on descriptors: connections'
  * (mp_conn_fileno) and processes' sentinels (mp_process_sentinel).  Sleeps
  * until one is ready or the timeout ends; sets ready[i] and returns how many

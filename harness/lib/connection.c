@@ -47,6 +47,34 @@ static int conn_new(mp_conn **out, int fd, bool readable, bool writable)
     return 0;
 }
 
+mp_conn *mp__conn_wrap(int fd, bool readable, bool writable)
+{
+    mp_conn *c = NULL;
+
+    if (conn_new(&c, fd, readable, writable) < 0)
+        return NULL;
+    return c;
+}
+
+unsigned mp__conn_flags(const mp_conn *c)
+{
+    return (c->readable ? 1u : 0u) | (c->writable ? 2u : 0u);
+}
+
+static mp_conn **child_conns;
+static size_t nchild_conns;
+
+void mp__set_child_conns(mp_conn **conns, size_t n)
+{
+    child_conns = conns;
+    nchild_conns = n;
+}
+
+mp_conn *mp_child_conn(size_t i)
+{
+    return i < nchild_conns ? child_conns[i] : NULL;
+}
+
 int mp_pipe(mp_conn **a, mp_conn **b, int duplex)
 {
     int sv[2], r;

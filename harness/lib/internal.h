@@ -38,6 +38,8 @@ struct mp_process {
 
     mp_target_fn fn; /* NULL: run nothing */
     char target_name[64];
+    mp_conn **conns; /* handed to the child (mp_process_add_conn) */
+    size_t nconns;
     void *arg;
     size_t arg_len;
 
@@ -95,7 +97,8 @@ const char *mp__context_type(const mp_context *ctx);
 /* spawn.c: what a child started by exec is told, as bytes */
 int mp__blob_build(const mp_process *p, char **out, size_t *len);
 /* Makes the process object a blob describes, in the new child. */
-int mp__blob_child(const char *buf, size_t len, mp_process **out);
+int mp__blob_child(const char *buf, size_t len, mp_process **out,
+                   const int *conn_fds, size_t nfds);
 /* Writes/reads a length-prefixed blob on a (blocking) descriptor. */
 int mp__blob_send(int fd, const char *buf, size_t len, double deadline);
 int mp__blob_recv(int fd, char **buf, size_t *len);
@@ -105,6 +108,12 @@ int mp__blob_recv(int fd, char **buf, size_t *len);
 int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid);
 /* Waits for the one-byte ack of a child that reached mp_main(). */
 int mp__wait_ack(int sock, int pidfd, pid_t pid);
+
+/* connection.c */
+mp_conn *mp__conn_wrap(int fd, bool readable, bool writable);
+unsigned mp__conn_flags(const mp_conn *c); /* 1 readable, 2 writable */
+/* In a child: what its parent handed it. */
+void mp__set_child_conns(mp_conn **conns, size_t n);
 
 /* start_forkserver.c */
 _Noreturn void mp__forkserver_main(void);

@@ -132,6 +132,7 @@ static void unref(mp_process *p)
     free(p->identity);
     free(p->parent_name);
     free(p->arg);
+    free(p->conns);
     free(p);
 }
 
@@ -379,6 +380,28 @@ int mp_context_process_new(mp_context *ctx, mp_process **out,
     if (ctx == NULL)
         return MP_EINVAL;
     return process_new(ctx, out, target, arg, len, options);
+}
+
+int mp_process_add_conn(mp_process *p, mp_conn *c)
+{
+    mp_conn **grown;
+
+    if (p == NULL || c == NULL)
+        return MP_EINVAL;
+    if (p->closed)
+        return MP_ECLOSED;
+    if (p->started)
+        return MP_EHASSTARTED;
+    if (mp_conn_closed(c))
+        return MP_EHANDLECLOSED;
+    if (p->nconns == 56) /* what fits in one SCM_RIGHTS message with ours */
+        return -EMFILE;
+    grown = realloc(p->conns, (p->nconns + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return -ENOMEM;
+    p->conns = grown;
+    p->conns[p->nconns++] = c;
+    return 0;
 }
 
 /* lifecycle */
@@ -839,6 +862,7 @@ void mp__child_init(mp_process *self, int parent_fd)
     pthread_mutex_init(&parent->wait_lock, NULL);
 
     current = mp__process_ref(self);
+    mp__set_child_conns(self->conns, self->nconns);
 
     /* util._close_stdin(): the child reads from /dev/null. */
     fd = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -140,6 +140,9 @@ int mp__blob_build(const mp_process *p, char **out, size_t *len)
     put_str(&b, p->parent_name, strlen(p->parent_name));
     put_u64(&b, (uint64_t)(p->daemon ? mp__daemon_death_signal() : 0));
     put_u64(&b, mp__use_pidfd() ? 0 : 1); /* fd 5 is our sentinel's end */
+    put_u64(&b, p->nconns); /* the connections, right after those */
+    for (size_t i = 0; i < p->nconns; i++)
+        put_u64(&b, mp__conn_flags(p->conns[i]));
     if (b.failed) {
         free(b.p);
         return -ENOMEM;
@@ -153,6 +156,8 @@ int mp__blob_build(const mp_process *p, char **out, size_t *len)
 struct blob_extra {
     int deathsig;
     bool sentinel_fd;
+    size_t nconns;
+    unsigned flags[56];
 };
 
 static int blob_parse(const char *buf, size_t len, mp_process **out,
@@ -184,6 +189,11 @@ static int blob_parse(const char *buf, size_t len, mp_process **out,
     p->parent_name = get_str(&r, NULL);
     x->deathsig = (int)get_u64(&r);
     x->sentinel_fd = get_u64(&r) != 0;
+    x->nconns = (size_t)get_u64(&r);
+    if (x->nconns > 56)
+        r.failed = true;
+    for (size_t i = 0; !r.failed && i < x->nconns; i++)
+        x->flags[i] = (unsigned)get_u64(&r);
     if (r.failed || method == NULL || type == NULL || target == NULL) {
         free(method);
         free(type);
@@ -217,11 +227,36 @@ fail:
     return err;
 }
 
-int mp__blob_child(const char *buf, size_t len, mp_process **out)
+/* Wraps the descriptors the child got for its connections. */
+static int wrap_conns(mp_process *p, const struct blob_extra *x,
+                      const int *fds)
+{
+    if (x->nconns == 0)
+        return 0;
+    if ((p->conns = calloc(x->nconns, sizeof(*p->conns))) == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < x->nconns; i++) {
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+        p->conns[i] = mp__conn_wrap(fds[i], x->flags[i] & 1,
+                                    (x->flags[i] & 2) != 0);
+        if (p->conns[i] == NULL)
+            return -ENOMEM;
+        p->nconns++;
+    }
+    return 0;
+}
+
+int mp__blob_child(const char *buf, size_t len, mp_process **out,
+                   const int *conn_fds, size_t nfds)
 {
     struct blob_extra x;
+    int r = blob_parse(buf, len, out, &x);
 
-    return blob_parse(buf, len, out, &x);
+    if (r == 0 && x.nconns > nfds)
+        r = -EPROTO;
+    if (r == 0)
+        r = wrap_conns(*out, &x, conn_fds);
+    return r;
 }
 
 int mp__blob_send(int fd, const char *buf, size_t len, double deadline)
@@ -310,9 +345,9 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     posix_spawn_file_actions_t fa;
     char *argv[] = { program_invocation_name, (char *)mode, NULL };
-    int moved[8], r, i;
+    int moved[64], r, i;
 
-    if (nfds > 8)
+    if (nfds > 64)
         return MP_EINVAL;
     /* Out of the way of 3..3+nfds first, so no dup2 clobbers a source. */
     for (i = 0; i < nfds; i++)
@@ -374,7 +409,7 @@ static int parent_watch_fd(int *keep)
 
 static int spawn_launch(mp_process *p)
 {
-    int sock[2] = { -1, -1 }, sent[2] = { -1, -1 }, fds[3];
+    int sock[2] = { -1, -1 }, sent[2] = { -1, -1 }, fds[64], nfds;
     int pw = -1, keep = -1, pidfd = -1, r;
     bool use_pidfd = mp__use_pidfd();
     char *blob = NULL;
@@ -395,8 +430,16 @@ static int spawn_launch(mp_process *p)
     }
     fds[0] = sock[1];
     fds[1] = pw;
-    fds[2] = sent[1];
-    r = mp__spawn_self("--libmp-spawn", fds, use_pidfd ? 2 : 3, &pid);
+    nfds = 2;
+    if (!use_pidfd)
+        fds[nfds++] = sent[1];
+    for (size_t i = 0; i < p->nconns; i++) {
+        if ((fds[nfds++] = mp_conn_fileno(p->conns[i])) < 0) {
+            r = MP_EHANDLECLOSED;
+            goto out;
+        }
+    }
+    r = mp__spawn_self("--libmp-spawn", fds, nfds, &pid);
     if (r < 0)
         goto out;
     sock[1] = mp__fd_close(sock[1]);
@@ -466,6 +509,12 @@ _Noreturn static void spawned_child(void)
     r = mp__blob_recv(3, &blob, &len);
     if (r == 0)
         r = blob_parse(blob, len, &self, &x);
+    if (r == 0) {
+        int conn_fds[56];
+        for (size_t i = 0; i < x.nconns; i++)
+            conn_fds[i] = (x.sentinel_fd ? 6 : 5) + (int)i;
+        r = wrap_conns(self, &x, conn_fds);
+    }
     free(blob);
     if (r < 0) {
         char line[256];

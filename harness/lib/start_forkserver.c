@@ -46,7 +46,7 @@ static struct {
 static int send_fds(int sock, const void *data, size_t len, const int *fds,
                     int n)
 {
-    char cbuf[CMSG_SPACE(sizeof(int) * 4)] = { 0 };
+    char cbuf[CMSG_SPACE(sizeof(int) * 64)] = { 0 };
     struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
     struct cmsghdr *c;
@@ -69,7 +69,7 @@ static int send_fds(int sock, const void *data, size_t len, const int *fds,
 /* Receives up to len bytes and up to n descriptors (the rest -1). */
 static ssize_t recv_fds(int sock, void *data, size_t len, int *fds, int n)
 {
-    char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+    char cbuf[CMSG_SPACE(sizeof(int) * 64)];
     struct iovec iov = { .iov_base = data, .iov_len = len };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
                           .msg_control = cbuf,
@@ -159,10 +159,11 @@ fail:
     return r;
 }
 
-/* Asks the server for a child: the stream socket comes back in *sock. */
-static int request(int *sock)
+/* Asks the server for a child (with the connections p hands it): the stream
+ * socket comes back in *sock. */
+static int request(const mp_process *p, int *sock)
 {
-    int st[2] = { -1, -1 }, keep = -1, pw, r = 0, fds[2];
+    int st[2] = { -1, -1 }, keep = -1, pw, r = 0, fds[64], nfds = 2;
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st) < 0)
         return -errno;
@@ -180,6 +181,11 @@ static int request(int *sock)
     }
     fds[0] = st[1];
     fds[1] = pw;
+    for (size_t i = 0; i < p->nconns; i++)
+        if ((fds[nfds++] = mp_conn_fileno(p->conns[i])) < 0) {
+            r = MP_EHANDLECLOSED;
+            goto out;
+        }
     pthread_mutex_lock(&server.lock);
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!server_alive()) { /* first use, or it died: (re)start it */
@@ -187,7 +193,7 @@ static int request(int *sock)
             if ((r = server_start()) < 0)
                 break;
         }
-        r = send_fds(server.ctl, "L", 1, fds, 2);
+        r = send_fds(server.ctl, "L", 1, fds, nfds);
         if (r == 0)
             break;
         server_forget();
@@ -236,7 +242,7 @@ static int fs_launch(mp_process *p)
 
     r = mp__blob_build(p, &blob, &len);
     if (r == 0)
-        r = request(&sock);
+        r = request(p, &sock);
     if (r == 0)
         r = mp__blob_send(sock, blob, len, deadline);
     free(blob);
@@ -361,20 +367,22 @@ static void report_exits(void)
 /* One request: read the blob, fork the child, answer. */
 static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
 {
-    int fds[2], pidfd = -1;
+    int fds[64], pidfd = -1, nfds = 0;
     char byte, *blob = NULL;
     size_t len = 0;
     mp_process *self = NULL;
     int64_t pid64;
     pid_t pid;
-    ssize_t n = recv_fds(ctl, &byte, 1, fds, 2);
+    ssize_t n = recv_fds(ctl, &byte, 1, fds, 64);
 
     if (n == 0)
         _exit(0); /* the process that started us closed its end */
-    if (n < 0 || fds[0] < 0 || fds[1] < 0)
+    while (nfds < 64 && fds[nfds] >= 0)
+        nfds++;
+    if (n < 0 || nfds < 2)
         goto out;
     if (mp__blob_recv(fds[0], &blob, &len) < 0 ||
-        mp__blob_child(blob, len, &self) < 0)
+        mp__blob_child(blob, len, &self, fds + 2, (size_t)nfds - 2) < 0)
         goto out;
     pid = fork();
     if (pid == 0) {
@@ -409,6 +417,15 @@ static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
     fds[0] = -1;
 out:
     free(blob);
+    if (self != NULL) { /* the wrappers own the connection descriptors */
+        for (size_t i = 0; i < self->nconns; i++)
+            mp_conn_free(self->conns[i]);
+        for (int i = 2 + (int)self->nconns; i < nfds; i++)
+            mp__fd_close(fds[i]);
+    } else {
+        for (int i = 2; i < nfds; i++)
+            mp__fd_close(fds[i]);
+    }
     mp_process_free(self);
     mp__fd_close(pidfd);
     mp__fd_close(fds[0]);

@@ -298,3 +298,62 @@ TEST(wait_on_connections_and_sentinels)
     mp_conn_free(ga);
     mp_conn_free(gb);
 }
+
+/* The child answers on the connection its parent handed it. */
+MP_TARGET(answer_on_conn0)
+{
+    mp_conn *c = mp_child_conn(0);
+    void *buf;
+    size_t n;
+    char reply[128];
+    int r;
+
+    (void)arg;
+    (void)len;
+    if (c == NULL || mp_child_conn(1) != NULL)
+        return 3;
+    if ((r = mp_conn_recv_bytes(c, &buf, &n, MP_NOLIMIT)) < 0)
+        return r;
+    snprintf(reply, sizeof(reply), "%s back from %s", (char *)buf,
+             mp_get_start_method(0));
+    free(buf);
+    return mp_conn_send_bytes(c, reply, strlen(reply));
+}
+
+TEST(connections_reach_children_under_every_method)
+{
+    static const char *const methods[] = { "fork", "spawn", "forkserver" };
+
+    for (int m = 0; m < 3; m++) {
+        char want[128];
+        mp_context *ctx;
+        mp_conn *a, *b;
+        mp_process *p;
+        int code = -1;
+
+        ASSERT_OK(mp_get_context(&ctx, methods[m]));
+        ASSERT_OK(mp_pipe(&a, &b, 1));
+        ASSERT_OK(mp_context_process_new(ctx, &p, "answer_on_conn0", NULL, 0,
+                                         NULL));
+        ASSERT_OK(mp_process_add_conn(p, b));
+        ASSERT_OK(mp_process_start(p));
+        ASSERT_EQ(MP_EHASSTARTED, mp_process_add_conn(p, b));
+        ASSERT_OK(mp_conn_close(b)); /* the child has its own */
+        ASSERT_OK(mp_conn_send_bytes(a, "ping", 4));
+        snprintf(want, sizeof(want), "ping back from %s", methods[m]);
+        expect_msg(a, want, strlen(want));
+        ASSERT_EQ(0, mp_process_join(p, 30.0));
+        ASSERT_EQ(1, mp_process_exitcode(p, &code));
+        ASSERT_EQ(0, code);
+        /* Under spawn and forkserver the child held the only other copy:
+         * now it is gone, the peer reads EOF. */
+        if (m > 0) {
+            void *buf;
+            size_t n;
+            ASSERT_EQ(MP_EEOF, mp_conn_recv_bytes(a, &buf, &n, MP_NOLIMIT));
+        }
+        mp_process_free(p);
+        mp_conn_free(a);
+        mp_conn_free(b);
+    }
+}
