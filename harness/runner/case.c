@@ -57,6 +57,7 @@ int signal_by_name(const char *name)
 enum argtype {
     T_NONE, T_NUM, T_INT, T_STR, T_BOOL, T_STEPS, T_NAMES, T_ANY, T_CODE,
     T_SIG, T_PROC, T_AS, T_DAEMON, T_STREAM, T_OF, T_EVENT, T_EXC, T_STRNULL,
+    T_CONN, T_ENDS, T_OBJECTS, T_NUMNULL,
 };
 
 struct argspec {
@@ -106,6 +107,17 @@ static const struct opspec ops[] = {
                  { "flush", T_BOOL, false } } },
     { "event", { { "name", T_EVENT, true }, { "count", T_EVENT, false } } },
     { "set_global", { { "value", T_INT, true } } },
+    { "pipe", { { "ends", T_ENDS, true }, { "duplex", T_BOOL, false } } },
+    { "send_bytes", { { "conn", T_CONN, true }, { "data", T_STR, true } } },
+    { "recv_bytes", { { "conn", T_CONN, true },
+                      { "maxlength", T_INT, false } } },
+    { "recv_bytes_into", { { "conn", T_CONN, true },
+                           { "size", T_INT, true } } },
+    { "poll", { { "conn", T_CONN, true }, { "timeout", T_NUMNULL, false } } },
+    { "conn_close", { { "conn", T_CONN, true } } },
+    { "conn_state", { { "conn", T_CONN, true } } },
+    { "wait", { { "objects", T_OBJECTS, true },
+                { "timeout", T_NUMNULL, true } } },
     { "get_global", { { NULL, T_NONE, false } } },
     { "get_start_method", { { "allow_none", T_BOOL, false } } },
     { "set_start_method", { { "method", T_STRNULL, true },
@@ -180,6 +192,29 @@ static bool in_scope(json_t *scope, const char *name)
     if (name[0] == '@')
         return strcmp(name, "@current") == 0 || strcmp(name, "@parent") == 0;
     return json_object_get(scope, name) != NULL;
+}
+
+/* "process" or "conn"; the built-in names are processes. */
+static const char *kind_of(json_t *scope, const char *name)
+{
+    if (name[0] == '@')
+        return "process";
+    return json_string_value(json_object_get(scope, name));
+}
+
+static bool new_name(struct vctx *v, json_t *scope, const char *s,
+                     const char *key, const char *where, const char *op)
+{
+    if (!is_identifier(s))
+        return fail(v, where, op, "\"%s\" must be a name matching "
+                    "[A-Za-z_][A-Za-z0-9_]*", key);
+    if (json_object_get(scope, s) != NULL)
+        return fail(v, where, op, "\"%s\" is already used in this step "
+                    "list", s);
+    if (strcmp(s, "main") == 0 && json_object_get(scope, "@main") != NULL)
+        return fail(v, where, op, "\"main\" names the main process's "
+                    "outcomes; choose another name");
+    return true;
 }
 
 static void add_event(struct hcase *c, const char *name)
@@ -275,21 +310,44 @@ static bool check_arg(struct vctx *v, const struct argspec *a, json_t *val,
         add_event(v->c, s);
         return true;
     case T_PROC:
+    case T_CONN:
         if (s == NULL)
             return fail(v, where, op, "\"%s\" must be a string", a->key);
         if (!in_scope(scope, s))
             return fail(v, where, op, "unknown object \"%s\"", s);
+        if (strcmp(kind_of(scope, s), a->type == T_PROC ? "process"
+                                                        : "conn") != 0)
+            return fail(v, where, op, "\"%s\" is not a %s", s,
+                        a->type == T_PROC ? "process" : "connection");
         return true;
     case T_AS:
-        if (!is_identifier(s))
-            return fail(v, where, op, "\"%s\" must be a name matching "
-                        "[A-Za-z_][A-Za-z0-9_]*", a->key);
-        if (json_object_get(scope, s) != NULL)
-            return fail(v, where, op, "\"%s\" is already used in this step "
-                        "list", s);
-        if (strcmp(s, "main") == 0 && json_object_get(scope, "@main") != NULL)
-            return fail(v, where, op, "\"main\" names the main process's "
-                        "outcomes; choose another name");
+        return new_name(v, scope, s, a->key, where, op);
+    case T_ENDS:
+        if (json_array_size(val) != 2)
+            return fail(v, where, op, "\"%s\" must be two new names",
+                        a->key);
+        if (!new_name(v, scope, json_string_value(json_array_get(val, 0)),
+                      a->key, where, op) ||
+            !new_name(v, scope, json_string_value(json_array_get(val, 1)),
+                      a->key, where, op))
+            return false;
+        if (strcmp(json_string_value(json_array_get(val, 0)),
+                   json_string_value(json_array_get(val, 1))) == 0)
+            return fail(v, where, op, "the two ends need two names");
+        return true;
+    case T_OBJECTS:
+        if (!json_is_array(val))
+            return fail(v, where, op, "\"%s\" must be a list of names",
+                        a->key);
+        json_array_foreach(val, i, e)
+            if (!json_is_string(e) || !in_scope(scope, json_string_value(e)))
+                return fail(v, where, op, "\"%s\"[%zu]: unknown object",
+                            a->key, i);
+        return true;
+    case T_NUMNULL:
+        if (!json_is_number(val) && !json_is_null(val))
+            return fail(v, where, op, "\"%s\" must be a number or null",
+                        a->key);
         return true;
     case T_NAMES:
         if (!json_is_array(val))
@@ -366,7 +424,8 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
             child_scope = json_object();
             json_array_foreach(json_object_get(step, "pass"), i, e)
                 json_object_set_new(child_scope, json_string_value(e),
-                                    json_true());
+                                    json_string(kind_of(scope,
+                                                json_string_value(e))));
             if (snprintf(sub, sizeof(sub), "%s.target", where) >=
                 (int)sizeof(sub)) {
                 json_decref(child_scope);
@@ -378,7 +437,14 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
                 return false;
         }
         json_object_set_new(scope, json_string_value(json_object_get(step,
-                            "as")), json_true());
+                            "as")), json_string("process"));
+    }
+    if (strcmp(op, "pipe") == 0) {
+        json_t *ends = json_object_get(step, "ends");
+        json_object_set_new(scope, json_string_value(json_array_get(ends, 0)),
+                            json_string("conn"));
+        json_object_set_new(scope, json_string_value(json_array_get(ends, 1)),
+                            json_string("conn"));
     }
     return true;
 }

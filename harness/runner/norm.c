@@ -45,6 +45,36 @@ static size_t run_after(const char *s, const char *prefix, int (*is)(int))
     return n > 0 ? p + n : 0;
 }
 
+char *utf8_text(const char *s, size_t n)
+{
+    const char *end = s + n;
+    char *out;
+    size_t len;
+    FILE *f = open_memstream(&out, &len);
+
+    while (s < end) {
+        size_t u = (size_t)(end - s) >= 4 ? utf8_len((const unsigned char *)s)
+                                           : 0;
+        if (u == 0 && (unsigned char)*s < 0x80)
+            u = 1;
+        if (u == 0) { /* too near the end to check a long one: byte by byte */
+            unsigned char t[4] = { 0 };
+            memcpy(t, s, (size_t)(end - s));
+            u = utf8_len(t);
+            if (u > (size_t)(end - s))
+                u = 0;
+        }
+        if (u != 0) {
+            fwrite(s, 1, u, f);
+            s += u;
+        } else {
+            fprintf(f, "\\x%02x", (unsigned char)*s++);
+        }
+    }
+    fclose(f);
+    return out;
+}
+
 char *norm_line(const char *s)
 {
     const char *c;

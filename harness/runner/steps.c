@@ -29,7 +29,9 @@
 
 struct obj {
     char name[64];
-    mp_process *p;
+    mp_process *p;   /* a process, */
+    mp_conn *c;      /* or a connection */
+    bool inherited;  /* handed over by the parent: not ours to free */
     bool daemon_int; /* set_daemon was given an int: report it as one */
 };
 
@@ -82,8 +84,10 @@ static void main_cleanup(void)
 {
     if (main_interp == NULL)
         return;
-    for (size_t i = 0; i < main_interp->nobj; i++)
+    for (size_t i = 0; i < main_interp->nobj; i++) {
         mp_process_free(main_interp->objs[i].p);
+        mp_conn_free(main_interp->objs[i].c);
+    }
     close(main_interp->out_fd);
     main_interp = NULL;
     case_free(main_case);
@@ -330,10 +334,18 @@ static char *child_arg(struct interp *in, json_t *step, const char *as)
     if (snprintf(path, sizeof(path), "%s%s%s", in->child ? in->path : "",
                  in->child ? "." : "", as) >= (int)sizeof(path))
         harness_error(in, "processes nested too deep");
+    size_t nconn = 0;
     json_array_foreach(json_object_get(step, "pass"), i, e) {
         struct obj *o = find_obj(in, json_string_value(e));
+        if (o != NULL && o->c != NULL) { /* mp_child_conn(index) */
+            json_object_set_new(passed, json_string_value(e),
+                                json_pack("{s:I}", "conn",
+                                          (json_int_t)nconn++));
+            continue;
+        }
         snprintf(ptr, sizeof(ptr), "%p", (void *)(o != NULL ? o->p : NULL));
-        json_object_set_new(passed, json_string_value(e), json_string(ptr));
+        json_object_set_new(passed, json_string_value(e),
+                            json_pack("{s:s}", "ptr", ptr));
     }
     json_object_set_new(a, "path", json_string(path));
     json_object_set_new(a, "dir", json_string(in->dir));
@@ -342,6 +354,70 @@ static char *child_arg(struct interp *in, json_t *step, const char *as)
     text = json_dumps(a, JSON_COMPACT);
     json_decref(a);
     return text;
+}
+
+/* The steps on a connection. */
+static json_t *conn_step(struct interp *in, json_t *step, const char *op,
+                         int *err, char **raised_text)
+{
+    const char *name = json_string_value(json_object_get(step, "conn"));
+    struct obj *o = find_obj(in, name);
+    mp_conn *c;
+    int r;
+
+    if (o == NULL || o->c == NULL)
+        harness_error(in, "not a connection (the case validator missed it)");
+    c = o->c;
+    if (strcmp(op, "send_bytes") == 0) {
+        const char *d = json_string_value(json_object_get(step, "data"));
+        r = mp_conn_send_bytes(c, d, strlen(d));
+        return r < 0 ? (*err = r, NULL) : json_null();
+    }
+    if (strcmp(op, "recv_bytes") == 0) {
+        json_t *m = json_object_get(step, "maxlength");
+        void *buf;
+        size_t len;
+        char *text;
+        json_t *v;
+        if (m != NULL && json_integer_value(m) < 0) { /* CPython's check */
+            *raised_text = strdup("ValueError: negative maxlength");
+            return NULL;
+        }
+        r = mp_conn_recv_bytes(c, &buf, &len, m != NULL ?
+                               (size_t)json_integer_value(m) : MP_NOLIMIT);
+        if (r < 0)
+            return *err = r, NULL;
+        text = utf8_text(buf, len);
+        v = json_string(text);
+        free(text);
+        free(buf);
+        return v;
+    }
+    if (strcmp(op, "recv_bytes_into") == 0) {
+        json_int_t size = json_integer_value(json_object_get(step, "size"));
+        size_t len = 0;
+        char *buf = malloc(size > 0 ? (size_t)size : 1);
+        r = buf == NULL ? -ENOMEM
+                        : mp_conn_recv_bytes_into(c, buf, size > 0 ?
+                                                  (size_t)size : 0, &len);
+        free(buf);
+        return r < 0 ? (*err = r, NULL) : json_integer((json_int_t)len);
+    }
+    if (strcmp(op, "poll") == 0) {
+        json_t *t = json_object_get(step, "timeout");
+        r = mp_conn_poll(c, t == NULL ? 0 : json_is_null(t) ? MP_FOREVER
+                                                           : json_number_value(t));
+        return r < 0 ? (*err = r, NULL) : json_boolean(r);
+    }
+    if (strcmp(op, "conn_close") == 0) {
+        r = mp_conn_close(c);
+        return r < 0 ? (*err = r, NULL) : json_null();
+    }
+    if (strcmp(op, "conn_state") == 0)
+        return json_pack("[b, b, b]", mp_conn_closed(c), mp_conn_readable(c),
+                         mp_conn_writable(c));
+    (void)raised_text;
+    harness_error(in, "an op on a connection the interpreter does not know");
 }
 
 /* Runs one step; returns the outcome's value (new reference) or sets *err. */
@@ -383,11 +459,19 @@ static json_t *run_step(struct interp *in, json_t *step, int *err,
 
         if (in->nobj == MAX_OBJECTS)
             harness_error(in, "too many objects in one process");
-        if (json_array_size(json_object_get(step, "pass")) > 0 &&
-            strcmp(mp_get_start_method(0), "fork") != 0)
-            harness_error(in, "libmp cannot hand a process object to a child "
-                          "that is not forked: arguments are bytes, and a "
-                          "process object is not (CPython pickles it)");
+        {
+            size_t k;
+            json_t *e;
+            json_array_foreach(json_object_get(step, "pass"), k, e) {
+                struct obj *po = find_obj(in, json_string_value(e));
+                if (po != NULL && po->p != NULL &&
+                    strcmp(mp_get_start_method(0), "fork") != 0)
+                    harness_error(in, "libmp cannot hand a process object to "
+                                  "a child that is not forked: arguments are "
+                                  "bytes, and a process object is not "
+                                  "(CPython pickles it)");
+            }
+        }
         const char *cname = json_string_value(json_object_get(step,
                                                               "context"));
         mp_context *cx = NULL;
@@ -409,10 +493,69 @@ static json_t *run_step(struct interp *in, json_t *step, int *err,
             *err = r;
             return NULL;
         }
+        {   /* connections reach the child under every start method */
+            size_t k;
+            json_t *e;
+            json_array_foreach(json_object_get(step, "pass"), k, e) {
+                struct obj *co = find_obj(in, json_string_value(e));
+                if (co != NULL && co->c != NULL &&
+                    (r = mp_process_add_conn(np, co->c)) < 0) {
+                    mp_process_free(np);
+                    *err = r;
+                    return NULL;
+                }
+            }
+        }
+        memset(&in->objs[in->nobj], 0, sizeof(in->objs[0]));
         snprintf(in->objs[in->nobj].name, sizeof(in->objs[0].name), "%s", as);
-        in->objs[in->nobj].p = np;
-        in->objs[in->nobj++].daemon_int = false;
+        in->objs[in->nobj++].p = np;
         return json_null();
+    }
+    if (strcmp(op, "pipe") == 0) {
+        json_t *ends = json_object_get(step, "ends");
+        json_t *dup = json_object_get(step, "duplex");
+        mp_conn *a, *b;
+        if (in->nobj + 2 > MAX_OBJECTS)
+            harness_error(in, "too many objects in one process");
+        if ((r = mp_pipe(&a, &b, dup == NULL || json_is_true(dup))) < 0)
+            return *err = r, NULL;
+        for (int k = 0; k < 2; k++) {
+            memset(&in->objs[in->nobj], 0, sizeof(in->objs[0]));
+            snprintf(in->objs[in->nobj].name, sizeof(in->objs[0].name), "%s",
+                     json_string_value(json_array_get(ends, (size_t)k)));
+            in->objs[in->nobj++].c = k == 0 ? a : b;
+        }
+        return json_null();
+    }
+    if (json_object_get(step, "conn") != NULL)
+        return conn_step(in, step, op, err, raised_text);
+    if (strcmp(op, "wait") == 0) {
+        json_t *objs = json_object_get(step, "objects"), *e, *t, *names;
+        size_t n = json_array_size(objs), k;
+        int fds[MAX_OBJECTS], ready[MAX_OBJECTS];
+        t = json_object_get(step, "timeout");
+        json_array_foreach(objs, k, e) {
+            const char *nm = json_string_value(e);
+            struct obj *wo = nm[0] == '@' ? NULL : find_obj(in, nm);
+            mp_process *wp = nm[0] == '@' ? (strcmp(nm, "@current") == 0
+                                             ? mp_current_process()
+                                             : mp_parent_process())
+                                          : wo->p;
+            r = wo != NULL && wo->c != NULL ? mp_conn_fileno(wo->c)
+                                            : mp_process_sentinel(wp);
+            if (r < 0)
+                return *err = r, NULL;
+            fds[k] = r;
+        }
+        r = mp_wait(fds, n, json_is_null(t) ? MP_FOREVER
+                                            : json_number_value(t), ready);
+        if (r < 0)
+            return *err = r, NULL;
+        names = json_array();
+        json_array_foreach(objs, k, e)
+            if (ready[k])
+                json_array_append(names, e);
+        return apply_compare(names, "set");
     }
     if (strcmp(op, "start") == 0)
         return (*err = mp_process_start(p)) < 0 ? NULL : json_null();
@@ -691,16 +834,25 @@ MP_TARGET(harness_child)
     passed = json_object_get(a, "pass");
     json_object_foreach(passed, name, ptr) {
         void *pp = NULL;
-        sscanf(json_string_value(ptr), "%p", &pp);
+        json_t *ci = json_object_get(ptr, "conn");
+        memset(&in.objs[in.nobj], 0, sizeof(in.objs[0]));
         snprintf(in.objs[in.nobj].name, sizeof(in.objs[0].name), "%s", name);
-        in.objs[in.nobj++].p = pp;
+        in.objs[in.nobj].inherited = true;
+        if (ci != NULL) {
+            in.objs[in.nobj++].c = mp_child_conn((size_t)json_integer_value(ci));
+        } else {
+            sscanf(json_string_value(json_object_get(ptr, "ptr")), "%p", &pp);
+            in.objs[in.nobj++].p = pp;
+        }
     }
     r = steps_run(&in, json_object_get(a, "steps"));
     /* A spawned child ends with exit(): leave nothing unreachable behind
      * (leak checkers look), the objects it made included. */
     for (size_t i = 0; i < in.nobj; i++)
-        if (json_object_get(passed, in.objs[i].name) == NULL)
+        if (!in.objs[i].inherited) {
             mp_process_free(in.objs[i].p);
+            mp_conn_free(in.objs[i].c);
+        }
     close(in.out_fd);
     json_decref(a);
     return r == STOP_RAISED ? in.raised : 0;

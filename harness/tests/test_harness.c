@@ -177,6 +177,24 @@ TEST(bad_cases_name_the_problem)
     ASSERT_CONTAINS("\"count\" must be an integer of at least 1",
                     case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"event"
                                "\",\"name\":\"e\",\"count\":0}]}"));
+    ASSERT_CONTAINS("steps[1] (send_bytes): \"p\" is not a connection",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"process"
+                               "\",\"as\":\"p\"},{\"op\":\"send_bytes\","
+                               "\"conn\":\"p\",\"data\":\"\"}]}"));
+    ASSERT_CONTAINS("steps[1] (start): \"a\" is not a process",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"pipe\","
+                               "\"ends\":[\"a\",\"b\"]},{\"op\":\"start\","
+                               "\"proc\":\"a\"}]}"));
+    ASSERT_CONTAINS("the two ends need two names",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"pipe\","
+                               "\"ends\":[\"a\",\"a\"]}]}"));
+    /* A passed connection keeps its kind in the child. */
+    ASSERT_STREQ("", case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"pipe"
+                                "\",\"ends\":[\"a\",\"b\"]},{\"op\":\"process"
+                                "\",\"as\":\"q\",\"pass\":[\"b\"],\"target\":"
+                                "[{\"op\":\"recv_bytes\",\"conn\":\"b\"}]},"
+                                "{\"op\":\"wait\",\"objects\":[\"a\",\"q\"],"
+                                "\"timeout\":null}]}"));
     ASSERT_CONTAINS("methods: unknown start method",
                     case_error("{\"about\":\"x\",\"methods\":[\"vfork\"],"
                                "\"steps\":[{\"op\":\"cpu_count\"}]}"));
