@@ -19,6 +19,27 @@ def sleeper():
     time.sleep(60)
 
 
+def pipe_sender(conn, n, size):
+    msg = b"x" * size
+    for _ in range(n):
+        conn.send_bytes(msg)
+    conn.close()
+
+
+def pipe_time(n, size):
+    """Seconds per message: a child sends n messages, we receive them."""
+    r, w = mp.Pipe(duplex=False)
+    p = mp.Process(target=pipe_sender, args=(w, n, size))
+    t0 = time.perf_counter()
+    p.start()
+    w.close()
+    for _ in range(n):
+        r.recv_bytes()
+    dt = time.perf_counter() - t0
+    p.join()
+    return dt / n
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--method", default="fork")
@@ -27,6 +48,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=0.1)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--mem", type=int, default=0, help="MB the parent touches")
+    ap.add_argument("--pipe", type=int, default=0, help="Pipe messages")
+    ap.add_argument("--size", type=int, default=64, help="Pipe message size")
     args = ap.parse_args()
     mp.set_start_method(args.method)
 
@@ -61,8 +84,10 @@ def main():
         p.join()
         assert p.exitcode == -9
 
+    pipe = [pipe_time(args.pipe, args.size)] if args.pipe > 0 else []
     json.dump({"python": sys.version.split()[0], "start_join": start_join,
-               "join_overshoot": overshoot, "join_cpu": cpu}, sys.stdout)
+               "join_overshoot": overshoot, "join_cpu": cpu,
+               "pipe_per_msg": pipe}, sys.stdout)
 
 
 if __name__ == "__main__":

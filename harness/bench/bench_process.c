@@ -318,6 +318,90 @@ static void libmp_join_timeout(struct series *over, struct series *cpu, int n)
     }
 }
 
+/* messages through a pipe: a child sends n messages of `size` bytes, the
+ * parent receives them; one sample, seconds per message */
+
+MP_TARGET(pipe_sender)
+{
+    int n, size;
+    mp_conn *w = mp_child_conn(0);
+    char *msg;
+
+    memcpy(&n, arg, sizeof(n));
+    memcpy(&size, (const char *)arg + sizeof(n), sizeof(size));
+    (void)len;
+    if ((msg = calloc(1, (size_t)size)) == NULL)
+        return 1;
+    for (int i = 0; i < n; i++)
+        if (mp_conn_send_bytes(w, msg, (size_t)size) < 0)
+            return 2;
+    free(msg);
+    return 0;
+}
+
+static void libmp_pipe(struct series *s, int n, int size)
+{
+    mp_conn *r, *w;
+    mp_process *p;
+    int arg[2] = { n, size };
+    double t0;
+    char *buf = malloc((size_t)size + 1);
+    size_t len;
+
+    if (buf == NULL || mp_pipe(&r, &w, 0) < 0 ||
+        mp_process_new(&p, "pipe_sender", arg, sizeof(arg), NULL) < 0 ||
+        mp_process_add_conn(p, w) < 0)
+        die("libmp pipe set-up failed");
+    t0 = now();
+    if (mp_process_start(p) < 0)
+        die("libmp pipe start failed");
+    mp_conn_close(w);
+    for (int i = 0; i < n; i++)
+        if (mp_conn_recv_bytes_into(r, buf, (size_t)size, &len) < 0)
+            die("libmp pipe recv failed");
+    add(s, (now() - t0) / n);
+    mp_process_join(p, MP_FOREVER);
+    mp_process_free(p);
+    mp_conn_free(r);
+    mp_conn_free(w);
+    free(buf);
+}
+
+/* The limit: a raw pipe(2), one write() per message, one read() each. */
+static void raw_pipe(struct series *s, int n, int size)
+{
+    int fds[2], status;
+    char *buf = calloc(1, (size_t)size);
+    double t0;
+    pid_t pid;
+
+    if (buf == NULL || pipe(fds) < 0)
+        die("pipe failed");
+    t0 = now();
+    pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        for (int i = 0; i < n; i++)
+            if (write(fds[1], buf, (size_t)size) != size)
+                _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    for (int i = 0; i < n; i++) {
+        size_t got = 0;
+        while (got < (size_t)size) {
+            ssize_t k = read(fds[0], buf + got, (size_t)size - got);
+            if (k <= 0)
+                die("raw pipe read failed");
+            got += (size_t)k;
+        }
+    }
+    add(s, (now() - t0) / n);
+    waitpid(pid, &status, 0);
+    close(fds[0]);
+    free(buf);
+}
+
 /* CPython */
 
 static char *capture(char *const argv[])
@@ -370,12 +454,15 @@ static void add_json(struct series *s, json_t *a)
 
 /* One interpreter: `n` start+joins under `method` from a parent holding
  * `mem` MB, and `joins` join(timeout) samples. */
+static int pipe_msgs; /* >0: the CPython call measures its Pipe too */
+static struct series *pipe_series;
+
 static void cpython(const char *python, const char *method, int n, int joins,
                     int mem, bool no_site, struct series *sj,
                     struct series *over, struct series *cpu)
 {
-    char ns[16], js[16], ms[16];
-    char *argv[12];
+    char ns[16], js[16], ms[16], ps[16];
+    char *argv[16];
     int k = 0;
     json_t *root;
     char *out;
@@ -395,6 +482,9 @@ static void cpython(const char *python, const char *method, int n, int joins,
     argv[k++] = js;
     argv[k++] = "--mem";
     argv[k++] = ms;
+    snprintf(ps, sizeof(ps), "%d", pipe_msgs);
+    argv[k++] = "--pipe";
+    argv[k++] = ps;
     argv[k] = NULL;
     if ((out = capture(argv)) == NULL)
         die("the CPython side failed (scripts/bench_process.py)");
@@ -405,6 +495,8 @@ static void cpython(const char *python, const char *method, int n, int joins,
     add_json(sj, json_object_get(root, "start_join"));
     add_json(over, json_object_get(root, "join_overshoot"));
     add_json(cpu, json_object_get(root, "join_cpu"));
+    add_json(pipe_msgs > 0 ? pipe_series : NULL,
+             json_object_get(root, "pipe_per_msg"));
     json_decref(root);
     free(out);
 }
@@ -592,6 +684,28 @@ int main(int argc, char **argv)
             end_round(&table[i]);
     }
 
+    /* 64-byte messages through a pipe, 1 -> 1 */
+    for (int r = 0; r < rounds; r++) {
+        if (isatty(2))
+            fprintf(stderr, "\r\033[Kround %d/%d: pipe", r + 1, rounds);
+        for (int k = 0; k < 3; k++) {
+            switch ((r + k) % 3) {
+            case 0: raw_pipe(get("pipe_msg", "fork", "raw", 0), N(200000), 64);
+                    break;
+            case 1: libmp_pipe(get("pipe_msg", "fork", "libmp", 0), N(200000),
+                               64);
+                    break;
+            case 2: pipe_msgs = N(50000);
+                    pipe_series = get("pipe_msg", "fork", "cpython", 0);
+                    cpython(python, "fork", 2, 0, 0, false, NULL, NULL, NULL);
+                    pipe_msgs = 0;
+                    break;
+            }
+        }
+        for (int i = 0; i < nseries; i++)
+            end_round(&table[i]);
+    }
+
     /* start+join against the parent's size (touched memory) */
     for (size_t k = 0; k < sizeof(mems) / sizeof(mems[0]); k++) {
         int mb = mems[k], n = mb >= 1024 ? N(20) : N(60);
@@ -651,6 +765,11 @@ int main(int argc, char **argv)
     print_row(get("join_cpu", "fork", "raw", 0), "raw ppoll(pidfd) CPU");
     print_row(get("join_cpu", "fork", "libmp", 0), "libmp CPU");
     print_row(get("join_cpu", "fork", "cpython", 0), "CPython CPU");
+    printf("64-byte messages through a Pipe, 1 -> 1: microseconds per message "
+           "(messages/s = 1e6 / median)\n");
+    print_row(get("pipe_msg", "fork", "raw", 0), "raw pipe, 1 write+read/msg");
+    print_row(get("pipe_msg", "fork", "libmp", 0), "libmp Pipe");
+    print_row(get("pipe_msg", "fork", "cpython", 0), "CPython Pipe (bytes)");
     printf("start+join against the parent's touched memory\n");
     for (size_t k = 0; k < sizeof(mems) / sizeof(mems[0]); k++) {
         char label[64];
@@ -680,6 +799,10 @@ int main(int argc, char **argv)
                   get("start_join", methods[m], "libmp", 0),
                   get("start_join", methods[m], "raw self", 0));
     }
+    ratio("pipe_msg.libmp_over_raw", get("pipe_msg", "fork", "libmp", 0),
+          get("pipe_msg", "fork", "raw", 0));
+    ratio("pipe_msg.cpython_over_libmp", get("pipe_msg", "fork", "cpython", 0),
+          get("pipe_msg", "fork", "libmp", 0));
     ratio("join_overshoot.fork.cpython_over_libmp",
           get("join_overshoot", "fork", "cpython", 0),
           get("join_overshoot", "fork", "libmp", 0));
