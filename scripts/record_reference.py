@@ -293,6 +293,58 @@ def _p(ctx, st):
     return _obj(ctx, st["proc"])
 
 
+def _c(ctx, st):
+    return _obj(ctx, st["conn"])
+
+
+def _op_pipe(ctx, st):
+    import multiprocessing
+    a, b = multiprocessing.Pipe(st.get("duplex", True))
+    ctx.objs[st["ends"][0]] = a
+    ctx.objs[st["ends"][1]] = b
+
+
+def _op_recv_bytes(ctx, st):
+    conn = _c(ctx, st)
+    if "maxlength" in st:
+        data = conn.recv_bytes(st["maxlength"])
+    else:
+        data = conn.recv_bytes()
+    return data.decode("utf-8", "backslashreplace")
+
+
+def _op_conn_state(ctx, st):
+    conn = _c(ctx, st)
+    return [conn.closed, conn.readable, conn.writable]
+
+
+def _op_wait(ctx, st):
+    """connection.wait() on connections and process sentinels; the value is
+    the sorted names of what it returned."""
+    import multiprocessing
+    import multiprocessing.connection
+    named = []
+    for name in st["objects"]:
+        o = _obj(ctx, name)
+        if isinstance(o, multiprocessing.process.BaseProcess):
+            o = o.sentinel            # may raise: that is the outcome
+        named.append((name, o))
+    ready = multiprocessing.connection.wait([o for _n, o in named],
+                                            st["timeout"])
+    found = []
+    for r in ready:
+        for name, o in named:
+            # a connection comes back as itself, a sentinel as its int
+            if o is r or (isinstance(o, int) and isinstance(r, int)
+                          and o == r):
+                found.append(name)
+                break
+        else:
+            raise HarnessError("wait() returned %r, which is none of %s"
+                               % (r, st["objects"]))
+    return sorted(found)
+
+
 OPS = {
     "process": _op_process,
     "start": lambda c, s: _p(c, s).start(),
@@ -327,6 +379,15 @@ OPS = {
         .set_start_method(s.get("method"), force=s.get("force", False)),
     "get_global": lambda c, s: GLOBAL,
     "register_atexit": _op_register_atexit,
+    "pipe": _op_pipe,
+    "send_bytes": lambda c, s: _c(c, s).send_bytes(s["data"].encode("utf-8")),
+    "recv_bytes": _op_recv_bytes,
+    "recv_bytes_into": lambda c, s: _c(c, s).recv_bytes_into(
+        bytearray(s["size"])),
+    "poll": lambda c, s: _c(c, s).poll(s.get("timeout", 0)),
+    "conn_close": lambda c, s: _c(c, s).close(),
+    "conn_state": _op_conn_state,
+    "wait": _op_wait,
     "event": _op_event,
     "wait_event": _op_wait_event,
 }
@@ -475,6 +536,14 @@ OP_ARGS = {
     "get_start_method": {"allow_none": ("bool", False)},
     "set_start_method": {"method": ("strnull", True), "force": ("bool", False)},
     "register_atexit": {"text": ("str", True)},
+    "pipe": {"ends": ("ends", True), "duplex": ("bool", False)},
+    "send_bytes": {"conn": ("conn", True), "data": ("str", True)},
+    "recv_bytes": {"conn": ("conn", True), "maxlength": ("int", False)},
+    "recv_bytes_into": {"conn": ("conn", True), "size": ("int", True)},
+    "poll": {"conn": ("conn", True), "timeout": ("numnull", False)},
+    "conn_close": {"conn": ("conn", True)},
+    "conn_state": {"conn": ("conn", True)},
+    "wait": {"objects": ("objects", True), "timeout": ("numnull", True)},
 }
 COMMON_STEP_KEYS = ("op", "compare", "duration", "note")
 CASE_KEYS = ("about", "seeds", "steps", "methods", "timeout", "output",
@@ -482,7 +551,7 @@ CASE_KEYS = ("about", "seeds", "steps", "methods", "timeout", "output",
 
 _KIND_TEXT = {
     "num": "a number", "int": "an integer", "str": "a string",
-    "strnull": "a string or null",
+    "strnull": "a string or null", "numnull": "a number or null",
     "bool": "a boolean", "boolint": "a boolean or an integer",
     "posint": "a positive integer",
     "exitcode": "an integer, null, a boolean or a string",
@@ -492,6 +561,17 @@ _KIND_TEXT = {
     "exception": "the name of a builtin exception class",
     "signal": "a signal name (\"SIGTERM\")",
 }
+
+
+# argument kind -> the object kind it names
+_OBJECT_KINDS = {"proc": "process", "conn": "connection"}
+
+
+def _object_kind(scope, name):
+    """"process", "connection", or None for an unknown name."""
+    if name in ("@current", "@parent"):
+        return "process"
+    return scope.get(name)
 
 
 class _Validator(object):
@@ -518,6 +598,8 @@ class _Validator(object):
             return isinstance(v, str)
         if kind == "strnull":
             return v is None or isinstance(v, str)
+        if kind == "numnull":
+            return v is None or _is_num(v)
         if kind == "bool":
             return isinstance(v, bool)
         if kind == "boolint":
@@ -574,11 +656,43 @@ class _Validator(object):
                         self.err(w, 'missing "%s"' % arg)
                     continue
                 v = st[arg]
-                if kind == "proc":
+                if kind in ("proc", "conn"):
                     if not isinstance(v, str):
                         self.err(w, '"%s" must be an object name' % arg)
-                    elif v not in ("@current", "@parent") and v not in scope:
+                        continue
+                    k = _object_kind(scope, v)
+                    if k is None:
                         self.err(w, 'unknown object "%s"' % v)
+                    elif k != _OBJECT_KINDS[kind]:
+                        self.err(w, '"%s" is not a %s' % (
+                            v, _OBJECT_KINDS[kind]))
+                    continue
+                if kind == "objects":
+                    if not isinstance(v, list) or \
+                            not all(isinstance(n, str) for n in v):
+                        self.err(w, '"%s" must be a list of object names'
+                                 % arg)
+                        continue
+                    seen = set()
+                    for n in v:
+                        if n in seen:
+                            self.err(w, 'object "%s" listed twice in "%s"'
+                                     % (n, arg))
+                        elif _object_kind(scope, n) is None:
+                            self.err(w, 'unknown object "%s"' % n)
+                        seen.add(n)
+                    continue
+                if kind == "ends":
+                    if not (isinstance(v, list) and len(v) == 2 and
+                            all(self.check_kind("newname", n) for n in v)):
+                        self.err(w, '"%s" must be two names '
+                                 '([A-Za-z_][A-Za-z0-9_]*)' % arg)
+                        continue
+                    if v[0] == v[1]:
+                        self.err(w, '"%s" must be two distinct names' % arg)
+                    for n in sorted(set(v)):
+                        if n in scope:
+                            self.err(w, 'duplicate name "%s"' % n)
                     continue
                 if kind == "namelist":
                     if not isinstance(v, list) or \
@@ -631,6 +745,12 @@ class _Validator(object):
                     self.steps(st["target"], wbase + ".target", child_path,
                                child_scope, False)
                 scope[name] = "process"
+            if op == "pipe":
+                ends = st.get("ends")
+                if isinstance(ends, list) and len(ends) == 2 and \
+                        all(self.check_kind("newname", n) for n in ends):
+                    for n in ends:
+                        scope.setdefault(n, "connection")
 
 
 def _reject_constant(name):

@@ -419,7 +419,9 @@ int mp_conn_poll(mp_conn *c, double timeout);
  * from 0.  Works under every start method (the child gets a descriptor of its
  * own: inherited under fork, placed by posix_spawn for spawn, sent with
  * SCM_RIGHTS under forkserver).  p keeps a reference to c, not a copy: keep c
- * open until start().  MP_EHASSTARTED after start, MP_EHANDLECLOSED.
+ * open until start() (a closed one: a fork child gets it closed; spawn and
+ * forkserver fail at start() with MP_EHANDLECLOSED, as CPython).
+ * MP_EHASSTARTED after start.
  */
 int mp_process_add_conn(mp_process *p, mp_conn *c);
 /* In a child: the i-th connection its parent added; NULL if none. */

@@ -392,8 +392,8 @@ int mp_process_add_conn(mp_process *p, mp_conn *c)
         return MP_ECLOSED;
     if (p->started)
         return MP_EHASSTARTED;
-    if (mp_conn_closed(c))
-        return MP_EHANDLECLOSED;
+    /* A closed connection is accepted, as CPython's args are: a fork child
+     * gets it closed; spawn and forkserver fail at start(). */
     if (p->nconns == 56) /* what fits in one SCM_RIGHTS message with ours */
         return -EMFILE;
     grown = realloc(p->conns, (p->nconns + 1) * sizeof(*grown));

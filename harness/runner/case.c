@@ -339,10 +339,15 @@ static bool check_arg(struct vctx *v, const struct argspec *a, json_t *val,
         if (!json_is_array(val))
             return fail(v, where, op, "\"%s\" must be a list of names",
                         a->key);
-        json_array_foreach(val, i, e)
+        json_array_foreach(val, i, e) {
             if (!json_is_string(e) || !in_scope(scope, json_string_value(e)))
                 return fail(v, where, op, "\"%s\"[%zu]: unknown object",
                             a->key, i);
+            for (size_t k = 0; k < i; k++)
+                if (json_equal(json_array_get(val, k), e))
+                    return fail(v, where, op, "object \"%s\" listed twice "
+                                "in \"%s\"", json_string_value(e), a->key);
+        }
         return true;
     case T_NUMNULL:
         if (!json_is_number(val) && !json_is_null(val))
@@ -602,7 +607,8 @@ struct hcase *case_load(const char *file)
     c->file = strdup(file);
     c->id = id_from_path(file);
     c->events = json_array();
-    c->root = json_load_file(file, JSON_REJECT_DUPLICATES, &err);
+    c->root = json_load_file(file, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                             &err);
     if (c->root == NULL) {
         if (asprintf(&c->error, "%s:%d:%d: %s", file, err.line, err.column,
                      err.text) < 0)

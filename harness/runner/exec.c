@@ -156,7 +156,7 @@ static void collect_outcomes(const char *dir, struct run *r)
                 next = strchr(line, '\n');
                 if (next != NULL)
                     *next++ = '\0';
-                o = json_loads(line, 0, NULL);
+                o = json_loads(line, JSON_ALLOW_NUL, NULL);
                 if (o == NULL)
                     continue; /* a line cut short by a kill */
                 if ((he = json_object_get(o, "harness_error")) != NULL) {

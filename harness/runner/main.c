@@ -49,7 +49,7 @@ static json_t *load_reference(const char *ref, const struct hcase *c,
     json_t *root;
 
     snprintf(file, sizeof(file), "%s/%s.json", ref, c->id);
-    root = json_load_file(file, 0, &err);
+    root = json_load_file(file, JSON_ALLOW_NUL, &err);
     if (root == NULL && asprintf(why, "no usable reference %s: %s (run make "
                                  "reference)", file, err.text) < 0)
         *why = NULL;

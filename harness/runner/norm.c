@@ -45,7 +45,7 @@ static size_t run_after(const char *s, const char *prefix, int (*is)(int))
     return n > 0 ? p + n : 0;
 }
 
-char *utf8_text(const char *s, size_t n)
+char *utf8_text(const char *s, size_t n, size_t *out_len)
 {
     const char *end = s + n;
     char *out;
@@ -72,6 +72,7 @@ char *utf8_text(const char *s, size_t n)
         }
     }
     fclose(f);
+    *out_len = len;
     return out;
 }
 

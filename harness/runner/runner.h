@@ -85,7 +85,7 @@ int compare_run(const struct hcase *c, const struct run *r, json_t *ref,
 
 /* Bytes as text, as Python's decode("utf-8", "backslashreplace") gives
  * them (malloc'd). */
-char *utf8_text(const char *s, size_t n);
+char *utf8_text(const char *s, size_t n, size_t *out_len); /* NULs kept */
 /* One line or string, normalised (malloc'd); NULL when the rules drop it
  * (traceback noise, blank). */
 char *norm_line(const char *s);

@@ -369,8 +369,8 @@ static json_t *conn_step(struct interp *in, json_t *step, const char *op,
         harness_error(in, "not a connection (the case validator missed it)");
     c = o->c;
     if (strcmp(op, "send_bytes") == 0) {
-        const char *d = json_string_value(json_object_get(step, "data"));
-        r = mp_conn_send_bytes(c, d, strlen(d));
+        json_t *d = json_object_get(step, "data"); /* may hold NULs */
+        r = mp_conn_send_bytes(c, json_string_value(d), json_string_length(d));
         return r < 0 ? (*err = r, NULL) : json_null();
     }
     if (strcmp(op, "recv_bytes") == 0) {
@@ -379,7 +379,9 @@ static json_t *conn_step(struct interp *in, json_t *step, const char *op,
         size_t len;
         char *text;
         json_t *v;
-        if (m != NULL && json_integer_value(m) < 0) { /* CPython's check */
+        /* CPython checks closed, then readable, then the argument. */
+        if (m != NULL && json_integer_value(m) < 0 && !mp_conn_closed(c) &&
+            mp_conn_readable(c)) {
             *raised_text = strdup("ValueError: negative maxlength");
             return NULL;
         }
@@ -387,8 +389,9 @@ static json_t *conn_step(struct interp *in, json_t *step, const char *op,
                                (size_t)json_integer_value(m) : MP_NOLIMIT);
         if (r < 0)
             return *err = r, NULL;
-        text = utf8_text(buf, len);
-        v = json_string(text);
+        size_t tlen;
+        text = utf8_text(buf, len, &tlen);
+        v = json_stringn(text, tlen);
         free(text);
         free(buf);
         return v;
@@ -396,7 +399,12 @@ static json_t *conn_step(struct interp *in, json_t *step, const char *op,
     if (strcmp(op, "recv_bytes_into") == 0) {
         json_int_t size = json_integer_value(json_object_get(step, "size"));
         size_t len = 0;
-        char *buf = malloc(size > 0 ? (size_t)size : 1);
+        char *buf;
+        if (size < 0) { /* bytearray(size) fails first */
+            *raised_text = strdup("ValueError: negative count");
+            return NULL;
+        }
+        buf = malloc(size > 0 ? (size_t)size : 1);
         r = buf == NULL ? -ENOMEM
                         : mp_conn_recv_bytes_into(c, buf, size > 0 ?
                                                   (size_t)size : 0, &len);
@@ -819,7 +827,8 @@ static int open_outputs(struct interp *in)
 MP_TARGET(harness_child)
 {
     struct interp in = { .child = true };
-    json_t *a = json_loadb(arg, len > 0 ? len - 1 : 0, 0, NULL), *passed;
+    json_t *a = json_loadb(arg, len > 0 ? len - 1 : 0, JSON_ALLOW_NUL, NULL);
+    json_t *passed;
     const char *name;
     json_t *ptr;
     int r;
