@@ -29,6 +29,22 @@ static const mp_context contexts[] = {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const mp_context *actual; /* NULL: not set yet */
 
+/* Held across fork(), so a child never inherits it locked. */
+static void atfork_prepare(void) { pthread_mutex_lock(&lock); }
+static void atfork_release(void) { pthread_mutex_unlock(&lock); }
+
+static void init(void)
+{
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
+static void init_once(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, init);
+}
+
 static const mp_context *find(const char *method)
 {
     for (size_t i = 0; i < ARRAY_SIZE(contexts); i++)
@@ -51,6 +67,7 @@ const mp_context *mp__default_context(void)
 {
     const mp_context *c;
 
+    init_once();
     pthread_mutex_lock(&lock);
     if (actual == NULL)
         actual = DEFAULT_CONTEXT;
@@ -112,11 +129,14 @@ int mp_set_start_method(const char *method, int force)
     const mp_context *c = NULL;
     int r = 0;
 
+    init_once();
     pthread_mutex_lock(&lock);
     if (actual != NULL && !force)
         r = MP_ECONTEXTSET;
     else if (method == NULL && force)
         actual = NULL;
+    else if (method == NULL) /* get_context(None): the default, fixed */
+        actual = DEFAULT_CONTEXT;
     else if ((c = find(method)) == NULL)
         r = not_found(method);
     else

@@ -38,6 +38,7 @@ struct mp_process {
 
     mp_target_fn fn; /* NULL: run nothing */
     char target_name[64];
+    char *cwd;       /* a child from a blob: its parent's directory */
     mp_conn **conns; /* handed to the child (mp_process_add_conn) */
     size_t nconns;
     void *arg;

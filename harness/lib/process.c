@@ -133,6 +133,7 @@ static void unref(mp_process *p)
     free(p->parent_name);
     free(p->arg);
     free(p->conns);
+    free(p->cwd);
     free(p);
 }
 
@@ -429,6 +430,10 @@ int mp_process_start(mp_process *p)
                                                : mp__default_context();
         p->ops = mp__context_ops(ctx);
         p->method = mp_context_name(ctx);
+        /* spawn's get_preparation_data() calls get_start_method(), which
+         * fixes the default context; fork's Popen does not. */
+        if (strcmp(p->method, "fork") != 0)
+            (void)mp__default_context();
     }
     /* Popen flushes stdout and stderr; libmp flushes every output stream, so
      * no buffered output of any FILE is written twice. */

@@ -140,6 +140,11 @@ int mp__blob_build(const mp_process *p, char **out, size_t *len)
     put_str(&b, p->parent_name, strlen(p->parent_name));
     put_u64(&b, (uint64_t)(p->daemon ? mp__daemon_death_signal() : 0));
     put_u64(&b, mp__use_pidfd() ? 0 : 1); /* fd 5 is our sentinel's end */
+    {   /* the parent's directory (a forkserver child moves there) */
+        char cwd[4096];
+        const char *d = getcwd(cwd, sizeof(cwd)) != NULL ? cwd : "";
+        put_str(&b, d, strlen(d));
+    }
     put_u64(&b, p->nconns); /* the connections, right after those */
     for (size_t i = 0; i < p->nconns; i++)
         put_u64(&b, mp__conn_flags(p->conns[i]));
@@ -189,6 +194,11 @@ static int blob_parse(const char *buf, size_t len, mp_process **out,
     p->parent_name = get_str(&r, NULL);
     x->deathsig = (int)get_u64(&r);
     x->sentinel_fd = get_u64(&r) != 0;
+    p->cwd = get_str(&r, NULL);
+    if (p->cwd != NULL && p->cwd[0] == '\0') {
+        free(p->cwd);
+        p->cwd = NULL;
+    }
     x->nconns = (size_t)get_u64(&r);
     if (x->nconns > 56)
         r.failed = true;
@@ -351,7 +361,12 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
         return MP_EINVAL;
     /* Out of the way of 3..3+nfds first, so no dup2 clobbers a source. */
     for (i = 0; i < nfds; i++)
-        moved[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + nfds);
+        if ((moved[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + nfds)) < 0) {
+            r = -errno;
+            while (i-- > 0)
+                mp__fd_close(moved[i]);
+            return r;
+        }
     posix_spawn_file_actions_init(&fa);
     for (i = 0; i < nfds; i++)
         posix_spawn_file_actions_adddup2(&fa, moved[i], 3 + i);
@@ -361,9 +376,6 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
     posix_spawn_file_actions_destroy(&fa);
     for (i = 0; i < nfds; i++)
         mp__fd_close(moved[i]);
-    for (i = 0; i < nfds; i++)
-        if (moved[i] < 0)
-            return -EMFILE;
     return r;
 }
 

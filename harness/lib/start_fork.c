@@ -86,6 +86,9 @@ static int fork_launch(mp_process *p)
             close(parent[1]);
             self_sentinel_w = sent[1]; /* open until the child exits */
         }
+        /* _bootstrap forces a context process's method (ForkProcess). */
+        if (p->ctx != NULL)
+            mp__force_start_method(p->method);
         mp__child_init(p, use_pidfd ? -1 : parent[0]);
         mp__child_run(p);
     }

@@ -67,7 +67,8 @@ static int send_fds(int sock, const void *data, size_t len, const int *fds,
 }
 
 /* Receives up to len bytes and up to n descriptors (the rest -1). */
-static ssize_t recv_fds(int sock, void *data, size_t len, int *fds, int n)
+static ssize_t recv_fds(int sock, void *data, size_t len, int *fds, int n,
+                        int flags)
 {
     char cbuf[CMSG_SPACE(sizeof(int) * 64)];
     struct iovec iov = { .iov_base = data, .iov_len = len };
@@ -80,7 +81,7 @@ static ssize_t recv_fds(int sock, void *data, size_t len, int *fds, int n)
     for (int i = 0; i < n; i++)
         fds[i] = -1;
     do
-        r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return -errno;
@@ -101,16 +102,53 @@ static ssize_t recv_fds(int sock, void *data, size_t len, int *fds, int n)
 
 /* the parent's side */
 
+/* Ends our server: EOF on its pipe makes it exit; one that has not within
+ * `grace` seconds is killed; either way it is reaped, never left a zombie.
+ * Called with server.lock held. */
+static void server_end(double grace)
+{
+    siginfo_t si;
+
+    server.ctl = mp__fd_close(server.ctl);
+    server.alive_w = mp__fd_close(server.alive_w);
+    if (server.pid > 0 && server.owner == getpid()) {
+        if (server.pidfd < 0 ||
+            mp__wait_readable(server.pidfd, mp__now() + grace) != 1) {
+            if (server.pidfd >= 0)
+                mp__pidfd_send_signal(server.pidfd, SIGKILL);
+            else
+                kill(server.pid, SIGKILL); /* unreaped: still ours */
+        }
+        while (waitid(P_PID, (id_t)server.pid, &si, WEXITED) < 0 &&
+               errno == EINTR)
+            ;
+    }
+    server.pidfd = mp__fd_close(server.pidfd);
+    server.pid = server.owner = 0;
+}
+
 static void server_forget(void)
+{
+    server_end(0); /* it is dead or broken */
+}
+
+/* A fork child must not use, keep alive or wait for its parent's server
+ * (it starts its own if it needs one), nor inherit its lock held. */
+static void atfork_prepare(void) { pthread_mutex_lock(&server.lock); }
+static void atfork_parent(void) { pthread_mutex_unlock(&server.lock); }
+
+static void atfork_child(void)
 {
     server.ctl = mp__fd_close(server.ctl);
     server.alive_w = mp__fd_close(server.alive_w);
-    if (server.pid > 0) { /* reap it if it is ours and gone */
-        siginfo_t si = { 0 };
-        waitid(P_PID, (id_t)server.pid, &si, WEXITED | WNOHANG);
-    }
     server.pidfd = mp__fd_close(server.pidfd);
-    server.pid = 0;
+    server.pid = server.owner = 0;
+    pthread_mutex_unlock(&server.lock);
+}
+
+static void init(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 static bool server_alive(void)
@@ -161,10 +199,12 @@ fail:
 
 /* Asks the server for a child (with the connections p hands it): the stream
  * socket comes back in *sock. */
-static int request(const mp_process *p, int *sock)
+static int request(mp_process *p, int *sock)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     int st[2] = { -1, -1 }, keep = -1, pw, r = 0, fds[64], nfds = 2;
 
+    pthread_once(&once, init);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st) < 0)
         return -errno;
     /* The child's view of us: our pidfd, or a pipe we hold (no pidfds). */
@@ -203,8 +243,7 @@ static int request(const mp_process *p, int *sock)
         goto out;
     *sock = st[0];
     st[0] = -1;
-    /* The pipe's write end must outlive the child's use of it: it is left
-     * open for the life of this process (no pidfds only). */
+    p->parent_w = keep; /* no pidfds: held until close(), as fork's */
     keep = -1;
 out:
     mp__fd_close(st[0]);
@@ -216,19 +255,9 @@ out:
 
 void mp__forkserver_stop(void)
 {
-    siginfo_t si;
-
     pthread_mutex_lock(&server.lock);
-    if (server.pid > 0 && server.owner == getpid()) {
-        /* EOF on its pipe ends it; it is our child, so reap it. */
-        server.ctl = mp__fd_close(server.ctl);
-        server.alive_w = mp__fd_close(server.alive_w);
-        while (waitid(P_PID, (id_t)server.pid, &si, WEXITED) < 0 &&
-               errno == EINTR)
-            ;
-        server.pidfd = mp__fd_close(server.pidfd);
-        server.pid = 0;
-    }
+    if (server.pid > 0 && server.owner == getpid())
+        server_end(1.0);
     pthread_mutex_unlock(&server.lock);
 }
 
@@ -248,17 +277,26 @@ static int fs_launch(mp_process *p)
     free(blob);
     if (r < 0)
         goto fail;
+    /* The answer: the pid and a pidfd.  If we give up first, we close the
+     * socket; the server then cannot answer and kills the child before it
+     * has run anything. */
     for (;;) {
         struct pollfd pfd = { .fd = sock, .events = POLLIN };
         double left = deadline - mp__now();
-        if (left <= 0 || poll(&pfd, 1, mp__ms_ceil(left)) == 0) {
+        ssize_t n;
+        if (left <= 0) {
             r = MP_EFORKSERVER;
             goto fail;
         }
-        if (recv_fds(sock, &pid, sizeof(pid), &fd, 1) == sizeof(pid))
+        if (poll(&pfd, 1, mp__ms_ceil(left)) < 0 && errno != EINTR) {
+            r = -errno;
+            goto fail;
+        }
+        n = recv_fds(sock, &pid, sizeof(pid), &fd, 1, MSG_DONTWAIT);
+        if (n == sizeof(pid))
             break;
-        if (errno != EINTR) {
-            r = MP_EFORKSERVER;
+        if (n == 0 || (n > 0) || (n < 0 && n != -EAGAIN && n != -EINTR)) {
+            r = MP_EFORKSERVER; /* EOF, a short answer, an error */
             goto fail;
         }
     }
@@ -364,16 +402,22 @@ static void report_exits(void)
     }
 }
 
+/* The dispositions the server found, which its children get back. */
+static struct sigaction orig_int, orig_chld;
+
 /* One request: read the blob, fork the child, answer. */
 static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
 {
+    struct timeval tv = { 10, 0 }; /* a client that stalls is dropped */
+    int gate[2] = { -1, -1 };
+    char go;
     int fds[64], pidfd = -1, nfds = 0;
     char byte, *blob = NULL;
     size_t len = 0;
     mp_process *self = NULL;
     int64_t pid64;
     pid_t pid;
-    ssize_t n = recv_fds(ctl, &byte, 1, fds, 64);
+    ssize_t n = recv_fds(ctl, &byte, 1, fds, 64, 0);
 
     if (n == 0)
         _exit(0); /* the process that started us closed its end */
@@ -381,8 +425,10 @@ static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
         nfds++;
     if (n < 0 || nfds < 2)
         goto out;
+    setsockopt(fds[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (mp__blob_recv(fds[0], &blob, &len) < 0 ||
-        mp__blob_child(blob, len, &self, fds + 2, (size_t)nfds - 2) < 0)
+        mp__blob_child(blob, len, &self, fds + 2, (size_t)nfds - 2) < 0 ||
+        pipe2(gate, O_CLOEXEC) < 0)
         goto out;
     pid = fork();
     if (pid == 0) {
@@ -390,10 +436,20 @@ static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
         close(alive);
         close(sfd);
         close(fds[0]);
+        close(gate[1]);
         for (size_t i = 0; i < nkids; i++)
             close(kids[i].sock);
-        signal(SIGINT, SIG_DFL);
+        sigaction(SIGINT, &orig_int, NULL);
+        sigaction(SIGCHLD, &orig_chld, NULL);
         sigprocmask(SIG_SETMASK, old, NULL);
+        /* Held until the parent has our pid: if it gave up, we die here,
+         * having run nothing. */
+        if (read(gate[0], &go, 1) != 1)
+            _exit(1);
+        close(gate[0]);
+        if (self->cwd != NULL && chdir(self->cwd) < 0) {
+            /* CPython: the child runs in the parent's directory */
+        }
         fcntl(fds[1], F_SETFD, FD_CLOEXEC);
         mp__force_start_method(self->method);
         mp__child_init(self, fds[1]);
@@ -411,11 +467,19 @@ static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
     }
     pidfd = mp__use_pidfd() ? mp__pidfd_open(pid) : -1;
     pid64 = pid;
-    send_fds(fds[0], &pid64, sizeof(pid64), &pidfd, pidfd >= 0 ? 1 : 0);
+    if (send_fds(fds[0], &pid64, sizeof(pid64), &pidfd, pidfd >= 0 ? 1 : 0)
+        < 0 || write(gate[1], "g", 1) != 1) {
+        kill(pid, SIGKILL); /* nobody will ever wait for it */
+        close(fds[0]);
+        fds[0] = -1;
+        goto out; /* reaped by report_exits(), answering no one */
+    }
     kids[nkids].pid = pid;
     kids[nkids++].sock = fds[0];
     fds[0] = -1;
 out:
+    mp__fd_close(gate[0]);
+    mp__fd_close(gate[1]);
     free(blob);
     if (self != NULL) { /* the wrappers own the connection descriptors */
         for (size_t i = 0; i < self->nconns; i++)
@@ -438,8 +502,13 @@ _Noreturn void mp__forkserver_main(void)
     sigset_t chld, old;
 
     /* As CPython's: the server ignores SIGINT (a Ctrl-C to the process
-     * group is for the program), its children get the default back. */
-    signal(SIGINT, SIG_IGN);
+     * group is for the program) and handles SIGCHLD itself (an ignored one
+     * would let the kernel reap its children unreported); its children get
+     * the dispositions back. */
+    struct sigaction ign = { .sa_handler = SIG_IGN }, dfl = {
+        .sa_handler = SIG_DFL };
+    sigaction(SIGINT, &ign, &orig_int);
+    sigaction(SIGCHLD, &dfl, &orig_chld);
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, &old);

@@ -142,12 +142,10 @@ TEST(what_each_method_inherits)
 
     counter = 42;
     got = run_report("fork");
+    /* _bootstrap forces a context process's method: fork. */
     snprintf(want, sizeof(want), "counter=42 os_parent=%ld parent=%ld "
-             "parent_alive=1 name=ForkProcess-1 method=None\n",
+             "parent_alive=1 name=ForkProcess-1 method=fork\n",
              (long)getpid(), (long)getpid());
-    /* A fork child shares the unset default (None, as in CPython). */
-    if (strstr(got, "method=(null)") != NULL)
-        memcpy(strstr(got, "method=(null)"), "method=None\n", 13);
     ASSERT_STREQ(want, got);
 
     got = run_report("spawn"); /* a fresh program: the global is 0 */
@@ -288,4 +286,104 @@ TEST(many_short_spawn_and_forkserver_children)
             mp_process_free(p);
         }
     }
+}
+
+/* Reports its working directory and its start method to a file. */
+MP_TARGET(report_cwd_and_method)
+{
+    char path[256], cwd[512];
+    int fd;
+
+    snprintf(path, sizeof(path), "%.*s", (int)len, (const char *)arg);
+    if ((fd = open(path, O_WRONLY | O_APPEND)) < 0)
+        return 3;
+    say(fd, "%s %s\n", getcwd(cwd, sizeof(cwd)) != NULL ? cwd : "?",
+        mp_get_start_method(1) != NULL ? mp_get_start_method(1) : "None");
+    close(fd);
+    return 0;
+}
+
+static char *run_cwd_report(const char *method)
+{
+    static char buf[600];
+    char path[] = "/tmp/test-context-XXXXXX";
+    mp_context *ctx;
+    mp_process *p;
+    int fd = mkstemp(path), code = -1;
+    ssize_t n;
+
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_OK(mp_get_context(&ctx, method));
+    ASSERT_OK(mp_context_process_new(ctx, &p, "report_cwd_and_method", path,
+                                     strlen(path), NULL));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_EQ(0, mp_process_join(p, 30.0));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(0, code);
+    n = read(fd, buf, sizeof(buf) - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    mp_process_free(p);
+    return buf;
+}
+
+/* Every child runs in its parent's current directory, with its context's
+ * start method; the fork server was started elsewhere. */
+TEST(children_run_in_the_parents_directory_with_their_method)
+{
+    ASSERT_EQ(0, chdir("/"));
+    run_cwd_report("forkserver"); /* the server starts in / */
+    ASSERT_EQ(0, chdir("/tmp"));
+    ASSERT_STREQ("/tmp forkserver\n", run_cwd_report("forkserver"));
+    ASSERT_STREQ("/tmp spawn\n", run_cwd_report("spawn"));
+    ASSERT_STREQ("/tmp fork\n", run_cwd_report("fork")); /* ForkProcess */
+}
+
+TEST(what_fixes_the_default_method)
+{
+    mp_context *ctx;
+    mp_process *p;
+
+    ASSERT_OK(mp_set_start_method(NULL, 0)); /* unset: sets the default */
+    ASSERT_STREQ("fork", mp_get_start_method(1));
+    ASSERT_OK(mp_set_start_method(NULL, 1));
+    /* Starting a spawn process fixes the default too, as CPython's
+     * get_preparation_data() does; a fork one does not. */
+    ASSERT_OK(mp_get_context(&ctx, "spawn"));
+    ASSERT_OK(mp_context_process_new(ctx, &p, "exit_7", NULL, 0, NULL));
+    ASSERT_TRUE(mp_get_start_method(1) == NULL);
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_STREQ("fork", mp_get_start_method(1));
+    ASSERT_EQ(0, mp_process_join(p, 30.0));
+    mp_process_free(p);
+}
+
+/* A program that ignores SIGCHLD still gets its forkserver children's exit
+ * codes: the server handles SIGCHLD itself; the child gets SIG_IGN back. */
+MP_TARGET(report_sigchld)
+{
+    struct sigaction sa;
+
+    (void)arg;
+    (void)len;
+    sigaction(SIGCHLD, NULL, &sa);
+    return sa.sa_handler == SIG_IGN ? 9 : 8;
+}
+
+TEST(forkserver_with_sigchld_ignored)
+{
+    mp_context *ctx;
+    mp_process *p;
+    int code = -1;
+
+    signal(SIGCHLD, SIG_IGN);
+    ASSERT_OK(mp_get_context(&ctx, "forkserver"));
+    ASSERT_OK(mp_context_process_new(ctx, &p, "report_sigchld", NULL, 0,
+                                     NULL));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_EQ(0, mp_process_join(p, 30.0));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(9, code);
+    mp_process_free(p);
 }
