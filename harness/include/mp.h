@@ -372,9 +372,9 @@ int mp_set_daemon_death_signal(int sig);
 /*
  * Pipe(duplex) and Connection (CPython: connection.py): messages of bytes,
  * boundaries kept (empty messages too), on CPython's wire format (a 4-byte
- * big-endian length).  A connection's descriptor is inherited by fork
- * children.  A send to a closed peer is -EPIPE (BrokenPipeError), never a
- * SIGPIPE.
+ * big-endian length); duplex pipes are socketpairs, one-way pipes pipe(2), as
+ * CPython's.  A connection's descriptor is inherited by fork children.  A
+ * send to a closed peer is -EPIPE (BrokenPipeError), never a SIGPIPE.
  */
 typedef struct mp_conn mp_conn;
 

@@ -1,20 +1,23 @@
 /*
  * connection.c - Pipe() and Connection, and wait() (CPython: connection.py).
  *
- * A connection is one end of a Unix stream socketpair carrying CPython's
- * framing: a 4-byte big-endian signed length (-1, then an 8-byte length, for
- * messages over 2 GiB), then the bytes; so messages keep their boundaries,
- * empty ones included, and the wire format is CPython's.  A one-way pipe is a
- * socketpair with one direction shut down, rather than pipe(2), so a send to
- * a closed peer is BrokenPipeError (MSG_NOSIGNAL), never a SIGPIPE that would
- * kill a C program.  A message is sent with one sendmsg() (header and payload
- * together); reads go through a buffer, so small messages cost about one
- * system call each way.
+ * A connection carries CPython's framing: a 4-byte big-endian signed length
+ * (-1, then an 8-byte length, for messages over 2 GiB), then the bytes; so
+ * messages keep their boundaries, empty ones included, and the wire format is
+ * CPython's.  As CPython's, a duplex pipe is a Unix socketpair and a one-way
+ * pipe a pipe(2), the faster of the two.  A send to a closed peer is
+ * BrokenPipeError, never a SIGPIPE that would kill a C program: sockets send
+ * with MSG_NOSIGNAL; a pipe write blocks SIGPIPE in the calling thread and
+ * takes back a SIGPIPE it caused.  A message is written with one call (header
+ * and payload together); reads go through a buffer, so small messages cost
+ * about one system call each way.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,7 @@
 struct mp_conn {
     int fd;
     bool readable, writable;
+    bool is_pipe;     /* pipe(2): writes must keep SIGPIPE away */
     char *rbuf;       /* bytes read ahead: rbuf[rpos..rlen) */
     size_t rpos, rlen;
 };
@@ -47,18 +51,20 @@ static int conn_new(mp_conn **out, int fd, bool readable, bool writable)
     return 0;
 }
 
-mp_conn *mp__conn_wrap(int fd, bool readable, bool writable)
+mp_conn *mp__conn_wrap(int fd, unsigned flags)
 {
     mp_conn *c = NULL;
 
-    if (conn_new(&c, fd, readable, writable) < 0)
+    if (conn_new(&c, fd, flags & 1, (flags & 2) != 0) < 0)
         return NULL;
+    c->is_pipe = (flags & 4) != 0;
     return c;
 }
 
 unsigned mp__conn_flags(const mp_conn *c)
 {
-    return (c->readable ? 1u : 0u) | (c->writable ? 2u : 0u);
+    return (c->readable ? 1u : 0u) | (c->writable ? 2u : 0u) |
+           (c->is_pipe ? 4u : 0u);
 }
 
 static mp_conn **child_conns;
@@ -82,15 +88,14 @@ int mp_pipe(mp_conn **a, mp_conn **b, int duplex)
     if (a == NULL || b == NULL)
         return MP_EINVAL;
     *a = *b = NULL;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    if (duplex ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0
+               : pipe2(sv, O_CLOEXEC) < 0) /* (read end, write end) */
         return -errno;
-    if (!duplex) { /* (read end, write end), as CPython's */
-        shutdown(sv[0], SHUT_WR);
-        shutdown(sv[1], SHUT_RD);
-    }
     r = conn_new(a, sv[0], true, duplex);
     if (r == 0)
         r = conn_new(b, sv[1], duplex, true);
+    if (r == 0)
+        (*a)->is_pipe = (*b)->is_pipe = !duplex;
     if (r < 0) {
         *a = mp_conn_free(*a);
         close(sv[0]);
@@ -156,12 +161,46 @@ int mp_conn_fileno(const mp_conn *c)
 
 /* sending */
 
-static int send_all(int fd, struct iovec *iov, int n)
+/* writev() on a pipe without SIGPIPE: blocked in this thread meanwhile
+ * (a SIGPIPE from a write is sent to the writing thread); one this write
+ * raised is taken back, one already pending is left alone. */
+static ssize_t pipe_writev(int fd, const struct iovec *iov, int n)
+{
+    sigset_t pipe_set, old, pending;
+    struct timespec zero = { 0, 0 };
+    struct sigaction sa;
+    bool was_pending;
+    ssize_t w;
+    int err;
+
+    /* A program that ignores SIGPIPE (CPython always does) needs no more
+     * than one look at the disposition. */
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+        sa.sa_handler == SIG_IGN)
+        return writev(fd, iov, n);
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    sigpending(&pending);
+    was_pending = sigismember(&pending, SIGPIPE);
+    w = writev(fd, iov, n);
+    err = errno;
+    if (w < 0 && err == EPIPE && !was_pending)
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = err;
+    return w;
+}
+
+static int send_all(mp_conn *c, struct iovec *iov, int n)
 {
     struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
 
     while (msg.msg_iovlen > 0) {
-        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        ssize_t w = c->is_pipe
+                        ? pipe_writev(c->fd, msg.msg_iov, (int)msg.msg_iovlen)
+                        : sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -204,7 +243,7 @@ int mp_conn_send_bytes(mp_conn *c, const void *buf, size_t n)
     iov[0].iov_base = head;
     iov[1].iov_base = (void *)buf;
     iov[1].iov_len = n;
-    return send_all(c->fd, iov, n > 0 ? 2 : 1);
+    return send_all(c, iov, n > 0 ? 2 : 1);
 }
 
 /* receiving */

@@ -111,8 +111,9 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid);
 int mp__wait_ack(int sock, int pidfd, pid_t pid);
 
 /* connection.c */
-mp_conn *mp__conn_wrap(int fd, bool readable, bool writable);
-unsigned mp__conn_flags(const mp_conn *c); /* 1 readable, 2 writable */
+/* flags: 1 readable, 2 writable, 4 a pipe(2) rather than a socket */
+mp_conn *mp__conn_wrap(int fd, unsigned flags);
+unsigned mp__conn_flags(const mp_conn *c);
 /* In a child: what its parent handed it. */
 void mp__set_child_conns(mp_conn **conns, size_t n);
 

@@ -247,8 +247,7 @@ static int wrap_conns(mp_process *p, const struct blob_extra *x,
         return -ENOMEM;
     for (size_t i = 0; i < x->nconns; i++) {
         fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-        p->conns[i] = mp__conn_wrap(fds[i], x->flags[i] & 1,
-                                    (x->flags[i] & 2) != 0);
+        p->conns[i] = mp__conn_wrap(fds[i], x->flags[i]);
         if (p->conns[i] == NULL)
             return -ENOMEM;
         p->nconns++;

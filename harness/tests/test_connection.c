@@ -105,6 +105,23 @@ TEST(eof_once_the_peer_is_closed_and_drained)
     mp_conn_free(b);
 }
 
+/* A one-way pipe is a pipe(2): its closed reader gives EPIPE, and neither
+ * kills us with SIGPIPE nor leaves one pending. */
+TEST(one_way_pipe_broken_without_sigpipe)
+{
+    mp_conn *r, *w;
+    sigset_t pending;
+
+    ASSERT_OK(mp_pipe(&r, &w, 0));
+    ASSERT_OK(mp_conn_close(r));
+    ASSERT_EQ(-EPIPE, mp_conn_send_bytes(w, "x", 1));
+    ASSERT_EQ(-EPIPE, mp_conn_send_bytes(w, "", 0));
+    sigpending(&pending);
+    ASSERT_TRUE(!sigismember(&pending, SIGPIPE));
+    mp_conn_free(r);
+    mp_conn_free(w);
+}
+
 TEST(operations_on_a_closed_handle)
 {
     mp_conn *a, *b;
