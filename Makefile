@@ -32,7 +32,7 @@ PROVE     := prove -e ''
 
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize valgrind bench install \
-        uninstall clean deps reference reference-all diff-reference
+        uninstall clean deps reference reference-all diff-reference gate
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(NO_MAIN) $(BENCH)
 
 $(B)/%.o: %.c
@@ -96,7 +96,7 @@ CHECK_CASES := $(addprefix cases/process/,exitcode_sys_exit_small_ints.json \
 
 run-tests:
 	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) \
-	    $(PROVE) $(TESTS) scripts/test-install
+	    $(PROVE) $(TESTS) scripts/test-install scripts/test-gate
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
@@ -108,6 +108,19 @@ conformance: deps
 	@mkdir -p $(RUN)
 	@ln -sfn $(notdir $(RUN)) results/latest
 	$(HARNESS) run --ref $(REF) --out $(RUN) cases
+
+# Compares the latest results with the committed baseline (results/baseline):
+# a conformance case that regressed, or a benchmark ratio that got worse
+# beyond the noise, fails.  Refresh the baseline on purpose:
+#   cp results/latest/conformance.json results/bench-process.json results/baseline/
+gate:
+	@test -e results/latest/conformance.json || \
+	    { echo "gate: run make conformance first" >&2; exit 2; }
+	$(PYTHON) scripts/gate results/baseline/conformance.json \
+	    results/latest/conformance.json
+	@if [ -e results/bench-process.json ]; then \
+	    $(PYTHON) scripts/gate results/baseline/bench-process.json \
+	        results/bench-process.json; fi
 
 # Records what CPython does (PYTHON: the newest CPython 3.x found) into
 # reference/cpython-X.Y.  Rewrites tracked files: review the diff.

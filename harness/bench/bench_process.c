@@ -535,10 +535,21 @@ static void print_row(const struct series *s, const char *label)
 
 static json_t *ratios;
 
+/* A ratio of medians, with the same ratio round by round (the rounds ran
+ * interleaved, so each round's ratio is one noisy measurement of it). */
 static void ratio(const char *key, struct series *a, struct series *b)
 {
-    if (a->n > 0 && b->n > 0)
-        json_object_set_new(ratios, key, json_real(med(a) / med(b)));
+    json_t *rounds;
+
+    if (a->n == 0 || b->n == 0)
+        return;
+    rounds = json_array();
+    for (int i = 0; i < a->rounds && i < b->rounds; i++)
+        json_array_append_new(rounds, json_real(a->round_med[i] /
+                                                b->round_med[i]));
+    json_object_set_new(ratios, key, json_pack("{s:f, s:o}", "median",
+                                               med(a) / med(b), "rounds",
+                                               rounds));
 }
 
 static void env_json(json_t *root)
@@ -823,9 +834,20 @@ int main(int argc, char **argv)
           get("start_join_mem", "fork", "raw", 1024),
           get("start_join_mem", "fork", "raw", 1));
     {
-        char *s = json_dumps(ratios, JSON_INDENT(2) | JSON_REAL_PRECISION(4));
-        printf("ratios of medians: %s\n", s);
-        free(s);
+        const char *key;
+        json_t *v;
+        printf("ratios of medians (range of the per-round ratios):\n");
+        json_object_foreach(ratios, key, v) {
+            double lo = INFINITY, hi = -INFINITY;
+            size_t i;
+            json_t *x;
+            json_array_foreach(json_object_get(v, "rounds"), i, x) {
+                lo = fmin(lo, json_real_value(x));
+                hi = fmax(hi, json_real_value(x));
+            }
+            printf("  %-48s %8.3f  (%.3f-%.3f)\n", key,
+                   json_real_value(json_object_get(v, "median")), lo, hi);
+        }
     }
 
     root = json_object();

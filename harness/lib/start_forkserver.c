@@ -323,10 +323,12 @@ static int fs_reap(mp_process *p, double timeout)
         if (r <= 0)
             return r;
     }
+    /* Peeked, not read: the exit code stays in the socket, so the sentinel
+     * stays readable for good, as a pidfd does after the end. */
     do
-        n = recv(p->sentinel, &code, sizeof(code), MSG_DONTWAIT | MSG_WAITALL);
+        n = recv(p->sentinel, &code, sizeof(code), MSG_DONTWAIT | MSG_PEEK);
     while (n < 0 && errno == EINTR);
-    if (n < 0 && errno == EAGAIN)
+    if ((n < 0 && errno == EAGAIN) || (n > 0 && n < (ssize_t)sizeof(code)))
         return 0;
     /* CPython: a server that died before telling gives 255. */
     p->code = n == sizeof(code) ? code : 255;

@@ -387,3 +387,26 @@ TEST(forkserver_with_sigchld_ignored)
     ASSERT_EQ(9, code);
     mp_process_free(p);
 }
+
+/* A sentinel stays readable once the child has ended, under every method
+ * (a forkserver child's is a socket: reading the exit code must not drain
+ * it). */
+TEST(sentinel_stays_readable_after_join)
+{
+    static const char *const methods[] = { "fork", "spawn", "forkserver" };
+
+    for (int m = 0; m < 3; m++) {
+        mp_context *ctx;
+        mp_process *p;
+        int fd, ready;
+
+        ASSERT_OK(mp_get_context(&ctx, methods[m]));
+        ASSERT_OK(mp_context_process_new(ctx, &p, "exit_7", NULL, 0, NULL));
+        ASSERT_OK(mp_process_start(p));
+        ASSERT_EQ(0, mp_process_join(p, 30.0));
+        fd = mp_process_sentinel(p);
+        for (int k = 0; k < 3; k++)
+            ASSERT_EQ(1, mp_wait(&fd, 1, 0, &ready));
+        mp_process_free(p);
+    }
+}
