@@ -400,23 +400,8 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready)
         pfd[i].events = POLLIN;
         pfd[i].revents = 0;
     }
-    for (;;) {
-        struct timespec ts, *tsp = NULL;
-        if (!isinf(deadline)) {
-            double left = deadline - mp__now();
-            if (left < 0)
-                left = 0;
-            ts.tv_sec = (time_t)left;
-            ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-            tsp = &ts;
-        }
-        r = ppoll(pfd, n, tsp, NULL);
-        if (r >= 0 || errno != EINTR)
-            break;
-    }
-    if (r < 0) {
-        r = -errno;
-    } else {
+    r = mp__ppoll_until(pfd, n, deadline);
+    if (r >= 0) {
         for (size_t i = 0; i < n; i++) {
             ready[i] = (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
             if (pfd[i].revents & POLLNVAL) {

@@ -78,14 +78,14 @@ bool mp__use_pidfd(void)
     return pidfd_ok;
 }
 
-int mp__wait_readable(int fd, double deadline)
+int mp__ppoll_until(struct pollfd *pfd, size_t n, double deadline)
 {
-    struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
     for (;;) {
         struct timespec ts, *tsp = NULL;
         int r;
 
+        /* Recomputed from the absolute deadline after every EINTR, so
+         * signals never stretch the wait. */
         if (!isinf(deadline)) {
             double left = deadline - mp__now();
             if (left < 0)
@@ -94,14 +94,22 @@ int mp__wait_readable(int fd, double deadline)
             ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
             tsp = &ts;
         }
-        r = ppoll(&pfd, 1, tsp, NULL);
-        if (r > 0) /* a closed descriptor is an error, not an event */
-            return pfd.revents & POLLNVAL ? -EBADF : 1;
-        if (r == 0)
-            return 0;
+        r = ppoll(pfd, n, tsp, NULL);
+        if (r >= 0)
+            return r;
         if (errno != EINTR)
             return -errno;
     }
+}
+
+int mp__wait_readable(int fd, double deadline)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    int r = mp__ppoll_until(&pfd, 1, deadline);
+
+    if (r > 0) /* a closed descriptor is an error, not an event */
+        return pfd.revents & POLLNVAL ? -EBADF : 1;
+    return r;
 }
 
 int mp__status_to_code(int status)

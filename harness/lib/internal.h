@@ -141,6 +141,10 @@ int mp__fd_close(int fd); /* returns -1 */
 bool mp__use_pidfd(void);
 int mp__pidfd_open(pid_t pid);
 int mp__pidfd_send_signal(int pidfd, int sig);
+/* ppoll() until the absolute CLOCK_MONOTONIC deadline (INFINITY: none):
+ * its count, or -errno.  EINTR is retried. */
+struct pollfd;
+int mp__ppoll_until(struct pollfd *pfd, size_t n, double deadline);
 /* Waits until fd is readable or the absolute CLOCK_MONOTONIC deadline
  * passes: 1 readable, 0 timed out, < 0 error.  EINTR is retried. */
 int mp__wait_readable(int fd, double deadline);

@@ -50,9 +50,11 @@ MP_TARGET(block_forever)
     return 0;
 }
 
-static char *run_report(const char *method)
+/* Runs target under method with a scratch file's path as its argument;
+ * returns what the child wrote there. */
+static char *run_reporting(const char *method, const char *target)
 {
-    static char buf[512];
+    static char buf[600];
     char path[] = "/tmp/test-context-XXXXXX";
     mp_context *ctx;
     mp_process *p;
@@ -61,8 +63,8 @@ static char *run_report(const char *method)
 
     ASSERT_TRUE(fd >= 0);
     ASSERT_OK(mp_get_context(&ctx, method));
-    ASSERT_OK(mp_context_process_new(ctx, &p, "report_inheritance", path,
-                                     strlen(path), NULL));
+    ASSERT_OK(mp_context_process_new(ctx, &p, target, path, strlen(path),
+                                     NULL));
     ASSERT_OK(mp_process_start(p));
     ASSERT_EQ(0, mp_process_join(p, 30.0));
     ASSERT_EQ(1, mp_process_exitcode(p, &code));
@@ -73,6 +75,11 @@ static char *run_report(const char *method)
     unlink(path);
     mp_process_free(p);
     return buf;
+}
+
+static char *run_report(const char *method)
+{
+    return run_reporting(method, "report_inheritance");
 }
 
 TEST(default_context_is_fork_and_is_fixed_by_use)
@@ -305,27 +312,7 @@ MP_TARGET(report_cwd_and_method)
 
 static char *run_cwd_report(const char *method)
 {
-    static char buf[600];
-    char path[] = "/tmp/test-context-XXXXXX";
-    mp_context *ctx;
-    mp_process *p;
-    int fd = mkstemp(path), code = -1;
-    ssize_t n;
-
-    ASSERT_TRUE(fd >= 0);
-    ASSERT_OK(mp_get_context(&ctx, method));
-    ASSERT_OK(mp_context_process_new(ctx, &p, "report_cwd_and_method", path,
-                                     strlen(path), NULL));
-    ASSERT_OK(mp_process_start(p));
-    ASSERT_EQ(0, mp_process_join(p, 30.0));
-    ASSERT_EQ(1, mp_process_exitcode(p, &code));
-    ASSERT_EQ(0, code);
-    n = read(fd, buf, sizeof(buf) - 1);
-    buf[n > 0 ? n : 0] = '\0';
-    close(fd);
-    unlink(path);
-    mp_process_free(p);
-    return buf;
+    return run_reporting(method, "report_cwd_and_method");
 }
 
 /* Every child runs in its parent's current directory, with its context's
