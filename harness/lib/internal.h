@@ -107,6 +107,9 @@ int mp__blob_recv(int fd, char **buf, size_t *len);
  * descriptors placed at 3, 4, ... in the child; nothing else is inherited
  * but stdin, stdout and stderr. */
 int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid);
+/* Seconds a child or the fork server may take to answer: 10, or
+ * LIBMP_START_TIMEOUT. */
+double mp__start_timeout(void);
 /* Waits for the one-byte ack of a child that reached mp_main(). */
 int mp__wait_ack(int sock, int pidfd, pid_t pid);
 

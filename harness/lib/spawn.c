@@ -34,7 +34,6 @@
 #include "internal.h"
 
 #define BLOB_MAGIC 0x31504d4cu /* "LMP1" */
-#define ACK_TIMEOUT 10.0       /* seconds a child may take to reach mp_main */
 
 extern char **environ;
 
@@ -378,9 +377,31 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
     return r;
 }
 
+static double start_timeout = 10.0;
+
+static void read_start_timeout(void)
+{
+    const char *s = getenv("LIBMP_START_TIMEOUT");
+    char *end;
+    double v = s != NULL ? strtod(s, &end) : 0;
+
+    if (s != NULL && end != s && *end == '\0' && v > 0)
+        start_timeout = v;
+}
+
+/* Seconds a spawned child or the fork server may take to reach mp_main()
+ * and answer: 10, or LIBMP_START_TIMEOUT (a slow host, valgrind). */
+double mp__start_timeout(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, read_start_timeout);
+    return start_timeout;
+}
+
 int mp__wait_ack(int sock, int pidfd, pid_t pid)
 {
-    double deadline = mp__now() + ACK_TIMEOUT;
+    double deadline = mp__now() + mp__start_timeout();
     char c;
 
     (void)pid;
@@ -463,7 +484,7 @@ static int spawn_launch(mp_process *p)
             goto out;
         }
     }
-    r = mp__blob_send(sock[0], blob, len, mp__now() + ACK_TIMEOUT);
+    r = mp__blob_send(sock[0], blob, len, mp__now() + mp__start_timeout());
     if (r == 0)
         r = mp__wait_ack(sock[0], pidfd, pid);
     if (r < 0) { /* whatever that child is, it is not ours to keep */

@@ -267,7 +267,7 @@ static int fs_launch(mp_process *p)
     size_t len;
     int64_t pid;
     int sock = -1, fd = -1, r;
-    double deadline = mp__now() + 10.0;
+    double deadline = mp__now() + mp__start_timeout();
 
     r = mp__blob_build(p, &blob, &len);
     if (r == 0)
