@@ -710,8 +710,9 @@ class _Validator(object):
                         seen.add(n)
                     continue
                 if kind == "steps":
-                    if not isinstance(v, list):
-                        self.err(w, '"%s" must be a list of steps' % arg)
+                    if not isinstance(v, list) or not v:
+                        self.err(w, '"%s" must be a non-empty list of steps'
+                                 % arg)
                     continue   # validated below, with the child's scope
                 if isinstance(kind, tuple):
                     if not self.check_kind(kind, v):
@@ -835,8 +836,8 @@ def load_case(file, shown):
             for k in x:
                 if k not in ("reason", "methods"):
                     v.err("xfail", 'unknown key "%s"' % k)
-            if not isinstance(x.get("reason"), str):
-                v.err("xfail", '"reason" must be a string')
+            if not isinstance(x.get("reason"), str) or not x.get("reason"):
+                v.err("xfail", '"reason" must say why (a non-empty string)')
             if "methods" in x:
                 method_list("xfail.methods", x["methods"])
     if "steps" not in case:

@@ -854,6 +854,7 @@ int main(int argc, char **argv)
     results = json_array();
     env_json(root);
     json_object_set_new(root, "rounds", json_integer(rounds));
+    json_object_set_new(root, "scale", json_real(scale));
     for (int i = 0; i < nseries; i++)
         if (table[i].n > 0)
             json_array_append_new(results, series_json(&table[i]));

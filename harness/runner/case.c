@@ -41,7 +41,7 @@ static const struct { const char *name; int sig; } signals[] = {
     { "SIGURG", SIGURG },   { "SIGXCPU", SIGXCPU },   { "SIGXFSZ", SIGXFSZ },
     { "SIGVTALRM", SIGVTALRM }, { "SIGPROF", SIGPROF }, { "SIGWINCH", SIGWINCH },
     { "SIGIO", SIGIO },     { "SIGPOLL", SIGPOLL },   { "SIGPWR", SIGPWR },
-    { "SIGSYS", SIGSYS },
+    { "SIGSYS", SIGSYS },   { "SIGIOT", SIGIOT },     { "SIGCLD", SIGCHLD },
 };
 
 int signal_by_name(const char *name)
@@ -49,6 +49,10 @@ int signal_by_name(const char *name)
     for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
         if (name != NULL && strcmp(name, signals[i].name) == 0)
             return signals[i].sig;
+    if (name != NULL && strcmp(name, "SIGRTMIN") == 0)
+        return SIGRTMIN;
+    if (name != NULL && strcmp(name, "SIGRTMAX") == 0)
+        return SIGRTMAX;
     return 0;
 }
 
@@ -203,7 +207,8 @@ static const char *kind_of(json_t *scope, const char *name)
 }
 
 static bool new_name(struct vctx *v, json_t *scope, const char *s,
-                     const char *key, const char *where, const char *op)
+                     const char *key, const char *where, const char *op,
+                     bool process)
 {
     if (!is_identifier(s))
         return fail(v, where, op, "\"%s\" must be a name matching "
@@ -211,7 +216,8 @@ static bool new_name(struct vctx *v, json_t *scope, const char *s,
     if (json_object_get(scope, s) != NULL)
         return fail(v, where, op, "\"%s\" is already used in this step "
                     "list", s);
-    if (strcmp(s, "main") == 0 && json_object_get(scope, "@main") != NULL)
+    if (process && strcmp(s, "main") == 0 &&
+        json_object_get(scope, "@main") != NULL)
         return fail(v, where, op, "\"main\" names the main process's "
                     "outcomes; choose another name");
     return true;
@@ -321,15 +327,15 @@ static bool check_arg(struct vctx *v, const struct argspec *a, json_t *val,
                         a->type == T_PROC ? "process" : "connection");
         return true;
     case T_AS:
-        return new_name(v, scope, s, a->key, where, op);
+        return new_name(v, scope, s, a->key, where, op, true);
     case T_ENDS:
         if (json_array_size(val) != 2)
             return fail(v, where, op, "\"%s\" must be two new names",
                         a->key);
         if (!new_name(v, scope, json_string_value(json_array_get(val, 0)),
-                      a->key, where, op) ||
+                      a->key, where, op, false) ||
             !new_name(v, scope, json_string_value(json_array_get(val, 1)),
-                      a->key, where, op))
+                      a->key, where, op, false))
             return false;
         if (strcmp(json_string_value(json_array_get(val, 0)),
                    json_string_value(json_array_get(val, 1))) == 0)
@@ -363,6 +369,10 @@ static bool check_arg(struct vctx *v, const struct argspec *a, json_t *val,
                 return fail(v, where, op, "\"%s\"[%zu]: unknown object (or a "
                             "built-in name, which cannot be passed)", a->key,
                             i);
+            for (size_t k = 0; k < i; k++)
+                if (json_equal(json_array_get(val, k), e))
+                    return fail(v, where, op, "object \"%s\" listed twice "
+                                "in \"%s\"", nm, a->key);
         }
         return true;
     case T_STEPS:
@@ -399,9 +409,13 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
     if (val != NULL && !one_of(json_string_value(val), compare_modes, 4))
         return fail(v, where, op, "\"compare\" must be exact, type, set or "
                     "ignore");
+    val = json_object_get(step, "note");
+    if (val != NULL && !json_is_string(val))
+        return fail(v, where, op, "\"note\" must be a string");
     val = json_object_get(step, "duration");
     if (val != NULL &&
         (json_array_size(val) != 2 ||
+         json_number_value(json_array_get(val, 0)) < 0 ||
          !json_is_number(json_array_get(val, 0)) ||
          !json_is_number(json_array_get(val, 1)) ||
          json_number_value(json_array_get(val, 0)) >
@@ -512,6 +526,8 @@ static bool check_case(struct vctx *v, json_t *root)
             int m = method_index(json_string_value(e));
             if (m < 0)
                 return fail(v, "methods", NULL, "unknown start method");
+            if (c->methods & (1u << m))
+                return fail(v, "methods", NULL, "a method listed twice");
             c->methods |= 1u << m;
         }
     }
@@ -546,6 +562,9 @@ static bool check_case(struct vctx *v, json_t *root)
         if (c->xfail == NULL || c->xfail[0] == '\0')
             return fail(v, "xfail", NULL, "\"reason\" must say why");
         c->xfail_methods = ms == NULL ? (1u << HARNESS_METHODS) - 1 : 0;
+        if (ms != NULL && (!json_is_array(ms) || json_array_size(ms) == 0))
+            return fail(v, "xfail", NULL, "\"methods\" must be a non-empty "
+                        "list of start methods");
         json_array_foreach(ms, i, e) {
             int m = method_index(json_string_value(e));
             if (m < 0)
