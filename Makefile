@@ -1,6 +1,7 @@
 # libmp, its unit tests, the conformance harness and the benchmarks (GNU make).
-# Targets: all check conformance sanitize valgrind bench install uninstall
-#          clean deps.  See README.md.
+# Targets: all check run-tests conformance gate reference reference-all
+#          diff-reference sanitize valgrind bench install uninstall clean
+#          deps.  See README.md.
 
 CFLAGS  ?= -O2 -g
 B       ?= build
