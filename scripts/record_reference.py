@@ -616,6 +616,20 @@ class _Validator(object):
             return isinstance(v, str) and v in self.signals
         raise AssertionError(kind)
 
+    def check_names(self, w, arg, v, known):
+        """A list of distinct object names, each known."""
+        if not isinstance(v, list) or \
+                not all(isinstance(n, str) for n in v):
+            self.err(w, '"%s" must be a list of object names' % arg)
+            return
+        seen = set()
+        for n in v:
+            if n in seen:
+                self.err(w, 'object "%s" listed twice in "%s"' % (n, arg))
+            elif not known(n):
+                self.err(w, 'unknown object "%s"' % n)
+            seen.add(n)
+
     def steps(self, steps, where, path, scope, is_main):
         """Validate one process's step list; scope: name -> kind."""
         self.paths[path] = steps
@@ -667,20 +681,12 @@ class _Validator(object):
                         self.err(w, '"%s" is not a %s' % (
                             v, _OBJECT_KINDS[kind]))
                     continue
-                if kind == "objects":
-                    if not isinstance(v, list) or \
-                            not all(isinstance(n, str) for n in v):
-                        self.err(w, '"%s" must be a list of object names'
-                                 % arg)
-                        continue
-                    seen = set()
-                    for n in v:
-                        if n in seen:
-                            self.err(w, 'object "%s" listed twice in "%s"'
-                                     % (n, arg))
-                        elif _object_kind(scope, n) is None:
-                            self.err(w, 'unknown object "%s"' % n)
-                        seen.add(n)
+                if kind in ("objects", "namelist"):
+                    # wait's objects may name the built-in processes; pass
+                    # lists only objects of this process's own
+                    known = (lambda n: _object_kind(scope, n) is not None) \
+                        if kind == "objects" else (lambda n: n in scope)
+                    self.check_names(w, arg, v, known)
                     continue
                 if kind == "ends":
                     if not (isinstance(v, list) and len(v) == 2 and
@@ -693,21 +699,6 @@ class _Validator(object):
                     for n in sorted(set(v)):
                         if n in scope:
                             self.err(w, 'duplicate name "%s"' % n)
-                    continue
-                if kind == "namelist":
-                    if not isinstance(v, list) or \
-                            not all(isinstance(n, str) for n in v):
-                        self.err(w, '"%s" must be a list of object names'
-                                 % arg)
-                        continue
-                    seen = set()
-                    for n in v:
-                        if n in seen:
-                            self.err(w, 'object "%s" listed twice in "%s"'
-                                     % (n, arg))
-                        elif n not in scope:
-                            self.err(w, 'unknown object "%s"' % n)
-                        seen.add(n)
                     continue
                 if kind == "steps":
                     if not isinstance(v, list) or not v:

@@ -50,6 +50,24 @@ MP_TARGET(block_forever)
     return 0;
 }
 
+/* Starts target (no argument) under method, joins it and checks its exit
+ * code; returns the process (free it). */
+static mp_process *run_to_end(const char *method, const char *target,
+                              int want_code)
+{
+    mp_context *ctx;
+    mp_process *p;
+    int code = -1;
+
+    ASSERT_OK(mp_get_context(&ctx, method));
+    ASSERT_OK(mp_context_process_new(ctx, &p, target, NULL, 0, NULL));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_EQ(0, mp_process_join(p, 30.0));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(want_code, code);
+    return p;
+}
+
 /* Runs target under method with a scratch file's path as its argument;
  * returns what the child wrote there. */
 static char *run_reporting(const char *method, const char *target)
@@ -278,21 +296,9 @@ TEST(many_short_spawn_and_forkserver_children)
 {
     static const char *const methods[] = { "spawn", "forkserver" };
 
-    for (int m = 0; m < 2; m++) {
-        mp_context *ctx;
-        ASSERT_OK(mp_get_context(&ctx, methods[m]));
-        for (int i = 0; i < 150; i++) {
-            mp_process *p;
-            int code = -1;
-            ASSERT_OK(mp_context_process_new(ctx, &p, "exit_7", NULL, 0,
-                                             NULL));
-            ASSERT_OK(mp_process_start(p));
-            ASSERT_EQ(0, mp_process_join(p, 30.0));
-            ASSERT_EQ(1, mp_process_exitcode(p, &code));
-            ASSERT_EQ(7, code);
-            mp_process_free(p);
-        }
-    }
+    for (int m = 0; m < 2; m++)
+        for (int i = 0; i < 150; i++)
+            mp_process_free(run_to_end(methods[m], "exit_7", 7));
 }
 
 /* Reports its working directory and its start method to a file. */
@@ -360,19 +366,8 @@ MP_TARGET(report_sigchld)
 
 TEST(forkserver_with_sigchld_ignored)
 {
-    mp_context *ctx;
-    mp_process *p;
-    int code = -1;
-
     signal(SIGCHLD, SIG_IGN);
-    ASSERT_OK(mp_get_context(&ctx, "forkserver"));
-    ASSERT_OK(mp_context_process_new(ctx, &p, "report_sigchld", NULL, 0,
-                                     NULL));
-    ASSERT_OK(mp_process_start(p));
-    ASSERT_EQ(0, mp_process_join(p, 30.0));
-    ASSERT_EQ(1, mp_process_exitcode(p, &code));
-    ASSERT_EQ(9, code);
-    mp_process_free(p);
+    mp_process_free(run_to_end("forkserver", "report_sigchld", 9));
 }
 
 /* A sentinel stays readable once the child has ended, under every method
@@ -383,14 +378,9 @@ TEST(sentinel_stays_readable_after_join)
     static const char *const methods[] = { "fork", "spawn", "forkserver" };
 
     for (int m = 0; m < 3; m++) {
-        mp_context *ctx;
-        mp_process *p;
+        mp_process *p = run_to_end(methods[m], "exit_7", 7);
         int fd, ready;
 
-        ASSERT_OK(mp_get_context(&ctx, methods[m]));
-        ASSERT_OK(mp_context_process_new(ctx, &p, "exit_7", NULL, 0, NULL));
-        ASSERT_OK(mp_process_start(p));
-        ASSERT_EQ(0, mp_process_join(p, 30.0));
         fd = mp_process_sentinel(p);
         for (int k = 0; k < 3; k++)
             ASSERT_EQ(1, mp_wait(&fd, 1, 0, &ready));
