@@ -78,7 +78,13 @@ extern "C" {
     X(EEOF, -4024, "EOFError", "")                                            \
     X(EEOFMSG, -4025, "OSError", "got end of file during message")           \
     X(ETOOSHORT, -4026, "multiprocessing.context.BufferTooShort",             \
-      "the message is longer than the buffer")
+      "the message is longer than the buffer")                                \
+    X(EEMPTY, -4027, "queue.Empty", "")                                       \
+    X(EFULL, -4028, "queue.Full", "")                                         \
+    X(EQCLOSED, -4029, "ValueError", "Queue is closed")                      \
+    X(EQNOTCLOSED, -4030, "AssertionError", "Queue not closed")              \
+    X(ETASKDONE, -4031, "ValueError", "task_done() called too many times")   \
+    X(EQCORRUPT, -4032, "OSError", "not a libmp queue (bad shared memory)")
 
 #define MP__ERROR_ENUM(name, code, exc, msg) MP_##name = (code),
 enum { MP_ERROR_MAP(MP__ERROR_ENUM) MP__ERROR_END };
@@ -434,6 +440,122 @@ mp_conn *mp_child_conn(size_t i);
  * are ready (0: timed out).  -EBADF for a closed descriptor.
  */
 int mp_wait(const int *fds, size_t n, double timeout, int *ready);
+
+/* queues */
+
+/*
+ * Queue, JoinableQueue and SimpleQueue (CPython: queues.py): messages of
+ * bytes (0 bytes to 1 GiB each) between any number of producer and consumer
+ * processes, FIFO for each producer.  A queue lives in shared memory (a memfd
+ * ring): a put copies the message in and returns, a get copies it out; there
+ * is no feeder thread and no pipe, so put() never leaves data behind in the
+ * producer, and a child that put() can always exit (CPython's child cannot
+ * until its feeder has flushed into a full pipe).  The ring grows when a
+ * message does not fit (an unbounded queue never blocks a put), up to 4 GiB
+ * of backlog; its memory stays at its high-water mark until the last process
+ * frees the queue.
+ *
+ * Beyond CPython, a queue survives the death of any process using it, SIGKILL
+ * included, at any instant: a message whose put() returned is delivered
+ * exactly once; a put that was cut short is never seen, in part or at all; a
+ * get that was cut short loses at most the message it was taking (it is
+ * still in the queue unless the get had finished copying it); and nobody
+ * waits forever on a lock the dead process held (robust mutexes; the state
+ * is repaired by the next process to take the lock).  CPython's docs warn
+ * that its queues may become corrupted in that case.
+ *
+ * Waits sleep on futexes, with a short bounded spin first; when the other
+ * side is awake, a put or get makes no system call.  Timeouts are seconds
+ * (MP_FOREVER: none; 0 or negative: do not wait).  A queue reaches a child
+ * with mp_process_add_queue() under every start method; a fork child may
+ * also use the parent's object directly.  One mp_queue may be used by
+ * several threads at once.
+ */
+typedef struct mp_queue mp_queue;
+
+/* Queue(maxsize): maxsize <= 0 is unbounded. */
+int mp_queue_new(mp_queue **q, int maxsize);
+/* JoinableQueue(maxsize): a Queue with task_done() and join(). */
+int mp_joinable_queue_new(mp_queue **q, int maxsize);
+/* SimpleQueue(): unbounded; no qsize/full; after close(), every call is
+ * MP_EHANDLECLOSED ("OSError: handle is closed"), as CPython's. */
+int mp_simple_queue_new(mp_queue **q);
+
+/*
+ * put(buf, block, timeout): MP_EFULL (queue.Full) when a bounded queue stays
+ * full (block = 0: at once, the timeout ignored); MP_EQCLOSED after close();
+ * -EMSGSIZE for a message over 1 GiB.
+ */
+int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
+                 double timeout);
+/* put_nowait(): put(buf, 0, 0). */
+int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t n);
+/*
+ * get(block, timeout): the oldest message; *out is malloc'd (free it; a NUL
+ * follows the *len bytes).  MP_EEMPTY (queue.Empty) when none comes in time
+ * (block = 0: at once; get(timeout=0) does not wait); MP_EQCLOSED after
+ * close().
+ */
+int mp_queue_get(mp_queue *q, void **out, size_t *len, int block,
+                 double timeout);
+/* get_nowait(): get(out, len, 0, 0). */
+int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len);
+/*
+ * get() into the caller's buffer, without malloc: *len is the message's
+ * length.  A message longer than size is left in the queue (MP_ETOOSHORT,
+ * *len its length), so the caller can retry with a larger buffer.
+ */
+int mp_queue_get_into(mp_queue *q, void *buf, size_t size, size_t *len,
+                      int block, double timeout);
+/* qsize(): the number of messages in the queue (approximate while others
+ * put or get).  MP_EINVAL for a SimpleQueue (it has none). */
+int mp_queue_qsize(mp_queue *q);
+/* empty(), full(): 1 or 0 (full: a bounded queue holds maxsize messages). */
+int mp_queue_empty(mp_queue *q);
+int mp_queue_full(mp_queue *q);
+/*
+ * close(): this process's object puts and gets no more (MP_EQCLOSED); others,
+ * and other processes' objects, are unaffected; the messages stay.  Twice is
+ * fine.  join_thread() is MP_EQNOTCLOSED (AssertionError) before close() and
+ * returns at once after it: there is no feeder thread to wait for.
+ * cancel_join_thread() does nothing, for the same reason.
+ */
+int mp_queue_close(mp_queue *q);
+int mp_queue_join_thread(mp_queue *q);
+int mp_queue_cancel_join_thread(mp_queue *q);
+/*
+ * JoinableQueue: task_done() marks one message got earlier as processed
+ * (MP_ETASKDONE when there are more task_done() calls than puts); join()
+ * waits until every message put has been marked (MP_ETIMEDOUT when the
+ * timeout runs out; CPython's join() has no timeout: pass MP_FOREVER).
+ * MP_EINVAL on other queues.
+ */
+int mp_queue_task_done(mp_queue *q);
+int mp_queue_join(mp_queue *q, double timeout);
+/* repr(): CPython's, "<multiprocessing.queues.Queue object at 0x...>"
+ * (JoinableQueue, SimpleQueue).  Like snprintf. */
+int mp_queue_repr(const mp_queue *q, char *buf, size_t size);
+/* Unmaps and frees this process's object (the queue lives on in others);
+ * accepts NULL; returns NULL. */
+mp_queue *mp_queue_free(mp_queue *q);
+
+/* Small helpers: C values as messages (native byte order). */
+int mp_queue_put_str(mp_queue *q, const char *s); /* without its NUL */
+int mp_queue_put_i64(mp_queue *q, long long v);
+int mp_queue_put_double(mp_queue *q, double v);
+/* get(block=True, timeout): MP_EBADLENGTH if the message is not 8 bytes. */
+int mp_queue_get_i64(mp_queue *q, long long *v, double timeout);
+int mp_queue_get_double(mp_queue *q, double *v, double timeout);
+
+/*
+ * Hands q to the child p will start, as mp_process_add_conn() does for a
+ * connection: in the child, mp_child_queue(i) returns it, i counting the
+ * queues added from 0.  Keep q until start().  MP_EHASSTARTED after start.
+ */
+int mp_process_add_queue(mp_process *p, mp_queue *q);
+/* In a child: the i-th queue its parent added; NULL if none.  Owned by
+ * libmp. */
+mp_queue *mp_child_queue(size_t i);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,7 @@ struct mp_conn {
     int fd;
     bool readable, writable;
     bool is_pipe;     /* pipe(2): writes must keep SIGPIPE away */
+    bool is_queue;    /* a queue's memfd (queue.c): not a connection */
     char *rbuf;       /* bytes read ahead: rbuf[rpos..rlen) */
     size_t rpos, rlen;
 };
@@ -58,13 +59,14 @@ mp_conn *mp__conn_wrap(int fd, unsigned flags)
     if (conn_new(&c, fd, flags & 1, (flags & 2) != 0) < 0)
         return NULL;
     c->is_pipe = (flags & 4) != 0;
+    c->is_queue = (flags & MP__CONN_QUEUE) != 0;
     return c;
 }
 
 unsigned mp__conn_flags(const mp_conn *c)
 {
     return (c->readable ? 1u : 0u) | (c->writable ? 2u : 0u) |
-           (c->is_pipe ? 4u : 0u);
+           (c->is_pipe ? 4u : 0u) | (c->is_queue ? MP__CONN_QUEUE : 0u);
 }
 
 static mp_conn **child_conns;
@@ -76,9 +78,23 @@ void mp__set_child_conns(mp_conn **conns, size_t n)
     nchild_conns = n;
 }
 
-mp_conn *mp_child_conn(size_t i)
+size_t mp__child_conn_count(void)
+{
+    return nchild_conns;
+}
+
+mp_conn *mp__child_conn_raw(size_t i)
 {
     return i < nchild_conns ? child_conns[i] : NULL;
+}
+
+/* The i-th of the connections proper: queues' handles do not count. */
+mp_conn *mp_child_conn(size_t i)
+{
+    for (size_t j = 0; j < nchild_conns; j++)
+        if (!child_conns[j]->is_queue && i-- == 0)
+            return child_conns[j];
+    return NULL;
 }
 
 int mp_pipe(mp_conn **a, mp_conn **b, int duplex)

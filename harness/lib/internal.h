@@ -114,11 +114,16 @@ double mp__start_timeout(void);
 int mp__wait_ack(int sock, int pidfd, pid_t pid);
 
 /* connection.c */
-/* flags: 1 readable, 2 writable, 4 a pipe(2) rather than a socket */
+/* flags: 1 readable, 2 writable, 4 a pipe(2) rather than a socket, 8 a
+ * queue's memfd (the handle a queue is handed to a child with) */
+#define MP__CONN_QUEUE 8u
 mp_conn *mp__conn_wrap(int fd, unsigned flags);
 unsigned mp__conn_flags(const mp_conn *c);
-/* In a child: what its parent handed it. */
+/* In a child: what its parent handed it (connections and queues' handles,
+ * in the order they were added). */
 void mp__set_child_conns(mp_conn **conns, size_t n);
+size_t mp__child_conn_count(void);
+mp_conn *mp__child_conn_raw(size_t i);
 
 /* start_forkserver.c */
 _Noreturn void mp__forkserver_main(void);

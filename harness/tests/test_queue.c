@@ -1,0 +1,818 @@
+/*
+ * test_queue.c - Queue, JoinableQueue and SimpleQueue (queue.c) against
+ * CPython's observed behaviour (../shared/SCENARIOS.md sections 10-12), and
+ * what libmp promises beyond it: processes killed with SIGKILL at random
+ * points while they put or get, many times, with checksums.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void expect_get(mp_queue *q, const void *want, size_t want_len)
+{
+    void *buf = NULL;
+    size_t len = 0;
+
+    ASSERT_OK(mp_queue_get(q, &buf, &len, 1, 10.0));
+    ASSERT_EQ(want_len, len);
+    ASSERT_TRUE(memcmp(buf, want, len) == 0);
+    ASSERT_EQ(0, ((char *)buf)[len]);
+    free(buf);
+}
+
+TEST(fifo_and_boundaries)
+{
+    static const size_t sizes[] = { 0, 1, 7, 8, 9, 4000, 0, 65536 };
+    char *data = malloc(65536 + ARRAY_LEN(sizes));
+    mp_queue *q;
+
+    ASSERT_TRUE(data != NULL);
+    for (size_t i = 0; i < 65536 + ARRAY_LEN(sizes); i++)
+        data[i] = (char)(i * 7 + 3);
+    ASSERT_OK(mp_queue_new(&q, 0));
+    ASSERT_EQ(1, mp_queue_empty(q));
+    ASSERT_EQ(0, mp_queue_qsize(q));
+    for (size_t i = 0; i < ARRAY_LEN(sizes); i++)
+        ASSERT_OK(mp_queue_put(q, data + i, sizes[i], 1, MP_FOREVER));
+    ASSERT_EQ(ARRAY_LEN(sizes), mp_queue_qsize(q));
+    ASSERT_EQ(0, mp_queue_empty(q));
+    ASSERT_EQ(0, mp_queue_full(q)); /* unbounded */
+    for (size_t i = 0; i < ARRAY_LEN(sizes); i++)
+        expect_get(q, data + i, sizes[i]);
+    ASSERT_EQ(1, mp_queue_empty(q));
+    ASSERT_EQ(0, mp_queue_qsize(q));
+    mp_queue_free(q);
+    free(data);
+}
+
+TEST(empty_and_full_raise_on_time)
+{
+    mp_queue *q;
+    void *buf;
+    size_t len;
+    double t;
+
+    ASSERT_OK(mp_queue_new(&q, 2));
+    /* get on an empty queue: at once without blocking, for timeout 0 or
+     * negative, and for block=False whatever the timeout (#115-#118). */
+    t = now();
+    ASSERT_EQ(MP_EEMPTY, mp_queue_get_nowait(q, &buf, &len));
+    ASSERT_EQ(MP_EEMPTY, mp_queue_get(q, &buf, &len, 0, 5.0));
+    ASSERT_EQ(MP_EEMPTY, mp_queue_get(q, &buf, &len, 1, 0));
+    ASSERT_EQ(MP_EEMPTY, mp_queue_get(q, &buf, &len, 1, -1));
+    ASSERT_WITHIN(0, 0.1, now() - t);
+    t = now();
+    ASSERT_EQ(MP_EEMPTY, mp_queue_get(q, &buf, &len, 1, 0.3));
+    ASSERT_WITHIN(0.3, 0.5, now() - t);
+    ASSERT_STREQ("queue.Empty", mp_exception_name(MP_EEMPTY));
+    /* Queue(2) with two items (#119). */
+    ASSERT_OK(mp_queue_put(q, "a", 1, 1, MP_FOREVER));
+    ASSERT_EQ(0, mp_queue_full(q));
+    ASSERT_OK(mp_queue_put(q, "b", 1, 1, MP_FOREVER));
+    ASSERT_EQ(1, mp_queue_full(q));
+    ASSERT_EQ(2, mp_queue_qsize(q));
+    t = now();
+    ASSERT_EQ(MP_EFULL, mp_queue_put(q, "c", 1, 0, 5.0));
+    ASSERT_EQ(MP_EFULL, mp_queue_put_nowait(q, "c", 1));
+    ASSERT_WITHIN(0, 0.1, now() - t);
+    t = now();
+    ASSERT_EQ(MP_EFULL, mp_queue_put(q, "c", 1, 1, 0.3));
+    ASSERT_WITHIN(0.3, 0.5, now() - t);
+    ASSERT_STREQ("queue.Full", mp_exception_name(MP_EFULL));
+    expect_get(q, "a", 1);
+    ASSERT_EQ(0, mp_queue_full(q));
+    ASSERT_OK(mp_queue_put_nowait(q, "c", 1));
+    expect_get(q, "b", 1);
+    expect_get(q, "c", 1);
+    ASSERT_EQ(MP_EINVAL, mp_queue_put(q, NULL, 1, 1, 1));
+    ASSERT_EQ(MP_EINVAL, mp_queue_get(q, NULL, &len, 1, 1));
+    mp_queue_free(q);
+}
+
+MP_TARGET(put_later)
+{
+    (void)len;
+    usleep(300 * 1000);
+    return mp_queue_put_str(*(mp_queue *const *)arg, "late") < 0;
+}
+
+TEST(get_waits_for_a_put_and_put_waits_for_room)
+{
+    mp_queue *q, *full;
+    mp_process *p;
+    double t;
+
+    ASSERT_OK(mp_queue_new(&q, 0));
+    ASSERT_OK(mp_process_new(&p, "put_later", &q, sizeof(q), NULL));
+    ASSERT_OK(mp_process_start(p));
+    t = now();
+    expect_get(q, "late", 4); /* #120 */
+    ASSERT_WITHIN(0.1, 3.0, now() - t);
+    ASSERT_OK(mp_process_join(p, 10));
+    mp_process_free(p);
+
+    /* A put blocked on a full queue goes in when a get makes room. */
+    ASSERT_OK(mp_queue_new(&full, 1));
+    ASSERT_OK(mp_queue_put_str(full, "first"));
+    ASSERT_OK(mp_process_new(&p, "put_later", &full, sizeof(full), NULL));
+    ASSERT_OK(mp_process_start(p));
+    expect_get(full, "first", 5);
+    expect_get(full, "late", 4);
+    ASSERT_OK(mp_process_join(p, 10));
+    mp_process_free(p);
+    mp_queue_free(q);
+    mp_queue_free(full);
+}
+
+TEST(close_and_join_thread)
+{
+    char repr[128], want[128];
+    mp_queue *q;
+    void *buf;
+    size_t len;
+
+    ASSERT_OK(mp_queue_new(&q, 0));
+    ASSERT_EQ(MP_EQNOTCLOSED, mp_queue_join_thread(q)); /* #122 */
+    ASSERT_STREQ("AssertionError", mp_exception_name(MP_EQNOTCLOSED));
+    ASSERT_OK(mp_queue_put_str(q, "kept"));
+    ASSERT_OK(mp_queue_cancel_join_thread(q));
+    ASSERT_OK(mp_queue_close(q));
+    ASSERT_OK(mp_queue_close(q));
+    ASSERT_EQ(MP_EQCLOSED, mp_queue_put_str(q, "x"));
+    ASSERT_EQ(MP_EQCLOSED, mp_queue_get(q, &buf, &len, 1, 1));
+    ASSERT_EQ(1, mp_queue_qsize(q));
+    ASSERT_EQ(0, mp_queue_empty(q));
+    ASSERT_OK(mp_queue_join_thread(q));
+    ASSERT_TRUE(mp_queue_repr(q, repr, sizeof(repr)) > 0);
+    snprintf(want, sizeof(want), "<multiprocessing.queues.Queue object at %p>",
+             (void *)q);
+    ASSERT_STREQ(want, repr);
+    mp_queue_free(q);
+    ASSERT_TRUE(mp_queue_free(NULL) == NULL);
+}
+
+TEST(simple_queue)
+{
+    mp_queue *q;
+    void *buf;
+    size_t len;
+
+    ASSERT_OK(mp_simple_queue_new(&q)); /* #131 */
+    ASSERT_EQ(1, mp_queue_empty(q));
+    ASSERT_OK(mp_queue_put_str(q, "1"));
+    ASSERT_OK(mp_queue_put_str(q, "2"));
+    ASSERT_EQ(0, mp_queue_empty(q));
+    expect_get(q, "1", 1);
+    expect_get(q, "2", 1);
+    ASSERT_EQ(MP_EINVAL, mp_queue_qsize(q)); /* no qsize, no full */
+    ASSERT_EQ(MP_EINVAL, mp_queue_full(q));
+    ASSERT_EQ(MP_EINVAL, mp_queue_task_done(q));
+    ASSERT_OK(mp_queue_close(q));
+    ASSERT_EQ(MP_EHANDLECLOSED, mp_queue_put_str(q, "x"));
+    ASSERT_EQ(MP_EHANDLECLOSED, mp_queue_get(q, &buf, &len, 1, 1));
+    ASSERT_EQ(MP_EHANDLECLOSED, mp_queue_empty(q));
+    mp_queue_free(q);
+}
+
+MP_TARGET(take_and_mark)
+{
+    mp_queue *q = *(mp_queue *const *)arg;
+    char buf[16];
+    size_t n;
+
+    (void)len;
+    for (int i = 0; i < 5; i++) {
+        if (mp_queue_get_into(q, buf, sizeof(buf), &n, 1, 10) < 0)
+            return 1;
+        usleep(20 * 1000);
+        if (mp_queue_task_done(q) < 0)
+            return 2;
+    }
+    return mp_queue_task_done(q) == MP_ETASKDONE ? 0 : 3;
+}
+
+TEST(joinable_queue)
+{
+    mp_queue *q;
+    mp_process *p;
+    int code = -1;
+    double t;
+
+    ASSERT_OK(mp_joinable_queue_new(&q, 0));
+    ASSERT_EQ(MP_ETASKDONE, mp_queue_task_done(q)); /* #127 */
+    ASSERT_STREQ("ValueError", mp_exception_name(MP_ETASKDONE));
+    t = now();
+    ASSERT_OK(mp_queue_join(q, MP_FOREVER)); /* #128 */
+    ASSERT_WITHIN(0, 0.1, now() - t);
+    ASSERT_OK(mp_queue_put_str(q, "x"));
+    expect_get(q, "x", 1);
+    ASSERT_EQ(MP_ETIMEDOUT, mp_queue_join(q, 0.2)); /* #129 */
+    ASSERT_EQ(MP_ETIMEDOUT, mp_queue_join(q, 0));
+    ASSERT_OK(mp_queue_task_done(q));
+    ASSERT_EQ(MP_ETASKDONE, mp_queue_task_done(q));
+    ASSERT_OK(mp_queue_join(q, 0));
+
+    /* #126: a child marks five items; join returns after the last. */
+    for (int i = 0; i < 5; i++)
+        ASSERT_OK(mp_queue_put_i64(q, i));
+    ASSERT_OK(mp_process_new(&p, "take_and_mark", &q, sizeof(q), NULL));
+    ASSERT_OK(mp_process_start(p));
+    t = now();
+    ASSERT_OK(mp_queue_join(q, 30));
+    ASSERT_WITHIN(0.05, 5.0, now() - t);
+    ASSERT_OK(mp_process_join(p, 10));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(0, code);
+    mp_process_free(p);
+    mp_queue_free(q);
+}
+
+TEST(plain_queue_has_no_task_done)
+{
+    mp_queue *q;
+
+    ASSERT_OK(mp_queue_new(&q, 0));
+    ASSERT_EQ(MP_EINVAL, mp_queue_task_done(q));
+    ASSERT_EQ(MP_EINVAL, mp_queue_join(q, 0));
+    mp_queue_free(q);
+}
+
+TEST(get_into_keeps_a_message_too_long)
+{
+    mp_queue *q;
+    char buf[4];
+    size_t len = 0;
+    long long v;
+
+    ASSERT_OK(mp_queue_new(&q, 0));
+    ASSERT_OK(mp_queue_put_str(q, "too long"));
+    ASSERT_EQ(MP_ETOOSHORT, mp_queue_get_into(q, buf, sizeof(buf), &len, 1,
+                                              1));
+    ASSERT_EQ(8, len);
+    ASSERT_EQ(1, mp_queue_qsize(q));
+    expect_get(q, "too long", 8);
+    ASSERT_OK(mp_queue_put_i64(q, -42));
+    ASSERT_OK(mp_queue_get_i64(q, &v, 1));
+    ASSERT_EQ(-42, v);
+    ASSERT_OK(mp_queue_put_str(q, "abc"));
+    ASSERT_EQ(MP_EBADLENGTH, mp_queue_get_i64(q, &v, 1));
+    mp_queue_free(q);
+}
+
+/* A byte pattern that depends on (id, seq, i). */
+static unsigned char pat(uint32_t id, uint32_t seq, size_t i)
+{
+    uint32_t x = id * 2654435761u ^ seq * 40503u ^ (uint32_t)i * 2246822519u;
+
+    return (unsigned char)(x ^ (x >> 13) ^ (x >> 24));
+}
+
+TEST(ring_grows_with_backlog_and_wraps)
+{
+    enum { N = 3000 };
+    static unsigned char buf[70000];
+    mp_queue *q;
+    size_t len;
+
+    ASSERT_OK(mp_queue_new(&q, 0));
+    /* Interleave puts and gets so records wrap at every offset, then leave
+     * a backlog of ~10 MB, far beyond the first ring, growing it while it
+     * holds records that wrap. */
+    for (uint32_t round = 0; round < 2; round++) {
+        uint32_t put = 0, got = 0;
+
+        while (got < N) {
+            int burst = round == 0 ? 3 : N;
+
+            for (int b = 0; b < burst && put < N; b++, put++) {
+                size_t n = (put * 1237u) % (round == 0 ? 700 : 6000);
+
+                for (size_t i = 0; i < n; i++)
+                    buf[i] = pat(round, put, i);
+                ASSERT_OK(mp_queue_put(q, buf, n, 1, MP_FOREVER));
+            }
+            for (int b = 0; b < (round == 0 ? 2 : N) && got < put; b++) {
+                size_t n = (got * 1237u) % (round == 0 ? 700 : 6000);
+
+                ASSERT_OK(mp_queue_get_into(q, buf, sizeof(buf), &len, 0, 0));
+                ASSERT_EQ(n, len);
+                for (size_t i = 0; i < n; i++)
+                    if (buf[i] != pat(round, got, i))
+                        check_fail(__FILE__, __LINE__, "message %u byte %zu",
+                                   got, i);
+                got++;
+            }
+        }
+        ASSERT_EQ(1, mp_queue_empty(q));
+    }
+    mp_queue_free(q);
+}
+
+TEST(a_64_mib_message)
+{
+    size_t n = 64u << 20;
+    unsigned char *big = malloc(n);
+    void *out = NULL;
+    size_t len = 0;
+    mp_queue *q;
+
+    ASSERT_TRUE(big != NULL);
+    for (size_t i = 0; i < n; i++)
+        big[i] = pat(1, 2, i);
+    ASSERT_OK(mp_queue_new(&q, 0));
+    ASSERT_OK(mp_queue_put_str(q, "before"));
+    ASSERT_OK(mp_queue_put(q, big, n, 1, MP_FOREVER));
+    ASSERT_OK(mp_queue_put_str(q, "after"));
+    expect_get(q, "before", 6);
+    ASSERT_OK(mp_queue_get(q, &out, &len, 1, 10));
+    ASSERT_EQ(n, len);
+    ASSERT_TRUE(memcmp(out, big, n) == 0);
+    expect_get(q, "after", 5);
+    ASSERT_EQ(-EMSGSIZE, mp_queue_put(q, big, (1u << 30) + 1, 1, 1));
+    free(out);
+    free(big);
+    mp_queue_free(q);
+}
+
+MP_TARGET(echo_queues)
+{
+    mp_queue *in = mp_child_queue(0), *out = mp_child_queue(1);
+    char buf[64], reply[128];
+    size_t n;
+
+    (void)arg; (void)len;
+    if (in == NULL || out == NULL || mp_child_queue(2) != NULL ||
+        mp_child_conn(0) == NULL || mp_child_conn(1) != NULL)
+        return 1;
+    if (mp_queue_get_into(in, buf, sizeof(buf) - 1, &n, 1, 10) < 0)
+        return 2;
+    buf[n] = '\0';
+    snprintf(reply, sizeof(reply), "%s back from %s", buf,
+             mp_process_name(mp_current_process()));
+    if (mp_queue_put_str(out, reply) < 0)
+        return 3;
+    return mp_conn_send_bytes(mp_child_conn(0), "conn", 4) < 0 ? 4 : 0;
+}
+
+TEST(queues_reach_children_under_every_method)
+{
+    static const char *const methods[] = { "fork", "spawn", "forkserver" };
+
+    for (int m = 0; m < 3; m++) {
+        mp_queue *in, *out;
+        mp_context *ctx;
+        mp_process *p;
+        mp_conn *a, *b;
+        char want[128];
+        void *buf;
+        size_t n;
+        int code = -1;
+
+        ASSERT_OK(mp_get_context(&ctx, methods[m]));
+        ASSERT_OK(mp_queue_new(&in, 0));
+        ASSERT_OK(mp_joinable_queue_new(&out, 0));
+        ASSERT_OK(mp_pipe(&a, &b, 1));
+        ASSERT_OK(mp_context_process_new(ctx, &p, "echo_queues", NULL, 0,
+                                         NULL));
+        /* Queues and connections mixed: each kind counts on its own. */
+        ASSERT_OK(mp_process_add_queue(p, in));
+        ASSERT_OK(mp_process_add_conn(p, b));
+        ASSERT_OK(mp_process_add_queue(p, out));
+        ASSERT_OK(mp_process_start(p));
+        ASSERT_OK(mp_queue_put_str(in, "ping"));
+        snprintf(want, sizeof(want), "ping back from %s",
+                 mp_process_name(p));
+        expect_get(out, want, strlen(want));
+        ASSERT_OK(mp_conn_recv_bytes(a, &buf, &n, MP_NOLIMIT));
+        free(buf);
+        ASSERT_EQ(0, mp_process_join(p, 30.0));
+        ASSERT_EQ(1, mp_process_exitcode(p, &code));
+        ASSERT_EQ(0, code);
+        mp_process_free(p);
+        mp_queue_free(in);
+        mp_queue_free(out);
+        mp_conn_free(a);
+        mp_conn_free(b);
+    }
+}
+
+/*
+ * Checked messages: a header (producer id, sequence number, length, sum of
+ * the bytes) and bytes made by pat().  Sizes vary from 0 to ~8 KiB, with an
+ * occasional 300 KiB one that makes the ring grow.
+ */
+struct msg_head {
+    uint32_t id, seq, len, sum;
+};
+
+#define MAX_IDS 4096
+#define STOP_ID 0xffffffffu
+
+static size_t msg_size(uint32_t id, uint32_t seq)
+{
+    uint32_t x = (id + 1) * 7919u + seq * 104729u;
+
+    return x % 97 == 0 ? 300000 : (x >> 3) % 8192;
+}
+
+static size_t make_msg(unsigned char *buf, uint32_t id, uint32_t seq)
+{
+    struct msg_head h = { id, seq, (uint32_t)msg_size(id, seq), 0 };
+
+    for (size_t i = 0; i < h.len; i++) {
+        buf[sizeof(h) + i] = pat(id, seq, i);
+        h.sum = h.sum * 31 + buf[sizeof(h) + i];
+    }
+    memcpy(buf, &h, sizeof(h));
+    return sizeof(h) + h.len;
+}
+
+/* What the processes of a fault test share (an anonymous shared mapping,
+ * inherited by fork children). */
+struct tally {
+    int64_t returned[MAX_IDS]; /* producer id: last seq whose put returned */
+    int64_t next[MAX_IDS];     /* consumer side: next seq expected */
+    uint8_t seen[MAX_IDS][512]; /* consumer side: times each seq was got */
+    int errors;
+    char error[256];
+};
+
+static struct tally *tally;
+static mp_queue *fq;
+
+static void tally_error(const char *what, uint32_t id, uint32_t seq)
+{
+    if (__atomic_fetch_add(&tally->errors, 1, __ATOMIC_SEQ_CST) == 0)
+        snprintf(tally->error, sizeof(tally->error), "%s (id %u seq %u)",
+                 what, id, seq);
+}
+
+/* Checks a message got from the queue; 1 for the stop message. */
+static int check_msg(const unsigned char *buf, size_t n)
+{
+    struct msg_head h;
+    uint32_t sum = 0;
+
+    if (n < sizeof(h)) {
+        tally_error("short message", 0, 0);
+        return 0;
+    }
+    memcpy(&h, buf, sizeof(h));
+    if (h.id == STOP_ID)
+        return 1;
+    if (h.id >= MAX_IDS || h.len != n - sizeof(h) ||
+        h.len != msg_size(h.id, h.seq)) {
+        tally_error("bad header", h.id, h.seq);
+        return 0;
+    }
+    for (size_t i = 0; i < h.len; i++) {
+        if (buf[sizeof(h) + i] != pat(h.id, h.seq, i)) {
+            tally_error("corrupt bytes", h.id, h.seq);
+            return 0;
+        }
+        sum = sum * 31 + buf[sizeof(h) + i];
+    }
+    if (sum != h.sum)
+        tally_error("bad sum", h.id, h.seq);
+    return 0;
+}
+
+MP_TARGET(fault_producer)
+{
+    static unsigned char buf[sizeof(struct msg_head) + 300000];
+    uint32_t id = *(const uint32_t *)arg;
+
+    (void)len;
+    for (uint32_t seq = 0;; seq++) {
+        size_t n = make_msg(buf, id, seq);
+
+        if (mp_queue_put(fq, buf, n, 1, MP_FOREVER) < 0)
+            return 1;
+        __atomic_store_n(&tally->returned[id], seq, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* Gets until the stop message; each producer's messages must come in order,
+ * without a gap or a repeat. */
+MP_TARGET(ordered_consumer)
+{
+    static unsigned char buf[sizeof(struct msg_head) + 300000];
+    struct msg_head h;
+    size_t n;
+
+    (void)arg; (void)len;
+    for (;;) {
+        if (mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 60) < 0) {
+            tally_error("consumer get failed", 0, 0);
+            return 1;
+        }
+        if (check_msg(buf, n))
+            return 0;
+        memcpy(&h, buf, sizeof(h));
+        if (tally->next[h.id] != h.seq)
+            tally_error("out of order, lost or repeated", h.id, h.seq);
+        tally->next[h.id] = h.seq + 1;
+    }
+}
+
+static int rounds(int n)
+{
+    return check_slowdown() > 1 ? n / 10 : n;
+}
+
+static void put_stop(void)
+{
+    struct msg_head stop = { STOP_ID, 0, 0, 0 };
+
+    ASSERT_OK(mp_queue_put(fq, &stop, sizeof(stop), 1, MP_FOREVER));
+}
+
+static void *shared_map(size_t n)
+{
+    void *m = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    ASSERT_TRUE(m != MAP_FAILED);
+    return m;
+}
+
+/*
+ * Producers killed with SIGKILL at random points, hundreds of times, while
+ * a consumer checks every message: each put that returned is delivered
+ * exactly once and in order, the put that was cut short is delivered whole
+ * or not at all, and nothing else arrives.
+ */
+TEST(producers_killed_at_random_lose_nothing)
+{
+    enum { SLOTS = 3 };
+    mp_process *prod[SLOTS] = { 0 }, *cons;
+    uint32_t next_id = 0;
+    int kills = rounds(300);
+
+    tally = shared_map(sizeof(*tally));
+    for (int i = 0; i < MAX_IDS; i++)
+        tally->returned[i] = -1;
+    srand(12345);
+    ASSERT_OK(mp_queue_new(&fq, 0));
+    ASSERT_OK(mp_process_new(&cons, "ordered_consumer", NULL, 0, NULL));
+    ASSERT_OK(mp_process_start(cons));
+    for (int k = 0; k < kills; k++) {
+        int s = rand() % SLOTS;
+
+        for (int i = 0; i < SLOTS; i++) {
+            if (prod[i] != NULL)
+                continue;
+            ASSERT_TRUE(next_id < MAX_IDS);
+            ASSERT_OK(mp_process_new(&prod[i], "fault_producer", &next_id,
+                                     sizeof(next_id), NULL));
+            next_id++;
+            ASSERT_OK(mp_process_start(prod[i]));
+        }
+        usleep((useconds_t)(rand() % 3000));
+        ASSERT_OK(mp_process_kill(prod[s]));
+        ASSERT_OK(mp_process_join(prod[s], 30));
+        mp_process_free(prod[s]);
+        prod[s] = NULL;
+    }
+    for (int i = 0; i < SLOTS; i++) {
+        if (prod[i] == NULL)
+            continue;
+        ASSERT_OK(mp_process_kill(prod[i]));
+        ASSERT_OK(mp_process_join(prod[i], 30));
+        mp_process_free(prod[i]);
+    }
+    put_stop();
+    ASSERT_OK(mp_process_join(cons, 60));
+    ASSERT_EQ(0, mp_process_is_alive(cons));
+    mp_process_free(cons);
+    if (tally->errors)
+        check_fail(__FILE__, __LINE__, "%d errors, first: %s", tally->errors,
+                   tally->error);
+    for (uint32_t id = 0; id < next_id; id++) {
+        /* Delivered: every returned put, and maybe the one cut short. */
+        int64_t got = tally->next[id], ret = tally->returned[id];
+
+        if (got != ret + 1 && got != ret + 2)
+            check_fail(__FILE__, __LINE__,
+                       "producer %u: last put returned %lld, %lld delivered",
+                       id, (long long)ret, (long long)got);
+    }
+    check_diag("%d producers killed; %u producers, all their returned puts "
+               "delivered once, in order", kills, next_id);
+    ASSERT_EQ(1, mp_queue_empty(fq));
+    ASSERT_EQ(0, mp_queue_qsize(fq)); /* the counters were repaired */
+    mp_queue_free(fq);
+}
+
+MP_TARGET(counted_producer)
+{
+    static unsigned char buf[sizeof(struct msg_head) + 300000];
+    uint32_t id = *(const uint32_t *)arg;
+
+    (void)len;
+    for (uint32_t seq = 0; seq < 512; seq++) {
+        size_t n = make_msg(buf, id, seq);
+
+        if (mp_queue_put(fq, buf, n, 1, MP_FOREVER) < 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Marks what it got; killed at random. */
+MP_TARGET(marking_consumer)
+{
+    static unsigned char buf[sizeof(struct msg_head) + 300000];
+    struct msg_head h;
+    size_t n;
+
+    (void)arg; (void)len;
+    for (;;) {
+        if (mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 60) < 0)
+            return 1;
+        if (check_msg(buf, n))
+            return 0;
+        memcpy(&h, buf, sizeof(h));
+        if (h.id < MAX_IDS && h.seq < 512)
+            __atomic_fetch_add(&tally->seen[h.id][h.seq], 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+/*
+ * Consumers killed with SIGKILL at random points while producers put: no
+ * message is got twice or corrupt, and at most one per killed consumer is
+ * lost (the one it was taking).
+ */
+TEST(consumers_killed_at_random_lose_at_most_one_each)
+{
+    enum { PRODUCERS = 4, SLOTS = 2 };
+    mp_process *prod[PRODUCERS], *cons[SLOTS] = { 0 };
+    int kills = 0, lost = 0, running = PRODUCERS;
+    unsigned char buf[sizeof(struct msg_head) + 300000];
+    size_t n;
+
+    tally = shared_map(sizeof(*tally));
+    srand(54321);
+    ASSERT_OK(mp_queue_new(&fq, 0));
+    for (uint32_t i = 0; i < PRODUCERS; i++) {
+        ASSERT_OK(mp_process_new(&prod[i], "counted_producer", &i, sizeof(i),
+                                 NULL));
+        ASSERT_OK(mp_process_start(prod[i]));
+    }
+    while (running > 0 || kills < rounds(100)) {
+        int s = rand() % SLOTS;
+
+        for (int i = 0; i < SLOTS; i++) {
+            if (cons[i] != NULL)
+                continue;
+            ASSERT_OK(mp_process_new(&cons[i], "marking_consumer", NULL, 0,
+                                     NULL));
+            ASSERT_OK(mp_process_start(cons[i]));
+        }
+        usleep((useconds_t)(rand() % 2000));
+        ASSERT_OK(mp_process_kill(cons[s]));
+        ASSERT_OK(mp_process_join(cons[s], 30));
+        mp_process_free(cons[s]);
+        cons[s] = NULL;
+        kills++;
+        running = 0;
+        for (int i = 0; i < PRODUCERS; i++)
+            running += mp_process_is_alive(prod[i]) == 1;
+        if (kills > 5000)
+            break;
+    }
+    for (int i = 0; i < PRODUCERS; i++) {
+        int code = -1;
+
+        ASSERT_OK(mp_process_join(prod[i], 60));
+        ASSERT_EQ(1, mp_process_exitcode(prod[i], &code));
+        ASSERT_EQ(0, code);
+        mp_process_free(prod[i]);
+    }
+    for (int i = 0; i < SLOTS; i++) {
+        if (cons[i] == NULL)
+            continue;
+        ASSERT_OK(mp_process_kill(cons[i]));
+        ASSERT_OK(mp_process_join(cons[i], 30));
+        mp_process_free(cons[i]);
+        kills++;
+    }
+    /* Drain what is left here. */
+    while (mp_queue_get_into(fq, buf, sizeof(buf), &n, 0, 0) == 0) {
+        struct msg_head h;
+
+        check_msg(buf, n);
+        memcpy(&h, buf, sizeof(h));
+        if (h.id < MAX_IDS && h.seq < 512)
+            tally->seen[h.id][h.seq]++;
+    }
+    if (tally->errors)
+        check_fail(__FILE__, __LINE__, "%d errors, first: %s", tally->errors,
+                   tally->error);
+    for (int id = 0; id < PRODUCERS; id++)
+        for (int seq = 0; seq < 512; seq++) {
+            if (tally->seen[id][seq] > 1)
+                check_fail(__FILE__, __LINE__, "id %d seq %d got %d times",
+                           id, seq, tally->seen[id][seq]);
+            lost += tally->seen[id][seq] == 0;
+        }
+    check_diag("%d consumers killed, %d of %d messages lost", kills, lost,
+               PRODUCERS * 512);
+    ASSERT_EQ(0, mp_queue_qsize(fq)); /* the counters were repaired */
+    ASSERT_TRUE(lost <= kills);
+    mp_queue_free(fq);
+}
+
+MP_TARGET(mpmc_producer)
+{
+    static unsigned char buf[sizeof(struct msg_head) + 300000];
+    uint32_t id = *(const uint32_t *)arg;
+
+    (void)len;
+    for (uint32_t seq = 0; seq < 500; seq++)
+        if (mp_queue_put(fq, buf, make_msg(buf, id, seq), 1, MP_FOREVER) < 0)
+            return 1;
+    return 0;
+}
+
+/* Checks per-producer order as seen by this consumer; marks each message. */
+MP_TARGET(mpmc_consumer)
+{
+    static unsigned char buf[sizeof(struct msg_head) + 300000];
+    int64_t last[8];
+    struct msg_head h;
+    size_t n;
+
+    (void)arg; (void)len;
+    for (int i = 0; i < 8; i++)
+        last[i] = -1;
+    for (;;) {
+        if (mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 60) < 0)
+            return 1;
+        if (check_msg(buf, n))
+            return 0;
+        memcpy(&h, buf, sizeof(h));
+        if (h.id >= 8 || (int64_t)h.seq <= last[h.id])
+            tally_error("a producer's messages out of order", h.id, h.seq);
+        else
+            last[h.id] = h.seq;
+        if (h.id < 8 && h.seq < 512)
+            __atomic_fetch_add(&tally->seen[h.id][h.seq], 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+TEST(four_producers_four_consumers_bounded)
+{
+    enum { P = 4, C = 4 };
+    mp_process *prod[P], *cons[C];
+
+    tally = shared_map(sizeof(*tally));
+    ASSERT_OK(mp_queue_new(&fq, 16)); /* bounded: puts wait for room */
+    for (int i = 0; i < C; i++) {
+        ASSERT_OK(mp_process_new(&cons[i], "mpmc_consumer", NULL, 0, NULL));
+        ASSERT_OK(mp_process_start(cons[i]));
+    }
+    for (uint32_t i = 0; i < P; i++) {
+        ASSERT_OK(mp_process_new(&prod[i], "mpmc_producer", &i, sizeof(i),
+                                 NULL));
+        ASSERT_OK(mp_process_start(prod[i]));
+    }
+    for (int i = 0; i < P; i++) {
+        ASSERT_OK(mp_process_join(prod[i], 60));
+        mp_process_free(prod[i]);
+    }
+    for (int i = 0; i < C; i++)
+        put_stop();
+    for (int i = 0; i < C; i++) {
+        int code = -1;
+
+        ASSERT_OK(mp_process_join(cons[i], 60));
+        ASSERT_EQ(1, mp_process_exitcode(cons[i], &code));
+        ASSERT_EQ(0, code);
+        mp_process_free(cons[i]);
+    }
+    if (tally->errors)
+        check_fail(__FILE__, __LINE__, "%d errors, first: %s", tally->errors,
+                   tally->error);
+    for (int id = 0; id < P; id++)
+        for (int seq = 0; seq < 500; seq++)
+            if (tally->seen[id][seq] != 1)
+                check_fail(__FILE__, __LINE__, "id %d seq %d got %d times",
+                           id, seq, tally->seen[id][seq]);
+    mp_queue_free(fq);
+}
