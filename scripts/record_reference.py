@@ -313,6 +313,38 @@ def _op_recv_bytes(ctx, st):
     return data.decode("utf-8", "backslashreplace")
 
 
+def _q(ctx, st):
+    return _obj(ctx, st["queue"])
+
+
+def _op_queue(ctx, st):
+    import multiprocessing
+    kind = st.get("kind", "Queue")
+    if kind == "SimpleQueue":
+        q = multiprocessing.SimpleQueue()
+    else:
+        q = getattr(multiprocessing, kind)(st.get("maxsize", 0))
+    ctx.objs[st["as"]] = q
+
+
+def _block_timeout(st):
+    """put/get's optional (block, timeout), positional, as given."""
+    if "block" in st or "timeout" in st:
+        return [st.get("block", True), st.get("timeout")]
+    return []
+
+
+def _op_put(ctx, st):
+    data = st["data"].encode("utf-8") * st.get("repeat", 1)
+    _q(ctx, st).put(data, *_block_timeout(st))
+
+
+def _got(st, data):
+    if st.get("length_only", False):
+        return len(data)
+    return data.decode("utf-8", "backslashreplace")
+
+
 def _op_conn_state(ctx, st):
     conn = _c(ctx, st)
     return [conn.closed, conn.readable, conn.writable]
@@ -388,6 +420,19 @@ OPS = {
     "conn_close": lambda c, s: _c(c, s).close(),
     "conn_state": _op_conn_state,
     "wait": _op_wait,
+    "queue": _op_queue,
+    "put": _op_put,
+    "put_nowait": lambda c, s: _q(c, s).put_nowait(s["data"].encode("utf-8")),
+    "get": lambda c, s: _got(s, _q(c, s).get(*_block_timeout(s))),
+    "get_nowait": lambda c, s: _got(s, _q(c, s).get_nowait()),
+    "qsize": lambda c, s: _q(c, s).qsize(),
+    "empty": lambda c, s: _q(c, s).empty(),
+    "full": lambda c, s: _q(c, s).full(),
+    "queue_close": lambda c, s: _q(c, s).close(),
+    "join_thread": lambda c, s: _q(c, s).join_thread(),
+    "cancel_join_thread": lambda c, s: _q(c, s).cancel_join_thread(),
+    "task_done": lambda c, s: _q(c, s).task_done(),
+    "queue_join": lambda c, s: _q(c, s).join(),
     "event": _op_event,
     "wait_event": _op_wait_event,
 }
@@ -434,7 +479,7 @@ def _run_steps(ctx, steps):
         except HarnessError:
             raise
         except BaseException as e:   # errors are outcomes
-            out = {"raises": exception_name(e)}
+            out = {"raises": normalise_string(exception_name(e))}
         d = time.monotonic() - t0
         line = json.dumps({"i": i, "d": d, "o": out}) + "\n"
         os.write(fd, line.encode("utf-8"))
@@ -544,6 +589,24 @@ OP_ARGS = {
     "conn_close": {"conn": ("conn", True)},
     "conn_state": {"conn": ("conn", True)},
     "wait": {"objects": ("objects", True), "timeout": ("numnull", True)},
+    "queue": {"as": ("newname", True),
+              "kind": (("Queue", "JoinableQueue", "SimpleQueue"), False),
+              "maxsize": ("int", False)},
+    "put": {"queue": ("queue", True), "data": ("str", True),
+            "repeat": ("posint", False), "block": ("bool", False),
+            "timeout": ("numnull", False)},
+    "put_nowait": {"queue": ("queue", True), "data": ("str", True)},
+    "get": {"queue": ("queue", True), "block": ("bool", False),
+            "timeout": ("numnull", False), "length_only": ("bool", False)},
+    "get_nowait": {"queue": ("queue", True)},
+    "qsize": {"queue": ("queue", True)},
+    "empty": {"queue": ("queue", True)},
+    "full": {"queue": ("queue", True)},
+    "queue_close": {"queue": ("queue", True)},
+    "join_thread": {"queue": ("queue", True)},
+    "cancel_join_thread": {"queue": ("queue", True)},
+    "task_done": {"queue": ("queue", True)},
+    "queue_join": {"queue": ("queue", True)},
 }
 COMMON_STEP_KEYS = ("op", "compare", "duration", "note")
 CASE_KEYS = ("about", "seeds", "steps", "methods", "timeout", "output",
@@ -564,7 +627,7 @@ _KIND_TEXT = {
 
 
 # argument kind -> the object kind it names
-_OBJECT_KINDS = {"proc": "process", "conn": "connection"}
+_OBJECT_KINDS = {"proc": "process", "conn": "connection", "queue": "queue"}
 
 
 def _object_kind(scope, name):
@@ -670,7 +733,7 @@ class _Validator(object):
                         self.err(w, 'missing "%s"' % arg)
                     continue
                 v = st[arg]
-                if kind in ("proc", "conn"):
+                if kind in ("proc", "conn", "queue"):
                     if not isinstance(v, str):
                         self.err(w, '"%s" must be an object name' % arg)
                         continue
@@ -737,6 +800,13 @@ class _Validator(object):
                     self.steps(st["target"], wbase + ".target", child_path,
                                child_scope, False)
                 scope[name] = "process"
+            if op == "queue":
+                name = st.get("as")
+                if self.check_kind("newname", name):
+                    if name in scope:
+                        self.err(w, 'duplicate name "%s"' % name)
+                    else:
+                        scope[name] = "queue"
             if op == "pipe":
                 ends = st.get("ends")
                 if isinstance(ends, list) and len(ends) == 2 and \

@@ -61,7 +61,7 @@ int signal_by_name(const char *name)
 enum argtype {
     T_NONE, T_NUM, T_INT, T_STR, T_BOOL, T_STEPS, T_NAMES, T_ANY, T_CODE,
     T_SIG, T_PROC, T_AS, T_DAEMON, T_STREAM, T_OF, T_EVENT, T_EXC, T_STRNULL,
-    T_CONN, T_ENDS, T_OBJECTS, T_NUMNULL,
+    T_CONN, T_ENDS, T_OBJECTS, T_NUMNULL, T_QUEUE, T_QKIND, T_POSINT,
 };
 
 struct argspec {
@@ -76,6 +76,7 @@ struct opspec {
 };
 
 #define PROC { "proc", T_PROC, true }
+#define QUEUE { "queue", T_QUEUE, true }
 static const struct opspec ops[] = {
     { "process", { { "as", T_AS, true }, { "target", T_STEPS, false },
                    { "name", T_STR, false }, { "daemon", T_BOOL, false },
@@ -120,6 +121,23 @@ static const struct opspec ops[] = {
     { "poll", { { "conn", T_CONN, true }, { "timeout", T_NUMNULL, false } } },
     { "conn_close", { { "conn", T_CONN, true } } },
     { "conn_state", { { "conn", T_CONN, true } } },
+    { "queue", { { "as", T_AS, true }, { "kind", T_QKIND, false },
+                 { "maxsize", T_INT, false } } },
+    { "put", { QUEUE, { "data", T_STR, true }, { "repeat", T_POSINT, false },
+               { "block", T_BOOL, false }, { "timeout", T_NUMNULL, false } } },
+    { "put_nowait", { QUEUE, { "data", T_STR, true } } },
+    { "get", { QUEUE, { "block", T_BOOL, false },
+               { "timeout", T_NUMNULL, false },
+               { "length_only", T_BOOL, false } } },
+    { "get_nowait", { QUEUE } },
+    { "qsize", { QUEUE } },
+    { "empty", { QUEUE } },
+    { "full", { QUEUE } },
+    { "queue_close", { QUEUE } },
+    { "join_thread", { QUEUE } },
+    { "cancel_join_thread", { QUEUE } },
+    { "task_done", { QUEUE } },
+    { "queue_join", { QUEUE } },
     { "wait", { { "objects", T_OBJECTS, true },
                 { "timeout", T_NUMNULL, true } } },
     { "get_global", { { NULL, T_NONE, false } } },
@@ -130,6 +148,7 @@ static const struct opspec ops[] = {
     { "wait_event", { { "name", T_EVENT, true }, { "timeout", T_NUM, false } } },
 };
 #undef PROC
+#undef QUEUE
 
 static const char *const common_keys[] = { "op", "compare", "duration",
                                            "note" };
@@ -317,17 +336,34 @@ static bool check_arg(struct vctx *v, const struct argspec *a, json_t *val,
         return true;
     case T_PROC:
     case T_CONN:
+    case T_QUEUE: {
+        const char *kind = a->type == T_PROC   ? "process"
+                           : a->type == T_CONN ? "conn"
+                                               : "queue";
         if (s == NULL)
             return fail(v, where, op, "\"%s\" must be a string", a->key);
         if (!in_scope(scope, s))
             return fail(v, where, op, "unknown object \"%s\"", s);
-        if (strcmp(kind_of(scope, s), a->type == T_PROC ? "process"
-                                                        : "conn") != 0)
+        if (strcmp(kind_of(scope, s), kind) != 0)
             return fail(v, where, op, "\"%s\" is not a %s", s,
-                        a->type == T_PROC ? "process" : "connection");
+                        a->type == T_CONN ? "connection" : kind);
+        return true;
+    }
+    case T_QKIND:
+        if (s == NULL || (strcmp(s, "Queue") != 0 &&
+                          strcmp(s, "JoinableQueue") != 0 &&
+                          strcmp(s, "SimpleQueue") != 0))
+            return fail(v, where, op, "\"%s\" must be \"Queue\", "
+                        "\"JoinableQueue\" or \"SimpleQueue\"", a->key);
+        return true;
+    case T_POSINT:
+        if (!json_is_integer(val) || json_integer_value(val) < 1)
+            return fail(v, where, op, "\"%s\" must be a positive integer",
+                        a->key);
         return true;
     case T_AS:
-        return new_name(v, scope, s, a->key, where, op, true);
+        return new_name(v, scope, s, a->key, where, op,
+                        strcmp(op, "process") == 0);
     case T_ENDS:
         if (json_array_size(val) != 2)
             return fail(v, where, op, "\"%s\" must be two new names",
@@ -458,6 +494,9 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
         json_object_set_new(scope, json_string_value(json_object_get(step,
                             "as")), json_string("process"));
     }
+    if (strcmp(op, "queue") == 0)
+        json_object_set_new(scope, json_string_value(json_object_get(step,
+                            "as")), json_string("queue"));
     if (strcmp(op, "pipe") == 0) {
         json_t *ends = json_object_get(step, "ends");
         json_object_set_new(scope, json_string_value(json_array_get(ends, 0)),

@@ -30,7 +30,8 @@
 struct obj {
     char name[64];
     mp_process *p;   /* a process, */
-    mp_conn *c;      /* or a connection */
+    mp_conn *c;      /* or a connection, */
+    mp_queue *q;     /* or a queue */
     bool inherited;  /* handed over by the parent: not ours to free */
     bool daemon_int; /* set_daemon was given an int: report it as one */
 };
@@ -87,6 +88,7 @@ static void main_cleanup(void)
     for (size_t i = 0; i < main_interp->nobj; i++) {
         mp_process_free(main_interp->objs[i].p);
         mp_conn_free(main_interp->objs[i].c);
+        mp_queue_free(main_interp->objs[i].q);
     }
     close(main_interp->out_fd);
     main_interp = NULL;
@@ -334,13 +336,19 @@ static char *child_arg(struct interp *in, json_t *step, const char *as)
     if (snprintf(path, sizeof(path), "%s%s%s", in->child ? in->path : "",
                  in->child ? "." : "", as) >= (int)sizeof(path))
         harness_error(in, "processes nested too deep");
-    size_t nconn = 0;
+    size_t nconn = 0, nqueue = 0;
     json_array_foreach(json_object_get(step, "pass"), i, e) {
         struct obj *o = find_obj(in, json_string_value(e));
         if (o != NULL && o->c != NULL) { /* mp_child_conn(index) */
             json_object_set_new(passed, json_string_value(e),
                                 json_pack("{s:I}", "conn",
                                           (json_int_t)nconn++));
+            continue;
+        }
+        if (o != NULL && o->q != NULL) { /* mp_child_queue(index) */
+            json_object_set_new(passed, json_string_value(e),
+                                json_pack("{s:I}", "queue",
+                                          (json_int_t)nqueue++));
             continue;
         }
         snprintf(ptr, sizeof(ptr), "%p", (void *)(o != NULL ? o->p : NULL));
@@ -428,6 +436,116 @@ static json_t *conn_step(struct interp *in, json_t *step, const char *op,
     harness_error(in, "an op on a connection the interpreter does not know");
 }
 
+/* A queue method libmp's C API does not offer for this kind of queue (it
+ * returns MP_EINVAL), raised as CPython's missing attribute. */
+static const char *missing_method(const char *kind, const char *op)
+{
+    static const char *const not_simple[] = {
+        "put_nowait", "get_nowait", "qsize", "full", "join_thread",
+        "cancel_join_thread",
+    };
+    bool joinable = strcmp(kind, "JoinableQueue") == 0;
+    if (strcmp(op, "task_done") == 0 || strcmp(op, "queue_join") == 0)
+        return joinable ? NULL : op;
+    if (strcmp(kind, "SimpleQueue") == 0)
+        for (size_t i = 0; i < sizeof(not_simple) / sizeof(*not_simple); i++)
+            if (strcmp(op, not_simple[i]) == 0)
+                return op;
+    return NULL;
+}
+
+/* The steps on a queue.  A closed queue's errors carry its repr, as
+ * CPython's do ("Queue <multiprocessing.queues.Queue object at 0x...> is
+ * closed"): libmp gives the repr, the message is put together here. */
+static json_t *queue_step(struct interp *in, json_t *step, const char *op,
+                          int *err, char **raised_text)
+{
+    struct obj *o = find_obj(in, json_string_value(json_object_get(step,
+                                                                   "queue")));
+    json_t *blk = json_object_get(step, "block");
+    json_t *tmo = json_object_get(step, "timeout");
+    int block = blk == NULL || json_is_true(blk);
+    double timeout = tmo == NULL || json_is_null(tmo) ? MP_FOREVER
+                                                      : json_number_value(tmo);
+    char repr[128], kind[32];
+    const char *missing;
+    mp_queue *q;
+    int r;
+
+    if (o == NULL || o->q == NULL)
+        harness_error(in, "not a queue (the case validator missed it)");
+    q = o->q;
+    mp_queue_repr(q, repr, sizeof(repr));
+    sscanf(repr, "<multiprocessing.queues.%31[A-Za-z]", kind);
+    if ((missing = missing_method(kind, op)) != NULL) {
+        if (asprintf(raised_text, "AttributeError: '%s' object has no "
+                     "attribute '%s'", kind, strcmp(missing, "queue_join") == 0
+                     ? "join" : missing) < 0)
+            *raised_text = NULL;
+        return NULL;
+    }
+    if (strcmp(op, "put") == 0 || strcmp(op, "put_nowait") == 0) {
+        json_t *d = json_object_get(step, "data");
+        json_t *rep = json_object_get(step, "repeat");
+        size_t n = json_string_length(d), times = rep == NULL ? 1
+                   : (size_t)json_integer_value(rep);
+        char *buf = malloc(n * times + 1);
+        if (buf == NULL)
+            return *err = -ENOMEM, NULL;
+        for (size_t i = 0; i < times; i++)
+            memcpy(buf + i * n, json_string_value(d), n);
+        r = strcmp(op, "put_nowait") == 0 ? mp_queue_put_nowait(q, buf, n * times)
+            : mp_queue_put(q, buf, n * times, block, timeout);
+        free(buf);
+        if (r == 0)
+            return json_null();
+    } else if (strcmp(op, "get") == 0 || strcmp(op, "get_nowait") == 0) {
+        void *buf;
+        size_t len, tlen;
+        char *text;
+        json_t *v;
+        r = strcmp(op, "get_nowait") == 0 ? mp_queue_get_nowait(q, &buf, &len)
+            : mp_queue_get(q, &buf, &len, block, timeout);
+        if (r == 0) {
+            if (json_is_true(json_object_get(step, "length_only"))) {
+                free(buf);
+                return json_integer((json_int_t)len);
+            }
+            text = utf8_text(buf, len, &tlen);
+            v = json_stringn(text, tlen);
+            free(text);
+            free(buf);
+            return v;
+        }
+    } else if (strcmp(op, "qsize") == 0) {
+        if ((r = mp_queue_qsize(q)) >= 0)
+            return json_integer(r);
+    } else if (strcmp(op, "empty") == 0 || strcmp(op, "full") == 0) {
+        r = op[0] == 'e' ? mp_queue_empty(q) : mp_queue_full(q);
+        if (r >= 0)
+            return json_boolean(r);
+    } else {
+        r = strcmp(op, "queue_close") == 0          ? mp_queue_close(q)
+            : strcmp(op, "join_thread") == 0        ? mp_queue_join_thread(q)
+            : strcmp(op, "cancel_join_thread") == 0 ? mp_queue_cancel_join_thread(q)
+            : strcmp(op, "task_done") == 0          ? mp_queue_task_done(q)
+            : strcmp(op, "queue_join") == 0 ? mp_queue_join(q, MP_FOREVER)
+                                                  : INT_MIN;
+        if (r == INT_MIN)
+            harness_error(in, "an op on a queue the interpreter does not know");
+        if (r == 0)
+            return json_null();
+    }
+    if (r == MP_EQCLOSED || r == MP_EQNOTCLOSED) {
+        if (asprintf(raised_text, "%s: Queue %s %s", mp_exception_name(r),
+                     repr, r == MP_EQCLOSED ? "is closed" : "not closed") < 0)
+            *raised_text = NULL;
+        return NULL;
+    }
+    *err = r;
+    return NULL;
+}
+
 /* Runs one step; returns the outcome's value (new reference) or sets *err. */
 static json_t *run_step(struct interp *in, json_t *step, int *err,
                         char **raised_text)
@@ -506,8 +624,9 @@ static json_t *run_step(struct interp *in, json_t *step, int *err,
             json_t *e;
             json_array_foreach(json_object_get(step, "pass"), k, e) {
                 struct obj *co = find_obj(in, json_string_value(e));
-                if (co != NULL && co->c != NULL &&
-                    (r = mp_process_add_conn(np, co->c)) < 0) {
+                if (co != NULL && (co->c != NULL || co->q != NULL) &&
+                    (r = co->c != NULL ? mp_process_add_conn(np, co->c)
+                                       : mp_process_add_queue(np, co->q)) < 0) {
                     mp_process_free(np);
                     *err = r;
                     return NULL;
@@ -535,8 +654,30 @@ static json_t *run_step(struct interp *in, json_t *step, int *err,
         }
         return json_null();
     }
+    if (strcmp(op, "queue") == 0) {
+        const char *kind = json_string_value(json_object_get(step, "kind"));
+        int maxsize = (int)json_integer_value(json_object_get(step,
+                                                               "maxsize"));
+        mp_queue *nq;
+        if (in->nobj == MAX_OBJECTS)
+            harness_error(in, "too many objects in one process");
+        r = kind == NULL || strcmp(kind, "Queue") == 0
+                ? mp_queue_new(&nq, maxsize)
+            : strcmp(kind, "JoinableQueue") == 0
+                ? mp_joinable_queue_new(&nq, maxsize)
+                : mp_simple_queue_new(&nq);
+        if (r < 0)
+            return *err = r, NULL;
+        memset(&in->objs[in->nobj], 0, sizeof(in->objs[0]));
+        snprintf(in->objs[in->nobj].name, sizeof(in->objs[0].name), "%s",
+                 json_string_value(json_object_get(step, "as")));
+        in->objs[in->nobj++].q = nq;
+        return json_null();
+    }
     if (json_object_get(step, "conn") != NULL)
         return conn_step(in, step, op, err, raised_text);
+    if (json_object_get(step, "queue") != NULL)
+        return queue_step(in, step, op, err, raised_text);
     if (strcmp(op, "wait") == 0) {
         json_t *objs = json_object_get(step, "objects"), *e, *t, *names;
         size_t n = json_array_size(objs), k;
@@ -795,6 +936,13 @@ static int steps_run(struct interp *in, json_t *steps)
         } else {
             if (raised == NULL)
                 raised = raises_text(err);
+            if (raised != NULL) { /* addresses, pids: as output lines */
+                char *norm = norm_line(raised);
+                if (norm != NULL) {
+                    free(raised);
+                    raised = norm;
+                }
+            }
             o = json_pack("{s:s}", "raises", raised != NULL ? raised : "?");
             free(raised);
         }
@@ -844,11 +992,15 @@ MP_TARGET(harness_child)
     json_object_foreach(passed, name, ptr) {
         void *pp = NULL;
         json_t *ci = json_object_get(ptr, "conn");
+        json_t *qi = json_object_get(ptr, "queue");
         memset(&in.objs[in.nobj], 0, sizeof(in.objs[0]));
         snprintf(in.objs[in.nobj].name, sizeof(in.objs[0].name), "%s", name);
         in.objs[in.nobj].inherited = true;
         if (ci != NULL) {
             in.objs[in.nobj++].c = mp_child_conn((size_t)json_integer_value(ci));
+        } else if (qi != NULL) {
+            in.objs[in.nobj++].q =
+                mp_child_queue((size_t)json_integer_value(qi));
         } else {
             sscanf(json_string_value(json_object_get(ptr, "ptr")), "%p", &pp);
             in.objs[in.nobj++].p = pp;
@@ -861,6 +1013,7 @@ MP_TARGET(harness_child)
         if (!in.objs[i].inherited) {
             mp_process_free(in.objs[i].p);
             mp_conn_free(in.objs[i].c);
+            mp_queue_free(in.objs[i].q);
         }
     close(in.out_fd);
     json_decref(a);
