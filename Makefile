@@ -26,6 +26,7 @@ LIB_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/lib/*.c))
 TESTS     := $(patsubst harness/tests/%.c,$(B)/tests/%,\
                  $(wildcard harness/tests/test_*.c))
 BENCH     := $(B)/mp-bench-process
+QBENCH    := $(B)/mp-bench-queue
 NO_MAIN   := $(B)/tests/helper_no_mp_main
 HARNESS   := $(B)/mp-harness
 HAR_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/runner/*.c))
@@ -34,7 +35,8 @@ PROVE     := prove -e ''
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize valgrind bench install \
         uninstall clean deps reference reference-all diff-reference gate
-all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(NO_MAIN) $(BENCH)
+all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(NO_MAIN) $(BENCH) \
+     $(QBENCH)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -69,8 +71,11 @@ $(B)/tests/test_harness: TEST_LIBS = -ljansson -lm
 $(HARNESS): $(HAR_OBJ) $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
-$(BENCH): $(B)/harness/bench/bench_process.o $(B)/libmp.a $(B)/mp-bench-true
+$(BENCH): $(B)/harness/bench/bench_process.o $(B)/harness/bench/common.o $(B)/libmp.a $(B)/mp-bench-true
 	$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -ljansson -lm -o $@
+
+$(QBENCH): $(B)/harness/bench/bench_queue.o $(B)/harness/bench/common.o $(B)/libmp.a
+	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
 # The spawn method's limit: posix_spawn of the smallest static program.
 $(B)/mp-bench-true: harness/bench/true.c
@@ -167,6 +172,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@mkdir -p results
 	$(BENCH) $(if $(QUICK),--quick) --out results/bench-process.json
+	$(QBENCH) $(if $(QUICK),--quick) --out results/bench-queue.json
 
 install: $(B)/libmp.a $(B)/libmp.so
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR)

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "mp.h"
 
 #define TIMEOUT 0.1
@@ -64,14 +65,6 @@ static int nseries;
 static char py_version[32] = "?";
 static char here[4096]; /* the directory of this program */
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static double cpu_now(void)
 {
     struct rusage ru;
@@ -79,12 +72,6 @@ static double cpu_now(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "mp-bench-process: %s\n", what);
-    exit(2);
 }
 
 static struct series *get(const char *scenario, const char *method,
@@ -96,7 +83,7 @@ static struct series *get(const char *scenario, const char *method,
             strcmp(table[i].impl, impl) == 0 && table[i].mem_mb == mem)
             return &table[i];
     if (nseries == MAX_SERIES)
-        die("too many series");
+        bench_die("too many series");
     snprintf(table[nseries].scenario, 32, "%s", scenario);
     snprintf(table[nseries].method, 16, "%s", method);
     snprintf(table[nseries].impl, 16, "%s", impl);
@@ -109,51 +96,22 @@ static void add(struct series *s, double v)
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 256;
         if ((s->v = realloc(s->v, s->cap * sizeof(*s->v))) == NULL)
-            die("out of memory");
+            bench_die("out of memory");
     }
     s->v[s->n++] = v;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-/* Quantile q of v[0..n): nearest rank; the median averages the middle two. */
-static double quantile(const double *v, size_t n, double q)
-{
-    double *c, r;
-    size_t i;
-
-    if (n == 0)
-        return NAN;
-    if ((c = malloc(n * sizeof(*c))) == NULL)
-        die("out of memory");
-    memcpy(c, v, n * sizeof(*c));
-    qsort(c, n, sizeof(*c), cmp_double);
-    i = (size_t)ceil(q * (double)n);
-    i = i > 0 ? i - 1 : 0;
-    if (q == 0.5 && n % 2 == 0)
-        r = (c[n / 2 - 1] + c[n / 2]) / 2;
-    else
-        r = c[i < n ? i : n - 1];
-    free(c);
-    return r;
 }
 
 static void end_round(struct series *s)
 {
     if (s->n > s->round_start && s->rounds < 64)
         s->round_med[s->rounds++] =
-            quantile(s->v + s->round_start, s->n - s->round_start, 0.5);
+            bench_quantile(s->v + s->round_start, s->n - s->round_start, 0.5);
     s->round_start = s->n;
 }
 
 static double med(const struct series *s)
 {
-    return quantile(s->v, s->n, 0.5);
+    return bench_quantile(s->v, s->n, 0.5);
 }
 
 /* the limits */
@@ -161,15 +119,15 @@ static double med(const struct series *s)
 static void raw_fork(struct series *s, int n)
 {
     for (int i = 0; i < n; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         int status;
         pid_t pid = fork();
 
         if (pid == 0)
             _exit(0);
         if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0)
-            die("fork+waitpid failed");
-        add(s, now() - t0);
+            bench_die("fork+waitpid failed");
+        add(s, bench_now() - t0);
     }
 }
 
@@ -186,14 +144,14 @@ static void raw_spawn(struct series *s, int n, bool self)
     else
         snprintf(path, sizeof(path), "%s/mp-bench-true", here);
     for (int i = 0; i < n; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         int status;
         pid_t pid;
 
         if (posix_spawn(&pid, path, NULL, NULL, argv, environ) != 0 ||
             waitpid(pid, &status, 0) != pid || status != 0)
-            die("posix_spawn of mp-bench-true failed");
-        add(s, now() - t0);
+            bench_die("posix_spawn of mp-bench-true failed");
+        add(s, bench_now() - t0);
     }
 }
 
@@ -207,7 +165,7 @@ static void server_start(void)
     int sv[2];
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        die("socketpair failed");
+        bench_die("socketpair failed");
     server_pid = fork();
     if (server_pid == 0) {
         char c;
@@ -230,12 +188,12 @@ static void server_start(void)
 static void raw_server(struct series *s, int n)
 {
     for (int i = 0; i < n; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         char c = 'x';
 
         if (write(server_sock, &c, 1) != 1 || read(server_sock, &c, 1) != 1)
-            die("the pre-forked server failed");
-        add(s, now() - t0);
+            bench_die("the pre-forked server failed");
+        add(s, bench_now() - t0);
     }
 }
 
@@ -254,12 +212,12 @@ static void raw_join_timeout(struct series *over, struct series *cpu, int n)
         }
         pfd.fd = (int)syscall(SYS_pidfd_open, pid, 0);
         if (pid < 0 || pfd.fd < 0)
-            die("fork/pidfd_open failed");
+            bench_die("fork/pidfd_open failed");
         c0 = cpu_now();
-        t0 = now();
+        t0 = bench_now();
         if (ppoll(&pfd, 1, &ts, NULL) != 0)
-            die("ppoll did not time out");
-        add(over, now() - t0 - TIMEOUT);
+            bench_die("ppoll did not time out");
+        add(over, bench_now() - t0 - TIMEOUT);
         add(cpu, cpu_now() - c0);
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
@@ -274,10 +232,10 @@ static void libmp_start_join(struct series *s, const char *method, int n)
     mp_context *ctx;
 
     if (mp_get_context(&ctx, method) < 0)
-        die("no such start method");
+        bench_die("no such start method");
     for (int i = 0; i < n; i++) {
         mp_process *p = NULL;
-        double t0 = now();
+        double t0 = bench_now();
         int code = -1;
 
         int r = mp_context_process_new(ctx, &p, "empty", NULL, 0, NULL);
@@ -292,7 +250,7 @@ static void libmp_start_join(struct series *s, const char *method, int n)
                     "%s (exit code %d)\n", method, r < 0 ? line : "-", code);
             exit(2);
         }
-        add(s, now() - t0);
+        add(s, bench_now() - t0);
         mp_process_free(p);
     }
 }
@@ -305,12 +263,12 @@ static void libmp_join_timeout(struct series *over, struct series *cpu, int n)
 
         if (mp_process_new(&p, "pause_forever", NULL, 0, NULL) < 0 ||
             mp_process_start(p) < 0)
-            die("libmp start failed");
+            bench_die("libmp start failed");
         c0 = cpu_now();
-        t0 = now();
+        t0 = bench_now();
         if (mp_process_join(p, TIMEOUT) != MP_ETIMEDOUT)
-            die("libmp join(timeout) did not time out");
-        add(over, now() - t0 - TIMEOUT);
+            bench_die("libmp join(timeout) did not time out");
+        add(over, bench_now() - t0 - TIMEOUT);
         add(cpu, cpu_now() - c0);
         mp_process_kill(p);
         mp_process_join(p, MP_FOREVER);
@@ -351,15 +309,15 @@ static void libmp_pipe(struct series *s, int n, int size)
     if (buf == NULL || mp_pipe(&r, &w, 0) < 0 ||
         mp_process_new(&p, "pipe_sender", arg, sizeof(arg), NULL) < 0 ||
         mp_process_add_conn(p, w) < 0)
-        die("libmp pipe set-up failed");
-    t0 = now();
+        bench_die("libmp pipe set-up failed");
+    t0 = bench_now();
     if (mp_process_start(p) < 0)
-        die("libmp pipe start failed");
+        bench_die("libmp pipe start failed");
     mp_conn_close(w);
     for (int i = 0; i < n; i++)
         if (mp_conn_recv_bytes_into(r, buf, (size_t)size, &len) < 0)
-            die("libmp pipe recv failed");
-    add(s, (now() - t0) / n);
+            bench_die("libmp pipe recv failed");
+    add(s, (bench_now() - t0) / n);
     mp_process_join(p, MP_FOREVER);
     mp_process_free(p);
     mp_conn_free(r);
@@ -376,8 +334,8 @@ static void raw_pipe(struct series *s, int n, int size)
     pid_t pid;
 
     if (buf == NULL || pipe(fds) < 0)
-        die("pipe failed");
-    t0 = now();
+        bench_die("pipe failed");
+    t0 = bench_now();
     pid = fork();
     if (pid == 0) {
         close(fds[0]);
@@ -392,55 +350,17 @@ static void raw_pipe(struct series *s, int n, int size)
         while (got < (size_t)size) {
             ssize_t k = read(fds[0], buf + got, (size_t)size - got);
             if (k <= 0)
-                die("raw pipe read failed");
+                bench_die("raw pipe read failed");
             got += (size_t)k;
         }
     }
-    add(s, (now() - t0) / n);
+    add(s, (bench_now() - t0) / n);
     waitpid(pid, &status, 0);
     close(fds[0]);
     free(buf);
 }
 
 /* CPython */
-
-static char *capture(char *const argv[])
-{
-    int fds[2], status;
-    size_t len = 0, cap = 4096;
-    char *buf = malloc(cap);
-    ssize_t r;
-    pid_t pid;
-
-    if (buf == NULL || pipe2(fds, O_CLOEXEC) < 0)
-        die("pipe failed");
-    fflush(NULL);
-    pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    while ((r = read(fds[0], buf + len, cap - len - 1)) != 0) {
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            break;
-        len += (size_t)r;
-        if (cap - len < 2 && (buf = realloc(buf, cap *= 2)) == NULL)
-            die("out of memory");
-    }
-    buf[len] = '\0';
-    close(fds[0]);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
 
 static void add_json(struct series *s, json_t *a)
 {
@@ -486,10 +406,10 @@ static void cpython(const char *python, const char *method, int n, int joins,
     argv[k++] = "--pipe";
     argv[k++] = ps;
     argv[k] = NULL;
-    if ((out = capture(argv)) == NULL)
-        die("the CPython side failed (scripts/bench_process.py)");
+    if ((out = bench_capture(argv)) == NULL)
+        bench_die("the CPython side failed (scripts/bench_process.py)");
     if ((root = json_loads(out, 0, NULL)) == NULL)
-        die("the CPython side printed no JSON");
+        bench_die("the CPython side printed no JSON");
     snprintf(py_version, sizeof(py_version), "%s",
              json_string_value(json_object_get(root, "python")));
     add_json(sj, json_object_get(root, "start_join"));
@@ -513,8 +433,8 @@ static json_t *series_json(const struct series *s)
                      "s:o}", "scenario", s->scenario, "method", s->method,
                      "impl", s->impl, "parent_mb", s->mem_mb, "unit", "s",
                      "n", (int)s->n, "median", med(s), "min",
-                     quantile(s->v, s->n, 0), "max", quantile(s->v, s->n, 1),
-                     "p99", quantile(s->v, s->n, 0.99), "round_medians", rm);
+                     bench_quantile(s->v, s->n, 0), "max", bench_quantile(s->v, s->n, 1),
+                     "p99", bench_quantile(s->v, s->n, 0.99), "round_medians", rm);
 }
 
 static void print_row(const struct series *s, const char *label)
@@ -528,8 +448,8 @@ static void print_row(const struct series *s, const char *label)
         hi = fmax(hi, s->round_med[i]);
     }
     printf("  %-34s %9.1f %9.1f %9.1f %9.1f  %9.1f-%-9.1f %5zu\n", label,
-           med(s) * 1e6, quantile(s->v, s->n, 0) * 1e6,
-           quantile(s->v, s->n, 0.99) * 1e6, quantile(s->v, s->n, 1) * 1e6,
+           med(s) * 1e6, bench_quantile(s->v, s->n, 0) * 1e6,
+           bench_quantile(s->v, s->n, 0.99) * 1e6, bench_quantile(s->v, s->n, 1) * 1e6,
            lo * 1e6, hi * 1e6, s->n);
 }
 
@@ -552,32 +472,6 @@ static void ratio(const char *key, struct series *a, struct series *b)
                                                rounds));
 }
 
-static void env_json(json_t *root)
-{
-    struct utsname u;
-    char line[256], model[256] = "?", date[32];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    time_t t = time(NULL);
-
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-        if (strncmp(line, "model name", 10) == 0) {
-            char *c = strchr(line, ':');
-            snprintf(model, sizeof(model), "%s", c != NULL ? c + 2 : line);
-            model[strcspn(model, "\n")] = '\0';
-            break;
-        }
-    if (f != NULL)
-        fclose(f);
-    uname(&u);
-    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-    json_object_set_new(root, "date", json_string(date));
-    json_object_set_new(root, "kernel", json_string(u.release));
-    json_object_set_new(root, "cpu", json_string(model));
-    json_object_set_new(root, "cpus", json_integer(mp_cpu_count()));
-    json_object_set_new(root, "libmp", json_string(MP_VERSION));
-    json_object_set_new(root, "python", json_string(py_version));
-}
-
 /* Touched memory the parent holds for the scaling rounds. */
 static char *ballast;
 
@@ -587,7 +481,7 @@ static void hold_memory(int mb)
     ballast = NULL;
     if (mb > 0) {
         if ((ballast = malloc((size_t)mb << 20)) == NULL)
-            die("cannot allocate the parent's memory");
+            bench_die("cannot allocate the parent's memory");
         memset(ballast, 1, (size_t)mb << 20);
     }
 }
@@ -605,6 +499,7 @@ int main(int argc, char **argv)
 
     if (argc == 2 && strcmp(argv[1], "--noop") == 0)
         return 0; /* the "raw self" spawn limit: exec and loading only */
+    bench_prog = "mp-bench-process";
     mp_main(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -613,31 +508,22 @@ int main(int argc, char **argv)
             continue;
         }
         if (v == NULL)
-            die("usage: mp-bench-process [--rounds R] [--scale F] [--python "
+            bench_die("usage: mp-bench-process [--rounds R] [--scale F] [--python "
                 "PATH] [--out FILE] [--quick]");
         if (strcmp(a, "--rounds") == 0) rounds = atoi(v);
         else if (strcmp(a, "--scale") == 0) scale = atof(v);
         else if (strcmp(a, "--python") == 0) python = v;
         else if (strcmp(a, "--out") == 0) out = v;
-        else die("unknown option (see the comment at the top of the source)");
+        else bench_die("unknown option (see the comment at the top of the source)");
         i++;
     }
     if (rounds < 1 || rounds > 64 || !(scale > 0))
-        die("--rounds must be 1..64 and --scale positive");
+        bench_die("--rounds must be 1..64 and --scale positive");
     len = readlink("/proc/self/exe", here, sizeof(here) - 1);
     here[len > 0 ? len : 0] = '\0';
     if (strrchr(here, '/') != NULL)
         *strrchr(here, '/') = '\0';
-    if (python == NULL) {
-        char *argv_fp[] = { "scripts/find-python", NULL };
-        char *p = capture(argv_fp);
-        if (p == NULL)
-            die("no CPython found (scripts/find-python); give --python");
-        snprintf(pybuf, sizeof(pybuf), "%s", p);
-        pybuf[strcspn(pybuf, "\n")] = '\0';
-        free(p);
-        python = pybuf;
-    }
+    python = bench_python(python, pybuf, sizeof(pybuf));
 #define N(x) ((int)fmax(2, (x) * scale))
     server_start(); /* while we are small */
     {
@@ -852,7 +738,7 @@ int main(int argc, char **argv)
 
     root = json_object();
     results = json_array();
-    env_json(root);
+    bench_env_json(root, py_version);
     json_object_set_new(root, "rounds", json_integer(rounds));
     json_object_set_new(root, "scale", json_real(scale));
     for (int i = 0; i < nseries; i++)
@@ -862,7 +748,7 @@ int main(int argc, char **argv)
     json_object_set_new(root, "ratios", ratios);
     if (out != NULL) {
         if (json_dump_file(root, out, JSON_INDENT(2)) != 0)
-            die("cannot write the --out file");
+            bench_die("cannot write the --out file");
         printf("wrote %s\n", out);
     }
     json_decref(root);

@@ -58,26 +58,31 @@ struct layout {
     uint64_t cap, base;
 };
 
-/* Shared by every process: the header page of the memfd. */
+/* Shared by every process: the header page of the memfd.  What producers
+ * write, what consumers write and what both only read live on separate cache
+ * lines. */
 struct shared {
     uint64_t magic;
     uint32_t version, kind;
     int64_t maxsize; /* <= 0: unbounded */
     uint64_t reserve;
     _Atomic uint64_t file_size;
-    pthread_mutex_t wlock, rlock;
     _Atomic uint32_t gen; /* which layout[] is current */
     struct layout layout[2];
 
-    /* Producers' line (wlock). */
-    alignas(64) _Atomic uint64_t tail;
+    /* Producers' line: wlock and what only producers touch; then tail,
+     * which consumers read, on a line of its own, so that reading it does
+     * not take wlock's line away from the producer. */
+    alignas(64) pthread_mutex_t wlock;
     _Atomic uint64_t nput;
     uint64_t pending_tail, pending_nput, head_cache;
+    alignas(64) _Atomic uint64_t tail;
 
-    /* Consumers' line (rlock). */
-    alignas(64) _Atomic uint64_t head;
+    /* The same for consumers. */
+    alignas(64) pthread_mutex_t rlock;
     _Atomic uint64_t nget;
     uint64_t pending_head, pending_nget, tail_cache;
+    alignas(64) _Atomic uint64_t head;
 
     /* JoinableQueue: task_done() calls so far. */
     alignas(64) _Atomic uint64_t ndone;
@@ -87,6 +92,8 @@ struct shared {
     alignas(64) _Atomic uint32_t data_wait, room_wait, done_wait;
     alignas(64) _Atomic uint32_t data_seq, room_seq, done_seq;
 };
+
+_Static_assert(sizeof(struct shared) <= HDR_SIZE, "the header fits its page");
 
 struct mp_queue {
     struct shared *s;
@@ -129,16 +136,26 @@ static int futex_wait(_Atomic uint32_t *w, uint32_t val, double deadline)
     return 0;
 }
 
-/* After a commit: wakes whoever raised *flag. */
+/*
+ * After a commit, made with a sequentially consistent read-modify-write
+ * (publish()): wakes whoever raised *flag.  A sleeper raises its flag (seq_cst)
+ * and then looks again; so either it sees the commit, or this sees the flag.
+ */
 static void wake(_Atomic uint32_t *flag, _Atomic uint32_t *seq)
 {
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(flag, memory_order_relaxed) &&
-        atomic_exchange(flag, 0)) {
+    if (atomic_load(flag) && atomic_exchange(flag, 0)) {
         atomic_fetch_add(seq, 1);
         syscall(SYS_futex, (uint32_t *)seq, FUTEX_WAKE, INT_MAX, NULL, NULL,
                 0);
     }
+}
+
+/* Commits a new tail or head: an exchange, not a store, is what orders it
+ * before wake()'s look at the flag (and costs less than a store and a
+ * fence). */
+static void publish(_Atomic uint64_t *pos, uint64_t v)
+{
+    (void)atomic_exchange(pos, v);
 }
 
 /* A condition on the shared state, tested without a lock. */
@@ -597,7 +614,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
         s->pending_nput = nput;
         s->pending_tail = tail + rec;
         atomic_store_explicit(&s->nput, nput + 1, memory_order_relaxed);
-        atomic_store_explicit(&s->tail, tail + rec, memory_order_release);
+        publish(&s->tail, tail + rec);
         unlock(&s->wlock);
         wake(&s->data_wait, &s->data_seq);
         return 0;
@@ -677,7 +694,7 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     s->pending_nget = nget;
     s->pending_head = head + rec_size(n);
     atomic_store_explicit(&s->nget, nget + 1, memory_order_relaxed);
-    atomic_store_explicit(&s->head, head + rec_size(n), memory_order_release);
+    publish(&s->head, head + rec_size(n));
     unlock(&s->rlock);
     if (k->out != NULL)
         *k->out = dst;

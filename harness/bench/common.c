@@ -1,0 +1,154 @@
+/*
+ * common.c - the benchmarks' shared helpers (common.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "mp.h"
+
+const char *bench_prog = "mp-bench";
+
+double bench_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void bench_die(const char *what)
+{
+    fprintf(stderr, "%s: %s\n", bench_prog, what);
+    exit(2);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+double bench_quantile(const double *v, size_t n, double q)
+{
+    double *c, r;
+    size_t i;
+
+    if (n == 0)
+        return NAN;
+    if ((c = malloc(n * sizeof(*c))) == NULL)
+        bench_die("out of memory");
+    memcpy(c, v, n * sizeof(*c));
+    qsort(c, n, sizeof(*c), cmp_double);
+    i = (size_t)ceil(q * (double)n);
+    i = i > 0 ? i - 1 : 0;
+    if (q == 0.5 && n % 2 == 0)
+        r = (c[n / 2 - 1] + c[n / 2]) / 2;
+    else
+        r = c[i < n ? i : n - 1];
+    free(c);
+    return r;
+}
+
+char *bench_capture(char *const argv[])
+{
+    int fds[2], status;
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    ssize_t r;
+    pid_t pid;
+
+    if (buf == NULL || pipe2(fds, O_CLOEXEC) < 0)
+        bench_die("pipe failed");
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    while ((r = read(fds[0], buf + len, cap - len - 1)) != 0) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        len += (size_t)r;
+        if (cap - len < 2 && (buf = realloc(buf, cap *= 2)) == NULL)
+            bench_die("out of memory");
+    }
+    buf[len] = '\0';
+    close(fds[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+const char *bench_python(const char *given, char *buf, size_t size)
+{
+    char *argv_fp[] = { "scripts/find-python", NULL };
+    char *p;
+
+    if (given != NULL)
+        return given;
+    if ((p = bench_capture(argv_fp)) == NULL)
+        bench_die("no CPython found (scripts/find-python); give --python");
+    snprintf(buf, size, "%s", p);
+    buf[strcspn(buf, "\n")] = '\0';
+    free(p);
+    return buf;
+}
+
+void bench_env_json(json_t *root, const char *py_version)
+{
+    struct utsname u;
+    char line[256], model[256] = "?", date[32];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    time_t t = time(NULL);
+
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, "model name", 10) == 0) {
+            char *c = strchr(line, ':');
+            snprintf(model, sizeof(model), "%s", c != NULL ? c + 2 : line);
+            model[strcspn(model, "\n")] = '\0';
+            break;
+        }
+    if (f != NULL)
+        fclose(f);
+    uname(&u);
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    json_object_set_new(root, "date", json_string(date));
+    json_object_set_new(root, "kernel", json_string(u.release));
+    json_object_set_new(root, "cpu", json_string(model));
+    json_object_set_new(root, "cpus", json_integer(mp_cpu_count()));
+    json_object_set_new(root, "libmp", json_string(MP_VERSION));
+    json_object_set_new(root, "python", json_string(py_version));
+}
+
+void bench_progress(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!isatty(2))
+        return;
+    fputs("\r\033[K", stderr);
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+    }
+}

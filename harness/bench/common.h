@@ -1,0 +1,31 @@
+/*
+ * common.h - what the benchmark programs share: the clock, quantiles, running
+ * CPython and capturing its output, and the environment in the results.
+ */
+#ifndef BENCH_COMMON_H
+#define BENCH_COMMON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* The program's name in messages ("mp-bench-queue"). */
+extern const char *bench_prog;
+
+/* CLOCK_MONOTONIC seconds (CPython's time.monotonic()). */
+double bench_now(void);
+/* Prints "<prog>: what" and exits 2. */
+_Noreturn void bench_die(const char *what);
+/* Quantile q of v[0..n): nearest rank; the median averages the middle two. */
+double bench_quantile(const double *v, size_t n, double q);
+/* Runs argv[0] (a path) and returns what it printed on stdout (malloc'd),
+ * or NULL if it failed. */
+char *bench_capture(char *const argv[]);
+/* The interpreter to compare with: `given`, or what scripts/find-python
+ * prints (written to buf). */
+const char *bench_python(const char *given, char *buf, size_t size);
+/* date, kernel, cpu, cpus, libmp and python into root. */
+void bench_env_json(json_t *root, const char *py_version);
+/* Progress on stderr when it is a terminal ("\r" line, cleared by NULL). */
+void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
