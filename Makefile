@@ -118,15 +118,17 @@ conformance: deps
 # Compares the latest results with the committed baseline (results/baseline):
 # a conformance case that regressed, or a benchmark ratio that got worse
 # beyond the noise, fails.  Refresh the baseline on purpose:
-#   cp results/latest/conformance.json results/bench-process.json results/baseline/
+#   cp results/latest/conformance.json results/bench-process.json \
+#      results/bench-queue.json results/baseline/
 gate:
 	@test -e results/latest/conformance.json || \
 	    { echo "gate: run make conformance first" >&2; exit 2; }
 	$(PYTHON) scripts/gate results/baseline/conformance.json \
 	    results/latest/conformance.json
-	@if [ -e results/bench-process.json ]; then \
-	    $(PYTHON) scripts/gate results/baseline/bench-process.json \
-	        results/bench-process.json; fi
+	@for b in bench-process bench-queue; do \
+	    if [ -e results/$$b.json ] && [ -e results/baseline/$$b.json ]; then \
+	        $(PYTHON) scripts/gate results/baseline/$$b.json \
+	            results/$$b.json || exit 1; fi; done
 
 # Records what CPython does (PYTHON: the newest CPython 3.x found) into
 # reference/cpython-X.Y.  Rewrites tracked files: review the diff.
