@@ -181,10 +181,13 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
                       _Atomic uint32_t *flag, _Atomic uint32_t *seq,
                       double deadline)
 {
-    for (int i = 0; i < SPIN; i++) {
+    /* Look less and less often: each look pulls the other side's line
+     * away from it. */
+    for (int i = 0, pause = 1; i < SPIN; i += pause, pause *= 2) {
         if (ready(s, arg))
             return 0;
-        cpu_relax();
+        for (int k = 0; k < pause; k++)
+            cpu_relax();
     }
     for (;;) {
         uint32_t seen = atomic_load(seq);
