@@ -40,6 +40,38 @@ def pipe_time(n, size):
     return dt / n
 
 
+def start_n(n):
+    """Seconds to start n children, then join them all."""
+    t0 = time.perf_counter()
+    ps = [mp.Process(target=empty) for _ in range(n)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    dt = time.perf_counter() - t0
+    assert all(p.exitcode == 0 for p in ps)
+    return dt
+
+
+def terminate_latency():
+    """Seconds from terminate() to join() returning, on a running child."""
+    ready = mp.Event()
+    p = mp.Process(target=ready_then_sleep, args=(ready,))
+    p.start()
+    ready.wait()
+    t0 = time.perf_counter()
+    p.terminate()
+    p.join()
+    dt = time.perf_counter() - t0
+    assert p.exitcode == -15, p.exitcode
+    return dt
+
+
+def ready_then_sleep(ready):
+    ready.set()
+    time.sleep(60)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--method", default="fork")
@@ -50,6 +82,11 @@ def main():
     ap.add_argument("--mem", type=int, default=0, help="MB the parent touches")
     ap.add_argument("--pipe", type=int, default=0, help="Pipe messages")
     ap.add_argument("--size", type=int, default=64, help="Pipe message size")
+    ap.add_argument("--start-n", type=int, default=0,
+                    help="children started, then all joined, per sample")
+    ap.add_argument("--start-n-samples", type=int, default=1)
+    ap.add_argument("--terminate", type=int, default=0,
+                    help="terminate() -> join() samples")
     args = ap.parse_args()
     mp.set_start_method(args.method)
 
@@ -85,9 +122,13 @@ def main():
         assert p.exitcode == -9
 
     pipe = [pipe_time(args.pipe, args.size)] if args.pipe > 0 else []
+    startn = [start_n(args.start_n) for _ in range(args.start_n_samples)] \
+        if args.start_n > 0 else []
+    term = [terminate_latency() for _ in range(args.terminate)]
     json.dump({"python": sys.version.split()[0], "start_join": start_join,
                "join_overshoot": overshoot, "join_cpu": cpu,
-               "pipe_per_msg": pipe}, sys.stdout)
+               "pipe_per_msg": pipe, "start_n": startn, "terminate": term},
+              sys.stdout)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
 /*
  * bench_process.c - what a process costs, per start method: start+join of an
- * empty child for libmp, CPython's multiprocessing and the system's limit,
- * the overshoot of join(timeout=0.1), and how start+join grows with the
- * parent's memory.  One run; the implementations interleave round by round
+ * empty child for libmp, CPython's multiprocessing and the system's limit;
+ * N children started then all joined (N = 1, 10, 100, 1000); the overshoot
+ * of join(timeout) for 0.05, 0.1 and 0.5 s and the CPU it burns; terminate()
+ * to join() returning; 64-byte messages through a pipe; and how start+join
+ * grows with the parent's memory.  One run; the implementations interleave round by round
  * in a rotating order, so the load of this shared machine falls on all alike.
  *
  * The limits ("raw"): fork()+waitpid() for fork; posix_spawn() of a small
  * static program + waitpid() for spawn; a request to a pre-forked server that
  * forks, reaps and answers, for forkserver; ppoll() on a pidfd for a timed
- * wait.  CPython runs scripts/bench_process.py, one interpreter per round,
+ * wait; kill(SIGTERM)+waitpid() for terminate.  CPython runs scripts/bench_process.py, one interpreter per round,
  * timed inside it.
  *
  *   mp-bench-process [--rounds R] [--scale F] [--python PATH] [--out FILE]
@@ -37,7 +39,7 @@
 #include "mp.h"
 
 #define TIMEOUT 0.1
-#define MAX_SERIES 64
+#define MAX_SERIES 160
 
 extern char **environ;
 
@@ -197,10 +199,13 @@ static void raw_server(struct series *s, int n)
     }
 }
 
-static void raw_join_timeout(struct series *over, struct series *cpu, int n)
+static void raw_join_timeout(struct series *over, struct series *cpu, int n,
+                             double timeout)
 {
     for (int i = 0; i < n; i++) {
-        struct timespec ts = { 0, (long)(TIMEOUT * 1e9) };
+        struct timespec ts = { (time_t)timeout,
+                               (long)((timeout - (double)(time_t)timeout) *
+                                      1e9) };
         struct pollfd pfd = { .events = POLLIN };
         double t0, c0;
         int status;
@@ -217,7 +222,7 @@ static void raw_join_timeout(struct series *over, struct series *cpu, int n)
         t0 = bench_now();
         if (ppoll(&pfd, 1, &ts, NULL) != 0)
             bench_die("ppoll did not time out");
-        add(over, bench_now() - t0 - TIMEOUT);
+        add(over, bench_now() - t0 - timeout);
         add(cpu, cpu_now() - c0);
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
@@ -255,7 +260,8 @@ static void libmp_start_join(struct series *s, const char *method, int n)
     }
 }
 
-static void libmp_join_timeout(struct series *over, struct series *cpu, int n)
+static void libmp_join_timeout(struct series *over, struct series *cpu, int n,
+                               double timeout)
 {
     for (int i = 0; i < n; i++) {
         mp_process *p = NULL;
@@ -266,13 +272,145 @@ static void libmp_join_timeout(struct series *over, struct series *cpu, int n)
             bench_die("libmp start failed");
         c0 = cpu_now();
         t0 = bench_now();
-        if (mp_process_join(p, TIMEOUT) != MP_ETIMEDOUT)
+        if (mp_process_join(p, timeout) != MP_ETIMEDOUT)
             bench_die("libmp join(timeout) did not time out");
-        add(over, bench_now() - t0 - TIMEOUT);
+        add(over, bench_now() - t0 - timeout);
         add(cpu, cpu_now() - c0);
         mp_process_kill(p);
         mp_process_join(p, MP_FOREVER);
         mp_process_free(p);
+    }
+}
+
+/* N children started, then all joined: one sample */
+static void libmp_start_n(struct series *s, const char *method, int n)
+{
+    mp_process **ps = calloc((size_t)n, sizeof(*ps));
+    mp_context *ctx;
+    double t0;
+
+    if (ps == NULL || mp_get_context(&ctx, method) < 0)
+        bench_die("start_n set-up failed");
+    t0 = bench_now();
+    for (int i = 0; i < n; i++)
+        if (mp_context_process_new(ctx, &ps[i], "empty", NULL, 0, NULL) < 0 ||
+            mp_process_start(ps[i]) < 0)
+            bench_die("libmp start_n: start failed");
+    for (int i = 0; i < n; i++) {
+        int code = -1;
+        if (mp_process_join(ps[i], MP_FOREVER) < 0 ||
+            mp_process_exitcode(ps[i], &code) != 1 || code != 0)
+            bench_die("libmp start_n: a child failed");
+    }
+    add(s, bench_now() - t0);
+    for (int i = 0; i < n; i++)
+        mp_process_free(ps[i]);
+    free(ps);
+}
+
+/* The limit: fork() (or posix_spawn() of the static program) n times, then
+ * waitpid() each. */
+static void raw_start_n(struct series *s, bool spawn, int n)
+{
+    pid_t *pids = calloc((size_t)n, sizeof(*pids));
+    char path[4200];
+    char *argv[] = { "mp-bench-true", NULL };
+    double t0;
+
+    if (pids == NULL)
+        bench_die("out of memory");
+    snprintf(path, sizeof(path), "%s/mp-bench-true", here);
+    t0 = bench_now();
+    for (int i = 0; i < n; i++) {
+        if (spawn) {
+            if (posix_spawn(&pids[i], path, NULL, NULL, argv, environ) != 0)
+                bench_die("posix_spawn failed");
+        } else if ((pids[i] = fork()) == 0) {
+            _exit(0);
+        } else if (pids[i] < 0) {
+            bench_die("fork failed");
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int status;
+        if (waitpid(pids[i], &status, 0) != pids[i] || status != 0)
+            bench_die("raw start_n: a child failed");
+    }
+    add(s, bench_now() - t0);
+    free(pids);
+}
+
+/* terminate() -> join() on a child known to be running (it said so on a
+ * pipe), exit code checked. */
+MP_TARGET(ready_then_pause)
+{
+    (void)arg; (void)len;
+    if (mp_conn_send_bytes(mp_child_conn(0), "r", 1) < 0)
+        return 1;
+    for (;;)
+        pause();
+    return 0;
+}
+
+static void libmp_terminate(struct series *s, const char *method, int n)
+{
+    mp_context *ctx;
+
+    if (mp_get_context(&ctx, method) < 0)
+        bench_die("no such start method");
+    for (int i = 0; i < n; i++) {
+        mp_process *p;
+        mp_conn *r, *w;
+        char c;
+        size_t got;
+        int code = 0;
+        double t0;
+
+        if (mp_pipe(&r, &w, 0) < 0 ||
+            mp_context_process_new(ctx, &p, "ready_then_pause", NULL, 0,
+                                   NULL) < 0 ||
+            mp_process_add_conn(p, w) < 0 || mp_process_start(p) < 0 ||
+            mp_conn_recv_bytes_into(r, &c, 1, &got) < 0)
+            bench_die("libmp terminate: set-up failed");
+        t0 = bench_now();
+        if (mp_process_terminate(p) < 0 || mp_process_join(p, MP_FOREVER) < 0)
+            bench_die("libmp terminate failed");
+        add(s, bench_now() - t0);
+        if (mp_process_exitcode(p, &code) != 1 || code != -SIGTERM)
+            bench_die("libmp terminate: the exit code is not -15");
+        mp_process_free(p);
+        mp_conn_free(r);
+        mp_conn_free(w);
+    }
+}
+
+static void raw_terminate(struct series *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int fds[2], status;
+        char c = 'r';
+        pid_t pid;
+        double t0;
+
+        if (pipe(fds) < 0)
+            bench_die("pipe failed");
+        if ((pid = fork()) == 0) {
+            if (write(fds[1], &c, 1) != 1)
+                _exit(1);
+            for (;;)
+                pause();
+        }
+        if (pid < 0 || read(fds[0], &c, 1) != 1)
+            bench_die("raw terminate: set-up failed");
+        t0 = bench_now();
+        kill(pid, SIGTERM);
+        if (waitpid(pid, &status, 0) != pid)
+            bench_die("waitpid failed");
+        add(s, bench_now() - t0);
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGTERM)
+            bench_die("raw terminate: not ended by SIGTERM");
+        close(fds[0]);
+        close(fds[1]);
     }
 }
 
@@ -376,13 +514,17 @@ static void add_json(struct series *s, json_t *a)
  * `mem` MB, and `joins` join(timeout) samples. */
 static int pipe_msgs; /* >0: the CPython call measures its Pipe too */
 static struct series *pipe_series;
+/* > 0: the call also measures start-N-then-join-all, terminate latency */
+static int startn_n, startn_samples, term_n;
+static struct series *startn_series, *term_series;
+static double py_timeout = TIMEOUT;
 
 static void cpython(const char *python, const char *method, int n, int joins,
                     int mem, bool no_site, struct series *sj,
                     struct series *over, struct series *cpu)
 {
-    char ns[16], js[16], ms[16], ps[16];
-    char *argv[16];
+    char ns[16], js[16], ms[16], ps[16], sn[16], ss[16], ts[16], to[32];
+    char *argv[32];
     int k = 0;
     json_t *root;
     char *out;
@@ -405,6 +547,18 @@ static void cpython(const char *python, const char *method, int n, int joins,
     snprintf(ps, sizeof(ps), "%d", pipe_msgs);
     argv[k++] = "--pipe";
     argv[k++] = ps;
+    snprintf(sn, sizeof(sn), "%d", startn_n);
+    snprintf(ss, sizeof(ss), "%d", startn_samples);
+    snprintf(ts, sizeof(ts), "%d", term_n);
+    snprintf(to, sizeof(to), "%.3f", py_timeout);
+    argv[k++] = "--start-n";
+    argv[k++] = sn;
+    argv[k++] = "--start-n-samples";
+    argv[k++] = ss;
+    argv[k++] = "--terminate";
+    argv[k++] = ts;
+    argv[k++] = "--timeout";
+    argv[k++] = to;
     argv[k] = NULL;
     if ((out = bench_capture(argv)) == NULL)
         bench_die("the CPython side failed (scripts/bench_process.py)");
@@ -417,6 +571,10 @@ static void cpython(const char *python, const char *method, int n, int joins,
     add_json(cpu, json_object_get(root, "join_cpu"));
     add_json(pipe_msgs > 0 ? pipe_series : NULL,
              json_object_get(root, "pipe_per_msg"));
+    add_json(startn_n > 0 ? startn_series : NULL,
+             json_object_get(root, "start_n"));
+    add_json(term_n > 0 ? term_series : NULL,
+             json_object_get(root, "terminate"));
     json_decref(root);
     free(out);
 }
@@ -431,7 +589,7 @@ static json_t *series_json(const struct series *s)
         json_array_append_new(rm, json_real(s->round_med[i]));
     return json_pack("{s:s, s:s, s:s, s:i, s:s, s:i, s:f, s:f, s:f, s:f, "
                      "s:o}", "scenario", s->scenario, "method", s->method,
-                     "impl", s->impl, "parent_mb", s->mem_mb, "unit", "s",
+                     "impl", s->impl, "param", s->mem_mb, "unit", "s",
                      "n", (int)s->n, "median", med(s), "min",
                      bench_quantile(s->v, s->n, 0), "max", bench_quantile(s->v, s->n, 1),
                      "p99", bench_quantile(s->v, s->n, 0.99), "round_medians", rm);
@@ -490,6 +648,9 @@ int main(int argc, char **argv)
 {
     static const char *const methods[] = { "fork", "spawn", "forkserver" };
     static const int mems[] = { 1, 256, 1024 };
+    static const double timeouts[] = { 0.05, 0.1, 0.5 };
+    static const int start_ns[] = { 1, 10, 100, 1000 };
+    bool quick = false;
     int rounds = 5, joins = 5;
     double scale = 1.0;
     const char *python = NULL, *out = NULL;
@@ -504,7 +665,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--quick") == 0) {
-            rounds = 2, scale = 0.1, joins = 2;
+            rounds = 2, scale = 0.1, joins = 2, quick = true;
             continue;
         }
         if (v == NULL)
@@ -559,12 +720,9 @@ int main(int argc, char **argv)
                                      nl);
                     break;
                 case 2:
-                    cpython(python, meth, np, m == 0 ? joins : 0, 0, false,
-                            get("start_join", meth, "cpython", 0),
-                            m == 0 ? get("join_overshoot", "fork", "cpython",
-                                         0) : NULL,
-                            m == 0 ? get("join_cpu", "fork", "cpython", 0)
-                                   : NULL);
+                    cpython(python, meth, np, 0, 0, false,
+                            get("start_join", meth, "cpython", 0), NULL,
+                            NULL);
                     if (m == 1) /* CPython's start-up without site */
                         cpython(python, meth, np, 0, 0, true,
                                 get("start_join", meth, "cpython -S", 0),
@@ -573,10 +731,106 @@ int main(int argc, char **argv)
                 }
             }
         }
-        raw_join_timeout(get("join_overshoot", "fork", "raw", 0),
-                         get("join_cpu", "fork", "raw", 0), joins);
-        libmp_join_timeout(get("join_overshoot", "fork", "libmp", 0),
-                           get("join_cpu", "fork", "libmp", 0), joins);
+        for (int i = 0; i < nseries; i++)
+            end_round(&table[i]);
+    }
+
+    /* join(timeout): the overshoot and the CPU spent waiting, per timeout
+     * (param: the timeout in ms) */
+    for (int r = 0; r < rounds; r++) {
+        for (size_t t = 0; t < sizeof(timeouts) / sizeof(*timeouts); t++) {
+            double to = timeouts[t];
+            int ms = (int)(to * 1000 + 0.5), jn = to >= 0.5 ? (joins + 1) / 2
+                                                             : joins;
+            bench_progress("round %d/%d: join(timeout=%g)", r + 1, rounds, to);
+            for (int k = 0; k < 3; k++) {
+                switch ((r + k) % 3) {
+                case 0: raw_join_timeout(get("join_overshoot", "fork", "raw", ms),
+                                         get("join_cpu", "fork", "raw", ms), jn,
+                                         to);
+                        break;
+                case 1: libmp_join_timeout(get("join_overshoot", "fork", "libmp",
+                                               ms),
+                                           get("join_cpu", "fork", "libmp", ms),
+                                           jn, to);
+                        break;
+                case 2: py_timeout = to;
+                        cpython(python, "fork", 0, jn, 0, false, NULL,
+                                get("join_overshoot", "fork", "cpython", ms),
+                                get("join_cpu", "fork", "cpython", ms));
+                        py_timeout = TIMEOUT;
+                        break;
+                }
+            }
+        }
+        for (int i = 0; i < nseries; i++)
+            end_round(&table[i]);
+    }
+
+    /* N children started, then all joined (param: N); CPython's spawn is
+     * capped at 10 children and its forkserver at 100 (70 and 20 ms each) */
+    for (int r = 0; r < rounds; r++) {
+        for (int m = 0; m < 3; m++) {
+            const char *meth = methods[m];
+            for (size_t j = 0; j < sizeof(start_ns) / sizeof(*start_ns); j++) {
+                int n = start_ns[j], samples = n <= 10 ? 5 : n <= 100 ? 2 : 1;
+                int cap = m == 0 ? 1000 : m == 1 ? 10 : 100;
+                if (quick && n > 100)
+                    continue;
+                bench_progress("round %d/%d: start %d, join all [%s]", r + 1,
+                               rounds, n, meth);
+                for (int k = 0; k < 3; k++) {
+                    switch ((r + k) % 3) {
+                    case 0:
+                        for (int i = 0; m < 2 && i < samples; i++)
+                            raw_start_n(get("start_n", meth, "raw", n), m == 1,
+                                        n);
+                        break;
+                    case 1:
+                        for (int i = 0; i < samples; i++)
+                            libmp_start_n(get("start_n", meth, "libmp", n),
+                                          meth, n);
+                        break;
+                    case 2:
+                        if (n > cap)
+                            break;
+                        startn_n = n;
+                        startn_samples = samples;
+                        startn_series = get("start_n", meth, "cpython", n);
+                        cpython(python, meth, 0, 0, 0, false, NULL, NULL,
+                                NULL);
+                        startn_n = 0;
+                        break;
+                    }
+                }
+            }
+        }
+        for (int i = 0; i < nseries; i++)
+            end_round(&table[i]);
+    }
+
+    /* terminate() -> join() returning, on a running child */
+    for (int r = 0; r < rounds; r++) {
+        for (int m = 0; m < 3; m++) {
+            const char *meth = methods[m];
+            bench_progress("round %d/%d: terminate [%s]", r + 1, rounds, meth);
+            for (int k = 0; k < 3; k++) {
+                switch ((r + k) % 3) {
+                case 0: if (m == 0)
+                            raw_terminate(get("terminate", meth, "raw", 0),
+                                          N(20));
+                        break;
+                case 1: libmp_terminate(get("terminate", meth, "libmp", 0),
+                                        meth, N(20));
+                        break;
+                case 2: term_n = m == 1 ? N(5) : N(10);
+                        term_series = get("terminate", meth, "cpython", 0);
+                        cpython(python, meth, 0, 0, 0, false, NULL, NULL, NULL);
+                        term_n = 0;
+                        break;
+                }
+            }
+        }
         for (int i = 0; i < nseries; i++)
             end_round(&table[i]);
     }
@@ -660,13 +914,39 @@ int main(int argc, char **argv)
         printf("  CPython/libmp %.1fx, libmp/raw %.2fx\n", med(cpy) / med(lib),
                med(lib) / med(raw));
     }
-    printf("join(timeout=0.1): overshoot, and CPU time spent waiting [fork]\n");
-    print_row(get("join_overshoot", "fork", "raw", 0), "raw ppoll(pidfd) over");
-    print_row(get("join_overshoot", "fork", "libmp", 0), "libmp overshoot");
-    print_row(get("join_overshoot", "fork", "cpython", 0), "CPython overshoot");
-    print_row(get("join_cpu", "fork", "raw", 0), "raw ppoll(pidfd) CPU");
-    print_row(get("join_cpu", "fork", "libmp", 0), "libmp CPU");
-    print_row(get("join_cpu", "fork", "cpython", 0), "CPython CPU");
+    for (size_t t = 0; t < sizeof(timeouts) / sizeof(*timeouts); t++) {
+        int ms = (int)(timeouts[t] * 1000 + 0.5);
+        printf("join(timeout=%g): overshoot, and CPU time spent waiting "
+               "[fork]\n", timeouts[t]);
+        print_row(get("join_overshoot", "fork", "raw", ms),
+                  "raw ppoll(pidfd) over");
+        print_row(get("join_overshoot", "fork", "libmp", ms), "libmp overshoot");
+        print_row(get("join_overshoot", "fork", "cpython", ms),
+                  "CPython overshoot");
+        print_row(get("join_cpu", "fork", "raw", ms), "raw ppoll(pidfd) CPU");
+        print_row(get("join_cpu", "fork", "libmp", ms), "libmp CPU");
+        print_row(get("join_cpu", "fork", "cpython", ms), "CPython CPU");
+    }
+    for (int m = 0; m < 3; m++) {
+        printf("start N children, then join them all [%s]\n", methods[m]);
+        for (size_t j = 0; j < sizeof(start_ns) / sizeof(*start_ns); j++) {
+            static const char *const impls[] = { "raw", "libmp", "cpython" };
+            for (int k = 0; k < 3; k++) {
+                char label[64];
+                snprintf(label, sizeof(label), "N=%-4d %s", start_ns[j],
+                         impls[k]);
+                print_row(get("start_n", methods[m], impls[k], start_ns[j]),
+                          label);
+            }
+        }
+    }
+    for (int m = 0; m < 3; m++) {
+        printf("terminate() -> join() returning [%s]\n", methods[m]);
+        print_row(get("terminate", methods[m], "raw", 0),
+                  "raw kill(SIGTERM)+waitpid");
+        print_row(get("terminate", methods[m], "libmp", 0), "libmp");
+        print_row(get("terminate", methods[m], "cpython", 0), "CPython");
+    }
     printf("64-byte messages through a Pipe, 1 -> 1: microseconds per message "
            "(messages/s = 1e6 / median)\n");
     print_row(get("pipe_msg", "fork", "raw", 0), "raw pipe, 1 write+read/msg");
@@ -710,9 +990,37 @@ int main(int argc, char **argv)
           get("pipe_msg", "fork", "raw", 0));
     ratio("pipe_msg.cpython_over_libmp", get("pipe_msg", "fork", "cpython", 0),
           get("pipe_msg", "fork", "libmp", 0));
-    ratio("join_overshoot.fork.cpython_over_libmp",
-          get("join_overshoot", "fork", "cpython", 0),
-          get("join_overshoot", "fork", "libmp", 0));
+    for (size_t t = 0; t < sizeof(timeouts) / sizeof(*timeouts); t++) {
+        char key[96];
+        int ms = (int)(timeouts[t] * 1000 + 0.5);
+        snprintf(key, sizeof(key), "join_overshoot.fork.%dms.cpython_over_libmp",
+                 ms);
+        ratio(key, get("join_overshoot", "fork", "cpython", ms),
+              get("join_overshoot", "fork", "libmp", ms));
+        snprintf(key, sizeof(key), "join_overshoot.fork.%dms.libmp_over_raw",
+                 ms);
+        ratio(key, get("join_overshoot", "fork", "libmp", ms),
+              get("join_overshoot", "fork", "raw", ms));
+    }
+    for (int m = 0; m < 3; m++) {
+        char key[96];
+        for (size_t j = 0; j < sizeof(start_ns) / sizeof(*start_ns); j++) {
+            snprintf(key, sizeof(key), "start_n.%s.%d.cpython_over_libmp",
+                     methods[m], start_ns[j]);
+            ratio(key, get("start_n", methods[m], "cpython", start_ns[j]),
+                  get("start_n", methods[m], "libmp", start_ns[j]));
+            snprintf(key, sizeof(key), "start_n.%s.%d.libmp_over_raw",
+                     methods[m], start_ns[j]);
+            ratio(key, get("start_n", methods[m], "libmp", start_ns[j]),
+                  get("start_n", methods[m], "raw", start_ns[j]));
+        }
+        snprintf(key, sizeof(key), "terminate.%s.cpython_over_libmp",
+                 methods[m]);
+        ratio(key, get("terminate", methods[m], "cpython", 0),
+              get("terminate", methods[m], "libmp", 0));
+    }
+    ratio("terminate.fork.libmp_over_raw", get("terminate", "fork", "libmp", 0),
+          get("terminate", "fork", "raw", 0));
     ratio("start_join_mem.forkserver.libmp_1024mb_over_1mb",
           get("start_join_mem", "forkserver", "libmp", 1024),
           get("start_join_mem", "forkserver", "libmp", 1));
