@@ -27,6 +27,7 @@ TESTS     := $(patsubst harness/tests/%.c,$(B)/tests/%,\
                  $(wildcard harness/tests/test_*.c))
 BENCH     := $(B)/mp-bench-process
 QBENCH    := $(B)/mp-bench-queue
+SCENARIO  := $(B)/mp-scenario
 NO_MAIN   := $(B)/tests/helper_no_mp_main
 HARNESS   := $(B)/mp-harness
 HAR_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/runner/*.c))
@@ -36,7 +37,7 @@ PROVE     := prove -e ''
 .PHONY: all check run-tests conformance sanitize valgrind bench install \
         uninstall clean deps reference reference-all diff-reference gate
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(NO_MAIN) $(BENCH) \
-     $(QBENCH)
+     $(QBENCH) $(SCENARIO)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -76,6 +77,9 @@ $(BENCH): $(B)/harness/bench/bench_process.o $(B)/harness/bench/common.o $(B)/li
 
 $(QBENCH): $(B)/harness/bench/bench_queue.o $(B)/harness/bench/common.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
+
+$(SCENARIO): $(B)/harness/bench/scenario.o $(B)/libmp.a
+	$(CC) $(ALL_LDFLAGS) $^ -o $@
 
 # The spawn method's limit: posix_spawn of the smallest static program.
 $(B)/mp-bench-true: harness/bench/true.c
@@ -119,13 +123,13 @@ conformance: deps
 # a conformance case that regressed, or a benchmark ratio that got worse
 # beyond the noise, fails.  Refresh the baseline on purpose:
 #   cp results/latest/conformance.json results/bench-process.json \
-#      results/bench-queue.json results/baseline/
+#      results/bench-queue.json results/bench-whole.json results/baseline/
 gate:
 	@test -e results/latest/conformance.json || \
 	    { echo "gate: run make conformance first" >&2; exit 2; }
 	$(PYTHON) scripts/gate results/baseline/conformance.json \
 	    results/latest/conformance.json
-	@for b in bench-process bench-queue; do \
+	@for b in bench-process bench-queue bench-whole; do \
 	    if [ -e results/$$b.json ] && [ -e results/baseline/$$b.json ]; then \
 	        $(PYTHON) scripts/gate results/baseline/$$b.json \
 	            results/$$b.json || exit 1; fi; done
@@ -170,11 +174,15 @@ valgrind: all
 	CHECK_SLOWDOWN=4 $(PROVE) --exec '$(VALGRIND)' $(TESTS)
 
 # QUICK=1: a smoke run of a few seconds.
-bench: deps
+bench:
+	@scripts/install-deps bench
 	@$(MAKE) --no-print-directory all
 	@mkdir -p results
 	$(BENCH) $(if $(QUICK),--quick) --out results/bench-process.json
 	$(QBENCH) $(if $(QUICK),--quick) --out results/bench-queue.json
+	$(PYTHON) scripts/bench_whole $(if $(QUICK),--quick) --python $(PYTHON) \
+	    --build $(B) --out results/bench-whole.json
+	$(PYTHON) scripts/report --results results
 
 install: $(B)/libmp.a $(B)/libmp.so
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR)

@@ -1,0 +1,144 @@
+/*
+ * scenario.c - whole programs for hyperfine: each scenario as one run of a
+ * libmp program, to set beside the same scenario as one run of CPython
+ * (scripts/scenario.py).  Timing is hyperfine's (scripts/bench_whole).
+ *
+ *   mp-scenario [--method M] none                  start and exit
+ *   mp-scenario [--method M] start_join            one empty child
+ *   mp-scenario [--method M] start_n N             N children, then join all
+ *   mp-scenario [--method M] daemon_teardown K     K daemonic children that
+ *                                                  never end; exit (libmp
+ *                                                  terminates and joins them)
+ *   mp-scenario [--method M] queue N               N 64-byte messages from a
+ *                                                  child through a Queue
+ *
+ * Exit status 0 when the scenario ran as it should, 1 (with a message)
+ * otherwise.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mp.h"
+
+MP_TARGET(empty) { (void)arg; (void)len; return 0; }
+
+MP_TARGET(forever)
+{
+    (void)arg; (void)len;
+    for (;;)
+        pause();
+    return 0;
+}
+
+MP_TARGET(producer)
+{
+    long n;
+    char msg[64] = { 0 };
+
+    memcpy(&n, arg, sizeof(n));
+    (void)len;
+    for (long i = 0; i < n; i++)
+        if (mp_queue_put(mp_child_queue(0), msg, sizeof(msg), 1,
+                         MP_FOREVER) < 0)
+            return 1;
+    return 0;
+}
+
+static int fail(const char *what, int err)
+{
+    char line[256];
+
+    mp_format_exception(err, line, sizeof(line));
+    fprintf(stderr, "mp-scenario: %s: %s\n", what, line);
+    return 1;
+}
+
+static int start_n(mp_context *ctx, long n, const char *target, int daemon,
+                   mp_process **ps)
+{
+    mp_process_options opt = { .daemon = daemon ? MP_DAEMON_YES
+                                                : MP_DAEMON_INHERIT };
+    int r;
+
+    for (long i = 0; i < n; i++)
+        if ((r = mp_context_process_new(ctx, &ps[i], target, NULL, 0,
+                                        &opt)) < 0 ||
+            (r = mp_process_start(ps[i])) < 0)
+            return r;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *method = NULL, *what;
+    mp_context *ctx;
+    long n = 1;
+    int r, a = 1;
+
+    mp_main(argc, argv);
+    if (argc > 2 && strcmp(argv[1], "--method") == 0) {
+        method = argv[2];
+        a = 3;
+    }
+    if (a >= argc) {
+        fprintf(stderr, "usage: mp-scenario [--method M] none|start_join|"
+                "start_n N|daemon_teardown K|queue N\n");
+        return 2;
+    }
+    what = argv[a];
+    if (a + 1 < argc && (n = atol(argv[a + 1])) < 1) {
+        fprintf(stderr, "mp-scenario: N must be a positive integer\n");
+        return 2;
+    }
+    if ((r = mp_get_context(&ctx, method)) < 0)
+        return fail("get_context", r);
+    if (strcmp(what, "none") == 0)
+        return 0;
+    if (strcmp(what, "start_join") == 0 || strcmp(what, "start_n") == 0) {
+        mp_process **ps = calloc((size_t)n, sizeof(*ps));
+        if (ps == NULL || (r = start_n(ctx, n, "empty", 0, ps)) < 0)
+            return fail("start", ps == NULL ? -12 : r);
+        for (long i = 0; i < n; i++) {
+            int code = -1;
+            if ((r = mp_process_join(ps[i], MP_FOREVER)) < 0)
+                return fail("join", r);
+            if (mp_process_exitcode(ps[i], &code) != 1 || code != 0)
+                return fail("a child's exit code", -5);
+            mp_process_free(ps[i]);
+        }
+        free(ps);
+        return 0;
+    }
+    if (strcmp(what, "daemon_teardown") == 0) {
+        mp_process **ps = calloc((size_t)n, sizeof(*ps));
+        if (ps == NULL || (r = start_n(ctx, n, "forever", 1, ps)) < 0)
+            return fail("start", ps == NULL ? -12 : r);
+        free(ps); /* still tracked: terminated and joined at exit */
+        return 0;
+    }
+    if (strcmp(what, "queue") == 0) {
+        mp_queue *q;
+        mp_process *p;
+        char buf[64];
+        size_t len;
+        if ((r = mp_queue_new(&q, 0)) < 0 ||
+            (r = mp_context_process_new(ctx, &p, "producer", &n, sizeof(n),
+                                        NULL)) < 0 ||
+            (r = mp_process_add_queue(p, q)) < 0 ||
+            (r = mp_process_start(p)) < 0)
+            return fail("queue set-up", r);
+        for (long i = 0; i < n; i++)
+            if ((r = mp_queue_get_into(q, buf, sizeof(buf), &len, 1,
+                                       MP_FOREVER)) < 0)
+                return fail("get", r);
+        if ((r = mp_process_join(p, MP_FOREVER)) < 0)
+            return fail("join", r);
+        mp_process_free(p);
+        mp_queue_free(q);
+        return 0;
+    }
+    fprintf(stderr, "mp-scenario: unknown scenario \"%s\"\n", what);
+    return 2;
+}
