@@ -123,13 +123,14 @@ conformance: deps
 # a conformance case that regressed, or a benchmark ratio that got worse
 # beyond the noise, fails.  Refresh the baseline on purpose:
 #   cp results/latest/conformance.json results/bench-process.json \
-#      results/bench-queue.json results/bench-whole.json results/baseline/
+#      results/bench-queue.json results/bench-whole.json \
+#      results/bench-callgrind.json results/baseline/
 gate:
 	@test -e results/latest/conformance.json || \
 	    { echo "gate: run make conformance first" >&2; exit 2; }
 	$(PYTHON) scripts/gate results/baseline/conformance.json \
 	    results/latest/conformance.json
-	@for b in bench-process bench-queue bench-whole; do \
+	@for b in bench-process bench-queue bench-whole bench-callgrind; do \
 	    if [ -e results/$$b.json ] && [ -e results/baseline/$$b.json ]; then \
 	        $(PYTHON) scripts/gate results/baseline/$$b.json \
 	            results/$$b.json || exit 1; fi; done
@@ -182,6 +183,8 @@ bench:
 	$(QBENCH) $(if $(QUICK),--quick) --out results/bench-queue.json
 	$(PYTHON) scripts/bench_whole $(if $(QUICK),--quick) --python $(PYTHON) \
 	    --build $(B) --out results/bench-whole.json
+	$(if $(CALLGRIND),$(PYTHON) scripts/bench_callgrind --python $(PYTHON) \
+	    --build $(B) --out results/bench-callgrind.json)
 	$(PYTHON) scripts/report --results results
 
 install: $(B)/libmp.a $(B)/libmp.so

@@ -2,6 +2,10 @@
 to set beside build/mp-scenario (harness/bench/scenario.c) under hyperfine.
 
     scenario.py [--method M] none|start_join|start_n N|daemon_teardown K|queue N
+    scenario.py queue_ops N | simplequeue_ops N | pipe_ops N
+
+The *_ops scenarios put and get (send and receive) N 64-byte messages in one
+process, for instruction counts under callgrind (scripts/bench_callgrind).
 """
 import multiprocessing as mp
 import sys
@@ -54,6 +58,20 @@ def main(argv):
         for _ in range(n):
             q.get()
         p.join()
+        return
+    if what in ("queue_ops", "simplequeue_ops"):
+        q = ctx.Queue() if what == "queue_ops" else ctx.SimpleQueue()
+        msg = b"\0" * 64
+        for _ in range(n):
+            q.put(msg)
+            q.get()
+        return
+    if what == "pipe_ops":
+        a, b = ctx.Pipe()
+        msg = b"\0" * 64
+        for _ in range(n):
+            a.send_bytes(msg)
+            b.recv_bytes()
         return
     sys.exit("scenario.py: unknown scenario %r" % what)
 

@@ -11,6 +11,11 @@
  *                                                  terminates and joins them)
  *   mp-scenario [--method M] queue N               N 64-byte messages from a
  *                                                  child through a Queue
+ *   mp-scenario queue_ops N                        N put+get pairs of 64 bytes
+ *   mp-scenario pipe_ops N                         N send+recv pairs of 64
+ *                                                  bytes on a duplex Pipe
+ *   (the last two in one process: instruction counts under callgrind,
+ *   scripts/bench_callgrind)
  *
  * Exit status 0 when the scenario ran as it should, 1 (with a message)
  * otherwise.
@@ -137,6 +142,30 @@ int main(int argc, char **argv)
             return fail("join", r);
         mp_process_free(p);
         mp_queue_free(q);
+        return 0;
+    }
+    if (strcmp(what, "queue_ops") == 0 || strcmp(what, "pipe_ops") == 0) {
+        char msg[64] = { 0 }, buf[64];
+        size_t len;
+        mp_queue *q = NULL;
+        mp_conn *ca = NULL, *cb = NULL;
+        if ((r = what[0] == 'q' ? mp_queue_new(&q, 0)
+                                : mp_pipe(&ca, &cb, 1)) < 0)
+            return fail("set-up", r);
+        for (long i = 0; i < n; i++) {
+            if (q != NULL)
+                r = mp_queue_put(q, msg, sizeof(msg), 1, MP_FOREVER) < 0
+                    ? -1 : mp_queue_get_into(q, buf, sizeof(buf), &len, 1,
+                                             MP_FOREVER);
+            else
+                r = mp_conn_send_bytes(ca, msg, sizeof(msg)) < 0
+                    ? -1 : mp_conn_recv_bytes_into(cb, buf, sizeof(buf), &len);
+            if (r < 0)
+                return fail(what, r);
+        }
+        mp_queue_free(q);
+        mp_conn_free(ca);
+        mp_conn_free(cb);
         return 0;
     }
     fprintf(stderr, "mp-scenario: unknown scenario \"%s\"\n", what);
