@@ -104,7 +104,7 @@ struct mp_queue {
     _Atomic uint64_t access;
     mp_conn *handle;      /* owns the memfd; what a child is handed */
     enum qkind kind;
-    bool closed;
+    _Atomic bool closed;  /* close() may race another thread's put */
     bool borrowed;        /* a child's queue: libmp's, never freed */
 };
 

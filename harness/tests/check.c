@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -81,6 +82,14 @@ void check_skip(const char *reason)
     printf("# SKIP %s\n", reason);
     fflush(stdout);
     _exit(EXIT_SKIP);
+}
+
+double check_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 double check_slowdown(void)

@@ -33,6 +33,8 @@ void check_say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 _Noreturn void check_skip(const char *reason);
 /* CHECK_SLOWDOWN: multiply the upper bounds of timing windows by this. */
 double check_slowdown(void);
+/* CLOCK_MONOTONIC seconds, for measuring durations in tests. */
+double check_now(void);
 
 #define TEST(name)                                                            \
     static void test_##name(void);                                            \

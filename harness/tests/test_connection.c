@@ -11,14 +11,6 @@
 
 #include "check.h"
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Receives one message and checks it. */
 static void expect_msg(mp_conn *c, const char *want, size_t want_len)
 {
@@ -187,12 +179,12 @@ TEST(poll_timeouts)
 
     ASSERT_OK(mp_pipe(&a, &b, 1));
     ASSERT_EQ(0, mp_conn_poll(a, 0));
-    t0 = now();
+    t0 = check_now();
     ASSERT_EQ(0, mp_conn_poll(a, -1)); /* negative: at once */
-    ASSERT_WITHIN(0, 0.05, now() - t0);
-    t0 = now();
+    ASSERT_WITHIN(0, 0.05, check_now() - t0);
+    t0 = check_now();
     ASSERT_EQ(0, mp_conn_poll(a, 0.2));
-    ASSERT_WITHIN(0.2, 0.2 + 0.25, now() - t0);
+    ASSERT_WITHIN(0.2, 0.2 + 0.25, check_now() - t0);
     ASSERT_OK(mp_conn_send_bytes(b, "x", 1));
     ASSERT_EQ(1, mp_conn_poll(a, MP_FOREVER));
     ASSERT_EQ(MP_EINVAL, mp_conn_poll(a, 0.0 / 0.0));
@@ -294,9 +286,9 @@ TEST(wait_on_connections_and_sentinels)
     fds[0] = mp_conn_fileno(a1);
     fds[1] = mp_conn_fileno(a2);
     fds[2] = mp_process_sentinel(p);
-    t0 = now();
+    t0 = check_now();
     ASSERT_EQ(0, mp_wait(fds, 3, 0.2, ready)); /* nothing yet */
-    ASSERT_WITHIN(0.2, 0.2 + 0.25, now() - t0);
+    ASSERT_WITHIN(0.2, 0.2 + 0.25, check_now() - t0);
     ASSERT_OK(mp_conn_send_bytes(ga, "go", 2));
     ASSERT_TRUE(mp_wait(fds, 3, 30.0, ready) >= 1);
     ASSERT_EQ(0, ready[0]);

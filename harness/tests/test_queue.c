@@ -15,14 +15,6 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void expect_get(mp_queue *q, const void *want, size_t want_len)
 {
     void *buf = NULL;
@@ -70,15 +62,15 @@ TEST(empty_and_full_raise_on_time)
     ASSERT_OK(mp_queue_new(&q, 2));
     /* get on an empty queue: at once without blocking, for timeout 0 or
      * negative, and for block=False whatever the timeout (#115-#118). */
-    t = now();
+    t = check_now();
     ASSERT_EQ(MP_EEMPTY, mp_queue_get_nowait(q, &buf, &len));
     ASSERT_EQ(MP_EEMPTY, mp_queue_get(q, &buf, &len, 0, 5.0));
     ASSERT_EQ(MP_EEMPTY, mp_queue_get(q, &buf, &len, 1, 0));
     ASSERT_EQ(MP_EEMPTY, mp_queue_get(q, &buf, &len, 1, -1));
-    ASSERT_WITHIN(0, 0.1, now() - t);
-    t = now();
+    ASSERT_WITHIN(0, 0.1, check_now() - t);
+    t = check_now();
     ASSERT_EQ(MP_EEMPTY, mp_queue_get(q, &buf, &len, 1, 0.3));
-    ASSERT_WITHIN(0.3, 0.5, now() - t);
+    ASSERT_WITHIN(0.3, 0.5, check_now() - t);
     ASSERT_STREQ("queue.Empty", mp_exception_name(MP_EEMPTY));
     /* Queue(2) with two items (#119). */
     ASSERT_OK(mp_queue_put(q, "a", 1, 1, MP_FOREVER));
@@ -86,13 +78,13 @@ TEST(empty_and_full_raise_on_time)
     ASSERT_OK(mp_queue_put(q, "b", 1, 1, MP_FOREVER));
     ASSERT_EQ(1, mp_queue_full(q));
     ASSERT_EQ(2, mp_queue_qsize(q));
-    t = now();
+    t = check_now();
     ASSERT_EQ(MP_EFULL, mp_queue_put(q, "c", 1, 0, 5.0));
     ASSERT_EQ(MP_EFULL, mp_queue_put_nowait(q, "c", 1));
-    ASSERT_WITHIN(0, 0.1, now() - t);
-    t = now();
+    ASSERT_WITHIN(0, 0.1, check_now() - t);
+    t = check_now();
     ASSERT_EQ(MP_EFULL, mp_queue_put(q, "c", 1, 1, 0.3));
-    ASSERT_WITHIN(0.3, 0.5, now() - t);
+    ASSERT_WITHIN(0.3, 0.5, check_now() - t);
     ASSERT_STREQ("queue.Full", mp_exception_name(MP_EFULL));
     expect_get(q, "a", 1);
     ASSERT_EQ(0, mp_queue_full(q));
@@ -120,9 +112,9 @@ TEST(get_waits_for_a_put_and_put_waits_for_room)
     ASSERT_OK(mp_queue_new(&q, 0));
     ASSERT_OK(mp_process_new(&p, "put_later", &q, sizeof(q), NULL));
     ASSERT_OK(mp_process_start(p));
-    t = now();
+    t = check_now();
     expect_get(q, "late", 4); /* #120 */
-    ASSERT_WITHIN(0.1, 3.0, now() - t);
+    ASSERT_WITHIN(0.1, 3.0, check_now() - t);
     ASSERT_OK(mp_process_join(p, 10));
     mp_process_free(p);
 
@@ -216,9 +208,9 @@ TEST(joinable_queue)
     ASSERT_OK(mp_joinable_queue_new(&q, 0));
     ASSERT_EQ(MP_ETASKDONE, mp_queue_task_done(q)); /* #127 */
     ASSERT_STREQ("ValueError", mp_exception_name(MP_ETASKDONE));
-    t = now();
+    t = check_now();
     ASSERT_OK(mp_queue_join(q, MP_FOREVER)); /* #128 */
-    ASSERT_WITHIN(0, 0.1, now() - t);
+    ASSERT_WITHIN(0, 0.1, check_now() - t);
     ASSERT_OK(mp_queue_put_str(q, "x"));
     expect_get(q, "x", 1);
     ASSERT_EQ(MP_ETIMEDOUT, mp_queue_join(q, 0.2)); /* #129 */
@@ -232,9 +224,9 @@ TEST(joinable_queue)
         ASSERT_OK(mp_queue_put_i64(q, i));
     ASSERT_OK(mp_process_new(&p, "take_and_mark", &q, sizeof(q), NULL));
     ASSERT_OK(mp_process_start(p));
-    t = now();
+    t = check_now();
     ASSERT_OK(mp_queue_join(q, 30));
-    ASSERT_WITHIN(0.05, 5.0, now() - t);
+    ASSERT_WITHIN(0.05, 5.0, check_now() - t);
     ASSERT_OK(mp_process_join(p, 10));
     ASSERT_EQ(1, mp_process_exitcode(p, &code));
     ASSERT_EQ(0, code);
@@ -492,42 +484,74 @@ static int check_msg(const unsigned char *buf, size_t n)
     return 0;
 }
 
-MP_TARGET(fault_producer)
+/* A producer: `count` checked messages (0: until killed), noting each put
+ * that returned. */
+struct producer_arg {
+    uint32_t id, count;
+};
+
+MP_TARGET(producer)
 {
     static unsigned char buf[sizeof(struct msg_head) + 300000];
-    uint32_t id = *(const uint32_t *)arg;
+    struct producer_arg a;
 
+    memcpy(&a, arg, sizeof(a));
     (void)len;
-    for (uint32_t seq = 0;; seq++) {
-        size_t n = make_msg(buf, id, seq);
-
-        if (mp_queue_put(fq, buf, n, 1, MP_FOREVER) < 0)
+    for (uint32_t seq = 0; a.count == 0 || seq < a.count; seq++) {
+        if (mp_queue_put(fq, buf, make_msg(buf, a.id, seq), 1,
+                         MP_FOREVER) < 0)
             return 1;
-        __atomic_store_n(&tally->returned[id], seq, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&tally->returned[a.id], seq, __ATOMIC_SEQ_CST);
     }
+    return 0;
+}
+
+static int start_producer(mp_process **p, uint32_t id, uint32_t count)
+{
+    struct producer_arg a = { id, count };
+    int r = mp_process_new(p, "producer", &a, sizeof(a), NULL);
+
+    return r < 0 ? r : mp_process_start(*p);
+}
+
+/* A consumer's next checked message: 0 (*h filled), 1 for the stop
+ * message, -1 if the get failed. */
+static int next_msg(struct msg_head *h)
+{
+    static unsigned char buf[sizeof(struct msg_head) + 300000];
+    size_t n;
+
+    if (mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 60) < 0) {
+        tally_error("consumer get failed", 0, 0);
+        return -1;
+    }
+    if (check_msg(buf, n))
+        return 1;
+    memcpy(h, buf, sizeof(*h));
+    return 0;
+}
+
+/* Counts one more get of (id, seq). */
+static void mark(const struct msg_head *h)
+{
+    if (h->id < MAX_IDS && h->seq < 512)
+        __atomic_fetch_add(&tally->seen[h->id][h->seq], 1, __ATOMIC_SEQ_CST);
 }
 
 /* Gets until the stop message; each producer's messages must come in order,
  * without a gap or a repeat. */
 MP_TARGET(ordered_consumer)
 {
-    static unsigned char buf[sizeof(struct msg_head) + 300000];
     struct msg_head h;
-    size_t n;
+    int r;
 
     (void)arg; (void)len;
-    for (;;) {
-        if (mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 60) < 0) {
-            tally_error("consumer get failed", 0, 0);
-            return 1;
-        }
-        if (check_msg(buf, n))
-            return 0;
-        memcpy(&h, buf, sizeof(h));
+    while ((r = next_msg(&h)) == 0) {
         if (tally->next[h.id] != h.seq)
             tally_error("out of order, lost or repeated", h.id, h.seq);
         tally->next[h.id] = h.seq + 1;
     }
+    return r < 0;
 }
 
 static int rounds(int n)
@@ -578,10 +602,7 @@ TEST(producers_killed_at_random_lose_nothing)
             if (prod[i] != NULL)
                 continue;
             ASSERT_TRUE(next_id < MAX_IDS);
-            ASSERT_OK(mp_process_new(&prod[i], "fault_producer", &next_id,
-                                     sizeof(next_id), NULL));
-            next_id++;
-            ASSERT_OK(mp_process_start(prod[i]));
+            ASSERT_OK(start_producer(&prod[i], next_id++, 0));
         }
         usleep((useconds_t)(rand() % 3000));
         ASSERT_OK(mp_process_kill(prod[s]));
@@ -619,38 +640,16 @@ TEST(producers_killed_at_random_lose_nothing)
     mp_queue_free(fq);
 }
 
-MP_TARGET(counted_producer)
-{
-    static unsigned char buf[sizeof(struct msg_head) + 300000];
-    uint32_t id = *(const uint32_t *)arg;
-
-    (void)len;
-    for (uint32_t seq = 0; seq < 512; seq++) {
-        size_t n = make_msg(buf, id, seq);
-
-        if (mp_queue_put(fq, buf, n, 1, MP_FOREVER) < 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* Marks what it got; killed at random. */
 MP_TARGET(marking_consumer)
 {
-    static unsigned char buf[sizeof(struct msg_head) + 300000];
     struct msg_head h;
-    size_t n;
+    int r;
 
     (void)arg; (void)len;
-    for (;;) {
-        if (mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 60) < 0)
-            return 1;
-        if (check_msg(buf, n))
-            return 0;
-        memcpy(&h, buf, sizeof(h));
-        if (h.id < MAX_IDS && h.seq < 512)
-            __atomic_fetch_add(&tally->seen[h.id][h.seq], 1, __ATOMIC_SEQ_CST);
-    }
+    while ((r = next_msg(&h)) == 0)
+        mark(&h);
+    return r < 0;
 }
 
 /*
@@ -670,9 +669,7 @@ TEST(consumers_killed_at_random_lose_at_most_one_each)
     srand(54321);
     ASSERT_OK(mp_queue_new(&fq, 0));
     for (uint32_t i = 0; i < PRODUCERS; i++) {
-        ASSERT_OK(mp_process_new(&prod[i], "counted_producer", &i, sizeof(i),
-                                 NULL));
-        ASSERT_OK(mp_process_start(prod[i]));
+        ASSERT_OK(start_producer(&prod[i], i, 512));
     }
     while (running > 0 || kills < rounds(100)) {
         int s = rand() % SLOTS;
@@ -738,42 +735,24 @@ TEST(consumers_killed_at_random_lose_at_most_one_each)
     mp_queue_free(fq);
 }
 
-MP_TARGET(mpmc_producer)
-{
-    static unsigned char buf[sizeof(struct msg_head) + 300000];
-    uint32_t id = *(const uint32_t *)arg;
-
-    (void)len;
-    for (uint32_t seq = 0; seq < 500; seq++)
-        if (mp_queue_put(fq, buf, make_msg(buf, id, seq), 1, MP_FOREVER) < 0)
-            return 1;
-    return 0;
-}
-
 /* Checks per-producer order as seen by this consumer; marks each message. */
 MP_TARGET(mpmc_consumer)
 {
-    static unsigned char buf[sizeof(struct msg_head) + 300000];
     int64_t last[8];
     struct msg_head h;
-    size_t n;
+    int r;
 
     (void)arg; (void)len;
     for (int i = 0; i < 8; i++)
         last[i] = -1;
-    for (;;) {
-        if (mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 60) < 0)
-            return 1;
-        if (check_msg(buf, n))
-            return 0;
-        memcpy(&h, buf, sizeof(h));
+    while ((r = next_msg(&h)) == 0) {
         if (h.id >= 8 || (int64_t)h.seq <= last[h.id])
             tally_error("a producer's messages out of order", h.id, h.seq);
         else
             last[h.id] = h.seq;
-        if (h.id < 8 && h.seq < 512)
-            __atomic_fetch_add(&tally->seen[h.id][h.seq], 1, __ATOMIC_SEQ_CST);
+        mark(&h);
     }
+    return r < 0;
 }
 
 TEST(four_producers_four_consumers_bounded)
@@ -788,9 +767,7 @@ TEST(four_producers_four_consumers_bounded)
         ASSERT_OK(mp_process_start(cons[i]));
     }
     for (uint32_t i = 0; i < P; i++) {
-        ASSERT_OK(mp_process_new(&prod[i], "mpmc_producer", &i, sizeof(i),
-                                 NULL));
-        ASSERT_OK(mp_process_start(prod[i]));
+        ASSERT_OK(start_producer(&prod[i], i, 500));
     }
     for (int i = 0; i < P; i++) {
         ASSERT_OK(mp_process_join(prod[i], 60));
