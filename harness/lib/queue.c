@@ -49,6 +49,8 @@
 #define INITIAL_CAP (256u * 1024)
 #define MAX_MSG (1ULL << 30)
 #define SPIN 256
+#define FIRST_MAX 256 /* pauses before a waiting consumer's first look */
+#define GROW_SPIN 8192 /* pauses a full ring's producer may wait for room */
 
 enum qkind { Q_QUEUE, Q_JOINABLE, Q_SIMPLE };
 static const char *const kind_names[] = { "Queue", "JoinableQueue",
@@ -105,6 +107,7 @@ struct mp_queue {
     mp_conn *handle;      /* owns the memfd; what a child is handed */
     enum qkind kind;
     _Atomic bool closed;  /* close() may race another thread's put */
+    _Atomic int first_pause; /* a waiting consumer's, adapted: see below */
     bool borrowed;        /* a child's queue: libmp's, never freed */
 };
 
@@ -175,15 +178,17 @@ typedef bool (*ready_fn)(const struct shared *s, uint64_t arg);
 /*
  * Waits until ready(s, arg), or the deadline: spins a little, then raises
  * *flag and sleeps on *seq.  0 when ready (or maybe ready: callers re-check
- * under their lock), MP_ETIMEDOUT.
+ * under their lock), MP_ETIMEDOUT.  The spin first pauses `first` times,
+ * then looks less and less often: each look pulls the other side's line away
+ * from it, and a writer whose line is taken stalls at its next atomic
+ * operation until it is back.
  */
 static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
                       _Atomic uint32_t *flag, _Atomic uint32_t *seq,
-                      double deadline)
+                      double deadline, int first)
 {
-    /* Look less and less often: each look pulls the other side's line
-     * away from it. */
-    for (int i = 0, pause = 1; i < SPIN; i += pause, pause *= 2) {
+    for (int i = 0, pause = first; i < SPIN + first; i += pause,
+             pause *= 2) {
         if (ready(s, arg))
             return 0;
         for (int k = 0; k < pause; k++)
@@ -398,6 +403,37 @@ static int grow(mp_queue *q, uint64_t need)
     return 1;
 }
 
+/*
+ * With wlock held and the ring full: before growing it, gives a consumer that
+ * is draining it a moment to make room, for as long as head keeps moving (a
+ * bounded spin).  A producer that runs ahead of a busy consumer then waits a
+ * little instead of growing the ring out of the cache (where both would run
+ * slower for good); a queue nobody is getting from grows at once, so an
+ * unbounded put still never waits for a consumer.  true: room was made.
+ */
+static bool room_soon(struct shared *s, uint64_t tail, uint64_t cap,
+                      uint64_t rec)
+{
+    uint64_t last = s->head_cache;
+
+    for (int i = 1; i <= GROW_SPIN; i++) {
+        uint64_t head;
+
+        cpu_relax();
+        if (i % 32 != 0)
+            continue;
+        head = atomic_load_explicit(&s->head, memory_order_acquire);
+        if (cap - (tail - head) >= rec) {
+            s->head_cache = head;
+            return true;
+        }
+        if (head == last)
+            return false; /* nobody is getting: grow */
+        last = head;
+    }
+    return false;
+}
+
 /* construction */
 
 static int map_queue(mp_queue *q, int fd)
@@ -427,6 +463,7 @@ static int queue_create(mp_queue **out, enum qkind kind, int maxsize)
     if ((q = calloc(1, sizeof(*q))) == NULL)
         return -ENOMEM;
     q->kind = kind;
+    q->first_pause = 1;
     if ((fd = memfd_create("libmp-queue", MFD_CLOEXEC)) < 0) {
         r = -errno;
         free(q);
@@ -496,6 +533,7 @@ static mp_queue *queue_attach(mp_conn *handle)
         return NULL;
     q->handle = handle;
     q->borrowed = true;
+    q->first_pause = 1;
     if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < HDR_SIZE ||
         map_queue(q, fd) < 0)
         goto fail;
@@ -589,7 +627,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
         if (s->maxsize > 0 && !has_room(s, 0)) {
             unlock(&s->wlock);
             if (deadline == 0 || wait_until(s, has_room, 0, &s->room_wait,
-                                            &s->room_seq, deadline) < 0)
+                                            &s->room_seq, deadline, 1) < 0)
                 return MP_EFULL;
             continue;
         }
@@ -601,7 +639,8 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
         if (l->cap - (tail - s->head_cache) < rec) {
             s->head_cache = atomic_load_explicit(&s->head,
                                                  memory_order_acquire);
-            if (l->cap - (tail - s->head_cache) < rec) {
+            if (l->cap - (tail - s->head_cache) < rec &&
+                !room_soon(s, tail, l->cap, rec)) {
                 if ((r = grow(q, rec)) < 0) {
                     unlock(&s->wlock);
                     return r;
@@ -612,7 +651,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
                     unlock(&s->wlock);
                     if (deadline == 0 ||
                         wait_until(s, room_changed, head, &s->room_wait,
-                                   &s->room_seq, deadline) < 0)
+                                   &s->room_seq, deadline, 1) < 0)
                         return MP_EFULL;
                     continue;
                 }
@@ -642,6 +681,25 @@ int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t n)
 
 /* get */
 
+/*
+ * After a consumer waited for data: how long to pause before its first look
+ * next time.  Several records waiting when it looked mean the producer is
+ * streaming: looking later lets it write a batch without the consumer taking
+ * its lines away record by record (on this project's 2-vCPU VM, 3-5 M/s
+ * against 15 M/s for 64-byte messages).  A single record means a round trip:
+ * looking sooner keeps the latency low.
+ */
+static void adapt_first_pause(mp_queue *q, uint64_t avail, uint64_t rec)
+{
+    int f = atomic_load_explicit(&q->first_pause, memory_order_relaxed);
+
+    if (avail >= 8 * rec)
+        f = f * 2 > FIRST_MAX ? FIRST_MAX : f * 2;
+    else
+        f = f / 2 < 1 ? 1 : f / 2;
+    atomic_store_explicit(&q->first_pause, f, memory_order_relaxed);
+}
+
 /* Where a message goes: a malloc'd buffer, or the caller's. */
 struct sink {
     void **out;
@@ -657,6 +715,7 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     const struct layout *l;
     double deadline;
     void *dst;
+    bool waited = false;
     int r;
 
     if (q == NULL || k->len == NULL || isnan(timeout))
@@ -677,8 +736,12 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
             break;
         unlock(&s->rlock);
         if (deadline == 0 || wait_until(s, has_data, head, &s->data_wait,
-                                        &s->data_seq, deadline) < 0)
+                                        &s->data_seq, deadline,
+                                        atomic_load_explicit(
+                                            &q->first_pause,
+                                            memory_order_relaxed)) < 0)
             return MP_EEMPTY;
+        waited = true;
     }
     l = cur_layout(s);
     if ((r = ensure_access(q, l->cap)) < 0) {
@@ -690,6 +753,8 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
         unlock(&s->rlock); /* cannot happen: the ring is ours */
         return MP_EQCORRUPT;
     }
+    if (waited)
+        adapt_first_pause(q, tail - head, rec_size(n));
     *k->len = (size_t)n;
     if (k->out != NULL) {
         if ((dst = malloc((size_t)n + 1)) == NULL) {
@@ -822,7 +887,7 @@ int mp_queue_join(mp_queue *q, double timeout)
     if (deadline == 0)
         return MP_ETIMEDOUT;
     return wait_until(q->s, all_done, 0, &q->s->done_wait, &q->s->done_seq,
-                      deadline);
+                      deadline, 1);
 }
 
 int mp_queue_repr(const mp_queue *q, char *buf, size_t size)
