@@ -164,6 +164,9 @@ double mp__now(void); /* CLOCK_MONOTONIC seconds */
 /* Seconds as poll()'s milliseconds, rounded up (libm-free ceil). */
 int mp__ms_ceil(double seconds);
 
+/* queue.c: for the tests, a point where the next put or get _exit()s */
+extern int mp__queue_fault;
+
 /* error.c */
 int mp__set_raised(const char *exc, const char *msg);
 

@@ -50,6 +50,8 @@
 #define MAX_MSG (1ULL << 30)
 #define SPIN 256
 #define FIRST_MAX 256 /* pauses before a waiting consumer's first look */
+#define RECHECK 0.1    /* seconds a waiter sleeps before it looks for the
+                          dead (see wait_until) */
 #define GROW_SPIN 8192 /* pauses a full ring's producer may wait for room */
 
 enum qkind { Q_QUEUE, Q_JOINABLE, Q_SIMPLE };
@@ -77,13 +79,15 @@ struct shared {
      * not take wlock's line away from the producer. */
     alignas(64) pthread_mutex_t wlock;
     _Atomic uint64_t nput;
-    uint64_t pending_tail, pending_nput, head_cache;
+    _Atomic uint64_t pending_tail, pending_nput; /* the note: see repair */
+    uint64_t head_cache;
     alignas(64) _Atomic uint64_t tail;
 
     /* The same for consumers. */
     alignas(64) pthread_mutex_t rlock;
     _Atomic uint64_t nget;
-    uint64_t pending_head, pending_nget, tail_cache;
+    _Atomic uint64_t pending_head, pending_nget;
+    uint64_t tail_cache;
     alignas(64) _Atomic uint64_t head;
 
     /* JoinableQueue: task_done() calls so far. */
@@ -96,6 +100,7 @@ struct shared {
 };
 
 _Static_assert(sizeof(struct shared) <= HDR_SIZE, "the header fits its page");
+_Static_assert(SIZE_MAX > HDR_SIZE + RESERVE, "a 64-bit address space");
 
 struct mp_queue {
     struct shared *s;
@@ -110,6 +115,18 @@ struct mp_queue {
     _Atomic int first_pause; /* a waiting consumer's, adapted: see below */
     bool borrowed;        /* a child's queue: libmp's, never freed */
 };
+
+/*
+ * Fault injection for the tests (test_queue.c sets it in a child): the
+ * process _exit()s at that point of its next put (1-5) or get (11-14),
+ * leaving the queue as a SIGKILL there would.  One predictable branch.
+ */
+int mp__queue_fault;
+#define FAULT(n)                                                              \
+    do {                                                                      \
+        if (__builtin_expect(mp__queue_fault == (n), 0))                      \
+            _exit(86);                                                        \
+    } while (0)
 
 /* futexes */
 
@@ -128,7 +145,7 @@ static int futex_wait(_Atomic uint32_t *w, uint32_t val, double deadline)
 {
     struct timespec ts, *tp = NULL;
 
-    if (deadline != INFINITY) {
+    if (deadline < 1e12) { /* finite (callers cap it): a time_t fits */
         ts.tv_sec = (time_t)deadline; /* positive: truncation is floor */
         ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
         tp = &ts;
@@ -159,6 +176,7 @@ static void wake(_Atomic uint32_t *flag, _Atomic uint32_t *seq)
 #endif
     if (atomic_load_explicit(flag, memory_order_relaxed) &&
         atomic_exchange(flag, 0)) {
+        FAULT(5); /* the flag taken, nobody woken */
         atomic_fetch_add(seq, 1);
         syscall(SYS_futex, (uint32_t *)seq, FUTEX_WAKE, INT_MAX, NULL, NULL,
                 0);
@@ -171,6 +189,8 @@ static void publish(_Atomic uint64_t *pos, uint64_t v)
 {
     atomic_store_explicit(pos, v, memory_order_release);
 }
+
+static void repair_dead(struct shared *s);
 
 /* A condition on the shared state, tested without a lock. */
 typedef bool (*ready_fn)(const struct shared *s, uint64_t arg);
@@ -196,15 +216,23 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
     }
     for (;;) {
         uint32_t seen = atomic_load(seq);
+        double now, until;
 
         atomic_store(flag, 1);
         atomic_thread_fence(memory_order_seq_cst);
         if (ready(s, arg))
             return 0;
-        if (deadline != INFINITY && mp__now() >= deadline)
+        now = mp__now();
+        if (now >= deadline)
             return MP_ETIMEDOUT;
-        if (futex_wait(seq, seen, deadline) == MP_ETIMEDOUT)
-            return ready(s, arg) ? 0 : MP_ETIMEDOUT;
+        /* A process killed after its commit and before its wake-up, or in
+         * the middle of a put or get (its counter not yet repaired), sends
+         * no wake-up, and the kernel has none to give for it: so a sleep
+         * lasts RECHECK at most, and then the locks are tried, which
+         * repairs what a dead holder left. */
+        until = now + RECHECK < deadline ? now + RECHECK : deadline;
+        if (futex_wait(seq, seen, until) == MP_ETIMEDOUT && until < deadline)
+            repair_dead(s);
     }
 }
 
@@ -215,9 +243,10 @@ static bool has_data(const struct shared *s, uint64_t head)
 
 static bool has_room(const struct shared *s, uint64_t unused)
 {
+    uint64_t nget = atomic_load(&s->nget); /* first: nget <= nput then */
+
     (void)unused;
-    return atomic_load(&s->nput) - atomic_load(&s->nget) <
-           (uint64_t)s->maxsize;
+    return atomic_load(&s->nput) - nget < (uint64_t)s->maxsize;
 }
 
 static bool room_changed(const struct shared *s, uint64_t head)
@@ -237,19 +266,19 @@ static bool all_done(const struct shared *s, uint64_t unused)
  * or did not (nput goes back to what it was). */
 static void repair_producer(struct shared *s)
 {
-    if (atomic_load(&s->tail) != s->pending_tail)
-        atomic_store(&s->nput, s->pending_nput);
-    s->pending_tail = atomic_load(&s->tail);
-    s->pending_nput = atomic_load(&s->nput);
+    if (atomic_load(&s->tail) != atomic_load(&s->pending_tail))
+        atomic_store(&s->nput, atomic_load(&s->pending_nput));
+    atomic_store(&s->pending_nput, atomic_load(&s->nput));
+    atomic_store(&s->pending_tail, atomic_load(&s->tail));
     s->head_cache = atomic_load(&s->head);
 }
 
 static void repair_consumer(struct shared *s)
 {
-    if (atomic_load(&s->head) != s->pending_head)
-        atomic_store(&s->nget, s->pending_nget);
-    s->pending_head = atomic_load(&s->head);
-    s->pending_nget = atomic_load(&s->nget);
+    if (atomic_load(&s->head) != atomic_load(&s->pending_head))
+        atomic_store(&s->nget, atomic_load(&s->pending_nget));
+    atomic_store(&s->pending_nget, atomic_load(&s->nget));
+    atomic_store(&s->pending_head, atomic_load(&s->head));
     s->tail_cache = atomic_load(&s->tail);
 }
 
@@ -270,6 +299,27 @@ static int lock(struct shared *s, pthread_mutex_t *m)
 static void unlock(pthread_mutex_t *m)
 {
     pthread_mutex_unlock(m);
+}
+
+/* Takes and drops each lock that is free or held by the dead: the taking
+ * repairs (lock()); a lock a live process holds is left alone. */
+static void repair_dead(struct shared *s)
+{
+    pthread_mutex_t *locks[] = { &s->wlock, &s->rlock };
+
+    for (int i = 0; i < 2; i++) {
+        int r = pthread_mutex_trylock(locks[i]);
+
+        if (r == EOWNERDEAD) {
+            if (i == 0)
+                repair_producer(s);
+            else
+                repair_consumer(s);
+            r = pthread_mutex_consistent(locks[i]);
+        }
+        if (r == 0)
+            unlock(locks[i]);
+    }
 }
 
 static int init_mutex(pthread_mutex_t *m)
@@ -591,7 +641,7 @@ static double deadline_of(int block, double timeout)
 {
     if (!block || !(timeout > 0))
         return 0; /* already passed: check once */
-    if (timeout == INFINITY)
+    if (timeout >= 1e9) /* 30 years: forever, and no time_t overflow */
         return INFINITY;
     return mp__now() + timeout;
 }
@@ -664,11 +714,20 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
             ring_write(q, l, tail, &hdr, 8);
             ring_write(q, l, tail + 8, buf, n);
         }
-        s->pending_nput = nput;
-        s->pending_tail = tail + rec;
-        atomic_store_explicit(&s->nput, nput + 1, memory_order_relaxed);
+        /* The note, then nput, then tail: each store a release, so that
+         * neither the compiler nor the CPU lets a later one be seen first
+         * (a process killed between two of them must leave them in this
+         * order for repair_producer()). */
+        atomic_store_explicit(&s->pending_nput, nput, memory_order_relaxed);
+        atomic_store_explicit(&s->pending_tail, tail + rec,
+                              memory_order_release);
+        FAULT(1);
+        atomic_store_explicit(&s->nput, nput + 1, memory_order_release);
+        FAULT(2);
         publish(&s->tail, tail + rec);
+        FAULT(3);
         unlock(&s->wlock);
+        FAULT(4);
         wake(&s->data_wait, &s->data_seq);
         return 0;
     }
@@ -770,11 +829,16 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     }
     ring_read(q, l, head + 8, dst, (size_t)n);
     nget = atomic_load_explicit(&s->nget, memory_order_relaxed);
-    s->pending_nget = nget;
-    s->pending_head = head + rec_size(n);
-    atomic_store_explicit(&s->nget, nget + 1, memory_order_relaxed);
+    atomic_store_explicit(&s->pending_nget, nget, memory_order_relaxed);
+    atomic_store_explicit(&s->pending_head, head + rec_size(n),
+                          memory_order_release);
+    FAULT(11);
+    atomic_store_explicit(&s->nget, nget + 1, memory_order_release);
+    FAULT(12);
     publish(&s->head, head + rec_size(n));
+    FAULT(13);
     unlock(&s->rlock);
+    FAULT(14);
     if (k->out != NULL)
         *k->out = dst;
     wake(&s->room_wait, &s->room_seq);
@@ -815,7 +879,7 @@ int mp_queue_qsize(mp_queue *q)
 
     if (q == NULL || q->kind == Q_SIMPLE)
         return MP_EINVAL;
-    nget = atomic_load(&q->s->nget);
+    nget = atomic_load(&q->s->nget); /* first: see has_room() */
     nput = atomic_load(&q->s->nput);
     return nput > nget ? (int)(nput - nget > INT_MAX ? INT_MAX : nput - nget)
                        : 0;

@@ -793,3 +793,160 @@ TEST(four_producers_four_consumers_bounded)
                            id, seq, tally->seen[id][seq]);
     mp_queue_free(fq);
 }
+
+/*
+ * A process that dies at each point of a put or a get (queue.c's fault
+ * injection: it _exit()s there, as a SIGKILL would leave it): whoever comes
+ * next repairs the counters, a waiter that was owed a wake-up gets it within
+ * the re-check interval (0.1 s), and nothing is lost or counted twice.
+ */
+extern int mp__queue_fault; /* queue.c, for the tests */
+
+MP_TARGET(die_putting)
+{
+    memcpy(&mp__queue_fault, arg, sizeof(int));
+    (void)len;
+    mp_queue_put_str(fq, "cut");
+    return 1; /* not reached */
+}
+
+MP_TARGET(die_getting)
+{
+    char buf[16];
+    size_t n;
+
+    memcpy(&mp__queue_fault, arg, sizeof(int));
+    (void)len;
+    mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10);
+    return 1; /* not reached */
+}
+
+/* Gets one message, sends it on its connection, marks it done. */
+MP_TARGET(get_report_done)
+{
+    char buf[16];
+    size_t n;
+
+    (void)arg; (void)len;
+    if (mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10) < 0 ||
+        mp_conn_send_bytes(mp_child_conn(0), buf, n) < 0 ||
+        mp_queue_task_done(fq) < 0)
+        return 1;
+    return 0;
+}
+
+MP_TARGET(put_c)
+{
+    (void)arg; (void)len;
+    return mp_queue_put(fq, "c", 1, 1, 10) < 0;
+}
+
+/* Waits (bounded) until process p sleeps in the kernel. */
+static void wait_sleeping(mp_process *p)
+{
+    pid_t pid;
+    char path[64], stat[512];
+
+    ASSERT_OK(mp_process_pid(p, &pid));
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 2000; i++) {
+        FILE *f = fopen(path, "r");
+        char *e = NULL;
+
+        if (f != NULL && fgets(stat, sizeof(stat), f) != NULL)
+            e = strrchr(stat, ')');
+        if (f != NULL)
+            fclose(f);
+        if (e != NULL && e[2] == 'S')
+            return;
+        usleep(1000);
+    }
+    check_fail(__FILE__, __LINE__, "the consumer never went to sleep");
+}
+
+static int run_to_death(const char *target, int point)
+{
+    mp_process *p;
+    int code = -1;
+
+    ASSERT_OK(mp_process_new(&p, target, &point, sizeof(point), NULL));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_OK(mp_process_join(p, 10));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    mp_process_free(p);
+    return code;
+}
+
+TEST(a_put_cut_short_at_each_point)
+{
+    for (int point = 1; point <= 5; point++) {
+        mp_process *c;
+        mp_conn *r, *w;
+        void *got;
+        size_t n;
+        int code = -1;
+        double t;
+
+        ASSERT_OK(mp_joinable_queue_new(&fq, 0));
+        ASSERT_OK(mp_pipe(&r, &w, 0));
+        ASSERT_OK(mp_process_new(&c, "get_report_done", NULL, 0, NULL));
+        ASSERT_OK(mp_process_add_conn(c, w));
+        ASSERT_OK(mp_process_start(c));
+        wait_sleeping(c); /* so a lost wake-up would matter */
+        ASSERT_EQ(86, run_to_death("die_putting", point));
+        t = check_now();
+        if (point <= 2) /* not committed: never seen */
+            ASSERT_OK(mp_queue_put_str(fq, "after"));
+        ASSERT_OK(mp_conn_recv_bytes(r, &got, &n, MP_NOLIMIT));
+        if (point <= 2) {
+            ASSERT_STREQ("after", got);
+        } else {
+            ASSERT_STREQ("cut", got);
+            ASSERT_WITHIN(0, 2.0, check_now() - t); /* 0.1 s re-check */
+        }
+        free(got);
+        ASSERT_OK(mp_process_join(c, 10));
+        ASSERT_EQ(1, mp_process_exitcode(c, &code));
+        ASSERT_EQ(0, code);
+        ASSERT_OK(mp_queue_join(fq, 5)); /* the counts agree again */
+        ASSERT_EQ(0, mp_queue_qsize(fq));
+        ASSERT_EQ(1, mp_queue_empty(fq));
+        mp_process_free(c);
+        mp_conn_free(r);
+        mp_conn_free(w);
+        mp_queue_free(fq);
+    }
+}
+
+TEST(a_get_cut_short_at_each_point)
+{
+    for (int point = 11; point <= 14; point++) {
+        mp_process *wr;
+        int code = -1;
+        double t;
+
+        ASSERT_OK(mp_queue_new(&fq, 2));
+        ASSERT_OK(mp_queue_put_str(fq, "a"));
+        ASSERT_OK(mp_queue_put_str(fq, "b"));
+        ASSERT_OK(mp_process_new(&wr, "put_c", NULL, 0, NULL));
+        ASSERT_OK(mp_process_start(wr));
+        wait_sleeping(wr); /* waiting for room */
+        ASSERT_EQ(86, run_to_death("die_getting", point));
+        t = check_now();
+        if (point <= 12) { /* not committed: "a" is still first */
+            expect_get(fq, "a", 1);
+        } else { /* "a" was taken: room for "c", a lost wake-up or not */
+            ASSERT_OK(mp_process_join(wr, 5));
+            ASSERT_WITHIN(0, 2.0, check_now() - t);
+        }
+        expect_get(fq, "b", 1);
+        expect_get(fq, "c", 1);
+        ASSERT_OK(mp_process_join(wr, 10));
+        ASSERT_EQ(1, mp_process_exitcode(wr, &code));
+        ASSERT_EQ(0, code);
+        ASSERT_EQ(0, mp_queue_qsize(fq));
+        ASSERT_EQ(0, mp_queue_full(fq));
+        mp_process_free(wr);
+        mp_queue_free(fq);
+    }
+}
