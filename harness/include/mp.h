@@ -461,8 +461,10 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * get that was cut short loses at most the message it was taking (it is
  * still in the queue unless the get had finished copying it); and nobody
  * waits forever on a lock the dead process held (robust mutexes; the state
- * is repaired by the next process to take the lock).  CPython's docs warn
- * that its queues may become corrupted in that case.
+ * is repaired by the next process to take the lock), or for a wake-up it
+ * owed (a waiter re-checks every 0.1 s: the kernel has no wake-up for a
+ * death in the middle of a put or get).  CPython's docs warn that its queues
+ * may become corrupted in that case.
  *
  * Waits sleep on futexes, with a short bounded spin first; when the other
  * side is awake, a put or get makes no system call.  Timeouts are seconds
