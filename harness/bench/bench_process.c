@@ -111,6 +111,13 @@ static void end_round(struct series *s)
     s->round_start = s->n;
 }
 
+/* A round is over for every series. */
+static void end_rounds(void)
+{
+    for (int i = 0; i < nseries; i++)
+        end_round(&table[i]);
+}
+
 static double med(const struct series *s)
 {
     return bench_quantile(s->v, s->n, 0.5);
@@ -731,8 +738,7 @@ int main(int argc, char **argv)
                 }
             }
         }
-        for (int i = 0; i < nseries; i++)
-            end_round(&table[i]);
+        end_rounds();
     }
 
     /* join(timeout): the overshoot and the CPU spent waiting, per timeout
@@ -763,8 +769,7 @@ int main(int argc, char **argv)
                 }
             }
         }
-        for (int i = 0; i < nseries; i++)
-            end_round(&table[i]);
+        end_rounds();
     }
 
     /* N children started, then all joined (param: N); CPython's spawn is
@@ -805,8 +810,7 @@ int main(int argc, char **argv)
                 }
             }
         }
-        for (int i = 0; i < nseries; i++)
-            end_round(&table[i]);
+        end_rounds();
     }
 
     /* terminate() -> join() returning, on a running child */
@@ -831,8 +835,7 @@ int main(int argc, char **argv)
                 }
             }
         }
-        for (int i = 0; i < nseries; i++)
-            end_round(&table[i]);
+        end_rounds();
     }
 
     /* 64-byte messages through a pipe, 1 -> 1 */
@@ -858,8 +861,7 @@ int main(int argc, char **argv)
                     break;
             }
         }
-        for (int i = 0; i < nseries; i++)
-            end_round(&table[i]);
+        end_rounds();
     }
 
     /* start+join against the parent's size (touched memory) */
@@ -886,8 +888,7 @@ int main(int argc, char **argv)
                         break;
                 }
             }
-            for (int i = 0; i < nseries; i++)
-                end_round(&table[i]);
+            end_rounds();
         }
     }
     hold_memory(0);
