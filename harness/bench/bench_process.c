@@ -10,8 +10,9 @@
  * The limits ("raw"): fork()+waitpid() for fork; posix_spawn() of a small
  * static program + waitpid() for spawn; a request to a pre-forked server that
  * forks, reaps and answers, for forkserver; ppoll() on a pidfd for a timed
- * wait; kill(SIGTERM)+waitpid() for terminate.  CPython runs scripts/bench_process.py, one interpreter per round,
- * timed inside it.
+ * wait; kill(SIGTERM)+waitpid() for terminate.  CPython runs
+ * scripts/bench_process.py, timed inside it: one interpreter per measurement
+ * (per method, timeout, batch size or parent size, each round).
  *
  *   mp-bench-process [--rounds R] [--scale F] [--python PATH] [--out FILE]
  *                    [--quick]

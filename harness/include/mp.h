@@ -451,8 +451,9 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * is no feeder thread and no pipe, so put() never leaves data behind in the
  * producer, and a child that put() can always exit (CPython's child cannot
  * until its feeder has flushed into a full pipe).  The ring grows when a
- * message does not fit (an unbounded queue never blocks a put), up to 4 GiB
- * of backlog; its memory stays at its high-water mark until the last process
+ * message does not fit (an unbounded queue does not block a put), up to 4 GiB
+ * of backlog (beyond that a put waits for room, or returns MP_EFULL if it may
+ * not wait); its memory stays at its high-water mark until the last process
  * frees the queue.
  *
  * Beyond CPython, a queue survives the death of any process using it, SIGKILL
@@ -479,8 +480,9 @@ typedef struct mp_queue mp_queue;
 int mp_queue_new(mp_queue **q, int maxsize);
 /* JoinableQueue(maxsize): a Queue with task_done() and join(). */
 int mp_joinable_queue_new(mp_queue **q, int maxsize);
-/* SimpleQueue(): unbounded; no qsize/full; after close(), every call is
- * MP_EHANDLECLOSED ("OSError: handle is closed"), as CPython's. */
+/* SimpleQueue(): unbounded; no qsize, full, join_thread, cancel_join_thread
+ * (MP_EINVAL); after close(), put, get and empty are MP_EHANDLECLOSED
+ * ("OSError: handle is closed"), as CPython's. */
 int mp_simple_queue_new(mp_queue **q);
 
 /*

@@ -1,6 +1,7 @@
 /*
  * test_queue.c - Queue, JoinableQueue and SimpleQueue (queue.c) against
- * CPython's observed behaviour (../shared/SCENARIOS.md sections 10-12), and
+ * CPython's observed behaviour (sections 10-12 of SCENARIOS.md, the catalog
+ * of CPython behaviours this project was made from), and
  * what libmp promises beyond it: processes killed with SIGKILL at random
  * points while they put or get, many times, with checksums.
  */
