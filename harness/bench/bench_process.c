@@ -638,6 +638,20 @@ static void ratio(const char *key, struct series *a, struct series *b)
                                                rounds));
 }
 
+/* The two ratios of a scenario: prefix.cpython_over_libmp and
+ * prefix.libmp_over_raw (each only if both series were measured). */
+static void ratios_of(const char *prefix, const char *scenario,
+                      const char *method, int param)
+{
+    char key[128];
+    struct series *lib = get(scenario, method, "libmp", param);
+
+    snprintf(key, sizeof(key), "%s.cpython_over_libmp", prefix);
+    ratio(key, get(scenario, method, "cpython", param), lib);
+    snprintf(key, sizeof(key), "%s.libmp_over_raw", prefix);
+    ratio(key, lib, get(scenario, method, "raw", param));
+}
+
 /* Touched memory the parent holds for the scaling rounds. */
 static char *ballast;
 
@@ -658,11 +672,11 @@ int main(int argc, char **argv)
     static const int mems[] = { 1, 256, 1024 };
     static const double timeouts[] = { 0.05, 0.1, 0.5 };
     static const int start_ns[] = { 1, 10, 100, 1000 };
-    bool quick = false;
-    int rounds = 5, joins = 5;
-    double scale = 1.0;
-    const char *python = NULL, *out = NULL;
-    char pybuf[4096];
+    struct bench_opts o;
+    bool quick;
+    int rounds, joins = 5;
+    double scale;
+    const char *python, *out;
     json_t *root, *results;
     ssize_t len;
 
@@ -670,29 +684,15 @@ int main(int argc, char **argv)
         return 0; /* the "raw self" spawn limit: exec and loading only */
     bench_prog = "mp-bench-process";
     mp_main(argc, argv);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--quick") == 0) {
-            rounds = 2, scale = 0.1, joins = 2, quick = true;
-            continue;
-        }
-        if (v == NULL)
-            bench_die("usage: mp-bench-process [--rounds R] [--scale F] [--python "
-                "PATH] [--out FILE] [--quick]");
-        if (strcmp(a, "--rounds") == 0) rounds = atoi(v);
-        else if (strcmp(a, "--scale") == 0) scale = atof(v);
-        else if (strcmp(a, "--python") == 0) python = v;
-        else if (strcmp(a, "--out") == 0) out = v;
-        else bench_die("unknown option (see the comment at the top of the source)");
-        i++;
-    }
-    if (rounds < 1 || rounds > 64 || !(scale > 0))
-        bench_die("--rounds must be 1..64 and --scale positive");
+    bench_options(argc, argv, 0.1, &o);
+    rounds = o.rounds, scale = o.scale, quick = o.quick;
+    python = o.python, out = o.out;
+    if (quick)
+        joins = 2;
     len = readlink("/proc/self/exe", here, sizeof(here) - 1);
     here[len > 0 ? len : 0] = '\0';
     if (strrchr(here, '/') != NULL)
         *strrchr(here, '/') = '\0';
-    python = bench_python(python, pybuf, sizeof(pybuf));
 #define N(x) ((int)fmax(2, (x) * scale))
     server_start(); /* while we are small */
     {
@@ -973,13 +973,8 @@ int main(int argc, char **argv)
     ratios = json_object();
     for (int m = 0; m < 3; m++) {
         char key[96];
-        snprintf(key, sizeof(key), "start_join.%s.cpython_over_libmp",
-                 methods[m]);
-        ratio(key, get("start_join", methods[m], "cpython", 0),
-              get("start_join", methods[m], "libmp", 0));
-        snprintf(key, sizeof(key), "start_join.%s.libmp_over_raw", methods[m]);
-        ratio(key, get("start_join", methods[m], "libmp", 0),
-              get("start_join", methods[m], "raw", 0));
+        snprintf(key, sizeof(key), "start_join.%s", methods[m]);
+        ratios_of(key, "start_join", methods[m], 0);
         if (m == 1)
             ratio("start_join.spawn.libmp_over_raw_self",
                   get("start_join", methods[m], "libmp", 0),
@@ -995,34 +990,19 @@ int main(int argc, char **argv)
     for (size_t t = 0; t < sizeof(timeouts) / sizeof(*timeouts); t++) {
         char key[96];
         int ms = (int)(timeouts[t] * 1000 + 0.5);
-        snprintf(key, sizeof(key), "join_overshoot.fork.%dms.cpython_over_libmp",
-                 ms);
-        ratio(key, get("join_overshoot", "fork", "cpython", ms),
-              get("join_overshoot", "fork", "libmp", ms));
-        snprintf(key, sizeof(key), "join_overshoot.fork.%dms.libmp_over_raw",
-                 ms);
-        ratio(key, get("join_overshoot", "fork", "libmp", ms),
-              get("join_overshoot", "fork", "raw", ms));
+        snprintf(key, sizeof(key), "join_overshoot.fork.%dms", ms);
+        ratios_of(key, "join_overshoot", "fork", ms);
     }
     for (int m = 0; m < 3; m++) {
         char key[96];
         for (size_t j = 0; j < sizeof(start_ns) / sizeof(*start_ns); j++) {
-            snprintf(key, sizeof(key), "start_n.%s.%d.cpython_over_libmp",
-                     methods[m], start_ns[j]);
-            ratio(key, get("start_n", methods[m], "cpython", start_ns[j]),
-                  get("start_n", methods[m], "libmp", start_ns[j]));
-            snprintf(key, sizeof(key), "start_n.%s.%d.libmp_over_raw",
-                     methods[m], start_ns[j]);
-            ratio(key, get("start_n", methods[m], "libmp", start_ns[j]),
-                  get("start_n", methods[m], "raw", start_ns[j]));
+            snprintf(key, sizeof(key), "start_n.%s.%d", methods[m],
+                     start_ns[j]);
+            ratios_of(key, "start_n", methods[m], start_ns[j]);
         }
-        snprintf(key, sizeof(key), "terminate.%s.cpython_over_libmp",
-                 methods[m]);
-        ratio(key, get("terminate", methods[m], "cpython", 0),
-              get("terminate", methods[m], "libmp", 0));
+        snprintf(key, sizeof(key), "terminate.%s", methods[m]);
+        ratios_of(key, "terminate", methods[m], 0);
     }
-    ratio("terminate.fork.libmp_over_raw", get("terminate", "fork", "libmp", 0),
-          get("terminate", "fork", "raw", 0));
     ratio("start_join_mem.forkserver.libmp_1024mb_over_1mb",
           get("start_join_mem", "forkserver", "libmp", 1024),
           get("start_join_mem", "forkserver", "libmp", 1));

@@ -487,32 +487,14 @@ static void print_thr(const double *v, int width)
 
 int main(int argc, char **argv)
 {
-    const char *python = NULL, *out = NULL;
-    char pybuf[4096];
+    struct bench_opts opt;
+    const char *python, *out;
     json_t *root, *results, *rtts;
 
     bench_prog = "mp-bench-queue";
     mp_main(argc, argv);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--quick") == 0) {
-            rounds = 2, scale = 0.05;
-            continue;
-        }
-        if (v == NULL)
-            bench_die("usage: mp-bench-queue [--rounds R] [--scale F] "
-                      "[--python PATH] [--out FILE] [--quick]");
-        if (strcmp(a, "--rounds") == 0) rounds = atoi(v);
-        else if (strcmp(a, "--scale") == 0) scale = atof(v);
-        else if (strcmp(a, "--python") == 0) python = v;
-        else if (strcmp(a, "--out") == 0) out = v;
-        else bench_die("unknown option (see the comment at the top of the "
-                       "source)");
-        i++;
-    }
-    if (rounds < 1 || rounds > 64 || !(scale > 0))
-        bench_die("--rounds must be 1..64 and --scale positive");
-    python = bench_python(python, pybuf, sizeof(pybuf));
+    bench_options(argc, argv, 0.05, &opt);
+    rounds = opt.rounds, scale = opt.scale, python = opt.python, out = opt.out;
     signal(SIGPIPE, SIG_IGN); /* as CPython runs; libmp needs no help */
 
     for (int r = 0; r < rounds; r++) {

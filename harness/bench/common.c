@@ -113,6 +113,36 @@ const char *bench_python(const char *given, char *buf, size_t size)
     return buf;
 }
 
+void bench_options(int argc, char **argv, double quick_scale,
+                   struct bench_opts *o)
+{
+    char usage[256];
+
+    o->rounds = 5, o->scale = 1.0, o->quick = false;
+    o->python = o->out = NULL;
+    snprintf(usage, sizeof(usage), "usage: %s [--rounds R] [--scale F] "
+             "[--python PATH] [--out FILE] [--quick]", bench_prog);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if (strcmp(a, "--quick") == 0) {
+            o->rounds = 2, o->scale = quick_scale, o->quick = true;
+            continue;
+        }
+        if (v == NULL)
+            bench_die(usage);
+        if (strcmp(a, "--rounds") == 0) o->rounds = atoi(v);
+        else if (strcmp(a, "--scale") == 0) o->scale = atof(v);
+        else if (strcmp(a, "--python") == 0) o->python = v;
+        else if (strcmp(a, "--out") == 0) o->out = v;
+        else bench_die(usage);
+        i++;
+    }
+    if (o->rounds < 1 || o->rounds > 64 || !(o->scale > 0))
+        bench_die("--rounds must be 1..64 and --scale positive");
+    o->python = bench_python(o->python, o->pybuf, sizeof(o->pybuf));
+}
+
 void bench_env_json(json_t *root, const char *py_version)
 {
     struct utsname u;

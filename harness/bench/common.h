@@ -6,6 +6,7 @@
 #define BENCH_COMMON_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The program's name in messages ("mp-bench-queue"). */
@@ -23,6 +24,18 @@ char *bench_capture(char *const argv[]);
 /* The interpreter to compare with: `given`, or what scripts/find-python
  * prints (written to buf). */
 const char *bench_python(const char *given, char *buf, size_t size);
+/* The options both benchmark programs take: [--rounds R] [--scale F]
+ * [--python PATH] [--out FILE] [--quick] (2 rounds, scale quick_scale).
+ * Exits 2 with a message on a bad one; resolves python (bench_python). */
+struct bench_opts {
+    int rounds;
+    double scale;
+    bool quick;
+    const char *python, *out;
+    char pybuf[4096];
+};
+void bench_options(int argc, char **argv, double quick_scale,
+                   struct bench_opts *o);
 /* date, kernel, cpu, cpus, libmp and python into root. */
 void bench_env_json(json_t *root, const char *py_version);
 /* Progress on stderr when it is a terminal ("\r" line, cleared by NULL). */
