@@ -380,9 +380,27 @@ int mp_set_daemon_death_signal(int sig);
  * boundaries kept (empty messages too), on CPython's wire format (a 4-byte
  * big-endian length); duplex pipes are socketpairs, one-way pipes pipe(2), as
  * CPython's.  A connection's descriptor is inherited by fork children.  A
- * send to a closed peer is -EPIPE (BrokenPipeError), never a SIGPIPE.
+ * send to a closed peer is -EPIPE (BrokenPipeError), never a SIGPIPE: see
+ * mp_set_sigpipe_policy().
  */
 typedef struct mp_conn mp_conn;
+
+/*
+ * How a send on a one-way pipe keeps SIGPIPE away (a duplex pipe is a socket
+ * and needs nothing).  MP_SIGPIPE_IGNORE, the default, is CPython's: the
+ * first such send in a process turns SIGPIPE from its default to ignored (a
+ * handler of the program's own, or SIG_IGN, is left alone, and a handler
+ * then runs on a broken pipe), and each send is one write(2).  A program
+ * that sets SIGPIPE back to its default afterwards is killed by a send to a
+ * closed reader, as a CPython program that does so is.  MP_SIGPIPE_KEEP
+ * never changes the disposition: each send checks it, and unless SIGPIPE is
+ * ignored, blocks it in the sending thread, writes, takes back the SIGPIPE
+ * the write raised and unblocks it (four more system calls a message).
+ * Returns the previous policy, or MP_EINVAL.
+ */
+#define MP_SIGPIPE_IGNORE 0
+#define MP_SIGPIPE_KEEP 1
+int mp_set_sigpipe_policy(int policy);
 
 /* No limit for mp_conn_recv_bytes(). */
 #define MP_NOLIMIT ((size_t)-1)

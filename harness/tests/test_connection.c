@@ -4,8 +4,11 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,6 +115,155 @@ TEST(one_way_pipe_broken_without_sigpipe)
     ASSERT_TRUE(!sigismember(&pending, SIGPIPE));
     mp_conn_free(r);
     mp_conn_free(w);
+}
+
+static void dispose_sigpipe(void (*handler)(int))
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_OK(sigaction(SIGPIPE, &sa, NULL));
+}
+
+static void (*sigpipe_disposition(void))(int)
+{
+    struct sigaction sa;
+
+    ASSERT_OK(sigaction(SIGPIPE, NULL, &sa));
+    return sa.sa_handler;
+}
+
+/* The default policy is CPython's: SIGPIPE at its default is ignored from
+ * the first pipe send on, and the send is EPIPE. */
+TEST(sigpipe_default_becomes_ignored_as_cpythons)
+{
+    mp_conn *r, *w;
+
+    dispose_sigpipe(SIG_DFL);
+    ASSERT_OK(mp_pipe(&r, &w, 0));
+    ASSERT_TRUE(sigpipe_disposition() == SIG_DFL); /* not before a send */
+    ASSERT_OK(mp_conn_send_bytes(w, "x", 1));
+    ASSERT_TRUE(sigpipe_disposition() == SIG_IGN);
+    ASSERT_OK(mp_conn_close(r));
+    ASSERT_EQ(-EPIPE, mp_conn_send_bytes(w, "y", 1));
+    mp_conn_free(r);
+    mp_conn_free(w);
+}
+
+static volatile sig_atomic_t sigpipes;
+
+static void count_sigpipe(int sig)
+{
+    (void)sig;
+    sigpipes++;
+}
+
+/* A handler of the program's own is left alone, and runs. */
+TEST(sigpipe_handler_left_alone)
+{
+    mp_conn *r, *w;
+
+    dispose_sigpipe(count_sigpipe);
+    ASSERT_OK(mp_pipe(&r, &w, 0));
+    ASSERT_OK(mp_conn_close(r));
+    ASSERT_EQ(-EPIPE, mp_conn_send_bytes(w, "x", 1));
+    ASSERT_EQ(1, sigpipes);
+    ASSERT_TRUE(sigpipe_disposition() == count_sigpipe);
+    mp_conn_free(r);
+    mp_conn_free(w);
+}
+
+/* MP_SIGPIPE_KEEP: the disposition stays the default, the send is EPIPE,
+ * nothing is left pending, and a SIGPIPE pending before stays pending. */
+TEST(sigpipe_keep_policy)
+{
+    mp_conn *r, *w;
+    sigset_t set, pending;
+
+    ASSERT_EQ(MP_EINVAL, mp_set_sigpipe_policy(7));
+    ASSERT_EQ(MP_SIGPIPE_IGNORE, mp_set_sigpipe_policy(MP_SIGPIPE_KEEP));
+    dispose_sigpipe(SIG_DFL);
+    ASSERT_OK(mp_pipe(&r, &w, 0));
+    ASSERT_OK(mp_conn_send_bytes(w, "x", 1));
+    ASSERT_OK(mp_conn_close(r));
+    ASSERT_EQ(-EPIPE, mp_conn_send_bytes(w, "y", 1));
+    ASSERT_TRUE(sigpipe_disposition() == SIG_DFL);
+    sigpending(&pending);
+    ASSERT_TRUE(!sigismember(&pending, SIGPIPE));
+    /* One already pending (blocked here) is not taken. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    ASSERT_OK(pthread_sigmask(SIG_BLOCK, &set, NULL));
+    ASSERT_OK(raise(SIGPIPE));
+    ASSERT_EQ(-EPIPE, mp_conn_send_bytes(w, "z", 1));
+    sigpending(&pending);
+    ASSERT_TRUE(sigismember(&pending, SIGPIPE));
+    ASSERT_EQ(MP_SIGPIPE_KEEP, mp_set_sigpipe_policy(MP_SIGPIPE_IGNORE));
+    ASSERT_TRUE(sigpipe_disposition() == SIG_DFL);
+    mp_conn_free(r);
+    mp_conn_free(w);
+}
+
+/* A read asks for one message (the header and as many bytes as the last
+ * message had): a stream of same-sized messages is read one per call, the
+ * rest staying in the pipe; sizes that change keep their boundaries. */
+TEST(reads_take_one_message_and_keep_boundaries)
+{
+    static const size_t sizes[] = { 64, 64, 64, 0, 1, 64, 8192, 8193, 3,
+                                    70000, 5, 5, 1024, 1025, 0, 0, 200000, 7 };
+    enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+    unsigned char *msg = malloc(200000), *got = malloc(200000);
+    mp_conn *r, *w;
+    size_t len;
+    int avail, status;
+    pid_t pid;
+
+    ASSERT_TRUE(msg != NULL && got != NULL);
+    ASSERT_OK(mp_pipe(&r, &w, 0));
+    for (size_t k = 0; k < 3; k++) {
+        memset(msg, 'a' + (int)k, 64);
+        ASSERT_OK(mp_conn_send_bytes(w, msg, 64));
+    }
+    /* The first read knows no size: it takes a header; then 64 bytes and
+     * the next header... (4 + 64) * 2 bytes stay in the pipe. */
+    ASSERT_OK(mp_conn_recv_bytes_into(r, got, 200000, &len));
+    ASSERT_EQ(64, len);
+    ASSERT_OK(ioctl(mp_conn_fileno(r), FIONREAD, &avail));
+    ASSERT_EQ(2 * 68, avail);
+    ASSERT_OK(mp_conn_recv_bytes_into(r, got, 200000, &len));
+    ASSERT_EQ(64, len);
+    ASSERT_TRUE(got[0] == 'b' && got[63] == 'b');
+    ASSERT_OK(ioctl(mp_conn_fileno(r), FIONREAD, &avail));
+    ASSERT_EQ(68, avail); /* one message per read, no more */
+    ASSERT_OK(mp_conn_recv_bytes_into(r, got, 200000, &len));
+    ASSERT_TRUE(len == 64 && got[0] == 'c');
+    pid = fork(); /* the rest, too big for the pipe, from a writer */
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        for (size_t k = 3; k < N; k++) {
+            for (size_t i = 0; i < sizes[k]; i++)
+                msg[i] = (unsigned char)(k * 31 + i * 7);
+            if (mp_conn_send_bytes(w, msg, sizes[k]) < 0)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    for (size_t k = 3; k < N; k++) {
+        ASSERT_OK(mp_conn_recv_bytes_into(r, got, 200000, &len));
+        ASSERT_EQ(sizes[k], len);
+        for (size_t i = 0; i < len; i++)
+            if (got[i] != (unsigned char)(k * 31 + i * 7))
+                ASSERT_EQ((unsigned char)(k * 31 + i * 7), got[i]);
+    }
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_EQ(0, status);
+    mp_conn_free(w);
+    ASSERT_EQ(MP_EEOF, mp_conn_recv_bytes_into(r, got, 200000, &len));
+    mp_conn_free(r);
+    free(msg);
+    free(got);
 }
 
 TEST(operations_on_a_closed_handle)
