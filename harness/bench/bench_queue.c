@@ -172,8 +172,18 @@ static void check_len(size_t got, int size)
     }
 }
 
+/* A benchmark child's failure: says which call and why, then exits 4. */
+static _Noreturn void child_fail(const char *what, int err)
+{
+    fprintf(stderr, "mp-bench-queue: %s: %s\n", what,
+            err < 0 ? mp_strerror(err) : "wrong length");
+    _exit(4);
+}
+
 static void produce(struct ctx *c, int idx, long n)
 {
+    int r;
+
     static char buf[MAX_SIZE];
 
     memset(buf, 'p', sizeof(buf));
@@ -185,15 +195,17 @@ static void produce(struct ctx *c, int idx, long n)
             break;
         case RAW_PIPE:
             if (write(c->pipes[idx][1], buf, (size_t)c->size) != c->size)
-                _exit(4);
+                child_fail("write", -errno);
             break;
         case LIBMP_PIPE:
-            if (mp_conn_send_bytes(c->conns[idx][1], buf, (size_t)c->size) < 0)
-                _exit(4);
+            if ((r = mp_conn_send_bytes(c->conns[idx][1], buf,
+                                        (size_t)c->size)) < 0)
+                child_fail("mp_conn_send_bytes", r);
             break;
         case LIBMP_QUEUE:
-            if (mp_queue_put(c->q, buf, (size_t)c->size, 1, MP_FOREVER) < 0)
-                _exit(4);
+            if ((r = mp_queue_put(c->q, buf, (size_t)c->size, 1,
+                                  MP_FOREVER)) < 0)
+                child_fail("mp_queue_put", r);
             break;
         default:
             _exit(5);
@@ -205,6 +217,7 @@ static void consume(struct ctx *c, int idx, long n)
 {
     static char buf[MAX_SIZE];
     size_t len;
+    int r;
 
     for (long i = 0; i < n; i++) {
         switch (c->impl) {
@@ -215,24 +228,24 @@ static void consume(struct ctx *c, int idx, long n)
         case RAW_PIPE: {
             size_t got = 0;
             while (got < (size_t)c->size) { /* > PIPE_BUF: in pieces */
-                ssize_t r = read(c->pipes[idx][0], buf + got,
+                ssize_t k = read(c->pipes[idx][0], buf + got,
                                  (size_t)c->size - got);
-                if (r <= 0)
-                    _exit(4);
-                got += (size_t)r;
+                if (k <= 0)
+                    child_fail("read", k < 0 ? -errno : MP_EEOF);
+                got += (size_t)k;
             }
             break;
         }
         case LIBMP_PIPE:
-            if (mp_conn_recv_bytes_into(c->conns[idx][0], buf, sizeof(buf),
-                                        &len) < 0)
-                _exit(4);
+            if ((r = mp_conn_recv_bytes_into(c->conns[idx][0], buf,
+                                             sizeof(buf), &len)) < 0)
+                child_fail("mp_conn_recv_bytes_into", r);
             check_len(len, c->size);
             break;
         case LIBMP_QUEUE:
-            if (mp_queue_get_into(c->q, buf, sizeof(buf), &len, 1,
-                                  MP_FOREVER) < 0)
-                _exit(4);
+            if ((r = mp_queue_get_into(c->q, buf, sizeof(buf), &len, 1,
+                                       MP_FOREVER)) < 0)
+                child_fail("mp_queue_get_into", r);
             check_len(len, c->size);
             break;
         default:
@@ -336,6 +349,7 @@ static double run_throughput(enum impl impl, int size, int procs, long n)
     }
     t0 = bench_now();
     close(go[1]); /* the gate opens: every child reads EOF */
+    close(done[1]); /* consumers that die give EOF, not a hang */
     for (int k = 0; k < procs; k++) {
         double t;
         read_full(done[0], &t, sizeof(t));
@@ -350,7 +364,6 @@ static double run_throughput(enum impl impl, int size, int procs, long n)
     close(ready[0]);
     close(ready[1]);
     close(done[0]);
-    close(done[1]);
     free_ctx(&c, procs);
     return (double)(per * procs) / (last - t0);
 }

@@ -166,6 +166,11 @@ int mp__ms_ceil(double seconds);
 
 /* queue.c: for the tests, a point where the next put or get _exit()s */
 extern int mp__queue_fault;
+/* queue.c, for the tests: whether a side (producers: 1) has a biased
+ * owner; revocations this process made; whether it can use membarrier */
+int mp__queue_biased(mp_queue *q, int producers);
+unsigned long mp__queue_revoke_count(void);
+int mp__queue_membarrier(void);
 
 /* error.c */
 int mp__set_raised(const char *exc, const char *msg);

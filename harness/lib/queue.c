@@ -9,10 +9,15 @@
  * in practice; a position's place in the ring is (pos - base) mod cap, where
  * (cap, base) is the current layout.
  *
- * Producers hold wlock and consumers rlock, both robust process-shared
- * mutexes, only while they copy; nobody sleeps holding one.  A waiter sleeps
- * on a futex sequence word after raising a flag; the other side looks at the
- * flag after its commit (a fence between) and only then makes a system call.
+ * Producers hold the producers' side and consumers the consumers' side, only
+ * while they copy; nobody sleeps holding one.  A side is a robust
+ * process-shared mutex with a bias (see "sides" below): a thread that took
+ * the mutex many times in a row, uncontended, is given the side, and then
+ * enters and leaves it with plain stores and loads, no atomic
+ * read-modify-write, until another thread wants it and revokes the bias with
+ * membarrier(2).  A waiter sleeps on a futex sequence word after raising a
+ * flag and running membarrier(2) (or a fence, without it); the other side
+ * looks at the flag after its commit and only then makes a system call.
  *
  * Kill -9 safety: a put copies the record beyond tail, then commits by
  * storing tail; a get copies the record out, then commits by storing head.
@@ -34,16 +39,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 
 #include "internal.h"
 
 #define QMAGIC 0x657565517062696cULL /* "libmpQue" */
-#define QVERSION 1
+#define QVERSION 2
 #define HDR_SIZE 4096
 #define RESERVE (4ULL << 30) /* the most the ring may grow to */
 #define INITIAL_CAP (256u * 1024)
@@ -53,6 +60,10 @@
 #define RECHECK 0.1    /* seconds a waiter sleeps before it looks for the
                           dead (see wait_until) */
 #define GROW_SPIN 8192 /* pauses a full ring's producer may wait for room */
+#define STREAK 64      /* uncontended takes in a row that earn a bias */
+#define SLOTS 16       /* threads a side remembers as biased owners */
+#define OWNER_CHECK 0.002 /* seconds a revoker waits before it asks whether
+                             the biased owner is alive */
 
 enum qkind { Q_QUEUE, Q_JOINABLE, Q_SIMPLE };
 static const char *const kind_names[] = { "Queue", "JoinableQueue",
@@ -60,6 +71,26 @@ static const char *const kind_names[] = { "Queue", "JoinableQueue",
 
 struct layout {
     uint64_t cap, base;
+};
+
+/* A thread that has held a side's bias: its own line of the side, so that a
+ * thread that looked at the side too long ago to know it has lost the bias
+ * writes nowhere but here. */
+struct slot {
+    alignas(32) _Atomic uint64_t token; /* whose it is; 0: free */
+    _Atomic uint32_t busy;  /* it is inside */
+    int32_t pid, tid;       /* the thread, and its start time: to tell a */
+    uint64_t start;         /* dead owner from a slow one */
+};
+
+/* One side of the queue (producers' or consumers'): see "sides" below. */
+struct side {
+    pthread_mutex_t m;        /* robust, process-shared */
+    _Atomic uint32_t owner;   /* the biased thread's slot + 1; 0: none */
+    uint32_t last;            /* with m held: the slot + 1 of the last bias */
+    uint64_t streak_token;    /* with m held: who took m last, uncontended, */
+    uint32_t streak;          /* and how many times in a row */
+    struct slot slot[SLOTS];
 };
 
 /* Shared by every process: the header page of the memfd.  What producers
@@ -72,19 +103,21 @@ struct shared {
     uint64_t reserve;
     _Atomic uint64_t file_size;
     _Atomic uint32_t gen; /* which layout[] is current */
+    uint32_t mb;          /* 1: sleepers run membarrier(), committers need
+                             no fence (see wake()) */
     struct layout layout[2];
 
-    /* Producers' line: wlock and what only producers touch; then tail,
-     * which consumers read, on a line of its own, so that reading it does
-     * not take wlock's line away from the producer. */
-    alignas(64) pthread_mutex_t wlock;
+    /* Producers' lines: their side and what only producers touch; then
+     * tail, which consumers read, on a line of its own, so that reading it
+     * does not take the producers' lines away from them. */
+    alignas(64) struct side w;
     _Atomic uint64_t nput;
     _Atomic uint64_t pending_tail, pending_nput; /* the note: see repair */
     uint64_t head_cache;
     alignas(64) _Atomic uint64_t tail;
 
     /* The same for consumers. */
-    alignas(64) pthread_mutex_t rlock;
+    alignas(64) struct side r;
     _Atomic uint64_t nget;
     _Atomic uint64_t pending_head, pending_nget;
     uint64_t tail_cache;
@@ -119,14 +152,115 @@ struct mp_queue {
 /*
  * Fault injection for the tests (test_queue.c sets it in a child): the
  * process _exit()s at that point of its next put (1-5) or get (11-14),
- * leaving the queue as a SIGKILL there would.  One predictable branch.
+ * leaving the queue as a SIGKILL there would; or (21) a biased owner pauses
+ * between its look at the owner and its busy = 1, as a preempted one would,
+ * and again once inside.
+ * One predictable branch.
  */
 int mp__queue_fault;
+#define FAULT_STALL 21 /* not an exit: a pause in side_lock() */
 #define FAULT(n)                                                              \
     do {                                                                      \
         if (__builtin_expect(mp__queue_fault == (n), 0))                      \
             _exit(86);                                                        \
     } while (0)
+
+/*
+ * This process and thread, for the sides.  A thread's token names it as a
+ * side's biased owner: random, so that no other thread (of any process, or
+ * later) can take it for its own.  A fork child starts again: its only
+ * thread gets a token of its own, and it registers for membarrier(2) anew.
+ */
+static _Thread_local uint64_t my_token;
+static _Thread_local pid_t my_pid, my_tid;
+static _Thread_local uint64_t my_start; /* 0: may not hold a bias */
+static atomic_int proc_mb;   /* 0: not set up; 1: registered; -1: cannot */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_child(void)
+{
+    my_token = 0;
+    atomic_store(&proc_mb, 0);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* A thread's start time (field 22 of /proc/PID/task/TID/stat), 0 when it
+ * is gone or a zombie. */
+static uint64_t start_time(pid_t pid, pid_t tid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long start = 0;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
+             (int)tid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* After the name (which may hold anything but ends at the last ')'):
+     * the state, then fields 4 to 21, then the start time. */
+    if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ' || p[2] == 'Z' ||
+        p[2] == 'X' || p[2] == 'x')
+        return 0;
+    p += 3;
+    for (int field = 3; field < 22 && p != NULL; field++)
+        if ((p = strchr(p, ' ')) != NULL)
+            p++;
+    if (p == NULL || sscanf(p, "%llu", &start) != 1)
+        return 0;
+    return start;
+}
+
+static long membarrier(int cmd)
+{
+    return syscall(SYS_membarrier, cmd, 0, 0);
+}
+
+/* Before this process's first put or get, and again in a fork child. */
+static void proc_setup(void)
+{
+    long cmds;
+    int mb = -1;
+
+    pthread_once(&atfork_once, register_atfork);
+    cmds = membarrier(MEMBARRIER_CMD_QUERY);
+    if (cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+        membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0)
+        mb = 1;
+    atomic_store(&proc_mb, mb);
+}
+
+static inline void proc_ready(void)
+{
+    if (__builtin_expect(atomic_load_explicit(&proc_mb, memory_order_relaxed)
+                         == 0, 0))
+        proc_setup();
+}
+
+/* The thread's token, made on first need, with what names the thread. */
+static uint64_t thread_token(void)
+{
+    if (my_token == 0) {
+        uint64_t t = 0;
+        my_pid = getpid();
+        my_tid = (pid_t)syscall(SYS_gettid);
+        my_start = start_time(my_pid, my_tid);
+        if (getrandom(&t, sizeof(t), GRND_NONBLOCK) != (ssize_t)sizeof(t))
+            t = (uint64_t)(mp__now() * 1e9) * 0x9e3779b97f4a7c15ULL ^
+                (uint64_t)(uintptr_t)&t ^ (uint64_t)my_tid << 32;
+        my_token = t | 1;
+    }
+    return my_token;
+}
 
 /* futexes */
 
@@ -161,18 +295,27 @@ static int futex_wait(_Atomic uint32_t *w, uint32_t val, double deadline)
  * A sleeper raises its flag (seq_cst) and then looks at the position again;
  * here the store of the position must be ordered before the look at the flag
  * (a store-load order), so either the sleeper sees the commit or this sees the
- * flag.  On x86 the unlock in between is that fence: a futex mutex's unlock
+ * flag.  On a queue whose sleepers run membarrier(2) after raising the flag
+ * (s->mb), that call is the fence, run on this CPU for us: this side needs
+ * none, which matters after a biased side's plain-store unlock.  Otherwise,
+ * on x86 the mutex unlock in between is that fence: a futex mutex's unlock
  * must clear the lock word and learn whether anyone waits in one atomic
- * read-modify-write, and every x86 read-modify-write is a full barrier.
- * Elsewhere, an explicit fence.  (Measured: the extra exchange or mfence
- * costs 15-20% of a 64-byte put on x86.)
+ * read-modify-write, and every x86 read-modify-write is a full barrier
+ * (such a queue has no biased sides).  Elsewhere, an explicit fence.
+ * (Measured: the extra exchange or mfence costs 15-20% of a 64-byte put on
+ * x86.)
  */
-static void wake(_Atomic uint32_t *flag, _Atomic uint32_t *seq)
+static void wake(const struct shared *s, _Atomic uint32_t *flag,
+                 _Atomic uint32_t *seq)
 {
 #if defined(__x86_64__) || defined(__i386__)
+    (void)s;
     atomic_signal_fence(memory_order_seq_cst); /* the compiler's order */
 #else
-    atomic_thread_fence(memory_order_seq_cst);
+    if (s->mb && atomic_load_explicit(&proc_mb, memory_order_relaxed) > 0)
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
 #endif
     if (atomic_load_explicit(flag, memory_order_relaxed) &&
         atomic_exchange(flag, 0)) {
@@ -191,6 +334,17 @@ static void publish(_Atomic uint64_t *pos, uint64_t v)
 }
 
 static void repair_dead(struct shared *s);
+
+/* After a sleeper raised its flag: the fence wake() counts on.  false: none
+ * could be run for the committers (they may not see the flag), so the
+ * sleeper must not sleep long. */
+static bool sleeper_fence(const struct shared *s)
+{
+    if (s->mb && membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0)
+        return true;
+    atomic_thread_fence(memory_order_seq_cst);
+    return !s->mb;
+}
 
 /* A condition on the shared state, tested without a lock. */
 typedef bool (*ready_fn)(const struct shared *s, uint64_t arg);
@@ -218,8 +372,10 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
         uint32_t seen = atomic_load(seq);
         double now, until;
 
+        bool fenced;
+
         atomic_store(flag, 1);
-        atomic_thread_fence(memory_order_seq_cst);
+        fenced = sleeper_fence(s);
         if (ready(s, arg))
             return 0;
         now = mp__now();
@@ -229,8 +385,10 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
          * the middle of a put or get (its counter not yet repaired), sends
          * no wake-up, and the kernel has none to give for it: so a sleep
          * lasts RECHECK at most, and then the locks are tried, which
-         * repairs what a dead holder left. */
-        until = now + RECHECK < deadline ? now + RECHECK : deadline;
+         * repairs what a dead holder left.  Without the fence, a
+         * millisecond. */
+        until = now + (fenced ? RECHECK : 0.001);
+        until = until < deadline ? until : deadline;
         if (futex_wait(seq, seen, until) == MP_ETIMEDOUT && until < deadline)
             repair_dead(s);
     }
@@ -260,7 +418,34 @@ static bool all_done(const struct shared *s, uint64_t unused)
     return atomic_load(&s->ndone) >= atomic_load(&s->nput);
 }
 
-/* locks */
+/*
+ * sides
+ *
+ * A side is held through its robust mutex, or through its bias.  Taking the
+ * mutex STREAK times in a row, uncontended, from one thread gives that
+ * thread the bias: a slot of the side is the thread's, and side.owner names
+ * the slot.  From then on the thread enters with
+ *
+ *     slot.busy = 1; (compiler barrier) if owner still names my slot: inside
+ *
+ * and leaves with slot.busy = 0: plain stores and loads.  Anyone else takes
+ * the mutex, then revokes: owner = 0, membarrier(GLOBAL_EXPEDITED), then
+ * waits for that slot's busy to be 0.  The membarrier runs a full barrier on
+ * the owner's CPU at some point P of its program: if its busy = 1 came
+ * before P, the revoker sees it; if after, its look at owner (later still)
+ * sees 0, and it backs out to the mutex.  So the owner never pays for the
+ * store-load fence that every lock needs; the revoker pays, once.
+ *
+ * A slot is a thread's for as long as it lives, because a thread that read
+ * owner, was preempted, and comes back after the bias has gone elsewhere
+ * still stores busy = 1 (then backs out): into its own slot, where it
+ * cannot hide the current owner's.  An owner killed inside leaves busy at
+ * 1: after OWNER_CHECK without progress the revoker asks whether that thread
+ * still lives (its ids and start time), and if not repairs the side from the
+ * notes, as for a mutex whose holder died.  A side remembers SLOTS threads;
+ * the slots of dead threads are taken again, and when all are live no more
+ * biases are given (the mutex still works).
+ */
 
 /* A dead producer: its put committed (tail moved: nput was stored before)
  * or did not (nput goes back to what it was). */
@@ -282,44 +467,222 @@ static void repair_consumer(struct shared *s)
     s->tail_cache = atomic_load(&s->tail);
 }
 
-static int lock(struct shared *s, pthread_mutex_t *m)
+static void repair_side(struct shared *s, struct side *sd)
 {
-    int r = pthread_mutex_lock(m);
+    if (sd == &s->w)
+        repair_producer(s);
+    else
+        repair_consumer(s);
+}
 
-    if (r == EOWNERDEAD) {
-        if (m == &s->wlock)
-            repair_producer(s);
-        else
-            repair_consumer(s);
-        r = pthread_mutex_consistent(m);
+/* What side_lock() returns: HELD_MUTEX, or HELD_MUTEX + o for a bias held
+ * from slot o - 1. */
+enum { HELD_MUTEX = 1 };
+
+/* The biased owner leaves (or backs out): wakes a revoker waiting for it. */
+static void biased_leave(struct side *sd, uint32_t o)
+{
+    struct slot *sl = &sd->slot[o - 1];
+
+    atomic_store_explicit(&sl->busy, 0, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&sd->owner, memory_order_relaxed) != o)
+        syscall(SYS_futex, (uint32_t *)&sl->busy, FUTEX_WAKE, 1, NULL, NULL,
+                0);
+}
+
+static bool slot_dead(const struct slot *sl)
+{
+    return start_time(sl->pid, sl->tid) != sl->start;
+}
+
+/* With the mutex held: takes the bias back from slot o - 1 (see above). */
+static atomic_ulong revokes; /* for the tests */
+
+static void bias_revoke(struct shared *s, struct side *sd, uint32_t o)
+{
+    struct slot *sl = &sd->slot[o - 1];
+
+    atomic_fetch_add_explicit(&revokes, 1, memory_order_relaxed);
+    atomic_store(&sd->owner, 0);
+    if (membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0) {
+        /* Only a process that could register gets a bias; one that cannot
+         * run membarrier() at all (a seccomp filter) waits until the
+         * owner's store buffer has surely drained. */
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL);
     }
-    return -r;
+    /* A live owner wakes us when it leaves; a dead one is looked for after
+     * OWNER_CHECK, then less and less often (a stopped owner may be back). */
+    double check = OWNER_CHECK;
+    for (int i = 0; atomic_load_explicit(&sl->busy, memory_order_acquire);
+         i++) {
+        if (i < SPIN) {
+            cpu_relax();
+            continue;
+        }
+        if (futex_wait(&sl->busy, 1, mp__now() + check) != MP_ETIMEDOUT ||
+            !atomic_load(&sl->busy))
+            continue;
+        if (slot_dead(sl)) {
+            repair_side(s, sd); /* killed inside */
+            atomic_store(&sl->busy, 0);
+        }
+        check = check * 2 < RECHECK ? check * 2 : RECHECK;
+    }
 }
 
-static void unlock(pthread_mutex_t *m)
+/*
+ * After the side's mutex was taken (r: what pthread_mutex_*lock() said):
+ * revokes a bias, and repairs what a dead holder left.  A holder that died
+ * in the middle of a revocation may have cleared owner before the owner had
+ * left: so after a death, the last bias is revoked again in full, before the
+ * repair.
+ */
+static int take_over(struct shared *s, struct side *sd, int r)
 {
-    pthread_mutex_unlock(m);
+    bool dead = r == EOWNERDEAD;
+    uint32_t o;
+
+    if (dead)
+        r = pthread_mutex_consistent(&sd->m);
+    if (r != 0)
+        return r;
+    o = atomic_load_explicit(&sd->owner, memory_order_relaxed);
+    if (o == 0 && dead)
+        o = sd->last;
+    if (o != 0)
+        bias_revoke(s, sd, o); /* first: an owner may still be inside */
+    if (dead)
+        repair_side(s, sd);
+    return 0;
 }
 
-/* Takes and drops each lock that is free or held by the dead: the taking
- * repairs (lock()); a lock a live process holds is left alone. */
+static int side_lock_slow(struct shared *s, struct side *sd)
+{
+    int r = pthread_mutex_trylock(&sd->m);
+    bool contended = r == EBUSY;
+
+    if (contended)
+        r = pthread_mutex_lock(&sd->m);
+    if ((r = take_over(s, sd, r)) != 0)
+        return -r;
+    if (!contended && s->mb &&
+        atomic_load_explicit(&proc_mb, memory_order_relaxed) > 0) {
+        uint64_t me = thread_token();
+        sd->streak = sd->streak_token == me ? sd->streak + 1 : 1;
+        sd->streak_token = me;
+    } else {
+        sd->streak = 0;
+    }
+    return HELD_MUTEX;
+}
+
+/* Takes a side: HELD_MUTEX or more, for side_unlock(); < 0: error. */
+static int side_lock(struct shared *s, struct side *sd)
+{
+    uint32_t o = atomic_load_explicit(&sd->owner, memory_order_relaxed);
+
+    if (o != 0 && my_token != 0 &&
+        atomic_load_explicit(&sd->slot[o - 1].token, memory_order_relaxed) ==
+            my_token) {
+        if (__builtin_expect(mp__queue_fault == FAULT_STALL, 0))
+            usleep(50); /* tests: a thread preempted right here */
+        atomic_store_explicit(&sd->slot[o - 1].busy, 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&sd->owner, memory_order_acquire) == o) {
+            if (__builtin_expect(mp__queue_fault == FAULT_STALL, 0))
+                usleep(50); /* tests: a long stay inside */
+            return HELD_MUTEX + (int)o;
+        }
+        biased_leave(sd, o); /* revoked meanwhile */
+    }
+    return side_lock_slow(s, sd);
+}
+
+/* With the mutex held: the slot this thread may own the side from (its
+ * own, a free one, or a dead thread's), + 1; 0: none. */
+static uint32_t claim_slot(struct side *sd)
+{
+    int free_slot = -1;
+
+    if (my_start == 0)
+        return 0; /* its start time is unknown: it could not be told dead */
+    for (int i = 0; i < SLOTS; i++) {
+        uint64_t t = atomic_load(&sd->slot[i].token);
+        if (t == my_token)
+            return (uint32_t)i + 1;
+        if (free_slot < 0 && (t == 0 || slot_dead(&sd->slot[i])))
+            free_slot = i;
+    }
+    if (free_slot < 0)
+        return 0;
+    struct slot *sl = &sd->slot[free_slot];
+    sl->pid = my_pid;
+    sl->tid = my_tid;
+    sl->start = my_start;
+    atomic_store(&sl->busy, 0); /* a dead thread may have left it raised */
+    atomic_store(&sl->token, my_token);
+    return (uint32_t)free_slot + 1;
+}
+
+static void side_unlock(struct side *sd, int held)
+{
+    uint32_t o;
+
+    if (held > HELD_MUTEX) {
+        biased_leave(sd, (uint32_t)(held - HELD_MUTEX));
+        return;
+    }
+    if (sd->streak >= STREAK && sd->streak_token == my_token &&
+        (o = claim_slot(sd)) != 0) {
+        sd->streak = 0;
+        sd->last = o;
+        atomic_store_explicit(&sd->owner, o, memory_order_release);
+    }
+    pthread_mutex_unlock(&sd->m);
+}
+
+/* Takes and drops each side that is free or held by the dead: the taking
+ * repairs; a mutex a live process holds is left alone, and so is a bias
+ * whose owner is not inside. */
 static void repair_dead(struct shared *s)
 {
-    pthread_mutex_t *locks[] = { &s->wlock, &s->rlock };
+    struct side *sides[] = { &s->w, &s->r };
 
     for (int i = 0; i < 2; i++) {
-        int r = pthread_mutex_trylock(locks[i]);
+        struct side *sd = sides[i];
+        int r = pthread_mutex_trylock(&sd->m);
+        uint32_t o;
 
         if (r == EOWNERDEAD) {
-            if (i == 0)
-                repair_producer(s);
-            else
-                repair_consumer(s);
-            r = pthread_mutex_consistent(locks[i]);
+            r = take_over(s, sd, r);
+        } else if (r == 0 &&
+                   (o = atomic_load(&sd->owner)) != 0 &&
+                   atomic_load(&sd->slot[o - 1].busy)) {
+            bias_revoke(s, sd, o);
         }
         if (r == 0)
-            unlock(locks[i]);
+            pthread_mutex_unlock(&sd->m);
     }
+}
+
+/* Tests: revocations this process made; whether it can use membarrier. */
+unsigned long mp__queue_revoke_count(void)
+{
+    return atomic_load(&revokes);
+}
+
+int mp__queue_membarrier(void)
+{
+    proc_ready();
+    return atomic_load(&proc_mb) > 0;
+}
+
+/* Tests: whether a side has a biased owner. */
+int mp__queue_biased(mp_queue *q, int producers)
+{
+    return atomic_load(producers ? &q->s->w.owner : &q->s->r.owner) != 0;
 }
 
 static int init_mutex(pthread_mutex_t *m)
@@ -405,9 +768,10 @@ static int ensure_access(mp_queue *q, uint64_t cap)
 }
 
 /*
- * With wlock held: makes the ring big enough for `need` more bytes.  When it
- * holds records, takes rlock as well, copies them to [cap, cap + used) of
- * the new layout (a part of the file the old one never used), then switches.
+ * With the producers' side held: makes the ring big enough for `need` more
+ * bytes.  When it holds records, takes the consumers' side as well, copies
+ * them to [cap, cap + used) of the new layout (a part of the file the old
+ * one never used), then switches.
  * 1: done; 0: the reserve is exhausted (wait for room); < 0: error.
  */
 static int grow(mp_queue *q, uint64_t need)
@@ -417,7 +781,7 @@ static int grow(mp_queue *q, uint64_t need)
     struct layout old = s->layout[g], nl;
     uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
     uint64_t tail = atomic_load(&s->tail), used = tail - head;
-    int r;
+    int r, held;
 
     nl.cap = old.cap * 2;
     while (nl.cap < used + need)
@@ -428,14 +792,14 @@ static int grow(mp_queue *q, uint64_t need)
         (r = ensure_access(q, nl.cap)) < 0)
         return r;
     if (used == 0) {
-        /* Nobody reads an empty ring: no copy, no rlock. */
+        /* Nobody reads an empty ring: no copy, no consumers' side. */
         nl.base = head;
         s->layout[!g] = nl;
         atomic_store_explicit(&s->gen, !g, memory_order_release);
         return 1;
     }
-    if ((r = lock(s, &s->rlock)) < 0)
-        return r;
+    if ((held = side_lock(s, &s->r)) < 0)
+        return held;
     head = atomic_load(&s->head); /* stable now */
     used = tail - head;
     nl.base = head - old.cap;
@@ -449,12 +813,12 @@ static int grow(mp_queue *q, uint64_t need)
     }
     s->layout[!g] = nl;
     atomic_store_explicit(&s->gen, !g, memory_order_release);
-    unlock(&s->rlock);
+    side_unlock(&s->r, held);
     return 1;
 }
 
 /*
- * With wlock held and the ring full: before growing it, gives a consumer that
+ * With the producers' side held and the ring full: before growing it, gives a consumer that
  * is draining it a moment to make room, for as long as head keeps moving (a
  * bounded spin).  A producer that runs ahead of a busy consumer then waits a
  * little instead of growing the ring out of the cache (where both would run
@@ -536,8 +900,10 @@ static int queue_create(mp_queue **out, enum qkind kind, int maxsize)
     s->reserve = RESERVE;
     atomic_store(&s->file_size, HDR_SIZE + INITIAL_CAP);
     s->layout[0].cap = INITIAL_CAP;
-    if ((r = init_mutex(&s->wlock)) < 0 || (r = init_mutex(&s->rlock)) < 0)
+    if ((r = init_mutex(&s->w.m)) < 0 || (r = init_mutex(&s->r.m)) < 0)
         goto fail;
+    proc_ready();
+    s->mb = atomic_load(&proc_mb) > 0;
     atomic_store_explicit(&s->magic, QMAGIC, memory_order_release);
     *out = q;
     return 0;
@@ -592,6 +958,7 @@ static mp_queue *queue_attach(mp_conn *handle)
         q->s->reserve != RESERVE)
         goto fail;
     q->kind = (enum qkind)q->s->kind;
+    proc_ready();
     return q;
 fail:
     if (q->s != NULL)
@@ -658,7 +1025,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
     uint64_t rec, tail, nput;
     const struct layout *l;
     double deadline;
-    int r;
+    int r, held;
 
     if (q == NULL || (buf == NULL && n > 0) || isnan(timeout))
         return MP_EINVAL;
@@ -669,13 +1036,14 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
     s = q->s;
     rec = rec_size(n);
     deadline = deadline_of(block, timeout);
+    proc_ready();
     for (;;) {
-        if ((r = lock(s, &s->wlock)) < 0)
-            return r;
+        if ((held = side_lock(s, &s->w)) < 0)
+            return held;
         tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
         nput = atomic_load_explicit(&s->nput, memory_order_relaxed);
         if (s->maxsize > 0 && !has_room(s, 0)) {
-            unlock(&s->wlock);
+            side_unlock(&s->w, held);
             if (deadline == 0 || wait_until(s, has_room, 0, &s->room_wait,
                                             &s->room_seq, deadline, 1) < 0)
                 return MP_EFULL;
@@ -683,7 +1051,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
         }
         l = cur_layout(s);
         if ((r = ensure_access(q, l->cap)) < 0) {
-            unlock(&s->wlock);
+            side_unlock(&s->w, held);
             return r;
         }
         if (l->cap - (tail - s->head_cache) < rec) {
@@ -692,13 +1060,13 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
             if (l->cap - (tail - s->head_cache) < rec &&
                 !room_soon(s, tail, l->cap, rec)) {
                 if ((r = grow(q, rec)) < 0) {
-                    unlock(&s->wlock);
+                    side_unlock(&s->w, held);
                     return r;
                 }
                 if (r == 0) { /* 4 GiB of backlog: wait for a get */
                     uint64_t head = s->head_cache;
 
-                    unlock(&s->wlock);
+                    side_unlock(&s->w, held);
                     if (deadline == 0 ||
                         wait_until(s, room_changed, head, &s->room_wait,
                                    &s->room_seq, deadline, 1) < 0)
@@ -726,9 +1094,9 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
         FAULT(2);
         publish(&s->tail, tail + rec);
         FAULT(3);
-        unlock(&s->wlock);
+        side_unlock(&s->w, held);
         FAULT(4);
-        wake(&s->data_wait, &s->data_seq);
+        wake(s, &s->data_wait, &s->data_seq);
         return 0;
     }
 }
@@ -775,7 +1143,7 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     double deadline;
     void *dst;
     bool waited = false;
-    int r;
+    int r, held;
 
     if (q == NULL || k->len == NULL || isnan(timeout))
         return MP_EINVAL;
@@ -783,9 +1151,10 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
         return closed_error(q);
     s = q->s;
     deadline = deadline_of(block, timeout);
+    proc_ready();
     for (;;) {
-        if ((r = lock(s, &s->rlock)) < 0)
-            return r;
+        if ((held = side_lock(s, &s->r)) < 0)
+            return held;
         head = atomic_load_explicit(&s->head, memory_order_relaxed);
         if (s->tail_cache == head)
             s->tail_cache = atomic_load_explicit(&s->tail,
@@ -793,7 +1162,7 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
         tail = s->tail_cache;
         if (tail != head)
             break;
-        unlock(&s->rlock);
+        side_unlock(&s->r, held);
         if (deadline == 0 || wait_until(s, has_data, head, &s->data_wait,
                                         &s->data_seq, deadline,
                                         atomic_load_explicit(
@@ -804,12 +1173,12 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     }
     l = cur_layout(s);
     if ((r = ensure_access(q, l->cap)) < 0) {
-        unlock(&s->rlock);
+        side_unlock(&s->r, held);
         return r;
     }
     ring_read(q, l, head, &n, 8);
     if (n > MAX_MSG || rec_size(n) > tail - head) {
-        unlock(&s->rlock); /* cannot happen: the ring is ours */
+        side_unlock(&s->r, held); /* cannot happen: the ring is ours */
         return MP_EQCORRUPT;
     }
     if (waited)
@@ -817,12 +1186,12 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     *k->len = (size_t)n;
     if (k->out != NULL) {
         if ((dst = malloc((size_t)n + 1)) == NULL) {
-            unlock(&s->rlock);
+            side_unlock(&s->r, held);
             return -ENOMEM;
         }
         ((char *)dst)[n] = '\0';
     } else if (n > k->size) {
-        unlock(&s->rlock);
+        side_unlock(&s->r, held);
         return MP_ETOOSHORT;
     } else {
         dst = k->buf;
@@ -837,11 +1206,11 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     FAULT(12);
     publish(&s->head, head + rec_size(n));
     FAULT(13);
-    unlock(&s->rlock);
+    side_unlock(&s->r, held);
     FAULT(14);
     if (k->out != NULL)
         *k->out = dst;
-    wake(&s->room_wait, &s->room_seq);
+    wake(s, &s->room_wait, &s->room_seq);
     return 0;
 }
 
@@ -935,7 +1304,7 @@ int mp_queue_task_done(mp_queue *q)
             return MP_ETASKDONE;
     } while (!atomic_compare_exchange_weak(&s->ndone, &done, done + 1));
     if (done + 1 >= atomic_load(&s->nput))
-        wake(&s->done_wait, &s->done_seq);
+        wake(s, &s->done_wait, &s->done_seq);
     return 0;
 }
 

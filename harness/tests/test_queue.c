@@ -5,6 +5,8 @@
  * what libmp promises beyond it: processes killed with SIGKILL at random
  * points while they put or get, many times, with checksums.
  */
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +15,11 @@
 #include <unistd.h>
 
 #include "check.h"
+
+/* queue.c, for the tests */
+unsigned long mp__queue_revoke_count(void);
+int mp__queue_membarrier(void);
+int mp__queue_biased(mp_queue *q, int producers);
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -793,6 +800,159 @@ TEST(four_producers_four_consumers_bounded)
                 check_fail(__FILE__, __LINE__, "id %d seq %d got %d times",
                            id, seq, tally->seen[id][seq]);
     mp_queue_free(fq);
+}
+
+/*
+ * Biases handed around: four producer processes of two threads each and
+ * four consumer processes, small messages, so that sides are biased and
+ * revoked thousands of times, between processes and between threads of one
+ * process.  Every message arrives once, intact, in its producer's order.
+ */
+enum { BP = 4, BT = 2, BC = 4 };
+
+struct bias_tally {
+    int stall; /* the producers' biased entries pause (queue.c's fault 21) */
+    uint32_t n;
+    uint64_t got[BP * BT];
+    uint64_t revokes;
+    int errors;
+};
+
+static struct bias_tally *btally;
+
+struct bmsg {
+    uint32_t id, seq;
+    uint64_t check;
+};
+
+static uint64_t bcheck(uint32_t id, uint32_t seq)
+{
+    return ((uint64_t)id * 0x9e3779b97f4a7c15ULL) ^ (seq * 0xc2b2ae3d27d4eb4fULL);
+}
+
+static void *bias_producer_thread(void *arg)
+{
+    uint32_t id = (uint32_t)(uintptr_t)arg;
+
+    for (uint32_t seq = 0; seq < btally->n; seq++) {
+        struct bmsg m = { id, seq, bcheck(id, seq) };
+        if (mp_queue_put(fq, &m, sizeof(m), 1, MP_FOREVER) < 0)
+            return (void *)1;
+        if (seq % 128 == 127)
+            sched_yield(); /* let another thread win a streak */
+    }
+    return NULL;
+}
+
+extern int mp__queue_fault;
+
+MP_TARGET(bias_producer)
+{
+    pthread_t t[BT];
+    uint32_t base;
+    void *res;
+    int bad = 0;
+
+    memcpy(&base, arg, sizeof(base));
+    (void)len;
+    if (btally->stall)
+        mp__queue_fault = 21; /* owners pause before they raise busy */
+    for (int i = 0; i < BT; i++)
+        if (pthread_create(&t[i], NULL, bias_producer_thread,
+                           (void *)(uintptr_t)(base * BT + (uint32_t)i)) != 0)
+            return 2;
+    for (int i = 0; i < BT; i++) {
+        pthread_join(t[i], &res);
+        bad |= res != NULL;
+    }
+    __atomic_fetch_add(&btally->revokes, mp__queue_revoke_count(), __ATOMIC_SEQ_CST);
+    return bad;
+}
+
+MP_TARGET(bias_consumer)
+{
+    int64_t last[BP * BT];
+    struct bmsg m;
+    size_t n;
+
+    (void)arg; (void)len;
+    for (int i = 0; i < BP * BT; i++)
+        last[i] = -1;
+    for (;;) {
+        if (mp_queue_get_into(fq, &m, sizeof(m), &n, 1, 60) < 0 ||
+            n != sizeof(m))
+            return 1;
+        if (m.id == STOP_ID)
+            break;
+        if (m.id >= BP * BT || (int64_t)m.seq <= last[m.id] ||
+            m.check != bcheck(m.id, m.seq)) {
+            __atomic_fetch_add(&btally->errors, 1, __ATOMIC_SEQ_CST);
+            continue;
+        }
+        last[m.id] = m.seq;
+        __atomic_fetch_add(&btally->got[m.id], 1, __ATOMIC_SEQ_CST);
+        if (m.seq % 128 == 127)
+            sched_yield();
+    }
+    __atomic_fetch_add(&btally->revokes, mp__queue_revoke_count(), __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void hand_biases_around(int stall, uint32_t n)
+{
+    mp_process *prod[BP], *cons[BC];
+    struct bmsg stop = { STOP_ID, 0, 0 };
+
+    btally = shared_map(sizeof(*btally));
+    btally->stall = stall;
+    btally->n = n;
+    ASSERT_OK(mp_queue_new(&fq, 0));
+    for (int i = 0; i < BC; i++) {
+        ASSERT_OK(mp_process_new(&cons[i], "bias_consumer", NULL, 0, NULL));
+        ASSERT_OK(mp_process_start(cons[i]));
+    }
+    for (uint32_t i = 0; i < BP; i++) {
+        ASSERT_OK(mp_process_new(&prod[i], "bias_producer", &i, sizeof(i),
+                                 NULL));
+        ASSERT_OK(mp_process_start(prod[i]));
+    }
+    for (int i = 0; i < BP; i++) {
+        int code = -1;
+        ASSERT_OK(mp_process_join(prod[i], 120));
+        ASSERT_EQ(1, mp_process_exitcode(prod[i], &code));
+        ASSERT_EQ(0, code);
+        mp_process_free(prod[i]);
+    }
+    for (int i = 0; i < BC; i++)
+        ASSERT_OK(mp_queue_put(fq, &stop, sizeof(stop), 1, MP_FOREVER));
+    for (int i = 0; i < BC; i++) {
+        int code = -1;
+        ASSERT_OK(mp_process_join(cons[i], 120));
+        ASSERT_EQ(1, mp_process_exitcode(cons[i], &code));
+        ASSERT_EQ(0, code);
+        mp_process_free(cons[i]);
+    }
+    ASSERT_EQ(0, btally->errors);
+    for (int id = 0; id < BP * BT; id++)
+        ASSERT_EQ(n, btally->got[id]);
+    check_diag("%u messages; sides revoked %llu times", BP * BT * n,
+               (unsigned long long)btally->revokes);
+    if (mp__queue_membarrier())
+        ASSERT_TRUE(btally->revokes >= 10); /* the biases did move */
+    ASSERT_EQ(0, mp_queue_qsize(fq));
+    mp_queue_free(fq);
+}
+
+TEST(biases_handed_between_processes_and_threads)
+{
+    hand_biases_around(0, 30000);
+}
+
+/* The same with owners that stop between their look at the owner and their
+ * busy = 1, so that many come back after their bias went elsewhere. */
+TEST(biases_handed_to_owners_that_pause)
+{
+    hand_biases_around(1, 3000);
 }
 
 /*
