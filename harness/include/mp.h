@@ -485,8 +485,12 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * death in the middle of a put or get).  CPython's docs warn that its queues
  * may become corrupted in that case.
  *
- * Waits sleep on futexes, with a short bounded spin first; when the other
- * side is awake, a put or get makes no system call.  Timeouts are seconds
+ * Producers and consumers each share a side: a robust mutex with a bias.  A
+ * thread that took it 64 times in a row, uncontended, then enters it with
+ * plain stores and loads until another thread revokes the bias with
+ * membarrier(2) (without membarrier, the mutex alone).  Waits sleep on
+ * futexes, with a short bounded spin first; when the other side is awake, a
+ * put or get makes no system call.  Timeouts are seconds
  * (MP_FOREVER: none; 0 or negative: do not wait).  A queue reaches a child
  * with mp_process_add_queue() under every start method; a fork child may
  * also use the parent's object directly.  One mp_queue may be used by

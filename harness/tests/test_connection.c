@@ -248,6 +248,10 @@ TEST(reads_take_one_message_and_keep_boundaries)
             if (mp_conn_send_bytes(w, msg, sizes[k]) < 0)
                 _exit(1);
         }
+        free(msg);
+        free(got);
+        mp_conn_free(r);
+        mp_conn_free(w);
         _exit(0);
     }
     for (size_t k = 3; k < N; k++) {

@@ -1079,6 +1079,63 @@ TEST(a_put_cut_short_at_each_point)
     }
 }
 
+/* Puts (or gets) 200 messages, so that its side is biased to it, then dies
+ * at a point of the next put (or get): inside the biased side. */
+MP_TARGET(die_biased)
+{
+    int point;
+    char buf[16];
+    size_t n;
+
+    memcpy(&point, arg, sizeof(point));
+    (void)len;
+    for (int i = 0; i < 200; i++)
+        if ((point < 10 ? mp_queue_put_str(fq, "pre")
+                        : mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10)) < 0)
+            return 2;
+    if (mp__queue_membarrier() && !mp__queue_biased(fq, point < 10))
+        return 3;
+    mp__queue_fault = point;
+    if (point < 10)
+        mp_queue_put_str(fq, "cut");
+    else
+        mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10);
+    return 1; /* not reached */
+}
+
+/* The biased owner of a side dies inside it, at each point of a put and of
+ * a get: the next thread to want the side finds it dead (its start time),
+ * repairs the counters, and the queue goes on. */
+TEST(a_biased_owner_cut_short_at_each_point)
+{
+    static const int points[] = { 1, 2, 3, 4, 11, 12, 13, 14 }; /* 5: wake */
+
+    for (size_t k = 0; k < sizeof(points) / sizeof(*points); k++) {
+        int point = points[k], left = 0;
+        char buf[16];
+        size_t n;
+
+        ASSERT_OK(mp_queue_new(&fq, 0));
+        if (point > 10)
+            for (int i = 0; i < 201; i++)
+                ASSERT_OK(mp_queue_put_str(fq, "m"));
+        ASSERT_EQ(86, run_to_death("die_biased", point));
+        /* Wanting the side revokes the dead owner's bias. */
+        if (point < 10)
+            ASSERT_OK(mp_queue_put_str(fq, "after"));
+        while (mp_queue_get_into(fq, buf, sizeof(buf), &n, 0, 0) == 0)
+            left++;
+        if (point < 10) /* 200, the cut one if committed, "after" */
+            ASSERT_EQ(point <= 2 ? 201 : 202, left);
+        else /* the last one, unless the get had committed */
+            ASSERT_EQ(point <= 12 ? 1 : 0, left);
+        ASSERT_EQ(0, mp_queue_qsize(fq));
+        ASSERT_OK(mp_queue_put_str(fq, "x"));
+        ASSERT_EQ(1, mp_queue_qsize(fq));
+        mp_queue_free(fq);
+    }
+}
+
 TEST(a_get_cut_short_at_each_point)
 {
     for (int point = 11; point <= 14; point++) {
