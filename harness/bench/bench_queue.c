@@ -306,6 +306,42 @@ static void read_full(int fd, void *buf, size_t n)
     }
 }
 
+/* A watchdog: a run that takes longer than RUN_LIMIT seconds (a child hung,
+ * or died leaving its peers waiting) is named, its children are killed, and
+ * the benchmark fails instead of hanging. */
+#define RUN_LIMIT 600
+static pid_t watched[2 * MAX_PROCS];
+static int nwatched;
+
+static void on_alarm(int sig)
+{
+    static const char msg[] = "mp-bench-queue: a run took over 600 s: a "
+                              "child hung or died; giving up\n";
+
+    (void)sig;
+    for (int k = 0; k < nwatched; k++)
+        kill(watched[k], SIGKILL);
+    if (write(2, msg, sizeof(msg) - 1) < 0) {
+        /* nothing more to say */
+    }
+    _exit(1);
+}
+
+static void watch(pid_t pid)
+{
+    if (nwatched == 0) {
+        signal(SIGALRM, on_alarm);
+        alarm(RUN_LIMIT);
+    }
+    watched[nwatched++] = pid;
+}
+
+static void unwatch(void)
+{
+    alarm(0);
+    nwatched = 0;
+}
+
 /* n messages of `size` bytes from procs producers to procs consumers:
  * messages/s. */
 static double run_throughput(enum impl impl, int size, int procs, long n)
@@ -342,6 +378,7 @@ static double run_throughput(enum impl impl, int size, int procs, long n)
             _exit(0);
         }
         pids[k] = pid;
+        watch(pid);
     }
     for (int k = 0; k < 2 * procs; k++) {
         char b;
@@ -360,6 +397,7 @@ static double run_throughput(enum impl impl, int size, int procs, long n)
         if (waitpid(pids[k], &status, 0) != pids[k] || status != 0)
             bench_die("a benchmark child failed");
     }
+    unwatch();
     close(go[0]);
     close(ready[0]);
     close(ready[1]);
@@ -390,6 +428,7 @@ static double run_rtt(enum impl impl, long count)
         }
         _exit(0);
     }
+    watch(pid);
     for (long i = 0; i <= count; i++) {
         if (i == 1)
             t0 = bench_now(); /* the first one warms up */
@@ -397,6 +436,7 @@ static double run_rtt(enum impl impl, long count)
         consume(&back, 0, 1);
     }
     t0 = (bench_now() - t0) / (double)count;
+    unwatch();
     if (waitpid(pid, &status, 0) != pid || status != 0)
         bench_die("the echo child failed");
     free_ctx(&there, 1);
