@@ -79,8 +79,9 @@ struct layout {
 struct slot {
     alignas(32) _Atomic uint64_t token; /* whose it is; 0: free */
     _Atomic uint32_t busy;  /* it is inside */
-    int32_t pid, tid;       /* the thread, and its start time: to tell a */
-    uint64_t start;         /* dead owner from a slow one */
+    int32_t pid, tid;       /* the thread, its start time and its PID */
+    uint64_t start, ns;     /* namespace: to tell a dead owner from a slow
+                               one */
 };
 
 /* One side of the queue (producers' or consumers'): see "sides" below. */
@@ -174,6 +175,7 @@ int mp__queue_fault;
 static _Thread_local uint64_t my_token;
 static _Thread_local pid_t my_pid, my_tid;
 static _Thread_local uint64_t my_start; /* 0: may not hold a bias */
+static _Thread_local uint64_t my_ns;
 static atomic_int proc_mb;   /* 0: not set up; 1: registered; -1: cannot */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
@@ -188,8 +190,12 @@ static void register_atfork(void)
     pthread_atfork(NULL, NULL, atfork_child);
 }
 
-/* A thread's start time (field 22 of /proc/PID/task/TID/stat), 0 when it
- * is gone or a zombie. */
+/* A thread's start time (field 22 of /proc/PID/task/TID/stat): START_DEAD
+ * when the thread is gone or a zombie, START_UNKNOWN when /proc cannot say
+ * (no descriptor left, hidden, ...): never taken for dead. */
+#define START_DEAD 0
+#define START_UNKNOWN UINT64_MAX
+
 static uint64_t start_time(pid_t pid, pid_t tid)
 {
     char path[64], buf[1024], *p;
@@ -199,25 +205,42 @@ static uint64_t start_time(pid_t pid, pid_t tid)
 
     snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
              (int)tid);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return 0;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        /* Gone, if the kernel agrees that no such thread is in that
+         * process (/proc may hide a live one). */
+        if ((errno == ENOENT || errno == ESRCH) &&
+            syscall(SYS_tgkill, pid, tid, 0) < 0 && errno == ESRCH)
+            return START_DEAD;
+        return START_UNKNOWN;
+    }
     n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (n <= 0)
-        return 0;
+        return n == 0 || errno == ESRCH ? START_DEAD : START_UNKNOWN;
     buf[n] = '\0';
     /* After the name (which may hold anything but ends at the last ')'):
      * the state, then fields 4 to 21, then the start time. */
-    if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ' || p[2] == 'Z' ||
-        p[2] == 'X' || p[2] == 'x')
-        return 0;
+    if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+        return START_UNKNOWN;
+    if (p[2] == 'Z' || p[2] == 'X' || p[2] == 'x')
+        return START_DEAD;
     p += 3;
     for (int field = 3; field < 22 && p != NULL; field++)
         if ((p = strchr(p, ' ')) != NULL)
             p++;
-    if (p == NULL || sscanf(p, "%llu", &start) != 1)
-        return 0;
+    if (p == NULL || sscanf(p, "%llu", &start) != 1 || start == START_DEAD ||
+        start == START_UNKNOWN)
+        return START_UNKNOWN;
     return start;
+}
+
+/* The inode of this process's PID namespace: a slot's ids mean nothing in
+ * another one. */
+static uint64_t pid_ns(void)
+{
+    struct stat st;
+
+    return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
 static long membarrier(int cmd)
@@ -254,6 +277,9 @@ static uint64_t thread_token(void)
         my_pid = getpid();
         my_tid = (pid_t)syscall(SYS_gettid);
         my_start = start_time(my_pid, my_tid);
+        if (my_start == START_UNKNOWN)
+            my_start = 0; /* could not be told dead: no bias */
+        my_ns = pid_ns();
         if (getrandom(&t, sizeof(t), GRND_NONBLOCK) != (ssize_t)sizeof(t))
             t = (uint64_t)(mp__now() * 1e9) * 0x9e3779b97f4a7c15ULL ^
                 (uint64_t)(uintptr_t)&t ^ (uint64_t)my_tid << 32;
@@ -368,10 +394,9 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
         for (int k = 0; k < pause; k++)
             cpu_relax();
     }
-    for (;;) {
+    for (double next_repair = mp__now() + RECHECK;;) {
         uint32_t seen = atomic_load(seq);
         double now, until;
-
         bool fenced;
 
         atomic_store(flag, 1);
@@ -384,13 +409,18 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
         /* A process killed after its commit and before its wake-up, or in
          * the middle of a put or get (its counter not yet repaired), sends
          * no wake-up, and the kernel has none to give for it: so a sleep
-         * lasts RECHECK at most, and then the locks are tried, which
-         * repairs what a dead holder left.  Without the fence, a
-         * millisecond. */
-        until = now + (fenced ? RECHECK : 0.001);
-        until = until < deadline ? until : deadline;
-        if (futex_wait(seq, seen, until) == MP_ETIMEDOUT && until < deadline)
+         * lasts RECHECK at most, and every RECHECK the locks are tried,
+         * which repairs what a dead holder left (by the clock: signals
+         * that cut sleeps short must not put it off).  Without the fence,
+         * a sleep lasts a millisecond. */
+        if (now >= next_repair) {
             repair_dead(s);
+            next_repair = now + RECHECK;
+            continue;
+        }
+        until = fenced ? next_repair : now + 0.001;
+        until = until < deadline ? until : deadline;
+        futex_wait(seq, seen, until);
     }
 }
 
@@ -491,9 +521,17 @@ static void biased_leave(struct side *sd, uint32_t o)
                 0);
 }
 
+/* Whether the slot's thread is surely dead.  Its ids are looked up only in
+ * its own PID namespace; where /proc cannot tell, it lives. */
 static bool slot_dead(const struct slot *sl)
 {
-    return start_time(sl->pid, sl->tid) != sl->start;
+    uint64_t start;
+
+    thread_token(); /* my_ns */
+    if (sl->ns == 0 || sl->ns != my_ns)
+        return false;
+    start = start_time(sl->pid, sl->tid);
+    return start != START_UNKNOWN && start != sl->start;
 }
 
 /* With the mutex held: takes the bias back from slot o - 1 (see above). */
@@ -507,28 +545,37 @@ static void bias_revoke(struct shared *s, struct side *sd, uint32_t o)
     atomic_store(&sd->owner, 0);
     if (membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0) {
         /* Only a process that could register gets a bias; one that cannot
-         * run membarrier() at all (a seccomp filter) waits until the
-         * owner's store buffer has surely drained. */
+         * run membarrier() at all (a seccomp filter) waits a millisecond
+         * for the owner's store buffer to drain: a heuristic (store buffers
+         * drain in nanoseconds), not a guarantee. */
         struct timespec ms = { 0, 1000000 };
         nanosleep(&ms, NULL);
     }
     /* A live owner wakes us when it leaves; a dead one is looked for after
      * OWNER_CHECK, then less and less often (a stopped owner may be back). */
-    double check = OWNER_CHECK;
+    double check = OWNER_CHECK, next_check = 0;
     for (int i = 0; atomic_load_explicit(&sl->busy, memory_order_acquire);
          i++) {
+        double now;
+
         if (i < SPIN) {
             cpu_relax();
             continue;
         }
-        if (futex_wait(&sl->busy, 1, mp__now() + check) != MP_ETIMEDOUT ||
-            !atomic_load(&sl->busy))
-            continue;
-        if (slot_dead(sl)) {
-            repair_side(s, sd); /* killed inside */
-            atomic_store(&sl->busy, 0);
+        now = mp__now();
+        if (next_check == 0) {
+            next_check = now + check;
+        } else if (now >= next_check) { /* by the clock: signals that cut
+                                           the sleeps short do not delay it */
+            if (slot_dead(sl)) {
+                repair_side(s, sd); /* killed inside */
+                atomic_store(&sl->busy, 0);
+                break;
+            }
+            check = check * 2 < RECHECK ? check * 2 : RECHECK;
+            next_check = now + check;
         }
-        check = check * 2 < RECHECK ? check * 2 : RECHECK;
+        futex_wait(&sl->busy, 1, next_check);
     }
 }
 
@@ -544,8 +591,8 @@ static int take_over(struct shared *s, struct side *sd, int r)
     bool dead = r == EOWNERDEAD;
     uint32_t o;
 
-    if (dead)
-        r = pthread_mutex_consistent(&sd->m);
+    if (dead && (r = pthread_mutex_consistent(&sd->m)) != 0)
+        pthread_mutex_unlock(&sd->m);
     if (r != 0)
         return r;
     o = atomic_load_explicit(&sd->owner, memory_order_relaxed);
@@ -606,7 +653,7 @@ static uint32_t claim_slot(struct side *sd)
 {
     int free_slot = -1;
 
-    if (my_start == 0)
+    if (my_start == 0 || my_ns == 0)
         return 0; /* its start time is unknown: it could not be told dead */
     for (int i = 0; i < SLOTS; i++) {
         uint64_t t = atomic_load(&sd->slot[i].token);
@@ -621,6 +668,7 @@ static uint32_t claim_slot(struct side *sd)
     sl->pid = my_pid;
     sl->tid = my_tid;
     sl->start = my_start;
+    sl->ns = my_ns;
     atomic_store(&sl->busy, 0); /* a dead thread may have left it raised */
     atomic_store(&sl->token, my_token);
     return (uint32_t)free_slot + 1;
@@ -634,11 +682,12 @@ static void side_unlock(struct side *sd, int held)
         biased_leave(sd, (uint32_t)(held - HELD_MUTEX));
         return;
     }
-    if (sd->streak >= STREAK && sd->streak_token == my_token &&
-        (o = claim_slot(sd)) != 0) {
-        sd->streak = 0;
-        sd->last = o;
-        atomic_store_explicit(&sd->owner, o, memory_order_release);
+    if (sd->streak >= STREAK && sd->streak_token == my_token) {
+        sd->streak = 0; /* no slot: not again before another streak */
+        if ((o = claim_slot(sd)) != 0) {
+            sd->last = o;
+            atomic_store_explicit(&sd->owner, o, memory_order_release);
+        }
     }
     pthread_mutex_unlock(&sd->m);
 }
