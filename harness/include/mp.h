@@ -488,9 +488,14 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * Producers and consumers each share a side: a robust mutex with a bias.  A
  * thread that took it 64 times in a row, uncontended, then enters it with
  * plain stores and loads until another thread revokes the bias with
- * membarrier(2) (without membarrier, the mutex alone).  Waits sleep on
- * futexes, with a short bounded spin first; when the other side is awake, a
- * put or get makes no system call.  Timeouts are seconds
+ * membarrier(2) (without membarrier, the mutex alone).  A biased owner
+ * killed inside is recognised by its thread's start time in /proc (where
+ * /proc cannot tell, it is taken as alive, and others wait); one killed
+ * inside by another thread's execve() is not, and the side's other users
+ * then wait.  A child made without fork()'s atfork handlers (_Fork(), a raw
+ * clone()) must not use a queue its parent used before it execs.  Waits
+ * sleep on futexes, with a short bounded spin first; when the other side is
+ * awake, a put or get makes no system call.  Timeouts are seconds
  * (MP_FOREVER: none; 0 or negative: do not wait).  A queue reaches a child
  * with mp_process_add_queue() under every start method; a fork child may
  * also use the parent's object directly.  One mp_queue may be used by
