@@ -169,6 +169,8 @@ extern int mp__queue_fault;
 /* queue.c, for the tests: whether a side (producers: 1) has a biased
  * owner; revocations this process made; whether it can use membarrier */
 int mp__queue_biased(mp_queue *q, int producers);
+int mp__queue_biased_inside(mp_queue *q, int producers);
+unsigned long long mp__queue_capacity(mp_queue *q);
 unsigned long mp__queue_revoke_count(void);
 int mp__queue_membarrier(void);
 

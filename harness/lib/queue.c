@@ -32,6 +32,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -50,7 +51,7 @@
 #include "internal.h"
 
 #define QMAGIC 0x657565517062696cULL /* "libmpQue" */
-#define QVERSION 2
+#define QVERSION 3
 #define HDR_SIZE 4096
 #define RESERVE (4ULL << 30) /* the most the ring may grow to */
 #define INITIAL_CAP (256u * 1024)
@@ -59,7 +60,9 @@
 #define FIRST_MAX 256 /* pauses before a waiting consumer's first look */
 #define RECHECK 0.1    /* seconds a waiter sleeps before it looks for the
                           dead (see wait_until) */
-#define GROW_SPIN 8192 /* pauses a full ring's producer may wait for room */
+#define STALL 0.01     /* seconds without a get after which a full ring
+                          grows (see put_waits_for_room) */
+#define MAX_ROOM_WAIT 0.02 /* the most one put waits for room in the ring */
 #define STREAK 64      /* uncontended takes in a row that earn a bias */
 #define SLOTS 16       /* threads a side remembers as biased owners */
 #define OWNER_CHECK 0.002 /* seconds a revoker waits before it asks whether
@@ -79,9 +82,10 @@ struct layout {
 struct slot {
     alignas(32) _Atomic uint64_t token; /* whose it is; 0: free */
     _Atomic uint32_t busy;  /* it is inside */
-    int32_t pid, tid;       /* the thread, its start time and its PID */
-    uint64_t start, ns;     /* namespace: to tell a dead owner from a slow
-                               one */
+    int32_t pid, tid;       /* the thread, its start time, and its PID and
+                               time namespaces: to tell a dead owner from a
+                               slow one */
+    uint64_t start, ns, tns;
 };
 
 /* One side of the queue (producers' or consumers'): see "sides" below. */
@@ -115,6 +119,8 @@ struct shared {
     _Atomic uint64_t nput;
     _Atomic uint64_t pending_tail, pending_nput; /* the note: see repair */
     uint64_t head_cache;
+    uint64_t head_seen;   /* with the side held: head at the last full ring, */
+    double head_seen_at;  /* and when it was first seen there */
     alignas(64) _Atomic uint64_t tail;
 
     /* The same for consumers. */
@@ -129,8 +135,10 @@ struct shared {
 
     /* Sleepers' flags: written only by one about to sleep and by its
      * waker, so the busy lines above stay where they are. */
-    alignas(64) _Atomic uint32_t data_wait, room_wait, done_wait;
-    alignas(64) _Atomic uint32_t data_seq, room_seq, done_seq;
+    alignas(64) _Atomic uint32_t data_wait, room_wait, done_wait, ring_wait;
+    _Atomic uint64_t ring_at; /* a producer waiting on ring_wait wants head
+                                 to reach this */
+    alignas(64) _Atomic uint32_t data_seq, room_seq, done_seq, ring_seq;
 };
 
 _Static_assert(sizeof(struct shared) <= HDR_SIZE, "the header fits its page");
@@ -155,11 +163,14 @@ struct mp_queue {
  * process _exit()s at that point of its next put (1-5) or get (11-14),
  * leaving the queue as a SIGKILL there would; or (21) a biased owner pauses
  * between its look at the owner and its busy = 1, as a preempted one would,
- * and again once inside.
+ * and again once inside; or (22) a biased owner stays inside, once, for
+ * FAULT_STAY seconds (a long copy, or a stopped process).
  * One predictable branch.
  */
 int mp__queue_fault;
 #define FAULT_STALL 21 /* not an exit: a pause in side_lock() */
+#define FAULT_LONG_STAY 22
+#define FAULT_STAY 2.0
 #define FAULT(n)                                                              \
     do {                                                                      \
         if (__builtin_expect(mp__queue_fault == (n), 0))                      \
@@ -175,7 +186,7 @@ int mp__queue_fault;
 static _Thread_local uint64_t my_token;
 static _Thread_local pid_t my_pid, my_tid;
 static _Thread_local uint64_t my_start; /* 0: may not hold a bias */
-static _Thread_local uint64_t my_ns;
+static _Thread_local uint64_t my_ns, my_tns;
 static atomic_int proc_mb;   /* 0: not set up; 1: registered; -1: cannot */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
@@ -188,6 +199,14 @@ static void atfork_child(void)
 static void register_atfork(void)
 {
     pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* Before main(), so that the handler runs before any a user registered
+ * earlier and that might use a queue in the child (with the parent thread's
+ * token, it could enter that thread's slot). */
+__attribute__((constructor)) static void queue_init(void)
+{
+    pthread_once(&atfork_once, register_atfork);
 }
 
 /* A thread's start time (field 22 of /proc/PID/task/TID/stat): START_DEAD
@@ -234,13 +253,32 @@ static uint64_t start_time(pid_t pid, pid_t tid)
     return start;
 }
 
-/* The inode of this process's PID namespace: a slot's ids mean nothing in
- * another one. */
-static uint64_t pid_ns(void)
+/* The inode of this process's namespace of that name (pid, time): a slot's
+ * ids mean nothing in another PID namespace, and its start time is shifted
+ * by the reader's time namespace.  0: unknown. */
+static uint64_t ns_inode(const char *name)
 {
+    char path[64];
     struct stat st;
 
-    return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+    snprintf(path, sizeof(path), "/proc/self/ns/%s", name);
+    return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* Whether this thread's /proc is its own PID namespace's: a /proc mounted
+ * for another one (a PID namespace made without remounting /proc) names
+ * other tasks by these numbers. */
+static bool proc_is_mine(pid_t pid, pid_t tid)
+{
+    char want[64], got[64];
+    ssize_t n;
+
+    snprintf(want, sizeof(want), "%d/task/%d", (int)pid, (int)tid);
+    n = readlink("/proc/thread-self", got, sizeof(got) - 1);
+    if (n < 0)
+        return false;
+    got[n] = '\0';
+    return strcmp(got, want) == 0;
 }
 
 static long membarrier(int cmd)
@@ -276,10 +314,13 @@ static uint64_t thread_token(void)
         uint64_t t = 0;
         my_pid = getpid();
         my_tid = (pid_t)syscall(SYS_gettid);
-        my_start = start_time(my_pid, my_tid);
+        my_start = proc_is_mine(my_pid, my_tid)
+                       ? start_time(my_pid, my_tid) : START_UNKNOWN;
         if (my_start == START_UNKNOWN)
-            my_start = 0; /* could not be told dead: no bias */
-        my_ns = pid_ns();
+            my_start = 0; /* could not be told dead: no bias, and this
+                             thread tells nobody dead either */
+        my_ns = ns_inode("pid");
+        my_tns = ns_inode("time"); /* 0 before Linux 5.6: none to differ */
         if (getrandom(&t, sizeof(t), GRND_NONBLOCK) != (ssize_t)sizeof(t))
             t = (uint64_t)(mp__now() * 1e9) * 0x9e3779b97f4a7c15ULL ^
                 (uint64_t)(uintptr_t)&t ^ (uint64_t)my_tid << 32;
@@ -331,8 +372,7 @@ static int futex_wait(_Atomic uint32_t *w, uint32_t val, double deadline)
  * (Measured: the extra exchange or mfence costs 15-20% of a 64-byte put on
  * x86.)
  */
-static void wake(const struct shared *s, _Atomic uint32_t *flag,
-                 _Atomic uint32_t *seq)
+static void wake_fence(const struct shared *s)
 {
 #if defined(__x86_64__) || defined(__i386__)
     (void)s;
@@ -343,6 +383,11 @@ static void wake(const struct shared *s, _Atomic uint32_t *flag,
     else
         atomic_thread_fence(memory_order_seq_cst);
 #endif
+}
+
+/* After wake_fence(): wakes whoever raised *flag. */
+static void wake_flag(_Atomic uint32_t *flag, _Atomic uint32_t *seq)
+{
     if (atomic_load_explicit(flag, memory_order_relaxed) &&
         atomic_exchange(flag, 0)) {
         FAULT(5); /* the flag taken, nobody woken */
@@ -350,6 +395,13 @@ static void wake(const struct shared *s, _Atomic uint32_t *flag,
         syscall(SYS_futex, (uint32_t *)seq, FUTEX_WAKE, INT_MAX, NULL, NULL,
                 0);
     }
+}
+
+static void wake(const struct shared *s, _Atomic uint32_t *flag,
+                 _Atomic uint32_t *seq)
+{
+    wake_fence(s);
+    wake_flag(flag, seq);
 }
 
 /* Commits a new tail or head (with its lock held; wake() follows the
@@ -522,13 +574,15 @@ static void biased_leave(struct side *sd, uint32_t o)
 }
 
 /* Whether the slot's thread is surely dead.  Its ids are looked up only in
- * its own PID namespace; where /proc cannot tell, it lives. */
+ * its own PID and time namespaces, through a /proc that is this thread's;
+ * where /proc cannot tell, it lives. */
 static bool slot_dead(const struct slot *sl)
 {
     uint64_t start;
 
-    thread_token(); /* my_ns */
-    if (sl->ns == 0 || sl->ns != my_ns)
+    thread_token(); /* my_ns, my_tns, my_start */
+    if (my_start == 0 || sl->ns == 0 || sl->ns != my_ns ||
+        sl->tns != my_tns)
         return false;
     start = start_time(sl->pid, sl->tid);
     return start != START_UNKNOWN && start != sl->start;
@@ -543,13 +597,20 @@ static void bias_revoke(struct shared *s, struct side *sd, uint32_t o)
 
     atomic_fetch_add_explicit(&revokes, 1, memory_order_relaxed);
     atomic_store(&sd->owner, 0);
-    if (membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0) {
-        /* Only a process that could register gets a bias; one that cannot
-         * run membarrier() at all (a seccomp filter) waits a millisecond
-         * for the owner's store buffer to drain: a heuristic (store buffers
-         * drain in nanoseconds), not a guarantee. */
+    for (int tries = 0;
+         membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0; tries++) {
+        /* ENOMEM and EINTR pass: try again.  Only a process that could
+         * register gets a bias; one that cannot run membarrier() at all (a
+         * seccomp filter) waits a millisecond for the owner's store buffer
+         * to drain: a heuristic (store buffers drain in nanoseconds), not a
+         * guarantee. */
         struct timespec ms = { 0, 1000000 };
+        if ((errno == ENOMEM || errno == EINTR) && tries < 1000) {
+            sched_yield();
+            continue;
+        }
         nanosleep(&ms, NULL);
+        break;
     }
     /* A live owner wakes us when it leaves; a dead one is looked for after
      * OWNER_CHECK, then less and less often (a stopped owner may be back). */
@@ -638,8 +699,12 @@ static int side_lock(struct shared *s, struct side *sd)
         atomic_store_explicit(&sd->slot[o - 1].busy, 1, memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst);
         if (atomic_load_explicit(&sd->owner, memory_order_acquire) == o) {
-            if (__builtin_expect(mp__queue_fault == FAULT_STALL, 0))
-                usleep(50); /* tests: a long stay inside */
+            if (__builtin_expect(mp__queue_fault >= FAULT_STALL, 0)) {
+                /* tests: a stay inside */
+                usleep(mp__queue_fault == FAULT_STALL ? 50 : FAULT_STAY * 1e6);
+                if (mp__queue_fault == FAULT_LONG_STAY)
+                    mp__queue_fault = 0;
+            }
             return HELD_MUTEX + (int)o;
         }
         biased_leave(sd, o); /* revoked meanwhile */
@@ -669,6 +734,7 @@ static uint32_t claim_slot(struct side *sd)
     sl->tid = my_tid;
     sl->start = my_start;
     sl->ns = my_ns;
+    sl->tns = my_tns;
     atomic_store(&sl->busy, 0); /* a dead thread may have left it raised */
     atomic_store(&sl->token, my_token);
     return (uint32_t)free_slot + 1;
@@ -694,7 +760,8 @@ static void side_unlock(struct side *sd, int held)
 
 /* Takes and drops each side that is free or held by the dead: the taking
  * repairs; a mutex a live process holds is left alone, and so is a bias
- * whose owner is not inside. */
+ * whose owner is alive or not inside (a waiter must not wait for a live
+ * owner: it has a deadline, and the owner may be stopped). */
 static void repair_dead(struct shared *s)
 {
     struct side *sides[] = { &s->w, &s->r };
@@ -708,7 +775,8 @@ static void repair_dead(struct shared *s)
             r = take_over(s, sd, r);
         } else if (r == 0 &&
                    (o = atomic_load(&sd->owner)) != 0 &&
-                   atomic_load(&sd->slot[o - 1].busy)) {
+                   atomic_load(&sd->slot[o - 1].busy) &&
+                   slot_dead(&sd->slot[o - 1])) {
             bias_revoke(s, sd, o);
         }
         if (r == 0)
@@ -728,10 +796,24 @@ int mp__queue_membarrier(void)
     return atomic_load(&proc_mb) > 0;
 }
 
-/* Tests: whether a side has a biased owner. */
+/* Tests: whether a side has a biased owner; whether it is inside. */
 int mp__queue_biased(mp_queue *q, int producers)
 {
     return atomic_load(producers ? &q->s->w.owner : &q->s->r.owner) != 0;
+}
+
+int mp__queue_biased_inside(mp_queue *q, int producers)
+{
+    struct side *sd = producers ? &q->s->w : &q->s->r;
+    uint32_t o = atomic_load(&sd->owner);
+
+    return o != 0 && atomic_load(&sd->slot[o - 1].busy) != 0;
+}
+
+/* Tests: the ring's capacity now, in bytes. */
+unsigned long long mp__queue_capacity(mp_queue *q)
+{
+    return (unsigned long long)q->s->layout[atomic_load(&q->s->gen)].cap;
 }
 
 static int init_mutex(pthread_mutex_t *m)
@@ -867,34 +949,44 @@ static int grow(mp_queue *q, uint64_t need)
 }
 
 /*
- * With the producers' side held and the ring full: before growing it, gives a consumer that
- * is draining it a moment to make room, for as long as head keeps moving (a
- * bounded spin).  A producer that runs ahead of a busy consumer then waits a
- * little instead of growing the ring out of the cache (where both would run
- * slower for good); a queue nobody is getting from grows at once, so an
- * unbounded put still never waits for a consumer.  true: room was made.
+ * With the producers' side held, the ring too full for the next record and
+ * head just read: whether the put should wait for consumers to make room
+ * rather than grow the ring.  It waits while they are draining it (head has
+ * moved within the last STALL seconds), for MAX_ROOM_WAIT at most, never past
+ * the caller's deadline and never in a non-blocking put; a record larger than
+ * half the ring grows it at once.  Growing for a consumer that is only a
+ * little slower than its producer makes the ring as big as the whole
+ * backlog: every record then lands on a page never touched before, which
+ * both processes fault in (here 20 us a 4 KiB record, 50 times slower than
+ * a ring that stays in the cache).  A queue nobody is getting from grows
+ * after STALL, once: head has not moved since, so the next full ring grows
+ * at once.  *until: when to look again.
  */
-static bool room_soon(struct shared *s, uint64_t tail, uint64_t cap,
-                      uint64_t rec)
+static bool put_waits_for_room(struct shared *s, uint64_t rec, uint64_t cap,
+                               double deadline, double *first_wait,
+                               double *until)
 {
-    uint64_t last = s->head_cache;
+    double now = mp__now();
 
-    for (int i = 1; i <= GROW_SPIN; i++) {
-        uint64_t head;
-
-        cpu_relax();
-        if (i % 32 != 0)
-            continue;
-        head = atomic_load_explicit(&s->head, memory_order_acquire);
-        if (cap - (tail - head) >= rec) {
-            s->head_cache = head;
-            return true;
-        }
-        if (head == last)
-            return false; /* nobody is getting: grow */
-        last = head;
+    if (deadline == 0 || rec > cap / 2)
+        return false;
+    if (s->head_cache != s->head_seen) {
+        s->head_seen = s->head_cache;
+        s->head_seen_at = now;
     }
-    return false;
+    if (*first_wait == 0)
+        *first_wait = now;
+    *until = s->head_seen_at + STALL;
+    if (*until > *first_wait + MAX_ROOM_WAIT)
+        *until = *first_wait + MAX_ROOM_WAIT;
+    if (*until > deadline)
+        *until = deadline;
+    return now < *until;
+}
+
+static bool head_reached(const struct shared *s, uint64_t want)
+{
+    return atomic_load_explicit(&s->head, memory_order_acquire) >= want;
 }
 
 /* construction */
@@ -1073,7 +1165,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
     struct shared *s;
     uint64_t rec, tail, nput;
     const struct layout *l;
-    double deadline;
+    double deadline, first_wait = 0, until;
     int r, held;
 
     if (q == NULL || (buf == NULL && n > 0) || isnan(timeout))
@@ -1107,7 +1199,21 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
             s->head_cache = atomic_load_explicit(&s->head,
                                                  memory_order_acquire);
             if (l->cap - (tail - s->head_cache) < rec &&
-                !room_soon(s, tail, l->cap, rec)) {
+                put_waits_for_room(s, rec, l->cap, deadline, &first_wait,
+                                   &until)) {
+                /* Woken when a quarter of the ring is free (or there is
+                 * room for the record, if it is larger): one wake-up for
+                 * many gets. */
+                uint64_t free_want = rec > l->cap / 4 ? rec : l->cap / 4;
+
+                side_unlock(&s->w, held);
+                atomic_store_explicit(&s->ring_at, tail + free_want - l->cap,
+                                      memory_order_relaxed);
+                wait_until(s, head_reached, tail + free_want - l->cap,
+                           &s->ring_wait, &s->ring_seq, until, 1);
+                continue;
+            }
+            if (l->cap - (tail - s->head_cache) < rec) {
                 if ((r = grow(q, rec)) < 0) {
                     side_unlock(&s->w, held);
                     return r;
@@ -1259,7 +1365,12 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     FAULT(14);
     if (k->out != NULL)
         *k->out = dst;
-    wake(s, &s->room_wait, &s->room_seq);
+    wake_fence(s);
+    wake_flag(&s->room_wait, &s->room_seq);
+    if (atomic_load_explicit(&s->ring_wait, memory_order_acquire) &&
+        head + rec_size(n) >= atomic_load_explicit(&s->ring_at,
+                                                   memory_order_relaxed))
+        wake_flag(&s->ring_wait, &s->ring_seq);
     return 0;
 }
 
