@@ -1400,6 +1400,7 @@ TEST(a_drained_ring_stays_small_while_a_producer_streams)
      * it (seen: 4 MiB with both CPUs loaded from outside); the whole
      * backlog would be 160 MiB (before: 128-256 MiB here). */
     ASSERT_TRUE(mp__queue_capacity(fq) <= (16u << 20));
+    mp_process_free(p);
     mp_queue_free(fq);
 }
 
