@@ -468,11 +468,16 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * ring): a put copies the message in and returns, a get copies it out; there
  * is no feeder thread and no pipe, so put() never leaves data behind in the
  * producer, and a child that put() can always exit (CPython's child cannot
- * until its feeder has flushed into a full pipe).  The ring grows when a
- * message does not fit (an unbounded queue does not block a put), up to 4 GiB
- * of backlog (beyond that a put waits for room, or returns MP_EFULL if it may
- * not wait); its memory stays at its high-water mark until the last process
- * frees the queue.
+ * until its feeder has flushed into a full pipe).  The ring (256 KiB at
+ * first) grows when a message does not fit, up to 4 GiB of backlog (beyond
+ * that a put waits for room, or returns MP_EFULL if it may not wait); its
+ * memory stays at its high-water mark until the last process frees the
+ * queue.  A blocking put that finds the ring full while consumers are
+ * draining it (a get within the last 10 ms) first waits for them, 20 ms at
+ * most, so that a ring a slightly slower consumer keeps up with stays small
+ * and in the cache; it never waits for consumers that are not getting (then
+ * the ring grows at once), nor in a non-blocking put.  CPython's unbounded
+ * put never waits: its backlog grows in the producer's memory instead.
  *
  * Beyond CPython, a queue survives the death of any process using it, SIGKILL
  * included, at any instant: a message whose put() returned is delivered
@@ -490,7 +495,8 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * plain stores and loads until another thread revokes the bias with
  * membarrier(2) (without membarrier, the mutex alone).  A biased owner
  * killed inside is recognised by its thread's start time in /proc (where
- * /proc cannot tell, it is taken as alive, and others wait); one killed
+ * /proc cannot tell or would mislead, as from another PID or time
+ * namespace, it is taken as alive, and others wait); one killed
  * inside by another thread's execve() is not, and the side's other users
  * then wait.  A child made without fork()'s atfork handlers (_Fork(), a raw
  * clone()) must not use a queue its parent used before it execs.  Waits
