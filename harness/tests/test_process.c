@@ -1383,9 +1383,11 @@ MP_TARGET(start_daemon_and_plain)
     mp_process *d = NULL, *n = NULL;
     mp_process_options yes = { .daemon = MP_DAEMON_YES };
     pid_t dp = 0, np = 0;
-    int gate;
+    int gate, ack;
+    char c;
 
     memcpy(&gate, (const char *)arg + sizeof(int), sizeof(int));
+    memcpy(&ack, (const char *)arg + 2 * sizeof(int), sizeof(int));
     mp_process_new(&d, "pause_forever", NULL, 0, &yes);
     mp_process_new(&n, "block_on_fd", &gate, sizeof(int), NULL);
     mp_process_start(d);
@@ -1393,6 +1395,8 @@ MP_TARGET(start_daemon_and_plain)
     mp_process_pid(d, &dp);
     mp_process_pid(n, &np);
     say(fd, "%ld %ld\n", (long)dp, (long)np);
+    if (read(ack, &c, 1) != 1) /* the test holds pidfds for both now */
+        return 3;
     mp_process_free(d); /* dropped references change nothing */
     mp_process_free(n);
     return 0;
@@ -1400,25 +1404,28 @@ MP_TARGET(start_daemon_and_plain)
 
 TEST(child_exit_terminates_daemons_and_joins_the_rest)
 {
-    int fds[2], gate[2], dfd, nfd, arg[2];
+    int fds[2], gate[2], ack[2], dfd, nfd, arg[3];
     char buf[128];
     long dp, np;
     mp_process *p;
 
     make_pipe(fds);
     make_pipe(gate);
+    make_pipe(ack);
     arg[0] = fds[1];
     arg[1] = gate[0];
+    arg[2] = ack[0];
     p = new_proc("start_daemon_and_plain", arg, sizeof(arg));
     ASSERT_OK(mp_process_start(p));
     close(fds[1]);
     /* The grandchildren exist until the child's teardown has reaped them,
-     * which is after this line is read, so these pidfds name them. */
+     * which waits for the ack below, so these pidfds name them. */
     read_line(fds[0], buf, sizeof(buf));
     ASSERT_EQ(2, sscanf(buf, "%ld %ld", &dp, &np));
     dfd = pidfd_open((pid_t)dp);
     nfd = pidfd_open((pid_t)np);
     ASSERT_TRUE(dfd >= 0 && nfd >= 0);
+    release(ack[1], 1);
     ASSERT_EQ(MP_ETIMEDOUT, mp_process_join(p, 0.05)); /* joining n */
     ASSERT_TRUE(!fd_readable(nfd, 0));
     release(gate[1], 1);
@@ -1429,6 +1436,8 @@ TEST(child_exit_terminates_daemons_and_joins_the_rest)
     close(fds[0]);
     close(nfd);
     close(gate[0]);
+    close(ack[0]);
+    close(ack[1]);
     mp_process_free(p);
 }
 

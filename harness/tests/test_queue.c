@@ -1266,6 +1266,44 @@ static int wait_exit_code(pid_t pid)
     return WEXITSTATUS(st);
 }
 
+/* Forks a child that makes a namespace (unshare_or_exit) and runs fn in a
+ * grandchild there; returns that child, whose exit code is fn's (77: no such
+ * namespace here, and the test skips: see ns_child_wait). */
+static pid_t ns_child_start(int flag, int (*fn)(void))
+{
+    pid_t c = fork_checked(), g;
+
+    if (c != 0)
+        return c;
+    unshare_or_exit(flag);
+    if ((g = fork()) == 0)
+        _exit(fn());
+    _exit(g < 0 ? 2 : wait_exit_code(g));
+}
+
+static void ns_child_wait(pid_t c, const char *what)
+{
+    int code = wait_exit_code(c);
+
+    if (code == 77)
+        check_skip(what);
+    ASSERT_EQ(0, code);
+}
+
+static int put_other_when_inside(void)
+{
+    wait_inside();
+    return mp_queue_put_str(fq, "other") < 0;
+}
+
+static int put_200_unbiased(void)
+{
+    for (int i = 0; i < 200; i++)
+        if (mp_queue_put_str(fq, "ns") < 0)
+            return 2;
+    return mp__queue_biased(fq, 1) ? 3 : 0;
+}
+
 TEST(an_owner_seen_from_another_time_namespace_is_alive)
 {
     char buf[16];
@@ -1278,22 +1316,10 @@ TEST(an_owner_seen_from_another_time_namespace_is_alive)
     for (int i = 0; i < 200; i++)
         ASSERT_OK(mp_queue_put_str(fq, "pre"));
     ASSERT_EQ(1, mp__queue_biased(fq, 1));
-    if ((c = fork_checked()) == 0) {
-        pid_t g;
-
-        unshare_or_exit(CLONE_NEWTIME);
-        if ((g = fork()) == 0) {
-            wait_inside();
-            _exit(mp_queue_put_str(fq, "other") < 0);
-        }
-        _exit(g < 0 ? 2 : wait_exit_code(g));
-    }
+    c = ns_child_start(CLONE_NEWTIME, put_other_when_inside);
     mp__queue_fault = 22; /* inside for 2 s */
     ASSERT_OK(mp_queue_put_str(fq, "owner"));
-    int code = wait_exit_code(c);
-    if (code == 77)
-        check_skip("no time namespace here (unshare(CLONE_NEWTIME))");
-    ASSERT_EQ(0, code);
+    ns_child_wait(c, "no time namespace here (unshare(CLONE_NEWTIME))");
     for (int i = 0; i < 200; i++)
         ASSERT_OK(mp_queue_get_into(fq, buf, sizeof(buf), &n, 0, 0));
     ASSERT_OK(mp_queue_get_into(fq, buf, sizeof(buf), &n, 0, 0));
@@ -1318,22 +1344,8 @@ TEST(no_bias_where_proc_is_another_namespaces)
     if (!mp__queue_membarrier())
         check_skip("no membarrier(2): no biased sides");
     ASSERT_OK(mp_queue_new(&fq, 0));
-    if ((c = fork_checked()) == 0) {
-        pid_t g;
-
-        unshare_or_exit(CLONE_NEWPID);
-        if ((g = fork()) == 0) {
-            for (int i = 0; i < 200; i++)
-                if (mp_queue_put_str(fq, "ns") < 0)
-                    _exit(2);
-            _exit(mp__queue_biased(fq, 1) ? 3 : 0);
-        }
-        _exit(g < 0 ? 2 : wait_exit_code(g));
-    }
-    int code = wait_exit_code(c);
-    if (code == 77)
-        check_skip("no PID namespace here (unshare(CLONE_NEWPID))");
-    ASSERT_EQ(0, code);
+    c = ns_child_start(CLONE_NEWPID, put_200_unbiased);
+    ns_child_wait(c, "no PID namespace here (unshare(CLONE_NEWPID))");
     for (int i = 0; i < 200; i++)
         ASSERT_OK(mp_queue_get_into(fq, buf, sizeof(buf), &n, 0, 0));
     ASSERT_EQ(0, mp_queue_qsize(fq));
