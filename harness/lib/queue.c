@@ -445,8 +445,7 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
                       double deadline, int first)
 {
     for (int i = 0, pause = first; i < SPIN + first; i += pause,
-             pause = pause * 2 > MAX_GAP ? (pause > MAX_GAP ? MAX_GAP : pause)
-                                          : pause * 2) {
+             pause = pause * 2 < MAX_GAP ? pause * 2 : MAX_GAP) {
         if (ready(s, arg))
             return 0;
         for (int k = 0; k < pause; k++)
