@@ -84,7 +84,12 @@ extern "C" {
     X(EQCLOSED, -4029, "ValueError", "Queue is closed")                      \
     X(EQNOTCLOSED, -4030, "AssertionError", "Queue not closed")              \
     X(ETASKDONE, -4031, "ValueError", "task_done() called too many times")   \
-    X(EQCORRUPT, -4032, "OSError", "not a libmp queue (bad shared memory)")
+    X(EQCORRUPT, -4032, "OSError", "not a libmp queue (bad shared memory)") \
+    X(EBOOTSTRAP, -4033, "RuntimeError",                                      \
+      "An attempt has been made to start a new process before the current "  \
+      "process has finished its bootstrapping phase.  This probably means "  \
+      "that you are not using fork to start your child processes and you "   \
+      "have forgotten to call mp_main(argc, argv) first thing in main().")
 
 #define MP__ERROR_ENUM(name, code, exc, msg) MP_##name = (code),
 enum { MP_ERROR_MAP(MP__ERROR_ENUM) MP__ERROR_END };
@@ -180,7 +185,17 @@ typedef struct mp_context mp_context;
  *     int main(int argc, char **argv) { mp_main(argc, argv); ... }
  * In a process started by the spawn method, or in the fork server, it does
  * that process's work and never returns; otherwise it returns 0 at once
- * (CPython's freeze_support() / spawn_main()).
+ * (CPython's freeze_support() / spawn_main()).  A program that forgets it
+ * runs main() once more in such a child, as CPython re-runs a main module
+ * that lacks the `if __name__ == '__main__'` guard, and no further: every
+ * spawn or forkserver start() in that copy (and in its fork children) fails
+ * with MP_EBOOTSTRAP, CPython's RuntimeError, and the parent's start()
+ * fails with MP_ENOMPMAIN (MP_EFORKSERVER for the fork server) once the
+ * copy ends or the start timeout (10 s, LIBMP_START_TIMEOUT) runs out,
+ * killing the copy and whatever it started.  A child takes its orders only
+ * from a parent with its own effective user and group (SO_PEERCRED), so
+ * running a setuid program by hand with a socket at descriptor 3 runs no
+ * target.
  */
 int mp_main(int argc, char **argv);
 

@@ -54,7 +54,7 @@ static bool pidfd_ok;
 
 static void probe_pidfd(void)
 {
-    const char *off = getenv("LIBMP_NO_PIDFD");
+    const char *off = secure_getenv("LIBMP_NO_PIDFD");
     int fd;
 
     if (off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)

@@ -103,10 +103,23 @@ int mp__blob_child(const char *buf, size_t len, mp_process **out,
 /* Writes/reads a length-prefixed blob on a (blocking) descriptor. */
 int mp__blob_send(int fd, const char *buf, size_t len, double deadline);
 int mp__blob_recv(int fd, char **buf, size_t *len);
-/* posix_spawn of this program with `mode` ("--libmp-spawn") and the given
+/* argv[1] of a libmp child: a spawned child, the fork server. */
+#define MP__SPAWN_MODE "--libmp-spawn"
+#define MP__FORKSERVER_MODE "--libmp-forkserver"
+/* posix_spawn of this program with `mode` (MP__SPAWN_MODE) and the given
  * descriptors placed at 3, 4, ... in the child; nothing else is inherited
- * but stdin, stdout and stderr. */
+ * but stdin, stdout and stderr.  The child is in a process group of its
+ * own until mp__bootstrap_end(). */
 int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid);
+/* A libmp child that has not reached mp_main() (or a fork child of one):
+ * it may not start spawn or forkserver children (MP_EBOOTSTRAP). */
+bool mp__bootstrapping(void);
+/* The fork server, before it answers: checks the credentials of the
+ * parent on `sock` (_exit(1) if they are not its own), rejoins the
+ * parent's process group and stops dying with the parent's thread. */
+void mp__bootstrap_end(int sock);
+/* Kills a child that did not answer with its process group, and reaps it. */
+void mp__launch_kill(pid_t pid, int pidfd);
 /* Seconds a child or the fork server may take to answer: 10, or
  * LIBMP_START_TIMEOUT. */
 double mp__start_timeout(void);

@@ -434,6 +434,10 @@ int mp_process_start(mp_process *p)
          * fixes the default context; fork's Popen does not. */
         if (strcmp(p->method, "fork") != 0)
             (void)mp__default_context();
+        /* spawn's _check_not_importing_main(): a child that re-runs main()
+         * because it never reached mp_main() would start another copy. */
+        if (strcmp(p->method, "fork") != 0 && mp__bootstrapping())
+            return MP_EBOOTSTRAP;
     }
     /* Popen flushes stdout and stderr; libmp flushes every output stream, so
      * no buffered output of any FILE is written twice. */

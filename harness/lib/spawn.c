@@ -13,7 +13,17 @@
  *   5  (no pidfds only) the write end of the child's own sentinel pipe.
  * The program must call mp_main() first thing in main(); start() waits for
  * the child's answer, so a program that does not is a clear error from
- * start() (MP_ENOMPMAIN), never a silent wrong child.
+ * start() (MP_ENOMPMAIN), never a silent wrong child.  Such a child runs
+ * main() once, as CPython re-runs a main module that lacks the
+ * `if __name__ == '__main__'` guard, and cannot multiply: a constructor
+ * recognises a libmp child from its arguments before main() runs, and every
+ * spawn or forkserver start() it (or a fork child of it) attempts fails with
+ * CPython's bootstrapping RuntimeError (MP_EBOOTSTRAP).  Until it answers,
+ * the child is in a process group of its own, so a parent that gives up on
+ * it kills whatever it started too, and it dies with the parent's starting
+ * thread (PR_SET_PDEATHSIG).  It answers only a parent with its own
+ * credentials (SO_PEERCRED on descriptor 3), so a setuid or setgid program
+ * cannot be made to run a target for a less privileged caller.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -328,6 +338,114 @@ int mp__blob_recv(int fd, char **buf, size_t *len)
     return 0;
 }
 
+/* bootstrapping */
+
+/* This process is a libmp child (spawned, or the fork server) that has not
+ * reached mp_main(), or a fork child of one.  mp_main() never returns in a
+ * libmp child, so nothing clears it. */
+static bool bootstrapping;
+
+static bool is_child_mode(const char *arg)
+{
+    return strcmp(arg, MP__SPAWN_MODE) == 0 ||
+           strcmp(arg, MP__FORKSERVER_MODE) == 0;
+}
+
+/* argv[2] is the pid of the parent that spawned us: a parent that is gone
+ * already (PR_SET_PDEATHSIG came too late) has nobody to answer. */
+static void bootstrap_begin(const char *mode, const char *ppid)
+{
+    if (!is_child_mode(mode))
+        return;
+    bootstrapping = true;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (ppid != NULL && getppid() != (pid_t)atol(ppid))
+        _exit(1);
+}
+
+#ifdef __GLIBC__
+/* glibc passes main()'s arguments to ELF constructors. */
+__attribute__((constructor)) static void detect_child(int argc, char **argv,
+                                                      char **envp)
+{
+    (void)envp;
+    if (argc >= 2 && argv != NULL && argv[1] != NULL)
+        bootstrap_begin(argv[1], argc >= 3 ? argv[2] : NULL);
+}
+#else
+__attribute__((constructor)) static void detect_child(void)
+{
+    char buf[512];
+    ssize_t n;
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n > 0) {
+        const char *mode, *ppid;
+        buf[n] = '\0';
+        mode = memchr(buf, '\0', (size_t)n) + 1;
+        if (mode < buf + n) {
+            ppid = mode + strlen(mode) + 1;
+            bootstrap_begin(mode, ppid < buf + n ? ppid : NULL);
+        }
+    }
+}
+#endif
+
+bool mp__bootstrapping(void) { return bootstrapping; }
+
+/* A libmp child reads nothing from descriptor 3 until it knows that
+ * whoever made it has its own credentials: a setuid or setgid program run
+ * by someone else, with a socket of theirs at 3, would otherwise run the
+ * target they name with the argument they choose. */
+static void check_parent(int sock)
+{
+    struct ucred uc;
+    socklen_t len = sizeof(uc);
+
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 ||
+        uc.pid != getppid() || uc.uid != geteuid() || uc.gid != getegid()) {
+        fprintf(stderr, "libmp: refusing to run as a child: descriptor 3 "
+                        "does not come from a parent with this process's "
+                        "credentials\n");
+        _exit(1);
+    }
+}
+
+/* Before it answers, a child rejoins its parent's process group and stops
+ * dying with the parent's thread (its daemon death signal, if any, is set
+ * again by the caller). */
+static void bootstrap_end(void)
+{
+    setpgid(0, getpgid(getppid()));
+    prctl(PR_SET_PDEATHSIG, 0);
+    bootstrapping = false; /* mp_main() has taken over */
+}
+
+void mp__bootstrap_end(int sock)
+{
+    check_parent(sock);
+    bootstrap_end();
+}
+
+/* Kills a child that did not answer, and everything it started (its own
+ * process group until it answers), then reaps it. */
+void mp__launch_kill(pid_t pid, int pidfd)
+{
+    siginfo_t si;
+
+    kill(-pid, SIGKILL);
+    if (pidfd >= 0)
+        mp__pidfd_send_signal(pidfd, SIGKILL);
+    else
+        kill(pid, SIGKILL); /* unreaped: still ours */
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0 && errno == EINTR)
+        ;
+}
+
 static char exe_path[4096] = "/proc/self/exe";
 
 /* The program to run again: /proc/self/exe, which still names our program
@@ -352,7 +470,9 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     posix_spawn_file_actions_t fa;
-    char *argv[] = { program_invocation_name, (char *)mode, NULL };
+    posix_spawnattr_t attr;
+    char ppid[24];
+    char *argv[] = { program_invocation_name, (char *)mode, ppid, NULL };
     int moved[64], r, i;
 
     if (nfds > 64)
@@ -369,8 +489,14 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
     for (i = 0; i < nfds; i++)
         posix_spawn_file_actions_adddup2(&fa, moved[i], 3 + i);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3 + nfds);
+    /* A group of its own until it answers: see bootstrap_end(). */
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    snprintf(ppid, sizeof(ppid), "%ld", (long)getpid());
     pthread_once(&once, find_exe);
-    r = -posix_spawn(pid, exe_path, &fa, NULL, argv, environ);
+    r = -posix_spawn(pid, exe_path, &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     for (i = 0; i < nfds; i++)
         mp__fd_close(moved[i]);
@@ -381,7 +507,7 @@ static double start_timeout = 10.0;
 
 static void read_start_timeout(void)
 {
-    const char *s = getenv("LIBMP_START_TIMEOUT");
+    const char *s = secure_getenv("LIBMP_START_TIMEOUT");
     char *end;
     double v = s != NULL ? strtod(s, &end) : 0;
 
@@ -471,7 +597,7 @@ static int spawn_launch(mp_process *p)
             goto out;
         }
     }
-    r = mp__spawn_self("--libmp-spawn", fds, nfds, &pid);
+    r = mp__spawn_self(MP__SPAWN_MODE, fds, nfds, &pid);
     if (r < 0)
         goto out;
     sock[1] = mp__fd_close(sock[1]);
@@ -488,13 +614,7 @@ static int spawn_launch(mp_process *p)
     if (r == 0)
         r = mp__wait_ack(sock[0], pidfd, pid);
     if (r < 0) { /* whatever that child is, it is not ours to keep */
-        siginfo_t si;
-        if (pidfd >= 0)
-            mp__pidfd_send_signal(pidfd, SIGKILL);
-        else
-            kill(pid, SIGKILL);
-        while (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0 && errno == EINTR)
-            ;
+        mp__launch_kill(pid, pidfd);
         goto out;
     }
     if (use_pidfd) {
@@ -536,6 +656,7 @@ _Noreturn static void spawned_child(void)
     size_t len = 0;
     int r;
 
+    check_parent(3);
     fcntl(4, F_SETFD, FD_CLOEXEC);
     fcntl(5, F_SETFD, FD_CLOEXEC);
     r = mp__blob_recv(3, &blob, &len);
@@ -554,6 +675,7 @@ _Noreturn static void spawned_child(void)
         fprintf(stderr, "libmp: spawned child: %s\n", line);
         _exit(1);
     }
+    bootstrap_end();
     if (send(3, "A", 1, MSG_NOSIGNAL) != 1)
         _exit(1); /* the parent gave up on us */
     close(3);
@@ -573,9 +695,9 @@ _Noreturn static void spawned_child(void)
 int mp_main(int argc, char **argv)
 {
     if (argc >= 2 && argv != NULL && argv[1] != NULL) {
-        if (strcmp(argv[1], "--libmp-spawn") == 0)
+        if (strcmp(argv[1], MP__SPAWN_MODE) == 0)
             spawned_child();
-        if (strcmp(argv[1], "--libmp-forkserver") == 0)
+        if (strcmp(argv[1], MP__FORKSERVER_MODE) == 0)
             mp__forkserver_main();
     }
     return 0;

@@ -173,7 +173,7 @@ static int server_start(void)
     }
     fds[0] = ctl[1];
     fds[1] = alive[0];
-    r = mp__spawn_self("--libmp-forkserver", fds, 2, &pid);
+    r = mp__spawn_self(MP__FORKSERVER_MODE, fds, 2, &pid);
     if (r < 0)
         goto fail;
     ctl[1] = mp__fd_close(ctl[1]);
@@ -185,7 +185,8 @@ static int server_start(void)
     server.alive_w = alive[1];
     r = mp__wait_ack(server.ctl, server.pidfd, pid);
     if (r < 0) {
-        kill(pid, SIGKILL);
+        mp__launch_kill(pid, server.pidfd);
+        server.pid = 0; /* reaped */
         server_forget();
     }
     return r;
@@ -517,6 +518,7 @@ _Noreturn void mp__forkserver_main(void)
     sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     fcntl(ctl, F_SETFD, FD_CLOEXEC);
     fcntl(alive, F_SETFD, FD_CLOEXEC);
+    mp__bootstrap_end(ctl);
     if (sfd < 0 || send(ctl, "R", 1, MSG_NOSIGNAL) != 1)
         _exit(1);
     for (;;) {

@@ -6,9 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -255,14 +259,19 @@ TEST(forkserver_restarts_after_being_killed)
     ASSERT_TRUE(atol(got + 20) != server);
 }
 
-/* A program that starts spawn children must call mp_main(); one that does
- * not gets a clear error from start(), never a silent wrong child.  The
- * helper is such a program. */
-TEST(spawn_without_mp_main_is_a_clear_error)
+/* Runs the helper that forgets mp_main() (MP_NO_MAIN_HELPER) with the
+ * given method and, if hangfile is set, in hang mode; returns its stdout.
+ * It runs in a PID namespace of its own where the kernel allows one, so
+ * that whatever it leaves dies with it; its depth guard bounds it anyway.
+ * *secs gets how long it ran. */
+static char *run_no_main(const char *method, const char *hangfile,
+                         double *secs)
 {
     const char *helper = getenv("MP_NO_MAIN_HELPER");
-    char out[1024];
+    static char out[4096];
+    size_t len = 0;
     int fds[2], status;
+    double t0 = check_now();
     ssize_t n;
     pid_t pid;
 
@@ -270,24 +279,158 @@ TEST(spawn_without_mp_main_is_a_clear_error)
         check_skip("MP_NO_MAIN_HELPER is not set (run through make check)");
     ASSERT_EQ(0, pipe(fds));
     pid = fork();
+    ASSERT_TRUE(pid >= 0);
     if (pid == 0) {
-        dup2(fds[1], 1);
-        execl(helper, helper, (char *)NULL);
-        _exit(127);
+        pid_t init;
+        if (unshare(CLONE_NEWPID) < 0)
+            (void)unshare(CLONE_NEWUSER | CLONE_NEWPID);
+        init = fork();
+        if (init == 0) {
+            dup2(fds[1], 1);
+            close(fds[0]);
+            close(fds[1]);
+            setenv("MP_NO_MAIN_METHOD", method, 1);
+            unsetenv("MP_NO_MAIN_DEPTH");
+            if (hangfile != NULL) {
+                setenv("MP_NO_MAIN_HANG", hangfile, 1);
+                setenv("LIBMP_START_TIMEOUT", "1", 1);
+            }
+            execl(helper, helper, (char *)NULL);
+            _exit(127);
+        }
+        close(fds[1]);
+        while (waitpid(init, &status, 0) < 0 && errno == EINTR)
+            ;
+        _exit(0);
     }
     close(fds[1]);
-    size_t len = 0;
     while (len + 1 < sizeof(out) &&
            (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
         len += (size_t)n;
     out[len] = '\0';
     waitpid(pid, &status, 0);
     close(fds[0]);
-    ASSERT_STREQ("spawn: RuntimeError: the child did not reach mp_main(): a "
+    *secs = check_now() - t0;
+    return out;
+}
+
+#define NO_MAIN_CHILD                                                         \
+    "1: RuntimeError: An attempt has been made to start a new process "      \
+    "before the current process has finished its bootstrapping phase.  This " \
+    "probably means that you are not using fork to start your child "        \
+    "processes and you have forgotten to call mp_main(argc, argv) first "    \
+    "thing in main().\n"
+
+/* A program that forgets mp_main() runs main() once more in its child, as
+ * CPython re-runs an unguarded main module, and no further: the child's own
+ * start() refuses (CPython's bootstrapping RuntimeError), and the parent's
+ * start() fails as soon as that child ends, instead of a chain of copies. */
+TEST(spawn_without_mp_main_cannot_multiply)
+{
+    double secs;
+    char *out = run_no_main("spawn", NULL, &secs);
+
+    ASSERT_STREQ(NO_MAIN_CHILD
+                 "0: RuntimeError: the child did not reach mp_main(): a "
+                 "program that uses the spawn or forkserver start method must "
+                 "call mp_main(argc, argv) first thing in main()\n", out);
+    ASSERT_TRUE(secs < 8.0); /* not the 10 s start timeout */
+}
+
+TEST(forkserver_without_mp_main_cannot_multiply)
+{
+    double secs;
+    char *out = run_no_main("forkserver", NULL, &secs);
+
+    ASSERT_STREQ(NO_MAIN_CHILD "0: RuntimeError: the fork server failed or "
+                 "died before answering\n", out);
+    ASSERT_TRUE(secs < 8.0);
+}
+
+/* A child that never answers is killed when its start() gives up, and so is
+ * everything it started meanwhile. */
+TEST(start_timeout_leaves_no_descendant)
+{
+    char hangfile[] = "/tmp/libmp-test-hang-XXXXXX";
+    double secs;
+    int fd = mkstemp(hangfile);
+    char *out;
+
+    ASSERT_TRUE(fd >= 0);
+    close(fd);
+    out = run_no_main("spawn", hangfile, &secs);
+    unlink(hangfile);
+    ASSERT_STREQ("0: RuntimeError: the child did not reach mp_main(): a "
                  "program that uses the spawn or forkserver start method must "
                  "call mp_main(argc, argv) first thing in main()\n"
-                 "forkserver: RuntimeError: the fork server failed or died "
-                 "before answering\n", out);
+                 "grandchild ended\n", out);
+}
+
+/* spawn.c, internal: the bytes a spawned child is told. */
+int mp__blob_build(const mp_process *p, char **out, size_t *len);
+int mp__blob_send(int fd, const char *buf, size_t len, double deadline);
+
+/* Creates the file it is given. */
+MP_TARGET(create_file)
+{
+    char path[256];
+    int fd;
+
+    snprintf(path, sizeof(path), "%.*s", (int)len, (const char *)arg);
+    if ((fd = open(path, O_WRONLY | O_CREAT, 0666)) < 0)
+        return 3;
+    close(fd);
+    return 0;
+}
+
+/* A process that can exec this program must not be able to make it run a
+ * target of its choosing with privileges it lacks (a setuid program): a
+ * spawned child takes its orders only from a parent with its own
+ * credentials.  Here the child runs as nobody, and the socket at its
+ * descriptor 3 comes from root. */
+TEST(spawned_child_refuses_a_parent_with_other_credentials)
+{
+    char dir[] = "/tmp/libmp-test-trust-XXXXXX", path[64], ppid[24];
+    mp_process *p = NULL;
+    char *blob = NULL;
+    size_t len;
+    int sp[2], status;
+    pid_t pid;
+
+    if (geteuid() != 0)
+        check_skip("needs root, to run a child as another user");
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_EQ(0, chmod(dir, 0777));
+    snprintf(path, sizeof(path), "%s/ran", dir);
+    ASSERT_OK(mp_process_new(&p, "create_file", path, strlen(path), NULL));
+    ASSERT_OK(mp__blob_build(p, &blob, &len));
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp));
+    snprintf(ppid, sizeof(ppid), "%ld", (long)getpid());
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        dup2(sp[1], 3);
+        dup2(null, 4);
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(126);
+        execl("/proc/self/exe", "test_context", "--libmp-spawn", ppid,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(sp[1]);
+    (void)mp__blob_send(sp[0], blob, len, check_now() + 10);
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    close(sp[0]);
+    free(blob);
+    mp_process_free(p);
+    if (WIFEXITED(status) && WEXITSTATUS(status) >= 126) {
+        rmdir(dir);
+        check_skip("nobody cannot run this test program here");
+    }
+    ASSERT_EQ(-1, access(path, F_OK)); /* the target never ran */
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    rmdir(dir);
 }
 
 /* Many children that end as soon as they have answered: the answer and the
