@@ -105,8 +105,9 @@ CHECK_CASES := $(addprefix cases/process/,exitcode_sys_exit_small_ints.json \
     terminate_orphans_grandchild.json)
 
 run-tests:
-	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) \
-	    $(PROVE) $(TESTS) scripts/test-install scripts/test-gate
+	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) MP_LIB=$(B)/libmp.a \
+	    $(PROVE) $(TESTS) scripts/test-install scripts/test-gate \
+	    scripts/test-targets
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)

@@ -137,7 +137,9 @@ int mp_raise(const char *exc, const char *fmt, ...)
 
 /*
  * A target is the code a child runs.  It receives the argument bytes given to
- * mp_process_new() (a copy, so it works under every start method).  Its return
+ * mp_process_new(): a copy, so it works under every start method, never
+ * NULL, and followed by a NUL byte that `len` does not count (a string
+ * passed with its strlen() reads as a C string; no argument is "", 0).  Its return
  * value decides the child's exit code, as the end of CPython's _bootstrap does:
  *   0         exit code 0 (the target returned);
  *   n > 0     exit code n, truncated to 8 bits by the OS (sys.exit(n));
@@ -147,26 +149,51 @@ int mp_raise(const char *exc, const char *fmt, ...)
  */
 typedef int (*mp_target_fn)(const void *arg, size_t len);
 
+/* The longest target name, in bytes. */
+#define MP_TARGET_NAME_MAX 63
+
 /*
  * Registers `fn` under `name` so processes can be made from the name (start
  * methods that exec a new program can only pass names, as CPython pickles
- * functions by qualified name).  MP_EINVAL for a NULL or too long name (63
- * bytes at most), -EEXIST for a name already taken by another function.
+ * functions by qualified name).  MP_EINVAL for a NULL or empty name, or one
+ * over MP_TARGET_NAME_MAX bytes; -EEXIST for a name already taken by another
+ * function (the first keeps it).  Registering the same pair again is 0.
  */
 int mp_target_register(const char *name, mp_target_fn fn);
-/* The function registered under `name`, or NULL. */
+/*
+ * What MP_TARGET() registers with: mp_target_register(), except that a name
+ * another function has taken is a bug that link order would settle
+ * silently, so it is reported on stderr and the name is withdrawn: from then
+ * on mp_process_new() with that name fails with a ValueError (MP_ERAISED)
+ * that names the conflict, and mp_target_lookup() returns NULL.
+ */
+int mp_target_define(const char *name, mp_target_fn fn);
+/* The function registered under `name`, or NULL (also for a withdrawn
+ * name). */
 mp_target_fn mp_target_lookup(const char *name);
+
+#ifdef __cplusplus
+#define MP__STATIC_ASSERT static_assert
+#else
+#define MP__STATIC_ASSERT _Static_assert
+#endif
 
 /*
  * Defines a target and registers it before main() runs:
  *     MP_TARGET(worker) { ... return 0; }
- * The body sees `arg` and `len`.
+ * The body sees `arg` and `len`.  A name over MP_TARGET_NAME_MAX bytes does
+ * not compile; the same name defined twice in one program does not link
+ * ("multiple definition of mp_target__reg_worker"), and across shared
+ * objects it is withdrawn at load time (mp_target_define()).
  */
 #define MP_TARGET(name)                                                       \
+    MP__STATIC_ASSERT(sizeof(#name) <= MP_TARGET_NAME_MAX + 1,                \
+                      "MP_TARGET(" #name "): the name is too long");          \
     static int mp_target__##name(const void *arg, size_t len);                \
-    __attribute__((constructor)) static void mp_target__reg_##name(void)      \
+    __attribute__((visibility("hidden"))) void mp_target__reg_##name(void);  \
+    __attribute__((constructor)) void mp_target__reg_##name(void)             \
     {                                                                         \
-        (void)mp_target_register(#name, mp_target__##name);                   \
+        (void)mp_target_define(#name, mp_target__##name);                     \
     }                                                                         \
     static int mp_target__##name(const void *arg, size_t len)
 

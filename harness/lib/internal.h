@@ -187,6 +187,10 @@ unsigned long long mp__queue_capacity(mp_queue *q);
 unsigned long mp__queue_revoke_count(void);
 int mp__queue_membarrier(void);
 
+/* target.c: why there is no target by that name: MP_ENOTARGET, or an
+ * MP_ERAISED ValueError naming a name that two functions claimed. */
+int mp__target_missing(const char *name);
+
 /* error.c */
 int mp__set_raised(const char *exc, const char *msg);
 

@@ -312,7 +312,7 @@ static int process_new(const mp_context *ctx, mp_process **out,
         return MP_EINVAL;
     *out = NULL;
     if (target != NULL && (fn = mp_target_lookup(target)) == NULL)
-        return MP_ENOTARGET;
+        return mp__target_missing(target);
     init_once();
 
     if ((p = mp__process_alloc()) == NULL)
@@ -355,12 +355,14 @@ static int process_new(const mp_context *ctx, mp_process **out,
         goto fail;
     p->daemon = daemon == MP_DAEMON_INHERIT ? current->daemon
                                             : daemon == MP_DAEMON_YES;
-    if (len > 0) {
-        if ((p->arg = malloc(len)) == NULL)
-            goto fail;
+    /* Never NULL, NUL-terminated: what a spawned child gets from its blob,
+     * so a target sees the same under every method. */
+    if ((p->arg = malloc(len + 1)) == NULL)
+        goto fail;
+    if (len > 0)
         memcpy(p->arg, arg, len);
-        p->arg_len = len;
-    }
+    ((char *)p->arg)[len] = '\0';
+    p->arg_len = len;
     *out = p;
     return 0;
 fail:

@@ -4,16 +4,19 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-#define NAME_MAX_LEN 63
+#define NAME_MAX_LEN MP_TARGET_NAME_MAX
 
 struct target {
     char name[NAME_MAX_LEN + 1];
     mp_target_fn fn;
+    bool withdrawn; /* two MP_TARGET()s claimed it */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -38,7 +41,7 @@ static struct target *find(const char *name)
     return NULL;
 }
 
-int mp_target_register(const char *name, mp_target_fn fn)
+static int target_add(const char *name, mp_target_fn fn, bool define)
 {
     struct target *t;
     int r = 0;
@@ -52,7 +55,9 @@ int mp_target_register(const char *name, mp_target_fn fn)
     }
     pthread_mutex_lock(&lock);
     if ((t = find(name)) != NULL) {
-        r = t->fn == fn ? 0 : -EEXIST;
+        r = t->fn == fn && !t->withdrawn ? 0 : -EEXIST;
+        if (r < 0 && define)
+            t->withdrawn = true;
         goto out;
     }
     if (count == capacity) {
@@ -67,9 +72,29 @@ int mp_target_register(const char *name, mp_target_fn fn)
     }
     strcpy(targets[count].name, name);
     targets[count].fn = fn;
+    targets[count].withdrawn = false;
     count++;
 out:
     pthread_mutex_unlock(&lock);
+    return r;
+}
+
+int mp_target_register(const char *name, mp_target_fn fn)
+{
+    return target_add(name, fn, false);
+}
+
+int mp_target_define(const char *name, mp_target_fn fn)
+{
+    int r = target_add(name, fn, true);
+
+    if (r == -EEXIST)
+        fprintf(stderr, "libmp: MP_TARGET(%s) is defined by two functions "
+                        "(in two files or shared objects): neither can be "
+                        "started by that name\n", name);
+    else if (r < 0)
+        fprintf(stderr, "libmp: MP_TARGET(%s) cannot be registered: %s\n",
+                name != NULL ? name : "(null)", mp_strerror(r));
     return r;
 }
 
@@ -82,7 +107,24 @@ mp_target_fn mp_target_lookup(const char *name)
         return NULL;
     pthread_mutex_lock(&lock);
     t = find(name);
-    fn = t != NULL ? t->fn : NULL;
+    fn = t != NULL && !t->withdrawn ? t->fn : NULL;
     pthread_mutex_unlock(&lock);
     return fn;
+}
+
+int mp__target_missing(const char *name)
+{
+    struct target *t;
+    bool withdrawn;
+    char msg[160];
+
+    pthread_mutex_lock(&lock);
+    t = find(name);
+    withdrawn = t != NULL && t->withdrawn;
+    pthread_mutex_unlock(&lock);
+    if (!withdrawn)
+        return MP_ENOTARGET;
+    snprintf(msg, sizeof(msg), "target '%s' is defined by two functions "
+             "(MP_TARGET(%s) twice in one program)", name, name);
+    return mp__set_raised("ValueError", msg);
 }

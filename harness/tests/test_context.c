@@ -433,6 +433,43 @@ TEST(spawned_child_refuses_a_parent_with_other_credentials)
     rmdir(dir);
 }
 
+/* Exits 0 if its argument is what a NULL argument must become under every
+ * method: a non-NULL, empty, NUL-terminated string. */
+MP_TARGET(arg_is_empty_string)
+{
+    return arg != NULL && len == 0 && ((const char *)arg)[0] == '\0' ? 0 : 5;
+}
+
+/* Exits 0 if its 3 argument bytes "abc" are followed by a NUL. */
+MP_TARGET(arg_is_terminated)
+{
+    return arg != NULL && len == 3 && memcmp(arg, "abc", 4) == 0 ? 0 : 5;
+}
+
+/* A target sees the same argument under every method: never NULL, with a
+ * NUL after its bytes (the NULL argument reached a fork child as NULL, and
+ * spawn and forkserver children as ""). */
+TEST(target_argument_is_the_same_under_every_method)
+{
+    static const char *const methods[] = { "fork", "spawn", "forkserver" };
+
+    for (int m = 0; m < 3; m++) {
+        mp_context *ctx;
+        mp_process *p;
+        int code = -1;
+
+        mp_process_free(run_to_end(methods[m], "arg_is_empty_string", 0));
+        ASSERT_OK(mp_get_context(&ctx, methods[m]));
+        ASSERT_OK(mp_context_process_new(ctx, &p, "arg_is_terminated", "abcd",
+                                         3, NULL));
+        ASSERT_OK(mp_process_start(p));
+        ASSERT_EQ(0, mp_process_join(p, 30.0));
+        ASSERT_EQ(1, mp_process_exitcode(p, &code));
+        ASSERT_EQ(0, code);
+        mp_process_free(p);
+    }
+}
+
 /* Many children that end as soon as they have answered: the answer and the
  * end can arrive together, and must still count as an answer. */
 TEST(many_short_spawn_and_forkserver_children)

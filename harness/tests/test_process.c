@@ -458,6 +458,51 @@ TEST(targets_by_name)
                                           mp_target_lookup("return_int")));
     ASSERT_EQ(MP_EINVAL, mp_target_register("", mp_target_lookup("nothing")));
     ASSERT_EQ(MP_EINVAL, mp_process_new(&p, NULL, NULL, 5, NULL));
+    {
+        char name[MP_TARGET_NAME_MAX + 2];
+        memset(name, 'x', sizeof(name) - 1);
+        name[sizeof(name) - 1] = '\0';
+        ASSERT_EQ(MP_EINVAL, mp_target_register(name, mp_target_lookup("nothing")));
+        name[MP_TARGET_NAME_MAX] = '\0';
+        ASSERT_EQ(0, mp_target_register(name, mp_target_lookup("nothing")));
+    }
+}
+
+static int first_definition(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+    return 1;
+}
+
+static int second_definition(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+    return 2;
+}
+
+/* Two MP_TARGET()s with one name (in two shared objects: in one program
+ * they do not link) used to leave the first silently in place, so one file
+ * started the other's function.  The name is withdrawn instead, and using
+ * it says why. */
+TEST(a_target_defined_twice_is_withdrawn_and_named)
+{
+    mp_process *p = NULL;
+    char line[256];
+
+    ASSERT_EQ(0, mp_target_define("twice", first_definition));
+    ASSERT_EQ(0, mp_target_define("twice", first_definition)); /* same */
+    ASSERT_TRUE(mp_target_lookup("twice") == first_definition);
+    ASSERT_EQ(-EEXIST, mp_target_define("twice", second_definition));
+    ASSERT_TRUE(mp_target_lookup("twice") == NULL);
+    ASSERT_EQ(MP_ERAISED, mp_process_new(&p, "twice", NULL, 0, NULL));
+    ASSERT_TRUE(p == NULL);
+    mp_format_exception(MP_ERAISED, line, sizeof(line));
+    ASSERT_STREQ("ValueError: target 'twice' is defined by two functions "
+                 "(MP_TARGET(twice) twice in one program)", line);
+    /* mp_target_register() leaves the first in place, as documented. */
+    ASSERT_EQ(0, mp_target_register("once", first_definition));
+    ASSERT_EQ(-EEXIST, mp_target_register("once", second_definition));
+    ASSERT_TRUE(mp_target_lookup("once") == first_definition);
 }
 
 TEST(start_returns_at_once_and_child_is_alive)
