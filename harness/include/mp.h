@@ -622,7 +622,8 @@ mp_queue *mp_queue_free(mp_queue *q);
 int mp_queue_put_str(mp_queue *q, const char *s); /* without its NUL */
 int mp_queue_put_i64(mp_queue *q, long long v);
 int mp_queue_put_double(mp_queue *q, double v);
-/* get(block=True, timeout): MP_EBADLENGTH if the message is not 8 bytes. */
+/* get(block=True, timeout): MP_EBADLENGTH if the oldest message is not 8
+ * bytes long; it then stays in the queue, for mp_queue_get(). */
 int mp_queue_get_i64(mp_queue *q, long long *v, double timeout);
 int mp_queue_get_double(mp_queue *q, double *v, double timeout);
 

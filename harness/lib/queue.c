@@ -1290,12 +1290,14 @@ static void adapt_first_pause(mp_queue *q, uint64_t avail, uint64_t rec)
     atomic_store_explicit(&q->first_pause, f, memory_order_relaxed);
 }
 
-/* Where a message goes: a malloc'd buffer, or the caller's. */
+/* Where a message goes: a malloc'd buffer, or the caller's (exact: only a
+ * message of exactly size bytes is taken). */
 struct sink {
     void **out;
     void *buf;
     size_t size;
     size_t *len;
+    bool exact;
 };
 
 static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
@@ -1367,9 +1369,9 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
             return -ENOMEM;
         }
         ((char *)dst)[n] = '\0';
-    } else if (n > k->size) {
-        side_unlock(&s->r, held);
-        return MP_ETOOSHORT;
+    } else if (n > k->size || (k->exact && n != k->size)) {
+        side_unlock(&s->r, held); /* it stays in the queue */
+        return k->exact ? MP_EBADLENGTH : MP_ETOOSHORT;
     } else {
         dst = k->buf;
     }
@@ -1399,7 +1401,7 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
 int mp_queue_get(mp_queue *q, void **out, size_t *len, int block,
                  double timeout)
 {
-    struct sink k = { out, NULL, 0, len };
+    struct sink k = { out, NULL, 0, len, false };
 
     if (out == NULL)
         return MP_EINVAL;
@@ -1415,7 +1417,7 @@ int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len)
 int mp_queue_get_into(mp_queue *q, void *buf, size_t size, size_t *len,
                       int block, double timeout)
 {
-    struct sink k = { NULL, buf, size, len };
+    struct sink k = { NULL, buf, size, len, false };
 
     if (buf == NULL && size > 0)
         return MP_EINVAL;
@@ -1532,14 +1534,13 @@ int mp_queue_put_double(mp_queue *q, double v)
     return mp_queue_put(q, &v, sizeof(v), 1, MP_FOREVER);
 }
 
+/* A message of any other length stays in the queue, whichever it is. */
 static int get8(mp_queue *q, void *v, double timeout)
 {
     size_t len;
-    int r = mp_queue_get_into(q, v, 8, &len, 1, timeout);
+    struct sink k = { NULL, v, 8, &len, true };
 
-    if (r == MP_ETOOSHORT || (r == 0 && len != 8))
-        return MP_EBADLENGTH;
-    return r;
+    return get_common(q, &k, 1, timeout);
 }
 
 int mp_queue_get_i64(mp_queue *q, long long *v, double timeout)

@@ -276,6 +276,33 @@ TEST(get_into_keeps_a_message_too_long)
     mp_queue_free(q);
 }
 
+/* get_i64/get_double take only an 8-byte message: one too short and one too
+ * long both stay in the queue (a short one used to be lost), and the
+ * caller's value is left alone. */
+TEST(get_i64_and_double_leave_a_wrong_length_message)
+{
+    mp_queue *q;
+    long long v = 7;
+    double d = 1.5;
+
+    ASSERT_OK(mp_queue_new(&q, 0));
+    ASSERT_OK(mp_queue_put_str(q, "abc"));
+    ASSERT_OK(mp_queue_put_str(q, "nine byte"));
+    ASSERT_EQ(MP_EBADLENGTH, mp_queue_get_i64(q, &v, 1));
+    ASSERT_EQ(MP_EBADLENGTH, mp_queue_get_double(q, &d, 1));
+    ASSERT_EQ(7, v);
+    ASSERT_TRUE(d == 1.5);
+    ASSERT_EQ(2, mp_queue_qsize(q));
+    expect_get(q, "abc", 3);
+    ASSERT_EQ(MP_EBADLENGTH, mp_queue_get_i64(q, &v, 1));
+    ASSERT_EQ(1, mp_queue_qsize(q));
+    expect_get(q, "nine byte", 9);
+    ASSERT_OK(mp_queue_put_double(q, 2.25));
+    ASSERT_OK(mp_queue_get_double(q, &d, 1));
+    ASSERT_TRUE(d == 2.25);
+    mp_queue_free(q);
+}
+
 /* A byte pattern that depends on (id, seq, i). */
 static unsigned char pat(uint32_t id, uint32_t seq, size_t i)
 {
