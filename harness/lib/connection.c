@@ -463,7 +463,10 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready)
                                                          : mp__now() + timeout;
     int count = 0, r;
 
-    if (fds == NULL || ready == NULL || pfd == NULL || isnan(timeout)) {
+    /* No descriptors: CPython's wait([], timeout) sleeps out the timeout
+     * and returns an empty list. */
+    if ((n > 0 && (fds == NULL || ready == NULL)) || pfd == NULL ||
+        isnan(timeout)) {
         if (pfd != stack)
             free(pfd);
         return pfd == NULL ? -ENOMEM : MP_EINVAL;

@@ -90,6 +90,8 @@ int mp__ppoll_until(struct pollfd *pfd, size_t n, double deadline)
             double left = deadline - mp__now();
             if (left < 0)
                 left = 0;
+            if (left > 1e9) /* beyond time_t's reach on some systems */
+                left = 1e9;
             ts.tv_sec = (time_t)left;
             ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
             tsp = &ts;

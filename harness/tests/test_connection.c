@@ -424,6 +424,20 @@ MP_TARGET(send_after_event)
     return mp_conn_send_bytes(c, "late", 4);
 }
 
+/* wait([], timeout) in CPython sleeps out the timeout and returns []; it
+ * used to fail at once. */
+TEST(wait_on_nothing_sleeps_out_the_timeout)
+{
+    double t0 = check_now(), took;
+
+    ASSERT_EQ(0, mp_wait(NULL, 0, 0.2, NULL));
+    took = check_now() - t0;
+    ASSERT_TRUE(took >= 0.19);
+    ASSERT_TRUE(took < 0.2 + 2 * check_slowdown());
+    ASSERT_EQ(0, mp_wait(NULL, 0, 0, NULL));
+    ASSERT_EQ(MP_EINVAL, mp_wait(NULL, 1, 0, NULL));
+}
+
 TEST(wait_on_connections_and_sentinels)
 {
     mp_conn *a1, *b1, *a2, *b2, *ga, *gb;
