@@ -328,10 +328,12 @@ int mp__blob_recv(int fd, char **buf, size_t *len)
 
     if (r < 0)
         return r;
+    *buf = NULL;
     if (n > ((uint64_t)1 << 40) || (*buf = malloc(n + 1)) == NULL)
         return -ENOMEM;
     if ((r = read_full(fd, *buf, n)) < 0) {
         free(*buf);
+        *buf = NULL; /* callers free what they are given, on error too */
         return r;
     }
     *len = n;

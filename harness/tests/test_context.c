@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -369,6 +370,28 @@ TEST(start_timeout_leaves_no_descendant)
 /* spawn.c, internal: the bytes a spawned child is told. */
 int mp__blob_build(const mp_process *p, char **out, size_t *len);
 int mp__blob_send(int fd, const char *buf, size_t len, double deadline);
+
+int mp__blob_recv(int fd, char **buf, size_t *len);
+
+/* A parent that dies in the middle of sending a blob leaves the reader
+ * (a spawned child, the fork server) nothing to free: the buffer used to
+ * be freed and left set, and its caller freed it again. */
+TEST(a_blob_cut_short_leaves_nothing_to_free)
+{
+    uint64_t n = 100;
+    char *blob = (char *)&n;
+    size_t len = 0;
+    int sp[2];
+
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+    ASSERT_EQ(sizeof(n), write(sp[0], &n, sizeof(n)));
+    ASSERT_EQ(10, write(sp[0], "0123456789", 10));
+    close(sp[0]);
+    ASSERT_TRUE(mp__blob_recv(sp[1], &blob, &len) < 0);
+    ASSERT_TRUE(blob == NULL);
+    free(blob);
+    close(sp[1]);
+}
 
 /* Creates the file it is given. */
 MP_TARGET(create_file)
