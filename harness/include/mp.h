@@ -453,7 +453,9 @@ int mp_pipe(mp_conn **a, mp_conn **b, int duplex);
 /* close(): twice is fine.  Afterwards every call but close/free returns
  * MP_EHANDLECLOSED ("OSError: handle is closed"). */
 int mp_conn_close(mp_conn *c);
-/* Closes and frees; accepts NULL; returns NULL. */
+/* Drops the caller's reference, closing c unless a process that has not
+ * started yet was handed it (mp_process_add_conn()); accepts NULL; returns
+ * NULL. */
 mp_conn *mp_conn_free(mp_conn *c);
 /* closed, readable, writable: 1 or 0. */
 int mp_conn_closed(const mp_conn *c);
@@ -484,10 +486,13 @@ int mp_conn_poll(mp_conn *c, double timeout);
  * in args: in the child, mp_child_conn(i) returns it, i counting the calls
  * from 0.  Works under every start method (the child gets a descriptor of its
  * own: inherited under fork, placed by posix_spawn for spawn, sent with
- * SCM_RIGHTS under forkserver).  p keeps a reference to c, not a copy: keep c
- * open until start() (a closed one: a fork child gets it closed; spawn and
- * forkserver fail at start() with MP_EHANDLECLOSED, as CPython).
- * MP_EHASSTARTED after start.
+ * SCM_RIGHTS under forkserver).  p takes a reference of its own, as a
+ * Process holds its args: the caller may mp_conn_free() c at once, and c
+ * stays open for the child until start() has handed it over (then p drops
+ * it, as CPython's start() drops its args).  Closing c (mp_conn_close())
+ * before start() hands over a closed connection: a fork child gets it
+ * closed; spawn and forkserver fail at start() with MP_EHANDLECLOSED, as
+ * CPython's pickling does.  MP_EHASSTARTED after start.
  */
 int mp_process_add_conn(mp_process *p, mp_conn *c);
 /* In a child: the i-th connection its parent added; NULL if none. */
@@ -632,7 +637,9 @@ int mp_queue_get_double(mp_queue *q, double *v, double timeout);
 /*
  * Hands q to the child p will start, as mp_process_add_conn() does for a
  * connection: in the child, mp_child_queue(i) returns it, i counting the
- * queues added from 0.  Keep q until start().  MP_EHASSTARTED after start.
+ * queues added from 0.  p takes a reference of its own to q's shared
+ * memory: the caller may mp_queue_free() q at once.  MP_EHASSTARTED after
+ * start.
  */
 int mp_process_add_queue(mp_process *p, mp_queue *q);
 /* In a child: the i-th queue its parent added; NULL if none.  Owned by

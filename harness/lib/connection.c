@@ -39,6 +39,7 @@
 #define AHEAD_MAX 8192 /* larger payloads are read straight to the caller */
 
 struct mp_conn {
+    int refs;         /* the caller's, and each process it is handed to */
     int fd;
     bool readable, writable;
     bool is_pipe;     /* pipe(2): writes must keep SIGPIPE away */
@@ -54,6 +55,7 @@ static int conn_new(mp_conn **out, int fd, bool readable, bool writable)
 
     if (c == NULL)
         return -ENOMEM;
+    c->refs = 1;
     c->fd = fd;
     c->readable = readable;
     c->writable = writable;
@@ -116,17 +118,18 @@ int mp_pipe(mp_conn **a, mp_conn **b, int duplex)
     if (duplex ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0
                : pipe2(sv, O_CLOEXEC) < 0) /* (read end, write end) */
         return -errno;
-    r = conn_new(a, sv[0], true, duplex);
-    if (r == 0)
-        r = conn_new(b, sv[1], duplex, true);
-    if (r == 0)
-        (*a)->is_pipe = (*b)->is_pipe = !duplex;
-    if (r < 0) {
-        *a = mp_conn_free(*a);
+    if ((r = conn_new(a, sv[0], true, duplex)) < 0) {
         close(sv[0]);
         close(sv[1]);
+        return r;
     }
-    return r;
+    if ((r = conn_new(b, sv[1], duplex, true)) < 0) {
+        *a = mp_conn_free(*a); /* closes sv[0] */
+        close(sv[1]);
+        return r;
+    }
+    (*a)->is_pipe = (*b)->is_pipe = !duplex;
+    return 0;
 }
 
 int mp_conn_close(mp_conn *c)
@@ -140,9 +143,17 @@ int mp_conn_close(mp_conn *c)
     return 0;
 }
 
+mp_conn *mp__conn_ref(mp_conn *c)
+{
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+/* The last reference closes: a connection handed to a process that has not
+ * started yet stays open for it, as a Connection in a Process's args. */
 mp_conn *mp_conn_free(mp_conn *c)
 {
-    if (c != NULL) {
+    if (c != NULL && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0) {
         mp_conn_close(c);
         free(c);
     }

@@ -132,6 +132,11 @@ int mp__wait_ack(int sock, int pidfd, pid_t pid);
  * queue's memfd (the handle a queue is handed to a child with) */
 #define MP__CONN_QUEUE 8u
 mp_conn *mp__conn_wrap(int fd, unsigned flags);
+/* Another reference, released by mp_conn_free(). */
+mp_conn *mp__conn_ref(mp_conn *c);
+/* process.c: drops the references a process holds on what it was handed
+ * (once started: CPython's start() drops its args). */
+void mp__process_release_conns(mp_process *p);
 unsigned mp__conn_flags(const mp_conn *c);
 /* In a child: what its parent handed it (connections and queues' handles,
  * in the order they were added). */

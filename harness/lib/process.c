@@ -132,7 +132,7 @@ static void unref(mp_process *p)
     free(p->identity);
     free(p->parent_name);
     free(p->arg);
-    free(p->conns);
+    mp__process_release_conns(p);
     free(p->cwd);
     free(p);
 }
@@ -403,8 +403,17 @@ int mp_process_add_conn(mp_process *p, mp_conn *c)
     if (grown == NULL)
         return -ENOMEM;
     p->conns = grown;
-    p->conns[p->nconns++] = c;
+    p->conns[p->nconns++] = mp__conn_ref(c);
     return 0;
+}
+
+void mp__process_release_conns(mp_process *p)
+{
+    for (size_t i = 0; i < p->nconns; i++)
+        mp_conn_free(p->conns[i]);
+    free(p->conns);
+    p->conns = NULL;
+    p->nconns = 0;
 }
 
 /* lifecycle */
@@ -447,6 +456,8 @@ int mp_process_start(mp_process *p)
     r = p->ops->launch(p);
     if (r < 0)
         return r;
+    /* CPython's start() drops its args once the child has them. */
+    mp__process_release_conns(p);
     p->started = true;
     registry_add(p);
     return 0;

@@ -484,9 +484,8 @@ out:
     mp__fd_close(gate[0]);
     mp__fd_close(gate[1]);
     free(blob);
-    if (self != NULL) { /* the wrappers own the connection descriptors */
-        for (size_t i = 0; i < self->nconns; i++)
-            mp_conn_free(self->conns[i]);
+    if (self != NULL) { /* the wrappers own the connection descriptors,
+                           and mp_process_free() frees them */
         for (int i = 2 + (int)self->nconns; i < nfds; i++)
             mp__fd_close(fds[i]);
     } else {

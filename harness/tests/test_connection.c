@@ -536,3 +536,60 @@ TEST(connections_reach_children_under_every_method)
         mp_conn_free(b);
     }
 }
+
+/* A process holds a reference of its own to what it is handed, as a
+ * Process's args do: the caller may free its connection right after
+ * mp_process_add_conn() (it was a use-after-free), and the child still
+ * gets it, open.  Closing it instead hands over a closed one. */
+TEST(a_connection_freed_before_start_still_reaches_the_child)
+{
+    static const char *const methods[] = { "fork", "spawn", "forkserver" };
+
+    for (int m = 0; m < 3; m++) {
+        char want[128];
+        mp_context *ctx;
+        mp_conn *a, *b;
+        mp_process *p;
+        int code = -1;
+
+        ASSERT_OK(mp_get_context(&ctx, methods[m]));
+        ASSERT_OK(mp_pipe(&a, &b, 1));
+        ASSERT_OK(mp_context_process_new(ctx, &p, "answer_on_conn0", NULL, 0,
+                                         NULL));
+        ASSERT_OK(mp_process_add_conn(p, b));
+        b = mp_conn_free(b);
+        ASSERT_OK(mp_process_start(p));
+        ASSERT_OK(mp_conn_send_bytes(a, "ping", 4));
+        snprintf(want, sizeof(want), "ping back from %s", methods[m]);
+        expect_msg(a, want, strlen(want));
+        ASSERT_EQ(0, mp_process_join(p, 30.0));
+        ASSERT_EQ(1, mp_process_exitcode(p, &code));
+        ASSERT_EQ(0, code);
+        /* start() dropped the process's reference: the child held the
+         * last copy of b, so a reads EOF once it is gone. */
+        {
+            void *buf;
+            size_t n;
+            ASSERT_EQ(MP_EEOF, mp_conn_recv_bytes(a, &buf, &n, MP_NOLIMIT));
+        }
+        mp_process_free(p);
+        mp_conn_free(a);
+    }
+}
+
+/* A process freed before it starts drops its reference too. */
+TEST(a_process_freed_unstarted_releases_its_connections)
+{
+    mp_conn *a, *b;
+    mp_process *p;
+    void *buf;
+    size_t n;
+
+    ASSERT_OK(mp_pipe(&a, &b, 1));
+    ASSERT_OK(mp_process_new(&p, "answer_on_conn0", NULL, 0, NULL));
+    ASSERT_OK(mp_process_add_conn(p, b));
+    mp_conn_free(b);
+    mp_process_free(p);
+    ASSERT_EQ(MP_EEOF, mp_conn_recv_bytes(a, &buf, &n, MP_NOLIMIT));
+    mp_conn_free(a);
+}

@@ -440,6 +440,51 @@ TEST(queues_reach_children_under_every_method)
     }
 }
 
+/* Puts a message in the queue it was handed and takes it back. */
+MP_TARGET(round_trip_own_queue)
+{
+    mp_queue *q = mp_child_queue(0);
+    void *buf = NULL;
+    size_t n = 0;
+    int ok;
+
+    (void)arg;
+    (void)len;
+    if (q == NULL || mp_queue_put_str(q, "mine") < 0 ||
+        mp_queue_get(q, &buf, &n, 1, 10) < 0)
+        return 3;
+    ok = n == 4 && memcmp(buf, "mine", 4) == 0;
+    free(buf);
+    return ok ? 0 : 4;
+}
+
+/* The caller may free its queue right after mp_process_add_queue(): the
+ * process holds the queue's handle until start() (it was a
+ * use-after-free). */
+TEST(a_queue_freed_before_start_still_reaches_the_child)
+{
+    static const char *const methods[] = { "fork", "spawn", "forkserver" };
+
+    for (int m = 0; m < 3; m++) {
+        mp_context *ctx;
+        mp_process *p;
+        mp_queue *q;
+        int code = -1;
+
+        ASSERT_OK(mp_get_context(&ctx, methods[m]));
+        ASSERT_OK(mp_queue_new(&q, 0));
+        ASSERT_OK(mp_context_process_new(ctx, &p, "round_trip_own_queue",
+                                         NULL, 0, NULL));
+        ASSERT_OK(mp_process_add_queue(p, q));
+        q = mp_queue_free(q);
+        ASSERT_OK(mp_process_start(p));
+        ASSERT_EQ(0, mp_process_join(p, 30.0));
+        ASSERT_EQ(1, mp_process_exitcode(p, &code));
+        ASSERT_EQ(0, code);
+        mp_process_free(p);
+    }
+}
+
 /*
  * Checked messages: a header (producer id, sequence number, length, sum of
  * the bytes) and bytes made by pat().  Sizes vary from 0 to ~8 KiB, with an
