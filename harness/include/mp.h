@@ -551,7 +551,14 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * clone()) must not use a queue its parent used before it execs.  Waits
  * sleep on futexes, with a short bounded spin first; when the other side is
  * awake, a put or get makes no system call.  Timeouts are seconds
- * (MP_FOREVER: none; 0 or negative: do not wait).  A queue reaches a child
+ * (MP_FOREVER: none; 0 or negative: do not wait), and hold whatever other
+ * processes do: a get whose deadline passes while another consumer is
+ * inside a get (a big copy, a stopped process) is MP_EEMPTY, get_nowait()
+ * at once, as CPython's reader lock taken with the same block and timeout;
+ * a put waits for a producer inside a put up to its deadline, a
+ * non-blocking one for 10 ms (a copy, not a stopped process), then
+ * MP_EFULL (CPython's put never waits for other producers: its feeder
+ * thread writes later).  A queue reaches a child
  * with mp_process_add_queue() under every start method; a fork child may
  * also use the parent's object directly.  One mp_queue may be used by
  * several threads at once.

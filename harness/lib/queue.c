@@ -51,7 +51,7 @@
 #include "internal.h"
 
 #define QMAGIC 0x657565517062696cULL /* "libmpQue" */
-#define QVERSION 3
+#define QVERSION 4
 #define HDR_SIZE 4096
 #define RESERVE (4ULL << 30) /* the most the ring may grow to */
 #define INITIAL_CAP (256u * 1024)
@@ -69,6 +69,8 @@
 #define SLOTS 16       /* threads a side remembers as biased owners */
 #define OWNER_CHECK 0.002 /* seconds a revoker waits before it asks whether
                              the biased owner is alive */
+#define PUT_GRACE 0.01 /* seconds a non-blocking put waits for another
+                          producer to leave the producers' side */
 
 enum qkind { Q_QUEUE, Q_JOINABLE, Q_SIMPLE };
 static const char *const kind_names[] = { "Queue", "JoinableQueue",
@@ -95,6 +97,8 @@ struct side {
     pthread_mutex_t m;        /* robust, process-shared */
     _Atomic uint32_t owner;   /* the biased thread's slot + 1; 0: none */
     uint32_t last;            /* with m held: the slot + 1 of the last bias */
+    uint32_t pending;         /* with m held: PENDING_* owed by the last
+                                 holder (see take_over) */
     uint64_t streak_token;    /* with m held: who took m last, uncontended, */
     uint32_t streak;          /* and how many times in a row */
     struct slot slot[SLOTS];
@@ -597,7 +601,8 @@ static bool slot_dead(const struct slot *sl)
 /* With the mutex held: takes the bias back from slot o - 1 (see above). */
 static atomic_ulong revokes; /* for the tests */
 
-static void bias_revoke(struct shared *s, struct side *sd, uint32_t o)
+static int bias_revoke(struct shared *s, struct side *sd, uint32_t o,
+                       double deadline)
 {
     struct slot *sl = &sd->slot[o - 1];
 
@@ -619,7 +624,9 @@ static void bias_revoke(struct shared *s, struct side *sd, uint32_t o)
         break;
     }
     /* A live owner wakes us when it leaves; a dead one is looked for after
-     * OWNER_CHECK, then less and less often (a stopped owner may be back). */
+     * OWNER_CHECK, then less and less often (a stopped owner may be back).
+     * The caller's deadline bounds the wait: a live owner may stay inside
+     * for long (a big copy, a stopped process). */
     double check = OWNER_CHECK, next_check = 0;
     for (int i = 0; atomic_load_explicit(&sl->busy, memory_order_acquire);
          i++) {
@@ -630,6 +637,13 @@ static void bias_revoke(struct shared *s, struct side *sd, uint32_t o)
             continue;
         }
         now = mp__now();
+        if (now >= deadline) { /* one last look: a dead owner is no wait */
+            if (!slot_dead(sl))
+                return -ETIMEDOUT;
+            repair_side(s, sd);
+            atomic_store(&sl->busy, 0);
+            break;
+        }
         if (next_check == 0) {
             next_check = now + check;
         } else if (now >= next_check) { /* by the clock: signals that cut
@@ -642,44 +656,87 @@ static void bias_revoke(struct shared *s, struct side *sd, uint32_t o)
             check = check * 2 < RECHECK ? check * 2 : RECHECK;
             next_check = now + check;
         }
-        futex_wait(&sl->busy, 1, next_check);
+        futex_wait(&sl->busy, 1, next_check < deadline ? next_check
+                                                        : deadline);
     }
+    return 0;
 }
+
+/* What a holder of the mutex may leave owed to the next one. */
+enum {
+    PENDING_REVOKE = 1, /* wait for the last biased owner to leave */
+    PENDING_REPAIR = 2, /* then repair what a dead holder left */
+};
 
 /*
  * After the side's mutex was taken (r: what pthread_mutex_*lock() said):
  * revokes a bias, and repairs what a dead holder left.  A holder that died
  * in the middle of a revocation may have cleared owner before the owner had
  * left: so after a death, the last bias is revoked again in full, before the
- * repair.
+ * repair.  A live owner that stays inside past the deadline keeps the side:
+ * the revocation and the repair are then owed to the next holder (pending),
+ * and the mutex is given back: ETIMEDOUT.
  */
-static int take_over(struct shared *s, struct side *sd, int r)
+static int take_over(struct shared *s, struct side *sd, int r,
+                     double deadline)
 {
-    bool dead = r == EOWNERDEAD;
     uint32_t o;
 
-    if (dead && (r = pthread_mutex_consistent(&sd->m)) != 0)
-        pthread_mutex_unlock(&sd->m);
+    if (r == EOWNERDEAD) {
+        if ((r = pthread_mutex_consistent(&sd->m)) != 0) {
+            pthread_mutex_unlock(&sd->m);
+            return r;
+        }
+        sd->pending |= PENDING_REVOKE | PENDING_REPAIR;
+    }
     if (r != 0)
         return r;
     o = atomic_load_explicit(&sd->owner, memory_order_relaxed);
-    if (o == 0 && dead)
+    if (o == 0 && (sd->pending & PENDING_REVOKE))
         o = sd->last;
-    if (o != 0)
-        bias_revoke(s, sd, o); /* first: an owner may still be inside */
-    if (dead)
+    if (o != 0) { /* first: an owner may still be inside */
+        if (bias_revoke(s, sd, o, deadline) < 0) {
+            sd->pending |= PENDING_REVOKE;
+            pthread_mutex_unlock(&sd->m);
+            return ETIMEDOUT;
+        }
+    }
+    sd->pending &= ~(uint32_t)PENDING_REVOKE;
+    if (sd->pending & PENDING_REPAIR) {
         repair_side(s, sd);
+        sd->pending = 0;
+    }
     return 0;
 }
 
-static int side_lock_slow(struct shared *s, struct side *sd)
+/* pthread_mutex_lock() until the CLOCK_MONOTONIC deadline: 0, EOWNERDEAD,
+ * ETIMEDOUT (0: does not wait). */
+static int mutex_lock_until(pthread_mutex_t *m, double deadline)
+{
+    struct timespec ts;
+
+    if (isinf(deadline))
+        return pthread_mutex_lock(m);
+    if (!(deadline > 0))
+        return pthread_mutex_trylock(m) == EBUSY ? ETIMEDOUT : 0;
+    ts.tv_sec = (time_t)deadline;
+    ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+}
+
+__attribute__((noinline)) static int side_lock_slow(struct shared *s, struct side *sd,
+                                                  double deadline)
 {
     int r = pthread_mutex_trylock(&sd->m);
     bool contended = r == EBUSY;
 
+    if (deadline < 0) /* -t: t seconds from now, looked up only here */
+        deadline = mp__now() - deadline;
     if (contended)
-        r = pthread_mutex_lock(&sd->m);
-    if ((r = take_over(s, sd, r)) != 0)
+        r = mutex_lock_until(&sd->m, deadline);
+    if (r == ETIMEDOUT)
+        return -ETIMEDOUT;
+    if ((r = take_over(s, sd, r, deadline)) != 0)
         return -r;
     if (!contended && s->mb &&
         atomic_load_explicit(&proc_mb, memory_order_relaxed) > 0) {
@@ -692,8 +749,11 @@ static int side_lock_slow(struct shared *s, struct side *sd)
     return HELD_MUTEX;
 }
 
-/* Takes a side: HELD_MUTEX or more, for side_unlock(); < 0: error. */
-static int side_lock(struct shared *s, struct side *sd)
+/* Takes a side: HELD_MUTEX or more, for side_unlock(); -ETIMEDOUT when
+ * another thread or process stays inside past the CLOCK_MONOTONIC deadline
+ * (0: only if free now; -t: t seconds from now; INFINITY: no limit); < 0:
+ * another error. */
+static int side_lock(struct shared *s, struct side *sd, double deadline)
 {
     uint32_t o = atomic_load_explicit(&sd->owner, memory_order_relaxed);
 
@@ -715,7 +775,7 @@ static int side_lock(struct shared *s, struct side *sd)
         }
         biased_leave(sd, o); /* revoked meanwhile */
     }
-    return side_lock_slow(s, sd);
+    return side_lock_slow(s, sd, deadline);
 }
 
 /* With the mutex held: the slot this thread may own the side from (its
@@ -778,12 +838,12 @@ static void repair_dead(struct shared *s)
         uint32_t o;
 
         if (r == EOWNERDEAD) {
-            r = take_over(s, sd, r);
+            r = take_over(s, sd, r, 0); /* a live owner inside: owed */
         } else if (r == 0 &&
                    (o = atomic_load(&sd->owner)) != 0 &&
                    atomic_load(&sd->slot[o - 1].busy) &&
                    slot_dead(&sd->slot[o - 1])) {
-            bias_revoke(s, sd, o);
+            (void)bias_revoke(s, sd, o, INFINITY); /* it is dead */
         }
         if (r == 0)
             pthread_mutex_unlock(&sd->m);
@@ -911,7 +971,7 @@ static int ensure_access(mp_queue *q, uint64_t cap)
  * one never used), then switches.
  * 1: done; 0: the reserve is exhausted (wait for room); < 0: error.
  */
-static int grow(mp_queue *q, uint64_t need)
+static int grow(mp_queue *q, uint64_t need, double deadline)
 {
     struct shared *s = q->s;
     uint32_t g = atomic_load(&s->gen);
@@ -935,7 +995,7 @@ static int grow(mp_queue *q, uint64_t need)
         atomic_store_explicit(&s->gen, !g, memory_order_release);
         return 1;
     }
-    if ((held = side_lock(s, &s->r)) < 0)
+    if ((held = side_lock(s, &s->r, deadline)) < 0)
         return held;
     head = atomic_load(&s->head); /* stable now */
     used = tail - head;
@@ -1173,7 +1233,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
     struct shared *s;
     uint64_t rec, tail, nput;
     const struct layout *l;
-    double deadline, first_wait = 0, until;
+    double deadline, lock_deadline, first_wait = 0, until;
     int r, held;
 
     if (q == NULL || (buf == NULL && n > 0) || isnan(timeout))
@@ -1185,10 +1245,15 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
     s = q->s;
     rec = rec_size(n);
     deadline = deadline_of(block, timeout);
+    /* CPython's put never waits for other producers (its feeder thread
+     * writes later); here they share one ring, so a put waits for the one
+     * inside, up to its deadline, and a non-blocking one PUT_GRACE: as long
+     * as a copy takes, not as long as a stopped process stays. */
+    lock_deadline = deadline == 0 ? -PUT_GRACE : deadline;
     proc_ready();
     for (;;) {
-        if ((held = side_lock(s, &s->w)) < 0)
-            return held;
+        if ((held = side_lock(s, &s->w, lock_deadline)) < 0)
+            return held == -ETIMEDOUT ? MP_EFULL : held;
         tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
         nput = atomic_load_explicit(&s->nput, memory_order_relaxed);
         if (s->maxsize > 0 && !has_room(s, 0)) {
@@ -1222,9 +1287,9 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
                 continue;
             }
             if (l->cap - (tail - s->head_cache) < rec) {
-                if ((r = grow(q, rec)) < 0) {
+                if ((r = grow(q, rec, lock_deadline)) < 0) {
                     side_unlock(&s->w, held);
-                    return r;
+                    return r == -ETIMEDOUT ? MP_EFULL : r;
                 }
                 if (r == 0) { /* 4 GiB of backlog: wait for a get */
                     uint64_t head = s->head_cache;
@@ -1319,8 +1384,11 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     deadline = deadline_of(block, timeout);
     proc_ready();
     for (;;) {
-        if ((held = side_lock(s, &s->r)) < 0)
-            return held;
+        /* As CPython's get, which takes its reader lock with the caller's
+         * block and timeout: another consumer inside past the deadline is
+         * Empty (get_nowait: at once). */
+        if ((held = side_lock(s, &s->r, deadline)) < 0)
+            return held == -ETIMEDOUT ? MP_EEMPTY : held;
         head = atomic_load_explicit(&s->head, memory_order_relaxed);
         if (s->tail_cache == head) {
             /* The only consumer (a bias), streaming: pause as a waiter

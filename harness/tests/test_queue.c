@@ -1299,6 +1299,88 @@ TEST(a_waiter_keeps_its_timeout_while_a_live_owner_stays_inside)
     mp_queue_free(fq);
 }
 
+/* Gets 200 messages, so that the consumers' side is biased to it, then
+ * stays inside its next get for 2 s. */
+MP_TARGET(stay_inside_getting)
+{
+    char buf[16];
+    size_t n;
+
+    (void)arg; (void)len;
+    for (int i = 0; i < 200; i++)
+        if (mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10) < 0)
+            return 2;
+    if (!mp__queue_biased(fq, 0))
+        return 3;
+    mp__queue_fault = 22;
+    return mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10) < 0;
+}
+
+/*
+ * Timeouts hold whatever another process of the same side does: while a
+ * producer stays inside a put (a big copy, a stopped process), another's
+ * put_nowait gives up within PUT_GRACE (10 ms) and put(timeout=0.3) after
+ * 0.3 s, with Full; while a consumer stays inside a get, get_nowait is
+ * Empty at once, as CPython's reader lock taken without blocking, and
+ * get(timeout=0.3) after 0.3 s.  Both used to wait the 2 s out.
+ */
+TEST(timeouts_hold_while_the_same_side_is_held)
+{
+    mp_process *p;
+    char buf[16];
+    size_t n;
+    int code = -1;
+    double t;
+
+    if (!mp__queue_membarrier())
+        check_skip("no membarrier(2): no biased sides");
+    /* producers */
+    ASSERT_OK(mp_queue_new(&fq, 0));
+    ASSERT_OK(mp_process_new(&p, "stay_inside", NULL, 0, NULL));
+    ASSERT_OK(mp_process_start(p));
+    wait_inside();
+    t = check_now();
+    ASSERT_EQ(MP_EFULL, mp_queue_put_nowait(fq, "x", 1));
+    ASSERT_WITHIN(0, 0.5, check_now() - t);
+    t = check_now();
+    ASSERT_EQ(MP_EFULL, mp_queue_put(fq, "x", 1, 1, 0.3));
+    ASSERT_WITHIN(0.29, 1.5, check_now() - t);
+    ASSERT_OK(mp_queue_put(fq, "y", 1, 1, 10)); /* it leaves: the side is ours */
+    ASSERT_OK(mp_process_join(p, 10));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(0, code);
+    mp_process_free(p);
+    for (int i = 0; i < 201; i++)
+        ASSERT_OK(mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10));
+    ASSERT_OK(mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10));
+    ASSERT_EQ(1, n);
+    ASSERT_EQ('y', buf[0]);
+    mp_queue_free(fq);
+
+    /* consumers */
+    ASSERT_OK(mp_queue_new(&fq, 0));
+    for (int i = 0; i < 202; i++)
+        ASSERT_OK(mp_queue_put_str(fq, "m"));
+    ASSERT_OK(mp_process_new(&p, "stay_inside_getting", NULL, 0, NULL));
+    ASSERT_OK(mp_process_start(p));
+    for (int i = 0; i < 10000 && !mp__queue_biased_inside(fq, 0); i++)
+        usleep(1000);
+    ASSERT_EQ(1, mp__queue_biased_inside(fq, 0));
+    t = check_now();
+    ASSERT_EQ(MP_EEMPTY, mp_queue_get_into(fq, buf, sizeof(buf), &n, 0, 0));
+    ASSERT_WITHIN(0, 0.5, check_now() - t);
+    t = check_now();
+    ASSERT_EQ(MP_EEMPTY, mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 0.3));
+    ASSERT_WITHIN(0.29, 1.5, check_now() - t);
+    ASSERT_OK(mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10));
+    ASSERT_OK(mp_process_join(p, 10));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(0, code);
+    ASSERT_EQ(0, mp_queue_qsize(fq));
+    mp_process_free(p);
+    mp_queue_free(fq);
+}
+
 /*
  * Where /proc would mislead, a thread is taken for alive: in another time
  * namespace /proc shifts every start time by that namespace's boot-time
