@@ -28,6 +28,8 @@ TESTS     := $(patsubst harness/tests/%.c,$(B)/tests/%,\
 BENCH     := $(B)/mp-bench-process
 QBENCH    := $(B)/mp-bench-queue
 SCENARIO  := $(B)/mp-scenario
+HELPERS   := $(patsubst harness/tests/%.c,$(B)/tests/%,\
+                 $(wildcard harness/tests/helper_*.c))
 NO_MAIN   := $(B)/tests/helper_no_mp_main
 HARNESS   := $(B)/mp-harness
 HAR_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/runner/*.c))
@@ -36,7 +38,7 @@ PROVE     := prove -e ''
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize valgrind bench install \
         uninstall clean deps reference reference-all diff-reference gate
-all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(NO_MAIN) $(BENCH) \
+all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(HELPERS) $(BENCH) \
      $(QBENCH) $(SCENARIO)
 
 $(B)/%.o: %.c
@@ -61,8 +63,9 @@ $(B)/tests/%: $(B)/harness/tests/%.o $(B)/harness/tests/check.o $(B)/libmp.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(TEST_LIBS) -o $@
 
-# A program that forgets mp_main(), for test_context.
-$(NO_MAIN): $(B)/harness/tests/helper_no_mp_main.o $(B)/libmp.a
+# Programs the tests run (one forgets mp_main(), for test_context).
+$(HELPERS): $(B)/tests/helper_%: $(B)/harness/tests/helper_%.o $(B)/libmp.a
+	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@
 
 # The harness's own tests link its parts (all but main.o).
@@ -106,6 +109,7 @@ CHECK_CASES := $(addprefix cases/process/,exitcode_sys_exit_small_ints.json \
 
 run-tests:
 	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) MP_LIB=$(B)/libmp.a \
+	MP_HELPERS=$(B)/tests \
 	    $(PROVE) $(TESTS) scripts/test-install scripts/test-gate \
 	    scripts/test-targets
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process

@@ -249,6 +249,9 @@ void mp_process_list_free(mp_process **list, size_t n)
 static void main_exit(void)
 {
     run_handlers();
+    /* CPython's main has flushed its stdout by the time it joins its
+     * children: its last lines come before theirs in a pipe. */
+    fflush(NULL);
     exit_function();
 }
 
