@@ -565,7 +565,9 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  */
 typedef struct mp_queue mp_queue;
 
-/* Queue(maxsize): maxsize <= 0 is unbounded. */
+/* Queue(maxsize): maxsize <= 0 is unbounded.  As CPython's, making a queue
+ * of any kind fixes the default start method (set_start_method() without
+ * force is then MP_ECONTEXTSET). */
 int mp_queue_new(mp_queue **q, int maxsize);
 /* JoinableQueue(maxsize): a Queue with task_done() and join(). */
 int mp_joinable_queue_new(mp_queue **q, int maxsize);

@@ -1081,6 +1081,9 @@ static int queue_create(mp_queue **out, enum qkind kind, int maxsize)
     if (out == NULL)
         return MP_EINVAL;
     *out = NULL;
+    /* multiprocessing.Queue() is the default context's Queue(ctx=
+     * get_context()): making one fixes the default start method. */
+    (void)mp__default_context();
     if ((q = calloc(1, sizeof(*q))) == NULL)
         return -ENOMEM;
     q->kind = kind;

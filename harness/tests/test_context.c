@@ -129,6 +129,23 @@ TEST(default_context_is_fork_and_is_fixed_by_use)
     ASSERT_EQ(MP_ECONCRETE, mp_context_set_start_method(ctx, "fork", 1));
 }
 
+/* Queue(), JoinableQueue() and SimpleQueue() are the default context's
+ * methods in CPython: making one fixes the default start method. */
+TEST(making_a_queue_fixes_the_default_method)
+{
+    mp_queue *q;
+
+    ASSERT_TRUE(mp_get_start_method(1) == NULL);
+    ASSERT_OK(mp_simple_queue_new(&q));
+    mp_queue_free(q);
+    ASSERT_STREQ("fork", mp_get_start_method(1));
+    ASSERT_EQ(MP_ECONTEXTSET, mp_set_start_method("spawn", 0));
+    ASSERT_OK(mp_set_start_method(NULL, 1)); /* unset */
+    ASSERT_OK(mp_queue_new(&q, 0));
+    mp_queue_free(q);
+    ASSERT_STREQ("fork", mp_get_start_method(1));
+}
+
 TEST(bad_method_names)
 {
     mp_context *ctx = NULL;
