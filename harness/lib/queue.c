@@ -108,7 +108,7 @@ struct side {
  * write, what consumers write and what both only read live on separate cache
  * lines. */
 struct shared {
-    uint64_t magic;
+    _Atomic uint64_t magic; /* stored last, a release: the header is whole */
     uint32_t version, kind;
     int64_t maxsize; /* <= 0: unbounded */
     uint64_t reserve;
