@@ -2,8 +2,16 @@
 # Targets: all check run-tests conformance gate reference reference-all
 #          diff-reference sanitize valgrind bench install uninstall clean
 #          deps.  See README.md.
+#
+# Compilers: any C11 compiler that takes gcc's options (gcc and clang are
+# tested: `make B=build-clang CC=clang check` builds into its own directory).
+# CXX builds one test, which includes mp.h as C++11 (with CC=clang it
+# defaults to clang++).  Variables: CC, CFLAGS (default -O2 -g, after the
+# required flags), CXX, CXXFLAGS, LDFLAGS, B (the build directory), PREFIX,
+# LIBDIR, INCDIR, PCDIR, DESTDIR; config.mak may set them.
 
 CFLAGS  ?= -O2 -g
+CXXFLAGS ?= -O2 -g
 B       ?= build
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -18,13 +26,23 @@ VERSION := $(shell sed -n 's/^\#define MP_VERSION "\(.*\)"/\1/p' \
                     harness/include/mp.h)
 SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 
+# The C++ compiler of CC's family, unless CXX was given.
+ifeq ($(origin CXX),default)
+ifneq ($(findstring clang,$(CC)),)
+CXX := $(subst clang,clang++,$(CC))
+endif
+endif
+
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Werror -fPIC \
              -pthread -Iharness/include -Iharness/lib -Iharness/runner -MMD -MP $(CFLAGS)
+ALL_CXXFLAGS = -std=c++11 -pedantic -Wall -Wextra -Wshadow -Werror -pthread \
+               -Iharness/include -MMD -MP $(CXXFLAGS)
 ALL_LDFLAGS = -pthread $(LDFLAGS)
 
 LIB_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/lib/*.c))
 TESTS     := $(patsubst harness/tests/%.c,$(B)/tests/%,\
                  $(wildcard harness/tests/test_*.c))
+CXX_TEST  := $(B)/tests/cxx_header
 BENCH     := $(B)/mp-bench-process
 QBENCH    := $(B)/mp-bench-queue
 SCENARIO  := $(B)/mp-scenario
@@ -38,12 +56,16 @@ PROVE     := prove -e ''
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize valgrind bench install \
         uninstall clean deps reference reference-all diff-reference gate
-all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(HELPERS) $(BENCH) \
-     $(QBENCH) $(SCENARIO)
+all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(CXX_TEST) $(HELPERS) \
+     $(BENCH) $(QBENCH) $(SCENARIO)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/%.o: %.cc
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
 
 $(B)/libmp.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
@@ -62,6 +84,12 @@ PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 $(B)/tests/%: $(B)/harness/tests/%.o $(B)/harness/tests/check.o $(B)/libmp.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(TEST_LIBS) -o $@
+
+# C++ callers: mp.h compiles as C++, and what the test calls links from the
+# shared library (found beside the tests' directory, wherever B is).
+$(CXX_TEST): $(B)/harness/tests/cxx_header.o $(B)/libmp.so
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_LDFLAGS) $< $(B)/libmp.so -Wl,-rpath,'$$ORIGIN/..' -o $@
 
 # Programs the tests run (one forgets mp_main(), for test_context).
 $(HELPERS): $(B)/tests/helper_%: $(B)/harness/tests/helper_%.o $(B)/libmp.a
@@ -110,7 +138,7 @@ CHECK_CASES := $(addprefix cases/process/,exitcode_sys_exit_small_ints.json \
 run-tests:
 	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) MP_LIB=$(B)/libmp.a \
 	MP_HELPERS=$(B)/tests \
-	    $(PROVE) $(TESTS) scripts/test-install scripts/test-gate \
+	    $(PROVE) $(TESTS) $(CXX_TEST) scripts/test-install scripts/test-gate \
 	    scripts/test-targets
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
@@ -165,7 +193,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
              -fno-omit-frame-pointer
 sanitize: deps
 	@$(MAKE) --no-print-directory B=build-san CFLAGS="-O1 -g $(SAN_FLAGS)" \
-	    LDFLAGS="$(SAN_FLAGS)" all
+	    CXXFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" all
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(MAKE) --no-print-directory B=build-san run-tests

@@ -27,6 +27,14 @@
 extern "C" {
 #endif
 
+/* C11's _Noreturn is not C++'s; gcc and clang (this header already needs
+ * their attributes) take the attribute in either language. */
+#ifdef __cplusplus
+#define MP__NORETURN __attribute__((noreturn))
+#else
+#define MP__NORETURN _Noreturn
+#endif
+
 #define MP_VERSION_MAJOR 0
 #define MP_VERSION_MINOR 1
 #define MP_VERSION_PATCH 0
@@ -391,7 +399,7 @@ int mp_cpu_count(void);
  * a child: exit() would also run the atexit handlers the child inherited
  * from its parent, which CPython's children never run.
  */
-_Noreturn void mp_exit(int code);
+MP__NORETURN void mp_exit(int code);
 
 /*
  * atexit.register(fn, arg) as a child sees it: the handlers run, last
