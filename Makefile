@@ -9,6 +9,10 @@
 # defaults to clang++).  Variables: CC, CFLAGS (default -O2 -g, after the
 # required flags), CXX, CXXFLAGS, LDFLAGS, B (the build directory), PREFIX,
 # LIBDIR, INCDIR, PCDIR, DESTDIR; config.mak may set them.
+#
+# make install installs mp.h, libmp.a, libmp.so (soname libmp.so.MAJOR)
+# and mp.pc.  libmp.so exports only the mp_* functions mp.h declares
+# (harness/libmp.map; scripts/test-abi checks it).
 
 CFLAGS  ?= -O2 -g
 CXXFLAGS ?= -O2 -g
@@ -40,6 +44,7 @@ ALL_CXXFLAGS = -std=c++11 -pedantic -Wall -Wextra -Wshadow -Werror -pthread \
 ALL_LDFLAGS = -pthread $(LDFLAGS)
 
 LIB_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/lib/*.c))
+LIB_MAP   := harness/libmp.map
 TESTS     := $(patsubst harness/tests/%.c,$(B)/tests/%,\
                  $(wildcard harness/tests/test_*.c))
 CXX_TEST  := $(B)/tests/cxx_header
@@ -70,8 +75,9 @@ $(B)/%.o: %.cc
 $(B)/libmp.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
-$(B)/libmp.so.$(VERSION): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libmp.so.$(SOMAJOR) $(ALL_LDFLAGS) $^ -o $@
+$(B)/libmp.so.$(VERSION): $(LIB_OBJ) $(LIB_MAP)
+	$(CC) -shared -Wl,-soname,libmp.so.$(SOMAJOR) \
+	    -Wl,--version-script=$(LIB_MAP) $(ALL_LDFLAGS) $(LIB_OBJ) -o $@
 
 $(B)/libmp.so: $(B)/libmp.so.$(VERSION)
 	ln -sf libmp.so.$(VERSION) $@.$(SOMAJOR)
@@ -138,8 +144,8 @@ CHECK_CASES := $(addprefix cases/process/,exitcode_sys_exit_small_ints.json \
 run-tests:
 	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) MP_LIB=$(B)/libmp.a \
 	MP_HELPERS=$(B)/tests \
-	    $(PROVE) $(TESTS) $(CXX_TEST) scripts/test-install scripts/test-gate \
-	    scripts/test-targets
+	    $(PROVE) $(TESTS) $(CXX_TEST) scripts/test-abi scripts/test-install \
+	    scripts/test-gate scripts/test-targets
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
