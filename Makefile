@@ -12,7 +12,11 @@
 #
 # make install installs mp.h, libmp.a, libmp.so (soname libmp.so.MAJOR)
 # and mp.pc.  libmp.so exports only the mp_* functions mp.h declares
-# (harness/libmp.map; scripts/test-abi checks it).
+# (harness/libmp.map; scripts/test-abi checks it).  The unit tests link
+# $(B)/hooks/libmp-test.a instead: the same sources built with
+# -DMP_TEST_HOOKS, which adds the probes and fault injection they need
+# (harness/lib/test_hooks.h); the installed libraries, the harness and the
+# benchmarks have none of it (scripts/test-install checks it).
 
 CFLAGS  ?= -O2 -g
 CXXFLAGS ?= -O2 -g
@@ -45,6 +49,8 @@ ALL_LDFLAGS = -pthread $(LDFLAGS)
 
 LIB_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/lib/*.c))
 LIB_MAP   := harness/libmp.map
+HOOK_OBJ  := $(patsubst %.c,$(B)/hooks/%.o,$(wildcard harness/lib/*.c))
+TEST_LIB  := $(B)/hooks/libmp-test.a
 TESTS     := $(patsubst harness/tests/%.c,$(B)/tests/%,\
                  $(wildcard harness/tests/test_*.c))
 CXX_TEST  := $(B)/tests/cxx_header
@@ -87,7 +93,17 @@ $(B)/libmp.so: $(B)/libmp.so.$(VERSION)
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
              -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|'
 
-$(B)/tests/%: $(B)/harness/tests/%.o $(B)/harness/tests/check.o $(B)/libmp.a
+# The library once more, with the test hooks, for the unit tests only.
+$(B)/hooks/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DMP_TEST_HOOKS -c $< -o $@
+
+$(TEST_LIB): $(HOOK_OBJ)
+	$(AR) rcs $@ $^
+
+$(B)/harness/tests/%.o: ALL_CFLAGS += -DMP_TEST_HOOKS
+
+$(B)/tests/%: $(B)/harness/tests/%.o $(B)/harness/tests/check.o $(TEST_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(TEST_LIBS) -o $@
 

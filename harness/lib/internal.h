@@ -183,16 +183,6 @@ double mp__now(void); /* CLOCK_MONOTONIC seconds */
 /* Seconds as poll()'s milliseconds, rounded up (libm-free ceil). */
 int mp__ms_ceil(double seconds);
 
-/* queue.c: for the tests, a point where the next put or get _exit()s */
-extern int mp__queue_fault;
-/* queue.c, for the tests: whether a side (producers: 1) has a biased
- * owner; revocations this process made; whether it can use membarrier */
-int mp__queue_biased(mp_queue *q, int producers);
-int mp__queue_biased_inside(mp_queue *q, int producers);
-unsigned long long mp__queue_capacity(mp_queue *q);
-unsigned long mp__queue_revoke_count(void);
-int mp__queue_membarrier(void);
-
 /* target.c: why there is no target by that name: MP_ENOTARGET, or an
  * MP_ERAISED ValueError naming a name that two functions claimed. */
 int mp__target_missing(const char *name);

@@ -49,6 +49,9 @@
 #include <linux/membarrier.h>
 
 #include "internal.h"
+#ifdef MP_TEST_HOOKS
+#include "test_hooks.h"
+#endif
 
 #define QMAGIC 0x657565517062696cULL /* "libmpQue" */
 #define QVERSION 4
@@ -172,8 +175,11 @@ struct mp_queue {
  * between its look at the owner and its busy = 1, as a preempted one would,
  * and again once inside; or (22) a biased owner stays inside, once, for
  * FAULT_STAY seconds (a long copy, or a stopped process).
- * One predictable branch.
+ * Only test builds (MP_TEST_HOOKS: libmp-test.a) have it, so that the
+ * library a program links has neither the writable switch that makes it
+ * _exit() nor its branches on the fast path.
  */
+#ifdef MP_TEST_HOOKS
 int mp__queue_fault;
 #define FAULT_STALL 21 /* not an exit: a pause in side_lock() */
 #define FAULT_LONG_STAY 22
@@ -183,6 +189,27 @@ int mp__queue_fault;
         if (__builtin_expect(mp__queue_fault == (n), 0))                      \
             _exit(86);                                                        \
     } while (0)
+/* side_lock(): a biased owner preempted before it raises busy (21). */
+#define FAULT_PREEMPTED()                                                     \
+    do {                                                                      \
+        if (__builtin_expect(mp__queue_fault == FAULT_STALL, 0))              \
+            usleep(50);                                                       \
+    } while (0)
+/* side_lock(): a biased owner that stays inside, 50 us (21) or, once,
+ * FAULT_STAY seconds (22). */
+#define FAULT_INSIDE()                                                        \
+    do {                                                                      \
+        if (__builtin_expect(mp__queue_fault >= FAULT_STALL, 0)) {            \
+            usleep(mp__queue_fault == FAULT_STALL ? 50 : FAULT_STAY * 1e6);   \
+            if (mp__queue_fault == FAULT_LONG_STAY)                           \
+                mp__queue_fault = 0;                                          \
+        }                                                                     \
+    } while (0)
+#else
+#define FAULT(n) ((void)0)
+#define FAULT_PREEMPTED() ((void)0)
+#define FAULT_INSIDE() ((void)0)
+#endif
 
 /*
  * This process and thread, for the sides.  A thread's token names it as a
@@ -598,15 +625,21 @@ static bool slot_dead(const struct slot *sl)
     return start != START_UNKNOWN && start != sl->start;
 }
 
-/* With the mutex held: takes the bias back from slot o - 1 (see above). */
-static atomic_ulong revokes; /* for the tests */
+#ifdef MP_TEST_HOOKS
+static atomic_ulong revokes; /* mp__queue_revoke_count() */
+#define COUNT_REVOKE() atomic_fetch_add_explicit(&revokes, 1, \
+                                                 memory_order_relaxed)
+#else
+#define COUNT_REVOKE() ((void)0)
+#endif
 
+/* With the mutex held: takes the bias back from slot o - 1 (see above). */
 static int bias_revoke(struct shared *s, struct side *sd, uint32_t o,
                        double deadline)
 {
     struct slot *sl = &sd->slot[o - 1];
 
-    atomic_fetch_add_explicit(&revokes, 1, memory_order_relaxed);
+    COUNT_REVOKE();
     atomic_store(&sd->owner, 0);
     for (int tries = 0;
          membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0; tries++) {
@@ -760,17 +793,11 @@ static int side_lock(struct shared *s, struct side *sd, double deadline)
     if (o != 0 && my_token != 0 &&
         atomic_load_explicit(&sd->slot[o - 1].token, memory_order_relaxed) ==
             my_token) {
-        if (__builtin_expect(mp__queue_fault == FAULT_STALL, 0))
-            usleep(50); /* tests: a thread preempted right here */
+        FAULT_PREEMPTED();
         atomic_store_explicit(&sd->slot[o - 1].busy, 1, memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst);
         if (atomic_load_explicit(&sd->owner, memory_order_acquire) == o) {
-            if (__builtin_expect(mp__queue_fault >= FAULT_STALL, 0)) {
-                /* tests: a stay inside */
-                usleep(mp__queue_fault == FAULT_STALL ? 50 : FAULT_STAY * 1e6);
-                if (mp__queue_fault == FAULT_LONG_STAY)
-                    mp__queue_fault = 0;
-            }
+            FAULT_INSIDE();
             return HELD_MUTEX + (int)o;
         }
         biased_leave(sd, o); /* revoked meanwhile */
@@ -850,6 +877,7 @@ static void repair_dead(struct shared *s)
     }
 }
 
+#ifdef MP_TEST_HOOKS
 /* Tests: revocations this process made; whether it can use membarrier. */
 unsigned long mp__queue_revoke_count(void)
 {
@@ -881,6 +909,7 @@ unsigned long long mp__queue_capacity(mp_queue *q)
 {
     return (unsigned long long)q->s->layout[atomic_load(&q->s->gen)].cap;
 }
+#endif /* MP_TEST_HOOKS */
 
 static int init_mutex(pthread_mutex_t *m)
 {

@@ -17,11 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
-
-/* queue.c, for the tests */
-unsigned long mp__queue_revoke_count(void);
-int mp__queue_membarrier(void);
-int mp__queue_biased(mp_queue *q, int producers);
+#include "test_hooks.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -918,8 +914,6 @@ static void *bias_producer_thread(void *arg)
     return NULL;
 }
 
-extern int mp__queue_fault;
-
 MP_TARGET(bias_producer)
 {
     pthread_t t[BT];
@@ -1035,8 +1029,6 @@ TEST(biases_handed_to_owners_that_pause)
  * next repairs the counters, a waiter that was owed a wake-up gets it within
  * the re-check interval (0.1 s), and nothing is lost or counted twice.
  */
-extern int mp__queue_fault; /* queue.c, for the tests */
-
 MP_TARGET(die_putting)
 {
     memcpy(&mp__queue_fault, arg, sizeof(int));
@@ -1248,8 +1240,6 @@ TEST(a_get_cut_short_at_each_point)
  * other side for long (a big copy, or a stopped process): its look for the
  * dead every 0.1 s leaves a live owner alone instead of waiting for it.
  */
-int mp__queue_biased_inside(mp_queue *q, int producers);
-
 MP_TARGET(stay_inside)
 {
     (void)arg; (void)len;
@@ -1517,8 +1507,6 @@ TEST(no_bias_where_proc_is_another_namespaces)
  * unbounded put never waits; libmp's waits for a consumer that is taking,
  * never for one that is not, and at most 20 ms a put).
  */
-unsigned long long mp__queue_capacity(mp_queue *q);
-
 enum { STREAM_N = 40000, STREAM_SIZE = 4096 };
 
 MP_TARGET(stream_4k)

@@ -1,0 +1,27 @@
+/*
+ * test_hooks.h - what the unit tests reach inside libmp.  Only builds with
+ * MP_TEST_HOOKS have it (libmp-test.a, which the tests link); libmp.a and
+ * libmp.so, the ones installed, do not.  Not installed.
+ */
+#ifndef MP_TEST_HOOKS_H
+#define MP_TEST_HOOKS_H
+
+#ifndef MP_TEST_HOOKS
+#error "test_hooks.h: the hooks exist only in builds with -DMP_TEST_HOOKS"
+#endif
+
+#include "mp.h"
+
+/* queue.c: the point where this process's next put or get _exit()s, or
+ * where a biased owner pauses (see FAULT in queue.c); 0: none. */
+extern int mp__queue_fault;
+/* queue.c: whether a side (producers: 1) has a biased owner, and whether
+ * that owner is inside; the ring's capacity in bytes; revocations this
+ * process made; whether it can use membarrier(2). */
+int mp__queue_biased(mp_queue *q, int producers);
+int mp__queue_biased_inside(mp_queue *q, int producers);
+unsigned long long mp__queue_capacity(mp_queue *q);
+unsigned long mp__queue_revoke_count(void);
+int mp__queue_membarrier(void);
+
+#endif /* MP_TEST_HOOKS_H */
