@@ -261,6 +261,6 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libmp.so* $(DESTDIR)$(PCDIR)/mp.pc
 
 clean:
-	rm -rf $(B) build-san
+	rm -rf $(B) build-san build-clang
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
