@@ -25,8 +25,8 @@
  *    an object after mp_process_free() has dropped the last.  A name
  *    mp_process_name() returned stays valid until the object is freed,
  *    renamed or not.  The library's own state (the registry of children, the
- *    start method) is thread-safe.  A queue may be used by any number of
- *    threads.
+ *    start method, the daemon death signal) is thread-safe.  A queue may be
+ *    used by any number of threads.
  */
 #ifndef MP_H
 #define MP_H
@@ -395,6 +395,7 @@ int mp_atexit(void (*fn)(void *), void *arg);
  * daemons are orphaned and keep running.  0 turns it off (the default).
  * Uses PR_SET_PDEATHSIG, which fires when the *thread* that started the child
  * ends: start such children from a thread that lives as long as the process.
+ * A start() in another thread meanwhile uses the old setting or the new.
  * Returns the previous setting, or MP_EINVAL for a bad signal number.
  */
 int mp_set_daemon_death_signal(int sig);

@@ -990,17 +990,15 @@ int mp_cpu_count(void)
 
 int mp_set_daemon_death_signal(int sig)
 {
-    int prev = death_signal;
-
     if (sig < 0 || sig >= NSIG)
         return MP_EINVAL;
-    death_signal = sig;
-    return prev;
+    /* Starts in other threads read it without a lock. */
+    return __atomic_exchange_n(&death_signal, sig, __ATOMIC_RELAXED);
 }
 
 int mp__daemon_death_signal(void)
 {
-    return death_signal;
+    return __atomic_load_n(&death_signal, __ATOMIC_RELAXED);
 }
 
 /* the child's side */

@@ -290,3 +290,34 @@ TEST(connections_added_by_two_threads_all_reach_the_child)
         }
     mp_process_free(ac.p);
 }
+
+/* The daemon death signal changes while other threads start daemons. */
+
+static void toggle_or_start_daemons(int i, void *ctx)
+{
+    (void)ctx;
+    for (int k = 0; k < 10; k++) {
+        if (i == 0) {
+            int prev = mp_set_daemon_death_signal(k % 2 ? SIGKILL : 0);
+            ASSERT_TRUE(prev == 0 || prev == SIGKILL);
+            continue;
+        }
+        mp_process_options o = { .name = "w", .daemon = MP_DAEMON_YES };
+        mp_process *p = NULL;
+        int code;
+
+        ASSERT_OK(mp_process_new(&p, "quick", NULL, 0, &o));
+        ASSERT_OK(mp_process_start(p));
+        ASSERT_OK(mp_process_join(p, MP_FOREVER));
+        ASSERT_EQ(1, mp_process_exitcode(p, &code));
+        ASSERT_EQ(0, code);
+        mp_process_free(p);
+    }
+}
+
+TEST(death_signal_set_while_other_threads_start_daemons)
+{
+    skip_under_valgrind();
+    run_crew(4, toggle_or_start_daemons, NULL);
+    mp_set_daemon_death_signal(0);
+}
