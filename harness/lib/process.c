@@ -560,13 +560,13 @@ int mp_process_start(mp_process *p)
  * write end it holds) becomes readable.  Returns the descriptor, -ESRCH once
  * the parent is known to be gone, or another error (EMFILE...), which is not
  * remembered. */
-static int parent_sentinel(mp_process *pp)
+static int parent_sentinel_locked(mp_process *pp)
 {
     int fd;
 
     if (pp->sentinel >= 0)
         return pp->sentinel;
-    if (pp->has_code)
+    if (has_code(pp))
         return -ESRCH;
     /* Opened lazily; getppid() proves the pid still names our parent. */
     if (getppid() == pp->pid) {
@@ -577,8 +577,19 @@ static int parent_sentinel(mp_process *pp)
             return fd;
         mp__fd_close(fd);
     }
-    pp->has_code = true;
+    __atomic_store_n(&pp->has_code, true, __ATOMIC_RELEASE);
     return -ESRCH;
+}
+
+/* The threads of a child share its parent object: one of them opens it. */
+static int parent_sentinel(mp_process *pp)
+{
+    int fd;
+
+    pthread_mutex_lock(&pp->wait_lock);
+    fd = parent_sentinel_locked(pp);
+    pthread_mutex_unlock(&pp->wait_lock);
+    return fd;
 }
 
 /* 1 once the parent has ended, 0 while it runs, < 0 on error. */
@@ -593,7 +604,7 @@ static int parent_wait(mp_process *pp, double timeout)
         return fd;
     r = mp__wait_readable(fd, timeout > 0 ? mp__now() + timeout : 0);
     if (r == 1)
-        pp->has_code = true;
+        __atomic_store_n(&pp->has_code, true, __ATOMIC_RELEASE);
     return r;
 }
 

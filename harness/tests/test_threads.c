@@ -321,3 +321,73 @@ TEST(death_signal_set_while_other_threads_start_daemons)
     run_crew(4, toggle_or_start_daemons, NULL);
     mp_set_daemon_death_signal(0);
 }
+
+/* In a child, threads share mp_parent_process(): one sentinel for all. */
+
+struct parent_views {
+    int fd[4];
+    int alive[4];
+};
+
+static void view_parent(int i, void *ctx)
+{
+    struct parent_views *pv = ctx;
+
+    pv->fd[i] = mp_process_sentinel(mp_parent_process());
+    pv->alive[i] = mp_process_is_alive(mp_parent_process());
+}
+
+MP_TARGET(threads_view_parent)
+{
+    struct parent_views pv;
+    int out;
+
+    memcpy(&out, arg, sizeof(out));
+    (void)len;
+    run_crew(4, view_parent, &pv);
+    for (int i = 0; i < 4; i++)
+        check_say(out, "%d %d\n", pv.fd[i], pv.alive[i]);
+    return 0;
+}
+
+/* A child whose four threads look at its parent object: all see the parent
+ * alive, through one sentinel. */
+static void child_views_parent(void)
+{
+    char buf[256], *line, *save = NULL;
+    int fds[2], code, first = -2;
+    size_t got = 0;
+    ssize_t r;
+    mp_process *p;
+
+    ASSERT_EQ(0, pipe2(fds, O_CLOEXEC));
+    ASSERT_OK(mp_process_new(&p, "threads_view_parent", &fds[1],
+                             sizeof(fds[1]), NULL));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_OK(mp_process_join(p, MP_FOREVER));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(0, code);
+    close(fds[1]);
+    while ((r = read(fds[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)r;
+    buf[got] = '\0';
+    close(fds[0]);
+    for (line = strtok_r(buf, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        int fd, alive;
+        ASSERT_EQ(2, sscanf(line, "%d %d", &fd, &alive));
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_EQ(1, alive);
+        if (first == -2)
+            first = fd;
+        ASSERT_EQ(first, fd); /* opened once */
+    }
+    ASSERT_TRUE(first >= 0);
+    mp_process_free(p);
+}
+
+TEST(threads_of_a_child_share_its_parent_object)
+{
+    for (int k = 0; k < 20; k++)
+        child_views_parent();
+}
