@@ -89,8 +89,9 @@ $(B)/mp-bench-true: harness/bench/true.c
 deps:
 	@scripts/install-deps
 
-# The unit tests print TAP 13 and prove runs them.  The process tests run a
-# second time on the pipe fallback that replaces pidfds on old kernels.
+# The unit tests print TAP 13 and prove runs them.  The process and thread
+# tests run a second time on the pipe fallback that replaces pidfds on old
+# kernels.
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory run-tests
@@ -107,7 +108,7 @@ CHECK_CASES := $(addprefix cases/process/,exitcode_sys_exit_small_ints.json \
 run-tests:
 	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) \
 	    $(PROVE) $(TESTS) scripts/test-install scripts/test-gate
-	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process
+	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process $(B)/tests/test_threads
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
 

@@ -1,6 +1,6 @@
 /*
- * test_threads.c - libmp used from several threads at once (process.c):
- * the thread contract mp.h states.
+ * test_threads.c - libmp used from several threads at once (process.c,
+ * start_fork.c): the thread contract mp.h states.
  *
  * CPython makes every Process method safe to call from any thread (the GIL
  * serialises them) and active_children() hands each thread references to
@@ -390,4 +390,47 @@ TEST(threads_of_a_child_share_its_parent_object)
 {
     for (int k = 0; k < 20; k++)
         child_views_parent();
+}
+
+/* A child's sentinel fires when it ends, even while another thread starts
+ * children that live on (on the pipe fallback, a child forked by another
+ * thread at the wrong moment would hold the write end of its sentinel). */
+
+struct overlap {
+    mp_process *longer[200];
+    pthread_barrier_t done;
+};
+
+static void quick_or_long(int i, void *ctx)
+{
+    struct overlap *o = ctx;
+
+    for (int k = 0; k < 200; k++) {
+        mp_process *p = new_named(i == 0 ? "quick" : "pause_until_signalled",
+                                  "w");
+        ASSERT_OK(mp_process_start(p));
+        if (i == 1) {
+            o->longer[k] = p;
+            continue;
+        }
+        ASSERT_EQ(0, mp_process_join(p, 10.0 * check_slowdown()));
+        mp_process_free(p);
+    }
+    pthread_barrier_wait(&o->done);
+    if (i == 1)
+        for (int k = 0; k < 200; k++) {
+            ASSERT_OK(mp_process_terminate(o->longer[k]));
+            ASSERT_OK(mp_process_join(o->longer[k], MP_FOREVER));
+            mp_process_free(o->longer[k]);
+        }
+}
+
+TEST(sentinel_is_not_held_by_a_child_another_thread_starts)
+{
+    struct overlap o;
+
+    skip_under_valgrind();
+    ASSERT_EQ(0, pthread_barrier_init(&o.done, NULL, 2));
+    run_crew(2, quick_or_long, &o);
+    pthread_barrier_destroy(&o.done);
 }
