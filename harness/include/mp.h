@@ -25,8 +25,10 @@
  *    an object after mp_process_free() has dropped the last.  A name
  *    mp_process_name() returned stays valid until the object is freed,
  *    renamed or not.  The library's own state (the registry of children, the
- *    start method, the daemon death signal) is thread-safe.  A queue may be
- *    used by any number of threads.
+ *    start method, the daemon death signal) is thread-safe, and a fork() of
+ *    the program's own while other threads are inside libmp leaves the child
+ *    none of libmp's locks held.  A queue may be used by any number of
+ *    threads.
  */
 #ifndef MP_H
 #define MP_H

@@ -280,6 +280,7 @@ int mp_active_children(mp_process ***out, size_t *n)
 
     if (out == NULL || n == NULL)
         return MP_EINVAL;
+    init_once(); /* reg_lock's fork handlers, before it is first taken */
     cleanup();
     pthread_mutex_lock(&reg_lock);
     for (p = children; p != NULL; p = p->next)

@@ -1,6 +1,6 @@
 /*
  * test_threads.c - libmp used from several threads at once (process.c,
- * start_fork.c): the thread contract mp.h states.
+ * start_fork.c, context.c): the thread contract mp.h states.
  *
  * CPython makes every Process method safe to call from any thread (the GIL
  * serialises them) and active_children() hands each thread references to
@@ -433,4 +433,79 @@ TEST(sentinel_is_not_held_by_a_child_another_thread_starts)
     ASSERT_EQ(0, pthread_barrier_init(&o.done, NULL, 2));
     run_crew(2, quick_or_long, &o);
     pthread_barrier_destroy(&o.done);
+}
+
+/* A program's own fork() while another thread is inside libmp: the child
+ * finds no lock of libmp's held (each is held across fork() by its atfork
+ * handlers from the first call that takes it). */
+
+struct forking {
+    pthread_barrier_t started;
+    int stop;
+};
+
+static void ask_or_fork(int i, void *ctx)
+{
+    struct forking *f = ctx;
+
+    if (i == 1) {
+        pthread_barrier_wait(&f->started);
+        while (!__atomic_load_n(&f->stop, __ATOMIC_RELAXED)) {
+            mp_process **list;
+            size_t n;
+
+            (void)mp_get_start_method(1);
+            ASSERT_OK(mp_active_children(&list, &n));
+            mp_process_list_free(list, n);
+        }
+        return;
+    }
+    pthread_barrier_wait(&f->started);
+    for (int k = 0; k < 300; k++) {
+        struct pollfd pfd = { .events = POLLIN };
+        int status, gone[2];
+        pid_t pid;
+
+        /* The write end is the child's alone: EOF once it has exited. */
+        ASSERT_EQ(0, pipe2(gone, O_CLOEXEC));
+        pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+            mp_process **list;
+            size_t n;
+
+            (void)mp_get_start_method(1);
+            if (mp_active_children(&list, &n) < 0)
+                _exit(1);
+            _exit(0);
+        }
+        close(gone[1]);
+        pfd.fd = gone[0];
+        if (poll(&pfd, 1, 10000) != 1) {
+            kill(pid, SIGKILL);
+            check_fail(__FILE__, __LINE__, "fork %d: the child hangs", k);
+        }
+        close(gone[0]);
+        ASSERT_EQ(pid, waitpid(pid, &status, 0));
+        ASSERT_EQ(0, status);
+    }
+    __atomic_store_n(&f->stop, 1, __ATOMIC_RELAXED);
+}
+
+TEST(program_forks_while_another_thread_is_inside_libmp)
+{
+    struct forking f = { .stop = 0 };
+    mp_process **list;
+    size_t n;
+
+    skip_under_valgrind();
+    /* The first calls, which may register the fork handlers, come before
+     * any fork: ThreadSanitizer's pthread_once, unlike glibc's, hangs a
+     * child forked while another thread was inside it. */
+    (void)mp_get_start_method(1);
+    ASSERT_OK(mp_active_children(&list, &n));
+    mp_process_list_free(list, n);
+    ASSERT_EQ(0, pthread_barrier_init(&f.started, NULL, 2));
+    run_crew(2, ask_or_fork, &f);
+    pthread_barrier_destroy(&f.started);
 }
