@@ -27,8 +27,9 @@
  *    renamed or not.  The library's own state (the registry of children, the
  *    start method, the daemon death signal) is thread-safe, and a fork() of
  *    the program's own while other threads are inside libmp leaves the child
- *    none of libmp's locks held.  A queue may be used by any number of
- *    threads.
+ *    none of libmp's locks held.  A connection may have one thread sending
+ *    and another receiving at once; anything else on one connection, one
+ *    thread at a time.  A queue may be used by any number of threads.
  */
 #ifndef MP_H
 #define MP_H

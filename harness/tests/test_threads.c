@@ -1,6 +1,6 @@
 /*
  * test_threads.c - libmp used from several threads at once (process.c,
- * start_fork.c, context.c): the thread contract mp.h states.
+ * start_fork.c, context.c, connection.c): the thread contract mp.h states.
  *
  * CPython makes every Process method safe to call from any thread (the GIL
  * serialises them) and active_children() hands each thread references to
@@ -508,4 +508,44 @@ TEST(program_forks_while_another_thread_is_inside_libmp)
     ASSERT_EQ(0, pthread_barrier_init(&f.started, NULL, 2));
     run_crew(2, ask_or_fork, &f);
     pthread_barrier_destroy(&f.started);
+}
+
+/* One connection: a thread sends on it while another receives from it. */
+
+struct duplex {
+    mp_conn *mine, *peer;
+};
+
+static void send_recv_or_echo(int i, void *ctx)
+{
+    struct duplex *d = ctx;
+
+    for (int k = 0; k < 2000; k++) {
+        void *buf = NULL;
+        size_t len;
+        int v;
+
+        if (i == 0) {
+            ASSERT_OK(mp_conn_send_bytes(d->mine, &k, sizeof(k)));
+        } else if (i == 1) {
+            ASSERT_OK(mp_conn_recv_bytes(d->mine, &buf, &len, MP_NOLIMIT));
+            ASSERT_EQ(sizeof(v), len);
+            memcpy(&v, buf, sizeof(v));
+            ASSERT_EQ(k, v); /* one sender: its order */
+        } else {
+            ASSERT_OK(mp_conn_recv_bytes(d->peer, &buf, &len, MP_NOLIMIT));
+            ASSERT_OK(mp_conn_send_bytes(d->peer, buf, len));
+        }
+        free(buf);
+    }
+}
+
+TEST(one_connection_sends_in_one_thread_and_receives_in_another)
+{
+    struct duplex d;
+
+    ASSERT_OK(mp_pipe(&d.mine, &d.peer, 1));
+    run_crew(3, send_recv_or_echo, &d);
+    mp_conn_free(d.mine);
+    mp_conn_free(d.peer);
 }
