@@ -13,8 +13,23 @@
  *    mp_strerror()).  errno is never the channel.
  *  - Objects are opaque.  *_new(&out, ...) creates, *_free(p) releases, accepts
  *    NULL and returns NULL: `p = mp_process_free(p);`.
- *  - A process object is used by one thread at a time; the library's own
- *    bookkeeping (the registry of children) is thread-safe.
+ *  - Threads.  Any call on a process object may be made from any thread at
+ *    the same time as any other call on the same object, as CPython's
+ *    Process methods may; mp_active_children() hands each caller references
+ *    to children their owners go on using.  A call sees another thread's
+ *    change whole or not at all: a start() in progress counts as started (a
+ *    second start() is MP_ESTARTTWICE, close() is MP_ERUNNING), and a close()
+ *    lets the calls already using the descriptors finish first.  The one
+ *    rule is the reference: a thread holds one (mp_process_new()'s, or a
+ *    listed child's) for as long as it uses the object, and no call may use
+ *    an object after mp_process_free() has dropped the last.  A name
+ *    mp_process_name() returned stays valid until the object is freed,
+ *    renamed or not.  The library's own state (the registry of children, the
+ *    start method, the daemon death signal) is thread-safe, and a fork() of
+ *    the program's own while other threads are inside libmp leaves the child
+ *    none of libmp's locks held.  A connection may have one thread sending
+ *    and another receiving at once; anything else on one connection, one
+ *    thread at a time.  A queue may be used by any number of threads.
  */
 #ifndef MP_H
 #define MP_H
@@ -306,7 +321,9 @@ mp_process *mp_process_free(mp_process *p);
  * output stream first, so buffered output is never duplicated in the child,
  * and reaps finished children first, as CPython's _cleanup() does.
  * Errors: MP_ECLOSED, MP_ESTARTTWICE, MP_ENOTCREATOR, MP_EDAEMONIC, -errno
- * (fork failed: -EAGAIN at the process limit, -ENOMEM).
+ * (fork failed: -EAGAIN at the process limit, -ENOMEM).  Of two threads
+ * starting one object at once, one starts it and the other gets
+ * MP_ESTARTTWICE.
  */
 int mp_process_start(mp_process *p);
 /*
@@ -336,8 +353,10 @@ int mp_process_exitcode(mp_process *p, int *code);
 int mp_process_pid(mp_process *p, pid_t *pid);
 /*
  * sentinel: a descriptor that becomes readable when the child ends, for
- * poll()/select().  Owned by the process object; valid until close/free.
- * MP_ENOTSTARTED before start, MP_ECLOSED after close.
+ * poll()/select().  Owned by the process object; valid until close/free
+ * (by any thread: a program that closes in one thread and polls in another
+ * orders the two itself).  MP_ENOTSTARTED before start, MP_ECLOSED after
+ * close.
  * Beyond CPython: it is a pidfd, which no grandchild can hold open, so it
  * fires when the child ends even if the child left descendants behind.
  */
@@ -352,19 +371,29 @@ int mp_process_sentinel(mp_process *p);
 int mp_process_terminate(mp_process *p);
 int mp_process_kill(mp_process *p);
 /*
- * close(): releases the sentinel.  MP_ERUNNING while the child runs.
- * Afterwards every call but name/daemon returns MP_ECLOSED.
+ * close(): releases the sentinel.  MP_ERUNNING while the child runs (or
+ * another thread is starting it).  Afterwards every call but name, daemon,
+ * their setters, repr and close returns MP_ECLOSED.  Calls other threads are making on the
+ * object meanwhile (a join, a terminate) finish on its descriptors, which
+ * are released when the last of them returns.
  */
 int mp_process_close(mp_process *p);
 
-/* name: never NULL. */
+/* name: never NULL.  Valid until the object is freed, even once another
+ * thread has renamed it. */
 const char *mp_process_name(const mp_process *p);
-/* name = ...: MP_ENAME for NULL ("name must be a string"); -ENOMEM.  A child
- * that is already running keeps the name it started with. */
+/*
+ * name = ...: MP_ENAME for NULL ("name must be a string"); -ENOMEM.  A child
+ * that is already running keeps the name it started with; so does one whose
+ * start() another thread is making meanwhile.  The names an object had stay
+ * allocated until it is freed (another thread may be reading one): each
+ * distinct name once, however often it is given again.
+ */
 int mp_process_set_name(mp_process *p, const char *name);
 /* daemon: the flag as set (0 is False). */
 int mp_process_daemon(const mp_process *p);
-/* daemon = ...: MP_EHASSTARTED once started; the value is stored as given. */
+/* daemon = ...: MP_EHASSTARTED once started (or while another thread starts
+ * it); the value is stored as given. */
 int mp_process_set_daemon(mp_process *p, int daemon);
 /*
  * repr(): writes CPython's repr into buf (truncated to size, always
@@ -419,6 +448,7 @@ int mp_atexit(void (*fn)(void *), void *arg);
  * daemons are orphaned and keep running.  0 turns it off (the default).
  * Uses PR_SET_PDEATHSIG, which fires when the *thread* that started the child
  * ends: start such children from a thread that lives as long as the process.
+ * A start() in another thread meanwhile uses the old setting or the new.
  * Returns the previous setting, or MP_EINVAL for a bad signal number.
  */
 int mp_set_daemon_death_signal(int sig);
@@ -500,7 +530,8 @@ int mp_conn_poll(mp_conn *c, double timeout);
  * it, as CPython's start() drops its args).  Closing c (mp_conn_close())
  * before start() hands over a closed connection: a fork child gets it
  * closed; spawn and forkserver fail at start() with MP_EHANDLECLOSED, as
- * CPython's pickling does.  MP_EHASSTARTED after start.
+ * CPython's pickling does.  MP_EHASSTARTED after start (or while another
+ * thread starts p).
  */
 int mp_process_add_conn(mp_process *p, mp_conn *c);
 /* In a child: the i-th connection its parent added; NULL if none. */

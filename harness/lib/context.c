@@ -80,6 +80,7 @@ void mp__force_start_method(const char *method)
 {
     const mp_context *c = find(method);
 
+    init_once();
     if (c != NULL) {
         pthread_mutex_lock(&lock);
         actual = c;
@@ -149,6 +150,7 @@ const char *mp_get_start_method(int allow_none)
 {
     const char *name = NULL;
 
+    init_once(); /* before the lock is ever taken: see atfork_prepare */
     pthread_mutex_lock(&lock);
     if (actual == NULL && !allow_none)
         actual = DEFAULT_CONTEXT;

@@ -21,6 +21,16 @@ enum mp__kind {
     MP__KIND_PARENT, /* a child's view of its parent */
 };
 
+struct mp__name;
+
+/*
+ * Threads: the fields a call may change while other threads hold the object
+ * (started, closed, starting, daemon, name, renamed, names, users, release,
+ * nconns, conns) change under process.c's reg_lock, which fork() never
+ * copies held; readers load started, closed, daemon, name and renamed
+ * atomically.  started and closed only ever become true.  What launch()
+ * sets (ops, method, pid, pidfd, sentinel) is published by started.
+ */
 struct mp_process {
     int refs;
     enum mp__kind kind;
@@ -30,6 +40,10 @@ struct mp_process {
     const char *type_name; /* "Process": the repr and default name prefix */
     char *name;
     char *name_buf; /* what name points to when it is ours to free */
+    /* set_name()'s names, each kept until the object is freed, since
+     * another thread may still read one mp_process_name() returned */
+    struct mp__name *names;
+    char *renamed; /* set while start() runs; the name once it returns */
     int daemon;
     unsigned *identity; /* Process-1:2 is {1, 2} */
     size_t identity_len;
@@ -49,6 +63,9 @@ struct mp_process {
     pthread_mutex_t wait_lock;
     bool started;
     bool closed;
+    bool starting; /* a start() is launching the child */
+    bool release;  /* close() left the descriptors to the last user */
+    unsigned users; /* calls using the descriptors: close() waits for them */
     bool has_code;
     bool lost; /* reaped by someone else before we held it: status lost */
     int code;

@@ -114,6 +114,12 @@ static void init_once(void)
 
 /* references */
 
+/* A name set_name() gave; it lives as long as its object. */
+struct mp__name {
+    struct mp__name *next;
+    char s[];
+};
+
 mp_process *mp__process_ref(mp_process *p)
 {
     if (p->kind == MP__KIND_CHILD)
@@ -129,6 +135,10 @@ static void unref(mp_process *p)
     p->ops->close(p);
     pthread_mutex_destroy(&p->wait_lock);
     free(p->name_buf);
+    for (struct mp__name *n = p->names, *next; n != NULL; n = next) {
+        next = n->next;
+        free(n);
+    }
     free(p->identity);
     free(p->parent_name);
     free(p->arg);
@@ -144,11 +154,65 @@ mp_process *mp_process_free(mp_process *p)
     return NULL;
 }
 
-/* the registry of children */
+/* state other threads may change (see struct mp_process) */
 
-static void registry_add(mp_process *p)
+static bool is_started(const mp_process *p)
+{
+    return __atomic_load_n(&p->started, __ATOMIC_ACQUIRE);
+}
+
+static bool is_closed(const mp_process *p)
+{
+    return __atomic_load_n(&p->closed, __ATOMIC_ACQUIRE);
+}
+
+static bool has_code(mp_process *p)
+{
+    return __atomic_load_n(&p->has_code, __ATOMIC_ACQUIRE);
+}
+
+/* Holds p's descriptors for one call (wait, signal): MP_ECLOSED once
+ * another thread has closed p.  close() leaves them to the last holder,
+ * so no call ever uses a number that now names another file. */
+static int fds_get(mp_process *p)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&reg_lock);
+    if (p->closed)
+        r = MP_ECLOSED;
+    else
+        p->users++;
+    pthread_mutex_unlock(&reg_lock);
+    return r;
+}
+
+static void fds_put(mp_process *p)
 {
     pthread_mutex_lock(&reg_lock);
+    if (--p->users == 0 && p->release) {
+        p->release = false;
+        p->ops->close(p);
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static int process_wait(mp_process *p, double timeout)
+{
+    int r = fds_get(p);
+
+    if (r < 0)
+        return r;
+    r = p->ops->wait(p, timeout);
+    fds_put(p);
+    return r;
+}
+
+/* the registry of children */
+
+/* With reg_lock held. */
+static void registry_link(mp_process *p)
+{
     mp__process_ref(p);
     p->registered = true;
     p->prev = NULL;
@@ -156,7 +220,6 @@ static void registry_add(mp_process *p)
     if (children != NULL)
         children->prev = p;
     children = p;
-    pthread_mutex_unlock(&reg_lock);
 }
 
 /* Returns whether p was registered; the caller then drops its reference. */
@@ -217,6 +280,7 @@ int mp_active_children(mp_process ***out, size_t *n)
 
     if (out == NULL || n == NULL)
         return MP_EINVAL;
+    init_once(); /* reg_lock's fork handlers, before it is first taken */
     cleanup();
     pthread_mutex_lock(&reg_lock);
     for (p = children; p != NULL; p = p->next)
@@ -270,8 +334,8 @@ static void exit_function(void)
     }
     if (mp_active_children(&list, &n) == 0) {
         for (size_t i = 0; i < n; i++)
-            if (list[i]->daemon)
-                list[i]->ops->send_signal(list[i], SIGTERM);
+            if (mp_process_daemon(list[i]))
+                mp_process_terminate(list[i]);
         mp_process_list_free(list, n);
     }
     if (mp_active_children(&list, &n) == 0) {
@@ -354,9 +418,9 @@ static int process_new(const mp_context *ctx, mp_process **out,
         goto fail;
     p->name_buf = p->name;
     p->parent_pid = getpid();
-    if ((p->parent_name = strdup(current->name)) == NULL)
+    if ((p->parent_name = strdup(mp_process_name(current))) == NULL)
         goto fail;
-    p->daemon = daemon == MP_DAEMON_INHERIT ? current->daemon
+    p->daemon = daemon == MP_DAEMON_INHERIT ? mp_process_daemon(current)
                                             : daemon == MP_DAEMON_YES;
     /* Never NULL, NUL-terminated: what a spawned child gets from its blob,
      * so a target sees the same under every method. */
@@ -391,23 +455,28 @@ int mp_context_process_new(mp_context *ctx, mp_process **out,
 int mp_process_add_conn(mp_process *p, mp_conn *c)
 {
     mp_conn **grown;
+    int r = 0;
 
     if (p == NULL || c == NULL)
         return MP_EINVAL;
+    pthread_mutex_lock(&reg_lock);
     if (p->closed)
-        return MP_ECLOSED;
-    if (p->started)
-        return MP_EHASSTARTED;
+        r = MP_ECLOSED;
+    else if (p->started || p->starting)
+        r = MP_EHASSTARTED;
     /* A closed connection is accepted, as CPython's args are: a fork child
      * gets it closed; spawn and forkserver fail at start(). */
-    if (p->nconns == 56) /* what fits in one SCM_RIGHTS message with ours */
-        return -EMFILE;
-    grown = realloc(p->conns, (p->nconns + 1) * sizeof(*grown));
-    if (grown == NULL)
-        return -ENOMEM;
-    p->conns = grown;
-    p->conns[p->nconns++] = mp__conn_ref(c);
-    return 0;
+    else if (p->nconns == 56) /* fits in one SCM_RIGHTS message with ours */
+        r = -EMFILE;
+    else if ((grown = realloc(p->conns,
+                              (p->nconns + 1) * sizeof(*grown))) == NULL)
+        r = -ENOMEM;
+    else {
+        p->conns = grown;
+        p->conns[p->nconns++] = mp__conn_ref(c);
+    }
+    pthread_mutex_unlock(&reg_lock);
+    return r;
 }
 
 void mp__process_release_conns(mp_process *p)
@@ -421,20 +490,50 @@ void mp__process_release_conns(mp_process *p)
 
 /* lifecycle */
 
-int mp_process_start(mp_process *p)
+/* Makes this thread the one that starts p, after CPython's checks, in its
+ * order: another start() meanwhile is "cannot start a process twice", and
+ * close(), set_daemon() and add_conn() see p started. */
+static int start_claim(mp_process *p)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&reg_lock);
+    if (p->closed)
+        r = MP_ECLOSED;
+    else if (p->started || p->starting)
+        r = MP_ESTARTTWICE;
+    else if (p->parent_pid != getpid())
+        r = MP_ENOTCREATOR;
+    else if (mp_process_daemon(current))
+        r = MP_EDAEMONIC;
+    else
+        p->starting = true;
+    pthread_mutex_unlock(&reg_lock);
+    return r;
+}
+
+/* Publishes a started child (what launch() set goes with `started`) and
+ * the name a rename during the start gave it. */
+static void start_end(mp_process *p, bool ok)
+{
+    pthread_mutex_lock(&reg_lock);
+    if (p->renamed != NULL) {
+        __atomic_store_n(&p->name, p->renamed, __ATOMIC_RELEASE);
+        __atomic_store_n(&p->renamed, NULL, __ATOMIC_RELEASE);
+    }
+    if (ok) {
+        registry_link(p);
+        __atomic_store_n(&p->started, true, __ATOMIC_RELEASE);
+    }
+    p->starting = false;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+/* start() once claimed. */
+static int start_claimed(mp_process *p)
 {
     int r;
 
-    if (p == NULL)
-        return MP_EINVAL;
-    if (p->closed)
-        return MP_ECLOSED;
-    if (p->started)
-        return MP_ESTARTTWICE;
-    if (p->parent_pid != getpid())
-        return MP_ENOTCREATOR;
-    if (current->daemon)
-        return MP_EDAEMONIC;
     init_once();
     cleanup();
     /* CPython's Process._Popen looks the default context up now (fixing
@@ -459,24 +558,37 @@ int mp_process_start(mp_process *p)
     r = p->ops->launch(p);
     if (r < 0)
         return r;
-    /* CPython's start() drops its args once the child has them. */
+    /* CPython's start() drops its args once the child has them (no
+     * add_conn() meanwhile: p is starting). */
     mp__process_release_conns(p);
-    p->started = true;
-    registry_add(p);
     return 0;
+}
+
+int mp_process_start(mp_process *p)
+{
+    int r;
+
+    if (p == NULL)
+        return MP_EINVAL;
+    r = start_claim(p);
+    if (r < 0)
+        return r;
+    r = start_claimed(p);
+    start_end(p, r == 0);
+    return r;
 }
 
 /* The parent as a child sees it: alive until its pidfd (or the pipe whose
  * write end it holds) becomes readable.  Returns the descriptor, -ESRCH once
  * the parent is known to be gone, or another error (EMFILE...), which is not
  * remembered. */
-static int parent_sentinel(mp_process *pp)
+static int parent_sentinel_locked(mp_process *pp)
 {
     int fd;
 
     if (pp->sentinel >= 0)
         return pp->sentinel;
-    if (pp->has_code)
+    if (has_code(pp))
         return -ESRCH;
     /* Opened lazily; getppid() proves the pid still names our parent. */
     if (getppid() == pp->pid) {
@@ -487,8 +599,19 @@ static int parent_sentinel(mp_process *pp)
             return fd;
         mp__fd_close(fd);
     }
-    pp->has_code = true;
+    __atomic_store_n(&pp->has_code, true, __ATOMIC_RELEASE);
     return -ESRCH;
+}
+
+/* The threads of a child share its parent object: one of them opens it. */
+static int parent_sentinel(mp_process *pp)
+{
+    int fd;
+
+    pthread_mutex_lock(&pp->wait_lock);
+    fd = parent_sentinel_locked(pp);
+    pthread_mutex_unlock(&pp->wait_lock);
+    return fd;
 }
 
 /* 1 once the parent has ended, 0 while it runs, < 0 on error. */
@@ -503,7 +626,7 @@ static int parent_wait(mp_process *pp, double timeout)
         return fd;
     r = mp__wait_readable(fd, timeout > 0 ? mp__now() + timeout : 0);
     if (r == 1)
-        pp->has_code = true;
+        __atomic_store_n(&pp->has_code, true, __ATOMIC_RELEASE);
     return r;
 }
 
@@ -513,7 +636,7 @@ int mp_process_join(mp_process *p, double timeout)
 
     if (p == NULL || isnan(timeout))
         return MP_EINVAL;
-    if (p->closed)
+    if (is_closed(p))
         return MP_ECLOSED;
     if (p->kind == MP__KIND_PARENT) {
         r = parent_wait(p, timeout);
@@ -521,9 +644,9 @@ int mp_process_join(mp_process *p, double timeout)
     }
     if (p->parent_pid != getpid())
         return MP_ENOTCHILD;
-    if (!p->started)
+    if (!is_started(p))
         return MP_ENOTSTARTEDJOIN;
-    r = p->ops->wait(p, timeout);
+    r = process_wait(p, timeout);
     if (r == 1) {
         registry_remove(p);
         return 0;
@@ -537,7 +660,7 @@ int mp_process_is_alive(mp_process *p)
 
     if (p == NULL)
         return MP_EINVAL;
-    if (p->closed)
+    if (is_closed(p))
         return MP_ECLOSED;
     if (p == current)
         return 1;
@@ -547,9 +670,9 @@ int mp_process_is_alive(mp_process *p)
     }
     if (p->parent_pid != getpid())
         return MP_ENOTCHILDTEST;
-    if (!p->started)
+    if (!is_started(p))
         return 0;
-    r = p->ops->wait(p, 0);
+    r = process_wait(p, 0);
     if (r == 1) {
         registry_remove(p);
         return 0;
@@ -563,13 +686,13 @@ int mp_process_exitcode(mp_process *p, int *code)
 
     if (p == NULL || code == NULL)
         return MP_EINVAL;
-    if (p->closed)
+    if (is_closed(p))
         return MP_ECLOSED;
-    if (!p->started)
+    if (!is_started(p))
         return 0;
     /* Another process's copy cannot reap it: CPython's waitpid fails and
      * exitcode reads None unless it was known when the copy was made. */
-    r = p->parent_pid == getpid() ? p->ops->wait(p, 0) : p->has_code;
+    r = p->parent_pid == getpid() ? process_wait(p, 0) : has_code(p);
     if (r == 1)
         *code = p->code;
     return r;
@@ -579,13 +702,13 @@ int mp_process_pid(mp_process *p, pid_t *pid)
 {
     if (p == NULL || pid == NULL)
         return MP_EINVAL;
-    if (p->closed)
+    if (is_closed(p))
         return MP_ECLOSED;
     if (p == current) {
         *pid = getpid();
         return 1;
     }
-    if (!p->started && p->kind != MP__KIND_PARENT)
+    if (!is_started(p) && p->kind != MP__KIND_PARENT)
         return 0;
     *pid = p->pid;
     return 1;
@@ -597,26 +720,36 @@ int mp_process_sentinel(mp_process *p)
 
     if (p == NULL)
         return MP_EINVAL;
-    if (p->closed)
+    if (is_closed(p))
         return MP_ECLOSED;
     if (p->kind == MP__KIND_PARENT) {
         fd = parent_sentinel(p);
         return fd != -ESRCH ? fd : MP_ENOTSTARTED;
     }
-    if (!p->started)
+    if (!is_started(p))
         return MP_ENOTSTARTED;
-    return p->sentinel;
+    /* Read with the lock: close() may release it meanwhile. */
+    pthread_mutex_lock(&reg_lock);
+    fd = p->closed ? MP_ECLOSED : p->sentinel;
+    pthread_mutex_unlock(&reg_lock);
+    return fd;
 }
 
 static int send_signal(mp_process *p, int sig, int not_started)
 {
+    int r;
+
     if (p == NULL)
         return MP_EINVAL;
-    if (p->closed)
+    if (is_closed(p))
         return MP_ECLOSED;
-    if (!p->started)
+    if (!is_started(p))
         return not_started;
-    return p->ops->send_signal(p, sig);
+    if ((r = fds_get(p)) < 0)
+        return r;
+    r = p->ops->send_signal(p, sig);
+    fds_put(p);
+    return r;
 }
 
 int mp_process_terminate(mp_process *p)
@@ -631,66 +764,113 @@ int mp_process_kill(mp_process *p)
 
 int mp_process_close(mp_process *p)
 {
-    int r;
+    bool was = false;
+    int r = 0;
 
     if (p == NULL)
         return MP_EINVAL;
     if (p->kind == MP__KIND_MAIN)
         return 0; /* _MainProcess.close() does nothing */
-    if (p->started) {
+    if (is_started(p) && !is_closed(p)) {
         if (p->parent_pid != getpid())
-            r = p->has_code;
+            r = has_code(p);
         else
-            r = p->ops->wait(p, 0);
+            r = process_wait(p, 0);
         if (r == 0)
             return MP_ERUNNING;
-        if (r < 0)
+        if (r < 0 && r != MP_ECLOSED) /* ECLOSED: another thread's close */
             return r;
-        p->ops->close(p);
-        p->started = false;
-        registry_remove(p);
     }
-    p->closed = true;
-    return 0;
+    /* Decided again under the lock: a start() may have begun meanwhile. */
+    pthread_mutex_lock(&reg_lock);
+    if (p->starting || (p->started && !p->closed && !has_code(p))) {
+        r = MP_ERUNNING;
+    } else {
+        if (p->started && !p->closed) {
+            if (p->users == 0)
+                p->ops->close(p);
+            else
+                p->release = true; /* the last fds_put() closes them */
+            was = registry_unlink(p);
+        }
+        __atomic_store_n(&p->closed, true, __ATOMIC_RELEASE);
+        r = 0;
+    }
+    pthread_mutex_unlock(&reg_lock);
+    if (was)
+        unref(p);
+    return r;
 }
 
 /* attributes */
 
 const char *mp_process_name(const mp_process *p)
 {
+    const char *name;
+
     if (p == NULL)
         return "";
-    return p->name;
+    name = __atomic_load_n(&p->renamed, __ATOMIC_ACQUIRE);
+    return name != NULL ? name : __atomic_load_n(&p->name, __ATOMIC_ACQUIRE);
 }
 
+/* Readers may hold any name the object had, so none is freed before the
+ * object; a name given again reuses its copy, so that switching between a
+ * few names (a status) does not grow the list.  During a start(), launch()
+ * reads `name`: the new one waits in `renamed` until the start returns. */
 int mp_process_set_name(mp_process *p, const char *name)
 {
-    char *copy;
+    struct mp__name *n, *had;
+    char *use;
+    size_t len;
 
     if (p == NULL)
         return MP_EINVAL;
     if (name == NULL)
         return MP_ENAME;
-    if ((copy = strdup(name)) == NULL)
+    len = strlen(name) + 1;
+    if ((n = malloc(sizeof(*n) + len)) == NULL)
         return -ENOMEM;
-    free(p->name_buf);
-    p->name = p->name_buf = copy;
+    memcpy(n->s, name, len);
+    pthread_mutex_lock(&reg_lock);
+    for (had = p->names; had != NULL && strcmp(had->s, name) != 0;
+         had = had->next)
+        ;
+    if (p->name_buf != NULL && strcmp(p->name_buf, name) == 0) {
+        use = p->name_buf;
+    } else if (had != NULL) {
+        use = had->s;
+    } else {
+        n->next = p->names;
+        p->names = n;
+        use = n->s;
+        n = NULL;
+    }
+    __atomic_store_n(p->starting ? &p->renamed : &p->name, use,
+                     __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&reg_lock);
+    free(n);
     return 0;
 }
 
 int mp_process_daemon(const mp_process *p)
 {
-    return p != NULL ? p->daemon : 0;
+    return p != NULL ? __atomic_load_n(&p->daemon, __ATOMIC_RELAXED) : 0;
 }
 
 int mp_process_set_daemon(mp_process *p, int daemon)
 {
+    int r = 0;
+
     if (p == NULL)
         return MP_EINVAL;
-    if (p->started)
-        return MP_EHASSTARTED;
-    p->daemon = daemon;
-    return 0;
+    pthread_mutex_lock(&reg_lock);
+    if (p->starting || (p->started && !p->closed)) /* closed: no Popen */
+        r = MP_EHASSTARTED;
+    else
+        __atomic_store_n(&p->daemon, daemon, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&reg_lock);
+    return r;
 }
 
 /* repr() */
@@ -769,32 +949,39 @@ int mp_process_repr(mp_process *p, char *buf, size_t size)
 {
     struct out o = { buf, size, 0 };
     const char *status;
-    int code = 0;
-    bool show_code = false;
+    int code = 0, r;
+    bool show_code = false, started, closed;
 
     if (buf != NULL && size > 0)
         buf[0] = '\0';
     if (p == NULL)
         return MP_EINVAL;
+    /* One view of a state other threads may change: started, then closed
+     * (both only ever become true), then what wait() says. */
+    started = is_started(p);
+    closed = is_closed(p);
     if (p == current) {
         status = "started";
-    } else if (p->closed) {
+    } else if (closed) {
         status = "closed";
     } else if (p->parent_pid != getpid()) {
         status = "unknown";
-    } else if (!p->started) {
+    } else if (!started) {
         status = "initial";
-    } else if (p->ops->wait(p, 0) == 1) {
+    } else if ((r = process_wait(p, 0)) == 1) {
         status = "stopped";
         code = p->code;
         show_code = true;
+    } else if (r == MP_ECLOSED) {
+        status = "closed";
+        closed = true;
     } else {
         status = "started";
     }
     put(&o, "<%s name=", p->kind == MP__KIND_PARENT ? "_ParentProcess"
                                                      : p->type_name);
     put_str_repr(&o, mp_process_name(p));
-    if (p->started)
+    if (started && !closed) /* CPython: a closed process has no Popen */
         put(&o, " pid=%ld", (long)p->pid);
     if (p->parent_pid != 0)
         put(&o, " parent=%ld", (long)p->parent_pid);
@@ -808,7 +995,7 @@ int mp_process_repr(mp_process *p, char *buf, size_t size)
         else
             put(&o, " exitcode=%d", code);
     }
-    if (p->daemon)
+    if (mp_process_daemon(p))
         put(&o, " daemon");
     put(&o, ">");
     return (int)o.len;
@@ -836,17 +1023,15 @@ int mp_cpu_count(void)
 
 int mp_set_daemon_death_signal(int sig)
 {
-    int prev = death_signal;
-
     if (sig < 0 || sig >= NSIG)
         return MP_EINVAL;
-    death_signal = sig;
-    return prev;
+    /* Starts in other threads read it without a lock. */
+    return __atomic_exchange_n(&death_signal, sig, __ATOMIC_RELAXED);
 }
 
 int mp__daemon_death_signal(void)
 {
-    return death_signal;
+    return __atomic_load_n(&death_signal, __ATOMIC_RELAXED);
 }
 
 /* the child's side */
@@ -886,6 +1071,11 @@ void mp__child_init(mp_process *self, int parent_fd)
     parent->sentinel = parent_fd;
     pthread_mutex_init(&parent->wait_lock, NULL);
 
+    /* A fork child's copy, made while its start() ran: started it is not
+     * (is_alive() of itself is answered by `current`), and a rename from
+     * another thread during the start never reached the child. */
+    self->starting = false;
+    self->renamed = NULL;
     current = mp__process_ref(self);
     mp__set_child_conns(self->conns, self->nconns);
 
@@ -931,7 +1121,8 @@ _Noreturn void mp__child_run(mp_process *self)
          * line of its traceback. */
         char line[1024];
         mp_format_exception(r, line, sizeof(line));
-        fprintf(stderr, "Process %s:\n%s\n", current->name, line);
+        fprintf(stderr, "Process %s:\n%s\n", mp_process_name(current),
+                line);
         code = 1;
     }
     child_finish(code);

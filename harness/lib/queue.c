@@ -53,6 +53,17 @@
 #include "test_hooks.h"
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define QUEUE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define QUEUE_TSAN 1
+#endif
+#endif
+#ifndef QUEUE_TSAN
+#define QUEUE_TSAN 0
+#endif
+
 #define QMAGIC 0x657565517062696cULL /* "libmpQue" */
 #define QVERSION 4
 #define HDR_SIZE 4096
@@ -752,9 +763,25 @@ static int mutex_lock_until(pthread_mutex_t *m, double deadline)
         return pthread_mutex_lock(m);
     if (!(deadline > 0))
         return pthread_mutex_trylock(m) == EBUSY ? ETIMEDOUT : 0;
+#if QUEUE_TSAN
+    /* ThreadSanitizer does not intercept pthread_mutex_clocklock(): it
+     * would take the lock for unlocked and report its unlock.  Its build
+     * uses the CLOCK_REALTIME call instead (a clock step moves the
+     * deadline). */
+    {
+        struct timespec rt;
+        double left = deadline - mp__now();
+        clock_gettime(CLOCK_REALTIME, &rt);
+        deadline = (double)rt.tv_sec + rt.tv_nsec / 1e9 + (left > 0 ? left : 0);
+    }
+#endif
     ts.tv_sec = (time_t)deadline;
     ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+#if QUEUE_TSAN
+    return pthread_mutex_timedlock(m, &ts);
+#else
     return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+#endif
 }
 
 __attribute__((noinline)) static int side_lock_slow(struct shared *s, struct side *sd,

@@ -29,6 +29,12 @@ void mp__set_self_sentinel(int fd)
     self_sentinel_w = fd;
 }
 
+/* Fallback: held from making a child's pipes until the parent has closed
+ * the child's ends, so that a child another thread forks meanwhile never
+ * holds the write end of this one's sentinel (which would then fire only
+ * when both had ended). */
+static pthread_mutex_t pipes_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Whether only we reap our children: SIGCHLD neither ignored (the kernel
  * reaps) nor handled (a handler may call waitpid(-1)). */
 static bool only_we_reap(void)
@@ -52,6 +58,8 @@ static int fork_launch(mp_process *p)
     pid_t pid;
     char c;
 
+    if (!use_pidfd)
+        pthread_mutex_lock(&pipes_lock);
     if (!use_pidfd && (pipe2(sent, O_CLOEXEC) < 0 ||
                        pipe2(parent, O_CLOEXEC) < 0)) {
         r = -errno;
@@ -69,6 +77,8 @@ static int fork_launch(mp_process *p)
         goto out;
     }
     if (pid == 0) {
+        if (!use_pidfd) /* the forking thread's lock, copied held */
+            pthread_mutex_unlock(&pipes_lock);
         if (gate[0] >= 0) {
             close(gate[1]);
             while (read(gate[0], &c, 1) < 0 && errno == EINTR)
@@ -128,6 +138,8 @@ out:
     mp__fd_close(sent[1]);
     mp__fd_close(parent[0]);
     mp__fd_close(parent[1]);
+    if (!use_pidfd)
+        pthread_mutex_unlock(&pipes_lock);
     mp__fd_close(gate[0]);
     mp__fd_close(gate[1]);
     return r;
