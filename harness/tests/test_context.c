@@ -510,6 +510,73 @@ TEST(target_argument_is_the_same_under_every_method)
     }
 }
 
+/* Runs `path` as nobody with LIBMP_NO_PIDFD=1; returns the first 4 bytes of
+ * what its sentinel is ("anon", "pipe"), or NULL if nobody cannot run it. */
+static const char *sentinel_kind_as_nobody(const char *path)
+{
+    static char out[64];
+    size_t len = 0;
+    ssize_t n;
+    int fds[2], status;
+    pid_t pid;
+
+    ASSERT_EQ(0, pipe(fds));
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        setenv("LIBMP_NO_PIDFD", "1", 1);
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(126);
+        execl(path, path, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    while (len + 1 < sizeof(out) &&
+           (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(fds[0]);
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) >= 126)
+        return NULL;
+    ASSERT_EQ(0, WEXITSTATUS(status));
+    return out;
+}
+
+/* A setuid program obeys no LIBMP_* variable of its caller's (they are
+ * read with secure_getenv()); the same program, not setuid, does. */
+TEST(a_setuid_program_ignores_libmp_variables)
+{
+    const char *dir = getenv("MP_HELPERS"), *kind;
+    char src[512], copy[] = "/tmp/libmp-test-setuid-XXXXXX", cmd[1200];
+    int fd;
+
+    if (dir == NULL)
+        check_skip("MP_HELPERS is not set (run through make check)");
+    if (geteuid() != 0)
+        check_skip("needs root, to make a setuid copy and run it as nobody");
+    snprintf(src, sizeof(src), "%s/helper_sentinel_kind", dir);
+    ASSERT_TRUE((fd = mkstemp(copy)) >= 0);
+    close(fd);
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", src, copy);
+    ASSERT_EQ(0, system(cmd));
+    ASSERT_EQ(0, chmod(copy, 0755));
+    kind = sentinel_kind_as_nobody(copy);
+    if (kind == NULL) {
+        unlink(copy);
+        check_skip("nobody cannot run a program in /tmp here");
+    }
+    ASSERT_STREQ("pipe\n", kind); /* not setuid: the variable is obeyed */
+    ASSERT_EQ(0, chmod(copy, 04755));
+    kind = sentinel_kind_as_nobody(copy);
+    unlink(copy);
+    ASSERT_TRUE(kind != NULL);
+    ASSERT_STREQ("anon\n", kind);
+}
+
 /* Many children that end as soon as they have answered: the answer and the
  * end can arrive together, and must still count as an answer. */
 TEST(many_short_spawn_and_forkserver_children)
