@@ -467,8 +467,11 @@ typedef struct mp_conn mp_conn;
 
 /*
  * How a send on a one-way pipe keeps SIGPIPE away (a duplex pipe is a socket
- * and needs nothing).  MP_SIGPIPE_IGNORE, the default, is CPython's: the
- * first such send in a process turns SIGPIPE from its default to ignored (a
+ * and needs nothing).  MP_SIGPIPE_IGNORE, the default, is CPython's: a
+ * child ignores SIGPIPE (at its default) from its start, as every CPython
+ * process does; in the main process, which libmp does not touch merely by
+ * being linked, the first such send turns SIGPIPE from its default to
+ * ignored (a
  * handler of the program's own, or SIG_IGN, is left alone, and a handler
  * then runs on a broken pipe), and each send is one write(2).  A program
  * that sets SIGPIPE back to its default afterwards is killed by a send to a

@@ -225,6 +225,13 @@ static void sigpipe_ignore_once(void)
     atomic_store_explicit(&sigpipe_seen, true, memory_order_release);
 }
 
+void mp__sigpipe_child(void)
+{
+    if (atomic_load_explicit(&sigpipe_policy, memory_order_relaxed) ==
+        MP_SIGPIPE_IGNORE)
+        sigpipe_ignore_once();
+}
+
 /* writev() on a pipe under MP_SIGPIPE_KEEP: SIGPIPE blocked in this thread
  * meanwhile (a SIGPIPE from a write is sent to the writing thread); one this
  * write raised is taken back, one already pending is left alone. */

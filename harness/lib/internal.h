@@ -151,6 +151,10 @@ int mp__wait_ack(int sock, int pidfd, pid_t pid);
 mp_conn *mp__conn_wrap(int fd, unsigned flags);
 /* Another reference, released by mp_conn_free(). */
 mp_conn *mp__conn_ref(mp_conn *c);
+/* In a new child, under MP_SIGPIPE_IGNORE: SIGPIPE at its default becomes
+ * ignored, as in every CPython process (its interpreter does it at start,
+ * and a fork child inherits it). */
+void mp__sigpipe_child(void);
 /* process.c: drops the references a process holds on what it was handed
  * (once started: CPython's start() drops its args). */
 void mp__process_release_conns(mp_process *p);

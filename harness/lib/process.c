@@ -1052,6 +1052,7 @@ void mp__child_init(mp_process *self, int parent_fd)
     children = NULL;
     counter = 1;
     exiting = false;
+    mp__sigpipe_child();
     /* popen_fork: atexit._clear(); the parent's handlers are not ours. */
     free(handlers);
     handlers = NULL;

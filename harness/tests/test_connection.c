@@ -152,6 +152,47 @@ TEST(sigpipe_default_becomes_ignored_as_cpythons)
     mp_conn_free(w);
 }
 
+/* Writes to a pipe with no reader, with write(2): 0 if that was EPIPE. */
+MP_TARGET(write_to_a_broken_pipe)
+{
+    int fds[2];
+    ssize_t w;
+
+    (void)arg;
+    (void)len;
+    if (pipe(fds) < 0)
+        return 3;
+    close(fds[0]);
+    w = write(fds[1], "x", 1);
+    return w < 0 && errno == EPIPE ? 0 : 4;
+}
+
+/* Every CPython process ignores SIGPIPE (its interpreter does at start),
+ * so a child that writes to a broken pipe gets EPIPE, under every method.
+ * A libmp child does the same from its start: one used to die of SIGPIPE
+ * unless it had sent on a pipe first. */
+TEST(a_child_ignores_sigpipe_from_its_start)
+{
+    static const char *const methods[] = { "fork", "spawn", "forkserver" };
+
+    dispose_sigpipe(SIG_DFL);
+    for (int m = 0; m < 3; m++) {
+        mp_context *ctx;
+        mp_process *p;
+        int code = 99;
+
+        ASSERT_OK(mp_get_context(&ctx, methods[m]));
+        ASSERT_OK(mp_context_process_new(ctx, &p, "write_to_a_broken_pipe",
+                                         NULL, 0, NULL));
+        ASSERT_OK(mp_process_start(p));
+        ASSERT_OK(mp_process_join(p, 30));
+        ASSERT_EQ(1, mp_process_exitcode(p, &code));
+        ASSERT_EQ(0, code);
+        mp_process_free(p);
+    }
+    ASSERT_TRUE(sigpipe_disposition() == SIG_DFL); /* the parent's is its own */
+}
+
 static volatile sig_atomic_t sigpipes;
 
 static void count_sigpipe(int sig)
