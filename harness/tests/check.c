@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -90,6 +91,34 @@ double check_now(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int check_output(void (*child)(void *), void *arg, char *out, size_t size)
+{
+    size_t len = 0;
+    ssize_t n;
+    int fds[2], status = -1;
+    pid_t pid;
+
+    if (pipe(fds) < 0 || (pid = fork()) < 0)
+        check_fail(__FILE__, __LINE__, "pipe or fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        child(arg);
+        _exit(127);
+    }
+    close(fds[1]);
+    while (len + 1 < size &&
+           ((n = read(fds[0], out + len, size - 1 - len)) > 0 ||
+            (n < 0 && errno == EINTR)))
+        len += n > 0 ? (size_t)n : 0;
+    out[len] = '\0';
+    close(fds[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return status;
 }
 
 double check_slowdown(void)

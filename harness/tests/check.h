@@ -33,6 +33,11 @@ void check_say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 _Noreturn void check_skip(const char *reason);
 /* CHECK_SLOWDOWN: multiply the upper bounds of timing windows by this. */
 double check_slowdown(void);
+/* Forks a child whose stdout is a pipe and calls child(arg) there (it
+ * execs, or _exit()s; returning is _exit(127)); reads what the child and
+ * its descendants write until EOF into out (NUL-terminated, at most size -
+ * 1 bytes) and returns the child's wait status. */
+int check_output(void (*child)(void *), void *arg, char *out, size_t size);
 /* CLOCK_MONOTONIC seconds, for measuring durations in tests. */
 double check_now(void);
 

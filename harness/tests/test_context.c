@@ -277,57 +277,50 @@ TEST(forkserver_restarts_after_being_killed)
     ASSERT_TRUE(atol(got + 20) != server);
 }
 
+struct no_main_run {
+    const char *helper, *method, *hangfile;
+};
+
+/* In check_output()'s child: a PID namespace where the kernel allows one,
+ * whose first process runs the helper, so that whatever it leaves dies
+ * with it. */
+static void no_main_child(void *arg)
+{
+    const struct no_main_run *nm = arg;
+    int status;
+    pid_t init;
+
+    if (unshare(CLONE_NEWPID) < 0)
+        (void)unshare(CLONE_NEWUSER | CLONE_NEWPID);
+    if ((init = fork()) == 0) {
+        setenv("MP_NO_MAIN_METHOD", nm->method, 1);
+        unsetenv("MP_NO_MAIN_DEPTH");
+        if (nm->hangfile != NULL) {
+            setenv("MP_NO_MAIN_HANG", nm->hangfile, 1);
+            setenv("LIBMP_START_TIMEOUT", "1", 1);
+        }
+        execl(nm->helper, nm->helper, (char *)NULL);
+        _exit(127);
+    }
+    while (waitpid(init, &status, 0) < 0 && errno == EINTR)
+        ;
+    _exit(0);
+}
+
 /* Runs the helper that forgets mp_main() (MP_NO_MAIN_HELPER) with the
  * given method and, if hangfile is set, in hang mode; returns its stdout.
- * It runs in a PID namespace of its own where the kernel allows one, so
- * that whatever it leaves dies with it; its depth guard bounds it anyway.
- * *secs gets how long it ran. */
+ * Its depth guard bounds it even without a PID namespace.  *secs gets how
+ * long it ran. */
 static char *run_no_main(const char *method, const char *hangfile,
                          double *secs)
 {
-    const char *helper = getenv("MP_NO_MAIN_HELPER");
     static char out[4096];
-    size_t len = 0;
-    int fds[2], status;
+    struct no_main_run nm = { getenv("MP_NO_MAIN_HELPER"), method, hangfile };
     double t0 = check_now();
-    ssize_t n;
-    pid_t pid;
 
-    if (helper == NULL)
+    if (nm.helper == NULL)
         check_skip("MP_NO_MAIN_HELPER is not set (run through make check)");
-    ASSERT_EQ(0, pipe(fds));
-    pid = fork();
-    ASSERT_TRUE(pid >= 0);
-    if (pid == 0) {
-        pid_t init;
-        if (unshare(CLONE_NEWPID) < 0)
-            (void)unshare(CLONE_NEWUSER | CLONE_NEWPID);
-        init = fork();
-        if (init == 0) {
-            dup2(fds[1], 1);
-            close(fds[0]);
-            close(fds[1]);
-            setenv("MP_NO_MAIN_METHOD", method, 1);
-            unsetenv("MP_NO_MAIN_DEPTH");
-            if (hangfile != NULL) {
-                setenv("MP_NO_MAIN_HANG", hangfile, 1);
-                setenv("LIBMP_START_TIMEOUT", "1", 1);
-            }
-            execl(helper, helper, (char *)NULL);
-            _exit(127);
-        }
-        close(fds[1]);
-        while (waitpid(init, &status, 0) < 0 && errno == EINTR)
-            ;
-        _exit(0);
-    }
-    close(fds[1]);
-    while (len + 1 < sizeof(out) &&
-           (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
-        len += (size_t)n;
-    out[len] = '\0';
-    waitpid(pid, &status, 0);
-    close(fds[0]);
+    check_output(no_main_child, &nm, out, sizeof(out));
     *secs = check_now() - t0;
     return out;
 }
@@ -510,36 +503,23 @@ TEST(target_argument_is_the_same_under_every_method)
     }
 }
 
+/* In check_output()'s child: runs the program as nobody with
+ * LIBMP_NO_PIDFD=1 (126: cannot become nobody). */
+static void run_as_nobody(void *path)
+{
+    setenv("LIBMP_NO_PIDFD", "1", 1);
+    if (setgid(65534) < 0 || setuid(65534) < 0)
+        _exit(126);
+    execl(path, path, (char *)NULL);
+}
+
 /* Runs `path` as nobody with LIBMP_NO_PIDFD=1; returns the first 4 bytes of
  * what its sentinel is ("anon", "pipe"), or NULL if nobody cannot run it. */
-static const char *sentinel_kind_as_nobody(const char *path)
+static const char *sentinel_kind_as_nobody(char *path)
 {
     static char out[64];
-    size_t len = 0;
-    ssize_t n;
-    int fds[2], status;
-    pid_t pid;
+    int status = check_output(run_as_nobody, path, out, sizeof(out));
 
-    ASSERT_EQ(0, pipe(fds));
-    pid = fork();
-    ASSERT_TRUE(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        setenv("LIBMP_NO_PIDFD", "1", 1);
-        if (setgid(65534) < 0 || setuid(65534) < 0)
-            _exit(126);
-        execl(path, path, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    while (len + 1 < sizeof(out) &&
-           (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
-        len += (size_t)n;
-    out[len] = '\0';
-    close(fds[0]);
-    ASSERT_EQ(pid, waitpid(pid, &status, 0));
     if (!WIFEXITED(status) || WEXITSTATUS(status) >= 126)
         return NULL;
     ASSERT_EQ(0, WEXITSTATUS(status));

@@ -1690,35 +1690,19 @@ TEST(mp_atexit_handlers_belong_to_their_process)
 /* At exit, the main process flushes its output before it joins its
  * children, as CPython's does: with stdout a pipe, its last line comes
  * before a line its child prints later (it came after). */
+static void exec_path(void *path)
+{
+    execl(path, path, (char *)NULL);
+}
+
 TEST(main_flushes_before_joining_children_at_exit)
 {
     const char *dir = getenv("MP_HELPERS");
     char path[512], out[256];
-    size_t len = 0;
-    ssize_t n;
-    int fds[2], status;
-    pid_t pid;
 
     if (dir == NULL)
         check_skip("MP_HELPERS is not set (run through make check)");
     snprintf(path, sizeof(path), "%s/helper_exit_order", dir);
-    ASSERT_EQ(0, pipe(fds));
-    pid = fork();
-    ASSERT_TRUE(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(path, path, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    while (len + 1 < sizeof(out) &&
-           (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
-        len += (size_t)n;
-    out[len] = '\0';
-    close(fds[0]);
-    ASSERT_EQ(pid, waitpid(pid, &status, 0));
-    ASSERT_EQ(0, status);
+    ASSERT_EQ(0, check_output(exec_path, path, out, sizeof(out)));
     ASSERT_STREQ("parent last line\nchild\n", out);
 }
