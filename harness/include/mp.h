@@ -529,7 +529,13 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * first) grows when a message does not fit, up to 4 GiB of backlog (beyond
  * that a put waits for room, or returns MP_EFULL if it may not wait); its
  * memory stays at its high-water mark until the last process frees the
- * queue.  A blocking put that finds the ring full while consumers are
+ * queue.  Each process reserves address space for the ring to grow in:
+ * 1 GiB, or under RLIMIT_AS (ulimit -v) an eighth of what the limit leaves,
+ * never less than the ring needs; a ring that outgrows it is mapped again,
+ * larger.  Where RLIMIT_AS leaves no room for a larger ring, a put waits for
+ * room as at 4 GiB (-ENOMEM if the message could never fit the ring), and a
+ * process that cannot map a ring that another one grew gets -ENOMEM from
+ * put and get.  A blocking put that finds the ring full while consumers are
  * draining it (a get within the last 10 ms) first waits for them, 20 ms at
  * most, so that a ring a slightly slower consumer keeps up with stays small
  * and in the cache; it never waits for consumers that are not getting (then
