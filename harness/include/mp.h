@@ -347,7 +347,10 @@ int mp_process_sentinel(mp_process *p);
  * been reaped (CPython ignores ProcessLookupError).  MP_ENOPOPENTERM /
  * MP_ENOPOPENKILL before start, MP_ECLOSED after close.
  * Beyond CPython: the signal goes through the pidfd (pidfd_send_signal), so it
- * can never reach an unrelated process that reused the pid.
+ * can never reach an unrelated process that reused the pid.  A forkserver
+ * child's pidfd is opened for the call (its parent keeps only the sentinel):
+ * -EMFILE if no descriptor is free; a child whose server died is taken as
+ * ended and not signalled.
  */
 int mp_process_terminate(mp_process *p);
 int mp_process_kill(mp_process *p);

@@ -9,9 +9,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -606,4 +609,98 @@ TEST(sentinel_stays_readable_after_join)
             ASSERT_EQ(1, mp_wait(&fd, 1, 0, &ready));
         mp_process_free(p);
     }
+}
+
+/* Descriptors this process has open. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    ASSERT_TRUE(d != NULL);
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own */
+}
+
+/* Waits for a word on the queue it was handed, then exits with the code
+ * it was given. */
+MP_TARGET(exit_when_told)
+{
+    long long word;
+    int code;
+
+    if (len != sizeof(code) || mp_child_queue(0) == NULL ||
+        mp_queue_get_i64(mp_child_queue(0), &word, 60) < 0)
+        return 99;
+    memcpy(&code, arg, sizeof(code));
+    return code;
+}
+
+/* Whether libmp runs on pidfds here (not on its pipe fallback: forced by
+ * LIBMP_NO_PIDFD, or no pidfd_open, as under valgrind 3.19). */
+static bool libmp_uses_pidfds(void)
+{
+    const char *off = getenv("LIBMP_NO_PIDFD");
+    int fd;
+
+    if (off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)
+        return false;
+    fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+/* A running forkserver child costs its parent one descriptor (CPython's
+ * costs one: its sentinel), so a parent under a low RLIMIT_NOFILE can run
+ * many at once; signals still reach them, and exit codes come back.  (The
+ * pipe fallback adds the child's parent sentinel, as for fork.) */
+TEST(forkserver_children_cost_one_descriptor_each)
+{
+    enum { N = 40, FIRST = 8 };
+    int per = libmp_uses_pidfds() ? 1 : 2;
+    mp_context *ctx;
+    mp_process *p[N];
+    mp_queue *go;
+    struct rlimit rl;
+    int before = 0;
+
+    ASSERT_OK(mp_get_context(&ctx, "forkserver"));
+    ASSERT_OK(mp_queue_new(&go, 0));
+    for (int i = 0; i < N; i++) {
+        int code = 10 + i;
+
+        if (i == 1) /* the server is running: from here on, children only */
+            before = open_fds();
+        if (i == FIRST) {
+            ASSERT_EQ(before + (FIRST - 1) * per, open_fds());
+            /* Room for the rest, one each, and a few to start them with:
+             * two each would not fit. */
+            ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+            rl.rlim_cur = (rlim_t)(open_fds() + (N - FIRST) * per + 12);
+            ASSERT_OK(setrlimit(RLIMIT_NOFILE, &rl));
+        }
+        ASSERT_OK(mp_context_process_new(ctx, &p[i], "exit_when_told", &code,
+                                         sizeof(code), NULL));
+        ASSERT_OK(mp_process_add_queue(p[i], go));
+        ASSERT_OK(mp_process_start(p[i]));
+    }
+    ASSERT_EQ(before + (N - 1) * per, open_fds());
+    for (int i = 0; i < N; i += 4)
+        ASSERT_OK(mp_process_terminate(p[i]));
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(mp_queue_put_i64(go, i));
+    for (int i = 0; i < N; i++) {
+        int code = -1;
+
+        ASSERT_EQ(0, mp_process_join(p[i], 60.0));
+        ASSERT_EQ(1, mp_process_exitcode(p[i], &code));
+        ASSERT_EQ(i % 4 == 0 ? -SIGTERM : 10 + i, code);
+        mp_process_free(p[i]);
+    }
+    mp_queue_free(go);
 }
