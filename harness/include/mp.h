@@ -389,6 +389,9 @@ mp_process *mp_parent_process(void);
  * active_children(): reaps finished children, then sets *out to a new array
  * of the children still running (each a new reference) and *n to its length.
  * Release with mp_process_list_free().  Order is unspecified, as in CPython.
+ * It (and start()) also reaps this process's fork server if that has died,
+ * as does seeing the end of one of the server's children; CPython's stays a
+ * zombie until the next forkserver start().
  */
 int mp_active_children(mp_process ***out, size_t *n);
 void mp_process_list_free(mp_process **list, size_t n);

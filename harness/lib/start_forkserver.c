@@ -271,6 +271,33 @@ out:
     return r;
 }
 
+/* A server that died (SIGKILL, say) is a zombie of ours until reaped: this
+ * reaps it without waiting, from where libmp reaps children anyway, and
+ * when a child's sentinel shows that its server is gone.  A thread that
+ * holds the lock is dealing with the server already. */
+void mp__forkserver_reap(void)
+{
+    siginfo_t si = { 0 };
+    int r;
+
+    if (pthread_mutex_trylock(&server.lock) != 0)
+        return;
+    if (server.pid > 0 && server.owner == getpid()) {
+        do
+            r = server.pidfd >= 0
+                    ? waitid(P_PIDFD, (id_t)server.pidfd, &si,
+                             WEXITED | WNOHANG)
+                    : waitid(P_PID, (id_t)server.pid, &si,
+                             WEXITED | WNOHANG);
+        while (r < 0 && errno == EINTR);
+        if (r == 0 && si.si_pid != 0) {
+            server.pid = 0; /* reaped: server_end() must not wait */
+            server_forget();
+        }
+    }
+    pthread_mutex_unlock(&server.lock);
+}
+
 void mp__forkserver_stop(void)
 {
     pthread_mutex_lock(&server.lock);
@@ -347,6 +374,8 @@ static int fs_reap(mp_process *p, double timeout)
         return 0;
     /* CPython: a server that died before telling gives 255. */
     p->code = n == sizeof(code) ? code : 255;
+    if (n == 0)
+        mp__forkserver_reap();
     __atomic_store_n(&p->has_code, true, __ATOMIC_RELEASE);
     return 1;
 }

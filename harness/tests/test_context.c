@@ -704,3 +704,104 @@ TEST(forkserver_children_cost_one_descriptor_each)
     }
     mp_queue_free(go);
 }
+
+/* Whether pid is a zombie child of this process (/proc/PID/stat). */
+static bool zombie_child(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+        return false;
+    return p[2] == 'Z' && atol(p + 4) == (long)getpid();
+}
+
+/* Starts a forkserver child that blocks, kills the server with SIGKILL and
+ * waits until it is dead, a zombie of ours: its pid in *server, the child's
+ * pidfd (opened while the server, its OS parent, still held it) in
+ * *child_fd. */
+static mp_process *kill_the_server(pid_t *server, int *child_fd)
+{
+    char path[64], buf[512], *s;
+    mp_context *ctx;
+    mp_process *p;
+    pid_t pid;
+    int fd;
+    ssize_t n;
+    struct pollfd pfd = { .events = POLLIN };
+
+    ASSERT_OK(mp_get_context(&ctx, "forkserver"));
+    ASSERT_OK(mp_context_process_new(ctx, &p, "block_forever", NULL, 0,
+                                     NULL));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_OK(mp_process_pid(p, &pid));
+    *child_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (*child_fd < 0)
+        check_skip("no pidfd_open here (valgrind < 3.20?)");
+    /* The child's OS parent is the server. */
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    ASSERT_TRUE((fd = open(path, O_RDONLY)) >= 0);
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    ASSERT_TRUE((s = strrchr(buf, ')')) != NULL);
+    *server = (pid_t)atol(s + 4);
+    ASSERT_TRUE(*server > 0 && *server != getpid());
+    pfd.fd = (int)syscall(SYS_pidfd_open, *server, 0);
+    ASSERT_TRUE(pfd.fd >= 0);
+    ASSERT_OK(kill(*server, SIGKILL));
+    ASSERT_EQ(1, poll(&pfd, 1, 10000)); /* dead: now a zombie */
+    close(pfd.fd);
+    ASSERT_TRUE(zombie_child(*server));
+    return p;
+}
+
+static void end_orphan(int child_fd)
+{
+    struct pollfd pfd = { .fd = child_fd, .events = POLLIN };
+
+    ASSERT_OK((int)syscall(SYS_pidfd_send_signal, child_fd, SIGKILL, NULL,
+                           0));
+    ASSERT_EQ(1, poll(&pfd, 1, 10000));
+    close(child_fd);
+}
+
+/* A fork server killed with SIGKILL does not stay a zombie of ours: the
+ * calls that reap finished children (here active_children()) reap it. */
+TEST(a_killed_server_is_reaped_by_active_children)
+{
+    mp_process **list;
+    size_t n;
+    pid_t server;
+    int child_fd;
+    mp_process *p = kill_the_server(&server, &child_fd);
+
+    ASSERT_OK(mp_active_children(&list, &n));
+    mp_process_list_free(list, n);
+    ASSERT_TRUE(!zombie_child(server));
+    end_orphan(child_fd);
+    mp_process_free(p);
+}
+
+/* ... and so does joining a child of that server, which then reports 255
+ * (CPython's code for a server that died before telling). */
+TEST(a_killed_server_is_reaped_when_its_childs_end_is_seen)
+{
+    pid_t server;
+    int child_fd, code = -1;
+    mp_process *p = kill_the_server(&server, &child_fd);
+
+    ASSERT_EQ(0, mp_process_join(p, 30.0));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(255, code);
+    ASSERT_TRUE(!zombie_child(server));
+    end_orphan(child_fd);
+    mp_process_free(p);
+}
