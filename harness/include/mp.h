@@ -366,7 +366,10 @@ int mp_process_sentinel(mp_process *p);
  * been reaped (CPython ignores ProcessLookupError).  MP_ENOPOPENTERM /
  * MP_ENOPOPENKILL before start, MP_ECLOSED after close.
  * Beyond CPython: the signal goes through the pidfd (pidfd_send_signal), so it
- * can never reach an unrelated process that reused the pid.
+ * can never reach an unrelated process that reused the pid.  A forkserver
+ * child's pidfd is opened for the call (its parent keeps only the sentinel):
+ * -EMFILE if no descriptor is free; a child whose server died is taken as
+ * ended and not signalled.
  */
 int mp_process_terminate(mp_process *p);
 int mp_process_kill(mp_process *p);
@@ -415,6 +418,9 @@ mp_process *mp_parent_process(void);
  * active_children(): reaps finished children, then sets *out to a new array
  * of the children still running (each a new reference) and *n to its length.
  * Release with mp_process_list_free().  Order is unspecified, as in CPython.
+ * It (and start()) also reaps this process's fork server if that has died,
+ * as does seeing the end of one of the server's children; CPython's stays a
+ * zombie until the next forkserver start().
  */
 int mp_active_children(mp_process ***out, size_t *n);
 void mp_process_list_free(mp_process **list, size_t n);
@@ -563,7 +569,13 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * first) grows when a message does not fit, up to 4 GiB of backlog (beyond
  * that a put waits for room, or returns MP_EFULL if it may not wait); its
  * memory stays at its high-water mark until the last process frees the
- * queue.  A blocking put that finds the ring full while consumers are
+ * queue.  Each process reserves address space for the ring to grow in:
+ * 1 GiB, or under RLIMIT_AS (ulimit -v) an eighth of what the limit leaves,
+ * never less than the ring needs; a ring that outgrows it is mapped again,
+ * larger.  Where RLIMIT_AS leaves no room for a larger ring, a put waits for
+ * room as at 4 GiB (-ENOMEM if the message could never fit the ring), and a
+ * process that cannot map a ring that another one grew gets -ENOMEM from
+ * put and get.  A blocking put that finds the ring full while consumers are
  * draining it (a get within the last 10 ms) first waits for them, 20 ms at
  * most, so that a ring a slightly slower consumer keeps up with stays small
  * and in the cache; it never waits for consumers that are not getting (then

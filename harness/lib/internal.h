@@ -169,6 +169,9 @@ mp_conn *mp__child_conn_raw(size_t i);
 _Noreturn void mp__forkserver_main(void);
 /* At exit: ends the fork server this process started, and reaps it. */
 void mp__forkserver_stop(void);
+/* Reaps the fork server this process started if it has died, without
+ * waiting (for the places that reap finished children). */
+void mp__forkserver_reap(void);
 
 /* process.c */
 mp_process *mp__process_ref(mp_process *p);

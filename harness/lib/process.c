@@ -255,6 +255,7 @@ static void cleanup(void)
     mp_process *done = NULL, *p, *next;
     pid_t self = getpid();
 
+    mp__forkserver_reap(); /* a server that was killed, say */
     pthread_mutex_lock(&reg_lock);
     for (p = children; p != NULL; p = next) {
         next = p->next;

@@ -3,8 +3,9 @@
  * ring in shared memory.
  *
  * A queue is a memfd: a header page, then a ring of records (an 8-byte
- * length, then the bytes, padded to 8).  Every process maps the memfd once,
- * with room for the ring to grow (the file grows; the mapping never moves).
+ * length, then the bytes, padded to 8).  Every process maps the memfd with
+ * room for the ring to grow (the file grows; see "views" for a ring that
+ * outgrows a process's mapping).
  * Positions (head, tail) count bytes from the queue's birth and never wrap
  * in practice; a position's place in the ring is (pos - base) mod cap, where
  * (cap, base) is the current layout.
@@ -41,6 +42,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -67,7 +69,9 @@
 #define QMAGIC 0x657565517062696cULL /* "libmpQue" */
 #define QVERSION 4
 #define HDR_SIZE 4096
-#define RESERVE (4ULL << 30) /* the most the ring may grow to */
+#define MAX_CAP (4ULL << 30) /* the most the ring may grow to */
+#define VIEW_MAX (1ULL << 30) /* the most a process reserves for a ring
+                                 ahead of its need (see reserve_size) */
 #define INITIAL_CAP (256u * 1024)
 #define MAX_MSG (1ULL << 30)
 #define SPIN 512
@@ -125,7 +129,7 @@ struct shared {
     _Atomic uint64_t magic; /* stored last, a release: the header is whole */
     uint32_t version, kind;
     int64_t maxsize; /* <= 0: unbounded */
-    uint64_t reserve;
+    uint64_t max_cap;
     _Atomic uint64_t file_size;
     _Atomic uint32_t gen; /* which layout[] is current */
     uint32_t mb;          /* 1: sleepers run membarrier(), committers need
@@ -162,15 +166,23 @@ struct shared {
 };
 
 _Static_assert(sizeof(struct shared) <= HDR_SIZE, "the header fits its page");
-_Static_assert(SIZE_MAX > HDR_SIZE + RESERVE, "a 64-bit address space");
+_Static_assert(SIZE_MAX > HDR_SIZE + MAX_CAP, "a 64-bit address space");
+
+#define OLD_VIEWS 16 /* each view at least doubles: 256 KiB to 4 GiB is 14 */
 
 struct mp_queue {
-    struct shared *s;
-    unsigned char *ring;  /* the data area, right after the header */
-    size_t map_len;
-    /* How much of the ring this process has made accessible: the rest of
-     * the reservation is PROT_NONE (tools that scan memory skip it). */
+    struct shared *s;     /* in the first view, which stays mapped */
+    /* The data area, right after the header in the current view: any view
+     * this process has made serves as well (see "views"). */
+    unsigned char *_Atomic ring;
+    /* How much of the ring this process has made accessible at `ring`:
+     * the rest of the view is PROT_NONE (tools that scan memory skip it). */
     _Atomic uint64_t access;
+    uint64_t view_len;    /* with view_lock held: the ring room of the
+                             current view */
+    struct { void *addr; size_t len; } old[OLD_VIEWS]; /* earlier views, in
+                             part: unmapped by mp_queue_free() */
+    int nold;
     mp_conn *handle;      /* owns the memfd; what a child is handed */
     enum qkind kind;
     _Atomic bool closed;  /* close() may race another thread's put */
@@ -234,16 +246,30 @@ static _Thread_local uint64_t my_start; /* 0: may not hold a bias */
 static _Thread_local uint64_t my_ns, my_tns;
 static atomic_int proc_mb;   /* 0: not set up; 1: registered; -1: cannot */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+/* Serialises the changes to a process's views of queues (see "views"); a
+ * fork child gets it free. */
+static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&view_lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&view_lock);
+}
 
 static void atfork_child(void)
 {
     my_token = 0;
     atomic_store(&proc_mb, 0);
+    pthread_mutex_unlock(&view_lock);
 }
 
 static void register_atfork(void)
 {
-    pthread_atfork(NULL, NULL, atfork_child);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 /* Before main(), so that the handler runs before any a user registered
@@ -966,29 +992,37 @@ static size_t phys(const struct layout *l, uint64_t pos)
     return (size_t)((pos - l->base) & (l->cap - 1));
 }
 
+/* After ensure_access() for the layout's cap: any view will do. */
+static unsigned char *ring_of(const mp_queue *q)
+{
+    return atomic_load_explicit(&q->ring, memory_order_relaxed);
+}
+
 static void ring_write(mp_queue *q, const struct layout *l, uint64_t pos,
                        const void *src, size_t n)
 {
+    unsigned char *ring = ring_of(q);
     size_t at = phys(l, pos), first = l->cap - at;
 
     if (n <= first) {
-        memcpy(q->ring + at, src, n);
+        memcpy(ring + at, src, n);
     } else {
-        memcpy(q->ring + at, src, first);
-        memcpy(q->ring, (const char *)src + first, n - first);
+        memcpy(ring + at, src, first);
+        memcpy(ring, (const char *)src + first, n - first);
     }
 }
 
 static void ring_read(const mp_queue *q, const struct layout *l, uint64_t pos,
                       void *dst, size_t n)
 {
+    unsigned char *ring = ring_of(q);
     size_t at = phys(l, pos), first = l->cap - at;
 
     if (n <= first) {
-        memcpy(dst, q->ring + at, n);
+        memcpy(dst, ring + at, n);
     } else {
-        memcpy(dst, q->ring + at, first);
-        memcpy((char *)dst + first, q->ring, n - first);
+        memcpy(dst, ring + at, first);
+        memcpy((char *)dst + first, ring, n - first);
     }
 }
 
@@ -1009,15 +1043,162 @@ static int ensure_file(mp_queue *q, uint64_t cap)
     return 0;
 }
 
-/* Makes the first cap bytes of the ring accessible in this process. */
+/*
+ * views
+ *
+ * A process maps the queue (header and ring) with more address space than
+ * the ring needs (reserve_size()), PROT_NONE, and opens it up as the ring
+ * grows: the mapping does not move, whoever grew the ring.  When the ring
+ * outgrows that reservation, in whatever process, the process maps the
+ * memfd again, larger, and switches `ring` to the new view.  Another thread
+ * of the process may still be copying through the old view (under the
+ * other side's lock), so the old view stays mapped, but only as far as it
+ * was accessible: its PROT_NONE rest, which nobody can be using, is given
+ * back at once, the rest when this process next grows the ring holding
+ * both sides.  Both views map the same file, so a copy may go through
+ * either.  The header is always read through the first view.  Views change
+ * under view_lock and one of the queue's sides; the fast path only compares
+ * `access` with the layout's cap.
+ */
+
+/* Bytes of address space this process has mapped (0: unknown). */
+static uint64_t vm_size(void)
+{
+    unsigned long long pages = 0;
+    char buf[128];
+    ssize_t n;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    if (sscanf(buf, "%llu", &pages) != 1)
+        return 0;
+    return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * How much ring to reserve address space for when the ring needs `need`
+ * bytes now (a power of two): VIEW_MAX, or under RLIMIT_AS no more than an
+ * eighth of what the limit leaves (so that other queues and the program
+ * still fit), as a power of two; never less than need.
+ */
+static uint64_t reserve_size(uint64_t need)
+{
+    struct rlimit rl;
+    uint64_t r = VIEW_MAX;
+
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        uint64_t used = vm_size(), limit = (uint64_t)rl.rlim_cur;
+        uint64_t room = limit > used ? limit - used : 0;
+
+        while (r > room / 8 && r > need)
+            r /= 2;
+    }
+    return r > need ? r : need;
+}
+
+/* A new view with room for a ring of `len` bytes (first the reservation
+ * the limit allows, then exactly `need`): its base, or MAP_FAILED. */
+static void *map_view(int fd, uint64_t need, uint64_t *len)
+{
+    void *m;
+
+    *len = reserve_size(need);
+    m = mmap(NULL, HDR_SIZE + *len, PROT_NONE, MAP_SHARED | MAP_NORESERVE,
+             fd, 0);
+    if (m == MAP_FAILED && errno == ENOMEM && *len > need) {
+        *len = need;
+        m = mmap(NULL, HDR_SIZE + need, PROT_NONE,
+                 MAP_SHARED | MAP_NORESERVE, fd, 0);
+    }
+    return m;
+}
+
+static int view_grow(mp_queue *q, uint64_t cap)
+{
+    unsigned char *ring = atomic_load(&q->ring), *nring;
+    uint64_t acc = atomic_load(&q->access), len;
+    void *m;
+
+    if (acc >= cap) /* another thread did it */
+        return 0;
+    if (cap <= q->view_len) {
+        if (mprotect(ring, cap, PROT_READ | PROT_WRITE) < 0)
+            return -errno;
+        atomic_store(&q->access, cap);
+        return 0;
+    }
+    if (q->nold == OLD_VIEWS) /* cannot happen: views at least double */
+        return -ENOMEM;
+    m = map_view(mp_conn_fileno(q->handle), cap, &len);
+    if (m == MAP_FAILED)
+        return -errno;
+    nring = (unsigned char *)m + HDR_SIZE;
+    if (mprotect(nring, cap, PROT_READ | PROT_WRITE) < 0) {
+        int r = -errno;
+        munmap(m, HDR_SIZE + len);
+        return r;
+    }
+    /* The ring first: a thread that sees the new access sees it. */
+    atomic_store(&q->ring, nring);
+    atomic_store(&q->access, cap);
+    if (q->view_len > acc)
+        munmap(ring + acc, q->view_len - acc);
+    q->old[q->nold].addr = ring - HDR_SIZE;
+    q->old[q->nold++].len = HDR_SIZE + acc;
+    q->view_len = len;
+    return 0;
+}
+
+/* Makes the first cap bytes of the ring accessible in this process: -ENOMEM
+ * if it has no room left for them. */
 static int ensure_access(mp_queue *q, uint64_t cap)
 {
+    int r;
+
     if (atomic_load(&q->access) >= cap)
         return 0;
-    if (mprotect(q->ring, cap, PROT_READ | PROT_WRITE) < 0)
-        return -errno;
-    atomic_store(&q->access, cap); /* a race only repeats the call */
-    return 0;
+    pthread_mutex_lock(&view_lock);
+    r = view_grow(q, cap);
+    pthread_mutex_unlock(&view_lock);
+    return r;
+}
+
+/* With both sides held, so that no thread of this process is copying
+ * through an earlier view: unmaps them, but for the first view's header. */
+static void drop_old_views(mp_queue *q)
+{
+    pthread_mutex_lock(&view_lock);
+    for (int i = 0; i < q->nold; i++) {
+        size_t keep = i == 0 ? HDR_SIZE : 0;
+
+        if (q->old[i].len > keep)
+            munmap((unsigned char *)q->old[i].addr + keep,
+                   q->old[i].len - keep);
+    }
+    if (q->nold > 0) {
+        q->old[0].len = HDR_SIZE;
+        q->nold = 1;
+    }
+    pthread_mutex_unlock(&view_lock);
+}
+
+static void unmap_views(mp_queue *q)
+{
+    unsigned char *ring = atomic_load(&q->ring);
+
+    for (int i = 0; i < q->nold; i++)
+        munmap(q->old[i].addr, q->old[i].len);
+    if (ring != NULL)
+        munmap(ring - HDR_SIZE, HDR_SIZE + q->view_len);
+    q->nold = 0;
+    q->s = NULL;
+    atomic_store(&q->ring, NULL);
 }
 
 /*
@@ -1025,7 +1206,7 @@ static int ensure_access(mp_queue *q, uint64_t cap)
  * bytes.  When it holds records, takes the consumers' side as well, copies
  * them to [cap, cap + used) of the new layout (a part of the file the old
  * one never used), then switches.
- * 1: done; 0: the reserve is exhausted (wait for room); < 0: error.
+ * 1: done; 0: the ring may not grow (wait for room); < 0: error.
  */
 static int grow(mp_queue *q, uint64_t need, double deadline)
 {
@@ -1039,11 +1220,13 @@ static int grow(mp_queue *q, uint64_t need, double deadline)
     nl.cap = old.cap * 2;
     while (nl.cap < used + need)
         nl.cap *= 2;
-    if (nl.cap > s->reserve)
+    if (nl.cap > s->max_cap)
         return 0;
     if ((r = ensure_file(q, nl.cap)) < 0 ||
         (r = ensure_access(q, nl.cap)) < 0)
-        return r;
+        /* No room in this process's address space: wait for room, as at
+         * MAX_CAP, if the record fits the ring once it drains. */
+        return r == -ENOMEM && old.cap >= need ? 0 : r;
     if (used == 0) {
         /* Nobody reads an empty ring: no copy, no consumers' side. */
         nl.base = head;
@@ -1061,11 +1244,12 @@ static int grow(mp_queue *q, uint64_t need, double deadline)
 
         if (n > used - done)
             n = (size_t)(used - done);
-        memcpy(q->ring + phys(&nl, head + done), q->ring + at, n);
+        memcpy(ring_of(q) + phys(&nl, head + done), ring_of(q) + at, n);
         done += n;
     }
     s->layout[!g] = nl;
     atomic_store_explicit(&s->gen, !g, memory_order_release);
+    drop_old_views(q);
     side_unlock(&s->r, held);
     return 1;
 }
@@ -1115,14 +1299,12 @@ static bool head_reached(const struct shared *s, uint64_t want)
 
 static int map_queue(mp_queue *q, int fd)
 {
-    void *m;
+    void *m = map_view(fd, INITIAL_CAP, &q->view_len);
 
-    q->map_len = HDR_SIZE + RESERVE;
-    m = mmap(NULL, q->map_len, PROT_NONE, MAP_SHARED | MAP_NORESERVE, fd, 0);
     if (m == MAP_FAILED)
         return -errno;
     q->s = m;
-    q->ring = (unsigned char *)m + HDR_SIZE;
+    atomic_store(&q->ring, (unsigned char *)m + HDR_SIZE);
     if (mprotect(m, HDR_SIZE, PROT_READ | PROT_WRITE) < 0)
         return -errno;
     return 0;
@@ -1164,7 +1346,7 @@ static int queue_create(mp_queue **out, enum qkind kind, int maxsize)
     s->version = QVERSION;
     s->kind = kind;
     s->maxsize = maxsize > 0 ? maxsize : 0;
-    s->reserve = RESERVE;
+    s->max_cap = MAX_CAP;
     atomic_store(&s->file_size, HDR_SIZE + INITIAL_CAP);
     s->layout[0].cap = INITIAL_CAP;
     if ((r = init_mutex(&s->w.m)) < 0 || (r = init_mutex(&s->r.m)) < 0)
@@ -1198,8 +1380,7 @@ mp_queue *mp_queue_free(mp_queue *q)
 {
     if (q == NULL || q->borrowed)
         return NULL;
-    if (q->s != NULL)
-        munmap(q->s, q->map_len);
+    unmap_views(q);
     mp_conn_free(q->handle);
     free(q);
     return NULL;
@@ -1223,14 +1404,13 @@ static mp_queue *queue_attach(mp_conn *handle)
         goto fail;
     if (atomic_load(&q->s->magic) != QMAGIC ||
         q->s->version != QVERSION || q->s->kind > Q_SIMPLE ||
-        q->s->reserve != RESERVE)
+        q->s->max_cap != MAX_CAP)
         goto fail;
     q->kind = (enum qkind)q->s->kind;
     proc_ready();
     return q;
 fail:
-    if (q->s != NULL)
-        munmap(q->s, q->map_len);
+    unmap_views(q);
     free(q);
     return NULL;
 }

@@ -11,11 +11,28 @@
  * For each child, the parent sends a one-byte request carrying two
  * descriptors (SCM_RIGHTS): its end of a fresh stream socket, and its own
  * pidfd (the child's parent_process() sentinel).  On that stream socket the
- * parent sends the blob; the server forks the child, answers with the pid and
- * a pidfd of the child (so signals can never reach a recycled pid), and, once
- * it has reaped the child, its exit code.  The parent's sentinel is its end
- * of that socket: readable when the exit code arrives.  The server is small
+ * parent sends the blob; the server forks the child, answers with its pid,
+ * and when the child has ended sends its exit code and closes the socket.
+ * The parent's sentinel is its end of that socket: readable when the exit
+ * code arrives, or at EOF if the server died first.  The server is small
  * and fresh, so a child costs the same whatever the parent's size.
+ *
+ * That socket is all the parent holds for a running child: one descriptor,
+ * as CPython's sentinel, so RLIMIT_NOFILE bounds the children a parent can
+ * run as it does in CPython.  Signals still never reach a recycled pid:
+ * terminate() and kill() open a pidfd by the pid for the call, then look at
+ * the socket without reading it, and signal through the pidfd only if
+ * neither the exit code nor EOF is there.  The server sends the code and
+ * closes the socket before it reaps the child (waitid(WNOWAIT) first), and a
+ * dying server closes it before its children are handed to another reaper
+ * (but for a child it forks at that instant, which closes its copies of the
+ * sockets a few instructions later); so while the socket is silent the pid is not free, and a pidfd opened
+ * before that look names the child for good.  The call needs a descriptor
+ * free (EMFILE rather than a signal by pid).  The alternatives: a pidfd
+ * kept for each child costs a second descriptor; signals sent by the server
+ * on request would be asynchronous and need the server alive.  Without
+ * pidfds the look comes first and the signal goes by pid, as CPython's
+ * does: a window remains between the two.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -254,6 +271,33 @@ out:
     return r;
 }
 
+/* A server that died (SIGKILL, say) is a zombie of ours until reaped: this
+ * reaps it without waiting, from where libmp reaps children anyway, and
+ * when a child's sentinel shows that its server is gone.  A thread that
+ * holds the lock is dealing with the server already. */
+void mp__forkserver_reap(void)
+{
+    siginfo_t si = { 0 };
+    int r;
+
+    if (pthread_mutex_trylock(&server.lock) != 0)
+        return;
+    if (server.pid > 0 && server.owner == getpid()) {
+        do
+            r = server.pidfd >= 0
+                    ? waitid(P_PIDFD, (id_t)server.pidfd, &si,
+                             WEXITED | WNOHANG)
+                    : waitid(P_PID, (id_t)server.pid, &si,
+                             WEXITED | WNOHANG);
+        while (r < 0 && errno == EINTR);
+        if (r == 0 && si.si_pid != 0) {
+            server.pid = 0; /* reaped: server_end() must not wait */
+            server_forget();
+        }
+    }
+    pthread_mutex_unlock(&server.lock);
+}
+
 void mp__forkserver_stop(void)
 {
     pthread_mutex_lock(&server.lock);
@@ -267,7 +311,7 @@ static int fs_launch(mp_process *p)
     char *blob = NULL;
     size_t len;
     int64_t pid;
-    int sock = -1, fd = -1, r;
+    int sock = -1, r;
     double deadline = mp__now() + mp__start_timeout();
 
     r = mp__blob_build(p, &blob, &len);
@@ -278,9 +322,9 @@ static int fs_launch(mp_process *p)
     free(blob);
     if (r < 0)
         goto fail;
-    /* The answer: the pid and a pidfd.  If we give up first, we close the
-     * socket; the server then cannot answer and kills the child before it
-     * has run anything. */
+    /* The answer: the pid.  If we give up first, we close the socket; the
+     * server then cannot answer and kills the child before it has run
+     * anything. */
     for (;;) {
         struct pollfd pfd = { .fd = sock, .events = POLLIN };
         double left = deadline - mp__now();
@@ -293,7 +337,7 @@ static int fs_launch(mp_process *p)
             r = -errno;
             goto fail;
         }
-        n = recv_fds(sock, &pid, sizeof(pid), &fd, 1, MSG_DONTWAIT);
+        n = recv_fds(sock, &pid, sizeof(pid), NULL, 0, MSG_DONTWAIT);
         if (n == sizeof(pid))
             break;
         if (n == 0 || (n > 0) || (n < 0 && n != -EAGAIN && n != -EINTR)) {
@@ -302,13 +346,10 @@ static int fs_launch(mp_process *p)
         }
     }
     p->pid = (pid_t)pid;
-    /* The server may have pidfds where we do not (under valgrind). */
-    p->pidfd = mp__use_pidfd() ? fd : mp__fd_close(fd);
     p->sentinel = sock;
     return 0;
 fail:
     mp__fd_close(sock);
-    mp__fd_close(fd);
     return r == MP_ENOMPMAIN ? MP_EFORKSERVER : r;
 }
 
@@ -333,6 +374,8 @@ static int fs_reap(mp_process *p, double timeout)
         return 0;
     /* CPython: a server that died before telling gives 255. */
     p->code = n == sizeof(code) ? code : 255;
+    if (n == 0)
+        mp__forkserver_reap();
     __atomic_store_n(&p->has_code, true, __ATOMIC_RELEASE);
     return 1;
 }
@@ -363,6 +406,39 @@ static int fs_wait(mp_process *p, double timeout)
     return r;
 }
 
+/* Whether the server has said nothing yet on the sentinel (neither the exit
+ * code nor EOF): then the child has not been reaped.  < 0: error. */
+static int silent(mp_process *p)
+{
+    int32_t code;
+    ssize_t n;
+
+    do
+        n = recv(p->sentinel, &code, sizeof(code), MSG_DONTWAIT | MSG_PEEK);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -errno;
+    return 0;
+}
+
+/* See the header: a pidfd opened before the sentinel was seen silent. */
+static int fs_send_signal(mp_process *p, int sig)
+{
+    int fd = -1, r;
+
+    if (__atomic_load_n(&p->has_code, __ATOMIC_ACQUIRE))
+        return 0;
+    if (mp__use_pidfd() && (fd = mp__pidfd_open(p->pid)) < 0)
+        return fd == -ESRCH ? 0 : fd; /* gone: reaped, or being reaped */
+    r = silent(p);
+    if (r > 0)
+        r = fd >= 0 ? mp__pidfd_send_signal(fd, sig)
+                    : kill(p->pid, sig) < 0 ? -errno : 0;
+    mp__fd_close(fd);
+    /* CPython: ProcessLookupError is ignored (the child already exited). */
+    return r == -ESRCH ? 0 : r;
+}
+
 static void fs_close(mp_process *p)
 {
     p->sentinel = mp__fd_close(p->sentinel);
@@ -374,7 +450,7 @@ const struct mp_start_ops mp__start_forkserver = {
     .name = "forkserver",
     .launch = fs_launch,
     .wait = fs_wait,
-    .send_signal = mp__fork_send_signal, /* the same pidfd rule */
+    .send_signal = fs_send_signal,
     .close = fs_close,
 };
 
@@ -388,13 +464,24 @@ struct kid {
 static struct kid *kids;
 static size_t nkids, capkids;
 
+/* Tells each ended child's parent its exit code, and only then reaps the
+ * child: until the parent sees the code, the pid is not free (see the
+ * header). */
 static void report_exits(void)
 {
-    int status;
-    pid_t pid;
+    for (;;) {
+        siginfo_t si = { 0 };
+        pid_t pid;
+        int32_t code;
 
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        int32_t code = mp__status_to_code(status);
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if ((pid = si.si_pid) == 0)
+            break;
+        code = si.si_code == CLD_EXITED ? si.si_status : -si.si_status;
         for (size_t i = 0; i < nkids; i++)
             if (kids[i].pid == pid) {
                 send(kids[i].sock, &code, sizeof(code), MSG_NOSIGNAL);
@@ -402,6 +489,8 @@ static void report_exits(void)
                 kids[i] = kids[--nkids];
                 break;
             }
+        while (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0 && errno == EINTR)
+            ;
     }
 }
 
@@ -414,7 +503,7 @@ static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
     struct timeval tv = { 10, 0 }; /* a client that stalls is dropped */
     int gate[2] = { -1, -1 };
     char go;
-    int fds[64], pidfd = -1, nfds = 0;
+    int fds[64], nfds = 0;
     char byte, *blob = NULL;
     size_t len = 0;
     mp_process *self = NULL;
@@ -468,10 +557,9 @@ static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
         kids = grown;
         capkids = c;
     }
-    pidfd = mp__use_pidfd() ? mp__pidfd_open(pid) : -1;
     pid64 = pid;
-    if (send_fds(fds[0], &pid64, sizeof(pid64), &pidfd, pidfd >= 0 ? 1 : 0)
-        < 0 || write(gate[1], "g", 1) != 1) {
+    if (send_fds(fds[0], &pid64, sizeof(pid64), NULL, 0) < 0 ||
+        write(gate[1], "g", 1) != 1) {
         kill(pid, SIGKILL); /* nobody will ever wait for it */
         close(fds[0]);
         fds[0] = -1;
@@ -493,7 +581,6 @@ out:
             mp__fd_close(fds[i]);
     }
     mp_process_free(self);
-    mp__fd_close(pidfd);
     mp__fd_close(fds[0]);
     mp__fd_close(fds[1]);
 }

@@ -9,9 +9,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -653,4 +656,199 @@ TEST(sentinel_stays_readable_after_join)
             ASSERT_EQ(1, mp_wait(&fd, 1, 0, &ready));
         mp_process_free(p);
     }
+}
+
+/* Descriptors this process has open. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    ASSERT_TRUE(d != NULL);
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own */
+}
+
+/* Waits for a word on the queue it was handed, then exits with the code
+ * it was given. */
+MP_TARGET(exit_when_told)
+{
+    long long word;
+    int code;
+
+    if (len != sizeof(code) || mp_child_queue(0) == NULL ||
+        mp_queue_get_i64(mp_child_queue(0), &word, 60) < 0)
+        return 99;
+    memcpy(&code, arg, sizeof(code));
+    return code;
+}
+
+/* Whether libmp runs on pidfds here (not on its pipe fallback: forced by
+ * LIBMP_NO_PIDFD, or no pidfd_open, as under valgrind 3.19). */
+static bool libmp_uses_pidfds(void)
+{
+    const char *off = getenv("LIBMP_NO_PIDFD");
+    int fd;
+
+    if (off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)
+        return false;
+    fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+/* A running forkserver child costs its parent one descriptor (CPython's
+ * costs one: its sentinel), so a parent under a low RLIMIT_NOFILE can run
+ * many at once; signals still reach them, and exit codes come back.  (The
+ * pipe fallback adds the child's parent sentinel, as for fork.) */
+TEST(forkserver_children_cost_one_descriptor_each)
+{
+    enum { N = 40, FIRST = 8 };
+    int per = libmp_uses_pidfds() ? 1 : 2;
+    mp_context *ctx;
+    mp_process *p[N];
+    mp_queue *go;
+    struct rlimit rl;
+    int before = 0;
+
+    ASSERT_OK(mp_get_context(&ctx, "forkserver"));
+    ASSERT_OK(mp_queue_new(&go, 0));
+    for (int i = 0; i < N; i++) {
+        int code = 10 + i;
+
+        if (i == 1) /* the server is running: from here on, children only */
+            before = open_fds();
+        if (i == FIRST) {
+            ASSERT_EQ(before + (FIRST - 1) * per, open_fds());
+            /* Room for the rest, one each, and a few to start them with:
+             * two each would not fit. */
+            ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+            rl.rlim_cur = (rlim_t)(open_fds() + (N - FIRST) * per + 12);
+            ASSERT_OK(setrlimit(RLIMIT_NOFILE, &rl));
+        }
+        ASSERT_OK(mp_context_process_new(ctx, &p[i], "exit_when_told", &code,
+                                         sizeof(code), NULL));
+        ASSERT_OK(mp_process_add_queue(p[i], go));
+        ASSERT_OK(mp_process_start(p[i]));
+    }
+    ASSERT_EQ(before + (N - 1) * per, open_fds());
+    for (int i = 0; i < N; i += 4)
+        ASSERT_OK(mp_process_terminate(p[i]));
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(mp_queue_put_i64(go, i));
+    for (int i = 0; i < N; i++) {
+        int code = -1;
+
+        ASSERT_EQ(0, mp_process_join(p[i], 60.0));
+        ASSERT_EQ(1, mp_process_exitcode(p[i], &code));
+        ASSERT_EQ(i % 4 == 0 ? -SIGTERM : 10 + i, code);
+        mp_process_free(p[i]);
+    }
+    mp_queue_free(go);
+}
+
+/* Whether pid is a zombie child of this process (/proc/PID/stat). */
+static bool zombie_child(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+        return false;
+    return p[2] == 'Z' && atol(p + 4) == (long)getpid();
+}
+
+/* Starts a forkserver child that blocks, kills the server with SIGKILL and
+ * waits until it is dead, a zombie of ours: its pid in *server, the child's
+ * pidfd (opened while the server, its OS parent, still held it) in
+ * *child_fd. */
+static mp_process *kill_the_server(pid_t *server, int *child_fd)
+{
+    char path[64], buf[512], *s;
+    mp_context *ctx;
+    mp_process *p;
+    pid_t pid;
+    int fd;
+    ssize_t n;
+    struct pollfd pfd = { .events = POLLIN };
+
+    ASSERT_OK(mp_get_context(&ctx, "forkserver"));
+    ASSERT_OK(mp_context_process_new(ctx, &p, "block_forever", NULL, 0,
+                                     NULL));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_OK(mp_process_pid(p, &pid));
+    *child_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (*child_fd < 0)
+        check_skip("no pidfd_open here (valgrind < 3.20?)");
+    /* The child's OS parent is the server. */
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    ASSERT_TRUE((fd = open(path, O_RDONLY)) >= 0);
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    ASSERT_TRUE((s = strrchr(buf, ')')) != NULL);
+    *server = (pid_t)atol(s + 4);
+    ASSERT_TRUE(*server > 0 && *server != getpid());
+    pfd.fd = (int)syscall(SYS_pidfd_open, *server, 0);
+    ASSERT_TRUE(pfd.fd >= 0);
+    ASSERT_OK(kill(*server, SIGKILL));
+    ASSERT_EQ(1, poll(&pfd, 1, 10000)); /* dead: now a zombie */
+    close(pfd.fd);
+    ASSERT_TRUE(zombie_child(*server));
+    return p;
+}
+
+static void end_orphan(int child_fd)
+{
+    struct pollfd pfd = { .fd = child_fd, .events = POLLIN };
+
+    ASSERT_OK((int)syscall(SYS_pidfd_send_signal, child_fd, SIGKILL, NULL,
+                           0));
+    ASSERT_EQ(1, poll(&pfd, 1, 10000));
+    close(child_fd);
+}
+
+/* A fork server killed with SIGKILL does not stay a zombie of ours: the
+ * calls that reap finished children (here active_children()) reap it. */
+TEST(a_killed_server_is_reaped_by_active_children)
+{
+    mp_process **list;
+    size_t n;
+    pid_t server;
+    int child_fd;
+    mp_process *p = kill_the_server(&server, &child_fd);
+
+    ASSERT_OK(mp_active_children(&list, &n));
+    mp_process_list_free(list, n);
+    ASSERT_TRUE(!zombie_child(server));
+    end_orphan(child_fd);
+    mp_process_free(p);
+}
+
+/* ... and so does joining a child of that server, which then reports 255
+ * (CPython's code for a server that died before telling). */
+TEST(a_killed_server_is_reaped_when_its_childs_end_is_seen)
+{
+    pid_t server;
+    int child_fd, code = -1;
+    mp_process *p = kill_the_server(&server, &child_fd);
+
+    ASSERT_EQ(0, mp_process_join(p, 30.0));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(255, code);
+    ASSERT_TRUE(!zombie_child(server));
+    end_orphan(child_fd);
+    mp_process_free(p);
 }

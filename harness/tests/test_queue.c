@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1573,4 +1574,212 @@ TEST(a_ring_nobody_drains_grows_at_once)
     ASSERT_TRUE(mp__queue_capacity(fq) >= (16u << 20));
     ASSERT_EQ(4096, mp_queue_qsize(fq));
     mp_queue_free(fq);
+}
+
+/*
+ * Under an address-space limit (RLIMIT_AS, `ulimit -v`), queues reserve
+ * what the limit leaves: several can be made, their rings grow past
+ * 256 KiB and past what was reserved at first, and children that map the
+ * ring anew (a fork child attaching after the ring grew, a spawned child)
+ * get every message.  ASan and valgrind reserve terabytes of their own.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+enum { BIG_MSG = 4 << 20, BIG_COUNT = 40 }; /* 160 MiB of backlog */
+
+static void fill_big(unsigned char *m, size_t size, uint32_t i)
+{
+    for (size_t k = 0; k < size; k += 4096)
+        memcpy(m + k, &(uint32_t){ i * 2654435761u + (uint32_t)k }, 4);
+}
+
+/* Waits for a word on queue 1, then takes `count` messages of `size`
+ * bytes from queue 0 and checks them. */
+MP_TARGET(drain_checked)
+{
+    mp_queue *q = mp_child_queue(0), *go = mp_child_queue(1);
+    uint32_t hdr[2];
+    unsigned char *want, *got;
+    size_t n;
+    int r = 0;
+
+    if (len != sizeof(hdr) || q == NULL || go == NULL)
+        return 2;
+    memcpy(hdr, arg, sizeof(hdr));
+    want = malloc(hdr[1]);
+    got = malloc(hdr[1]);
+    if (want == NULL || got == NULL || mp_queue_get_into(go, want, 8, &n, 1,
+                                                         30) < 0)
+        r = 3;
+    for (uint32_t i = 0; r == 0 && i < hdr[0]; i++) {
+        memset(want, 0, hdr[1]);
+        fill_big(want, hdr[1], i);
+        if (mp_queue_get_into(q, got, hdr[1], &n, 1, 30) < 0)
+            r = 4;
+        else if (n != hdr[1] || memcmp(got, want, n) != 0)
+            r = 5;
+    }
+    free(want);
+    free(got);
+    return r;
+}
+
+static mp_process *start_drain(const char *method, mp_queue *q, mp_queue *go,
+                               uint32_t count, uint32_t size)
+{
+    uint32_t hdr[2] = { count, size };
+    mp_context *ctx;
+    mp_process *p;
+
+    ASSERT_OK(mp_get_context(&ctx, method));
+    ASSERT_OK(mp_context_process_new(ctx, &p, "drain_checked", hdr,
+                                     sizeof(hdr), NULL));
+    ASSERT_OK(mp_process_add_queue(p, q));
+    ASSERT_OK(mp_process_add_queue(p, go));
+    ASSERT_OK(mp_process_start(p));
+    return p;
+}
+
+static void put_checked(mp_queue *q, unsigned char *m, uint32_t count,
+                        uint32_t size)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        memset(m, 0, size);
+        fill_big(m, size, i);
+        ASSERT_OK(mp_queue_put(q, m, size, 1, 30));
+    }
+}
+
+static void join_zero(mp_process *p)
+{
+    int code = -1;
+
+    ASSERT_EQ(0, mp_process_join(p, 60));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(0, code);
+    mp_process_free(p);
+}
+
+/* Messages of 64 KiB to 64 MiB, each twice, sizes doubling: each record
+ * larger than half the ring grows it at once, past a first reservation
+ * while the other thread copies. */
+#define GROWING_SIZE(i) ((size_t)65536 << ((i) / 2))
+enum { GROWING_N = 22 };
+
+static void *drain_growing(void *arg)
+{
+    mp_queue *q = arg;
+    unsigned char *want = malloc(GROWING_SIZE(GROWING_N - 1));
+
+    for (uint32_t i = 0; want != NULL && i < GROWING_N; i++) {
+        void *got;
+        size_t n, size = GROWING_SIZE(i);
+
+        memset(want, 0, size);
+        fill_big(want, size, i);
+        if (mp_queue_get(q, &got, &n, 1, 30) < 0)
+            break;
+        if (n != size || memcmp(got, want, n) != 0) {
+            free(got);
+            break;
+        }
+        free(got);
+        if (i == GROWING_N - 1) {
+            free(want);
+            return q;
+        }
+    }
+    free(want);
+    return NULL;
+}
+
+TEST(queues_work_under_an_address_space_limit)
+{
+    enum { NQ = 6 };
+    unsigned long long pages = 0;
+    const char *preload = getenv("LD_PRELOAD");
+    unsigned char *m;
+    mp_queue *q[NQ], *go;
+    mp_process *fork_child, *spawn_child;
+    struct rlimit rl;
+    FILE *f;
+
+#ifdef UNDER_ASAN
+    check_skip("ASan reserves terabytes of shadow memory");
+#endif
+    if (preload != NULL && strstr(preload, "vgpreload") != NULL)
+        check_skip("valgrind's own memory counts against the limit");
+    f = fopen("/proc/self/statm", "r");
+    ASSERT_TRUE(f != NULL && fscanf(f, "%llu", &pages) == 1);
+    fclose(f);
+    ASSERT_OK(getrlimit(RLIMIT_AS, &rl));
+    rl.rlim_cur = pages * (unsigned long long)sysconf(_SC_PAGESIZE) +
+                  (1ULL << 30);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < rl.rlim_cur)
+        check_skip("the hard RLIMIT_AS is lower than this test needs");
+    ASSERT_OK(setrlimit(RLIMIT_AS, &rl));
+
+    ASSERT_OK(mp_queue_new(&go, 0));
+    for (int i = 0; i < NQ; i++)
+        ASSERT_OK(mp_queue_new(&q[i], 0));
+    ASSERT_TRUE((m = malloc(BIG_MSG)) != NULL);
+    /* Every queue's ring grows past 256 KiB, and its records wrap. */
+    for (int i = 0; i < NQ; i++) {
+        for (int round = 0; round < 3; round++) {
+            void *buf;
+            size_t n;
+
+            put_checked(q[i], m, 2, 1 << 20);
+            ASSERT_OK(mp_queue_get(q[i], &buf, &n, 1, 10));
+            ASSERT_EQ(1 << 20, n);
+            free(buf);
+            ASSERT_OK(mp_queue_get(q[i], &buf, &n, 1, 10));
+            free(buf);
+        }
+        ASSERT_TRUE(mp__queue_capacity(q[i]) >= (2u << 20));
+    }
+    /* 160 MiB of backlog: more than an eighth of what the limit leaves,
+     * so the ring outgrows what each process reserved for it at first,
+     * the children's included (they map it before it grows). */
+    fork_child = start_drain("fork", q[0], go, BIG_COUNT, BIG_MSG);
+    spawn_child = start_drain("spawn", q[1], go, 4, 1 << 20);
+    put_checked(q[0], m, BIG_COUNT, BIG_MSG);
+    ASSERT_TRUE(mp__queue_capacity(q[0]) >= (160u << 20));
+    put_checked(q[1], m, 4, 1 << 20);
+    ASSERT_OK(mp_queue_put_i64(go, 1));
+    ASSERT_OK(mp_queue_put_i64(go, 1));
+    join_zero(fork_child);
+    join_zero(spawn_child);
+    ASSERT_EQ(0, mp_queue_qsize(q[0]));
+    free(m);
+    q[0] = mp_queue_free(q[0]);
+    q[1] = mp_queue_free(q[1]);
+
+    /* Two threads: the ring outgrows its view while one copies out. */
+    {
+        unsigned char *big = malloc(GROWING_SIZE(GROWING_N - 1));
+        pthread_t t;
+        void *res = NULL;
+
+        ASSERT_TRUE(big != NULL);
+        ASSERT_OK(pthread_create(&t, NULL, drain_growing, q[2]));
+        for (uint32_t i = 0; i < GROWING_N; i++) {
+            memset(big, 0, GROWING_SIZE(i));
+            fill_big(big, GROWING_SIZE(i), i);
+            ASSERT_OK(mp_queue_put(q[2], big, GROWING_SIZE(i), 1, 30));
+        }
+        ASSERT_OK(pthread_join(t, &res));
+        ASSERT_TRUE(res == q[2]);
+        ASSERT_TRUE(mp__queue_capacity(q[2]) >= (128u << 20));
+        free(big);
+    }
+    for (int i = 0; i < NQ; i++)
+        mp_queue_free(q[i]);
+    mp_queue_free(go);
 }
