@@ -1530,7 +1530,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
                     side_unlock(&s->w, held);
                     return r == -ETIMEDOUT ? MP_EFULL : r;
                 }
-                if (r == 0) { /* 4 GiB of backlog: wait for a get */
+                if (r == 0) { /* the ring may not grow: wait for a get */
                     uint64_t head = s->head_cache;
 
                     side_unlock(&s->w, held);
