@@ -659,7 +659,10 @@ int mp_queue_get_into(mp_queue *q, void *buf, size_t size, size_t *len,
 /* qsize(): the number of messages in the queue (approximate while others
  * put or get).  MP_EINVAL for a SimpleQueue (it has none). */
 int mp_queue_qsize(mp_queue *q);
-/* empty(), full(): 1 or 0 (full: a bounded queue holds maxsize messages). */
+/* empty(), full(): 1 or 0 (full: a bounded queue holds maxsize messages).
+ * As CPython's, empty() is MP_EHANDLECLOSED ("OSError: handle is closed")
+ * after close() and join_thread() on a queue this process has put to (its
+ * feeder thread closes the reader as it ends). */
 int mp_queue_empty(mp_queue *q);
 int mp_queue_full(mp_queue *q);
 /*

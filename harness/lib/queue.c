@@ -189,6 +189,8 @@ struct mp_queue {
     _Atomic int first_pause; /* a waiting consumer's, adapted: see below */
     _Atomic uint64_t last_rec; /* the record this process got last */
     bool borrowed;        /* a child's queue: libmp's, never freed */
+    bool joined;          /* join_thread() was called */
+    unsigned fed;         /* fork_gen + 1 once this process put through it */
 };
 
 /*
@@ -260,8 +262,13 @@ static void atfork_parent(void)
     pthread_mutex_unlock(&view_lock);
 }
 
+/* Forks this process has come through (fork children count theirs anew):
+ * what marks a queue's puts as this process's (mp_queue.fed). */
+static unsigned fork_gen;
+
 static void atfork_child(void)
 {
+    fork_gen++;
     my_token = 0;
     atomic_store(&proc_mb, 0);
     pthread_mutex_unlock(&view_lock);
@@ -1564,6 +1571,8 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
         side_unlock(&s->w, held);
         FAULT(4);
         wake(s, &s->data_wait, &s->data_seq);
+        if (__atomic_load_n(&q->fed, __ATOMIC_RELAXED) != fork_gen + 1)
+            __atomic_store_n(&q->fed, fork_gen + 1, __ATOMIC_RELAXED);
         return 0;
     }
 }
@@ -1752,6 +1761,12 @@ int mp_queue_empty(mp_queue *q)
         return MP_EINVAL;
     if (q->closed && q->kind == Q_SIMPLE)
         return MP_EHANDLECLOSED;
+    /* CPython: close() tells the feeder thread, started by this process's
+     * first put, to close the reader as it ends; after join_thread() it
+     * has, and empty() asks a closed reader. */
+    if (q->closed && __atomic_load_n(&q->joined, __ATOMIC_RELAXED) &&
+        __atomic_load_n(&q->fed, __ATOMIC_RELAXED) == fork_gen + 1)
+        return MP_EHANDLECLOSED;
     return !has_data(q->s, atomic_load(&q->s->head));
 }
 
@@ -1774,7 +1789,10 @@ int mp_queue_join_thread(mp_queue *q)
 {
     if (q == NULL || q->kind == Q_SIMPLE)
         return MP_EINVAL;
-    return q->closed ? 0 : MP_EQNOTCLOSED;
+    if (!q->closed)
+        return MP_EQNOTCLOSED;
+    __atomic_store_n(&q->joined, true, __ATOMIC_RELAXED);
+    return 0;
 }
 
 int mp_queue_cancel_join_thread(mp_queue *q)

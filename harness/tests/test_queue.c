@@ -165,6 +165,42 @@ TEST(close_and_join_thread)
     ASSERT_TRUE(mp_queue_free(NULL) == NULL);
 }
 
+/* As CPython's: close() has the feeder thread (started by this process's
+ * first put) close the reader as it ends, so after join_thread() empty()
+ * is OSError: handle is closed; a queue this process never put to keeps
+ * answering, and so does a fork child's view of its parent's queue. */
+TEST(empty_after_close_and_join_thread)
+{
+    mp_queue *q;
+    void *buf;
+    size_t n;
+    pid_t pid;
+    int st;
+
+    ASSERT_OK(mp_queue_new(&q, 0));
+    ASSERT_OK(mp_queue_close(q));
+    ASSERT_OK(mp_queue_join_thread(q));
+    ASSERT_EQ(1, mp_queue_empty(q)); /* never put to: no feeder */
+    mp_queue_free(q);
+    ASSERT_OK(mp_queue_new(&q, 0));
+    ASSERT_OK(mp_queue_put_str(q, "a"));
+    ASSERT_OK(mp_queue_get(q, &buf, &n, 1, 10));
+    free(buf);
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) /* its puts were the parent's */
+        _exit(mp_queue_close(q) == 0 && mp_queue_join_thread(q) == 0 &&
+              mp_queue_empty(q) == 1 ? 0 : 1);
+    ASSERT_EQ(pid, waitpid(pid, &st, 0));
+    ASSERT_EQ(0, st);
+    ASSERT_OK(mp_queue_close(q));
+    ASSERT_EQ(1, mp_queue_empty(q)); /* before join_thread(): answers */
+    ASSERT_OK(mp_queue_join_thread(q));
+    ASSERT_EQ(MP_EHANDLECLOSED, mp_queue_empty(q));
+    ASSERT_EQ(0, mp_queue_qsize(q));
+    mp_queue_free(q);
+}
+
 TEST(simple_queue)
 {
     mp_queue *q;
