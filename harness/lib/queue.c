@@ -794,8 +794,10 @@ static int mutex_lock_until(pthread_mutex_t *m, double deadline)
 
     if (isinf(deadline))
         return pthread_mutex_lock(m);
-    if (!(deadline > 0))
-        return pthread_mutex_trylock(m) == EBUSY ? ETIMEDOUT : 0;
+    if (!(deadline > 0)) { /* EOWNERDEAD and the rest go to take_over() */
+        int r = pthread_mutex_trylock(m);
+        return r == EBUSY ? ETIMEDOUT : r;
+    }
 #if QUEUE_TSAN
     /* ThreadSanitizer does not intercept pthread_mutex_clocklock(): it
      * would take the lock for unlocked and report its unlock.  Its build
@@ -924,8 +926,10 @@ static void repair_dead(struct shared *s)
         int r = pthread_mutex_trylock(&sd->m);
         uint32_t o;
 
-        if (r == EOWNERDEAD) {
-            r = take_over(s, sd, r, 0); /* a live owner inside: owed */
+        if (r == EOWNERDEAD || (r == 0 && sd->pending != 0)) {
+            /* A death, or a revocation or repair a holder left owed: a
+             * live owner still inside keeps it owed. */
+            r = take_over(s, sd, r, 0);
         } else if (r == 0 &&
                    (o = atomic_load(&sd->owner)) != 0 &&
                    atomic_load(&sd->slot[o - 1].busy) &&

@@ -1408,6 +1408,123 @@ TEST(timeouts_hold_while_the_same_side_is_held)
     mp_queue_free(fq);
 }
 
+/* A get_nowait that finds the consumers' side busy, while its holder is
+ * killed: the holder's death must reach take_over() however the second
+ * look at the mutex went (a death between the looks was taken for a clean
+ * lock, and the robust mutex was then unrecoverable for good). */
+TEST(a_get_nowait_racing_a_dying_holder_leaves_the_queue_usable)
+{
+    enum { BIG = 8 << 20 };
+    char *big = calloc(1, BIG), buf[16];
+
+    ASSERT_TRUE(big != NULL);
+    for (int trial = 0; trial < 30; trial++) {
+        mp_queue *q;
+        void *got;
+        size_t n;
+        pid_t pid;
+        int r, st;
+        double t;
+
+        ASSERT_OK(mp_queue_new(&q, 0));
+        ASSERT_OK(mp_queue_put(q, big, BIG, 1, 10));
+        pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+            void *m;
+            size_t len;
+            for (;;) { /* copies out under the lock, again and again */
+                if (mp_queue_get(q, &m, &len, 1, 10) < 0 ||
+                    mp_queue_put(q, m, len, 1, 10) < 0)
+                    _exit(1);
+                free(m);
+            }
+        }
+        while ((r = mp_queue_get_into(q, buf, sizeof(buf), &n, 0, 0)) !=
+               MP_EEMPTY)
+            ASSERT_EQ(MP_ETOOSHORT, r);
+        kill(pid, SIGKILL);
+        for (t = check_now(); check_now() - t < 0.02;) {
+            r = mp_queue_get_into(q, buf, sizeof(buf), &n, 0, 0);
+            ASSERT_TRUE(r == MP_EEMPTY || r == MP_ETOOSHORT);
+        }
+        ASSERT_EQ(pid, waitpid(pid, &st, 0));
+        ASSERT_OK(mp_queue_put_str(q, "x"));
+        /* The big one (unless the child died between its get and its
+         * put), then "x". */
+        ASSERT_OK(mp_queue_get(q, &got, &n, 1, 10));
+        if (n == BIG) {
+            free(got);
+            ASSERT_OK(mp_queue_get(q, &got, &n, 1, 10));
+        }
+        ASSERT_EQ(1, n);
+        free(got);
+        mp_queue_free(q);
+    }
+    free(big);
+}
+
+/* Puts 200 messages (the producers' side is then biased to it), stays
+ * inside its next put for 2 s, and dies there, after counting the message
+ * and before publishing it, once another producer has given up on it. */
+static void *fault_later(void *unused)
+{
+    struct timespec t = { 0, 500000000 };
+
+    (void)unused;
+    nanosleep(&t, NULL);
+    mp__queue_fault = 2;
+    return NULL;
+}
+
+MP_TARGET(stay_inside_then_die)
+{
+    pthread_t th;
+
+    (void)arg; (void)len;
+    for (int i = 0; i < 200; i++)
+        if (mp_queue_put_str(fq, "pre") < 0)
+            return 2;
+    if (!mp__queue_biased(fq, 1))
+        return 3;
+    if (pthread_create(&th, NULL, fault_later, NULL) != 0)
+        return 4;
+    mp__queue_fault = 22;
+    mp_queue_put_str(fq, "cut");
+    return 5; /* not reached */
+}
+
+/* A revocation that timed out is owed to the next holder; if the owner
+ * then dies inside and no producer comes again, a waiter's look for the
+ * dead must still repair it: join() waited for a message that was never
+ * published. */
+TEST(an_owed_revocation_is_repaired_for_a_waiter)
+{
+    mp_process *p;
+    char buf[16];
+    size_t n;
+    int code = -1;
+
+    if (!mp__queue_membarrier())
+        check_skip("no membarrier(2): no biased sides");
+    ASSERT_OK(mp_joinable_queue_new(&fq, 0));
+    ASSERT_OK(mp_process_new(&p, "stay_inside_then_die", NULL, 0, NULL));
+    ASSERT_OK(mp_process_start(p));
+    wait_inside();
+    ASSERT_EQ(MP_EFULL, mp_queue_put_nowait(fq, "x", 1)); /* owed now */
+    for (int i = 0; i < 200; i++) {
+        ASSERT_OK(mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10));
+        ASSERT_OK(mp_queue_task_done(fq));
+    }
+    ASSERT_OK(mp_process_join(p, 10));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(86, code);
+    ASSERT_OK(mp_queue_join(fq, 3)); /* the cut message is not counted */
+    ASSERT_EQ(0, mp_queue_qsize(fq));
+    mp_process_free(p);
+    mp_queue_free(fq);
+}
+
 /*
  * Where /proc would mislead, a thread is taken for alive: in another time
  * namespace /proc shifts every start time by that namespace's boot-time
