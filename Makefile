@@ -237,7 +237,8 @@ TSAN_TESTS := $(addprefix build-tsan/tests/,test_threads test_process \
                   test_queue test_connection test_context test_error)
 TSAN_WNO = $(shell $(CC) -Werror -Wno-error=tsan -E -x c /dev/null \
                  >/dev/null 2>&1 && echo -Wno-error=tsan)
-TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 \
+# TSan makes a process 5 to 15 times slower: timing windows are widened.
+TSAN_ENV := CHECK_SLOWDOWN=3 TSAN_OPTIONS="halt_on_error=1 \
             suppressions=$(CURDIR)/harness/tests/tsan.supp"
 tsan: deps
 	@$(MAKE) --no-print-directory B=build-tsan \
