@@ -367,15 +367,18 @@ static void bootstrap_begin(const char *mode, const char *ppid)
 
 #ifdef __GLIBC__
 /* glibc passes main()'s arguments to ELF constructors. */
-__attribute__((constructor)) static void detect_child(int argc, char **argv,
-                                                      char **envp)
+/* Priority 101: before the program's own constructors and C++ static
+ * initialisers, which may start processes too. */
+__attribute__((constructor(101))) static void detect_child(int argc,
+                                                           char **argv,
+                                                           char **envp)
 {
     (void)envp;
     if (argc >= 2 && argv != NULL && argv[1] != NULL)
         bootstrap_begin(argv[1], argc >= 3 ? argv[2] : NULL);
 }
 #else
-__attribute__((constructor)) static void detect_child(void)
+__attribute__((constructor(101))) static void detect_child(void)
 {
     char buf[512];
     ssize_t n;
@@ -386,9 +389,10 @@ __attribute__((constructor)) static void detect_child(void)
     n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (n > 0) {
-        const char *mode, *ppid;
+        const char *mode, *ppid, *end;
         buf[n] = '\0';
-        mode = memchr(buf, '\0', (size_t)n) + 1;
+        end = memchr(buf, '\0', (size_t)n);
+        mode = end != NULL ? end + 1 : buf + n;
         if (mode < buf + n) {
             ppid = mode + strlen(mode) + 1;
             bootstrap_begin(mode, ppid < buf + n ? ppid : NULL);
@@ -437,9 +441,13 @@ void mp__bootstrap_end(int sock)
  * process group until it answers), then reaps it. */
 void mp__launch_kill(pid_t pid, int pidfd)
 {
-    siginfo_t si;
+    siginfo_t si = { 0 };
 
-    kill(-pid, SIGKILL);
+    /* Its group is its pid's only while the pid is not free: not after
+     * someone else reaped it (SIGCHLD ignored, a waitpid(-1) of the
+     * program's). */
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+        kill(-pid, SIGKILL);
     if (pidfd >= 0)
         mp__pidfd_send_signal(pidfd, SIGKILL);
     else

@@ -11,6 +11,9 @@
  *                      once with exit code 99, so that a libmp that let the
  *                      copies multiply fails the test instead of taking the
  *                      machine down.
+ *   MP_NO_MAIN_CTOR    set: all this happens in a constructor of the
+ *                      program's, before main() (C++ static initialisers
+ *                      start processes there too).
  *   MP_NO_MAIN_HANG    a file: the copy at depth 1 forks a grandchild that
  *                      writes its pid there and sleeps, then sleeps itself
  *                      instead of starting anything; the first copy then
@@ -76,7 +79,20 @@ static const char *grandchild_fate(const char *pidfile)
     return "grandchild still running";
 }
 
+static int run(void);
+
+__attribute__((constructor)) static void early(void)
+{
+    if (getenv("MP_NO_MAIN_CTOR") != NULL)
+        exit(run());
+}
+
 int main(void)
+{
+    return run();
+}
+
+static int run(void)
 {
     const char *method = getenv("MP_NO_MAIN_METHOD");
     const char *d = getenv("MP_NO_MAIN_DEPTH");

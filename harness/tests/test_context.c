@@ -282,6 +282,7 @@ TEST(forkserver_restarts_after_being_killed)
 
 struct no_main_run {
     const char *helper, *method, *hangfile;
+    bool in_ctor;
 };
 
 /* In check_output()'s child: a PID namespace where the kernel allows one,
@@ -298,6 +299,8 @@ static void no_main_child(void *arg)
     if ((init = fork()) == 0) {
         setenv("MP_NO_MAIN_METHOD", nm->method, 1);
         unsetenv("MP_NO_MAIN_DEPTH");
+        if (nm->in_ctor)
+            setenv("MP_NO_MAIN_CTOR", "1", 1);
         if (nm->hangfile != NULL) {
             setenv("MP_NO_MAIN_HANG", nm->hangfile, 1);
             setenv("LIBMP_START_TIMEOUT", "1", 1);
@@ -318,7 +321,8 @@ static char *run_no_main(const char *method, const char *hangfile,
                          double *secs)
 {
     static char out[4096];
-    struct no_main_run nm = { getenv("MP_NO_MAIN_HELPER"), method, hangfile };
+    struct no_main_run nm = { getenv("MP_NO_MAIN_HELPER"), method, hangfile,
+                              false };
     double t0 = check_now();
 
     if (nm.helper == NULL)
@@ -349,6 +353,24 @@ TEST(spawn_without_mp_main_cannot_multiply)
                  "program that uses the spawn or forkserver start method must "
                  "call mp_main(argc, argv) first thing in main()\n", out);
     ASSERT_TRUE(secs < 8.0); /* not the 10 s start timeout */
+}
+
+/* The same from a constructor of the program's, which runs before main():
+ * libmp's own look at its arguments runs before it (constructor priority
+ * 101), with the static library too. */
+TEST(a_start_in_a_constructor_cannot_multiply_either)
+{
+    static char out[4096];
+    struct no_main_run nm = { getenv("MP_NO_MAIN_HELPER"), "spawn", NULL,
+                              true };
+
+    if (nm.helper == NULL)
+        check_skip("MP_NO_MAIN_HELPER is not set (run through make check)");
+    check_output(no_main_child, &nm, out, sizeof(out));
+    ASSERT_STREQ(NO_MAIN_CHILD
+                 "0: RuntimeError: the child did not reach mp_main(): a "
+                 "program that uses the spawn or forkserver start method must "
+                 "call mp_main(argc, argv) first thing in main()\n", out);
 }
 
 TEST(forkserver_without_mp_main_cannot_multiply)
