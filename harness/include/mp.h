@@ -212,13 +212,13 @@ mp_target_fn mp_target_lookup(const char *name);
 #define MP_TARGET(name)                                                       \
     MP__STATIC_ASSERT(sizeof(#name) <= MP_TARGET_NAME_MAX + 1,                \
                       "MP_TARGET(" #name "): the name is too long");          \
-    static int mp_target__##name(const void *arg, size_t len);                \
+    static int mp_target__fn_##name(const void *arg, size_t len);             \
     __attribute__((visibility("hidden"))) void mp_target__reg_##name(void);  \
     __attribute__((constructor)) void mp_target__reg_##name(void)             \
     {                                                                         \
-        (void)mp_target_define(#name, mp_target__##name);                     \
+        (void)mp_target_define(#name, mp_target__fn_##name);                  \
     }                                                                         \
-    static int mp_target__##name(const void *arg, size_t len)
+    static int mp_target__fn_##name(const void *arg, size_t len)
 
 /* start methods and contexts */
 

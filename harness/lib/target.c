@@ -116,7 +116,7 @@ int mp__target_missing(const char *name)
 {
     struct target *t;
     bool withdrawn;
-    char msg[160];
+    char msg[256];
 
     pthread_mutex_lock(&lock);
     t = find(name);
@@ -125,6 +125,7 @@ int mp__target_missing(const char *name)
     if (!withdrawn)
         return MP_ENOTARGET;
     snprintf(msg, sizeof(msg), "target '%s' is defined by two functions "
-             "(MP_TARGET(%s) twice in one program)", name, name);
+             "(MP_TARGET(%s) in two shared objects of one program)", name,
+             name);
     return mp__set_raised("ValueError", msg);
 }
