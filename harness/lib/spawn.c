@@ -615,8 +615,14 @@ static int spawn_launch(mp_process *p)
     p->pid = pid;
     if (use_pidfd) {
         pidfd = mp__pidfd_open(pid);
-        if (pidfd < 0) { /* reaped already: it never read its blob */
+        if (pidfd == -ESRCH) { /* reaped by another: it never answered */
             r = MP_ENOMPMAIN;
+            goto out;
+        }
+        if (pidfd < 0) { /* out of descriptors, say: the child is ours and
+                            unreaped, so its pid is safe to kill */
+            r = pidfd;
+            mp__launch_kill(pid, -1);
             goto out;
         }
     }
