@@ -1489,6 +1489,7 @@ MP_TARGET(stay_inside_then_die)
         return 3;
     if (pthread_create(&th, NULL, fault_later, NULL) != 0)
         return 4;
+    pthread_detach(th); /* the put it cuts short ends the process */
     mp__queue_fault = 22;
     mp_queue_put_str(fq, "cut");
     return 5; /* not reached */
