@@ -1297,6 +1297,15 @@ static void wait_inside(void)
     ASSERT_EQ(1, mp__queue_biased_inside(fq, 1));
 }
 
+/* Waits until the child that put 200 messages is inside its long put (a
+ * look while it is inside one of the 200 would pass too early). */
+static void wait_long_put(void)
+{
+    for (int i = 0; i < 10000 && mp_queue_qsize(fq) < 200; i++)
+        usleep(1000);
+    wait_inside();
+}
+
 TEST(a_waiter_keeps_its_timeout_while_a_live_owner_stays_inside)
 {
     mp_process *p;
@@ -1365,7 +1374,7 @@ TEST(timeouts_hold_while_the_same_side_is_held)
     ASSERT_OK(mp_queue_new(&fq, 0));
     ASSERT_OK(mp_process_new(&p, "stay_inside", NULL, 0, NULL));
     ASSERT_OK(mp_process_start(p));
-    wait_inside();
+    wait_long_put();
     t = check_now();
     ASSERT_EQ(MP_EFULL, mp_queue_put_nowait(fq, "x", 1));
     ASSERT_WITHIN(0, 0.5, check_now() - t);
@@ -1390,7 +1399,9 @@ TEST(timeouts_hold_while_the_same_side_is_held)
         ASSERT_OK(mp_queue_put_str(fq, "m"));
     ASSERT_OK(mp_process_new(&p, "stay_inside_getting", NULL, 0, NULL));
     ASSERT_OK(mp_process_start(p));
-    for (int i = 0; i < 10000 && !mp__queue_biased_inside(fq, 0); i++)
+    /* Inside the long get, not one of the 200 before it. */
+    for (int i = 0; i < 10000 && (mp_queue_qsize(fq) > 2 ||
+                                  !mp__queue_biased_inside(fq, 0)); i++)
         usleep(1000);
     ASSERT_EQ(1, mp__queue_biased_inside(fq, 0));
     t = check_now();
@@ -1511,7 +1522,7 @@ TEST(an_owed_revocation_is_repaired_for_a_waiter)
     ASSERT_OK(mp_joinable_queue_new(&fq, 0));
     ASSERT_OK(mp_process_new(&p, "stay_inside_then_die", NULL, 0, NULL));
     ASSERT_OK(mp_process_start(p));
-    wait_inside();
+    wait_long_put();
     ASSERT_EQ(MP_EFULL, mp_queue_put_nowait(fq, "x", 1)); /* owed now */
     for (int i = 0; i < 200; i++) {
         ASSERT_OK(mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10));
