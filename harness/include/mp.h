@@ -373,6 +373,39 @@ int mp_process_sentinel(mp_process *p);
  */
 int mp_process_terminate(mp_process *p);
 int mp_process_kill(mp_process *p);
+
+/*
+ * The stop sequence (reproc's reproc_stop): up to three steps, each an
+ * action and the seconds to wait after it for the child to end, taken in
+ * order until the child has ended:
+ *   MP_STOP_WAIT       join(timeout);
+ *   MP_STOP_TERMINATE  terminate(), then join(timeout);
+ *   MP_STOP_KILL       kill(), then join(timeout);
+ *   MP_STOP_NOOP       nothing (ends the sequence early).
+ * The usual one: wait 5 s for the child to finish, then SIGTERM and 1 s,
+ * then SIGKILL:
+ *     mp_stop_actions stop = { { MP_STOP_WAIT, 5 }, { MP_STOP_TERMINATE, 1 },
+ *                              { MP_STOP_KILL, MP_FOREVER } };
+ *     r = mp_process_stop(p, &stop, &code);
+ * Returns 0 with *code (may be NULL) the exit code, as mp_process_exitcode()
+ * gives it, once the child has ended; MP_ETIMEDOUT if it still runs after
+ * the last step; MP_EINVAL for an unknown action or a NaN timeout; the
+ * errors of join() (MP_ENOTSTARTEDJOIN, MP_ENOTCHILD, MP_ECLOSED).
+ */
+enum {
+    MP_STOP_NOOP = 0,
+    MP_STOP_WAIT = 1,
+    MP_STOP_TERMINATE = 2,
+    MP_STOP_KILL = 3
+};
+typedef struct mp_stop_step {
+    int action;     /* MP_STOP_* */
+    double timeout; /* seconds to wait after the action; MP_FOREVER */
+} mp_stop_step;
+typedef struct mp_stop_actions {
+    mp_stop_step first, second, third;
+} mp_stop_actions;
+int mp_process_stop(mp_process *p, const mp_stop_actions *stop, int *code);
 /*
  * close(): releases the sentinel.  MP_ERUNNING while the child runs (or
  * another thread is starting it).  Afterwards every call but name, daemon,

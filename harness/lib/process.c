@@ -763,6 +763,42 @@ int mp_process_kill(mp_process *p)
     return send_signal(p, SIGKILL, MP_ENOPOPENKILL);
 }
 
+int mp_process_stop(mp_process *p, const mp_stop_actions *stop, int *code)
+{
+    const mp_stop_step *steps[3];
+    int r, c;
+
+    if (p == NULL || stop == NULL)
+        return MP_EINVAL;
+    steps[0] = &stop->first;
+    steps[1] = &stop->second;
+    steps[2] = &stop->third;
+    for (int i = 0; i < 3; i++) /* all checked before any acts */
+        if (steps[i]->action < MP_STOP_NOOP ||
+            steps[i]->action > MP_STOP_KILL || isnan(steps[i]->timeout))
+            return MP_EINVAL;
+    r = mp_process_join(p, 0); /* it may have ended already */
+    for (int i = 0; i < 3 && r == MP_ETIMEDOUT &&
+                    steps[i]->action != MP_STOP_NOOP; i++) {
+        if (steps[i]->action == MP_STOP_TERMINATE)
+            r = mp_process_terminate(p);
+        else if (steps[i]->action == MP_STOP_KILL)
+            r = mp_process_kill(p);
+        else
+            r = 0;
+        if (r < 0)
+            return r;
+        r = mp_process_join(p, steps[i]->timeout);
+    }
+    if (r < 0)
+        return r;
+    if (mp_process_exitcode(p, &c) != 1)
+        return MP_ETIMEDOUT; /* cannot be: join() said it ended */
+    if (code != NULL)
+        *code = c;
+    return 0;
+}
+
 int mp_process_close(mp_process *p)
 {
     bool was = false;

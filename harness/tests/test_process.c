@@ -885,6 +885,74 @@ TEST(terminate_ignored_by_the_child)
     close(fds[1]);
 }
 
+/* The stop sequence stops at the first step after which the child has
+ * ended, and says how it ended. */
+TEST(stop_sequence_waits_then_terminates_then_kills)
+{
+    const mp_stop_actions stop = { { MP_STOP_WAIT, 0.2 },
+                                   { MP_STOP_TERMINATE, 0.3 },
+                                   { MP_STOP_KILL, MP_FOREVER } };
+    int fds[2], code = 99;
+    mp_process *p;
+    double t0;
+
+    /* A child that ends by itself: no signal. */
+    p = new_proc("sleep_200ms", NULL, 0);
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_OK(mp_process_stop(p, &(mp_stop_actions){ { MP_STOP_WAIT, 10 },
+                                                     { MP_STOP_KILL, 1 },
+                                                     { 0, 0 } }, &code));
+    ASSERT_EQ(7, code);
+    ASSERT_OK(mp_process_stop(p, &stop, &code)); /* ended: at once */
+    ASSERT_EQ(7, code);
+    mp_process_free(p);
+
+    /* One that SIGTERM ends, after the wait. */
+    make_pipe(fds);
+    p = start_fd("ready_then_pause", fds[1]);
+    wait_ready(fds[0]);
+    t0 = check_now();
+    ASSERT_OK(mp_process_stop(p, &stop, &code));
+    ASSERT_EQ(-SIGTERM, code);
+    ASSERT_WITHIN(0.2, 0.2 + 1.0, check_now() - t0);
+    mp_process_free(p);
+
+    /* One that ignores SIGTERM: killed after both windows. */
+    p = start_fd("ignore_term_then_pause", fds[1]);
+    wait_ready(fds[0]);
+    t0 = check_now();
+    ASSERT_OK(mp_process_stop(p, &stop, NULL));
+    ASSERT_WITHIN(0.5, 0.5 + 1.0, check_now() - t0);
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(-SIGKILL, code);
+    mp_process_free(p);
+
+    /* Steps that do not end it: ETIMEDOUT, and it still runs. */
+    p = start_fd("ignore_term_then_pause", fds[1]);
+    wait_ready(fds[0]);
+    ASSERT_EQ(MP_ETIMEDOUT,
+              mp_process_stop(p, &(mp_stop_actions){
+                                     { MP_STOP_TERMINATE, 0.1 },
+                                     { MP_STOP_NOOP, 0 },
+                                     { MP_STOP_KILL, 0 } }, &code));
+    ASSERT_EQ(1, mp_process_is_alive(p));
+    ASSERT_EQ(MP_EINVAL,
+              mp_process_stop(p, &(mp_stop_actions){ { 7, 1 }, { 0, 0 },
+                                                     { 0, 0 } }, &code));
+    ASSERT_EQ(1, mp_process_is_alive(p)); /* a bad step acts on nothing */
+    ASSERT_OK(mp_process_stop(p, &(mp_stop_actions){ { MP_STOP_KILL, 10 },
+                                                     { 0, 0 }, { 0, 0 } },
+                              &code));
+    ASSERT_EQ(-SIGKILL, code);
+    mp_process_free(p);
+    close(fds[0]);
+    close(fds[1]);
+
+    p = new_proc("nothing", NULL, 0);
+    ASSERT_EQ(MP_ENOTSTARTEDJOIN, mp_process_stop(p, &stop, &code));
+    mp_process_free(p);
+}
+
 TEST(is_alive_reaps_a_finished_child)
 {
     int gate[2];
