@@ -102,6 +102,13 @@ extern const struct mp_start_ops mp__start_forkserver;
 int mp__fork_wait(mp_process *p, double timeout);
 int mp__fork_send_signal(mp_process *p, int sig);
 void mp__fork_close(mp_process *p);
+/* SIGCHLD is neither ignored (the kernel reaps) nor handled (a handler may
+ * waitpid(-1)): nobody but libmp reaps this process's children. */
+bool mp__only_we_reap(void);
+/* No pidfds: held from making a child's sentinel pipe until the parent has
+ * closed the child's end, so no fork child holds it meanwhile. */
+void mp__pipes_lock(void);
+void mp__pipes_unlock(void);
 /* No pidfds: the write end of this child's own sentinel, kept from its
  * children. */
 void mp__set_self_sentinel(int fd);

@@ -96,12 +96,38 @@ static void run_handlers(void)
     caphandlers = 0;
 }
 
-static void atfork_prepare(void) { pthread_mutex_lock(&reg_lock); }
-static void atfork_release(void) { pthread_mutex_unlock(&reg_lock); }
+/* reg_lock, then the parent object's wait_lock (a child's threads share
+ * it: parent_sentinel()), held across fork() so that no child inherits
+ * either held by a thread it does not have. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&reg_lock);
+    if (parent != NULL)
+        pthread_mutex_lock(&parent->wait_lock);
+}
+
+static void atfork_release(void)
+{
+    if (parent != NULL)
+        pthread_mutex_unlock(&parent->wait_lock);
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
+static void atfork_once(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, register_atfork);
+}
 
 static void init(void)
 {
-    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+    atfork_once();
     atexit(main_exit);
 }
 
@@ -1078,6 +1104,10 @@ void mp__child_init(mp_process *self, int parent_fd)
     mp_process *p, *next, *old_parent = parent;
     int fd;
 
+    /* Its fork handlers, before anyone can take the locks they cover (a
+     * spawned child starts without them; its teardown is child_finish()'s,
+     * not main_exit()). */
+    atfork_once();
     /* The registry now lists the parent's children: forget them (their
      * objects stay valid for the target, as copies). */
     for (p = children; p != NULL; p = next) {

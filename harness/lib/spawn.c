@@ -579,7 +579,7 @@ static int spawn_launch(mp_process *p)
 {
     int sock[2] = { -1, -1 }, sent[2] = { -1, -1 }, fds[64], nfds;
     int pw = -1, keep = -1, pidfd = -1, r;
-    bool use_pidfd = mp__use_pidfd();
+    bool use_pidfd = mp__use_pidfd(), locked = false;
     char *blob = NULL;
     size_t len;
     pid_t pid;
@@ -587,6 +587,12 @@ static int spawn_launch(mp_process *p)
     r = mp__blob_build(p, &blob, &len);
     if (r < 0)
         goto out;
+    /* No pidfds: no fork child may hold the child's ends (its sentinel's
+     * write end, its socket) while we wait for their EOF. */
+    if (!use_pidfd) {
+        mp__pipes_lock();
+        locked = true;
+    }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0 ||
         (!use_pidfd && pipe2(sent, O_CLOEXEC) < 0)) {
         r = -errno;
@@ -612,6 +618,10 @@ static int spawn_launch(mp_process *p)
         goto out;
     sock[1] = mp__fd_close(sock[1]);
     sent[1] = mp__fd_close(sent[1]);
+    if (locked) {
+        mp__pipes_unlock();
+        locked = false;
+    }
     p->pid = pid;
     if (use_pidfd) {
         pidfd = mp__pidfd_open(pid);
@@ -648,6 +658,8 @@ out:
     mp__fd_close(sock[1]);
     mp__fd_close(sent[0]);
     mp__fd_close(sent[1]);
+    if (locked)
+        mp__pipes_unlock();
     mp__fd_close(pw);
     mp__fd_close(keep);
     mp__fd_close(pidfd);

@@ -32,12 +32,52 @@ void mp__set_self_sentinel(int fd)
 /* Fallback: held from making a child's pipes until the parent has closed
  * the child's ends, so that a child another thread forks meanwhile never
  * holds the write end of this one's sentinel (which would then fire only
- * when both had ended). */
+ * when both had ended).  Any fork() waits for it (its atfork handlers),
+ * but the one its holder makes; a fork child gets it afresh. */
 static pthread_mutex_t pipes_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local bool pipes_mine;
+
+static void pipes_prepare(void)
+{
+    if (!pipes_mine)
+        pthread_mutex_lock(&pipes_lock);
+}
+
+static void pipes_parent(void)
+{
+    if (!pipes_mine)
+        pthread_mutex_unlock(&pipes_lock);
+}
+
+static void pipes_child(void)
+{
+    pthread_mutex_init(&pipes_lock, NULL);
+    pipes_mine = false;
+}
+
+static void pipes_init(void)
+{
+    pthread_atfork(pipes_prepare, pipes_parent, pipes_child);
+}
+
+void mp__pipes_lock(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, pipes_init);
+    pthread_mutex_lock(&pipes_lock);
+    pipes_mine = true;
+}
+
+void mp__pipes_unlock(void)
+{
+    pipes_mine = false;
+    pthread_mutex_unlock(&pipes_lock);
+}
 
 /* Whether only we reap our children: SIGCHLD neither ignored (the kernel
  * reaps) nor handled (a handler may call waitpid(-1)). */
-static bool only_we_reap(void)
+bool mp__only_we_reap(void)
 {
     struct sigaction sa;
 
@@ -59,7 +99,7 @@ static int fork_launch(mp_process *p)
     char c;
 
     if (!use_pidfd)
-        pthread_mutex_lock(&pipes_lock);
+        mp__pipes_lock();
     if (!use_pidfd && (pipe2(sent, O_CLOEXEC) < 0 ||
                        pipe2(parent, O_CLOEXEC) < 0)) {
         r = -errno;
@@ -67,7 +107,7 @@ static int fork_launch(mp_process *p)
     }
     /* A child that someone else may reap must not end before its pidfd is
      * open, or the pid could be recycled under us. */
-    if (use_pidfd && !only_we_reap() && pipe2(gate, O_CLOEXEC) < 0) {
+    if (use_pidfd && !mp__only_we_reap() && pipe2(gate, O_CLOEXEC) < 0) {
         r = -errno;
         goto out;
     }
@@ -77,8 +117,6 @@ static int fork_launch(mp_process *p)
         goto out;
     }
     if (pid == 0) {
-        if (!use_pidfd) /* the forking thread's lock, copied held */
-            pthread_mutex_unlock(&pipes_lock);
         if (gate[0] >= 0) {
             close(gate[1]);
             while (read(gate[0], &c, 1) < 0 && errno == EINTR)
@@ -139,7 +177,7 @@ out:
     mp__fd_close(parent[0]);
     mp__fd_close(parent[1]);
     if (!use_pidfd)
-        pthread_mutex_unlock(&pipes_lock);
+        mp__pipes_unlock();
     mp__fd_close(gate[0]);
     mp__fd_close(gate[1]);
     return r;

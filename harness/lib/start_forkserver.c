@@ -129,16 +129,22 @@ static void server_end(double grace)
     server.ctl = mp__fd_close(server.ctl);
     server.alive_w = mp__fd_close(server.alive_w);
     if (server.pid > 0 && server.owner == getpid()) {
-        if (server.pidfd < 0 ||
-            mp__wait_readable(server.pidfd, mp__now() + grace) != 1) {
-            if (server.pidfd >= 0)
+        /* Through the pidfd: a SIGCHLD handler of the program's may have
+         * reaped the server, and its pid may name another child of ours
+         * now (waitid then says ECHILD, and we are done). */
+        if (server.pidfd >= 0) {
+            if (mp__wait_readable(server.pidfd, mp__now() + grace) != 1)
                 mp__pidfd_send_signal(server.pidfd, SIGKILL);
-            else
-                kill(server.pid, SIGKILL); /* unreaped: still ours */
+            while (waitid(P_PIDFD, (id_t)server.pidfd, &si, WEXITED) < 0 &&
+                   errno == EINTR)
+                ;
+        } else if (waitid(P_PID, (id_t)server.pid, &si,
+                          WEXITED | WNOHANG | WNOWAIT) == 0) {
+            kill(server.pid, SIGKILL); /* unreaped: still ours */
+            while (waitid(P_PID, (id_t)server.pid, &si, WEXITED) < 0 &&
+                   errno == EINTR)
+                ;
         }
-        while (waitid(P_PID, (id_t)server.pid, &si, WEXITED) < 0 &&
-               errno == EINTR)
-            ;
     }
     server.pidfd = mp__fd_close(server.pidfd);
     server.pid = server.owner = 0;
@@ -220,11 +226,18 @@ fail:
 static int request(mp_process *p, int *sock)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    int st[2] = { -1, -1 }, keep = -1, pw, r = 0, fds[64], nfds = 2;
+    int st[2] = { -1, -1 }, keep = -1, pw = -1, r = 0, fds[64], nfds = 2;
 
     pthread_once(&once, init);
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st) < 0)
-        return -errno;
+    /* Held until the server's end of the stream socket is closed here: a
+     * fork (libmp's or the program's: server.lock is held across fork())
+     * must not inherit it, or the child's sentinel would not see the
+     * server close it while that fork child lives. */
+    pthread_mutex_lock(&server.lock);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st) < 0) {
+        r = -errno;
+        goto out;
+    }
     /* The child's view of us: our pidfd, or a pipe we hold (no pidfds). */
     if (mp__use_pidfd()) {
         pw = mp__pidfd_open(getpid());
@@ -244,7 +257,6 @@ static int request(mp_process *p, int *sock)
             r = MP_EHANDLECLOSED;
             goto out;
         }
-    pthread_mutex_lock(&server.lock);
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!server_alive()) { /* first use, or it died: (re)start it */
             server_forget();
@@ -256,17 +268,18 @@ static int request(mp_process *p, int *sock)
             break;
         server_forget();
     }
-    pthread_mutex_unlock(&server.lock);
     if (r < 0)
         goto out;
     *sock = st[0];
     st[0] = -1;
+    mp__fd_close(p->parent_w); /* a start that failed before */
     p->parent_w = keep; /* no pidfds: held until close(), as fork's */
     keep = -1;
 out:
-    mp__fd_close(st[0]);
     mp__fd_close(st[1]);
-    mp__fd_close(pw);
+    pw = mp__fd_close(pw);
+    pthread_mutex_unlock(&server.lock);
+    mp__fd_close(st[0]);
     mp__fd_close(keep);
     return r;
 }
@@ -282,7 +295,10 @@ void mp__forkserver_reap(void)
 
     if (pthread_mutex_trylock(&server.lock) != 0)
         return;
-    if (server.pid > 0 && server.owner == getpid()) {
+    /* By pid only where nobody else reaps: another's reaping would free
+     * the pid for a child of ours whose status we would then take. */
+    if (server.pid > 0 && server.owner == getpid() &&
+        (server.pidfd >= 0 || mp__only_we_reap())) {
         do
             r = server.pidfd >= 0
                     ? waitid(P_PIDFD, (id_t)server.pidfd, &si,

@@ -549,3 +549,157 @@ TEST(one_connection_sends_in_one_thread_and_receives_in_another)
     mp_conn_free(d.mine);
     mp_conn_free(d.peer);
 }
+
+/* A child another thread starts by a method of its own must not hold the
+ * descriptors that tell this child's end: the server's end of a forkserver
+ * child's socket, or (no pidfds) a spawned child's sentinel pipe.  One
+ * thread starts forkserver or spawn children while another forks long-lived
+ * ones; the first must all read as ended once they are (the forkserver
+ * children when their server is killed: exit code 255). */
+struct mixed {
+    const char *method;
+    mp_process *longer[40], *watched[40];
+};
+
+static void watched_or_long(int i, void *ctx)
+{
+    struct mixed *mx = ctx;
+
+    for (int k = 0; k < 40; k++) {
+        mp_context *c;
+        mp_process *p;
+
+        if (i == 1) {
+            mx->longer[k] = new_named("pause_until_signalled", "w");
+            ASSERT_OK(mp_process_start(mx->longer[k]));
+            continue;
+        }
+        ASSERT_OK(mp_get_context(&c, mx->method));
+        ASSERT_OK(mp_context_process_new(c, &p,
+                                         strcmp(mx->method, "spawn") == 0
+                                             ? "quick"
+                                             : "pause_until_signalled",
+                                         NULL, 0, NULL));
+        ASSERT_OK(mp_process_start(p));
+        mx->watched[k] = p;
+    }
+}
+
+static void end_longer(struct mixed *mx)
+{
+    for (int k = 0; k < 40; k++) {
+        ASSERT_OK(mp_process_kill(mx->longer[k]));
+        ASSERT_OK(mp_process_join(mx->longer[k], MP_FOREVER));
+        mp_process_free(mx->longer[k]);
+    }
+}
+
+/* The pid of the OS parent of process pid (/proc/pid/stat, field 4). */
+static pid_t os_parent(pid_t pid)
+{
+    char path[64], buf[512], *close_paren;
+    long ppid = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    ASSERT_TRUE((f = fopen(path, "r")) != NULL);
+    ASSERT_TRUE(fgets(buf, sizeof(buf), f) != NULL);
+    fclose(f);
+    ASSERT_TRUE((close_paren = strrchr(buf, ')')) != NULL);
+    ASSERT_EQ(1, sscanf(close_paren + 2, "%*c %ld", &ppid));
+    return (pid_t)ppid;
+}
+
+TEST(forkserver_children_end_though_another_thread_forks)
+{
+    struct mixed mx = { .method = "forkserver" };
+    pid_t server, pid;
+    int code;
+
+    skip_under_valgrind();
+    run_crew(2, watched_or_long, &mx);
+    ASSERT_EQ(1, mp_process_pid(mx.watched[0], &pid));
+    server = os_parent(pid);
+    ASSERT_EQ(0, kill(server, SIGKILL));
+    for (int k = 0; k < 40; k++) {
+        mp_process *p = mx.watched[k];
+        ASSERT_EQ(1, mp_process_pid(p, &pid));
+        ASSERT_EQ(0, mp_process_join(p, 5.0 * check_slowdown()));
+        ASSERT_EQ(1, mp_process_exitcode(p, &code));
+        ASSERT_EQ(255, code); /* its server died before telling */
+        kill(pid, SIGKILL); /* orphaned, still running: not ours now */
+        mp_process_free(p);
+    }
+    end_longer(&mx);
+}
+
+TEST(spawn_children_end_though_another_thread_forks)
+{
+    struct mixed mx = { .method = "spawn" };
+
+    skip_under_valgrind();
+    run_crew(2, watched_or_long, &mx);
+    for (int k = 0; k < 40; k++) {
+        ASSERT_EQ(0, mp_process_join(mx.watched[k], 10.0 * check_slowdown()));
+        mp_process_free(mx.watched[k]);
+    }
+    end_longer(&mx);
+}
+
+/* In a child, the threads share its parent object, whose lock a program's
+ * own fork() must not copy held (the fork child then hung in is_alive()). */
+static int asking_stop; /* atomic */
+
+static void *ask_parent(void *unused)
+{
+    (void)unused;
+    while (!__atomic_load_n(&asking_stop, __ATOMIC_RELAXED))
+        (void)mp_process_is_alive(mp_parent_process());
+    return NULL;
+}
+
+MP_TARGET(fork_while_asking_parent)
+{
+    pthread_t t;
+    int bad = 0;
+
+    (void)arg;
+    (void)len;
+    if (pthread_create(&t, NULL, ask_parent, NULL) != 0)
+        return 2;
+    for (int k = 0; k < 300 && !bad; k++) {
+        struct pollfd pfd = { .events = POLLIN };
+        int gone[2], status;
+        pid_t pid;
+
+        if (pipe2(gone, O_CLOEXEC) < 0 || (pid = fork()) < 0)
+            return 3;
+        if (pid == 0)
+            _exit(mp_process_is_alive(mp_parent_process()) >= 0 ? 0 : 1);
+        close(gone[1]);
+        pfd.fd = gone[0];
+        if (poll(&pfd, 1, 10000) != 1) {
+            kill(pid, SIGKILL);
+            bad = 4; /* it hangs */
+        }
+        close(gone[0]);
+        if (waitpid(pid, &status, 0) != pid || (!bad && status != 0))
+            bad = bad ? bad : 5;
+    }
+    __atomic_store_n(&asking_stop, 1, __ATOMIC_RELAXED);
+    pthread_join(t, NULL);
+    return bad;
+}
+
+TEST(a_childs_fork_while_another_thread_asks_its_parent)
+{
+    mp_process *p = new_named("fork_while_asking_parent", "w");
+    int code = -1;
+
+    skip_under_valgrind();
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_EQ(0, mp_process_join(p, 60.0 * check_slowdown()));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(0, code);
+    mp_process_free(p);
+}
