@@ -251,15 +251,19 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* Serialises the changes to a process's views of queues (see "views"); a
  * fork child gets it free. */
 static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
+/* mp_child_queue()'s cache (taken before view_lock: it attaches queues). */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void atfork_prepare(void)
 {
+    pthread_mutex_lock(&cache_lock);
     pthread_mutex_lock(&view_lock);
 }
 
 static void atfork_parent(void)
 {
     pthread_mutex_unlock(&view_lock);
+    pthread_mutex_unlock(&cache_lock);
 }
 
 /* Forks this process has come through (fork children count theirs anew):
@@ -272,6 +276,7 @@ static void atfork_child(void)
     my_token = 0;
     atomic_store(&proc_mb, 0);
     pthread_mutex_unlock(&view_lock);
+    pthread_mutex_unlock(&cache_lock);
 }
 
 static void register_atfork(void)
@@ -1437,21 +1442,28 @@ mp_queue *mp_child_queue(size_t i)
 {
     static mp_queue **cache;
     static size_t ncache;
-    static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
     size_t n = mp__child_conn_count(), k = 0;
     mp_queue *q = NULL;
 
     pthread_mutex_lock(&cache_lock);
-    if (cache == NULL && n > 0)
-        if ((cache = calloc(n, sizeof(*cache))) != NULL)
+    if (n > ncache) { /* a fork grandchild may have been handed more */
+        mp_queue **grown = realloc(cache, n * sizeof(*cache));
+        if (grown != NULL) {
+            memset(grown + ncache, 0, (n - ncache) * sizeof(*grown));
+            cache = grown;
             ncache = n;
+        }
+    }
     for (size_t j = 0; j < n && j < ncache; j++) {
         mp_conn *c = mp__child_conn_raw(j);
 
         if (!(mp__conn_flags(c) & MP__CONN_QUEUE))
             continue;
         if (k++ == i) {
-            if (cache[j] == NULL)
+            /* A fork child inherits its parent's cache: an entry for
+             * another handle is its parent's queue, which the parent's
+             * code may still use here; it is left, not freed. */
+            if (cache[j] == NULL || cache[j]->handle != c)
                 cache[j] = queue_attach(c);
             q = cache[j];
             break;

@@ -473,6 +473,62 @@ TEST(queues_reach_children_under_every_method)
     }
 }
 
+/* Puts "g" in the first queue it was handed. */
+MP_TARGET(put_g_in_queue0)
+{
+    (void)arg;
+    (void)len;
+    return mp_child_queue(0) != NULL &&
+                   mp_queue_put_str(mp_child_queue(0), "g") == 0
+               ? 0
+               : 3;
+}
+
+/* Looks at its first queue, then hands its second to a fork grandchild. */
+MP_TARGET(hand_queue1_to_a_grandchild)
+{
+    mp_process *g = NULL;
+    int code = -1;
+
+    (void)arg;
+    (void)len;
+    if (mp_child_queue(0) == NULL || mp_child_queue(1) == NULL ||
+        mp_process_new(&g, "put_g_in_queue0", NULL, 0, NULL) < 0 ||
+        mp_process_add_queue(g, mp_child_queue(1)) < 0 ||
+        mp_process_start(g) < 0 || mp_process_join(g, 30) < 0 ||
+        mp_process_exitcode(g, &code) != 1)
+        return 4;
+    mp_process_free(g);
+    return code;
+}
+
+/* A fork grandchild's mp_child_queue(0) is the queue handed to it, not the
+ * one its parent looked at first (the cache of queues came along with the
+ * fork). */
+TEST(a_grandchild_gets_the_queue_handed_to_it)
+{
+    mp_queue *q0, *q1;
+    mp_process *p;
+    int code = -1;
+
+    ASSERT_OK(mp_queue_new(&q0, 0));
+    ASSERT_OK(mp_queue_new(&q1, 0));
+    ASSERT_OK(mp_process_new(&p, "hand_queue1_to_a_grandchild", NULL, 0,
+                             NULL));
+    ASSERT_OK(mp_process_add_queue(p, q0));
+    ASSERT_OK(mp_process_add_queue(p, q1));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_EQ(0, mp_process_join(p, 30));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(0, code);
+    ASSERT_EQ(0, mp_queue_qsize(q0));
+    ASSERT_EQ(1, mp_queue_qsize(q1));
+    expect_get(q1, "g", 1);
+    mp_process_free(p);
+    mp_queue_free(q0);
+    mp_queue_free(q1);
+}
+
 /* Puts a message in the queue it was handed and takes it back. */
 MP_TARGET(round_trip_own_queue)
 {
