@@ -1,7 +1,7 @@
 # libmp, its unit tests, the conformance harness and the benchmarks (GNU make).
 # Targets: all check run-tests conformance gate reference reference-all
-#          diff-reference sanitize tsan valgrind bench install uninstall
-#          clean deps.  See README.md.
+#          diff-reference sanitize tsan tsan-fallback valgrind bench install
+#          uninstall clean deps.  See README.md.
 #
 # Compilers: any C11 compiler that takes gcc's options (gcc and clang are
 # tested: `make B=build-clang CC=clang check` builds into its own directory).
