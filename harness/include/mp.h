@@ -195,6 +195,7 @@ int mp_target_define(const char *name, mp_target_fn fn);
  * name). */
 mp_target_fn mp_target_lookup(const char *name);
 
+#define MP__UNUSED __attribute__((unused))
 #ifdef __cplusplus
 #define MP__STATIC_ASSERT static_assert
 #else
@@ -204,7 +205,8 @@ mp_target_fn mp_target_lookup(const char *name);
 /*
  * Defines a target and registers it before main() runs:
  *     MP_TARGET(worker) { ... return 0; }
- * The body sees `arg` and `len`.  A name over MP_TARGET_NAME_MAX bytes does
+ * The body sees `arg` and `len` (a body may ignore either: neither warns as
+ * unused).  A name over MP_TARGET_NAME_MAX bytes does
  * not compile; the same name defined twice in one program does not link
  * ("multiple definition of mp_target__reg_worker"), and across shared
  * objects it is withdrawn at load time (mp_target_define()).
@@ -218,7 +220,8 @@ mp_target_fn mp_target_lookup(const char *name);
     {                                                                         \
         (void)mp_target_define(#name, mp_target__fn_##name);                  \
     }                                                                         \
-    static int mp_target__fn_##name(const void *arg, size_t len)
+    static int mp_target__fn_##name(const void *arg MP__UNUSED,               \
+                                    size_t len MP__UNUSED)
 
 /* start methods and contexts */
 
