@@ -174,6 +174,16 @@ static void init(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
+/* Every taker of server.lock registers the fork handlers first: a fork
+ * child must never inherit the lock held (a reap from cleanup() in one
+ * thread while another forks: the child then hung at its exit). */
+static void server_atfork_once(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, init);
+}
+
 static bool server_alive(void)
 {
     struct pollfd pfd = { .fd = server.pidfd, .events = POLLIN };
@@ -225,10 +235,9 @@ fail:
  * socket comes back in *sock. */
 static int request(mp_process *p, int *sock)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     int st[2] = { -1, -1 }, keep = -1, pw = -1, r = 0, fds[64], nfds = 2;
 
-    pthread_once(&once, init);
+    server_atfork_once();
     /* Held until the server's end of the stream socket is closed here: a
      * fork (libmp's or the program's: server.lock is held across fork())
      * must not inherit it, or the child's sentinel would not see the
@@ -293,6 +302,7 @@ void mp__forkserver_reap(void)
     siginfo_t si = { 0 };
     int r;
 
+    server_atfork_once();
     if (pthread_mutex_trylock(&server.lock) != 0)
         return;
     /* By pid only where nobody else reaps: another's reaping would free
@@ -316,6 +326,7 @@ void mp__forkserver_reap(void)
 
 void mp__forkserver_stop(void)
 {
+    server_atfork_once();
     pthread_mutex_lock(&server.lock);
     if (server.pid > 0 && server.owner == getpid())
         server_end(1.0);
