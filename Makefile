@@ -1,7 +1,7 @@
 # libmp, its unit tests, the conformance harness and the benchmarks (GNU make).
 # Targets: all check run-tests conformance gate reference reference-all
-#          diff-reference sanitize tsan tsan-fallback valgrind bench install
-#          uninstall clean deps.  See README.md.
+#          diff-reference sanitize tsan valgrind bench install uninstall
+#          clean deps.  See README.md.
 #
 # Compilers: any C11 compiler that takes gcc's options (gcc and clang are
 # tested: `make B=build-clang CC=clang check` builds into its own directory).
@@ -65,8 +65,7 @@ HAR_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/runner/*.c))
 PROVE     := prove -e ''
 
 .SECONDARY:
-.PHONY: all check run-tests conformance sanitize tsan tsan-fallback valgrind \
-        bench install \
+.PHONY: all check run-tests conformance sanitize tsan valgrind bench install \
         uninstall clean deps reference reference-all diff-reference gate
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(CXX_TEST) $(HELPERS) \
      $(BENCH) $(QBENCH) $(SCENARIO)
@@ -246,12 +245,6 @@ tsan: deps
 	    CFLAGS="-O1 -g $(TSAN_FLAGS) $(TSAN_WNO)" LDFLAGS="$(TSAN_FLAGS)" \
 	    $(TSAN_TESTS)
 	$(TSAN_ENV) $(PROVE) $(TSAN_TESTS)
-
-# The thread tests on the pipe fallback (no pidfds) under TSan: not in tsan
-# (nor CI), because sentinel_is_not_held_by_a_child_another_thread_starts
-# times out there in about 1 run in 8, in a way not yet understood (the
-# same test on the fallback without TSan, in check, has not failed).
-tsan-fallback: tsan
 	$(TSAN_ENV) LIBMP_NO_PIDFD=1 $(PROVE) build-tsan/tests/test_threads
 
 VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
