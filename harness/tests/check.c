@@ -121,6 +121,20 @@ int check_output(void (*child)(void *), void *arg, char *out, size_t size)
     return status;
 }
 
+int check_uses_pidfds(void)
+{
+    const char *off = getenv("LIBMP_NO_PIDFD");
+    int fd;
+
+    if (off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)
+        return 0;
+    fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
 double check_slowdown(void)
 {
     const char *s = getenv("CHECK_SLOWDOWN");

@@ -38,6 +38,9 @@ double check_slowdown(void);
  * its descendants write until EOF into out (NUL-terminated, at most size -
  * 1 bytes) and returns the child's wait status. */
 int check_output(void (*child)(void *), void *arg, char *out, size_t size);
+/* Whether libmp runs on pidfds here (not on its pipe fallback: forced by
+ * LIBMP_NO_PIDFD, or no pidfd_open, as under valgrind 3.19). */
+int check_uses_pidfds(void);
 /* CLOCK_MONOTONIC seconds, for measuring durations in tests. */
 double check_now(void);
 

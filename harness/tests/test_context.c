@@ -708,22 +708,6 @@ MP_TARGET(exit_when_told)
     return code;
 }
 
-/* Whether libmp runs on pidfds here (not on its pipe fallback: forced by
- * LIBMP_NO_PIDFD, or no pidfd_open, as under valgrind 3.19). */
-static bool libmp_uses_pidfds(void)
-{
-    const char *off = getenv("LIBMP_NO_PIDFD");
-    int fd;
-
-    if (off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)
-        return false;
-    fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-    if (fd < 0)
-        return false;
-    close(fd);
-    return true;
-}
-
 /* A running forkserver child costs its parent one descriptor (CPython's
  * costs one: its sentinel), so a parent under a low RLIMIT_NOFILE can run
  * many at once; signals still reach them, and exit codes come back.  (The
@@ -731,7 +715,7 @@ static bool libmp_uses_pidfds(void)
 TEST(forkserver_children_cost_one_descriptor_each)
 {
     enum { N = 40, FIRST = 8 };
-    int per = libmp_uses_pidfds() ? 1 : 2;
+    int per = check_uses_pidfds() ? 1 : 2;
     mp_context *ctx;
     mp_process *p[N];
     mp_queue *go;

@@ -100,22 +100,6 @@ static void wait_ready(int fd)
     ASSERT_EQ(1, read(fd, &c, 1));
 }
 
-/* Whether libmp runs on pidfds here (not on its pipe fallback: forced by
- * LIBMP_NO_PIDFD, or no pidfd_open, as under valgrind 3.19). */
-static bool libmp_uses_pidfds(void)
-{
-    const char *off = getenv("LIBMP_NO_PIDFD");
-    int fd;
-
-    if (off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)
-        return false;
-    fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-    if (fd < 0)
-        return false;
-    close(fd);
-    return true;
-}
-
 /* A pidfd to watch a process that is not our child.  Valgrind 3.19 does not
  * know pidfd_open: such tests are skipped there (libmp itself then runs on
  * its pipe fallback, which the other tests cover). */
@@ -649,7 +633,7 @@ TEST(exitcode_lifecycle_and_reaping_without_join)
     /* Beyond CPython: the pidfd sentinel fires once the child can be reaped,
      * so exitcode is known at once (with a pipe sentinel, CPython's and the
      * fallback's, it may still read None: SCENARIOS.md #33). */
-    if (!libmp_uses_pidfds())
+    if (!check_uses_pidfds())
         wait_zombie(p);
     else
         ASSERT_TRUE(fd_readable(mp_process_sentinel(p), 10000));
@@ -807,7 +791,7 @@ TEST(sentinel_ignores_orphaned_grandchildren)
     char buf[64];
     mp_process *p;
 
-    if (!libmp_uses_pidfds())
+    if (!check_uses_pidfds())
         check_skip("the pipe fallback has CPython's weakness here");
     make_pipe(fds);
     p = start_fd("leave_grandchild", fds[1]);
@@ -1711,7 +1695,7 @@ TEST(parent_watch_failing_is_an_error_not_a_death)
     char buf[64];
     mp_process *p;
 
-    if (!libmp_uses_pidfds())
+    if (!check_uses_pidfds())
         check_skip("the fallback's parent sentinel is a pipe made at start");
     make_pipe(fds);
     setrlimit(RLIMIT_NOFILE, &rl);

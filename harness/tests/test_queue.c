@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <fcntl.h>
@@ -1362,6 +1363,21 @@ static void wait_long_put(void)
     wait_inside();
 }
 
+/* Skips without biased sides; else makes fq (joinable or not) and starts
+ * the target, a child that will stay inside a side. */
+static mp_process *start_stayer(const char *target, bool joinable)
+{
+    mp_process *p;
+
+    if (!mp__queue_membarrier())
+        check_skip("no membarrier(2): no biased sides");
+    ASSERT_OK(joinable ? mp_joinable_queue_new(&fq, 0)
+                       : mp_queue_new(&fq, 0));
+    ASSERT_OK(mp_process_new(&p, target, NULL, 0, NULL));
+    ASSERT_OK(mp_process_start(p));
+    return p;
+}
+
 TEST(a_waiter_keeps_its_timeout_while_a_live_owner_stays_inside)
 {
     mp_process *p;
@@ -1370,11 +1386,7 @@ TEST(a_waiter_keeps_its_timeout_while_a_live_owner_stays_inside)
     int code = -1;
     double t;
 
-    if (!mp__queue_membarrier())
-        check_skip("no membarrier(2): no biased sides");
-    ASSERT_OK(mp_queue_new(&fq, 0));
-    ASSERT_OK(mp_process_new(&p, "stay_inside", NULL, 0, NULL));
-    ASSERT_OK(mp_process_start(p));
+    p = start_stayer("stay_inside", false);
     for (int i = 0; i < 200; i++)
         ASSERT_OK(mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 10));
     wait_inside();
@@ -1424,12 +1436,8 @@ TEST(timeouts_hold_while_the_same_side_is_held)
     int code = -1;
     double t;
 
-    if (!mp__queue_membarrier())
-        check_skip("no membarrier(2): no biased sides");
     /* producers */
-    ASSERT_OK(mp_queue_new(&fq, 0));
-    ASSERT_OK(mp_process_new(&p, "stay_inside", NULL, 0, NULL));
-    ASSERT_OK(mp_process_start(p));
+    p = start_stayer("stay_inside", false);
     wait_long_put();
     t = check_now();
     ASSERT_EQ(MP_EFULL, mp_queue_put_nowait(fq, "x", 1));
@@ -1573,11 +1581,7 @@ TEST(an_owed_revocation_is_repaired_for_a_waiter)
     size_t n;
     int code = -1;
 
-    if (!mp__queue_membarrier())
-        check_skip("no membarrier(2): no biased sides");
-    ASSERT_OK(mp_joinable_queue_new(&fq, 0));
-    ASSERT_OK(mp_process_new(&p, "stay_inside_then_die", NULL, 0, NULL));
-    ASSERT_OK(mp_process_start(p));
+    p = start_stayer("stay_inside_then_die", true);
     wait_long_put();
     ASSERT_EQ(MP_EFULL, mp_queue_put_nowait(fq, "x", 1)); /* owed now */
     for (int i = 0; i < 200; i++) {
