@@ -156,14 +156,54 @@ int mp_format_exception(int err, char *buf, size_t size);
 int mp_raise(const char *exc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* processes, targets and arguments: the way in */
+
+typedef struct mp_process mp_process;
+typedef struct mp_context mp_context;
+typedef struct mp_queue mp_queue;
+typedef struct mp_conn mp_conn;
+/* What a child reads its arguments from (see "arguments" below). */
+typedef struct mp_args mp_args;
+
+/* A timeout that never runs out (CPython's None). */
+#define MP_FOREVER (__builtin_inf())
+
+/*
+ * The shape of every program (CPython's
+ * `Process(target=worker, args=(1.5, 'text', q)).start()`):
+ *
+ *     MP_TARGET(worker)
+ *     {
+ *         double x = mp_args_double(args, 0);
+ *         const char *s = mp_args_str(args, 1);
+ *         return mp_queue_put_str(mp_args_queue(args, 2), s);
+ *     }
+ *
+ *     int main(int argc, char **argv)
+ *     {
+ *         mp_main(argc, argv);
+ *         mp_queue *q;
+ *         mp_process *p;
+ *         mp_queue_new(&q, 0);
+ *         mp_process_create(&p, &worker_target, MP_ARGS(1.5, "text", q), NULL);
+ *         mp_process_start(p);
+ *         ...
+ *     }
+ *
+ * A target is found by an object the compiler checks (worker_target), its
+ * arguments are typed values that reach the child the same way under fork,
+ * spawn and forkserver, and a queue or connection among them is handed over
+ * with its own reference.
+ */
+
 /* targets */
 
 /*
- * A target is the code a child runs.  It receives the argument bytes given to
- * mp_process_new(): a copy, so it works under every start method, never
- * NULL, and followed by a NUL byte that `len` does not count (a string
- * passed with its strlen() reads as a C string; no argument is "", 0).  Its return
- * value decides the child's exit code, as the end of CPython's _bootstrap does:
+ * The function a child runs: a target defined with MP_TARGET() also reads
+ * its typed arguments (`args`); every target receives the single argument
+ * blob of mp_process_new(): a copy, never NULL, followed by a NUL byte that
+ * `len` does not count (no blob is "", 0).  Its return value decides the
+ * child's exit code, as the end of CPython's _bootstrap does:
  *   0         exit code 0 (the target returned);
  *   n > 0     exit code n, truncated to 8 bits by the OS (sys.exit(n));
  *   n < 0     an error code (MP_ERAISED, or any libmp/-errno code the target
@@ -174,6 +214,12 @@ typedef int (*mp_target_fn)(const void *arg, size_t len);
 
 /* The longest target name, in bytes. */
 #define MP_TARGET_NAME_MAX 63
+
+/* A target as an object: what MP_TARGET(worker) defines as worker_target. */
+typedef struct mp_target {
+    const char *name;
+    mp_target_fn fn;
+} mp_target;
 
 /*
  * Registers `fn` under `name` so processes can be made from the name (start
@@ -187,7 +233,7 @@ int mp_target_register(const char *name, mp_target_fn fn);
  * What MP_TARGET() registers with: mp_target_register(), except that a name
  * another function has taken is a bug that link order would settle
  * silently, so it is reported on stderr and the name is withdrawn: from then
- * on mp_process_new() with that name fails with a ValueError (MP_ERAISED)
+ * on making a process of that name fails with a ValueError (MP_ERAISED)
  * that names the conflict, and mp_target_lookup() returns NULL.
  */
 int mp_target_define(const char *name, mp_target_fn fn);
@@ -203,25 +249,281 @@ mp_target_fn mp_target_lookup(const char *name);
 #endif
 
 /*
- * Defines a target and registers it before main() runs:
+ * Defines a target, registers it before main() runs, and defines the object
+ * `<name>_target` (an mp_target) to make processes from:
  *     MP_TARGET(worker) { ... return 0; }
- * The body sees `arg` and `len` (a body may ignore either: neither warns as
- * unused).  A name over MP_TARGET_NAME_MAX bytes does
- * not compile; the same name defined twice in one program does not link
- * ("multiple definition of mp_target__reg_worker"), and across shared
- * objects it is withdrawn at load time (mp_target_define()).
+ *     mp_process_create(&p, &worker_target, MP_ARGS(...), NULL);
+ * so a misspelt target does not compile.  The body sees `args` (the typed
+ * arguments, never NULL: an empty list when none were given), and `arg` and
+ * `len` (the blob); it may ignore any of them without a warning.  Another
+ * file names it after MP_TARGET_DECLARE(worker);.  A name over
+ * MP_TARGET_NAME_MAX bytes does not compile; the same name defined twice in
+ * one program does not link ("multiple definition of
+ * mp_target__reg_worker"), and across shared objects it is withdrawn at load
+ * time (mp_target_define()).
  */
+#define MP_TARGET_DECLARE(name)                                               \
+    extern __attribute__((visibility("hidden"))) const mp_target name##_target
 #define MP_TARGET(name)                                                       \
     MP__STATIC_ASSERT(sizeof(#name) <= MP_TARGET_NAME_MAX + 1,                \
                       "MP_TARGET(" #name "): the name is too long");          \
-    static int mp_target__fn_##name(const void *arg, size_t len);             \
+    static int mp_target__body_##name(const void *arg, size_t len,            \
+                                      const mp_args *args);                  \
+    static int mp_target__fn_##name(const void *arg, size_t len)              \
+    {                                                                         \
+        return mp_target__body_##name(arg, len, mp_child_args());             \
+    }                                                                         \
+    MP_TARGET_DECLARE(name);                                                  \
+    const mp_target name##_target = { #name, mp_target__fn_##name };          \
     __attribute__((visibility("hidden"))) void mp_target__reg_##name(void);  \
     __attribute__((constructor)) void mp_target__reg_##name(void)             \
     {                                                                         \
         (void)mp_target_define(#name, mp_target__fn_##name);                  \
     }                                                                         \
-    static int mp_target__fn_##name(const void *arg MP__UNUSED,               \
-                                    size_t len MP__UNUSED)
+    static int mp_target__body_##name(const void *arg MP__UNUSED,             \
+                                      size_t len MP__UNUSED,                  \
+                                      const mp_args *args MP__UNUSED)
+
+/* arguments */
+
+/*
+ * Process(args=(...), kwargs={...}) for C.  The parent gives a child an
+ * array of typed values; the child reads them, by position or by name, from
+ * the mp_args its target receives.  The types are Python's: int (long long),
+ * float (double), str (a C string, copied), bytes (a buffer, copied), and
+ * handles to shareable objects (Queue, Connection): a value that is none of
+ * these, a pointer to the parent's memory in particular, cannot be passed
+ * (it would be an address in another process under spawn and forkserver).
+ * Values are copied when the process is made, and a handle takes a
+ * reference of its own then: the caller may free or change its array, its
+ * buffers, its queue and its connection at once.  The same array may make
+ * any number of processes.
+ */
+enum {
+    MP_ARG_INT = 1,
+    MP_ARG_DOUBLE = 2,
+    MP_ARG_STR = 3,
+    MP_ARG_BYTES = 4,
+    MP_ARG_QUEUE = 5,
+    MP_ARG_CONN = 6
+};
+typedef struct mp_arg {
+    int type;         /* MP_ARG_* */
+    const char *name; /* NULL: reachable by position only */
+    union {
+        long long i;
+        double d;
+        const char *s;
+        struct {
+            const void *buf;
+            size_t len;
+        } b;
+        mp_queue *q;
+        mp_conn *c;
+    } u;
+} mp_arg;
+
+/* One value each.  mp_arg_str(NULL) and mp_arg_bytes(NULL, n > 0) are
+ * rejected when the process is made (MP_EINVAL). */
+mp_arg mp_arg_int(long long v);
+mp_arg mp_arg_double(double v);
+mp_arg mp_arg_str(const char *s);
+mp_arg mp_arg_bytes(const void *buf, size_t len);
+mp_arg mp_arg_queue(mp_queue *q);
+mp_arg mp_arg_conn(mp_conn *c);
+/* The value a, reachable by `name` as well (kwargs): names are unique
+ * within a list, at most MP_TARGET_NAME_MAX bytes. */
+mp_arg mp_arg_named(const char *name, mp_arg a);
+
+#ifndef __cplusplus
+/*
+ * MP_ARG(x): the value for x, chosen by x's type at compile time: integers,
+ * floating point, char * (a string), mp_queue *, mp_conn *, or an mp_arg
+ * already made (mp_arg_bytes(), mp_arg_named()).  Any other type does not
+ * compile.  MP_ARGS(x, y, ...) (1 to 16 values) gives the two parameters
+ * mp_process_create() takes, the array and its length:
+ *     mp_process_create(&p, &worker_target,
+ *                       MP_ARGS(1.5, "text", q, MP_NAMED("n", 3)), NULL);
+ */
+#define MP_ARG(x)                                                             \
+    _Generic((x),                                                             \
+        _Bool: mp_arg_int, char: mp_arg_int, signed char: mp_arg_int,         \
+        unsigned char: mp_arg_int, short: mp_arg_int,                         \
+        unsigned short: mp_arg_int, int: mp_arg_int, unsigned: mp_arg_int,    \
+        long: mp_arg_int, unsigned long: mp_arg_int, long long: mp_arg_int,   \
+        unsigned long long: mp_arg_int, float: mp_arg_double,                 \
+        double: mp_arg_double, char *: mp_arg_str, const char *: mp_arg_str,  \
+        mp_queue *: mp_arg_queue, mp_conn *: mp_arg_conn,                     \
+        mp_arg: mp_arg_of)(x)
+#define MP_NAMED(name, x) mp_arg_named((name), MP_ARG(x))
+#define MP__NARGS(...)                                                        \
+    MP__NARGS_(__VA_ARGS__, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,  \
+               2, 1, 0)
+#define MP__NARGS_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13,    \
+                   a14, a15, a16, n, ...) n
+#define MP__CAT(a, b) MP__CAT_(a, b)
+#define MP__CAT_(a, b) a##b
+#define MP__MAP1(x) MP_ARG(x)
+#define MP__MAP2(x, ...) MP_ARG(x), MP__MAP1(__VA_ARGS__)
+#define MP__MAP3(x, ...) MP_ARG(x), MP__MAP2(__VA_ARGS__)
+#define MP__MAP4(x, ...) MP_ARG(x), MP__MAP3(__VA_ARGS__)
+#define MP__MAP5(x, ...) MP_ARG(x), MP__MAP4(__VA_ARGS__)
+#define MP__MAP6(x, ...) MP_ARG(x), MP__MAP5(__VA_ARGS__)
+#define MP__MAP7(x, ...) MP_ARG(x), MP__MAP6(__VA_ARGS__)
+#define MP__MAP8(x, ...) MP_ARG(x), MP__MAP7(__VA_ARGS__)
+#define MP__MAP9(x, ...) MP_ARG(x), MP__MAP8(__VA_ARGS__)
+#define MP__MAP10(x, ...) MP_ARG(x), MP__MAP9(__VA_ARGS__)
+#define MP__MAP11(x, ...) MP_ARG(x), MP__MAP10(__VA_ARGS__)
+#define MP__MAP12(x, ...) MP_ARG(x), MP__MAP11(__VA_ARGS__)
+#define MP__MAP13(x, ...) MP_ARG(x), MP__MAP12(__VA_ARGS__)
+#define MP__MAP14(x, ...) MP_ARG(x), MP__MAP13(__VA_ARGS__)
+#define MP__MAP15(x, ...) MP_ARG(x), MP__MAP14(__VA_ARGS__)
+#define MP__MAP16(x, ...) MP_ARG(x), MP__MAP15(__VA_ARGS__)
+#define MP_ARGS(...)                                                          \
+    (const mp_arg[]){ MP__CAT(MP__MAP, MP__NARGS(__VA_ARGS__))(__VA_ARGS__) }, \
+        (size_t)MP__NARGS(__VA_ARGS__)
+#endif
+/* The value itself: what MP_ARG() makes of an mp_arg already made. */
+mp_arg mp_arg_of(mp_arg a);
+
+/*
+ * Reading the arguments, in the child (or in any process: the list a
+ * process was made with).  Positions count from 0, named values included.
+ * mp_args_get_*() return 0 and the value, or an error that names the
+ * argument: MP_ERAISED with "IndexError: argument 3 is out of range (3
+ * given)", "TypeError: argument 1 ('n') is str, not int" (the names are
+ * Python's: int, float, str, bytes, Queue, Connection; an int is read as a
+ * float too, as Python's float operations take it).  A string and bytes
+ * point into the list, with a NUL after their length, valid as long as the
+ * list; a queue or connection belongs to the list (do not free it): in the
+ * child it lives as long as the child.
+ */
+size_t mp_args_count(const mp_args *args);
+/* The position of the value named `name`, or MP_ERAISED with "KeyError:
+ * 'name'". */
+int mp_args_index(const mp_args *args, const char *name);
+/* Its type (MP_ARG_*) and name (NULL if none); MP_ERAISED IndexError /
+ * NULL for a position out of range. */
+int mp_args_type(const mp_args *args, size_t i);
+const char *mp_args_name(const mp_args *args, size_t i);
+int mp_args_get_int(const mp_args *args, size_t i, long long *v);
+int mp_args_get_double(const mp_args *args, size_t i, double *v);
+int mp_args_get_str(const mp_args *args, size_t i, const char **s);
+int mp_args_get_bytes(const mp_args *args, size_t i, const void **buf,
+                      size_t *len);
+int mp_args_get_queue(const mp_args *args, size_t i, mp_queue **q);
+int mp_args_get_conn(const mp_args *args, size_t i, mp_conn **c);
+/*
+ * The same, for a target's body, where a wrong argument is a bug: on an
+ * error they raise it, as Python's `args[3]` or `q.put` on a str would: the
+ * process ends as a target that returned the error does ("Process
+ * <name>:", "TypeError: ...", exit code 1; in the main process, the line
+ * on stderr and exit(1)).  mp_args_at() is mp_args_index() that raises, so
+ * `mp_args_int(args, mp_args_at(args, "n"))` reads the value named n.
+ */
+size_t mp_args_at(const mp_args *args, const char *name);
+long long mp_args_int(const mp_args *args, size_t i);
+double mp_args_double(const mp_args *args, size_t i);
+const char *mp_args_str(const mp_args *args, size_t i);
+const void *mp_args_bytes(const mp_args *args, size_t i, size_t *len);
+mp_queue *mp_args_queue(const mp_args *args, size_t i);
+mp_conn *mp_args_conn(const mp_args *args, size_t i);
+/* The arguments of the current process: what a target receives as `args`
+ * (never NULL; empty in the main process or with none given). */
+const mp_args *mp_child_args(void);
+
+/*
+ * Results back ("how do I return a value from a process"): hand the child
+ * a queue and put the result there; the parent gets it:
+ *     MP_TARGET(square) {
+ *         long long x = mp_args_int(args, 0);
+ *         return mp_queue_put_i64(mp_args_queue(args, 1), x * x);
+ *     }
+ *     ...  mp_process_create(&p, &square_target, MP_ARGS(7, q), NULL); ...
+ *     mp_queue_get_i64(q, &result, MP_FOREVER);
+ * A libmp put copies the message into shared memory and returns, so the
+ * parent may join the child before or after getting: CPython's deadlock of
+ * joining a child whose queue's feeder still holds data cannot happen.
+ * Several children may share one queue (tag results with mp_args' values
+ * if order matters).
+ */
+
+/* per-process options */
+
+/* mp_process_options.daemon: 0 inherits the creating process's flag. */
+enum { MP_DAEMON_INHERIT = 0, MP_DAEMON_YES = 1, MP_DAEMON_NO = 2 };
+
+/* mp_process_options.env_mode */
+enum { MP_ENV_EXTEND = 0, MP_ENV_REPLACE = 1 };
+
+/*
+ * mp_process_options.stdio[0..2] (stdin, stdout, stderr).  Each is opened
+ * by start() in the parent, so a bad path is start()'s error, under every
+ * method:
+ *   MP_STDIO_DEFAULT  CPython's: stdin /dev/null (CPython closes it and
+ *                     opens os.devnull), stdout and stderr inherited;
+ *   MP_STDIO_INHERIT  the parent's descriptor (stdin too);
+ *   MP_STDIO_DEVNULL  /dev/null;
+ *   MP_STDIO_FILE     `path`: read for stdin; for output, created
+ *                     (0666 & ~umask) and truncated, or appended to if
+ *                     `append`;
+ *   MP_STDIO_FD       a duplicate of the caller's descriptor `fd`;
+ *   MP_STDIO_PIPE     a pipe whose other end the parent holds:
+ *                     mp_process_stdio() gives it, mp_process_capture()
+ *                     reads output to the end.
+ */
+enum {
+    MP_STDIO_DEFAULT = 0,
+    MP_STDIO_INHERIT = 1,
+    MP_STDIO_DEVNULL = 2,
+    MP_STDIO_FILE = 3,
+    MP_STDIO_FD = 4,
+    MP_STDIO_PIPE = 5
+};
+typedef struct mp_stdio {
+    int how; /* MP_STDIO_* */
+    const char *path;
+    int append;
+    int fd;
+} mp_stdio;
+
+/* Every field zero is CPython's default: `mp_process_options o = {0};` or
+ * designated initialisers for the fields wanted.  The strings are copied. */
+typedef struct mp_process_options {
+    /* NULL or "": the default name, "Process-N" (N from a counter that every
+     * construction advances, named processes included; "Process-N:M" in a
+     * child of Process-N). */
+    const char *name;
+    /* MP_DAEMON_INHERIT (the default), MP_DAEMON_YES or MP_DAEMON_NO. */
+    int daemon;
+    /* ctx.Process(): NULL is the default context (a plain "Process-N"). */
+    mp_context *context;
+    /* "NAME=value" strings, NULL-terminated; NULL: the parent's
+     * environment.  MP_ENV_EXTEND sets each on top of the parent's
+     * environment (an entry "NAME" without '=' removes NAME);
+     * MP_ENV_REPLACE makes them the whole environment. */
+    const char *const *env;
+    int env_mode;
+    /* The child's working directory; NULL: the parent's. */
+    const char *cwd;
+    mp_stdio stdio[3];
+} mp_process_options;
+
+/*
+ * Process(target=target, args=..., name=..., daemon=...), with the target
+ * as an object (MP_TARGET()'s <name>_target) and typed arguments: `args`
+ * is an array of n values (MP_ARGS(...) gives both; NULL, 0 for none),
+ * copied, with handles referenced, before it returns.  `target` NULL makes
+ * a process that runs nothing and exits 0.  `options` may be NULL.
+ * Errors: MP_EINVAL (a bad value, a duplicate or overlong name, over 56
+ * handles, an option out of range), MP_ENOTARGET (a target whose name is
+ * not registered to its function in this program), MP_EHANDLECLOSED (a
+ * closed connection), -ENOMEM.  No OS process exists until
+ * mp_process_start().
+ */
+int mp_process_create(mp_process **out, const mp_target *target,
+                      const mp_arg *args, size_t n,
+                      const mp_process_options *options);
 
 /* start methods and contexts */
 
@@ -231,8 +533,6 @@ mp_target_fn mp_target_lookup(const char *name);
  * first thing in main()) and "forkserver" (children forked by a small server,
  * itself a fresh run of this program, started on first use).
  */
-typedef struct mp_context mp_context;
-
 /*
  * Call first thing in main(), before anything else runs:
  *     int main(int argc, char **argv) { mp_main(argc, argv); ... }
@@ -277,23 +577,6 @@ const char *mp_get_start_method(int allow_none);
 size_t mp_get_all_start_methods(const char **out, size_t n);
 
 /* process */
-
-typedef struct mp_process mp_process;
-
-/* A timeout that never runs out (CPython's None). */
-#define MP_FOREVER (__builtin_inf())
-
-/* mp_process_options.daemon: 0 inherits the creating process's flag. */
-enum { MP_DAEMON_INHERIT = 0, MP_DAEMON_YES = 1, MP_DAEMON_NO = 2 };
-
-typedef struct mp_process_options {
-    /* NULL or "": the default name, "Process-N" (N from a counter that every
-     * construction advances, named processes included; "Process-N:M" in a
-     * child of Process-N). */
-    const char *name;
-    /* MP_DAEMON_INHERIT (the default), MP_DAEMON_YES or MP_DAEMON_NO. */
-    int daemon;
-} mp_process_options;
 
 /*
  * Process(target=..., args=..., name=..., daemon=...).  `target` is a name
@@ -505,7 +788,6 @@ int mp_set_daemon_death_signal(int sig);
  * send to a closed peer is -EPIPE (BrokenPipeError), never a SIGPIPE: see
  * mp_set_sigpipe_policy().
  */
-typedef struct mp_conn mp_conn;
 
 /*
  * How a send on a one-way pipe keeps SIGPIPE away (a duplex pipe is a socket
@@ -653,7 +935,6 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * also use the parent's object directly.  One mp_queue may be used by
  * several threads at once.
  */
-typedef struct mp_queue mp_queue;
 
 /* Queue(maxsize): maxsize <= 0 is unbounded.  As CPython's, making a queue
  * of any kind fixes the default start method (set_start_method() without

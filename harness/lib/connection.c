@@ -81,11 +81,14 @@ unsigned mp__conn_flags(const mp_conn *c)
 }
 
 static mp_conn **child_conns;
+static const unsigned char *child_use;
 static size_t nchild_conns;
 
-void mp__set_child_conns(mp_conn **conns, size_t n)
+void mp__set_child_conns(mp_conn **conns, const unsigned char *use,
+                         size_t n)
 {
     child_conns = conns;
+    child_use = use;
     nchild_conns = n;
 }
 
@@ -96,14 +99,16 @@ size_t mp__child_conn_count(void)
 
 mp_conn *mp__child_conn_raw(size_t i)
 {
-    return i < nchild_conns ? child_conns[i] : NULL;
+    return i < nchild_conns && child_use[i] == MP__USE_ADDED ? child_conns[i]
+                                                             : NULL;
 }
 
 /* The i-th of the connections proper: queues' handles do not count. */
 mp_conn *mp_child_conn(size_t i)
 {
     for (size_t j = 0; j < nchild_conns; j++)
-        if (!child_conns[j]->is_queue && i-- == 0)
+        if (child_use[j] == MP__USE_ADDED && !child_conns[j]->is_queue &&
+            i-- == 0)
             return child_conns[j];
     return NULL;
 }

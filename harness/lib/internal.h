@@ -53,10 +53,16 @@ struct mp_process {
     mp_target_fn fn; /* NULL: run nothing */
     char target_name[64];
     char *cwd;       /* a child from a blob: its parent's directory */
-    mp_conn **conns; /* handed to the child (mp_process_add_conn) */
+    /* Descriptors handed to the child, with what each is for (MP__USE_*):
+     * the typed arguments' handles first, then mp_process_add_conn()'s. */
+    mp_conn **conns;
+    unsigned char *conn_use;
     size_t nconns;
     void *arg;
     size_t arg_len;
+    char *targs; /* the typed arguments, encoded (args.c) */
+    size_t targs_len;
+    mp_args *args_view; /* in the process itself: targs decoded */
 
     /* What CPython keeps in its Popen object.  wait_lock serialises reaping,
      * so two threads never race to reap one child. */
@@ -151,6 +157,40 @@ double mp__start_timeout(void);
 /* Waits for the one-byte ack of a child that reached mp_main(). */
 int mp__wait_ack(int sock, int pidfd, pid_t pid);
 
+/* args.c */
+/* The most descriptors a process may be handed: they must fit in one
+ * SCM_RIGHTS message with the fork server's own. */
+#define MP__MAX_HANDLES 56
+/* What a descriptor handed to a child is for. */
+enum {
+    MP__USE_ADDED = 0, /* mp_process_add_conn(), mp_process_add_queue() */
+    MP__USE_ARG = 1,   /* a typed argument's queue or connection */
+};
+/* Encodes n values; the queues' and connections' handles go to
+ * handles[0..*nhandles) (room for MP__MAX_HANDLES), in the order the
+ * encoding numbers them.  MP_EINVAL for a bad value, -ENOMEM. */
+int mp__args_encode(const mp_arg *v, size_t n, char **out, size_t *len,
+                    mp_conn **handles, size_t *nhandles);
+/* Decodes what mp__args_encode() made, in the process it was made for:
+ * conns and use are that process's handles.  -EPROTO for anything
+ * malformed (every length and index is checked), -ENOMEM. */
+int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
+                    const unsigned char *use, size_t nconns, mp_args **out);
+void mp__args_free(mp_args *a);
+/* process.c: the current process's arguments, decoded on first use (with
+ * args.c's lock held); NULL when it has none. */
+const mp_args *mp__current_args(void);
+/* An error raised where no caller can take it: ends the process as an
+ * uncaught exception does (a child: "Process <name>:" and the exception,
+ * exit code 1; the main process: the exception and exit(1)). */
+_Noreturn void mp__uncaught(int err);
+
+/* queue.c: a queue's handle (its memfd), and a view of the queue another
+ * process's handle names, freed by mp__queue_view_free() (NULL: none). */
+mp_conn *mp__queue_handle(mp_queue *q);
+mp_queue *mp__queue_view(mp_conn *handle);
+void mp__queue_view_free(mp_queue *q);
+
 /* connection.c */
 /* flags: 1 readable, 2 writable, 4 a pipe(2) rather than a socket, 8 a
  * queue's memfd (the handle a queue is handed to a child with) */
@@ -168,8 +208,11 @@ void mp__process_release_conns(mp_process *p);
 unsigned mp__conn_flags(const mp_conn *c);
 /* In a child: what its parent handed it (connections and queues' handles,
  * in the order they were added). */
-void mp__set_child_conns(mp_conn **conns, size_t n);
+void mp__set_child_conns(mp_conn **conns, const unsigned char *use,
+                         size_t n);
 size_t mp__child_conn_count(void);
+/* The i-th of them if mp_process_add_conn()/add_queue() handed it, else
+ * NULL. */
 mp_conn *mp__child_conn_raw(size_t i);
 
 /* start_forkserver.c */

@@ -168,6 +168,8 @@ static void unref(mp_process *p)
     free(p->identity);
     free(p->parent_name);
     free(p->arg);
+    free(p->targs);
+    mp__args_free(p->args_view);
     mp__process_release_conns(p);
     free(p->cwd);
     free(p);
@@ -401,6 +403,9 @@ static int process_new(const mp_context *ctx, mp_process **out,
     int daemon = options != NULL ? options->daemon : MP_DAEMON_INHERIT;
     unsigned count;
 
+    if (ctx == NULL && options != NULL)
+        ctx = options->context;
+
     if (out == NULL || (arg == NULL && len > 0) ||
         daemon < MP_DAEMON_INHERIT || daemon > MP_DAEMON_NO)
         return MP_EINVAL;
@@ -479,10 +484,29 @@ int mp_context_process_new(mp_context *ctx, mp_process **out,
     return process_new(ctx, out, target, arg, len, options);
 }
 
-int mp_process_add_conn(mp_process *p, mp_conn *c)
+/* Appends c (a reference of p's own) to what p hands its child; with
+ * reg_lock held. */
+static int add_handle(mp_process *p, mp_conn *c, unsigned char use)
 {
     mp_conn **grown;
-    int r = 0;
+    unsigned char *grown_use;
+
+    if (p->nconns == MP__MAX_HANDLES)
+        return -EMFILE;
+    if ((grown = realloc(p->conns, (p->nconns + 1) * sizeof(*grown))) == NULL)
+        return -ENOMEM;
+    p->conns = grown;
+    if ((grown_use = realloc(p->conn_use, p->nconns + 1)) == NULL)
+        return -ENOMEM;
+    p->conn_use = grown_use;
+    p->conn_use[p->nconns] = use;
+    p->conns[p->nconns++] = mp__conn_ref(c);
+    return 0;
+}
+
+int mp_process_add_conn(mp_process *p, mp_conn *c)
+{
+    int r;
 
     if (p == NULL || c == NULL)
         return MP_EINVAL;
@@ -493,17 +517,67 @@ int mp_process_add_conn(mp_process *p, mp_conn *c)
         r = MP_EHASSTARTED;
     /* A closed connection is accepted, as CPython's args are: a fork child
      * gets it closed; spawn and forkserver fail at start(). */
-    else if (p->nconns == 56) /* fits in one SCM_RIGHTS message with ours */
-        r = -EMFILE;
-    else if ((grown = realloc(p->conns,
-                              (p->nconns + 1) * sizeof(*grown))) == NULL)
-        r = -ENOMEM;
-    else {
-        p->conns = grown;
-        p->conns[p->nconns++] = mp__conn_ref(c);
-    }
+    else
+        r = add_handle(p, c, MP__USE_ADDED);
     pthread_mutex_unlock(&reg_lock);
     return r;
+}
+
+int mp_process_create(mp_process **out, const mp_target *target,
+                      const mp_arg *args, size_t n,
+                      const mp_process_options *options)
+{
+    mp_conn *handles[MP__MAX_HANDLES];
+    size_t nh = 0;
+    char *enc = NULL;
+    size_t len = 0;
+    mp_process *p;
+    int r;
+
+    if (out == NULL)
+        return MP_EINVAL;
+    *out = NULL;
+    if (target != NULL) {
+        mp_target_fn fn;
+        if (target->name == NULL || target->fn == NULL)
+            return MP_EINVAL;
+        /* The object is checked against the registry: a spawned child can
+         * only be told the name. */
+        if ((fn = mp_target_lookup(target->name)) == NULL)
+            return mp__target_missing(target->name);
+        if (fn != target->fn)
+            return MP_ENOTARGET;
+    }
+    if ((r = mp__args_encode(args, n, &enc, &len, handles, &nh)) < 0)
+        return r;
+    r = process_new(NULL, &p, target != NULL ? target->name : NULL, NULL, 0,
+                    options);
+    if (r < 0) {
+        free(enc);
+        return r;
+    }
+    p->targs = enc;
+    p->targs_len = len;
+    /* p is new and ours alone: its handles are the arguments' from 0. */
+    for (size_t i = 0; r == 0 && i < nh; i++)
+        r = add_handle(p, handles[i], MP__USE_ARG);
+    if (r < 0) {
+        mp_process_free(p);
+        return r;
+    }
+    *out = p;
+    return 0;
+}
+
+const mp_args *mp__current_args(void)
+{
+    mp_process *self = current;
+
+    if (self->args_view == NULL && self->targs != NULL &&
+        mp__args_decode(self->targs, self->targs_len, self->conns,
+                        self->conn_use, self->nconns, &self->args_view) < 0)
+        self->args_view = NULL;
+    return self->args_view;
 }
 
 void mp__process_release_conns(mp_process *p)
@@ -511,7 +585,9 @@ void mp__process_release_conns(mp_process *p)
     for (size_t i = 0; i < p->nconns; i++)
         mp_conn_free(p->conns[i]);
     free(p->conns);
+    free(p->conn_use);
     p->conns = NULL;
+    p->conn_use = NULL;
     p->nconns = 0;
 }
 
@@ -1145,7 +1221,7 @@ void mp__child_init(mp_process *self, int parent_fd)
     self->starting = false;
     self->renamed = NULL;
     current = mp__process_ref(self);
-    mp__set_child_conns(self->conns, self->nconns);
+    mp__set_child_conns(self->conns, self->conn_use, self->nconns);
 
     /* util._close_stdin(): the child reads from /dev/null. */
     fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -1179,21 +1255,29 @@ _Noreturn static void child_finish(int code)
     _exit(code);
 }
 
+_Noreturn void mp__uncaught(int err)
+{
+    /* The header CPython prints for a child, then the last line of its
+     * traceback. */
+    char line[1024];
+
+    mp_format_exception(err, line, sizeof(line));
+    if (current != &main_process) {
+        fprintf(stderr, "Process %s:\n%s\n", mp_process_name(current), line);
+        child_finish(1);
+    }
+    fflush(stdout);
+    fprintf(stderr, "%s\n", line);
+    exit(1);
+}
+
 _Noreturn void mp__child_run(mp_process *self)
 {
     int r = self->fn != NULL ? self->fn(self->arg, self->arg_len) : 0;
-    int code = r;
 
-    if (r < 0) {
-        /* An uncaught exception: the header CPython prints, then the last
-         * line of its traceback. */
-        char line[1024];
-        mp_format_exception(r, line, sizeof(line));
-        fprintf(stderr, "Process %s:\n%s\n", mp_process_name(current),
-                line);
-        code = 1;
-    }
-    child_finish(code);
+    if (r < 0)
+        mp__uncaught(r); /* an uncaught exception */
+    child_finish(r);
 }
 
 _Noreturn void mp_exit(int code)

@@ -1431,6 +1431,24 @@ fail:
     return NULL;
 }
 
+mp_conn *mp__queue_handle(mp_queue *q)
+{
+    return q->handle;
+}
+
+mp_queue *mp__queue_view(mp_conn *handle)
+{
+    return queue_attach(handle);
+}
+
+void mp__queue_view_free(mp_queue *q)
+{
+    if (q == NULL)
+        return;
+    unmap_views(q);
+    free(q);
+}
+
 int mp_process_add_queue(mp_process *p, mp_queue *q)
 {
     if (q == NULL)
@@ -1457,7 +1475,7 @@ mp_queue *mp_child_queue(size_t i)
     for (size_t j = 0; j < n && j < ncache; j++) {
         mp_conn *c = mp__child_conn_raw(j);
 
-        if (!(mp__conn_flags(c) & MP__CONN_QUEUE))
+        if (c == NULL || !(mp__conn_flags(c) & MP__CONN_QUEUE))
             continue;
         if (k++ == i) {
             /* A fork child inherits its parent's cache: an entry for

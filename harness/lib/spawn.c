@@ -43,7 +43,7 @@
 
 #include "internal.h"
 
-#define BLOB_MAGIC 0x31504d4cu /* "LMP1" */
+#define BLOB_MAGIC 0x32504d4cu /* "LMP2" */
 
 extern char **environ;
 
@@ -156,7 +156,9 @@ int mp__blob_build(const mp_process *p, char **out, size_t *len)
     }
     put_u64(&b, p->nconns); /* the connections, right after those */
     for (size_t i = 0; i < p->nconns; i++)
-        put_u64(&b, mp__conn_flags(p->conns[i]));
+        put_u64(&b, mp__conn_flags(p->conns[i]) |
+                        (uint64_t)p->conn_use[i] << 8);
+    put_str(&b, p->targs != NULL ? p->targs : "", p->targs_len);
     if (b.failed) {
         free(b.p);
         return -ENOMEM;
@@ -171,7 +173,8 @@ struct blob_extra {
     int deathsig;
     bool sentinel_fd;
     size_t nconns;
-    unsigned flags[56];
+    unsigned flags[MP__MAX_HANDLES];
+    unsigned char use[MP__MAX_HANDLES];
 };
 
 static int blob_parse(const char *buf, size_t len, mp_process **out,
@@ -209,10 +212,16 @@ static int blob_parse(const char *buf, size_t len, mp_process **out,
         p->cwd = NULL;
     }
     x->nconns = (size_t)get_u64(&r);
-    if (x->nconns > 56)
+    if (x->nconns > MP__MAX_HANDLES)
         r.failed = true;
-    for (size_t i = 0; !r.failed && i < x->nconns; i++)
-        x->flags[i] = (unsigned)get_u64(&r);
+    for (size_t i = 0; !r.failed && i < x->nconns; i++) {
+        uint64_t v = get_u64(&r);
+        x->flags[i] = (unsigned)(v & 0xff);
+        x->use[i] = (unsigned char)(v >> 8);
+        if (v >> 16 != 0)
+            r.failed = true;
+    }
+    p->targs = get_str(&r, &p->targs_len);
     if (r.failed || method == NULL || type == NULL || target == NULL) {
         free(method);
         free(type);
@@ -252,8 +261,10 @@ static int wrap_conns(mp_process *p, const struct blob_extra *x,
 {
     if (x->nconns == 0)
         return 0;
-    if ((p->conns = calloc(x->nconns, sizeof(*p->conns))) == NULL)
+    if ((p->conns = calloc(x->nconns, sizeof(*p->conns))) == NULL ||
+        (p->conn_use = malloc(x->nconns)) == NULL)
         return -ENOMEM;
+    memcpy(p->conn_use, x->use, x->nconns);
     for (size_t i = 0; i < x->nconns; i++) {
         fcntl(fds[i], F_SETFD, FD_CLOEXEC);
         p->conns[i] = mp__conn_wrap(fds[i], x->flags[i]);
@@ -691,7 +702,7 @@ _Noreturn static void spawned_child(void)
     if (r == 0)
         r = blob_parse(blob, len, &self, &x);
     if (r == 0) {
-        int conn_fds[56];
+        int conn_fds[MP__MAX_HANDLES];
         for (size_t i = 0; i < x.nconns; i++)
             conn_fds[i] = (x.sentinel_fd ? 6 : 5) + (int)i;
         r = wrap_conns(self, &x, conn_fds);

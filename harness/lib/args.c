@@ -1,0 +1,597 @@
+/*
+ * args.c - typed arguments: Process(args=(...), kwargs={...}) for C.
+ *
+ * CPython pickles a Process's args into the child (or, under fork, the child
+ * simply has them).  libmp encodes the values when the process is made, the
+ * same bytes under every start method, and hands each queue and connection
+ * over as a descriptor among the process's handles (process.c's conns, tagged
+ * MP__USE_ARG), so a value is never an address that means nothing in another
+ * program.  The child decodes the bytes once, on first use, with every length
+ * and index checked: under spawn and forkserver they come from another
+ * process.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* constructors */
+
+mp_arg mp_arg_int(long long v)
+{
+    mp_arg a = { .type = MP_ARG_INT };
+    a.u.i = v;
+    return a;
+}
+
+mp_arg mp_arg_double(double v)
+{
+    mp_arg a = { .type = MP_ARG_DOUBLE };
+    a.u.d = v;
+    return a;
+}
+
+mp_arg mp_arg_str(const char *s)
+{
+    mp_arg a = { .type = MP_ARG_STR };
+    a.u.s = s;
+    return a;
+}
+
+mp_arg mp_arg_bytes(const void *buf, size_t len)
+{
+    mp_arg a = { .type = MP_ARG_BYTES };
+    a.u.b.buf = buf;
+    a.u.b.len = len;
+    return a;
+}
+
+mp_arg mp_arg_queue(mp_queue *q)
+{
+    mp_arg a = { .type = MP_ARG_QUEUE };
+    a.u.q = q;
+    return a;
+}
+
+mp_arg mp_arg_conn(mp_conn *c)
+{
+    mp_arg a = { .type = MP_ARG_CONN };
+    a.u.c = c;
+    return a;
+}
+
+mp_arg mp_arg_named(const char *name, mp_arg a)
+{
+    a.name = name;
+    return a;
+}
+
+mp_arg mp_arg_of(mp_arg a)
+{
+    return a;
+}
+
+/* encoding, in the parent */
+
+struct out {
+    char *p;
+    size_t len, cap;
+    bool failed;
+};
+
+static void put(struct out *o, const void *v, size_t n)
+{
+    if (o->failed)
+        return;
+    if (n > o->cap - o->len) {
+        size_t cap = o->cap ? o->cap : 256;
+        char *grown;
+        while (cap - o->len < n) {
+            if (cap > SIZE_MAX / 2) {
+                o->failed = true;
+                return;
+            }
+            cap *= 2;
+        }
+        if ((grown = realloc(o->p, cap)) == NULL) {
+            o->failed = true;
+            return;
+        }
+        o->p = grown;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, v, n);
+    o->len += n;
+}
+
+static void put_u64(struct out *o, uint64_t v)
+{
+    put(o, &v, sizeof(v));
+}
+
+static void put_str(struct out *o, const void *s, size_t n)
+{
+    put_u64(o, n);
+    put(o, s, n);
+}
+
+/* The handle a value hands over: a queue's memfd or the connection. */
+static mp_conn *handle_of(const mp_arg *a)
+{
+    if (a->type == MP_ARG_QUEUE)
+        return a->u.q != NULL ? mp__queue_handle(a->u.q) : NULL;
+    return a->u.c;
+}
+
+static int check(const mp_arg *v, size_t n)
+{
+    size_t handles = 0;
+
+    if (v == NULL && n > 0)
+        return MP_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const mp_arg *a = &v[i];
+        switch (a->type) {
+        case MP_ARG_INT:
+        case MP_ARG_DOUBLE:
+            break;
+        case MP_ARG_STR:
+            if (a->u.s == NULL)
+                return MP_EINVAL;
+            break;
+        case MP_ARG_BYTES:
+            if (a->u.b.buf == NULL && a->u.b.len > 0)
+                return MP_EINVAL;
+            break;
+        case MP_ARG_QUEUE:
+        case MP_ARG_CONN:
+            if (handle_of(a) == NULL)
+                return MP_EINVAL;
+            handles++;
+            break;
+        default:
+            return MP_EINVAL;
+        }
+        if (a->name == NULL)
+            continue;
+        if (a->name[0] == '\0' || strlen(a->name) > MP_TARGET_NAME_MAX)
+            return MP_EINVAL;
+        for (size_t j = 0; j < i; j++)
+            if (v[j].name != NULL && strcmp(v[j].name, a->name) == 0)
+                return MP_EINVAL;
+    }
+    return handles > MP__MAX_HANDLES ? MP_EINVAL : 0;
+}
+
+int mp__args_encode(const mp_arg *v, size_t n, char **out, size_t *len,
+                    mp_conn **handles, size_t *nhandles)
+{
+    struct out o = { 0 };
+    size_t nh = 0;
+    int r = check(v, n);
+
+    *out = NULL;
+    *len = 0;
+    *nhandles = 0;
+    if (r < 0)
+        return r;
+    put_u64(&o, n);
+    for (size_t i = 0; i < n; i++) {
+        const mp_arg *a = &v[i];
+        uint64_t bits;
+
+        put_u64(&o, (uint64_t)a->type);
+        put_str(&o, a->name != NULL ? a->name : "",
+                a->name != NULL ? strlen(a->name) : 0);
+        switch (a->type) {
+        case MP_ARG_INT:
+            put_u64(&o, (uint64_t)a->u.i);
+            break;
+        case MP_ARG_DOUBLE:
+            memcpy(&bits, &a->u.d, sizeof(bits));
+            put_u64(&o, bits);
+            break;
+        case MP_ARG_STR:
+            put_str(&o, a->u.s, strlen(a->u.s));
+            break;
+        case MP_ARG_BYTES:
+            put_str(&o, a->u.b.len > 0 ? a->u.b.buf : "", a->u.b.len);
+            break;
+        default: /* a handle: its index among the process's handles */
+            handles[nh] = handle_of(a);
+            put_u64(&o, nh++);
+            break;
+        }
+    }
+    if (o.failed) {
+        free(o.p);
+        return -ENOMEM;
+    }
+    *out = o.p;
+    *len = o.len;
+    *nhandles = nh;
+    return 0;
+}
+
+/* decoding, in the child */
+
+struct arg {
+    int type;
+    char *name;    /* NULL: none */
+    long long i;
+    double d;
+    char *buf;     /* str, bytes: NUL-terminated */
+    size_t len;
+    mp_conn *conn; /* a handle */
+    mp_queue *q;   /* the queue's view, made on first use */
+};
+
+struct mp_args {
+    size_t n;
+    struct arg *v;
+};
+
+struct rd {
+    const char *p;
+    size_t left;
+    bool failed;
+};
+
+static uint64_t get_u64(struct rd *r)
+{
+    uint64_t v = 0;
+
+    if (r->failed || r->left < sizeof(v)) {
+        r->failed = true;
+        return 0;
+    }
+    memcpy(&v, r->p, sizeof(v));
+    r->p += sizeof(v);
+    r->left -= sizeof(v);
+    return v;
+}
+
+/* A terminated copy of a length-prefixed field, at most max bytes. */
+static char *get_str(struct rd *r, size_t max, size_t *n_out)
+{
+    uint64_t n = get_u64(r);
+    char *s;
+
+    if (r->failed || n > r->left || n > max ||
+        (s = malloc((size_t)n + 1)) == NULL) {
+        r->failed = true;
+        return NULL;
+    }
+    memcpy(s, r->p, (size_t)n);
+    s[n] = '\0';
+    r->p += n;
+    r->left -= (size_t)n;
+    *n_out = (size_t)n;
+    return s;
+}
+
+static void args_free(mp_args *a)
+{
+    if (a == NULL)
+        return;
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->v[i].name);
+        free(a->v[i].buf);
+        mp__queue_view_free(a->v[i].q);
+    }
+    free(a->v);
+    free(a);
+}
+
+int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
+                    const unsigned char *use, size_t nconns, mp_args **out)
+{
+    struct rd r = { buf, len, false };
+    mp_args *a = calloc(1, sizeof(*a));
+    uint64_t n;
+
+    *out = NULL;
+    if (a == NULL)
+        return -ENOMEM;
+    n = len > 0 ? get_u64(&r) : 0;
+    /* Every value takes three words at least: a count beyond that is a lie
+     * that must not size an allocation. */
+    if (n > r.left / 24)
+        goto bad;
+    if (n > 0 && (a->v = calloc((size_t)n, sizeof(*a->v))) == NULL) {
+        args_free(a);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct arg *e = &a->v[i];
+        uint64_t type = get_u64(&r), k, bits;
+        size_t nlen = 0;
+
+        a->n = i + 1;
+        e->type = type <= MP_ARG_CONN ? (int)type : 0;
+        e->name = get_str(&r, MP_TARGET_NAME_MAX, &nlen);
+        if (e->name != NULL && nlen == 0) {
+            free(e->name);
+            e->name = NULL;
+        }
+        switch (e->type) {
+        case MP_ARG_INT:
+            e->i = (long long)get_u64(&r);
+            break;
+        case MP_ARG_DOUBLE:
+            bits = get_u64(&r);
+            memcpy(&e->d, &bits, sizeof(bits));
+            break;
+        case MP_ARG_STR:
+        case MP_ARG_BYTES:
+            e->buf = get_str(&r, SIZE_MAX, &e->len);
+            break;
+        case MP_ARG_QUEUE:
+        case MP_ARG_CONN:
+            k = get_u64(&r);
+            if (k >= nconns || use[k] != MP__USE_ARG ||
+                !(mp__conn_flags(conns[k]) & MP__CONN_QUEUE) !=
+                    (e->type == MP_ARG_CONN))
+                goto bad;
+            e->conn = conns[k];
+            break;
+        default:
+            goto bad;
+        }
+        if (r.failed)
+            goto bad;
+    }
+    if (r.left != 0)
+        goto bad;
+    *out = a;
+    return 0;
+bad:
+    args_free(a);
+    return -EPROTO;
+}
+
+void mp__args_free(mp_args *a)
+{
+    args_free(a);
+}
+
+/* reading */
+
+/* Decoding and attaching queues happen once, under this lock, whichever
+ * thread asks first. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void atfork_prepare(void) { pthread_mutex_lock(&lock); }
+static void atfork_release(void) { pthread_mutex_unlock(&lock); }
+static void init(void)
+{
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
+static const mp_args empty;
+
+const mp_args *mp_child_args(void)
+{
+    const mp_args *a;
+
+    pthread_once(&once, init);
+    pthread_mutex_lock(&lock);
+    a = mp__current_args();
+    pthread_mutex_unlock(&lock);
+    return a != NULL ? a : &empty;
+}
+
+static const char *type_name(int type)
+{
+    static const char *const names[] = {
+        [MP_ARG_INT] = "int",       [MP_ARG_DOUBLE] = "float",
+        [MP_ARG_STR] = "str",       [MP_ARG_BYTES] = "bytes",
+        [MP_ARG_QUEUE] = "Queue",   [MP_ARG_CONN] = "Connection",
+    };
+    return type > 0 && type <= MP_ARG_CONN ? names[type] : "?";
+}
+
+size_t mp_args_count(const mp_args *args)
+{
+    return args != NULL ? args->n : 0;
+}
+
+int mp_args_index(const mp_args *args, const char *name)
+{
+    if (args == NULL || name == NULL)
+        return MP_EINVAL;
+    for (size_t i = 0; i < args->n; i++)
+        if (args->v[i].name != NULL && strcmp(args->v[i].name, name) == 0)
+            return (int)i;
+    return mp_raise("KeyError", "'%s'", name);
+}
+
+static int out_of_range(const mp_args *args, size_t i)
+{
+    return mp_raise("IndexError", "argument %zu is out of range (%zu given)",
+                    i, args->n);
+}
+
+int mp_args_type(const mp_args *args, size_t i)
+{
+    if (args == NULL)
+        return MP_EINVAL;
+    return i < args->n ? args->v[i].type : out_of_range(args, i);
+}
+
+const char *mp_args_name(const mp_args *args, size_t i)
+{
+    return args != NULL && i < args->n ? args->v[i].name : NULL;
+}
+
+/* The value at i if it has the type wanted, else the error naming it. */
+static int find(const mp_args *args, size_t i, int want, struct arg **out)
+{
+    struct arg *e;
+
+    *out = NULL;
+    if (args == NULL)
+        return MP_EINVAL;
+    if (i >= args->n)
+        return out_of_range(args, i);
+    e = &args->v[i];
+    if (e->type != want && !(want == MP_ARG_DOUBLE && e->type == MP_ARG_INT)) {
+        if (e->name != NULL)
+            return mp_raise("TypeError", "argument %zu ('%s') is %s, not %s",
+                            i, e->name, type_name(e->type), type_name(want));
+        return mp_raise("TypeError", "argument %zu is %s, not %s", i,
+                        type_name(e->type), type_name(want));
+    }
+    *out = e;
+    return 0;
+}
+
+int mp_args_get_int(const mp_args *args, size_t i, long long *v)
+{
+    struct arg *e;
+    int r = find(args, i, MP_ARG_INT, &e);
+
+    if (r == 0 && v != NULL)
+        *v = e->i;
+    return r;
+}
+
+int mp_args_get_double(const mp_args *args, size_t i, double *v)
+{
+    struct arg *e;
+    int r = find(args, i, MP_ARG_DOUBLE, &e);
+
+    if (r == 0 && v != NULL)
+        *v = e->type == MP_ARG_INT ? (double)e->i : e->d;
+    return r;
+}
+
+int mp_args_get_str(const mp_args *args, size_t i, const char **s)
+{
+    struct arg *e;
+    int r = find(args, i, MP_ARG_STR, &e);
+
+    if (r == 0 && s != NULL)
+        *s = e->buf;
+    return r;
+}
+
+int mp_args_get_bytes(const mp_args *args, size_t i, const void **buf,
+                      size_t *len)
+{
+    struct arg *e;
+    int r = find(args, i, MP_ARG_BYTES, &e);
+
+    if (r == 0) {
+        if (buf != NULL)
+            *buf = e->buf;
+        if (len != NULL)
+            *len = e->len;
+    }
+    return r;
+}
+
+int mp_args_get_queue(const mp_args *args, size_t i, mp_queue **q)
+{
+    struct arg *e;
+    int r = find(args, i, MP_ARG_QUEUE, &e);
+
+    if (r < 0)
+        return r;
+    pthread_once(&once, init);
+    pthread_mutex_lock(&lock);
+    if (e->q == NULL)
+        e->q = mp__queue_view(e->conn);
+    pthread_mutex_unlock(&lock);
+    if (e->q == NULL)
+        return mp_raise("OSError", "argument %zu: cannot map the queue", i);
+    if (q != NULL)
+        *q = e->q;
+    return 0;
+}
+
+int mp_args_get_conn(const mp_args *args, size_t i, mp_conn **c)
+{
+    struct arg *e;
+    int r = find(args, i, MP_ARG_CONN, &e);
+
+    if (r == 0 && c != NULL)
+        *c = e->conn;
+    return r;
+}
+
+/* raising */
+
+size_t mp_args_at(const mp_args *args, const char *name)
+{
+    int r = mp_args_index(args, name);
+
+    if (r < 0)
+        mp__uncaught(r);
+    return (size_t)r;
+}
+
+long long mp_args_int(const mp_args *args, size_t i)
+{
+    long long v = 0;
+    int r = mp_args_get_int(args, i, &v);
+
+    if (r < 0)
+        mp__uncaught(r);
+    return v;
+}
+
+double mp_args_double(const mp_args *args, size_t i)
+{
+    double v = 0;
+    int r = mp_args_get_double(args, i, &v);
+
+    if (r < 0)
+        mp__uncaught(r);
+    return v;
+}
+
+const char *mp_args_str(const mp_args *args, size_t i)
+{
+    const char *s = NULL;
+    int r = mp_args_get_str(args, i, &s);
+
+    if (r < 0)
+        mp__uncaught(r);
+    return s;
+}
+
+const void *mp_args_bytes(const mp_args *args, size_t i, size_t *len)
+{
+    const void *buf = NULL;
+    int r = mp_args_get_bytes(args, i, &buf, len);
+
+    if (r < 0)
+        mp__uncaught(r);
+    return buf;
+}
+
+mp_queue *mp_args_queue(const mp_args *args, size_t i)
+{
+    mp_queue *q = NULL;
+    int r = mp_args_get_queue(args, i, &q);
+
+    if (r < 0)
+        mp__uncaught(r);
+    return q;
+}
+
+mp_conn *mp_args_conn(const mp_args *args, size_t i)
+{
+    mp_conn *c = NULL;
+    int r = mp_args_get_conn(args, i, &c);
+
+    if (r < 0)
+        mp__uncaught(r);
+    return c;
+}
