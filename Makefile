@@ -60,6 +60,8 @@ SCENARIO  := $(B)/mp-scenario
 HELPERS   := $(patsubst harness/tests/%.c,$(B)/tests/%,\
                  $(wildcard harness/tests/helper_*.c))
 NO_MAIN   := $(B)/tests/helper_no_mp_main
+EXAMPLES  := $(patsubst harness/examples/%.c,$(B)/examples/%,\
+                 $(wildcard harness/examples/*.c))
 HARNESS   := $(B)/mp-harness
 HAR_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/runner/*.c))
 PROVE     := prove -e ''
@@ -68,7 +70,7 @@ PROVE     := prove -e ''
 .PHONY: all check run-tests conformance sanitize tsan valgrind bench install \
         uninstall clean deps reference reference-all diff-reference gate
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(CXX_TEST) $(HELPERS) \
-     $(BENCH) $(QBENCH) $(SCENARIO)
+     $(BENCH) $(QBENCH) $(SCENARIO) $(EXAMPLES)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -115,6 +117,12 @@ $(CXX_TEST): $(B)/harness/tests/cxx_header.o $(B)/libmp.so
 
 # Programs the tests run (one forgets mp_main(), for test_context).
 $(HELPERS): $(B)/tests/helper_%: $(B)/harness/tests/helper_%.o $(B)/libmp.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@
+
+# The examples, each the port of a Python program beside it
+# (scripts/test-examples compares the two).
+$(EXAMPLES): $(B)/examples/%: $(B)/harness/examples/%.o $(B)/libmp.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@
 

@@ -1,0 +1,36 @@
+/* terminate.c - terminate() and join(): exitcode -15 (SIGTERM).  Under a
+ * pipe, the child's buffered lines die with it. */
+#include <stdio.h>
+
+#include <mp.h>
+
+MP_TARGET(long_task)
+{
+    for (int i = 0; i < 100; i++) {
+        printf("Step %d\n", i);
+        mp_wait(NULL, 0, 0.1, NULL); /* sleep(0.1) */
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    mp_stop_actions stop = { .first = { MP_STOP_TERMINATE, MP_FOREVER } };
+    mp_process *p;
+    int code, r;
+
+    mp_main(argc, argv);
+    r = mp_process_create(&p, &long_task_target, NULL, 0, NULL);
+    if (r == 0)
+        r = mp_process_start(p);
+    if (r == 0) {
+        mp_wait(NULL, 0, 1, NULL); /* let it run for about a second */
+        r = mp_process_stop(p, &stop, &code);
+    }
+    if (r < 0) {
+        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
+        return 1;
+    }
+    printf("Process exitcode: %d\n", code);
+    return 0;
+}
