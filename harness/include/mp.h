@@ -156,6 +156,17 @@ int mp_format_exception(int err, char *buf, size_t size);
 int mp_raise(const char *exc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * Python's default for a call that fails: r when r >= 0; otherwise the
+ * error is raised and not caught, so the process ends as CPython's does
+ * on an uncaught exception: in a child, "Process <name>:" and the
+ * exception line on stderr, then the child's normal teardown and exit code
+ * 1; in the main process, the exception line on stderr and exit(1) (atexit
+ * handlers run, children are joined).  For the calls a program has no
+ * way to recover from:  `mp_check(mp_process_start(p));`.
+ */
+int mp_check(int r);
+
 /* processes, targets and arguments: the way in */
 
 typedef struct mp_process mp_process;
