@@ -1,4 +1,5 @@
-/* hello.c - the README's example: start a child, join it, read its exitcode.
+/* hello.c - the README's example: start a child with an argument, join it,
+ * read its exitcode.
  *   cc hello.c $(pkg-config --cflags --libs mp) -o hello */
 #include <stdio.h>
 
@@ -6,30 +7,22 @@
 
 MP_TARGET(greet)
 {
-    printf("Hello from %s: %.*s\n", mp_process_name(mp_current_process()),
-           (int)len, (const char *)arg);
+    printf("Hello from %s: %s\n", mp_process_name(mp_current_process()),
+           mp_args_str(args, 0));
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    mp_process *p = NULL;
-    int code = 0;
-    int r;
+    mp_process *p;
+    int code = -1;
 
     mp_main(argc, argv); /* first: spawned children start here */
-    r = mp_process_new(&p, "greet", "world", 5, NULL);
-
-    if (r == 0)
-        r = mp_process_start(p);
-    if (r == 0)
-        r = mp_process_join(p, MP_FOREVER);
-    if (r < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    mp_check(mp_process_create(&p, &greet_target, MP_ARGS("world"), NULL));
+    mp_check(mp_process_start(p));
+    mp_check(mp_process_join(p, MP_FOREVER));
     mp_process_exitcode(p, &code);
     printf("exitcode %d\n", code);
-    p = mp_process_free(p);
+    mp_process_free(p);
     return 0;
 }

@@ -30,6 +30,8 @@
  *    none of libmp's locks held.  A connection may have one thread sending
  *    and another receiving at once; anything else on one connection, one
  *    thread at a time.  A queue may be used by any number of threads.
+ *
+ * Start with the section "processes, targets and arguments: the way in".
  */
 #ifndef MP_H
 #define MP_H
@@ -155,6 +157,17 @@ int mp_format_exception(int err, char *buf, size_t size);
  */
 int mp_raise(const char *exc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/*
+ * Python's default for a call that fails: r when r >= 0; otherwise the
+ * error is raised and not caught, so the process ends as CPython's does
+ * on an uncaught exception: in a child, "Process <name>:" and the
+ * exception line on stderr, then the child's normal teardown and exit code
+ * 1; in the main process, the exception line on stderr and exit(1) (atexit
+ * handlers run, children are joined).  For the calls a program has no
+ * way to recover from:  `mp_check(mp_process_start(p));`.
+ */
+int mp_check(int r);
 
 /* processes, targets and arguments: the way in */
 
@@ -579,11 +592,13 @@ size_t mp_get_all_start_methods(const char **out, size_t n);
 /* process */
 
 /*
- * Process(target=..., args=..., name=..., daemon=...).  `target` is a name
- * registered with MP_TARGET()/mp_target_register(), or NULL for a process that
- * runs nothing and exits 0.  `arg`/`len` are copied.  `options` may be NULL.
- * Errors: MP_ENOTARGET (no such target), MP_EINVAL, -ENOMEM.  No OS process
- * exists until mp_process_start().
+ * The single-blob form: Process(target=..., args=(b'...',), ...) with the
+ * target by name.  `target` is a name registered with
+ * MP_TARGET()/mp_target_register() (for names chosen at run time), or NULL
+ * for a process that runs nothing and exits 0.  `arg`/`len` are copied and
+ * reach the target as its `arg` and `len` (its `args` are empty).
+ * `options` may be NULL.  Errors: MP_ENOTARGET (no such target), MP_EINVAL,
+ * -ENOMEM.  No OS process exists until mp_process_start().
  */
 int mp_process_new(mp_process **out, const char *target, const void *arg,
                    size_t len, const mp_process_options *options);
@@ -847,9 +862,11 @@ int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len);
 int mp_conn_poll(mp_conn *c, double timeout);
 
 /*
+ * The older way to hand a connection over (a typed argument, mp_arg_conn()
+ * or MP_ARGS(c), is the one to use: it names it and checks its type).
  * Hands c to the child p will start, as CPython hands a Connection passed
  * in args: in the child, mp_child_conn(i) returns it, i counting the calls
- * from 0.  Works under every start method (the child gets a descriptor of its
+ * from 0 (typed arguments do not count).  Works under every start method (the child gets a descriptor of its
  * own: inherited under fork, placed by posix_spawn for spawn, sent with
  * SCM_RIGHTS under forkserver).  p takes a reference of its own, as a
  * Process holds its args: the caller may mp_conn_free() c at once, and c
@@ -931,8 +948,8 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * non-blocking one for 10 ms (a copy, not a stopped process), then
  * MP_EFULL (CPython's put never waits for other producers: its feeder
  * thread writes later).  A queue reaches a child
- * with mp_process_add_queue() under every start method; a fork child may
- * also use the parent's object directly.  One mp_queue may be used by
+ * as a typed argument (MP_ARGS(q)) under every start method; a fork child
+ * may also use the parent's object directly.  One mp_queue may be used by
  * several threads at once.
  */
 
@@ -1018,9 +1035,10 @@ int mp_queue_get_i64(mp_queue *q, long long *v, double timeout);
 int mp_queue_get_double(mp_queue *q, double *v, double timeout);
 
 /*
- * Hands q to the child p will start, as mp_process_add_conn() does for a
- * connection: in the child, mp_child_queue(i) returns it, i counting the
- * queues added from 0.  p takes a reference of its own to q's shared
+ * The older way to hand a queue over (a typed argument, mp_arg_queue() or
+ * MP_ARGS(q), is the one to use).  Hands q to the child p will start, as
+ * mp_process_add_conn() does for a connection: in the child,
+ * mp_child_queue(i) returns it, i counting the queues added from 0.  p takes a reference of its own to q's shared
  * memory: the caller may mp_queue_free() q at once.  MP_EHASSTARTED after
  * start.
  */

@@ -1271,6 +1271,13 @@ _Noreturn void mp__uncaught(int err)
     exit(1);
 }
 
+int mp_check(int r)
+{
+    if (r < 0)
+        mp__uncaught(r);
+    return r;
+}
+
 _Noreturn void mp__child_run(mp_process *self)
 {
     int r = self->fn != NULL ? self->fn(self->arg, self->arg_len) : 0;

@@ -22,15 +22,17 @@ void check(bool ok, const std::string &what)
 
 } // namespace
 
-/* A target defined in C++: it sends its argument back, reversed, and ends
- * with mp_exit(), which must be [[noreturn]] to C++ too: with -Werror, a
- * non-void function that falls off its end would not compile otherwise. */
+/* A target defined in C++: it sends its typed argument back, reversed,
+ * and ends with mp_exit(), which must be [[noreturn]] to C++ too: with
+ * -Werror, a non-void function that falls off its end would not compile
+ * otherwise. */
 MP_TARGET(cxx_reverse)
 {
-    std::string s(static_cast<const char *>(arg), len);
+    std::string s(mp_args_str(args, 0));
     std::string back(s.rbegin(), s.rend());
 
-    mp_queue_put_str(mp_child_queue(0), back.c_str());
+    mp_queue_put_str(mp_args_queue(args, mp_args_at(args, "out")),
+                     back.c_str());
     mp_exit(7);
 }
 
@@ -38,7 +40,7 @@ int main(int argc, char **argv)
 {
     mp_main(argc, argv);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
-    std::printf("TAP version 13\n1..6\n");
+    std::printf("TAP version 13\n1..7\n");
 
     check(std::string(mp_exception_name(MP_EEMPTY)) == "queue.Empty",
           "mp_exception_name(MP_EEMPTY) is queue.Empty");
@@ -53,10 +55,13 @@ int main(int argc, char **argv)
     size_t len = 0;
 
     opt.name = "cxx";
-    check(mp_queue_new(&q, 0) == 0 &&
-              mp_process_new(&p, "cxx_reverse", "abc", 3, &opt) == 0 &&
-              mp_process_add_queue(p, q) == 0 && mp_process_start(p) == 0,
-          "a process with a C++ target starts");
+    /* C++ has no MP_ARGS (no _Generic): an array of mp_arg values. */
+    check(mp_queue_new(&q, 0) == 0, "a queue is made");
+    const mp_arg v[] = { mp_arg_str("abc"),
+                         mp_arg_named("out", mp_arg_queue(q)) };
+    check(mp_process_create(&p, &cxx_reverse_target, v, 2, &opt) == 0 &&
+              mp_process_start(p) == 0,
+          "a process with a C++ target and typed arguments starts");
     check(p != nullptr && mp_process_join(p, MP_FOREVER) == 0 &&
               mp_process_exitcode(p, &code) == 1 && code == 7,
           "it ends with mp_exit(7)'s code");

@@ -420,3 +420,46 @@ TEST(a_malformed_encoding_is_refused)
     mp_conn_free(a);
     mp_conn_free(b);
 }
+
+MP_TARGET(check_fails)
+{
+    mp_queue *q = mp_args_queue(args, 0);
+
+    mp_check(mp_queue_put_str(q, "before"));
+    mp_check(mp_queue_close(q));
+    mp_check(mp_queue_put_str(q, "after")); /* ValueError: Queue is closed */
+    return 0;
+}
+
+static void run_check_child(void *arg)
+{
+    mp_process *p;
+    mp_queue *q;
+    int code = -1;
+
+    (void)arg;
+    dup2(1, 2);
+    mp_check(mp_queue_new(&q, 0));
+    mp_check(mp_process_create(&p, &check_fails_target, MP_ARGS(q), NULL));
+    mp_check(mp_process_start(p));
+    mp_check(mp_process_join(p, 30));
+    mp_process_exitcode(p, &code);
+    printf("exitcode %d\n", code);
+    mp_check(mp_process_join(mp_current_process(), 1)); /* can't join self */
+    printf("not reached\n");
+    _exit(0);
+}
+
+TEST(mp_check_raises_as_an_uncaught_exception)
+{
+    char out[1024];
+    int status = check_output(run_check_child, NULL, out, sizeof(out));
+
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(1, WEXITSTATUS(status));
+    ASSERT_STREQ("Process Process-1:\n"
+                 "ValueError: Queue is closed\n"
+                 "exitcode 1\n"
+                 "AssertionError: can only join a child process\n",
+                 out);
+}
