@@ -23,17 +23,13 @@ int main(int argc, char **argv)
 {
     mp_process *processes[5], **children;
     size_t n;
-    int r = 0;
 
     mp_main(argc, argv);
-    for (int i = 0; r == 0 && i < 5; i++)
-        r = mp_process_create(&processes[i], &task_target, NULL, 0, NULL);
-    for (int i = 0; r == 0 && i < 5; i++)
-        r = mp_process_start(processes[i]);
-    if (r < 0 || (r = mp_active_children(&children, &n)) < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    for (int i = 0; i < 5; i++)
+        mp_check(mp_process_create(&processes[i], &task_target, NULL, 0, NULL));
+    for (int i = 0; i < 5; i++)
+        mp_check(mp_process_start(processes[i]));
+    mp_check(mp_active_children(&children, &n));
     printf("Active Children Count: %zu\n", n);
     qsort(children, n, sizeof *children, by_name);
     for (size_t i = 0; i < n; i++)

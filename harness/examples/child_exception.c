@@ -12,16 +12,14 @@ MP_TARGET(example)
 int main(int argc, char **argv)
 {
     mp_process *process;
-    int code, r;
+    int code;
 
     mp_main(argc, argv);
-    r = mp_process_create(&process, &example_target, MP_ARGS("Hi"), NULL);
-    if (r < 0 || (r = mp_process_start(process)) < 0 ||
-        (r = mp_process_join(process, MP_FOREVER)) < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
-    mp_process_exitcode(process, &code);
+    mp_check(mp_process_create(&process, &example_target, MP_ARGS("Hi"),
+                               NULL));
+    mp_check(mp_process_start(process));
+    mp_check(mp_process_join(process, MP_FOREVER));
+    mp_check(mp_process_exitcode(process, &code));
     printf("%d\n", code);
     return 0;
 }

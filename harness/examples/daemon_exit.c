@@ -16,21 +16,16 @@ MP_TARGET(long_running)
 
 int main(int argc, char **argv)
 {
+    mp_process_options normal = { .daemon = MP_DAEMON_NO };
+    mp_process_options daemon = { .daemon = MP_DAEMON_YES };
     mp_process *p_normal, *p_daemon;
-    int r;
 
     mp_main(argc, argv);
-    r = mp_process_create(&p_normal, &long_running_target, NULL, 0,
-                          &(mp_process_options){ .daemon = MP_DAEMON_NO });
-    if (r == 0)
-        r = mp_process_create(&p_daemon, &long_running_target, NULL, 0,
-                              &(mp_process_options){ .daemon = MP_DAEMON_YES });
-    if (r == 0)
-        r = mp_process_start(p_daemon);
-    if (r < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    mp_check(mp_process_create(&p_normal, &long_running_target, NULL, 0,
+                               &normal));
+    mp_check(mp_process_create(&p_daemon, &long_running_target, NULL, 0,
+                               &daemon));
+    mp_check(mp_process_start(p_daemon));
     mp_wait(NULL, 0, 0.1, NULL); /* sleep(0.1) */
     puts("Main exiting (daemon is terminated)");
     return 0;

@@ -6,16 +6,10 @@
 int main(int argc, char **argv)
 {
     mp_process *process;
-    int r;
 
     mp_main(argc, argv);
-    r = mp_process_create(&process, NULL, NULL, 0, NULL);
-    if (r == 0)
-        r = mp_process_set_daemon(process, 1);
-    if (r < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    mp_check(mp_process_create(&process, NULL, NULL, 0, NULL));
+    mp_check(mp_process_set_daemon(process, 1));
     puts(mp_process_daemon(process) ? "True" : "False");
     return 0;
 }

@@ -13,18 +13,14 @@ int main(int argc, char **argv)
     mp_process *p;
     mp_queue *q;
     long long result;
-    int r;
 
     mp_main(argc, argv);
-    r = mp_queue_new(&q, 0);
-    if (r == 0)
-        r = mp_process_create(&p, &double_number_target, MP_ARGS(10, q), NULL);
-    if (r < 0 || (r = mp_process_start(p)) < 0 ||
-        (r = mp_process_join(p, MP_FOREVER)) < 0 ||
-        (r = mp_queue_get_i64(q, &result, MP_FOREVER)) < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    mp_check(mp_queue_new(&q, 0));
+    mp_check(mp_process_create(&p, &double_number_target, MP_ARGS(10, q),
+                               NULL));
+    mp_check(mp_process_start(p));
+    mp_check(mp_process_join(p, MP_FOREVER));
+    mp_check(mp_queue_get_i64(q, &result, MP_FOREVER));
     printf("Doubled number: %lld\n", result);
     return 0;
 }

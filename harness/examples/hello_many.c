@@ -26,24 +26,18 @@ int main(int argc, char **argv)
     void *lines[4];
     mp_queue *q;
     size_t len;
-    int r;
 
     mp_main(argc, argv);
-    r = mp_queue_new(&q, 0);
-    for (int i = 0; r == 0 && i < 4; i++) {
-        r = mp_process_create(&processes[i], &say_hello_target,
-                              MP_ARGS(names[i], q), NULL);
-        if (r == 0)
-            r = mp_process_start(processes[i]);
+    mp_check(mp_queue_new(&q, 0));
+    for (int i = 0; i < 4; i++) {
+        mp_check(mp_process_create(&processes[i], &say_hello_target,
+                                   MP_ARGS(names[i], q), NULL));
+        mp_check(mp_process_start(processes[i]));
     }
-    for (int i = 0; r == 0 && i < 4; i++)
-        r = mp_process_join(processes[i], MP_FOREVER);
-    for (int i = 0; r == 0 && i < 4; i++)
-        r = mp_queue_get(q, &lines[i], &len, 1, MP_FOREVER);
-    if (r < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    for (int i = 0; i < 4; i++)
+        mp_check(mp_process_join(processes[i], MP_FOREVER));
+    for (int i = 0; i < 4; i++)
+        mp_check(mp_queue_get(q, &lines[i], &len, 1, MP_FOREVER));
     qsort(lines, 4, sizeof *lines, by_text);
     for (int i = 0; i < 4; i++)
         puts(lines[i]);

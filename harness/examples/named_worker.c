@@ -12,15 +12,11 @@ MP_TARGET(worker)
 int main(int argc, char **argv)
 {
     mp_process *p;
-    int r;
 
     mp_main(argc, argv);
-    r = mp_process_create(&p, &worker_target, NULL, 0,
-                          &(mp_process_options){ .name = "MyWorker" });
-    if (r < 0 || (r = mp_process_start(p)) < 0 ||
-        (r = mp_process_join(p, MP_FOREVER)) < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    mp_check(mp_process_create(&p, &worker_target, NULL, 0,
+                               &(mp_process_options){ .name = "MyWorker" }));
+    mp_check(mp_process_start(p));
+    mp_check(mp_process_join(p, MP_FOREVER));
     return 0;
 }

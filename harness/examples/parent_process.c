@@ -15,14 +15,10 @@ MP_TARGET(task)
 int main(int argc, char **argv)
 {
     mp_process *process;
-    int r;
 
     mp_main(argc, argv);
-    r = mp_process_create(&process, &task_target, NULL, 0, NULL);
-    if (r < 0 || (r = mp_process_start(process)) < 0 ||
-        (r = mp_process_join(process, MP_FOREVER)) < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    mp_check(mp_process_create(&process, &task_target, NULL, 0, NULL));
+    mp_check(mp_process_start(process));
+    mp_check(mp_process_join(process, MP_FOREVER));
     return 0;
 }

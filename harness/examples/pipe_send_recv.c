@@ -16,22 +16,16 @@ int main(int argc, char **argv)
     mp_process *process;
     void *object;
     size_t len;
-    int r;
 
     mp_main(argc, argv);
-    r = mp_pipe(&conn1, &conn2, 1);
-    if (r == 0)
-        r = mp_process_create(&process, &task_target, MP_ARGS(conn2), NULL);
-    if (r == 0)
-        r = mp_process_start(process);
-    if (r == 0 && (r = mp_conn_poll(conn1, 5)) == 1 &&
-        (r = mp_conn_recv_bytes(conn1, &object, &len, MP_NOLIMIT)) == 0) {
+    mp_check(mp_pipe(&conn1, &conn2, 1));
+    mp_check(mp_process_create(&process, &task_target, MP_ARGS(conn2), NULL));
+    mp_check(mp_process_start(process));
+    if (mp_check(mp_conn_poll(conn1, 5))) {
+        mp_check(mp_conn_recv_bytes(conn1, &object, &len, MP_NOLIMIT));
         puts(object);
         free(object);
     }
-    if (r < 0 || (r = mp_process_join(process, MP_FOREVER)) < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    mp_check(mp_process_join(process, MP_FOREVER));
     return 0;
 }

@@ -13,20 +13,13 @@ MP_TARGET(task)
 int main(int argc, char **argv)
 {
     mp_process *p;
-    int r;
 
     mp_main(argc, argv);
-    r = mp_process_create(&p, &task_target,
-                          MP_ARGS(1.5, "New message from another process"),
-                          NULL);
-    if (r == 0)
-        r = mp_process_start(p);
+    mp_check(mp_process_create(
+        &p, &task_target, MP_ARGS(1.5, "New message from another process"),
+        NULL));
+    mp_check(mp_process_start(p));
     puts("Waiting for the process...");
-    if (r == 0)
-        r = mp_process_join(p, MP_FOREVER);
-    if (r < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    mp_check(mp_process_join(p, MP_FOREVER));
     return 0;
 }

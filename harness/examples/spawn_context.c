@@ -14,17 +14,12 @@ int main(int argc, char **argv)
 {
     mp_context *ctx;
     mp_process *p;
-    int r;
 
     mp_main(argc, argv);
-    r = mp_get_context(&ctx, "spawn");
-    if (r == 0)
-        r = mp_process_create(&p, &say_hello_target, MP_ARGS("Samantha"),
-                              &(mp_process_options){ .context = ctx });
-    if (r < 0 || (r = mp_process_start(p)) < 0 ||
-        (r = mp_process_join(p, MP_FOREVER)) < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    mp_check(mp_get_context(&ctx, "spawn"));
+    mp_check(mp_process_create(&p, &say_hello_target, MP_ARGS("Samantha"),
+                               &(mp_process_options){ .context = ctx }));
+    mp_check(mp_process_start(p));
+    mp_check(mp_process_join(p, MP_FOREVER));
     return 0;
 }

@@ -20,27 +20,20 @@ int main(int argc, char **argv)
     n = mp_get_all_start_methods(methods, 3);
     for (size_t i = 0; i < n; i++)
         printf("%s'%s'%s", i ? ", " : "[", methods[i], i + 1 < n ? "" : "]\n");
-    if ((r = mp_set_start_method("spawn", 0)) < 0)
-        goto fail;
+    mp_check(mp_set_start_method("spawn", 0));
     puts(mp_get_start_method(0));
-    r = mp_set_start_method("fork", 0);
-    if (r == MP_ECONTEXTSET)
+    if ((r = mp_set_start_method("fork", 0)) == MP_ECONTEXTSET)
         printf("RuntimeError: %s\n", mp_strerror(r));
     for (size_t i = 0; i < n; i++) {
-        mp_context *context;
+        mp_process_options options = { 0 };
         mp_process *process;
 
-        r = mp_get_context(&context, methods[i]);
-        if (r == 0)
-            r = mp_process_create(&process, &task_target, MP_ARGS(methods[i]),
-                                  &(mp_process_options){ .context = context });
-        if (r < 0 || (r = mp_process_start(process)) < 0 ||
-            (r = mp_process_join(process, MP_FOREVER)) < 0)
-            goto fail;
+        mp_check(mp_get_context(&options.context, methods[i]));
+        mp_check(mp_process_create(&process, &task_target, MP_ARGS(methods[i]),
+                                   &options));
+        mp_check(mp_process_start(process));
+        mp_check(mp_process_join(process, MP_FOREVER));
         puts(mp_process_name(process));
     }
     return 0;
-fail:
-    fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-    return 1;
 }

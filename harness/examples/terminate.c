@@ -17,20 +17,13 @@ int main(int argc, char **argv)
 {
     mp_stop_actions stop = { .first = { MP_STOP_TERMINATE, MP_FOREVER } };
     mp_process *p;
-    int code, r;
+    int code;
 
     mp_main(argc, argv);
-    r = mp_process_create(&p, &long_task_target, NULL, 0, NULL);
-    if (r == 0)
-        r = mp_process_start(p);
-    if (r == 0) {
-        mp_wait(NULL, 0, 1, NULL); /* let it run for about a second */
-        r = mp_process_stop(p, &stop, &code);
-    }
-    if (r < 0) {
-        fprintf(stderr, "%s: %s\n", mp_exception_name(r), mp_strerror(r));
-        return 1;
-    }
+    mp_check(mp_process_create(&p, &long_task_target, NULL, 0, NULL));
+    mp_check(mp_process_start(p));
+    mp_wait(NULL, 0, 1, NULL); /* let it run for about a second */
+    mp_check(mp_process_stop(p, &stop, &code));
     printf("Process exitcode: %d\n", code);
     return 0;
 }
