@@ -435,6 +435,13 @@ int mp_args_get_conn(const mp_args *args, size_t i, mp_conn **c);
  * `mp_args_int(args, mp_args_at(args, "n"))` reads the value named n.
  */
 size_t mp_args_at(const mp_args *args, const char *name);
+/* A keyword argument with a default (`def f(n=3)`): the value named
+ * `name` if there is one (raising if it has another type), else dflt. */
+long long mp_args_int_or(const mp_args *args, const char *name,
+                         long long dflt);
+double mp_args_double_or(const mp_args *args, const char *name, double dflt);
+const char *mp_args_str_or(const mp_args *args, const char *name,
+                           const char *dflt);
 long long mp_args_int(const mp_args *args, size_t i);
 double mp_args_double(const mp_args *args, size_t i);
 const char *mp_args_str(const mp_args *args, size_t i);
@@ -848,7 +855,7 @@ int mp_conn_fileno(const mp_conn *c);
 int mp_conn_send_bytes(mp_conn *c, const void *buf, size_t n);
 /*
  * recv_bytes(maxlength): blocks for the next message; *out is malloc'd (free
- * it; a NUL follows the *len bytes).  Errors: MP_EEOF (EOFError: the peer is
+ * it; a NUL follows the *len bytes), and NULL on an error.  Errors: MP_EEOF (EOFError: the peer is
  * closed and everything was read), MP_EBADLENGTH (longer than maxlength:
  * afterwards the connection is not readable, or closed if it was read-only,
  * as in CPython), MP_EWRITEONLY, MP_EHANDLECLOSED.
@@ -857,6 +864,11 @@ int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength);
 /* recv_bytes_into(buf): *len is the message's length; MP_ETOOSHORT
  * (BufferTooShort) when it is longer than size: the message is consumed. */
 int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len);
+/* A string as a message (without its NUL), and the next message as a
+ * malloc'd, NUL-terminated string (free it): send_bytes and recv_bytes
+ * with their errors. */
+int mp_conn_send_str(mp_conn *c, const char *s);
+int mp_conn_recv_str(mp_conn *c, char **s);
 /* poll(timeout): 1 when a message (or EOF) can be read, 0 when the timeout
  * (seconds; 0 or negative: none; MP_FOREVER) ran out.  Never polls. */
 int mp_conn_poll(mp_conn *c, double timeout);
@@ -1033,6 +1045,10 @@ int mp_queue_put_double(mp_queue *q, double v);
  * bytes long; it then stays in the queue, for mp_queue_get(). */
 int mp_queue_get_i64(mp_queue *q, long long *v, double timeout);
 int mp_queue_get_double(mp_queue *q, double *v, double timeout);
+/* get(block=True, timeout) of a message as a string: *s is malloc'd and
+ * NUL-terminated (free it); a message holding NUL bytes reads as its first
+ * part. */
+int mp_queue_get_str(mp_queue *q, char **s, double timeout);
 
 /*
  * The older way to hand a queue over (a typed argument, mp_arg_queue() or

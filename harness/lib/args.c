@@ -401,14 +401,23 @@ size_t mp_args_count(const mp_args *args)
     return args != NULL ? args->n : 0;
 }
 
-int mp_args_index(const mp_args *args, const char *name)
+/* The position of `name`, or -1 when there is none. */
+static long position(const mp_args *args, const char *name)
 {
-    if (args == NULL || name == NULL)
-        return MP_EINVAL;
     for (size_t i = 0; i < args->n; i++)
         if (args->v[i].name != NULL && strcmp(args->v[i].name, name) == 0)
-            return (int)i;
-    return mp_raise("KeyError", "'%s'", name);
+            return (long)i;
+    return -1;
+}
+
+int mp_args_index(const mp_args *args, const char *name)
+{
+    long i;
+
+    if (args == NULL || name == NULL)
+        return MP_EINVAL;
+    i = position(args, name);
+    return i >= 0 ? (int)i : mp_raise("KeyError", "'%s'", name);
 }
 
 static int out_of_range(const mp_args *args, size_t i)
@@ -534,6 +543,38 @@ size_t mp_args_at(const mp_args *args, const char *name)
     if (r < 0)
         mp__uncaught(r);
     return (size_t)r;
+}
+
+/* The position of `name` for the getters with a default: -1 when there
+ * is none. */
+static long named(const mp_args *args, const char *name)
+{
+    if (args == NULL || name == NULL)
+        mp__uncaught(MP_EINVAL);
+    return position(args, name);
+}
+
+long long mp_args_int_or(const mp_args *args, const char *name,
+                         long long dflt)
+{
+    long i = named(args, name);
+
+    return i < 0 ? dflt : mp_args_int(args, (size_t)i);
+}
+
+double mp_args_double_or(const mp_args *args, const char *name, double dflt)
+{
+    long i = named(args, name);
+
+    return i < 0 ? dflt : mp_args_double(args, (size_t)i);
+}
+
+const char *mp_args_str_or(const mp_args *args, const char *name,
+                           const char *dflt)
+{
+    long i = named(args, name);
+
+    return i < 0 ? dflt : mp_args_str(args, (size_t)i);
 }
 
 long long mp_args_int(const mp_args *args, size_t i)

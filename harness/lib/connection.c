@@ -422,9 +422,11 @@ int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength)
 {
     size_t n;
     char *buf;
-    int r = check(c, true);
+    int r;
 
-    if (r < 0)
+    if (out != NULL)
+        *out = NULL; /* never a stale pointer a caller might free twice */
+    if ((r = check(c, true)) < 0)
         return r;
     if (out == NULL || len == NULL)
         return MP_EINVAL;
@@ -515,4 +517,18 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready)
     if (pfd != stack)
         free(pfd);
     return r;
+}
+
+int mp_conn_send_str(mp_conn *c, const char *s)
+{
+    return s == NULL ? MP_EINVAL : mp_conn_send_bytes(c, s, strlen(s));
+}
+
+int mp_conn_recv_str(mp_conn *c, char **s)
+{
+    size_t len;
+
+    if (s == NULL)
+        return MP_EINVAL;
+    return mp_conn_recv_bytes(c, (void **)s, &len, MP_NOLIMIT);
 }

@@ -1912,3 +1912,12 @@ int mp_queue_get_double(mp_queue *q, double *v, double timeout)
 {
     return v == NULL ? MP_EINVAL : get8(q, v, timeout);
 }
+
+int mp_queue_get_str(mp_queue *q, char **s, double timeout)
+{
+    size_t len;
+
+    if (s == NULL)
+        return MP_EINVAL;
+    return mp_queue_get(q, (void **)s, &len, 1, timeout);
+}

@@ -463,3 +463,36 @@ TEST(mp_check_raises_as_an_uncaught_exception)
                  "AssertionError: can only join a child process\n",
                  out);
 }
+
+static void run_default_mismatch(void *arg)
+{
+    dup2(1, 2);
+    mp_args_int_or(arg, "s", 3); /* "s" is a str: raises */
+    _exit(0);
+}
+
+TEST(a_keyword_with_a_default)
+{
+    mp_conn *handles[MP__MAX_HANDLES];
+    size_t nh, len;
+    char *enc, out[256];
+    mp_args *a;
+    mp_arg v[] = { mp_arg_named("n", mp_arg_int(5)),
+                   mp_arg_named("s", mp_arg_str("given")) };
+    int status;
+
+    ASSERT_OK(mp__args_encode(v, 2, &enc, &len, handles, &nh));
+    ASSERT_OK(mp__args_decode(enc, len, handles, NULL, 0, &a));
+    free(enc);
+    ASSERT_EQ(5, mp_args_int_or(a, "n", 7));
+    ASSERT_EQ(7, mp_args_int_or(a, "m", 7));
+    ASSERT_TRUE(mp_args_double_or(a, "n", 0.5) == 5.0);
+    ASSERT_TRUE(mp_args_double_or(a, "x", 0.5) == 0.5);
+    ASSERT_STREQ("given", mp_args_str_or(a, "s", "default"));
+    ASSERT_STREQ("default", mp_args_str_or(a, "t", "default"));
+    status = check_output(run_default_mismatch, a, out, sizeof(out));
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(1, WEXITSTATUS(status));
+    ASSERT_STREQ("TypeError: argument 1 ('s') is str, not int\n", out);
+    mp__args_free(a);
+}

@@ -46,6 +46,29 @@ TEST(duplex_by_default_and_boundaries_kept)
     mp_conn_free(b);
 }
 
+TEST(strings_as_messages)
+{
+    mp_conn *a, *b;
+    char *s = NULL;
+
+    ASSERT_OK(mp_pipe(&a, &b, 0));
+    ASSERT_OK(mp_conn_send_str(b, "hello"));
+    ASSERT_OK(mp_conn_send_str(b, ""));
+    ASSERT_EQ(MP_EINVAL, mp_conn_send_str(b, NULL));
+    ASSERT_OK(mp_conn_recv_str(a, &s));
+    ASSERT_STREQ("hello", s);
+    free(s);
+    ASSERT_OK(mp_conn_recv_str(a, &s));
+    ASSERT_STREQ("", s);
+    free(s);
+    mp_conn_close(b);
+    ASSERT_EQ(MP_EEOF, mp_conn_recv_str(a, &s));
+    ASSERT_TRUE(s == NULL);
+    ASSERT_EQ(MP_EINVAL, mp_conn_recv_str(a, NULL));
+    mp_conn_free(a);
+    mp_conn_free(b);
+}
+
 TEST(wire_format_is_cpythons)
 {
     mp_conn *a, *b;

@@ -60,6 +60,25 @@ TEST(fifo_and_boundaries)
     free(data);
 }
 
+TEST(strings_as_messages)
+{
+    mp_queue *q;
+    char *s = NULL;
+
+    ASSERT_OK(mp_queue_new(&q, 0));
+    ASSERT_OK(mp_queue_put_str(q, "first"));
+    ASSERT_OK(mp_queue_put_str(q, ""));
+    ASSERT_OK(mp_queue_get_str(q, &s, 1));
+    ASSERT_STREQ("first", s);
+    free(s);
+    ASSERT_OK(mp_queue_get_str(q, &s, 1));
+    ASSERT_STREQ("", s);
+    free(s);
+    ASSERT_EQ(MP_EEMPTY, mp_queue_get_str(q, &s, 0));
+    ASSERT_EQ(MP_EINVAL, mp_queue_get_str(q, NULL, 0));
+    mp_queue_free(q);
+}
+
 TEST(empty_and_full_raise_on_time)
 {
     mp_queue *q;
