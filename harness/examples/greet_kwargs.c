@@ -5,10 +5,8 @@
 
 MP_TARGET(greet)
 {
-    const char *greeting = "Hello";
+    const char *greeting = mp_args_str_or(args, "greeting", "Hello");
 
-    if (mp_args_index(args, "greeting") >= 0)
-        greeting = mp_args_str(args, mp_args_at(args, "greeting"));
     printf("%s, %s!\n", greeting, mp_args_str(args, 0));
     return 0;
 }

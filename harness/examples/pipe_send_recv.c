@@ -7,22 +7,21 @@
 
 MP_TARGET(task)
 {
-    return mp_conn_send_bytes(mp_args_conn(args, 0), "Hello world", 11);
+    return mp_conn_send_str(mp_args_conn(args, 0), "Hello world");
 }
 
 int main(int argc, char **argv)
 {
     mp_conn *conn1, *conn2;
     mp_process *process;
-    void *object;
-    size_t len;
+    char *object;
 
     mp_main(argc, argv);
     mp_check(mp_pipe(&conn1, &conn2, 1));
     mp_check(mp_process_create(&process, &task_target, MP_ARGS(conn2), NULL));
     mp_check(mp_process_start(process));
     if (mp_check(mp_conn_poll(conn1, 5))) {
-        mp_check(mp_conn_recv_bytes(conn1, &object, &len, MP_NOLIMIT));
+        mp_check(mp_conn_recv_str(conn1, &object));
         puts(object);
         free(object);
     }

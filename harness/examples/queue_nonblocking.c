@@ -1,13 +1,14 @@
 /* queue_nonblocking.c - a size limited queue: put and get without blocking
  * or with a timeout, qsize(), full() and empty(). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <mp.h>
 
 int main(int argc, char **argv)
 {
     mp_queue *queue;
-    char a[8], b[8];
+    char *a, *b;
     size_t len;
 
     mp_main(argc, argv);
@@ -21,14 +22,14 @@ int main(int argc, char **argv)
     if (mp_queue_put(queue, "C", 1, 1, 0.1) == MP_EFULL)
         puts("Full after the timeout");
     printf("%d\n", mp_check(mp_queue_qsize(queue)));
-    mp_check(mp_queue_get_into(queue, a, sizeof a - 1, &len, 1, MP_FOREVER));
-    a[len] = '\0';
-    mp_check(mp_queue_get_into(queue, b, sizeof b - 1, &len, 1, MP_FOREVER));
-    b[len] = '\0';
+    mp_check(mp_queue_get_str(queue, &a, MP_FOREVER));
+    mp_check(mp_queue_get_str(queue, &b, MP_FOREVER));
     printf("%s %s\n", a, b);
-    if (mp_queue_get_into(queue, a, sizeof a, &len, 0, 0) == MP_EEMPTY)
+    free(a);
+    free(b);
+    if (mp_queue_get_nowait(queue, (void **)&a, &len) == MP_EEMPTY)
         puts("Empty");
-    if (mp_queue_get_into(queue, a, sizeof a, &len, 1, 0.1) == MP_EEMPTY)
+    if (mp_queue_get_str(queue, &a, 0.1) == MP_EEMPTY)
         puts("Empty after the timeout");
     if (mp_check(mp_queue_empty(queue)))
         puts("empty");
