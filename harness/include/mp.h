@@ -674,7 +674,10 @@ mp_process *mp_process_free(mp_process *p);
  * output stream first, so buffered output is never duplicated in the child,
  * and reaps finished children first, as CPython's _cleanup() does.
  * Errors: MP_ECLOSED, MP_ESTARTTWICE, MP_ENOTCREATOR, MP_EDAEMONIC, -errno
- * (fork failed: -EAGAIN at the process limit, -ENOMEM).  Of two threads
+ * (fork failed: -EAGAIN at the process limit, -ENOMEM; a file, descriptor
+ * or directory the options name could not be opened: -ENOENT, -EACCES,
+ * -ENOTDIR, -EBADF, and then no child was made and the start may be
+ * tried again).  Of two threads
  * starting one object at once, one starts it and the other gets
  * MP_ESTARTTWICE.
  */
