@@ -266,6 +266,7 @@ _Noreturn void mp__child_run(mp_process *self);
 /* A spawned child leaves with exit(), which runs its own atexit handlers as
  * CPython's spawn children do; fork and forkserver children use _exit(). */
 void mp__set_spawned_child(void);
+bool mp__spawned(void); /* this process is a spawned child */
 mp_process *mp__process_alloc(void);
 /* Holds p's descriptors (sentinel, pipes) for a call: MP_ECLOSED once
  * closed; close() then leaves them to the last holder. */

@@ -401,10 +401,19 @@ void mp__options_apply(mp_process *self)
             close(fds[k]);
             fds[k] = moved;
         }
-    /* Whatever the streams hold goes where it was meant to (start()
-     * flushed the parent's; a spawned child may have written since). */
-    fflush(stdout);
-    fflush(stderr);
+    /* What a stream that is replaced holds: a spawned child's own (written
+     * before mp_main()) goes where it was written; a fork child's can only
+     * be what another thread of the parent wrote after start() flushed,
+     * which the parent writes itself. */
+    for (int i = 1; i < 3; i++) {
+        FILE *f = i == 1 ? stdout : stderr;
+        if (fds[i] < 0)
+            continue;
+        if (mp__spawned())
+            fflush(f);
+        else
+            __fpurge(f);
+    }
     for (int i = 0; i < 3; i++) {
         if (fds[i] >= 0) {
             dup2(fds[i], i);

@@ -1263,6 +1263,11 @@ void mp__set_spawned_child(void)
     spawned_child = true;
 }
 
+bool mp__spawned(void)
+{
+    return spawned_child;
+}
+
 _Noreturn static void child_finish(int code)
 {
     /* _bootstrap flushes; then atexit runs the child's handlers, and last
