@@ -473,24 +473,47 @@ const mp_args *mp_child_args(void);
 /* mp_process_options.daemon: 0 inherits the creating process's flag. */
 enum { MP_DAEMON_INHERIT = 0, MP_DAEMON_YES = 1, MP_DAEMON_NO = 2 };
 
+/*
+ * Beyond CPython: a child's environment, working directory and standard
+ * streams.  CPython's Process has none of them (a child inherits all
+ * three); with every field zero, libmp's defaults are CPython's.  They
+ * apply under every start method alike: start() opens what they name in
+ * the parent, and the child puts them in place after its bootstrap, just
+ * before its target runs (a spawned child's program, and the fork
+ * server's, start in the parent's directory and environment, so that
+ * what the C library or the dynamic loader reads at startup is the
+ * parent's).
+ */
+
 /* mp_process_options.env_mode */
 enum { MP_ENV_EXTEND = 0, MP_ENV_REPLACE = 1 };
 
 /*
  * mp_process_options.stdio[0..2] (stdin, stdout, stderr).  Each is opened
  * by start() in the parent, so a bad path is start()'s error, under every
- * method:
+ * method (-ENOENT is FileNotFoundError, -EACCES PermissionError):
  *   MP_STDIO_DEFAULT  CPython's: stdin /dev/null (CPython closes it and
- *                     opens os.devnull), stdout and stderr inherited;
- *   MP_STDIO_INHERIT  the parent's descriptor (stdin too);
+ *                     opens os.devnull), stdout and stderr inherited
+ *                     (under forkserver, from the fork server, which has
+ *                     those of the process that started it);
+ *   MP_STDIO_INHERIT  the parent's descriptor 0, 1 or 2 as it is at
+ *                     start() (stdin too; -EBADF if it is closed);
  *   MP_STDIO_DEVNULL  /dev/null;
  *   MP_STDIO_FILE     `path`: read for stdin; for output, created
  *                     (0666 & ~umask) and truncated, or appended to if
  *                     `append`;
- *   MP_STDIO_FD       a duplicate of the caller's descriptor `fd`;
+ *   MP_STDIO_FD       a duplicate of the caller's descriptor `fd`, made
+ *                     by start() (-EBADF if it is not open then);
  *   MP_STDIO_PIPE     a pipe whose other end the parent holds:
  *                     mp_process_stdio() gives it, mp_process_capture()
  *                     reads output to the end.
+ * The child's stdio FILE streams follow their descriptors: what the child
+ * wrote before its streams were put in place went to the old ones, and
+ * stdin's buffer is dropped, as util._close_stdin() does.  A descriptor
+ * start() makes reaches no other child: a fork child started at the same
+ * time by another thread, or a fork() of the program's own, finds
+ * /dev/null in its place, so a capture sees EOF when this child (and
+ * whatever it started with its streams) has ended.
  */
 enum {
     MP_STDIO_DEFAULT = 0,
@@ -519,13 +542,20 @@ typedef struct mp_process_options {
     /* ctx.Process(): NULL is the default context (a plain "Process-N"). */
     mp_context *context;
     /* "NAME=value" strings, NULL-terminated; NULL: the parent's
-     * environment.  MP_ENV_EXTEND sets each on top of the parent's
-     * environment (an entry "NAME" without '=' removes NAME);
-     * MP_ENV_REPLACE makes them the whole environment. */
+     * environment (env_mode ignored).  MP_ENV_EXTEND sets each on top of
+     * the parent's environment, in order (an entry "NAME" without '='
+     * removes NAME); MP_ENV_REPLACE makes them the whole environment (an
+     * entry without '=' then does nothing).  An empty entry, or one that
+     * starts with '=', is MP_EINVAL. */
     const char *const *env;
     int env_mode;
-    /* The child's working directory; NULL: the parent's. */
+    /* The child's working directory, relative to the parent's at start();
+     * NULL: the parent's.  start() fails as chdir() would (-ENOENT,
+     * -ENOTDIR, -EACCES). */
     const char *cwd;
+    /* how each of stdin, stdout, stderr is set up (MP_STDIO_*); MP_EINVAL
+     * for a `how` out of range, MP_STDIO_FILE without a path, MP_STDIO_FD
+     * with fd < 0 */
     mp_stdio stdio[3];
 } mp_process_options;
 
@@ -544,6 +574,43 @@ typedef struct mp_process_options {
 int mp_process_create(mp_process **out, const mp_target *target,
                       const mp_arg *args, size_t n,
                       const mp_process_options *options);
+
+/*
+ * Popen.stdin/.stdout/.stderr for a child whose stream `which` (0, 1, 2) is
+ * MP_STDIO_PIPE: the parent's end of the pipe (the write end for stdin, the
+ * read end for the others), a descriptor p owns: do not close it;
+ * mp_process_close() and mp_process_free() do.  Errors: MP_EINVAL (which
+ * out of range, or that stream is not a pipe), MP_ENOTSTARTED before
+ * start, MP_ENOTCHILD for a process this process did not create,
+ * MP_ECLOSED after close, MP_EHANDLECLOSED once mp_process_capture() has
+ * closed it (stdin first thing, an output at its end).
+ */
+int mp_process_stdio(mp_process *p, int which);
+/*
+ * Popen.communicate(timeout=...) without input: closes the stdin pipe, if
+ * stdin is one (so a child reading it sees EOF; that is all it does when
+ * neither output is a pipe), then reads the stdout and stderr pipes
+ * together, with poll(), until both are at their end, so a child that
+ * fills one while the parent waits on the other never deadlocks.  Returns
+ * 0 with *out and *err set to malloc'd buffers (free them), each followed
+ * by a NUL that *outlen and *errlen do not count; a stream that is not a pipe
+ * gives NULL and 0 (CPython's None).  out, err and the lengths may each be
+ * NULL: a pipe whose buffer is NULL is read all the same, and what it
+ * gives is dropped, so the child never blocks on it.  The end comes when
+ * every holder of the pipe's other end has closed it: the child, and any
+ * child of its own that kept the stream.  `timeout` is seconds
+ * (MP_FOREVER: none; 0 or negative: what is there now): MP_ETIMEDOUT when
+ * it runs out, and what was read so far is kept for the next call, which
+ * returns all of it, as CPython keeps it across TimeoutExpired (the usual
+ * sequence: capture(t), on MP_ETIMEDOUT kill(), then capture(MP_FOREVER)).
+ * Once both ends are reached the pipes are closed, and another call
+ * returns empty buffers.  It does not join the child.  Errors: those of
+ * mp_process_stdio() but MP_EINVAL for a stream that is not a pipe,
+ * MP_EINVAL for a NaN timeout, -ENOMEM (what was read is kept).  One
+ * thread at a time for one process.
+ */
+int mp_process_capture(mp_process *p, char **out, size_t *outlen,
+                       char **err, size_t *errlen, double timeout);
 
 /* start methods and contexts */
 
@@ -629,7 +696,10 @@ mp_process *mp_process_free(mp_process *p);
  * output stream first, so buffered output is never duplicated in the child,
  * and reaps finished children first, as CPython's _cleanup() does.
  * Errors: MP_ECLOSED, MP_ESTARTTWICE, MP_ENOTCREATOR, MP_EDAEMONIC, -errno
- * (fork failed: -EAGAIN at the process limit, -ENOMEM).  Of two threads
+ * (fork failed: -EAGAIN at the process limit, -ENOMEM; a file, descriptor
+ * or directory the options name could not be opened: -ENOENT, -EACCES,
+ * -ENOTDIR, -EBADF, and then no child was made and the start may be
+ * tried again).  Of two threads
  * starting one object at once, one starts it and the other gets
  * MP_ESTARTTWICE.
  */

@@ -74,6 +74,14 @@ mp_conn *mp__conn_wrap(int fd, unsigned flags)
     return c;
 }
 
+int mp__conn_take_fd(mp_conn *c)
+{
+    int fd = c->fd;
+
+    c->fd = -1;
+    return fd;
+}
+
 unsigned mp__conn_flags(const mp_conn *c)
 {
     return (c->readable ? 1u : 0u) | (c->writable ? 2u : 0u) |

@@ -23,6 +23,20 @@ enum mp__kind {
 
 struct mp__name;
 
+/* An mp_stdio option, its path copied. */
+struct mp__stdio {
+    int how;
+    char *path;
+    int append;
+    int fd;
+};
+
+/* What mp_process_capture() has read from one pipe so far. */
+struct mp__captured {
+    char *buf;
+    size_t len, cap;
+};
+
 /*
  * Threads: the fields a call may change while other threads hold the object
  * (started, closed, starting, daemon, name, renamed, names, users, release,
@@ -53,6 +67,16 @@ struct mp_process {
     mp_target_fn fn; /* NULL: run nothing */
     char target_name[64];
     char *cwd;       /* a child from a blob: its parent's directory */
+    /* The per-process options (options.c): the environment, as given
+     * (NULL: the parent's), the directory and the streams are copied at
+     * creation; the streams and the directory are opened by start(). */
+    char **env;
+    size_t nenv;
+    int env_mode;
+    char *workdir;
+    struct mp__stdio stdio[3];
+    int stdio_fd[3]; /* the parent's ends of MP_STDIO_PIPE streams, or -1 */
+    struct mp__captured captured[2]; /* stdout, stderr */
     /* Descriptors handed to the child, with what each is for (MP__USE_*):
      * the typed arguments' handles first, then mp_process_add_conn()'s. */
     mp_conn **conns;
@@ -158,13 +182,19 @@ double mp__start_timeout(void);
 int mp__wait_ack(int sock, int pidfd, pid_t pid);
 
 /* args.c */
-/* The most descriptors a process may be handed: they must fit in one
- * SCM_RIGHTS message with the fork server's own. */
+/* The most descriptors a process may be handed, and with the options'
+ * streams and directory: all must fit in one SCM_RIGHTS message with the
+ * fork server's own (64), and in spawn's 64 with its three. */
 #define MP__MAX_HANDLES 56
+#define MP__MAX_CONNS (MP__MAX_HANDLES + 4)
 /* What a descriptor handed to a child is for. */
 enum {
     MP__USE_ADDED = 0, /* mp_process_add_conn(), mp_process_add_queue() */
     MP__USE_ARG = 1,   /* a typed argument's queue or connection */
+    MP__USE_STDIN = 2, /* the options' streams: 2 + the descriptor */
+    MP__USE_STDOUT = 3,
+    MP__USE_STDERR = 4,
+    MP__USE_CWD = 5,   /* the options' directory (O_PATH) */
 };
 /* Encodes n values; the queues' and connections' handles go to
  * handles[0..*nhandles) (room for MP__MAX_HANDLES), in the order the
@@ -196,6 +226,8 @@ void mp__queue_view_free(mp_queue *q);
  * queue's memfd (the handle a queue is handed to a child with) */
 #define MP__CONN_QUEUE 8u
 mp_conn *mp__conn_wrap(int fd, unsigned flags);
+/* The descriptor, which the caller now owns: c is closed. */
+int mp__conn_take_fd(mp_conn *c);
 /* Another reference, released by mp_conn_free(). */
 mp_conn *mp__conn_ref(mp_conn *c);
 /* In a new child, under MP_SIGPIPE_IGNORE: SIGPIPE at its default becomes
@@ -234,8 +266,36 @@ _Noreturn void mp__child_run(mp_process *self);
 /* A spawned child leaves with exit(), which runs its own atexit handlers as
  * CPython's spawn children do; fork and forkserver children use _exit(). */
 void mp__set_spawned_child(void);
+bool mp__spawned(void); /* this process is a spawned child */
 mp_process *mp__process_alloc(void);
+/* Holds p's descriptors (sentinel, pipes) for a call: MP_ECLOSED once
+ * closed; close() then leaves them to the last holder. */
+int mp__process_hold(mp_process *p);
+void mp__process_unhold(mp_process *p);
 int mp__daemon_death_signal(void);
+
+/* options.c (mp_process_options' env, cwd and stdio) */
+/* Checks and copies the options into a new process: MP_EINVAL, -ENOMEM. */
+int mp__options_copy(mp_process *p, const mp_process_options *o);
+/* Frees the copies and releases the pipes (mp__options_close()). */
+void mp__options_free(mp_process *p);
+/* At start(): opens the streams and the directory and appends the child's
+ * descriptors to p->conns (after every handle); -errno for a path that
+ * cannot be opened. */
+int mp__options_open(mp_process *p);
+/* After the launch: drops the child's descriptors appended from `from` on
+ * (the conns they were), and on failure the parent's pipe ends too. */
+void mp__options_launched(mp_process *p, size_t from, bool ok);
+/* close(): releases the parent's pipe ends and what capture() kept. */
+void mp__options_close(mp_process *p);
+/* In the child, before its target: the streams, directory and
+ * environment its parent chose. */
+void mp__options_apply(mp_process *self);
+/* fork(): the child of p keeps p's descriptors; every other fork child of
+ * this process gets /dev/null in place of any that options.c made. */
+void mp__options_fork_keep(const mp_process *p);
+/* Drops a descriptor from that list before it is closed. */
+void mp__options_forget(int fd);
 
 /* fd.c */
 int mp__fd_close(int fd); /* returns -1 */

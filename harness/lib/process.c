@@ -9,12 +9,10 @@
  * everything else is here, once.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -171,6 +169,7 @@ static void unref(mp_process *p)
     free(p->targs);
     mp__args_free(p->args_view);
     mp__process_release_conns(p);
+    mp__options_free(p);
     free(p->cwd);
     free(p);
 }
@@ -217,12 +216,28 @@ static int fds_get(mp_process *p)
 
 static void fds_put(mp_process *p)
 {
+    bool last = false;
+
     pthread_mutex_lock(&reg_lock);
     if (--p->users == 0 && p->release) {
         p->release = false;
         p->ops->close(p);
+        last = true;
     }
     pthread_mutex_unlock(&reg_lock);
+    /* Not under reg_lock: options.c's lock is taken across fork() too. */
+    if (last)
+        mp__options_close(p);
+}
+
+int mp__process_hold(mp_process *p)
+{
+    return fds_get(p);
+}
+
+void mp__process_unhold(mp_process *p)
+{
+    fds_put(p);
 }
 
 static int process_wait(mp_process *p, double timeout)
@@ -389,6 +404,7 @@ mp_process *mp__process_alloc(void)
     p->method = "fork";
     p->type_name = "Process";
     p->pidfd = p->sentinel = p->parent_w = -1;
+    p->stdio_fd[0] = p->stdio_fd[1] = p->stdio_fd[2] = -1;
     pthread_mutex_init(&p->wait_lock, NULL);
     return p;
 }
@@ -402,6 +418,7 @@ static int process_new(const mp_context *ctx, mp_process **out,
     const char *name = options != NULL ? options->name : NULL;
     int daemon = options != NULL ? options->daemon : MP_DAEMON_INHERIT;
     unsigned count;
+    int r;
 
     if (ctx == NULL && options != NULL)
         ctx = options->context;
@@ -416,6 +433,11 @@ static int process_new(const mp_context *ctx, mp_process **out,
 
     if ((p = mp__process_alloc()) == NULL)
         return -ENOMEM;
+    /* Before the counter: a process refused makes no number. */
+    if ((r = mp__options_copy(p, options)) < 0) {
+        mp_process_free(p);
+        return r;
+    }
     p->ctx = ctx;
     if (ctx != NULL)
         p->type_name = mp__context_type(ctx);
@@ -635,6 +657,7 @@ static void start_end(mp_process *p, bool ok)
 /* start() once claimed. */
 static int start_claimed(mp_process *p)
 {
+    size_t handles = p->nconns;
     int r;
 
     init_once();
@@ -655,10 +678,15 @@ static int start_claimed(mp_process *p)
         if (strcmp(p->method, "fork") != 0 && mp__bootstrapping())
             return MP_EBOOTSTRAP;
     }
+    /* The streams and directory the options name, opened here so that a
+     * bad path is start()'s error whatever the method. */
+    if ((r = mp__options_open(p)) < 0)
+        return r;
     /* Popen flushes stdout and stderr; libmp flushes every output stream, so
      * no buffered output of any FILE is written twice. */
     fflush(NULL);
     r = p->ops->launch(p);
+    mp__options_launched(p, handles, r == 0);
     if (r < 0)
         return r;
     /* CPython's start() drops its args once the child has them (no
@@ -903,7 +931,7 @@ int mp_process_stop(mp_process *p, const mp_stop_actions *stop, int *code)
 
 int mp_process_close(mp_process *p)
 {
-    bool was = false;
+    bool was = false, released = false;
     int r = 0;
 
     if (p == NULL)
@@ -926,9 +954,10 @@ int mp_process_close(mp_process *p)
         r = MP_ERUNNING;
     } else {
         if (p->started && !p->closed) {
-            if (p->users == 0)
+            if (p->users == 0) {
                 p->ops->close(p);
-            else
+                released = true;
+            } else
                 p->release = true; /* the last fds_put() closes them */
             was = registry_unlink(p);
         }
@@ -936,6 +965,8 @@ int mp_process_close(mp_process *p)
         r = 0;
     }
     pthread_mutex_unlock(&reg_lock);
+    if (released) /* not under reg_lock: see fds_put() */
+        mp__options_close(p);
     if (was)
         unref(p);
     return r;
@@ -1178,7 +1209,6 @@ int mp__daemon_death_signal(void)
 void mp__child_init(mp_process *self, int parent_fd)
 {
     mp_process *p, *next, *old_parent = parent;
-    int fd;
 
     /* Its fork handlers, before anyone can take the locks they cover (a
      * spawned child starts without them; its teardown is child_finish()'s,
@@ -1223,21 +1253,19 @@ void mp__child_init(mp_process *self, int parent_fd)
     current = mp__process_ref(self);
     mp__set_child_conns(self->conns, self->conn_use, self->nconns);
 
-    /* util._close_stdin(): the child reads from /dev/null. */
-    fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd > 0) {
-        dup2(fd, 0);
-        close(fd);
-    } else if (fd == 0) {
-        fcntl(0, F_SETFD, 0);
-    }
-    __fpurge(stdin);
-    clearerr(stdin);
+    /* Its streams (stdin /dev/null by default, as util._close_stdin()),
+     * directory and environment. */
+    mp__options_apply(self);
 }
 
 void mp__set_spawned_child(void)
 {
     spawned_child = true;
+}
+
+bool mp__spawned(void)
+{
+    return spawned_child;
 }
 
 _Noreturn static void child_finish(int code)

@@ -43,7 +43,7 @@
 
 #include "internal.h"
 
-#define BLOB_MAGIC 0x32504d4cu /* "LMP2" */
+#define BLOB_MAGIC 0x33504d4cu /* "LMP3" */
 
 extern char **environ;
 
@@ -159,6 +159,12 @@ int mp__blob_build(const mp_process *p, char **out, size_t *len)
         put_u64(&b, mp__conn_flags(p->conns[i]) |
                         (uint64_t)p->conn_use[i] << 8);
     put_str(&b, p->targs != NULL ? p->targs : "", p->targs_len);
+    /* The environment option: its mode, then 0 (none given) or 1 + the
+     * number of entries, each a string. */
+    put_u64(&b, (uint64_t)p->env_mode);
+    put_u64(&b, p->env != NULL ? p->nenv + 1 : 0);
+    for (size_t i = 0; p->env != NULL && i < p->nenv; i++)
+        put_str(&b, p->env[i], strlen(p->env[i]));
     if (b.failed) {
         free(b.p);
         return -ENOMEM;
@@ -173,9 +179,36 @@ struct blob_extra {
     int deathsig;
     bool sentinel_fd;
     size_t nconns;
-    unsigned flags[MP__MAX_HANDLES];
-    unsigned char use[MP__MAX_HANDLES];
+    unsigned flags[MP__MAX_CONNS];
+    unsigned char use[MP__MAX_CONNS];
 };
+
+/* The environment option, as mp__blob_build() put it: every count is
+ * checked against what is left, every entry is a name without a NUL. */
+static void get_env(struct rd *r, mp_process *p)
+{
+    uint64_t mode = get_u64(r), n = get_u64(r);
+
+    if (r->failed || mode > MP_ENV_REPLACE ||
+        n > r->left / sizeof(uint64_t) + 1) {
+        r->failed = true;
+        return;
+    }
+    p->env_mode = (int)mode;
+    if (n == 0)
+        return;
+    if ((p->env = calloc((size_t)n, sizeof(*p->env))) == NULL) {
+        r->failed = true;
+        return;
+    }
+    for (; !r->failed && p->nenv < n - 1; p->nenv++) {
+        size_t len = 0;
+        char *e = get_str(r, &len);
+        p->env[p->nenv] = e;
+        if (e == NULL || len == 0 || e[0] == '=' || strlen(e) != len)
+            r->failed = true;
+    }
+}
 
 static int blob_parse(const char *buf, size_t len, mp_process **out,
                       struct blob_extra *x)
@@ -212,7 +245,7 @@ static int blob_parse(const char *buf, size_t len, mp_process **out,
         p->cwd = NULL;
     }
     x->nconns = (size_t)get_u64(&r);
-    if (x->nconns > MP__MAX_HANDLES)
+    if (x->nconns > MP__MAX_CONNS)
         r.failed = true;
     for (size_t i = 0; !r.failed && i < x->nconns; i++) {
         uint64_t v = get_u64(&r);
@@ -222,6 +255,7 @@ static int blob_parse(const char *buf, size_t len, mp_process **out,
             r.failed = true;
     }
     p->targs = get_str(&r, &p->targs_len);
+    get_env(&r, p);
     if (r.failed || method == NULL || type == NULL || target == NULL) {
         free(method);
         free(type);
@@ -702,7 +736,7 @@ _Noreturn static void spawned_child(void)
     if (r == 0)
         r = blob_parse(blob, len, &self, &x);
     if (r == 0) {
-        int conn_fds[MP__MAX_HANDLES];
+        int conn_fds[MP__MAX_CONNS];
         for (size_t i = 0; i < x.nconns; i++)
             conn_fds[i] = (x.sentinel_fd ? 6 : 5) + (int)i;
         r = wrap_conns(self, &x, conn_fds);

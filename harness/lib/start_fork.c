@@ -111,7 +111,9 @@ static int fork_launch(mp_process *p)
         r = -errno;
         goto out;
     }
+    mp__options_fork_keep(p); /* its streams are this child's */
     pid = fork();
+    mp__options_fork_keep(NULL);
     if (pid < 0) {
         r = -errno;
         goto out;

@@ -567,7 +567,8 @@ static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
             _exit(1);
         close(gate[0]);
         if (self->cwd != NULL && chdir(self->cwd) < 0) {
-            /* CPython: the child runs in the parent's directory */
+            /* CPython: the child runs in the parent's directory (a cwd
+             * option is entered after this, by mp__child_init()) */
         }
         fcntl(fds[1], F_SETFD, FD_CLOEXEC);
         mp__force_start_method(self->method);
