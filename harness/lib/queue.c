@@ -1458,8 +1458,8 @@ int mp_process_add_queue(mp_process *p, mp_queue *q)
 
 mp_queue *mp_child_queue(size_t i)
 {
-    static mp_queue **cache;
-    static size_t ncache;
+    static mp_queue **cache, **kept;
+    static size_t ncache, nkept;
     size_t n = mp__child_conn_count(), k = 0;
     mp_queue *q = NULL;
 
@@ -1480,8 +1480,16 @@ mp_queue *mp_child_queue(size_t i)
         if (k++ == i) {
             /* A fork child inherits its parent's cache: an entry for
              * another handle is its parent's queue, which the parent's
-             * code may still use here; it is left, not freed. */
-            if (cache[j] == NULL || cache[j]->handle != c)
+             * code may still use here; it is kept, not freed. */
+            if (cache[j] != NULL && cache[j]->handle != c) {
+                mp_queue **grown = realloc(kept, (nkept + 1) * sizeof(*kept));
+                if (grown != NULL) {
+                    kept = grown;
+                    kept[nkept++] = cache[j];
+                }
+                cache[j] = NULL;
+            }
+            if (cache[j] == NULL)
                 cache[j] = queue_attach(c);
             q = cache[j];
             break;
