@@ -77,48 +77,6 @@ mp_arg mp_arg_of(mp_arg a)
 
 /* encoding, in the parent */
 
-struct out {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void put(struct out *o, const void *v, size_t n)
-{
-    if (o->failed)
-        return;
-    if (n > o->cap - o->len) {
-        size_t cap = o->cap ? o->cap : 256;
-        char *grown;
-        while (cap - o->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                o->failed = true;
-                return;
-            }
-            cap *= 2;
-        }
-        if ((grown = realloc(o->p, cap)) == NULL) {
-            o->failed = true;
-            return;
-        }
-        o->p = grown;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->len, v, n);
-    o->len += n;
-}
-
-static void put_u64(struct out *o, uint64_t v)
-{
-    put(o, &v, sizeof(v));
-}
-
-static void put_str(struct out *o, const void *s, size_t n)
-{
-    put_u64(o, n);
-    put(o, s, n);
-}
-
 /* The handle a value hands over: a queue's memfd or the connection. */
 static mp_conn *handle_of(const mp_arg *a)
 {
@@ -170,7 +128,7 @@ static int check(const mp_arg *v, size_t n)
 int mp__args_encode(const mp_arg *v, size_t n, char **out, size_t *len,
                     mp_conn **handles, size_t *nhandles)
 {
-    struct out o = { 0 };
+    struct mp__out o = { 0 };
     size_t nh = 0;
     int r = check(v, n);
 
@@ -179,31 +137,31 @@ int mp__args_encode(const mp_arg *v, size_t n, char **out, size_t *len,
     *nhandles = 0;
     if (r < 0)
         return r;
-    put_u64(&o, n);
+    mp__put_u64(&o, n);
     for (size_t i = 0; i < n; i++) {
         const mp_arg *a = &v[i];
         uint64_t bits;
 
-        put_u64(&o, (uint64_t)a->type);
-        put_str(&o, a->name != NULL ? a->name : "",
+        mp__put_u64(&o, (uint64_t)a->type);
+        mp__put_str(&o, a->name != NULL ? a->name : "",
                 a->name != NULL ? strlen(a->name) : 0);
         switch (a->type) {
         case MP_ARG_INT:
-            put_u64(&o, (uint64_t)a->u.i);
+            mp__put_u64(&o, (uint64_t)a->u.i);
             break;
         case MP_ARG_DOUBLE:
             memcpy(&bits, &a->u.d, sizeof(bits));
-            put_u64(&o, bits);
+            mp__put_u64(&o, bits);
             break;
         case MP_ARG_STR:
-            put_str(&o, a->u.s, strlen(a->u.s));
+            mp__put_str(&o, a->u.s, strlen(a->u.s));
             break;
         case MP_ARG_BYTES:
-            put_str(&o, a->u.b.len > 0 ? a->u.b.buf : "", a->u.b.len);
+            mp__put_str(&o, a->u.b.len > 0 ? a->u.b.buf : "", a->u.b.len);
             break;
         default: /* a handle: its index among the process's handles */
             handles[nh] = handle_of(a);
-            put_u64(&o, nh++);
+            mp__put_u64(&o, nh++);
             break;
         }
     }
@@ -235,45 +193,6 @@ struct mp_args {
     struct arg *v;
 };
 
-struct rd {
-    const char *p;
-    size_t left;
-    bool failed;
-};
-
-static uint64_t get_u64(struct rd *r)
-{
-    uint64_t v = 0;
-
-    if (r->failed || r->left < sizeof(v)) {
-        r->failed = true;
-        return 0;
-    }
-    memcpy(&v, r->p, sizeof(v));
-    r->p += sizeof(v);
-    r->left -= sizeof(v);
-    return v;
-}
-
-/* A terminated copy of a length-prefixed field, at most max bytes. */
-static char *get_str(struct rd *r, size_t max, size_t *n_out)
-{
-    uint64_t n = get_u64(r);
-    char *s;
-
-    if (r->failed || n > r->left || n > max ||
-        (s = malloc((size_t)n + 1)) == NULL) {
-        r->failed = true;
-        return NULL;
-    }
-    memcpy(s, r->p, (size_t)n);
-    s[n] = '\0';
-    r->p += n;
-    r->left -= (size_t)n;
-    *n_out = (size_t)n;
-    return s;
-}
-
 static void args_free(mp_args *a)
 {
     if (a == NULL)
@@ -290,14 +209,14 @@ static void args_free(mp_args *a)
 int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
                     const unsigned char *use, size_t nconns, mp_args **out)
 {
-    struct rd r = { buf, len, false };
+    struct mp__in r = { buf, len, false };
     mp_args *a = calloc(1, sizeof(*a));
     uint64_t n;
 
     *out = NULL;
     if (a == NULL)
         return -ENOMEM;
-    n = len > 0 ? get_u64(&r) : 0;
+    n = len > 0 ? mp__get_u64(&r) : 0;
     /* Every value takes three words at least: a count beyond that is a lie
      * that must not size an allocation. */
     if (n > r.left / 24)
@@ -308,31 +227,31 @@ int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
     }
     for (size_t i = 0; i < n; i++) {
         struct arg *e = &a->v[i];
-        uint64_t type = get_u64(&r), k, bits;
+        uint64_t type = mp__get_u64(&r), k, bits;
         size_t nlen = 0;
 
         a->n = i + 1;
         e->type = type <= MP_ARG_CONN ? (int)type : 0;
-        e->name = get_str(&r, MP_TARGET_NAME_MAX, &nlen);
+        e->name = mp__get_str(&r, MP_TARGET_NAME_MAX, &nlen);
         if (e->name != NULL && nlen == 0) {
             free(e->name);
             e->name = NULL;
         }
         switch (e->type) {
         case MP_ARG_INT:
-            e->i = (long long)get_u64(&r);
+            e->i = (long long)mp__get_u64(&r);
             break;
         case MP_ARG_DOUBLE:
-            bits = get_u64(&r);
+            bits = mp__get_u64(&r);
             memcpy(&e->d, &bits, sizeof(bits));
             break;
         case MP_ARG_STR:
         case MP_ARG_BYTES:
-            e->buf = get_str(&r, SIZE_MAX, &e->len);
+            e->buf = mp__get_str(&r, SIZE_MAX, &e->len);
             break;
         case MP_ARG_QUEUE:
         case MP_ARG_CONN:
-            k = get_u64(&r);
+            k = mp__get_u64(&r);
             if (k >= nconns || use[k] != MP__USE_ARG ||
                 !(mp__conn_flags(conns[k]) & MP__CONN_QUEUE) !=
                     (e->type == MP_ARG_CONN))

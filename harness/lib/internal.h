@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "mp.h"
@@ -180,6 +181,28 @@ void mp__launch_kill(pid_t pid, int pidfd);
 double mp__start_timeout(void);
 /* Waits for the one-byte ack of a child that reached mp_main(). */
 int mp__wait_ack(int sock, int pidfd, pid_t pid);
+
+/* wire.c: what a parent tells a child (the spawn blob, typed arguments),
+ * as native-endian 64-bit words and length-prefixed strings.  A failed
+ * write (no memory) or read (past the end, over a limit) sets `failed`,
+ * and every later call does nothing: check once, at the end. */
+struct mp__out {
+    char *p;
+    size_t len, cap;
+    bool failed;
+};
+struct mp__in {
+    const char *p;
+    size_t left;
+    bool failed;
+};
+void mp__put(struct mp__out *o, const void *data, size_t n);
+void mp__put_u64(struct mp__out *o, uint64_t v);
+void mp__put_str(struct mp__out *o, const void *s, size_t n);
+uint64_t mp__get_u64(struct mp__in *r); /* 0 once failed */
+/* A terminated copy (malloc'd) of a string of at most max bytes; *n_out
+ * (may be NULL) its length.  NULL once failed. */
+char *mp__get_str(struct mp__in *r, size_t max, size_t *n_out);
 
 /* args.c */
 /* The most descriptors a process may be handed, and with the options'

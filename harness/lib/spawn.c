@@ -49,122 +49,41 @@ extern char **environ;
 
 /* the blob */
 
-struct buf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void put(struct buf *b, const void *data, size_t n)
-{
-    if (b->failed || n == 0)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *grown;
-        while (cap < b->len + n)
-            cap *= 2;
-        if ((grown = realloc(b->p, cap)) == NULL) {
-            b->failed = true;
-            return;
-        }
-        b->p = grown;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-}
-
-static void put_u64(struct buf *b, uint64_t v) { put(b, &v, sizeof(v)); }
-
-static void put_str(struct buf *b, const void *s, size_t n)
-{
-    put_u64(b, n);
-    put(b, s, n);
-}
-
-struct rd {
-    const char *p;
-    size_t left;
-    bool failed;
-};
-
-static const void *take(struct rd *r, size_t n)
-{
-    const void *at = r->p;
-
-    if (r->failed || n > r->left) {
-        r->failed = true;
-        return NULL;
-    }
-    r->p += n;
-    r->left -= n;
-    return at;
-}
-
-static uint64_t get_u64(struct rd *r)
-{
-    uint64_t v = 0;
-    const void *at = take(r, sizeof(v));
-
-    if (at != NULL)
-        memcpy(&v, at, sizeof(v));
-    return v;
-}
-
-/* A copy of a string field, terminated; NULL on error. */
-static char *get_str(struct rd *r, size_t *n_out)
-{
-    uint64_t n = get_u64(r);
-    const char *at = take(r, (size_t)n);
-    char *s;
-
-    if (at == NULL || (s = malloc((size_t)n + 1)) == NULL) {
-        r->failed = true;
-        return NULL;
-    }
-    memcpy(s, at, (size_t)n);
-    s[n] = '\0';
-    if (n_out != NULL)
-        *n_out = (size_t)n;
-    return s;
-}
-
 int mp__blob_build(const mp_process *p, char **out, size_t *len)
 {
-    struct buf b = { 0 };
+    struct mp__out b = { 0 };
     const char *target = p->fn != NULL ? p->target_name : "";
 
-    put_u64(&b, BLOB_MAGIC);
-    put_str(&b, p->method, strlen(p->method));
-    put_str(&b, p->type_name, strlen(p->type_name));
-    put_str(&b, target, strlen(target));
-    put_str(&b, p->arg, p->arg_len);
-    put_str(&b, p->name, strlen(p->name));
-    put_u64(&b, p->identity_len);
+    mp__put_u64(&b, BLOB_MAGIC);
+    mp__put_str(&b, p->method, strlen(p->method));
+    mp__put_str(&b, p->type_name, strlen(p->type_name));
+    mp__put_str(&b, target, strlen(target));
+    mp__put_str(&b, p->arg, p->arg_len);
+    mp__put_str(&b, p->name, strlen(p->name));
+    mp__put_u64(&b, p->identity_len);
     for (size_t i = 0; i < p->identity_len; i++)
-        put_u64(&b, p->identity[i]);
-    put_u64(&b, (uint64_t)(int64_t)p->daemon);
-    put_u64(&b, (uint64_t)p->parent_pid);
-    put_str(&b, p->parent_name, strlen(p->parent_name));
-    put_u64(&b, (uint64_t)(p->daemon ? mp__daemon_death_signal() : 0));
-    put_u64(&b, mp__use_pidfd() ? 0 : 1); /* fd 5 is our sentinel's end */
+        mp__put_u64(&b, p->identity[i]);
+    mp__put_u64(&b, (uint64_t)(int64_t)p->daemon);
+    mp__put_u64(&b, (uint64_t)p->parent_pid);
+    mp__put_str(&b, p->parent_name, strlen(p->parent_name));
+    mp__put_u64(&b, (uint64_t)(p->daemon ? mp__daemon_death_signal() : 0));
+    mp__put_u64(&b, mp__use_pidfd() ? 0 : 1); /* fd 5 is our sentinel's end */
     {   /* the parent's directory (a forkserver child moves there) */
         char cwd[4096];
         const char *d = getcwd(cwd, sizeof(cwd)) != NULL ? cwd : "";
-        put_str(&b, d, strlen(d));
+        mp__put_str(&b, d, strlen(d));
     }
-    put_u64(&b, p->nconns); /* the connections, right after those */
+    mp__put_u64(&b, p->nconns); /* the connections, right after those */
     for (size_t i = 0; i < p->nconns; i++)
-        put_u64(&b, mp__conn_flags(p->conns[i]) |
+        mp__put_u64(&b, mp__conn_flags(p->conns[i]) |
                         (uint64_t)p->conn_use[i] << 8);
-    put_str(&b, p->targs != NULL ? p->targs : "", p->targs_len);
+    mp__put_str(&b, p->targs != NULL ? p->targs : "", p->targs_len);
     /* The environment option: its mode, then 0 (none given) or 1 + the
      * number of entries, each a string. */
-    put_u64(&b, (uint64_t)p->env_mode);
-    put_u64(&b, p->env != NULL ? p->nenv + 1 : 0);
+    mp__put_u64(&b, (uint64_t)p->env_mode);
+    mp__put_u64(&b, p->env != NULL ? p->nenv + 1 : 0);
     for (size_t i = 0; p->env != NULL && i < p->nenv; i++)
-        put_str(&b, p->env[i], strlen(p->env[i]));
+        mp__put_str(&b, p->env[i], strlen(p->env[i]));
     if (b.failed) {
         free(b.p);
         return -ENOMEM;
@@ -185,9 +104,9 @@ struct blob_extra {
 
 /* The environment option, as mp__blob_build() put it: every count is
  * checked against what is left, every entry is a name without a NUL. */
-static void get_env(struct rd *r, mp_process *p)
+static void get_env(struct mp__in *r, mp_process *p)
 {
-    uint64_t mode = get_u64(r), n = get_u64(r);
+    uint64_t mode = mp__get_u64(r), n = mp__get_u64(r);
 
     if (r->failed || mode > MP_ENV_REPLACE ||
         n > r->left / sizeof(uint64_t) + 1) {
@@ -203,7 +122,7 @@ static void get_env(struct rd *r, mp_process *p)
     }
     for (; !r->failed && p->nenv < n - 1; p->nenv++) {
         size_t len = 0;
-        char *e = get_str(r, &len);
+        char *e = mp__get_str(r, SIZE_MAX, &len);
         p->env[p->nenv] = e;
         if (e == NULL || len == 0 || e[0] == '=' || strlen(e) != len)
             r->failed = true;
@@ -213,48 +132,48 @@ static void get_env(struct rd *r, mp_process *p)
 static int blob_parse(const char *buf, size_t len, mp_process **out,
                       struct blob_extra *x)
 {
-    struct rd r = { buf, len, false };
+    struct mp__in r = { buf, len, false };
     mp_process *p = mp__process_alloc();
     char *method, *type, *target;
     int err = -EPROTO;
 
     if (p == NULL)
         return -ENOMEM;
-    if (get_u64(&r) != BLOB_MAGIC)
+    if (mp__get_u64(&r) != BLOB_MAGIC)
         goto fail;
-    method = get_str(&r, NULL);
-    type = get_str(&r, NULL);
-    target = get_str(&r, NULL);
-    p->arg = get_str(&r, &p->arg_len);
-    p->name = p->name_buf = get_str(&r, NULL);
-    p->identity_len = (size_t)get_u64(&r);
+    method = mp__get_str(&r, SIZE_MAX, NULL);
+    type = mp__get_str(&r, SIZE_MAX, NULL);
+    target = mp__get_str(&r, SIZE_MAX, NULL);
+    p->arg = mp__get_str(&r, SIZE_MAX, &p->arg_len);
+    p->name = p->name_buf = mp__get_str(&r, SIZE_MAX, NULL);
+    p->identity_len = (size_t)mp__get_u64(&r);
     if (!r.failed && p->identity_len <= 1024 &&
         (p->identity = calloc(p->identity_len + 1, sizeof(unsigned))) != NULL)
         for (size_t i = 0; i < p->identity_len; i++)
-            p->identity[i] = (unsigned)get_u64(&r);
+            p->identity[i] = (unsigned)mp__get_u64(&r);
     else
         r.failed = true;
-    p->daemon = (int)(int64_t)get_u64(&r);
-    p->parent_pid = (pid_t)get_u64(&r);
-    p->parent_name = get_str(&r, NULL);
-    x->deathsig = (int)get_u64(&r);
-    x->sentinel_fd = get_u64(&r) != 0;
-    p->cwd = get_str(&r, NULL);
+    p->daemon = (int)(int64_t)mp__get_u64(&r);
+    p->parent_pid = (pid_t)mp__get_u64(&r);
+    p->parent_name = mp__get_str(&r, SIZE_MAX, NULL);
+    x->deathsig = (int)mp__get_u64(&r);
+    x->sentinel_fd = mp__get_u64(&r) != 0;
+    p->cwd = mp__get_str(&r, SIZE_MAX, NULL);
     if (p->cwd != NULL && p->cwd[0] == '\0') {
         free(p->cwd);
         p->cwd = NULL;
     }
-    x->nconns = (size_t)get_u64(&r);
+    x->nconns = (size_t)mp__get_u64(&r);
     if (x->nconns > MP__MAX_CONNS)
         r.failed = true;
     for (size_t i = 0; !r.failed && i < x->nconns; i++) {
-        uint64_t v = get_u64(&r);
+        uint64_t v = mp__get_u64(&r);
         x->flags[i] = (unsigned)(v & 0xff);
         x->use[i] = (unsigned char)(v >> 8);
         if (v >> 16 != 0)
             r.failed = true;
     }
-    p->targs = get_str(&r, &p->targs_len);
+    p->targs = mp__get_str(&r, SIZE_MAX, &p->targs_len);
     get_env(&r, p);
     if (r.failed || method == NULL || type == NULL || target == NULL) {
         free(method);
