@@ -11,6 +11,7 @@
  * process.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,16 @@ mp_arg mp_arg_int(long long v)
 {
     mp_arg a = { .type = MP_ARG_INT };
     a.u.i = v;
+    return a;
+}
+
+mp_arg mp_arg_uint(unsigned long long v)
+{
+    mp_arg a = { .type = 0 }; /* not a type: check() refuses it */
+
+    if (v <= (unsigned long long)LLONG_MAX)
+        return mp_arg_int((long long)v);
+    a.u.i = (long long)v;
     return a;
 }
 

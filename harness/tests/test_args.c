@@ -496,3 +496,30 @@ TEST(a_keyword_with_a_default)
     ASSERT_STREQ("TypeError: argument 1 ('s') is str, not int\n", out);
     mp__args_free(a);
 }
+
+/* Python's int has no upper bound, a long long has: an unsigned value above
+ * LLONG_MAX is refused rather than read back negative. */
+TEST(an_unsigned_value_beyond_long_long_is_refused)
+{
+    mp_conn *handles[MP__MAX_HANDLES];
+    mp_process *p = NULL;
+    size_t nh, len;
+    char *enc;
+    mp_args *a;
+    mp_arg v[] = { MP_ARG((unsigned long long)LLONG_MAX), MP_ARG((size_t)7),
+                   MP_ARG(UINT_MAX) };
+
+    ASSERT_EQ(MP_EINVAL, mp_process_create(&p, NULL, MP_ARGS(UINT64_MAX),
+                                           NULL));
+    ASSERT_EQ(MP_EINVAL,
+              mp_process_create(&p, NULL,
+                                MP_ARGS((size_t)LLONG_MAX + 1), NULL));
+    ASSERT_TRUE(p == NULL);
+    ASSERT_OK(mp__args_encode(v, 3, &enc, &len, handles, &nh));
+    ASSERT_OK(mp__args_decode(enc, len, handles, NULL, 0, &a));
+    free(enc);
+    ASSERT_EQ(LLONG_MAX, mp_args_int(a, 0));
+    ASSERT_EQ(7, mp_args_int(a, 1));
+    ASSERT_EQ((long long)UINT_MAX, mp_args_int(a, 2));
+    mp__args_free(a);
+}
