@@ -565,3 +565,23 @@ TEST(one_object_given_twice_is_one_object_in_the_child)
         mp_queue_free(q);
     }
 }
+
+/* A closed connection is a value CPython's args take: the error, if any,
+ * is start()'s, where the descriptor must be handed over. */
+TEST(a_closed_connection_fails_at_start_under_spawn)
+{
+    mp_context *ctx;
+    mp_process_options o = { 0 };
+    mp_conn *a, *b;
+    mp_process *p;
+
+    ASSERT_OK(mp_get_context(&ctx, "spawn"));
+    o.context = ctx;
+    ASSERT_OK(mp_pipe(&a, &b, 1));
+    ASSERT_OK(mp_conn_close(b));
+    ASSERT_OK(mp_process_create(&p, NULL, MP_ARGS(b), &o));
+    ASSERT_EQ(MP_EHANDLECLOSED, mp_process_start(p));
+    mp_process_free(p);
+    mp_conn_free(a);
+    mp_conn_free(b);
+}
