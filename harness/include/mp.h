@@ -339,6 +339,9 @@ typedef struct mp_arg {
 /* One value each.  mp_arg_str(NULL) and mp_arg_bytes(NULL, n > 0) are
  * rejected when the process is made (MP_EINVAL). */
 mp_arg mp_arg_int(long long v);
+/* An int from an unsigned value: one above LLONG_MAX has no long long to
+ * read back as, and is rejected when the process is made (MP_EINVAL). */
+mp_arg mp_arg_uint(unsigned long long v);
 mp_arg mp_arg_double(double v);
 mp_arg mp_arg_str(const char *s);
 mp_arg mp_arg_bytes(const void *buf, size_t len);
@@ -350,8 +353,9 @@ mp_arg mp_arg_named(const char *name, mp_arg a);
 
 #ifndef __cplusplus
 /*
- * MP_ARG(x): the value for x, chosen by x's type at compile time: integers,
- * floating point, char * (a string), mp_queue *, mp_conn *, or an mp_arg
+ * MP_ARG(x): the value for x, chosen by x's type at compile time: integers
+ * (an unsigned one through mp_arg_uint()), floating point, char * (a
+ * string), mp_queue *, mp_conn *, or an mp_arg
  * already made (mp_arg_bytes(), mp_arg_named()).  Any other type does not
  * compile.  MP_ARGS(x, y, ...) (1 to 16 values) gives the two parameters
  * mp_process_create() takes, the array and its length:
@@ -363,8 +367,8 @@ mp_arg mp_arg_named(const char *name, mp_arg a);
         _Bool: mp_arg_int, char: mp_arg_int, signed char: mp_arg_int,         \
         unsigned char: mp_arg_int, short: mp_arg_int,                         \
         unsigned short: mp_arg_int, int: mp_arg_int, unsigned: mp_arg_int,    \
-        long: mp_arg_int, unsigned long: mp_arg_int, long long: mp_arg_int,   \
-        unsigned long long: mp_arg_int, float: mp_arg_double,                 \
+        long: mp_arg_int, unsigned long: mp_arg_uint, long long: mp_arg_int,  \
+        unsigned long long: mp_arg_uint, float: mp_arg_double,                \
         double: mp_arg_double, char *: mp_arg_str, const char *: mp_arg_str,  \
         mp_queue *: mp_arg_queue, mp_conn *: mp_arg_conn,                     \
         mp_arg: mp_arg_of)(x)
@@ -567,9 +571,10 @@ typedef struct mp_process_options {
  * a process that runs nothing and exits 0.  `options` may be NULL.
  * Errors: MP_EINVAL (a bad value, a duplicate or overlong name, over 56
  * handles, an option out of range), MP_ENOTARGET (a target whose name is
- * not registered to its function in this program), MP_EHANDLECLOSED (a
- * closed connection), -ENOMEM.  No OS process exists until
- * mp_process_start().
+ * not registered to its function in this program), -ENOMEM.  A closed
+ * connection is accepted, as CPython's args take one: a fork child gets it
+ * closed, and start() under spawn and forkserver fails with
+ * MP_EHANDLECLOSED.  No OS process exists until mp_process_start().
  */
 int mp_process_create(mp_process **out, const mp_target *target,
                       const mp_arg *args, size_t n,

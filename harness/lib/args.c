@@ -11,6 +11,7 @@
  * process.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,16 @@ mp_arg mp_arg_int(long long v)
 {
     mp_arg a = { .type = MP_ARG_INT };
     a.u.i = v;
+    return a;
+}
+
+mp_arg mp_arg_uint(unsigned long long v)
+{
+    mp_arg a = { .type = 0 }; /* not a type: check() refuses it */
+
+    if (v <= (unsigned long long)LLONG_MAX)
+        return mp_arg_int((long long)v);
+    a.u.i = (long long)v;
     return a;
 }
 
@@ -159,10 +170,19 @@ int mp__args_encode(const mp_arg *v, size_t n, char **out, size_t *len,
         case MP_ARG_BYTES:
             mp__put_str(&o, a->u.b.len > 0 ? a->u.b.buf : "", a->u.b.len);
             break;
-        default: /* a handle: its index among the process's handles */
-            handles[nh] = handle_of(a);
-            mp__put_u64(&o, nh++);
+        default: { /* a handle: its index among the process's handles */
+            /* An object given twice is handed over once, so the child
+             * has one object too, as CPython's pickle keeps identity. */
+            mp_conn *h = handle_of(a);
+            size_t k = 0;
+
+            while (k < nh && handles[k] != h)
+                k++;
+            if (k == nh)
+                handles[nh++] = h;
+            mp__put_u64(&o, k);
             break;
+        }
         }
     }
     if (o.failed) {
@@ -198,9 +218,15 @@ static void args_free(mp_args *a)
     if (a == NULL)
         return;
     for (size_t i = 0; i < a->n; i++) {
+        size_t j = 0;
+
         free(a->v[i].name);
         free(a->v[i].buf);
-        mp__queue_view_free(a->v[i].q);
+        /* A view that values share is freed with the first of them. */
+        while (j < i && a->v[j].q != a->v[i].q)
+            j++;
+        if (j == i)
+            mp__queue_view_free(a->v[i].q);
     }
     free(a->v);
     free(a);
@@ -427,19 +453,25 @@ int mp_args_get_bytes(const mp_args *args, size_t i, const void **buf,
 int mp_args_get_queue(const mp_args *args, size_t i, mp_queue **q)
 {
     struct arg *e;
+    mp_queue *view;
     int r = find(args, i, MP_ARG_QUEUE, &e);
 
     if (r < 0)
         return r;
     pthread_once(&once, init);
     pthread_mutex_lock(&lock);
+    /* Values that name one handle share one view: one queue object. */
+    for (size_t j = 0; e->q == NULL && j < args->n; j++)
+        if (args->v[j].conn == e->conn)
+            e->q = args->v[j].q;
     if (e->q == NULL)
         e->q = mp__queue_view(e->conn);
+    view = e->q;
     pthread_mutex_unlock(&lock);
-    if (e->q == NULL)
+    if (view == NULL)
         return mp_raise("OSError", "argument %zu: cannot map the queue", i);
     if (q != NULL)
-        *q = e->q;
+        *q = view;
     return 0;
 }
 

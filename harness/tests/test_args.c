@@ -496,3 +496,92 @@ TEST(a_keyword_with_a_default)
     ASSERT_STREQ("TypeError: argument 1 ('s') is str, not int\n", out);
     mp__args_free(a);
 }
+
+/* Python's int has no upper bound, a long long has: an unsigned value above
+ * LLONG_MAX is refused rather than read back negative. */
+TEST(an_unsigned_value_beyond_long_long_is_refused)
+{
+    mp_conn *handles[MP__MAX_HANDLES];
+    mp_process *p = NULL;
+    size_t nh, len;
+    char *enc;
+    mp_args *a;
+    mp_arg v[] = { MP_ARG((unsigned long long)LLONG_MAX), MP_ARG((size_t)7),
+                   MP_ARG(UINT_MAX) };
+
+    ASSERT_EQ(MP_EINVAL, mp_process_create(&p, NULL, MP_ARGS(UINT64_MAX),
+                                           NULL));
+    ASSERT_EQ(MP_EINVAL,
+              mp_process_create(&p, NULL,
+                                MP_ARGS((size_t)LLONG_MAX + 1), NULL));
+    ASSERT_TRUE(p == NULL);
+    ASSERT_OK(mp__args_encode(v, 3, &enc, &len, handles, &nh));
+    ASSERT_OK(mp__args_decode(enc, len, handles, NULL, 0, &a));
+    free(enc);
+    ASSERT_EQ(LLONG_MAX, mp_args_int(a, 0));
+    ASSERT_EQ(7, mp_args_int(a, 1));
+    ASSERT_EQ((long long)UINT_MAX, mp_args_int(a, 2));
+    mp__args_free(a);
+}
+
+/* One object given twice is one object in the child, as CPython's pickle
+ * keeps args[0] is args[1]: closing it through one value closes it for
+ * both, under every method alike. */
+MP_TARGET(twice)
+{
+    mp_conn *c0 = mp_args_conn(args, 0), *c1 = mp_args_conn(args, 1);
+    mp_queue *q0 = mp_args_queue(args, 2), *q1 = mp_args_queue(args, 3);
+
+    mp_check(mp_queue_put_str(q0, c0 == c1 ? "same conn" : "two conns"));
+    mp_check(mp_queue_put_str(q1, q0 == q1 ? "same queue" : "two queues"));
+    return 0;
+}
+
+TEST(one_object_given_twice_is_one_object_in_the_child)
+{
+    for (int m = 0; m < 3; m++) {
+        mp_context *ctx;
+        mp_process_options o = { 0 };
+        mp_conn *a, *b;
+        mp_queue *q;
+        mp_process *p;
+        int code = -1;
+
+        ASSERT_OK(mp_get_context(&ctx, methods[m]));
+        o.context = ctx;
+        ASSERT_OK(mp_pipe(&a, &b, 1));
+        ASSERT_OK(mp_queue_new(&q, 0));
+        ASSERT_OK(mp_process_create(&p, &twice_target, MP_ARGS(b, b, q, q),
+                                    &o));
+        ASSERT_OK(mp_process_start(p));
+        expect_line(q, "same conn");
+        expect_line(q, "same queue");
+        ASSERT_OK(mp_process_join(p, 30));
+        ASSERT_EQ(1, mp_process_exitcode(p, &code));
+        ASSERT_EQ(0, code);
+        mp_process_free(p);
+        mp_conn_free(a);
+        mp_conn_free(b);
+        mp_queue_free(q);
+    }
+}
+
+/* A closed connection is a value CPython's args take: the error, if any,
+ * is start()'s, where the descriptor must be handed over. */
+TEST(a_closed_connection_fails_at_start_under_spawn)
+{
+    mp_context *ctx;
+    mp_process_options o = { 0 };
+    mp_conn *a, *b;
+    mp_process *p;
+
+    ASSERT_OK(mp_get_context(&ctx, "spawn"));
+    o.context = ctx;
+    ASSERT_OK(mp_pipe(&a, &b, 1));
+    ASSERT_OK(mp_conn_close(b));
+    ASSERT_OK(mp_process_create(&p, NULL, MP_ARGS(b), &o));
+    ASSERT_EQ(MP_EHANDLECLOSED, mp_process_start(p));
+    mp_process_free(p);
+    mp_conn_free(a);
+    mp_conn_free(b);
+}
