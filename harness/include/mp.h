@@ -571,7 +571,8 @@ typedef struct mp_process_options {
  * a process that runs nothing and exits 0.  `options` may be NULL.
  * Errors: MP_EINVAL (a bad value, a duplicate or overlong name, over 56
  * handles, an option out of range), MP_ENOTARGET (a target whose name is
- * not registered to its function in this program), -ENOMEM.  A closed
+ * not registered), MP_ERAISED (ValueError: another function is registered
+ * under its name, or two were), -ENOMEM.  A closed
  * connection is accepted, as CPython's args take one: a fork child gets it
  * closed, and start() under spawn and forkserver fails with
  * MP_EHANDLECLOSED.  No OS process exists until mp_process_start().

@@ -568,7 +568,9 @@ int mp_process_create(mp_process **out, const mp_target *target,
         if ((fn = mp_target_lookup(target->name)) == NULL)
             return mp__target_missing(target->name);
         if (fn != target->fn)
-            return MP_ENOTARGET;
+            return mp_raise("ValueError",
+                            "target '%s' is not the function registered "
+                            "under that name", target->name);
     }
     if ((r = mp__args_encode(args, n, &enc, &len, handles, &nh)) < 0)
         return r;
@@ -1308,7 +1310,16 @@ int mp_check(int r)
 
 _Noreturn void mp__child_run(mp_process *self)
 {
-    int r = self->fn != NULL ? self->fn(self->arg, self->arg_len) : 0;
+    int r = 0;
+
+    /* Arguments that cannot be read are the child's first error, not an
+     * empty list its target would misread. */
+    if (self->targs != NULL && self->args_view == NULL &&
+        (r = mp__args_decode(self->targs, self->targs_len, self->conns,
+                             self->conn_use, self->nconns,
+                             &self->args_view)) < 0)
+        mp__uncaught(r);
+    r = self->fn != NULL ? self->fn(self->arg, self->arg_len) : 0;
 
     if (r < 0)
         mp__uncaught(r); /* an uncaught exception */

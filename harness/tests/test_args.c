@@ -284,7 +284,9 @@ TEST(create_rejects_what_cannot_be_handed_over)
     /* A target object must be the function registered under its name. */
     ASSERT_EQ(MP_EINVAL, mp_process_create(&p, &stray, NULL, 0, NULL));
     stray.fn = put_back_target.fn;
-    ASSERT_EQ(MP_ENOTARGET, mp_process_create(&p, &stray, NULL, 0, NULL));
+    ASSERT_EQ(MP_ERAISED, mp_process_create(&p, &stray, NULL, 0, NULL));
+    ASSERT_STREQ("target 'all_types' is not the function registered under "
+                 "that name", mp_strerror(MP_ERAISED));
     stray.name = "no_such_target";
     ASSERT_EQ(MP_ENOTARGET, mp_process_create(&p, &stray, NULL, 0, NULL));
     ASSERT_TRUE(p == NULL);
@@ -584,4 +586,47 @@ TEST(a_closed_connection_fails_at_start_under_spawn)
     mp_process_free(p);
     mp_conn_free(a);
     mp_conn_free(b);
+}
+
+MP_TARGET(never_runs)
+{
+    return 5;
+}
+
+/* In a forked test child whose stderr is the captured pipe: the arguments
+ * of a spawned child, cut short before start(). */
+static void run_cut_arguments(void *arg)
+{
+    mp_process_options o = { 0 };
+    mp_process *p;
+    int code = -1;
+
+    dup2(1, 2);
+    if (mp_get_context(&o.context, arg) < 0 ||
+        mp_process_create(&p, &never_runs_target, MP_ARGS(1, "two"), &o) < 0)
+        _exit(98);
+    p->targs_len--; /* what a corrupted blob would carry */
+    if (mp_process_start(p) < 0 || mp_process_join(p, 30) < 0 ||
+        mp_process_exitcode(p, &code) != 1)
+        _exit(97);
+    printf("exitcode %d\n", code);
+    fflush(stdout);
+    _exit(0);
+}
+
+TEST(arguments_that_cannot_be_read_fail_the_child_before_its_target)
+{
+    for (int m = 0; m < 2; m++) {
+        char out[1024], want[256];
+        int status = check_output(run_cut_arguments, (void *)methods[m], out,
+                                  sizeof(out));
+
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(0, WEXITSTATUS(status));
+        snprintf(want, sizeof(want),
+                 "Process %s-1:\nOSError: [Errno %d] Protocol error\n"
+                 "exitcode 1\n", m == 0 ? "ForkProcess" : "SpawnProcess",
+                 EPROTO);
+        ASSERT_STREQ(want, out);
+    }
 }
