@@ -317,8 +317,11 @@ void mp__options_apply(mp_process *self);
 /* fork(): the child of p keeps p's descriptors; every other fork child of
  * this process gets /dev/null in place of any that options.c made. */
 void mp__options_fork_keep(const mp_process *p);
-/* Drops a descriptor from that list before it is closed. */
-void mp__options_forget(int fd);
+/* A duplicate of fd at min or above, listed so: posix_spawn's copies of a
+ * child's descriptors reach no other fork child either.  -errno. */
+int mp__options_dup(int fd, int min);
+/* Closes a descriptor mp__options_dup() made; returns -1. */
+int mp__options_drop(int fd);
 
 /* fd.c */
 int mp__fd_close(int fd); /* returns -1 */

@@ -20,7 +20,8 @@
  * end held there keeps capture() from ever seeing EOF, and a stdin pipe's
  * parent end held there keeps the child from seeing its input end.  So
  * every descriptor made here is listed (the list's lock is held across
- * fork(), and a pipe is made and listed under it), and a fork child finds
+ * fork(), and a pipe is made and listed, and closed and forgotten, under
+ * it; posix_spawn's copies are listed too), and a fork child finds
  * /dev/null in place of each, but for the descriptors of the very process
  * it is the child of.  The numbers stay taken, so the copies of process
  * objects in that child may still close them.  A lock held from making the
@@ -106,17 +107,14 @@ static int made_add(int fd, const mp_process *owner, bool child_end)
     return 0;
 }
 
-void mp__options_forget(int fd)
+/* With the lock held: drops fd from the list. */
+static void made_remove(int fd)
 {
-    if (fd < 0)
-        return;
-    made_lock_take();
     for (size_t i = 0; i < nmade; i++)
         if (made[i].fd == fd) {
             made[i] = made[--nmade];
             break;
         }
-    pthread_mutex_unlock(&made_lock);
 }
 
 void mp__options_fork_keep(const mp_process *p)
@@ -124,11 +122,35 @@ void mp__options_fork_keep(const mp_process *p)
     fork_keep = p;
 }
 
-/* Forgets and closes; returns -1. */
+/* Forgets and closes, under the lock: a fork() in between would give its
+ * child the end unreplaced.  Returns -1. */
 static int drop(int fd)
 {
-    mp__options_forget(fd);
-    return mp__fd_close(fd);
+    if (fd < 0)
+        return -1;
+    made_lock_take();
+    made_remove(fd);
+    mp__fd_close(fd);
+    pthread_mutex_unlock(&made_lock);
+    return -1;
+}
+
+int mp__options_dup(int fd, int min)
+{
+    int r;
+
+    made_lock_take();
+    if ((r = fcntl(fd, F_DUPFD_CLOEXEC, min)) < 0)
+        r = -errno;
+    else if (made_add(r, NULL, false) < 0)
+        r = -ENOMEM;
+    pthread_mutex_unlock(&made_lock);
+    return r;
+}
+
+int mp__options_drop(int fd)
+{
+    return drop(fd);
 }
 
 /* creation */
@@ -344,7 +366,7 @@ int mp__options_open(mp_process *p)
 void mp__options_launched(mp_process *p, size_t from, bool ok)
 {
     for (size_t i = from; i < p->nconns; i++) {
-        mp__options_forget(mp_conn_fileno(p->conns[i]));
+        drop(mp__conn_take_fd(p->conns[i]));
         mp_conn_free(p->conns[i]);
     }
     if (from < p->nconns)

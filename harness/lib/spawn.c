@@ -451,12 +451,15 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
 
     if (nfds > 64)
         return MP_EINVAL;
-    /* Out of the way of 3..3+nfds first, so no dup2 clobbers a source. */
+    /* Out of the way of 3..3+nfds first, so no dup2 clobbers a source;
+     * listed as options.c lists the child's streams, or a fork() of
+     * another thread before they are closed would hold them (a capture
+     * pipe's write end: no EOF while that fork child lives). */
     for (i = 0; i < nfds; i++)
-        if ((moved[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + nfds)) < 0) {
-            r = -errno;
+        if ((moved[i] = mp__options_dup(fds[i], 3 + nfds)) < 0) {
+            r = moved[i];
             while (i-- > 0)
-                mp__fd_close(moved[i]);
+                mp__options_drop(moved[i]);
             return r;
         }
     posix_spawn_file_actions_init(&fa);
@@ -473,7 +476,7 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     for (i = 0; i < nfds; i++)
-        mp__fd_close(moved[i]);
+        mp__options_drop(moved[i]);
     return r;
 }
 

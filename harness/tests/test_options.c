@@ -7,7 +7,9 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -708,6 +710,112 @@ TEST(no_other_fork_child_holds_a_pipes_end)
         mp_conn_free(a);
         mp_conn_free(b);
     }
+}
+
+/* A program's own fork() in another thread, while a spawn start places
+ * the child's descriptors: its child must hold no pipe end that start()
+ * made.  The forking thread's children look for a pipe the test did not
+ * have before (the only ones that can be a capture pipe's end): one that
+ * holds one stays until the end, and the capture never sees its EOF. */
+
+static ino_t known_pipes[64];
+static size_t nknown;
+static int forker_gate[2];
+static bool forker_stop;
+
+/* Whether fd 3.. holds a pipe this test had not made before. */
+static bool holds_a_new_pipe(void)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        struct stat st;
+        bool known = false;
+        if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+            continue;
+        for (size_t i = 0; i < nknown; i++)
+            known |= known_pipes[i] == st.st_ino;
+        if (!known)
+            return true;
+    }
+    return false;
+}
+
+static void *forker(void *arg)
+{
+    static pid_t held[4096];
+    size_t nheld = 0;
+
+    (void)arg;
+    while (!__atomic_load_n(&forker_stop, __ATOMIC_ACQUIRE) &&
+           nheld < sizeof(held) / sizeof(held[0])) {
+        int status;
+        pid_t k = fork();
+        if (k == 0) {
+            char c;
+            close(forker_gate[1]);
+            if (holds_a_new_pipe())
+                while (read(forker_gate[0], &c, 1) < 0)
+                    ;
+            _exit(0);
+        }
+        if (k < 0)
+            break;
+        if (waitpid(k, &status, WNOHANG) == 0)
+            held[nheld++] = k;
+        /* the others, reaped as they end */
+        for (size_t i = 0; i < nheld;)
+            if (waitpid(held[i], &status, WNOHANG) == held[i])
+                held[i] = held[--nheld];
+            else
+                i++;
+    }
+    __atomic_store_n(&forker_stop, true, __ATOMIC_RELEASE);
+    close(forker_gate[1]);
+    for (size_t i = 0; i < nheld; i++)
+        waitpid(held[i], NULL, 0);
+    return NULL;
+}
+
+MP_TARGET(quiet)
+{
+    (void)args;
+    return 0;
+}
+
+TEST(no_fork_of_the_programs_holds_a_pipe_spawn_places)
+{
+    mp_context *ctx;
+    pthread_t t;
+
+    ASSERT_OK(mp_get_context(&ctx, "spawn"));
+    ASSERT_EQ(0, pipe2(forker_gate, O_CLOEXEC));
+    for (int fd = 3; fd < 1024 && nknown < 64; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+            known_pipes[nknown++] = st.st_ino;
+    }
+    ASSERT_EQ(0, pthread_create(&t, NULL, forker, NULL));
+    for (int run = 0; run < 20 &&
+                      !__atomic_load_n(&forker_stop, __ATOMIC_ACQUIRE);
+         run++) {
+        mp_process_options o = { 0 };
+        mp_process *p;
+        char *out;
+
+        o.context = ctx;
+        o.stdio[1].how = MP_STDIO_PIPE;
+        ASSERT_OK(mp_process_create(&p, &quiet_target, NULL, 0, &o));
+        ASSERT_OK(mp_process_start(p));
+        /* the child ends at once: only another holder delays the EOF */
+        ASSERT_OK(mp_process_capture(p, &out, NULL, NULL, NULL,
+                                     10 * check_slowdown()));
+        free(out);
+        join_ok(p);
+        mp_process_free(p);
+    }
+    /* every run done beside the forks */
+    ASSERT_TRUE(!__atomic_exchange_n(&forker_stop, true, __ATOMIC_ACQ_REL));
+    ASSERT_EQ(0, pthread_join(t, NULL));
+    close(forker_gate[0]);
 }
 
 /* The most handles a process may be given, and every option's
