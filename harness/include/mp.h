@@ -550,7 +550,9 @@ typedef struct mp_process_options {
      * the parent's environment, in order (an entry "NAME" without '='
      * removes NAME); MP_ENV_REPLACE makes them the whole environment (an
      * entry without '=' then does nothing).  An empty entry, or one that
-     * starts with '=', is MP_EINVAL. */
+     * starts with '=', is MP_EINVAL.  libmp's own settings in the child
+     * (LIBMP_*) are read before its environment changes: a replaced
+     * environment does not turn them off. */
     const char *const *env;
     int env_mode;
     /* The child's working directory, relative to the parent's at start();

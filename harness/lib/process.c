@@ -1255,6 +1255,10 @@ void mp__child_init(mp_process *self, int parent_fd)
     current = mp__process_ref(self);
     mp__set_child_conns(self->conns, self->conn_use, self->nconns);
 
+    /* libmp's own settings (LIBMP_*) are the ones this program started
+     * with: read before an environment option replaces them. */
+    (void)mp__use_pidfd();
+    (void)mp__start_timeout();
     /* Its streams (stdin /dev/null by default, as util._close_stdin()),
      * directory and environment. */
     mp__options_apply(self);

@@ -465,6 +465,38 @@ TEST(env_extends_or_replaces_the_parents)
     ASSERT_STREQ("old", getenv("MPT_OVER")); /* the parent's is untouched */
 }
 
+/* Puts the start timeout libmp uses in this child. */
+MP_TARGET(report_start_timeout)
+{
+    return mp_queue_put_double(mp_args_queue(args, 0), mp__start_timeout());
+}
+
+TEST(libmps_own_settings_survive_a_replaced_environment)
+{
+    static const char *const replace[] = { "ONLY=1", NULL };
+
+    /* Read by the spawned child and the fork server from what they
+     * started with (this test process's own setting may be latched). */
+    setenv("LIBMP_START_TIMEOUT", "7", 1);
+    for (int m = 1; m < 3; m++) {
+        mp_process_options o = { 0 };
+        mp_process *p;
+        mp_queue *q;
+        double t = 0;
+
+        ASSERT_OK(mp_queue_new(&q, 0));
+        o.env = replace;
+        o.env_mode = MP_ENV_REPLACE;
+        p = make(m, &report_start_timeout_target, MP_ARGS(q), &o);
+        ASSERT_OK(mp_process_start(p));
+        ASSERT_OK(mp_queue_get_double(q, &t, MP_FOREVER));
+        ASSERT_TRUE(t == 7.0);
+        join_ok(p);
+        mp_process_free(p);
+        mp_queue_free(q);
+    }
+}
+
 /* Reads stdin to its end and exits with how many bytes came (up to 100),
  * after checking that stdout and stderr are the parent's (args 0..3:
  * st_dev and st_ino of each): 200 + the stream that is not. */
