@@ -74,17 +74,19 @@ static void made_child(void)
     pthread_mutex_unlock(&made_lock);
 }
 
-static void made_init(void)
+/* made_lock is a leaf: code takes it while holding the fork server's
+ * lock and the pipes lock (spawning places descriptors with it), never the
+ * other way round.  fork() takes the prepare handlers' locks in the reverse
+ * order of registration, so this one must be registered before any other
+ * libmp handler, which registers lazily: at load time, before the
+ * program's own constructors. */
+__attribute__((constructor(101))) static void made_init(void)
 {
     pthread_atfork(made_prepare, made_parent, made_child);
 }
 
-/* Takes the lock (registering the fork handlers first). */
 static void made_lock_take(void)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-    pthread_once(&once, made_init);
     pthread_mutex_lock(&made_lock);
 }
 
