@@ -160,24 +160,91 @@ static json_t *outcome_table(const struct run *r, json_t *ref)
     return table;
 }
 
+/* A double-quoted YAML scalar that Perl's TAP::Parser::YAMLish::Reader
+ * reads back as the same bytes: it knows only \" \\ \t \n \r \xNN (and a
+ * few letters), and a raw control byte could end the TAP line. */
+static char *yaml_quote(const char *s, size_t n)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+
+    if (f == NULL)
+        return strdup("\"\"");
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        switch (ch) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\t': fputs("\\t", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        default:
+            if (ch < 0x20 || ch == 0x7f)
+                fprintf(f, "\\x%02x", ch);
+            else
+                fputc(ch, f);
+        }
+    }
+    fputc('"', f);
+    fclose(f);
+    return buf;
+}
+
+/* A difference "where: what" is written as the mapping {where: what}: the
+ * reader takes a list item whose first word ends in ": " for a mapping
+ * whatever the quoting, so such an item must be one. */
+static void yaml_item(struct report *rep, json_t *d)
+{
+    const char *s = json_string_value(d);
+    size_t n = json_string_length(d);
+    const char *colon = s != NULL ? memmem(s, n, ": ", 2) : NULL;
+    char *k, *v;
+
+    if (s == NULL) {
+        char *j = json_dumps(d, JSON_ENCODE_ANY | JSON_COMPACT);
+        v = yaml_quote(j != NULL ? j : "", j != NULL ? strlen(j) : 0);
+        out(rep, "    - %s\n", v);
+        free(j);
+    } else if (colon == NULL) {
+        v = yaml_quote(s, n);
+        out(rep, "    - %s\n", v);
+    } else {
+        k = yaml_quote(s, (size_t)(colon - s));
+        v = yaml_quote(colon + 2, n - (size_t)(colon - s) - 2);
+        out(rep, "    - %s: %s\n", k, v);
+        free(k);
+    }
+    free(v);
+}
+
 static void yaml_block(struct report *rep, const char *message, json_t *diffs)
 {
-    json_t *js = json_string(message), *d;
-    char *m = json_dumps(js, JSON_ENCODE_ANY);
+    char *m = yaml_quote(message, strlen(message));
+    json_t *d;
     size_t i;
 
-    json_decref(js);
     out(rep, "  ---\n  message: %s\n", m);
     free(m);
     if (json_array_size(diffs) > 0) {
         out(rep, "  differences:\n");
-        json_array_foreach(diffs, i, d) {
-            char *s = json_dumps(d, JSON_ENCODE_ANY);
-            out(rep, "    - %s\n", s);
-            free(s);
-        }
+        json_array_foreach(diffs, i, d)
+            yaml_item(rep, d);
     }
     out(rep, "  ...\n");
+}
+
+/* A directive's reason ends at the end of the TAP line: a control byte in
+ * it becomes a space. */
+static const char *one_line(const char *s, char buf[512])
+{
+    size_t i;
+
+    for (i = 0; s != NULL && s[i] != '\0' && i < 511; i++)
+        buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+    buf[i] = '\0';
+    return buf;
 }
 
 void report_add(struct report *rep, const struct hcase *c, const char *method,
@@ -187,13 +254,14 @@ void report_add(struct report *rep, const struct hcase *c, const char *method,
     bool ok = st == ST_PASS || st == ST_SKIP ||
               (st == ST_TODO && json_array_size(diffs) == 0 && why == NULL);
     json_t *res;
+    char tmp[512];
 
     rep->n++;
     rep->counts[st]++;
     out(rep, "%s %d - %s [%s]", ok ? "ok" : "not ok", rep->n, c->id, method);
     switch (st) {
-    case ST_TODO: out(rep, " # TODO %s\n", c->xfail); break;
-    case ST_SKIP: out(rep, " # SKIP %s\n", why); break;
+    case ST_TODO: out(rep, " # TODO %s\n", one_line(c->xfail, tmp)); break;
+    case ST_SKIP: out(rep, " # SKIP %s\n", one_line(why, tmp)); break;
     case ST_TIMEOUT: out(rep, " # TIMEOUT %gs\n", c->timeout); break;
     default: out(rep, "\n");
     }
