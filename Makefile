@@ -68,7 +68,7 @@ PROVE     := prove -e ''
 
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize tsan valgrind bench install \
-        uninstall clean deps reference reference-all diff-reference gate
+        uninstall clean deps reference reference-all diff-reference gate FORCE
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(CXX_TEST) $(HELPERS) \
      $(BENCH) $(QBENCH) $(SCENARIO) $(EXAMPLES)
 
@@ -129,6 +129,19 @@ $(EXAMPLES): $(B)/examples/%: $(B)/harness/examples/%.o $(B)/libmp.a
 # The harness's own tests link its parts (all but main.o).
 $(B)/tests/test_harness: $(filter-out %/main.o,$(HAR_OBJ))
 $(B)/tests/test_harness: TEST_LIBS = -ljansson -lm
+
+# The commit the harness and its libmp are built from, for the report's
+# "git" (whatever directory it later runs in); "unknown" outside a git
+# checkout of this tree.  Rewritten only when it changes, so an unchanged
+# tree rebuilds nothing.
+$(B)/gen/build_git.h: FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ]; \
+	then v=$$(git describe --always --dirty 2>/dev/null); fi; \
+	printf '#define HARNESS_GIT "%s"\n' "$${v:-unknown}" > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(B)/harness/runner/report.o: $(B)/gen/build_git.h
+$(B)/harness/runner/report.o: ALL_CFLAGS += -I$(B)/gen
 
 $(HARNESS): $(HAR_OBJ) $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
