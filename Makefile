@@ -184,7 +184,7 @@ run-tests:
 	MP_HELPERS=$(B)/tests MP_EXAMPLES=$(B)/examples PYTHON=$(PYTHON) \
 	    $(PROVE) $(TESTS) $(CXX_TEST) scripts/test-abi scripts/test-install \
 	    scripts/test-gate scripts/test-targets scripts/test-examples \
-	    scripts/test-tap
+	    scripts/test-tap scripts/test-harness-cli
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process $(B)/tests/test_threads
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
