@@ -184,7 +184,7 @@ run-tests:
 	MP_HELPERS=$(B)/tests MP_EXAMPLES=$(B)/examples PYTHON=$(PYTHON) \
 	    $(PROVE) $(TESTS) $(CXX_TEST) scripts/test-abi scripts/test-install \
 	    scripts/test-gate scripts/test-targets scripts/test-examples \
-	    scripts/test-tap scripts/test-harness-cli
+	    scripts/test-tap scripts/test-harness-cli scripts/test-recorder
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process $(B)/tests/test_threads
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
@@ -215,8 +215,13 @@ gate:
 
 # Records what CPython does (PYTHON: the newest CPython 3.x found) into
 # reference/cpython-X.Y.  Rewrites tracked files: review the diff.
+# RECORD_RUNS (default 3): runs per case and method, which must all agree;
+# RECORD_LOAD=N: record with N busy-loop processes running, so that a case
+# whose outcome hangs on timing shows it.
+RECORD_OPTS = $(if $(RECORD_RUNS),--runs $(RECORD_RUNS)) \
+              $(if $(RECORD_LOAD),--load $(RECORD_LOAD))
 reference:
-	$(PYTHON) scripts/record_reference.py cases
+	$(PYTHON) scripts/record_reference.py $(RECORD_OPTS) cases
 
 # The same for every CPython >= 3.8 that pyenv has.
 reference-all:
@@ -224,7 +229,8 @@ reference-all:
 	    v=$$(basename $$py | cut -d. -f1-2); \
 	    case $$v in 3.[0-7]) continue;; esac; \
 	    echo "== CPython $$v"; \
-	    $$py/bin/python$$v scripts/record_reference.py cases || exit 1; \
+	    $$py/bin/python$$v scripts/record_reference.py $(RECORD_OPTS) cases \
+	        || exit 1; \
 	done
 
 # Where two references disagree: make diff-reference OLD=3.8 NEW=3.13
