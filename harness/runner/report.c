@@ -191,31 +191,20 @@ static char *yaml_quote(const char *s, size_t n)
     return buf;
 }
 
-/* A difference "where: what" is written as the mapping {where: what}: the
- * reader takes a list item whose first word ends in ": " for a mapping
- * whatever the quoting, so such an item must be one. */
+/* Each difference is the one-entry mapping {line: text}: the reader takes
+ * a list item whose first word ends in ": " for a mapping whatever the
+ * quoting, and most differences begin "where: ". */
 static void yaml_item(struct report *rep, json_t *d)
 {
-    const char *s = json_string_value(d);
-    size_t n = json_string_length(d);
-    const char *colon = s != NULL ? memmem(s, n, ": ", 2) : NULL;
-    char *k, *v;
+    char *j = json_is_string(d) ? NULL
+                                : json_dumps(d, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *v = j != NULL ? yaml_quote(j, strlen(j))
+                        : yaml_quote(json_string_value(d),
+                                     json_string_length(d));
 
-    if (s == NULL) {
-        char *j = json_dumps(d, JSON_ENCODE_ANY | JSON_COMPACT);
-        v = yaml_quote(j != NULL ? j : "", j != NULL ? strlen(j) : 0);
-        out(rep, "    - %s\n", v);
-        free(j);
-    } else if (colon == NULL) {
-        v = yaml_quote(s, n);
-        out(rep, "    - %s\n", v);
-    } else {
-        k = yaml_quote(s, (size_t)(colon - s));
-        v = yaml_quote(colon + 2, n - (size_t)(colon - s) - 2);
-        out(rep, "    - %s: %s\n", k, v);
-        free(k);
-    }
+    out(rep, "    - line: %s\n", v);
     free(v);
+    free(j);
 }
 
 static void yaml_block(struct report *rep, const char *message, json_t *diffs)
