@@ -68,7 +68,7 @@ PROVE     := prove -e ''
 
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize tsan valgrind bench install \
-        uninstall clean deps reference reference-all diff-reference gate
+        uninstall clean deps reference reference-all diff-reference gate FORCE
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(CXX_TEST) $(HELPERS) \
      $(BENCH) $(QBENCH) $(SCENARIO) $(EXAMPLES)
 
@@ -130,6 +130,19 @@ $(EXAMPLES): $(B)/examples/%: $(B)/harness/examples/%.o $(B)/libmp.a
 $(B)/tests/test_harness: $(filter-out %/main.o,$(HAR_OBJ))
 $(B)/tests/test_harness: TEST_LIBS = -ljansson -lm
 
+# The commit the harness and its libmp are built from, for the report's
+# "git" (whatever directory it later runs in); "unknown" outside a git
+# checkout of this tree.  Rewritten only when it changes, so an unchanged
+# tree rebuilds nothing.
+$(B)/gen/build_git.h: FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ]; \
+	then v=$$(git describe --always --dirty 2>/dev/null); fi; \
+	printf '#define HARNESS_GIT "%s"\n' "$${v:-unknown}" > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(B)/harness/runner/report.o: $(B)/gen/build_git.h
+$(B)/harness/runner/report.o: ALL_CFLAGS += -I$(B)/gen
+
 $(HARNESS): $(HAR_OBJ) $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
@@ -170,7 +183,8 @@ run-tests:
 	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) MP_LIB=$(B)/libmp.a \
 	MP_HELPERS=$(B)/tests MP_EXAMPLES=$(B)/examples PYTHON=$(PYTHON) \
 	    $(PROVE) $(TESTS) $(CXX_TEST) scripts/test-abi scripts/test-install \
-	    scripts/test-gate scripts/test-targets scripts/test-examples
+	    scripts/test-gate scripts/test-targets scripts/test-examples \
+	    scripts/test-tap scripts/test-harness-cli scripts/test-recorder
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process $(B)/tests/test_threads
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
@@ -201,8 +215,13 @@ gate:
 
 # Records what CPython does (PYTHON: the newest CPython 3.x found) into
 # reference/cpython-X.Y.  Rewrites tracked files: review the diff.
+# RECORD_RUNS (default 3): runs per case and method, which must all agree;
+# RECORD_LOAD=N: record with N busy-loop processes running, so that a case
+# whose outcome hangs on timing shows it.
+RECORD_OPTS = $(if $(RECORD_RUNS),--runs $(RECORD_RUNS)) \
+              $(if $(RECORD_LOAD),--load $(RECORD_LOAD))
 reference:
-	$(PYTHON) scripts/record_reference.py cases
+	$(PYTHON) scripts/record_reference.py $(RECORD_OPTS) cases
 
 # The same for every CPython >= 3.8 that pyenv has.
 reference-all:
@@ -210,7 +229,8 @@ reference-all:
 	    v=$$(basename $$py | cut -d. -f1-2); \
 	    case $$v in 3.[0-7]) continue;; esac; \
 	    echo "== CPython $$v"; \
-	    $$py/bin/python$$v scripts/record_reference.py cases || exit 1; \
+	    $$py/bin/python$$v scripts/record_reference.py $(RECORD_OPTS) cases \
+	        || exit 1; \
 	done
 
 # Where two references disagree: make diff-reference OLD=3.8 NEW=3.13

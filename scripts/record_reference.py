@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Record what CPython's multiprocessing does for each case in cases/.
 
-    record_reference.py [--out DIR] [--method M ...] [--runs N] [--quiet]
-                        CASE_OR_DIR ...
+    record_reference.py [--out DIR] [--method M ...] [--runs N] [--load N]
+                        [--quiet] CASE_OR_DIR ...
 
 Implements the case format of cases/README.md (the contract shared with the C
 harness, build/mp-harness).  For every case and start method, each of --runs
-runs (default 2) happens in a fresh interpreter, started as
+runs (default $RECORD_RUNS, else 3) happens in a fresh interpreter, started as
 
     sys.executable -I -S record_reference.py --run-one SCRATCH METHOD
 
@@ -16,8 +16,14 @@ empty signal mask.  This process is a child subreaper, so orphans come back to
 it; when the case process has ended it notes which children still run
 (`leftover`), kills the process group and reaps everything.
 
+--load N (default $RECORD_LOAD, else 0) keeps N busy-loop processes running
+for the whole recording, so that a case whose outcome hangs on timing shows
+it: two agreeing runs on an idle machine prove little.  They are killed on
+any exit, and end by themselves when this process dies.
+
 A valid case is written to DIR/<area>/<name>.json (default DIR:
-reference/cpython-X.Y under the repository root).  A case whose runs differ,
+reference/cpython-X.Y under the repository root).  A case whose runs differ
+(each different result is shown with the runs that gave it),
 whose timing falls outside a `duration` window, that times out or whose file is
 invalid is reported, gets no reference (a stale one is removed), and makes the
 exit status 1.
@@ -1159,7 +1165,7 @@ def first_difference(a, b, where=""):
                 return first_difference(a[k], b[k], w)
         return None
     if isinstance(a, list) and isinstance(b, list) and \
-            where.split(".")[0] == "outcomes":
+            where.split(".")[0] in ("outcomes", "stdout", "stderr"):
         for i in range(max(len(a), len(b))):
             w = "%s[%d]" % (where, i)
             if i >= len(a):
@@ -1198,10 +1204,25 @@ def record_method(case, method, runs):
                                 % (r + 1, _step_label(case, path, i), d,
                                    win[0], win[1]))
         results.append(one["result"])
-    for r in range(1, len(results)):
-        if results[r] != results[0]:
-            problems.append("runs 1 and %d differ at %s" % (
-                r + 1, first_difference(results[0], results[r])))
+    variants = []            # [result, [run numbers]], in order of first run
+    for r, res in enumerate(results):
+        for v in variants:
+            if v[0] == res:
+                v[1].append(r + 1)
+                break
+        else:
+            variants.append([res, [r + 1]])
+    if len(variants) > 1:
+        problems.append("%d different results in %d runs:" % (
+            len(variants), len(results)))
+
+        def runs_of(v):
+            return ("run " if len(v[1]) == 1 else "runs ") + \
+                ", ".join(str(n) for n in v[1])
+        for v in variants[1:]:
+            problems.append("  %s against %s: %s" % (
+                runs_of(variants[0]), runs_of(v),
+                first_difference(variants[0][0], v[0])))
     if problems:
         return None, problems
     return results[0], []
@@ -1277,6 +1298,58 @@ def _remove_stale(out_dir, cid):
     return False
 
 
+# The recorder's pid comes as an argument: it may die before getppid() runs.
+_LOAD_LOOP = """
+import os, sys
+while os.getppid() == int(sys.argv[1]):    # else the recorder died
+    for _ in range(100000):
+        pass
+"""
+
+
+class CpuLoad(object):
+    """n busy-loop processes for the duration of a with block."""
+
+    def __init__(self, n):
+        self.n = n
+        self.procs = []
+
+    def __enter__(self):
+        import subprocess
+        for _ in range(self.n):
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _LOAD_LOOP,
+                 str(os.getpid())],
+                stdin=subprocess.DEVNULL, close_fds=True))
+        if self.procs:
+            sys.stderr.write("record_reference: under load: %d busy "
+                             "process(es), pids %s\n" % (
+                                 self.n, " ".join(str(p.pid)
+                                                  for p in self.procs)))
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            try:
+                p.kill()
+            except OSError:
+                pass
+        for p in self.procs:
+            p.wait()      # reaped already by a case's cleanup: returns
+        self.procs = []
+        return False
+
+
+def _env_int(name, default):
+    v = os.environ.get(name, "")
+    try:
+        return int(v) if v != "" else default
+    except ValueError:
+        sys.stderr.write("record_reference: %s=%r is not an integer\n"
+                         % (name, v))
+        sys.exit(2)
+
+
 def main(argv):
     import argparse
     repo = os.path.dirname(os.path.dirname(SCRIPT))
@@ -1289,14 +1362,22 @@ def main(argv):
                          "reference/cpython-%s)" % ver)
     ap.add_argument("--method", action="append", choices=METHODS,
                     help="record only this start method (repeatable)")
-    ap.add_argument("--runs", type=int, default=2,
-                    help="runs per case and method (default 2)")
+    ap.add_argument("--runs", type=int,
+                    default=_env_int("RECORD_RUNS", 3),
+                    help="runs per case and method; all must agree "
+                         "(default $RECORD_RUNS, else 3)")
+    ap.add_argument("--load", type=int, metavar="N",
+                    default=_env_int("RECORD_LOAD", 0),
+                    help="record with N busy-loop processes running "
+                         "(default $RECORD_LOAD, else 0)")
     ap.add_argument("--quiet", action="store_true",
                     help="print only problems and the summary")
     ap.add_argument("cases", nargs="+", metavar="CASE_OR_DIR")
     args = ap.parse_args(argv)
     if args.runs < 1:
         ap.error("--runs must be at least 1")
+    if args.load < 0:
+        ap.error("--load must be 0 or more")
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # waitpid must work
 
@@ -1304,6 +1385,11 @@ def main(argv):
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, on_term)
     _set_subreaper()
+    with CpuLoad(args.load):
+        return _record(args)
+
+
+def _record(args):
 
     files = []
     status = 0
@@ -1370,9 +1456,10 @@ def main(argv):
                             case_methods=case["methods"])
     sys.stderr.write(
         "record_reference: python %s: %d recorded, %d invalid, %d bad case "
-        "file(s), %d skipped; %.1fs; references in %s\n"
-        % (_python_version(), n_ok, n_invalid, n_bad, n_skipped,
-           time.monotonic() - t_start, args.out))
+        "file(s), %d skipped; %d run(s) each, %d busy process(es); %.1fs; "
+        "references in %s\n"
+        % (_python_version(), n_ok, n_invalid, n_bad, n_skipped, args.runs,
+           args.load, time.monotonic() - t_start, args.out))
     if n_invalid or n_bad:
         status = 1
     return status

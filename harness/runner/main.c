@@ -3,18 +3,21 @@
  *
  *   mp-harness run [--ref DIR] [--method M]... [--out DIR] [CASE|DIR ...]
  *   mp-harness list [CASE|DIR ...]
+ *   mp-harness new [--dir DIR] AREA/NAME   (a template case to start from)
  *   mp-harness show [--method M] CASE   (what libmp does, reference-shaped)
  *   mp-harness case-run FILE METHOD DIR     (internal: one run's process)
  *
  * run: every case under every start method it applies to, against the
  * reference; TAP on stdout; exit 1 on any fail, error or timeout, 2 on bad
- * usage.  Paths default to "cases".
+ * usage.  list: exit 1 when a case file is broken.  Paths default to "cases".
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mp.h"
@@ -37,6 +40,7 @@ static void usage(void)
     fputs("usage: mp-harness run [--ref DIR] [--method M]... [--out DIR] "
           "[CASE|DIR ...]\n"
           "       mp-harness list [CASE|DIR ...]\n"
+          "       mp-harness new [--dir DIR] AREA/NAME\n"
           "       mp-harness show [--method M] CASE\n", stderr);
     exit(2);
 }
@@ -50,8 +54,11 @@ static json_t *load_reference(const char *ref, const struct hcase *c,
 
     snprintf(file, sizeof(file), "%s/%s.json", ref, c->id);
     root = json_load_file(file, JSON_ALLOW_NUL, &err);
-    if (root == NULL && asprintf(why, "no usable reference %s: %s (run make "
-                                 "reference)", file, err.text) < 0)
+    if (root == NULL && asprintf(why, "no usable reference %s: %s (record "
+                                 "it into %s: scripts/record_reference.py "
+                                 "--out %s %s, run by the CPython %s is "
+                                 "for)", file, err.text, ref, ref, c->file,
+                                 ref) < 0)
         *why = NULL;
     return root;
 }
@@ -59,7 +66,7 @@ static json_t *load_reference(const char *ref, const struct hcase *c,
 static int cmd_list(char **paths, int n)
 {
     char **files;
-    size_t count;
+    size_t count, broken = 0;
 
     if (case_collect(paths, n, &files, &count) < 0)
         return 2;
@@ -68,6 +75,7 @@ static int cmd_list(char **paths, int n)
         printf("%-48s", c->id);
         if (c->error != NULL) {
             printf(" ERROR %s\n", c->error);
+            broken++;
         } else {
             for (int m = 0; m < HARNESS_METHODS; m++)
                 if (c->methods & (1u << m))
@@ -79,6 +87,87 @@ static int cmd_list(char **paths, int n)
         free(files[i]);
     }
     free(files);
+    if (broken > 0)
+        fprintf(stderr, "mp-harness: %zu of %zu case file(s) broken\n",
+                broken, count);
+    return broken > 0 ? 1 : 0;
+}
+
+static bool case_part(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* The smallest case that does something and validates: a child that prints,
+ * started, joined, its exit code compared. */
+static const char case_template[] =
+    "{\n"
+    "  \"about\": \"one line: the behaviour this case pins\",\n"
+    "  \"seeds\": \"where it comes from\",\n"
+    "  \"steps\": [\n"
+    "    {\"op\": \"process\", \"as\": \"p\", \"target\": [\n"
+    "      {\"op\": \"print\", \"text\": \"hello from the child\"}\n"
+    "    ]},\n"
+    "    {\"op\": \"start\", \"proc\": \"p\"},\n"
+    "    {\"op\": \"join\", \"proc\": \"p\", \"timeout\": 10},\n"
+    "    {\"op\": \"exitcode\", \"proc\": \"p\"}\n"
+    "  ]\n"
+    "}\n";
+
+/* Writes DIR/AREA/NAME.json from the template, never over a file. */
+static int cmd_new(int argc, char **argv)
+{
+    const char *dir = "cases", *id, *slash;
+    char path[4096];
+    FILE *f;
+    int fd;
+
+    if (argc == 3 && strcmp(argv[0], "--dir") == 0) {
+        dir = argv[1];
+        argv += 2;
+        argc -= 2;
+    }
+    if (argc != 1)
+        usage();
+    id = argv[0];
+    slash = strchr(id, '/');
+    if (slash == NULL || !case_part(id, (size_t)(slash - id)) ||
+        !case_part(slash + 1, strlen(slash + 1))) {
+        fprintf(stderr, "mp-harness: new: \"%s\" is not AREA/NAME, each in "
+                "[a-z0-9_]\n", id);
+        return 2;
+    }
+    snprintf(path, sizeof(path), "%s/%.*s", dir, (int)(slash - id), id);
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "mp-harness: new: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "mp-harness: new: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/%s.json", dir, id);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "mp-harness: new: %s: %s%s\n", path, strerror(errno),
+                errno == EEXIST ? " (not overwritten)" : "");
+        return 1;
+    }
+    f = fdopen(fd, "w");
+    if (f == NULL || fputs(case_template, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "mp-harness: new: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    printf("%s\n", path);
+    fprintf(stderr, "next: edit it; mp-harness list %s checks it; "
+            "scripts/record_reference.py %s records CPython's outcomes\n",
+            path, path);
     return 0;
 }
 
@@ -249,6 +338,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "list") == 0)
         return argc > 2 ? cmd_list(argv + 2, argc - 2) : cmd_list(def, 1);
+    if (strcmp(argv[1], "new") == 0)
+        return cmd_new(argc - 2, argv + 2);
     if (strcmp(argv[1], "show") == 0)
         return cmd_show(argc - 2, argv + 2);
     if (strcmp(argv[1], "run") == 0)

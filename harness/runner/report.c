@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "build_git.h" /* HARNESS_GIT: the commit built from (Makefile) */
 #include "mp.h"
 #include "runner.h"
 
@@ -64,8 +65,7 @@ static char *command_line(const char *cmd)
 static json_t *environment(const char *ref)
 {
     struct utsname u;
-    char date[32], *git = command_line("git rev-parse --short HEAD "
-                                       "2>/dev/null");
+    char date[32];
     char *cpu = command_line("sed -n 's/^model name[^:]*: //p' /proc/cpuinfo "
                              "| head -n 1");
     time_t t = time(NULL);
@@ -74,10 +74,9 @@ static json_t *environment(const char *ref)
     uname(&u);
     strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
     env = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s}", "date", date,
-                    "git", git, "kernel", u.release, "cpu", cpu, "cpus",
+                    "git", HARNESS_GIT, "kernel", u.release, "cpu", cpu, "cpus",
                     (int)sysconf(_SC_NPROCESSORS_ONLN), "libmp", MP_VERSION,
                     "reference", ref);
-    free(git);
     free(cpu);
     return env;
 }
@@ -160,24 +159,80 @@ static json_t *outcome_table(const struct run *r, json_t *ref)
     return table;
 }
 
+/* A double-quoted YAML scalar that Perl's TAP::Parser::YAMLish::Reader
+ * reads back as the same bytes: it knows only \" \\ \t \n \r \xNN (and a
+ * few letters), and a raw control byte could end the TAP line. */
+static char *yaml_quote(const char *s, size_t n)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+
+    if (f == NULL)
+        return strdup("\"\"");
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        switch (ch) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\t': fputs("\\t", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        default:
+            if (ch < 0x20 || ch == 0x7f)
+                fprintf(f, "\\x%02x", ch);
+            else
+                fputc(ch, f);
+        }
+    }
+    fputc('"', f);
+    fclose(f);
+    return buf;
+}
+
+/* Each difference is the one-entry mapping {line: text}: the reader takes
+ * a list item whose first word ends in ": " for a mapping whatever the
+ * quoting, and most differences begin "where: ". */
+static void yaml_item(struct report *rep, json_t *d)
+{
+    char *j = json_is_string(d) ? NULL
+                                : json_dumps(d, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *v = j != NULL ? yaml_quote(j, strlen(j))
+                        : yaml_quote(json_string_value(d),
+                                     json_string_length(d));
+
+    out(rep, "    - line: %s\n", v);
+    free(v);
+    free(j);
+}
+
 static void yaml_block(struct report *rep, const char *message, json_t *diffs)
 {
-    json_t *js = json_string(message), *d;
-    char *m = json_dumps(js, JSON_ENCODE_ANY);
+    char *m = yaml_quote(message, strlen(message));
+    json_t *d;
     size_t i;
 
-    json_decref(js);
     out(rep, "  ---\n  message: %s\n", m);
     free(m);
     if (json_array_size(diffs) > 0) {
         out(rep, "  differences:\n");
-        json_array_foreach(diffs, i, d) {
-            char *s = json_dumps(d, JSON_ENCODE_ANY);
-            out(rep, "    - %s\n", s);
-            free(s);
-        }
+        json_array_foreach(diffs, i, d)
+            yaml_item(rep, d);
     }
     out(rep, "  ...\n");
+}
+
+/* A directive's reason ends at the end of the TAP line: a control byte in
+ * it becomes a space. */
+static const char *one_line(const char *s, char buf[512])
+{
+    size_t i;
+
+    for (i = 0; s != NULL && s[i] != '\0' && i < 511; i++)
+        buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+    buf[i] = '\0';
+    return buf;
 }
 
 void report_add(struct report *rep, const struct hcase *c, const char *method,
@@ -187,13 +242,14 @@ void report_add(struct report *rep, const struct hcase *c, const char *method,
     bool ok = st == ST_PASS || st == ST_SKIP ||
               (st == ST_TODO && json_array_size(diffs) == 0 && why == NULL);
     json_t *res;
+    char tmp[512];
 
     rep->n++;
     rep->counts[st]++;
     out(rep, "%s %d - %s [%s]", ok ? "ok" : "not ok", rep->n, c->id, method);
     switch (st) {
-    case ST_TODO: out(rep, " # TODO %s\n", c->xfail); break;
-    case ST_SKIP: out(rep, " # SKIP %s\n", why); break;
+    case ST_TODO: out(rep, " # TODO %s\n", one_line(c->xfail, tmp)); break;
+    case ST_SKIP: out(rep, " # SKIP %s\n", one_line(why, tmp)); break;
     case ST_TIMEOUT: out(rep, " # TIMEOUT %gs\n", c->timeout); break;
     default: out(rep, "\n");
     }
