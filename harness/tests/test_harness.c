@@ -112,6 +112,166 @@ TEST(norm_output_modes)
     json_decref(exact);
 }
 
+/* Python's bytes.decode("utf-8", "backslashreplace"), written apart from
+ * norm.c's: decode a code point, then check it against the ranges UTF-8
+ * allows (no overlong forms, no surrogates, nothing past U+10FFFF). */
+static size_t ref_utf8_len(const unsigned char *s, size_t avail)
+{
+    static const unsigned long min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    unsigned long cp;
+    size_t n;
+
+    if (s[0] < 0x80)
+        return 1;
+    n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+      : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || n > avail)
+        return 0;
+    cp = s[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+static char *ref_backslashreplace(const unsigned char *s, size_t n,
+                                  size_t *len)
+{
+    char *out = malloc(4 * n + 1);
+    size_t o = 0;
+
+    for (size_t i = 0; i < n;) {
+        size_t u = ref_utf8_len(s + i, n - i);
+        if (u == 0) {
+            o += (size_t)sprintf(out + o, "\\x%02x", s[i]);
+            i++;
+        } else {
+            memcpy(out + o, s + i, u);
+            o += u;
+            i += u;
+        }
+    }
+    out[o] = '\0';
+    *len = o;
+    return out;
+}
+
+static void assert_text(const char *in, size_t n, const char *want,
+                        size_t want_len, int line)
+{
+    size_t len;
+    char *got = utf8_text(in, n, &len);
+
+    if (len != want_len || memcmp(got, want, len) != 0)
+        check_fail(__FILE__, line, "utf8_text: got \"%.*s\", expected "
+                   "\"%.*s\"", (int)len, got, (int)want_len, want);
+    free(got);
+}
+
+TEST(norm_invalid_utf8_is_backslashreplaced)
+{
+    /* A surrogate (ED A0 80), overlong forms and code points past U+10FFFF
+     * are not UTF-8: CPython escapes each of their bytes. */
+    assert_norm("a\xed\xa0\x80z", "a\\xed\\xa0\\x80z", __LINE__);
+    assert_norm("\xe0\x80\xaf", "\\xe0\\x80\\xaf", __LINE__);
+    assert_norm("\xc0\xaf \xc1\xbf", "\\xc0\\xaf \\xc1\\xbf", __LINE__);
+    assert_norm("\xf0\x8f\xbf\xbf", "\\xf0\\x8f\\xbf\\xbf", __LINE__);
+    assert_norm("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80", __LINE__);
+    assert_norm("\xe2\x82", "\\xe2\\x82", __LINE__); /* cut short */
+    assert_norm("\xed\x9f\xbf \xf4\x8f\xbf\xbf",     /* the last valid ones */
+                "\xed\x9f\xbf \xf4\x8f\xbf\xbf", __LINE__);
+    assert_text("\xed\xa0\x80", 3, "\\xed\\xa0\\x80", 12, __LINE__);
+    assert_text("\xe2\x82\xac\0\xff", 5, "\xe2\x82\xac\0\\xff", 8, __LINE__);
+}
+
+/* Two processes' output meeting mid-character: every line is kept, in
+ * order, and sorting ("lines") does not meet a line jansson refused. */
+TEST(norm_output_keeps_lines_with_invalid_utf8)
+{
+    const char *text = "b\xed\xa0\x80\na\xe2\x82\n\xe2\x82\xac ok\n";
+    json_t *lines = norm_output(text, "lines");
+    json_t *exact = norm_output(text, "exact");
+    char *l = json_dumps(lines, JSON_COMPACT);
+    char *x = json_dumps(exact, JSON_COMPACT);
+
+    ASSERT_STREQ("[\"a\\\\xe2\\\\x82\",\"b\\\\xed\\\\xa0\\\\x80\","
+                 "\"\xe2\x82\xac ok\"]", l);
+    ASSERT_STREQ("[\"b\\\\xed\\\\xa0\\\\x80\",\"a\\\\xe2\\\\x82\","
+                 "\"\xe2\x82\xac ok\"]", x);
+    free(l);
+    free(x);
+    json_decref(lines);
+    json_decref(exact);
+}
+
+/* An invalid byte with at least four more after it (utf8_text once copied
+ * all of them into a four-byte buffer). */
+TEST(utf8_text_invalid_byte_before_a_long_tail)
+{
+    char in[4097], *want;
+    size_t wlen;
+
+    memset(in, 'x', sizeof(in));
+    in[0] = (char)0xff;
+    in[100] = (char)0xc3; /* an invalid one within, before 'x' */
+    want = ref_backslashreplace((const unsigned char *)in, sizeof(in), &wlen);
+    assert_text(in, sizeof(in), want, wlen, __LINE__);
+    free(want);
+}
+
+/* Random bytes, mostly the ones UTF-8's rules turn on, through utf8_text
+ * and norm_line: the first must equal the independent decoder above, and
+ * both must give text jansson takes.  Seeded: every run checks the same
+ * inputs, so a failure reproduces. */
+TEST(norm_randomized_against_reference_decoder)
+{
+    static const unsigned char pick[] = {
+        'a', ' ', '\n', '\0', 'p', 'i', 'd', '=', '0', 'x', '7', 0x7f, 0x80,
+        0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1,
+        0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff,
+    };
+    unsigned long long x = 0x9e3779b97f4a7c15ull;
+    unsigned char in[48]; /* room for a NUL after the longest */
+
+    for (int iter = 0; iter < 200000; iter++) {
+        size_t n, len, wlen;
+        char *got, *want, *line;
+        json_t *j;
+
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        n = (size_t)(x % (sizeof(in) - 1));
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            in[i] = (x >> 8) % 4 == 0 ? (unsigned char)(x >> 16)
+                                      : pick[(x >> 16) % sizeof(pick)];
+        }
+        got = utf8_text((const char *)in, n, &len);
+        want = ref_backslashreplace(in, n, &wlen);
+        if (len != wlen || memcmp(got, want, len) != 0)
+            check_fail(__FILE__, __LINE__, "input %d: utf8_text differs "
+                       "from the reference decoder", iter);
+        if ((j = json_stringn(got, len)) == NULL)
+            check_fail(__FILE__, __LINE__, "input %d: not UTF-8", iter);
+        json_decref(j);
+        free(got);
+        free(want);
+        in[n] = '\0';
+        if ((line = norm_line((const char *)in)) != NULL) {
+            if ((j = json_string(line)) == NULL)
+                check_fail(__FILE__, __LINE__, "input %d: norm_line gave "
+                           "text that is not UTF-8", iter);
+            json_decref(j);
+            free(line);
+        }
+        json_decref(norm_output((const char *)in, iter % 2 ? "lines"
+                                                            : "exact"));
+    }
+}
+
 TEST(valid_case_loads)
 {
     char *path = write_case(
