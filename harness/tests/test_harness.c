@@ -370,6 +370,120 @@ TEST(bad_cases_name_the_problem)
                                 "\"start\",\"proc\":\"p\"}]}]}"));
 }
 
+/* Writes text as dir/t/x.json and loads it as the reference of "t/x";
+ * returns the error ("" when it is usable). */
+static char *ref_error(const char *text)
+{
+    static char err[1024];
+    char dir[64], path[128], *why = NULL;
+    json_t *root;
+    FILE *f;
+
+    snprintf(dir, sizeof(dir), "/tmp/test-ref-%ld", (long)getpid());
+    snprintf(path, sizeof(path), "%s/t", dir);
+    mkdir(dir, 0700);
+    mkdir(path, 0700);
+    strcat(path, "/x.json");
+    ASSERT_TRUE((f = fopen(path, "w")) != NULL);
+    fputs(text, f);
+    fclose(f);
+    root = ref_load(dir, "t/x", &why);
+    ASSERT_TRUE((root == NULL) == (why != NULL));
+    snprintf(err, sizeof(err), "%s", why != NULL ? why : "");
+    free(why);
+    json_decref(root);
+    rm_rf(dir);
+    return err;
+}
+
+#define REF_HEAD "{\"case\": \"t/x\", \"implementation\": \"CPython\",\n" \
+                 " \"python\": \"3.13.0\", \"platform\": \"p\",\n"          \
+                 " \"recorded\": \"2026-01-01\",\n"
+#define REF_FORK(exit) " \"methods\": {\"fork\": {\n  \"exit\": " exit ",\n" \
+                 "  \"outcomes\": {\"main\": [{\"value\": 1}, "             \
+                 "{\"raises\": \"E\"}]},\n"                                 \
+                 "  \"leftover\": [], \"stdout\": [\"a\"], \"stderr\": null}}"
+
+TEST(reference_loads_when_well_formed)
+{
+    ASSERT_STREQ("", ref_error(REF_HEAD REF_FORK("0") "}"));
+}
+
+TEST(bad_references_name_file_line_column_and_key)
+{
+    ASSERT_CONTAINS("/t/x.json:1:", ref_error("{\"case\": [}"));
+    {
+        char *why = NULL;
+        ASSERT_TRUE(ref_load("/nonexistent", "t/x", &why) == NULL);
+        ASSERT_STREQ("no reference /nonexistent/t/x.json (run make "
+                     "reference)", why);
+        free(why);
+    }
+    ASSERT_CONTAINS("/t/x.json:8:10: duplicate object key near '\"methods\"'",
+                    ref_error(REF_HEAD REF_FORK("0") ",\n \"methods\": {}}"));
+    ASSERT_CONTAINS("/t/x.json:5:11: methods.fork.exit: must be an integer",
+                    ref_error(REF_HEAD REF_FORK("\"0\"") "}"));
+    ASSERT_CONTAINS("/t/x.json:1:1: (top): the file must hold a JSON object",
+                    ref_error("[1]"));
+    ASSERT_CONTAINS("/t/x.json:1:10: case: is \"t/y\", not this case's id",
+                    ref_error("{\"case\": \"t/y\"}"));
+    ASSERT_CONTAINS("/t/x.json:4:2: Methods: unknown key",
+                    ref_error(REF_HEAD " \"Methods\": {}}"));
+    ASSERT_CONTAINS("/t/x.json:4:14: methods.vfork: unknown start method",
+                    ref_error(REF_HEAD " \"methods\": {\"vfork\": {}}}"));
+    ASSERT_CONTAINS("/t/x.json:4:22: methods.fork: \"exit\" is missing",
+                    ref_error(REF_HEAD " \"methods\": {\"fork\": {}}}"));
+    ASSERT_CONTAINS(":6:11: methods.fork.outcomes.main[1].raises: must be a "
+                    "string",
+                    ref_error(REF_HEAD "\"methods\":{\"fork\":{\"exit\":0,\n"
+                              "\"outcomes\":{\"main\":[{\"value\":[]},\n"
+                              "{\"raises\":1}]}}}}"));
+    ASSERT_CONTAINS("methods.fork.outcomes.main[0]: an outcome must be",
+                    ref_error(REF_HEAD "\"methods\":{\"fork\":{\"exit\":0,"
+                              "\"outcomes\":{\"main\":[{\"t\":0}]}}}}"));
+    ASSERT_CONTAINS(":4:48: methods.fork.stdout[1]: must be a string",
+                    ref_error(REF_HEAD "\"methods\":{\"fork\":{\"exit\":0,"
+                              "\"stdout\":[\"\\u00e9\",1]}}}"));
+    ASSERT_CONTAINS("methods.fork.leftover: must be a list of strings",
+                    ref_error(REF_HEAD "\"methods\":{\"fork\":{\"leftover\":"
+                              "null}}}"));
+    ASSERT_CONTAINS(":4:43: methods.fork.stdout[1]: must be a string",
+                    ref_error(REF_HEAD "\"methods\":{\"fork\":{\"exit\":0,"
+                              "\"stdout\":[\"\xc3\xa9\",1]}}}"));
+    ASSERT_CONTAINS(": (top): \"implementation\" is missing",
+                    ref_error("{\"case\": \"t/x\"}"));
+}
+
+/* Every reference in the tree is one the harness accepts. */
+TEST(committed_references_are_well_formed)
+{
+    char **files;
+    size_t count;
+    char *dirs[] = { "reference" };
+    int bad = 0;
+
+    if (case_collect(dirs, 1, &files, &count) < 0 || count == 0)
+        check_skip("no reference/ here");
+    for (size_t i = 0; i < count; i++) {
+        char *slash = strchr(files[i] + strlen("reference/"), '/');
+        char *why = NULL, *id;
+        json_t *root;
+        *slash = '\0'; /* files[i]: the directory, slash + 1: the id */
+        id = strndup(slash + 1, strlen(slash + 1) - strlen(".json"));
+        root = ref_load(files[i], id, &why);
+        if (root == NULL) {
+            check_diag("%s", why);
+            bad++;
+        }
+        json_decref(root);
+        free(why);
+        free(id);
+        free(files[i]);
+    }
+    free(files);
+    ASSERT_EQ(0, bad);
+}
+
 /* Changing any one value of a reference makes the run fail, with the
  * difference spelled out.  Runs the real mp-harness (MP_HARNESS, set by the
  * Makefile) on one case against mutated copies of its reference. */
@@ -485,6 +599,38 @@ TEST(a_changed_reference_value_fails_the_run)
                        "wrong; wanted %s in:\n%s", muts[i].what,
                        muts[i].expect, out);
     }
+    json_decref(ref);
+    rm_rf(dir);
+}
+
+/* A reference that says two things for one key is not used: jansson keeps
+ * the last, so "exit" 99 then 0 once passed as 0. */
+TEST(a_reference_with_a_duplicate_key_is_an_error)
+{
+    static char out[65536];
+    char dir[64], path[256], *text, *hit;
+    json_t *ref;
+    FILE *f;
+
+    if (getenv("MP_HARNESS") == NULL)
+        check_skip("MP_HARNESS is not set (run through make check)");
+    ref = json_load_file("reference/cpython-3.13/" GATE_CASE ".json", 0, NULL);
+    if (ref == NULL)
+        check_skip("no reference for " GATE_CASE);
+    snprintf(dir, sizeof(dir), "/tmp/test-dup-%ld", (long)getpid());
+    write_ref(dir, ref);
+    text = json_dumps(ref, JSON_INDENT(2));
+    ASSERT_TRUE((hit = strstr(text, "\"exit\": 0")) != NULL);
+    snprintf(path, sizeof(path), "%s/%s.json", dir, GATE_CASE);
+    ASSERT_TRUE((f = fopen(path, "w")) != NULL);
+    fprintf(f, "%.*s\"exit\": 99, %s", (int)(hit - text), text, hit);
+    fclose(f);
+    if (run_harness(dir, out, sizeof(out)) != 1 ||
+        strstr(out, "duplicate object key near '\\\"exit\\\"'") == NULL ||
+        strstr(out, GATE_CASE ".json:") == NULL)
+        check_fail(__FILE__, __LINE__, "a duplicate key was not an error "
+                   "naming the file and the key:\n%s", out);
+    free(text);
     json_decref(ref);
     rm_rf(dir);
 }
