@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
@@ -35,7 +36,20 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The longest interval handed to setitimer (years; a deadline beyond is
+ * as good as none, and the cast to time_t stays defined). */
+#define TIMER_MAX 1e9
+
 static void on_alarm(int sig) { (void)sig; }
+
+int exec_poll_ms(double seconds)
+{
+    if (!(seconds > 0)) /* NaN too */
+        return 0;
+    if (seconds >= (INT_MAX - 1) / 1000.0)
+        return INT_MAX;
+    return (int)(seconds * 1000) + 1; /* rounded up: never early */
+}
 
 /* Waits for pid until the deadline; 1 and *status, or 0 on timeout. */
 static int wait_deadline(pid_t pid, double timeout, int *status)
@@ -45,16 +59,18 @@ static int wait_deadline(pid_t pid, double timeout, int *status)
     if (fd >= 0) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
         double end = now() + timeout;
+        /* A deadline past poll's range (24.8 days) takes several polls. */
         do
-            r = poll(&pfd, 1, (int)((end - now()) * 1000) + 1);
-        while (r < 0 && errno == EINTR);
+            r = poll(&pfd, 1, exec_poll_ms(end - now()));
+        while ((r < 0 && errno == EINTR) || (r == 0 && now() < end));
         close(fd);
         if (r == 0)
             return 0;
     } else { /* no pidfds (old kernel, valgrind): a timer interrupts wait */
         struct sigaction sa = { .sa_handler = on_alarm }, old;
-        struct itimerval it = { { 0, 0 }, { (time_t)timeout,
-            (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6) } };
+        double t = timeout < TIMER_MAX ? timeout : TIMER_MAX;
+        struct itimerval it = { { 0, 0 }, { (time_t)t,
+            (suseconds_t)((t - (double)(time_t)t) * 1e6) } };
         sigaction(SIGALRM, &sa, &old);
         setitimer(ITIMER_REAL, &it, NULL);
         r = waitpid(pid, status, 0);

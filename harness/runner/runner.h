@@ -71,6 +71,9 @@ struct run {
 int exec_run(const char *self_exe, const struct hcase *c, const char *method,
              struct run *r);
 void run_clear(struct run *r);
+/* poll()'s timeout for a wait of `seconds`: rounded up to whole
+ * milliseconds, 0 for none or less, INT_MAX for what poll cannot take. */
+int exec_poll_ms(double seconds);
 /* The run as a reference method entry ({exit, outcomes, leftover, stdout,
  * stderr}), without timings. */
 json_t *run_to_json(const struct run *r);

@@ -3,6 +3,7 @@
  * (norm.c) and validating case files (case.c).
  */
 #include <ftw.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -270,6 +271,19 @@ TEST(norm_randomized_against_reference_decoder)
         json_decref(norm_output((const char *)in, iter % 2 ? "lines"
                                                             : "exact"));
     }
+}
+
+/* A case's timeout above 24.8 days once overflowed poll's int, which made
+ * the deadline negative: no deadline at all. */
+TEST(exec_deadline_beyond_polls_range)
+{
+    ASSERT_EQ(INT_MAX, exec_poll_ms(3e6));   /* 34.7 days */
+    ASSERT_EQ(INT_MAX, exec_poll_ms(1e300));
+    ASSERT_EQ(INT_MAX, exec_poll_ms(INT_MAX / 1000.0));
+    ASSERT_EQ(2001, exec_poll_ms(2.0));
+    ASSERT_EQ(1, exec_poll_ms(1e-9));        /* never early */
+    ASSERT_EQ(0, exec_poll_ms(0));
+    ASSERT_EQ(0, exec_poll_ms(-1e300));
 }
 
 TEST(valid_case_loads)
