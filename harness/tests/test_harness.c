@@ -2,10 +2,19 @@
  * test_harness.c - the conformance harness's own parts: normalising output
  * (norm.c) and validating case files (case.c).
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -647,4 +656,178 @@ TEST(a_reference_with_a_duplicate_key_is_an_error)
     free(text);
     json_decref(ref);
     rm_rf(dir);
+}
+
+/* A killed mp-harness leaves nothing behind.  Watched with inotify: the
+ * run's scratch directory (under TMPDIR) appears, its child records its
+ * pid; then mp-harness gets SIGKILL, and the child must die and the
+ * directory go. */
+
+struct entry {
+    const char *prefix;
+    const char *except[2];
+    char name[256];
+};
+
+static bool has_entry(const char *dir, void *arg)
+{
+    struct entry *e = arg;
+    struct dirent *d;
+    DIR *h = opendir(dir);
+    bool found = false;
+
+    while (h != NULL && !found && (d = readdir(h)) != NULL)
+        if (strncmp(d->d_name, e->prefix, strlen(e->prefix)) == 0 &&
+            (e->except[0] == NULL || strcmp(d->d_name, e->except[0])) &&
+            (e->except[1] == NULL || strcmp(d->d_name, e->except[1]))) {
+            snprintf(e->name, sizeof(e->name), "%s", d->d_name);
+            found = true;
+        }
+    if (h != NULL)
+        closedir(h);
+    return found;
+}
+
+static bool pid_written(const char *dir, void *arg)
+{
+    char file[1024];
+    long pid = 0;
+    FILE *f;
+
+    snprintf(file, sizeof(file), "%s/p", dir);
+    if ((f = fopen(file, "r")) != NULL) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    *(pid_t *)arg = (pid_t)pid;
+    return pid > 0;
+}
+
+static bool is_gone(const char *dir, void *arg)
+{
+    char path[1024];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, (const char *)arg);
+    return lstat(path, &st) < 0 && errno == ENOENT;
+}
+
+/* Waits on inotify events in dir until holds(dir, arg), at most `seconds`
+ * (times CHECK_SLOWDOWN). */
+static bool wait_for(int in, const char *dir, bool (*holds)(const char *,
+                     void *), void *arg, double seconds)
+{
+    double end = check_now() + seconds * check_slowdown();
+    int wd = inotify_add_watch(in, dir, IN_CREATE | IN_MOVED_TO |
+                                        IN_CLOSE_WRITE | IN_DELETE);
+    char buf[4096];
+    bool ok;
+
+    ASSERT_TRUE(wd >= 0);
+    while (!(ok = holds(dir, arg)) && check_now() < end) {
+        struct pollfd p = { .fd = in, .events = POLLIN };
+        if (poll(&p, 1, (int)((end - check_now()) * 1000) + 1) > 0 &&
+            read(in, buf, sizeof(buf)) < 0)
+            break;
+    }
+    inotify_rm_watch(in, wd);
+    return ok;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    ASSERT_TRUE(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+TEST(a_killed_harness_leaves_nothing_behind)
+{
+    const char *exe = getenv("MP_HARNESS");
+    char base[64], path[768], root[640], run[1024], pids[1100], tmp[128];
+    struct entry top = { .prefix = "mp-harness-" };
+    struct entry dir = { "run-", { "run-stale", "run-held" }, "" };
+    struct entry sub = { .prefix = "pids" };
+    struct pollfd pfd = { .events = POLLIN };
+    pid_t harness, child = 0;
+    int in, held;
+
+    if (exe == NULL)
+        check_skip("MP_HARNESS is not set (run through make check)");
+    snprintf(base, sizeof(base), "/tmp/test-kill-%ld", (long)getpid());
+    for (const char *const *d = (const char *const[]){ "", "/cases",
+             "/cases/t", "/ref", "/ref/t", "/tmp", NULL }; *d; d++) {
+        snprintf(path, sizeof(path), "%s%s", base, *d);
+        ASSERT_EQ(0, mkdir(path, 0700));
+    }
+    snprintf(path, sizeof(path), "%s/cases/t/kill.json", base);
+    write_file(path, "{\"about\": \"x\", \"methods\": [\"fork\"], \"timeout\": "
+               "300, \"steps\": [{\"op\": \"process\", \"as\": \"p\", "
+               "\"target\": [{\"op\": \"sleep\", \"seconds\": 300}]}, "
+               "{\"op\": \"start\", \"proc\": \"p\"}, "
+               "{\"op\": \"join\", \"proc\": \"p\"}]}");
+    snprintf(tmp, sizeof(tmp), "%s/ref/t/kill.json", base);
+    write_file(tmp, "{\"case\": \"t/kill\", \"implementation\": \"C\", "
+               "\"python\": \"3\", \"platform\": \"x\", \"recorded\": \"x\", "
+               "\"methods\": {\"fork\": {\"exit\": 0, \"outcomes\": {}, "
+               "\"leftover\": [], \"stdout\": [], \"stderr\": []}}}");
+    /* The run's leader and the keeper come back here once mp-harness is
+     * killed, to be reaped. */
+    ASSERT_EQ(0, prctl(PR_SET_CHILD_SUBREAPER, 1));
+    ASSERT_TRUE((in = inotify_init1(IN_CLOEXEC)) >= 0);
+    snprintf(tmp, sizeof(tmp), "%s/tmp", base);
+    /* What an earlier mp-harness left, killed with its keeper; and the
+     * directory of one still running (this test holds its lock). */
+    snprintf(root, sizeof(root), "%s/mp-harness-%ld", tmp, (long)getuid());
+    ASSERT_EQ(0, mkdir(root, 0700));
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof(path), "%s/run-%s", root, k ? "held" : "stale");
+        ASSERT_EQ(0, mkdir(path, 0700));
+        strcat(path, "/lock");
+        held = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        ASSERT_TRUE(held >= 0);
+        if (k == 0)
+            close(held);
+    }
+    ASSERT_EQ(0, flock(held, LOCK_EX));
+    snprintf(path, sizeof(path), "%s/cases/t/kill.json", base);
+    fflush(NULL);
+    if ((harness = fork()) == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        snprintf(root, sizeof(root), "%s/ref", base);
+        setenv("TMPDIR", tmp, 1);
+        dup2(null, 1);
+        dup2(null, 2);
+        execl(exe, exe, "run", "--ref", root, path, (char *)NULL);
+        _exit(127);
+    }
+    ASSERT_TRUE(harness > 0);
+    ASSERT_TRUE(wait_for(in, tmp, has_entry, &top, 30));
+    snprintf(root, sizeof(root), "%s/%s", tmp, top.name);
+    ASSERT_TRUE(wait_for(in, root, has_entry, &dir, 30));
+    /* Swept first: the directory whose lock nobody held. */
+    ASSERT_TRUE(is_gone(root, "run-stale"));
+    ASSERT_TRUE(!is_gone(root, "run-held"));
+    snprintf(run, sizeof(run), "%s/%s", root, dir.name);
+    ASSERT_TRUE(wait_for(in, run, has_entry, &sub, 30));
+    snprintf(pids, sizeof(pids), "%s/pids", run);
+    ASSERT_TRUE(wait_for(in, pids, pid_written, &child, 30));
+    if ((pfd.fd = (int)syscall(SYS_pidfd_open, child, 0)) < 0)
+        check_skip("no pidfd_open here");
+
+    ASSERT_EQ(0, kill(harness, SIGKILL));
+    ASSERT_EQ(harness, waitpid(harness, NULL, 0));
+    if (poll(&pfd, 1, (int)(10000 * check_slowdown())) != 1)
+        check_fail(__FILE__, __LINE__, "the run's child outlived mp-harness");
+    if (!wait_for(in, root, is_gone, dir.name, 10))
+        check_fail(__FILE__, __LINE__, "%s outlived mp-harness", run);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
+    close(pfd.fd);
+    close(in);
+    close(held);
+    rm_rf(base);
 }
