@@ -7,16 +7,39 @@
  * defaults, under the case's deadline.  mp-harness is a child subreaper: when
  * the run's main process has ended, whatever it left running comes back to
  * us, is listed as `leftover`, killed and reaped.  Nothing outlives a run.
+ *
+ * Nothing outlives mp-harness either, even killed with SIGKILL (as a CI
+ * timeout does), which no handler sees:
+ *   - the run's leader dies with mp-harness (PR_SET_PDEATHSIG);
+ *   - a keeper, forked for each run into a process group of its own (a
+ *     kill of mp-harness's group misses it), reads a pipe only mp-harness
+ *     writes: a byte means the run ended normally; end of file means
+ *     mp-harness died, and the keeper kills the run's process group, removes
+ *     its scratch directory and exits;
+ *   - scratch directories are made under one root per user,
+ *     ${TMPDIR:-/tmp}/mp-harness-<uid>/run-XXXXXX, each holding a `lock`
+ *     that its mp-harness (and keeper) hold with flock(); every mp-harness
+ *     first removes the directories whose lock nobody holds, which catches
+ *     what a keeper killed too left, and what a process killed while still
+ *     in a system call wrote after the keeper's removal.
+ * A PID namespace would make the kernel kill the run's processes, but it
+ * needs privileges or user namespaces, and would change what a case sees:
+ * its leader would be pid 1, which ignores signals it has no handler for
+ * (a case's main process killing itself with SIGTERM would live on), and
+ * the pids a run records would not be the pids mp-harness sees.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -35,7 +58,20 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The longest interval handed to setitimer (years; a deadline beyond is
+ * as good as none, and the cast to time_t stays defined). */
+#define TIMER_MAX 1e9
+
 static void on_alarm(int sig) { (void)sig; }
+
+int exec_poll_ms(double seconds)
+{
+    if (!(seconds > 0)) /* NaN too */
+        return 0;
+    if (seconds >= (INT_MAX - 1) / 1000.0)
+        return INT_MAX;
+    return (int)(seconds * 1000) + 1; /* rounded up: never early */
+}
 
 /* Waits for pid until the deadline; 1 and *status, or 0 on timeout. */
 static int wait_deadline(pid_t pid, double timeout, int *status)
@@ -45,16 +81,18 @@ static int wait_deadline(pid_t pid, double timeout, int *status)
     if (fd >= 0) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
         double end = now() + timeout;
+        /* A deadline past poll's range (24.8 days) takes several polls. */
         do
-            r = poll(&pfd, 1, (int)((end - now()) * 1000) + 1);
-        while (r < 0 && errno == EINTR);
+            r = poll(&pfd, 1, exec_poll_ms(end - now()));
+        while ((r < 0 && errno == EINTR) || (r == 0 && now() < end));
         close(fd);
         if (r == 0)
             return 0;
     } else { /* no pidfds (old kernel, valgrind): a timer interrupts wait */
         struct sigaction sa = { .sa_handler = on_alarm }, old;
-        struct itimerval it = { { 0, 0 }, { (time_t)timeout,
-            (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6) } };
+        double t = timeout < TIMER_MAX ? timeout : TIMER_MAX;
+        struct itimerval it = { { 0, 0 }, { (time_t)t,
+            (suseconds_t)((t - (double)(time_t)t) * 1e6) } };
         sigaction(SIGALRM, &sa, &old);
         setitimer(ITIMER_REAL, &it, NULL);
         r = waitpid(pid, status, 0);
@@ -184,6 +222,10 @@ static void collect_outcomes(const char *dir, struct run *r)
         free(list);
 }
 
+/* scratch directories */
+
+#define SCRATCH_MAX 1024 /* a run directory's path, so its files' fit 4096 */
+
 static int rm_entry(const char *path, const struct stat *st, int flag,
                     struct FTW *ftw)
 {
@@ -192,8 +234,104 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
     return 0;
 }
 
+
+static bool swept;
+
+/* ${TMPDIR:-/tmp}/mp-harness-<uid>, made if missing; a directory this user
+ * owns that nobody else can write, else an error. */
+static int scratch_root(char *root, size_t size)
+{
+    const char *tmp = getenv("TMPDIR");
+    struct stat st;
+
+    snprintf(root, size, "%s/mp-harness-%ld",
+             tmp != NULL && tmp[0] == '/' ? tmp : "/tmp", (long)getuid());
+    if (mkdir(root, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    if (lstat(root, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+        (st.st_mode & 022) != 0)
+        return -EPERM;
+    return 0;
+}
+
+/* Removes the run directories whose lock nobody holds (their mp-harness
+ * and keeper are gone); one without a lock is being made, or was left by a
+ * kill between its mkdtemp() and its lock: removed once a minute old. */
+static void scratch_sweep(const char *root)
+{
+    DIR *d = opendir(root);
+    struct dirent *e;
+
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        char path[SCRATCH_MAX + 256], lock[SCRATCH_MAX + 264];
+        struct stat st;
+        bool stale;
+        int fd;
+
+        if (strncmp(e->d_name, "run-", 4) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
+        snprintf(lock, sizeof(lock), "%s/lock", path);
+        fd = open(lock, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            stale = flock(fd, LOCK_EX | LOCK_NB) == 0;
+        else
+            stale = errno == ENOENT && lstat(path, &st) == 0 &&
+                    st.st_mtime < time(NULL) - 60;
+        if (stale)
+            nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (d != NULL)
+        closedir(d);
+}
+
+/* Makes dir under the root and locks it: *lock is the descriptor holding
+ * the lock. */
+static int scratch_make(char dir[SCRATCH_MAX], int *lock)
+{
+    char root[SCRATCH_MAX - 16], file[SCRATCH_MAX + 8];
+    int r;
+
+    if ((r = scratch_root(root, sizeof(root))) < 0)
+        return r;
+    if (!swept) {
+        scratch_sweep(root);
+        swept = true;
+    }
+    snprintf(dir, SCRATCH_MAX, "%s/run-XXXXXX", root);
+    if (mkdtemp(dir) == NULL)
+        return -errno;
+    snprintf(file, sizeof(file), "%s/lock", dir);
+    *lock = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (*lock < 0 || flock(*lock, LOCK_EX) < 0)
+        return -errno;
+    return 0;
+}
+
+/* The keeper: see the top of the file.  Runs in its own process group. */
+_Noreturn static void keeper_main(int fd, pid_t pgid, const char *dir)
+{
+    ssize_t n;
+    char c;
+
+    setpgid(0, 0);
+    do
+        n = read(fd, &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) {
+        kill(-pgid, SIGKILL);
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    _exit(0);
+}
+
 _Noreturn static void exec_child(const char *self_exe, const struct hcase *c,
-                                 const char *method, const char *dir)
+                                 const char *method, const char *dir,
+                                 pid_t parent)
 {
     char file[4096], abs[4096];
     struct rlimit core = { 0, 0 };
@@ -201,6 +339,9 @@ _Noreturn static void exec_child(const char *self_exe, const struct hcase *c,
     int fd;
 
     setpgid(0, 0);
+    /* Dies with mp-harness, even if that was before the prctl. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(127);
     /* Scratch files (core dumps: none) stay in the run's directory. */
     if (realpath(c->file, abs) == NULL)
         _exit(127);
@@ -229,16 +370,22 @@ _Noreturn static void exec_child(const char *self_exe, const struct hcase *c,
 int exec_run(const char *self_exe, const struct hcase *c, const char *method,
              struct run *r)
 {
-    char dir[] = "/tmp/mp-harness-XXXXXX", sub[4096];
+    char dir[SCRATCH_MAX], sub[4096];
     size_t nev = json_array_size(c->events), i;
-    int *evfd = calloc(nev + 1, sizeof(int)), status = 0, w;
+    int *evfd = calloc(nev + 1, sizeof(int)), status = 0, w, lock = -1;
+    int keep[2] = { -1, -1 };
     json_t *e;
     double t0;
-    pid_t pid;
+    pid_t pid, keeper = -1, self = getpid();
 
     memset(r, 0, sizeof(*r));
-    if (mkdtemp(dir) == NULL) {
-        r->error = strdup("cannot make a scratch directory");
+    if ((w = scratch_make(dir, &lock)) < 0) {
+        if (asprintf(&r->error, "cannot make a scratch directory under "
+                     "%s: %s", getenv("TMPDIR") != NULL ? getenv("TMPDIR")
+                     : "/tmp", strerror(-w)) < 0)
+            r->error = NULL;
+        if (lock >= 0)
+            close(lock);
         free(evfd);
         return -1;
     }
@@ -263,8 +410,13 @@ int exec_run(const char *self_exe, const struct hcase *c, const char *method,
         goto out;
     }
     if (pid == 0)
-        exec_child(self_exe, c, method, dir);
+        exec_child(self_exe, c, method, dir, self);
     setpgid(pid, pid);
+    if (pipe2(keep, O_CLOEXEC) == 0 && (keeper = fork()) == 0) {
+        close(keep[1]);
+        keeper_main(keep[0], pid, dir);
+    }
+    keep[0] = keep[0] >= 0 ? (close(keep[0]), -1) : -1;
     w = wait_deadline(pid, c->timeout, &status);
     if (w == 0) {
         r->timed_out = true;
@@ -293,11 +445,20 @@ int exec_run(const char *self_exe, const struct hcase *c, const char *method,
     if (r->exit_code == 127 && r->error == NULL)
         r->error = strdup("cannot exec the harness for the run");
 out:
+    if (keep[1] >= 0) { /* the run ended here: the keeper goes quietly */
+        if (write(keep[1], "x", 1) != 1)
+            keeper = keeper > 0 ? (kill(keeper, SIGKILL), keeper) : keeper;
+        close(keep[1]);
+    }
+    if (keeper > 0)
+        while (waitpid(keeper, &status, 0) < 0 && errno == EINTR)
+            ;
     for (i = 0; i < nev; i++)
         if (evfd[i] > 0)
             close(evfd[i]);
     free(evfd);
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    close(lock);
     return r->error != NULL ? -1 : 0;
 }
 

@@ -45,24 +45,6 @@ static void usage(void)
     exit(2);
 }
 
-static json_t *load_reference(const char *ref, const struct hcase *c,
-                              char **why)
-{
-    char file[4096];
-    json_error_t err;
-    json_t *root;
-
-    snprintf(file, sizeof(file), "%s/%s.json", ref, c->id);
-    root = json_load_file(file, JSON_ALLOW_NUL, &err);
-    if (root == NULL && asprintf(why, "no usable reference %s: %s (record "
-                                 "it into %s: scripts/record_reference.py "
-                                 "--out %s %s, run by the CPython %s is "
-                                 "for)", file, err.text, ref, ref, c->file,
-                                 ref) < 0)
-        *why = NULL;
-    return root;
-}
-
 static int cmd_list(char **paths, int n)
 {
     char **files;
@@ -276,7 +258,7 @@ static int cmd_run(int argc, char **argv)
             report_add(rep, c, "*", ST_ERROR, c->error, NULL, NULL, NULL);
             goto next;
         }
-        refroot = load_reference(ref, c, &why);
+        refroot = ref_load(ref, c->id, c->file, &why);
         for (int m = 0; m < HARNESS_METHODS; m++) {
             const char *method = harness_methods[m];
             json_t *refm, *diffs;

@@ -12,11 +12,17 @@
 
 #include "runner.h"
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
-static size_t utf8_len(const unsigned char *s)
+/* Length of the valid UTF-8 sequence at s (of `avail` bytes), or 0.  The
+ * second byte's range is the lead byte's, as in CPython's decoder (and RFC
+ * 3629): E0 and F0 refuse overlong forms, ED the surrogates D800-DFFF, F4
+ * anything past U+10FFFF; jansson refuses all of these too. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
 {
+    unsigned char lo = 0x80, hi = 0xbf;
     size_t n;
 
+    if (avail == 0)
+        return 0;
     if (s[0] < 0x80)
         return 1;
     if (s[0] >= 0xc2 && s[0] <= 0xdf)
@@ -27,7 +33,17 @@ static size_t utf8_len(const unsigned char *s)
         n = 4;
     else
         return 0;
-    for (size_t i = 1; i < n; i++)
+    if (s[0] == 0xe0)
+        lo = 0xa0;
+    else if (s[0] == 0xed)
+        hi = 0x9f;
+    else if (s[0] == 0xf0)
+        lo = 0x90;
+    else if (s[0] == 0xf4)
+        hi = 0x8f;
+    if (n > avail || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
         if ((s[i] & 0xc0) != 0x80)
             return 0;
     return n;
@@ -53,17 +69,7 @@ char *utf8_text(const char *s, size_t n, size_t *out_len)
     FILE *f = open_memstream(&out, &len);
 
     while (s < end) {
-        size_t u = (size_t)(end - s) >= 4 ? utf8_len((const unsigned char *)s)
-                                           : 0;
-        if (u == 0 && (unsigned char)*s < 0x80)
-            u = 1;
-        if (u == 0) { /* too near the end to check a long one: byte by byte */
-            unsigned char t[4] = { 0 };
-            memcpy(t, s, (size_t)(end - s));
-            u = utf8_len(t);
-            if (u > (size_t)(end - s))
-                u = 0;
-        }
+        size_t u = utf8_len((const unsigned char *)s, (size_t)(end - s));
         if (u != 0) {
             fwrite(s, 1, u, f);
             s += u;
@@ -99,7 +105,8 @@ char *norm_line(const char *s)
             fputs("parent=N", f);
         } else if ((n = run_after(s, "0x", isxdigit)) != 0) {
             fputs("0xADDR", f);
-        } else if ((u = utf8_len((const unsigned char *)s)) != 0) {
+        } else if ((u = utf8_len((const unsigned char *)s,
+                                 strnlen(s, 4))) != 0) {
             fwrite(s, 1, u, f);
             n = u;
         } else {

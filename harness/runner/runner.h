@@ -6,6 +6,7 @@
  *   case.c     loading and validating case files (jansson)
  *   steps.c    the step interpreter over libmp (main process and children)
  *   exec.c     one run: scratch dir, process group, deadline, collection
+ *   ref.c      loading and validating reference files (jansson)
  *   compare.c  a run against its reference: mismatches, timing windows
  *   report.c   TAP 13 and the JSON report
  *   norm.c     normalising output lines and repr strings
@@ -70,9 +71,21 @@ struct run {
 int exec_run(const char *self_exe, const struct hcase *c, const char *method,
              struct run *r);
 void run_clear(struct run *r);
+/* poll()'s timeout for a wait of `seconds`: rounded up to whole
+ * milliseconds, 0 for none or less, INT_MAX for what poll cannot take. */
+int exec_poll_ms(double seconds);
 /* The run as a reference method entry ({exit, outcomes, leftover, stdout,
  * stderr}), without timings. */
 json_t *run_to_json(const struct run *r);
+
+/* ref.c */
+
+/* Loads the reference of case `id` from dir/<id>.json and checks its shape
+ * (keys, types, no duplicate keys).  NULL when it is missing or unusable,
+ * with *why (malloc'd) saying where: "file:line:column: key.path: text",
+ * or, when it is missing, how to record it from case_file. */
+json_t *ref_load(const char *dir, const char *id, const char *case_file,
+                 char **why);
 
 /* compare.c */
 

@@ -2,9 +2,19 @@
  * test_harness.c - the conformance harness's own parts: normalising output
  * (norm.c) and validating case files (case.c).
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -112,6 +122,179 @@ TEST(norm_output_modes)
     json_decref(exact);
 }
 
+/* Python's bytes.decode("utf-8", "backslashreplace"), written apart from
+ * norm.c's: decode a code point, then check it against the ranges UTF-8
+ * allows (no overlong forms, no surrogates, nothing past U+10FFFF). */
+static size_t ref_utf8_len(const unsigned char *s, size_t avail)
+{
+    static const unsigned long min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    unsigned long cp;
+    size_t n;
+
+    if (s[0] < 0x80)
+        return 1;
+    n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+      : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || n > avail)
+        return 0;
+    cp = s[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+static char *ref_backslashreplace(const unsigned char *s, size_t n,
+                                  size_t *len)
+{
+    char *out = malloc(4 * n + 1);
+    size_t o = 0;
+
+    for (size_t i = 0; i < n;) {
+        size_t u = ref_utf8_len(s + i, n - i);
+        if (u == 0) {
+            o += (size_t)sprintf(out + o, "\\x%02x", s[i]);
+            i++;
+        } else {
+            memcpy(out + o, s + i, u);
+            o += u;
+            i += u;
+        }
+    }
+    out[o] = '\0';
+    *len = o;
+    return out;
+}
+
+static void assert_text(const char *in, size_t n, const char *want,
+                        size_t want_len, int line)
+{
+    size_t len;
+    char *got = utf8_text(in, n, &len);
+
+    if (len != want_len || memcmp(got, want, len) != 0)
+        check_fail(__FILE__, line, "utf8_text: got \"%.*s\", expected "
+                   "\"%.*s\"", (int)len, got, (int)want_len, want);
+    free(got);
+}
+
+TEST(norm_invalid_utf8_is_backslashreplaced)
+{
+    /* A surrogate (ED A0 80), overlong forms and code points past U+10FFFF
+     * are not UTF-8: CPython escapes each of their bytes. */
+    assert_norm("a\xed\xa0\x80z", "a\\xed\\xa0\\x80z", __LINE__);
+    assert_norm("\xe0\x80\xaf", "\\xe0\\x80\\xaf", __LINE__);
+    assert_norm("\xc0\xaf \xc1\xbf", "\\xc0\\xaf \\xc1\\xbf", __LINE__);
+    assert_norm("\xf0\x8f\xbf\xbf", "\\xf0\\x8f\\xbf\\xbf", __LINE__);
+    assert_norm("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80", __LINE__);
+    assert_norm("\xe2\x82", "\\xe2\\x82", __LINE__); /* cut short */
+    assert_norm("\xed\x9f\xbf \xf4\x8f\xbf\xbf",     /* the last valid ones */
+                "\xed\x9f\xbf \xf4\x8f\xbf\xbf", __LINE__);
+    assert_text("\xed\xa0\x80", 3, "\\xed\\xa0\\x80", 12, __LINE__);
+    assert_text("\xe2\x82\xac\0\xff", 5, "\xe2\x82\xac\0\\xff", 8, __LINE__);
+}
+
+/* Two processes' output meeting mid-character: every line is kept, in
+ * order, and sorting ("lines") does not meet a line jansson refused. */
+TEST(norm_output_keeps_lines_with_invalid_utf8)
+{
+    const char *text = "b\xed\xa0\x80\na\xe2\x82\n\xe2\x82\xac ok\n";
+    json_t *lines = norm_output(text, "lines");
+    json_t *exact = norm_output(text, "exact");
+    char *l = json_dumps(lines, JSON_COMPACT);
+    char *x = json_dumps(exact, JSON_COMPACT);
+
+    ASSERT_STREQ("[\"a\\\\xe2\\\\x82\",\"b\\\\xed\\\\xa0\\\\x80\","
+                 "\"\xe2\x82\xac ok\"]", l);
+    ASSERT_STREQ("[\"b\\\\xed\\\\xa0\\\\x80\",\"a\\\\xe2\\\\x82\","
+                 "\"\xe2\x82\xac ok\"]", x);
+    free(l);
+    free(x);
+    json_decref(lines);
+    json_decref(exact);
+}
+
+/* An invalid byte with at least four more after it (utf8_text once copied
+ * all of them into a four-byte buffer). */
+TEST(utf8_text_invalid_byte_before_a_long_tail)
+{
+    char in[4097], *want;
+    size_t wlen;
+
+    memset(in, 'x', sizeof(in));
+    in[0] = (char)0xff;
+    in[100] = (char)0xc3; /* an invalid one within, before 'x' */
+    want = ref_backslashreplace((const unsigned char *)in, sizeof(in), &wlen);
+    assert_text(in, sizeof(in), want, wlen, __LINE__);
+    free(want);
+}
+
+/* Random bytes, mostly the ones UTF-8's rules turn on, through utf8_text
+ * and norm_line: the first must equal the independent decoder above, and
+ * both must give text jansson takes.  Seeded: every run checks the same
+ * inputs, so a failure reproduces. */
+TEST(norm_randomized_against_reference_decoder)
+{
+    static const unsigned char pick[] = {
+        'a', ' ', '\n', '\0', 'p', 'i', 'd', '=', '0', 'x', '7', 0x7f, 0x80,
+        0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1,
+        0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff,
+    };
+    unsigned long long x = 0x9e3779b97f4a7c15ull;
+    unsigned char in[48]; /* room for a NUL after the longest */
+
+    for (int iter = 0; iter < 200000; iter++) {
+        size_t n, len, wlen;
+        char *got, *want, *line;
+        json_t *j;
+
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        n = (size_t)(x % (sizeof(in) - 1));
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            in[i] = (x >> 8) % 4 == 0 ? (unsigned char)(x >> 16)
+                                      : pick[(x >> 16) % sizeof(pick)];
+        }
+        got = utf8_text((const char *)in, n, &len);
+        want = ref_backslashreplace(in, n, &wlen);
+        if (len != wlen || memcmp(got, want, len) != 0)
+            check_fail(__FILE__, __LINE__, "input %d: utf8_text differs "
+                       "from the reference decoder", iter);
+        if ((j = json_stringn(got, len)) == NULL)
+            check_fail(__FILE__, __LINE__, "input %d: not UTF-8", iter);
+        json_decref(j);
+        free(got);
+        free(want);
+        in[n] = '\0';
+        if ((line = norm_line((const char *)in)) != NULL) {
+            if ((j = json_string(line)) == NULL)
+                check_fail(__FILE__, __LINE__, "input %d: norm_line gave "
+                           "text that is not UTF-8", iter);
+            json_decref(j);
+            free(line);
+        }
+        json_decref(norm_output((const char *)in, iter % 2 ? "lines"
+                                                            : "exact"));
+    }
+}
+
+/* A case's timeout above 24.8 days once overflowed poll's int, which made
+ * the deadline negative: no deadline at all. */
+TEST(exec_deadline_beyond_polls_range)
+{
+    ASSERT_EQ(INT_MAX, exec_poll_ms(3e6));   /* 34.7 days */
+    ASSERT_EQ(INT_MAX, exec_poll_ms(1e300));
+    ASSERT_EQ(INT_MAX, exec_poll_ms(INT_MAX / 1000.0));
+    ASSERT_EQ(2001, exec_poll_ms(2.0));
+    ASSERT_EQ(1, exec_poll_ms(1e-9));        /* never early */
+    ASSERT_EQ(0, exec_poll_ms(0));
+    ASSERT_EQ(0, exec_poll_ms(-1e300));
+}
+
 TEST(valid_case_loads)
 {
     char *path = write_case(
@@ -208,6 +391,123 @@ TEST(bad_cases_name_the_problem)
                                 "\",\"as\":\"p\"},{\"op\":\"process\",\"as\":"
                                 "\"q\",\"pass\":[\"p\"],\"target\":[{\"op\":"
                                 "\"start\",\"proc\":\"p\"}]}]}"));
+}
+
+/* Writes text as dir/t/x.json and loads it as the reference of "t/x";
+ * returns the error ("" when it is usable). */
+static char *ref_error(const char *text)
+{
+    static char err[1024];
+    char dir[64], path[128], *why = NULL;
+    json_t *root;
+    FILE *f;
+
+    snprintf(dir, sizeof(dir), "/tmp/test-ref-%ld", (long)getpid());
+    snprintf(path, sizeof(path), "%s/t", dir);
+    mkdir(dir, 0700);
+    mkdir(path, 0700);
+    strcat(path, "/x.json");
+    ASSERT_TRUE((f = fopen(path, "w")) != NULL);
+    fputs(text, f);
+    fclose(f);
+    root = ref_load(dir, "t/x", "cases/t/x.json", &why);
+    ASSERT_TRUE((root == NULL) == (why != NULL));
+    snprintf(err, sizeof(err), "%s", why != NULL ? why : "");
+    free(why);
+    json_decref(root);
+    rm_rf(dir);
+    return err;
+}
+
+#define REF_HEAD "{\"case\": \"t/x\", \"implementation\": \"CPython\",\n" \
+                 " \"python\": \"3.13.0\", \"platform\": \"p\",\n"          \
+                 " \"recorded\": \"2026-01-01\",\n"
+#define REF_FORK(exit) " \"methods\": {\"fork\": {\n  \"exit\": " exit ",\n" \
+                 "  \"outcomes\": {\"main\": [{\"value\": 1}, "             \
+                 "{\"raises\": \"E\"}]},\n"                                 \
+                 "  \"leftover\": [], \"stdout\": [\"a\"], \"stderr\": null}}"
+
+TEST(reference_loads_when_well_formed)
+{
+    ASSERT_STREQ("", ref_error(REF_HEAD REF_FORK("0") "}"));
+}
+
+TEST(bad_references_name_file_line_column_and_key)
+{
+    ASSERT_CONTAINS("/t/x.json:1:", ref_error("{\"case\": [}"));
+    {
+        char *why = NULL;
+        ASSERT_TRUE(ref_load("/nonexistent", "t/x", "cases/t/x.json",
+                             &why) == NULL);
+        ASSERT_STREQ("no reference /nonexistent/t/x.json (record it into "
+                     "/nonexistent: scripts/record_reference.py --out "
+                     "/nonexistent cases/t/x.json, run by the CPython "
+                     "/nonexistent is for)", why);
+        free(why);
+    }
+    ASSERT_CONTAINS("/t/x.json:8:10: duplicate object key near '\"methods\"'",
+                    ref_error(REF_HEAD REF_FORK("0") ",\n \"methods\": {}}"));
+    ASSERT_CONTAINS("/t/x.json:5:11: methods.fork.exit: must be an integer",
+                    ref_error(REF_HEAD REF_FORK("\"0\"") "}"));
+    ASSERT_CONTAINS("/t/x.json:1:1: (top): the file must hold a JSON object",
+                    ref_error("[1]"));
+    ASSERT_CONTAINS("/t/x.json:1:10: case: is \"t/y\", not this case's id",
+                    ref_error("{\"case\": \"t/y\"}"));
+    ASSERT_CONTAINS("/t/x.json:4:2: Methods: unknown key",
+                    ref_error(REF_HEAD " \"Methods\": {}}"));
+    ASSERT_CONTAINS("/t/x.json:4:14: methods.vfork: unknown start method",
+                    ref_error(REF_HEAD " \"methods\": {\"vfork\": {}}}"));
+    ASSERT_CONTAINS("/t/x.json:4:22: methods.fork: \"exit\" is missing",
+                    ref_error(REF_HEAD " \"methods\": {\"fork\": {}}}"));
+    ASSERT_CONTAINS(":6:11: methods.fork.outcomes.main[1].raises: must be a "
+                    "string",
+                    ref_error(REF_HEAD "\"methods\":{\"fork\":{\"exit\":0,\n"
+                              "\"outcomes\":{\"main\":[{\"value\":[]},\n"
+                              "{\"raises\":1}]}}}}"));
+    ASSERT_CONTAINS("methods.fork.outcomes.main[0]: an outcome must be",
+                    ref_error(REF_HEAD "\"methods\":{\"fork\":{\"exit\":0,"
+                              "\"outcomes\":{\"main\":[{\"t\":0}]}}}}"));
+    ASSERT_CONTAINS(":4:48: methods.fork.stdout[1]: must be a string",
+                    ref_error(REF_HEAD "\"methods\":{\"fork\":{\"exit\":0,"
+                              "\"stdout\":[\"\\u00e9\",1]}}}"));
+    ASSERT_CONTAINS("methods.fork.leftover: must be a list of strings",
+                    ref_error(REF_HEAD "\"methods\":{\"fork\":{\"leftover\":"
+                              "null}}}"));
+    ASSERT_CONTAINS(":4:43: methods.fork.stdout[1]: must be a string",
+                    ref_error(REF_HEAD "\"methods\":{\"fork\":{\"exit\":0,"
+                              "\"stdout\":[\"\xc3\xa9\",1]}}}"));
+    ASSERT_CONTAINS(": (top): \"implementation\" is missing",
+                    ref_error("{\"case\": \"t/x\"}"));
+}
+
+/* Every reference in the tree is one the harness accepts. */
+TEST(committed_references_are_well_formed)
+{
+    char **files;
+    size_t count;
+    char *dirs[] = { "reference" };
+    int bad = 0;
+
+    if (case_collect(dirs, 1, &files, &count) < 0 || count == 0)
+        check_skip("no reference/ here");
+    for (size_t i = 0; i < count; i++) {
+        char *slash = strchr(files[i] + strlen("reference/"), '/');
+        char *why = NULL, *id;
+        json_t *root;
+        *slash = '\0'; /* files[i]: the directory, slash + 1: the id */
+        id = strndup(slash + 1, strlen(slash + 1) - strlen(".json"));
+        root = ref_load(files[i], id, "case.json", &why);
+        if (root == NULL) {
+            check_diag("%s", why);
+            bad++;
+        }
+        json_decref(root);
+        free(why);
+        free(id);
+        free(files[i]);
+    }
+    free(files);
+    ASSERT_EQ(0, bad);
 }
 
 /* Changing any one value of a reference makes the run fail, with the
@@ -327,4 +627,210 @@ TEST(a_changed_reference_value_fails_the_run)
     }
     json_decref(ref);
     rm_rf(dir);
+}
+
+/* A reference that says two things for one key is not used: jansson keeps
+ * the last, so "exit" 99 then 0 once passed as 0. */
+TEST(a_reference_with_a_duplicate_key_is_an_error)
+{
+    static char out[65536];
+    char dir[64], path[256], *text, *hit;
+    json_t *ref;
+    FILE *f;
+
+    if (getenv("MP_HARNESS") == NULL)
+        check_skip("MP_HARNESS is not set (run through make check)");
+    ref = json_load_file("reference/cpython-3.13/" GATE_CASE ".json", 0, NULL);
+    if (ref == NULL)
+        check_skip("no reference for " GATE_CASE);
+    snprintf(dir, sizeof(dir), "/tmp/test-dup-%ld", (long)getpid());
+    write_ref(dir, ref);
+    text = json_dumps(ref, JSON_INDENT(2));
+    ASSERT_TRUE((hit = strstr(text, "\"exit\": 0")) != NULL);
+    snprintf(path, sizeof(path), "%s/%s.json", dir, GATE_CASE);
+    ASSERT_TRUE((f = fopen(path, "w")) != NULL);
+    fprintf(f, "%.*s\"exit\": 99, %s", (int)(hit - text), text, hit);
+    fclose(f);
+    if (run_harness(dir, out, sizeof(out)) != 1 ||
+        strstr(out, "duplicate object key near '\\\"exit\\\"'") == NULL ||
+        strstr(out, GATE_CASE ".json:") == NULL)
+        check_fail(__FILE__, __LINE__, "a duplicate key was not an error "
+                   "naming the file and the key:\n%s", out);
+    free(text);
+    json_decref(ref);
+    rm_rf(dir);
+}
+
+/* A killed mp-harness leaves nothing behind.  Watched with inotify: the
+ * run's scratch directory (under TMPDIR) appears, its child records its
+ * pid; then mp-harness gets SIGKILL, and the child must die and the
+ * directory go. */
+
+struct entry {
+    const char *prefix;
+    const char *except[2];
+    char name[256];
+};
+
+static bool has_entry(const char *dir, void *arg)
+{
+    struct entry *e = arg;
+    struct dirent *d;
+    DIR *h = opendir(dir);
+    bool found = false;
+
+    while (h != NULL && !found && (d = readdir(h)) != NULL)
+        if (strncmp(d->d_name, e->prefix, strlen(e->prefix)) == 0 &&
+            (e->except[0] == NULL || strcmp(d->d_name, e->except[0])) &&
+            (e->except[1] == NULL || strcmp(d->d_name, e->except[1]))) {
+            snprintf(e->name, sizeof(e->name), "%s", d->d_name);
+            found = true;
+        }
+    if (h != NULL)
+        closedir(h);
+    return found;
+}
+
+static bool pid_written(const char *dir, void *arg)
+{
+    char file[1024];
+    long pid = 0;
+    FILE *f;
+
+    snprintf(file, sizeof(file), "%s/p", dir);
+    if ((f = fopen(file, "r")) != NULL) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    *(pid_t *)arg = (pid_t)pid;
+    return pid > 0;
+}
+
+static bool is_gone(const char *dir, void *arg)
+{
+    char path[1024];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, (const char *)arg);
+    return lstat(path, &st) < 0 && errno == ENOENT;
+}
+
+/* Waits on inotify events in dir until holds(dir, arg), at most `seconds`
+ * (times CHECK_SLOWDOWN). */
+static bool wait_for(int in, const char *dir, bool (*holds)(const char *,
+                     void *), void *arg, double seconds)
+{
+    double end = check_now() + seconds * check_slowdown();
+    int wd = inotify_add_watch(in, dir, IN_CREATE | IN_MOVED_TO |
+                                        IN_CLOSE_WRITE | IN_DELETE);
+    char buf[4096];
+    bool ok;
+
+    ASSERT_TRUE(wd >= 0);
+    while (!(ok = holds(dir, arg)) && check_now() < end) {
+        struct pollfd p = { .fd = in, .events = POLLIN };
+        if (poll(&p, 1, (int)((end - check_now()) * 1000) + 1) > 0 &&
+            read(in, buf, sizeof(buf)) < 0)
+            break;
+    }
+    inotify_rm_watch(in, wd);
+    return ok;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    ASSERT_TRUE(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+TEST(a_killed_harness_leaves_nothing_behind)
+{
+    const char *exe = getenv("MP_HARNESS");
+    char base[64], path[768], root[640], run[1024], pids[1100], tmp[128];
+    struct entry top = { .prefix = "mp-harness-" };
+    struct entry dir = { "run-", { "run-stale", "run-held" }, "" };
+    struct entry sub = { .prefix = "pids" };
+    struct pollfd pfd = { .events = POLLIN };
+    pid_t harness, child = 0;
+    int in, held;
+
+    if (exe == NULL)
+        check_skip("MP_HARNESS is not set (run through make check)");
+    snprintf(base, sizeof(base), "/tmp/test-kill-%ld", (long)getpid());
+    for (const char *const *d = (const char *const[]){ "", "/cases",
+             "/cases/t", "/ref", "/ref/t", "/tmp", NULL }; *d; d++) {
+        snprintf(path, sizeof(path), "%s%s", base, *d);
+        ASSERT_EQ(0, mkdir(path, 0700));
+    }
+    snprintf(path, sizeof(path), "%s/cases/t/kill.json", base);
+    write_file(path, "{\"about\": \"x\", \"methods\": [\"fork\"], \"timeout\": "
+               "300, \"steps\": [{\"op\": \"process\", \"as\": \"p\", "
+               "\"target\": [{\"op\": \"sleep\", \"seconds\": 300}]}, "
+               "{\"op\": \"start\", \"proc\": \"p\"}, "
+               "{\"op\": \"join\", \"proc\": \"p\"}]}");
+    snprintf(tmp, sizeof(tmp), "%s/ref/t/kill.json", base);
+    write_file(tmp, "{\"case\": \"t/kill\", \"implementation\": \"C\", "
+               "\"python\": \"3\", \"platform\": \"x\", \"recorded\": \"x\", "
+               "\"methods\": {\"fork\": {\"exit\": 0, \"outcomes\": {}, "
+               "\"leftover\": [], \"stdout\": [], \"stderr\": []}}}");
+    /* The run's leader and the keeper come back here once mp-harness is
+     * killed, to be reaped. */
+    ASSERT_EQ(0, prctl(PR_SET_CHILD_SUBREAPER, 1));
+    ASSERT_TRUE((in = inotify_init1(IN_CLOEXEC)) >= 0);
+    snprintf(tmp, sizeof(tmp), "%s/tmp", base);
+    /* What an earlier mp-harness left, killed with its keeper; and the
+     * directory of one still running (this test holds its lock). */
+    snprintf(root, sizeof(root), "%s/mp-harness-%ld", tmp, (long)getuid());
+    ASSERT_EQ(0, mkdir(root, 0700));
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof(path), "%s/run-%s", root, k ? "held" : "stale");
+        ASSERT_EQ(0, mkdir(path, 0700));
+        strcat(path, "/lock");
+        held = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        ASSERT_TRUE(held >= 0);
+        if (k == 0)
+            close(held);
+    }
+    ASSERT_EQ(0, flock(held, LOCK_EX));
+    snprintf(path, sizeof(path), "%s/cases/t/kill.json", base);
+    fflush(NULL);
+    if ((harness = fork()) == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        snprintf(root, sizeof(root), "%s/ref", base);
+        setenv("TMPDIR", tmp, 1);
+        dup2(null, 1);
+        dup2(null, 2);
+        execl(exe, exe, "run", "--ref", root, path, (char *)NULL);
+        _exit(127);
+    }
+    ASSERT_TRUE(harness > 0);
+    ASSERT_TRUE(wait_for(in, tmp, has_entry, &top, 30));
+    snprintf(root, sizeof(root), "%s/%s", tmp, top.name);
+    ASSERT_TRUE(wait_for(in, root, has_entry, &dir, 30));
+    /* Swept first: the directory whose lock nobody held. */
+    ASSERT_TRUE(is_gone(root, "run-stale"));
+    ASSERT_TRUE(!is_gone(root, "run-held"));
+    snprintf(run, sizeof(run), "%s/%s", root, dir.name);
+    ASSERT_TRUE(wait_for(in, run, has_entry, &sub, 30));
+    snprintf(pids, sizeof(pids), "%s/pids", run);
+    ASSERT_TRUE(wait_for(in, pids, pid_written, &child, 30));
+    if ((pfd.fd = (int)syscall(SYS_pidfd_open, child, 0)) < 0)
+        check_skip("no pidfd_open here");
+
+    ASSERT_EQ(0, kill(harness, SIGKILL));
+    ASSERT_EQ(harness, waitpid(harness, NULL, 0));
+    if (poll(&pfd, 1, (int)(10000 * check_slowdown())) != 1)
+        check_fail(__FILE__, __LINE__, "the run's child outlived mp-harness");
+    if (!wait_for(in, root, is_gone, dir.name, 10))
+        check_fail(__FILE__, __LINE__, "%s outlived mp-harness", run);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
+    close(pfd.fd);
+    close(in);
+    close(held);
+    rm_rf(base);
 }
