@@ -130,6 +130,14 @@ $(EXAMPLES): $(B)/examples/%: $(B)/harness/examples/%.o $(B)/libmp.a
 $(B)/tests/test_harness: $(filter-out %/main.o,$(HAR_OBJ))
 $(B)/tests/test_harness: TEST_LIBS = -ljansson -lm
 
+# The case vocabulary is compiled into the harness (vocab.c), as a string.
+$(B)/gen/ops_json.inc: harness/runner/ops.json
+	@mkdir -p $(@D)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' \
+	    -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+$(B)/harness/runner/vocab.o: $(B)/gen/ops_json.inc
+$(B)/harness/runner/vocab.o: ALL_CFLAGS += -I$(B)/gen
+
 $(HARNESS): $(HAR_OBJ) $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
