@@ -178,7 +178,8 @@ run-tests:
 	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) MP_LIB=$(B)/libmp.a \
 	MP_HELPERS=$(B)/tests MP_EXAMPLES=$(B)/examples PYTHON=$(PYTHON) \
 	    $(PROVE) $(TESTS) $(CXX_TEST) scripts/test-abi scripts/test-install \
-	    scripts/test-gate scripts/test-targets scripts/test-examples
+	    scripts/test-gate scripts/test-targets scripts/test-examples \
+	    scripts/test-vocab
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process $(B)/tests/test_threads
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
