@@ -143,6 +143,14 @@ $(B)/gen/build_git.h: FORCE
 $(B)/harness/runner/report.o: $(B)/gen/build_git.h
 $(B)/harness/runner/report.o: ALL_CFLAGS += -I$(B)/gen
 
+# The case vocabulary is compiled into the harness (vocab.c), as a string.
+$(B)/gen/ops_json.inc: harness/runner/ops.json
+	@mkdir -p $(@D)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' \
+	    -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+$(B)/harness/runner/vocab.o: $(B)/gen/ops_json.inc
+$(B)/harness/runner/vocab.o: ALL_CFLAGS += -I$(B)/gen
+
 $(HARNESS): $(HAR_OBJ) $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
@@ -184,7 +192,8 @@ run-tests:
 	MP_HELPERS=$(B)/tests MP_EXAMPLES=$(B)/examples PYTHON=$(PYTHON) \
 	    $(PROVE) $(TESTS) $(CXX_TEST) scripts/test-abi scripts/test-install \
 	    scripts/test-gate scripts/test-targets scripts/test-examples \
-	    scripts/test-tap scripts/test-harness-cli scripts/test-recorder
+	    scripts/test-tap scripts/test-harness-cli scripts/test-recorder \
+	    scripts/test-vocab
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process $(B)/tests/test_threads
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)

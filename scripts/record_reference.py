@@ -3,6 +3,7 @@
 
     record_reference.py [--out DIR] [--method M ...] [--runs N] [--load N]
                         [--quiet] CASE_OR_DIR ...
+    record_reference.py --list-ops
 
 Implements the case format of cases/README.md (the contract shared with the C
 harness, build/mp-harness).  For every case and start method, each of --runs
@@ -46,10 +47,100 @@ OUTPUT_MODES = ("exact", "lines", "ignore")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 CASE_PART_RE = re.compile(r"[a-z0-9_]+\Z")
 DEFAULT_TIMEOUT = 20
-# Ops that end the process: they run outside the outcome-recording try block
-# and record nothing when they do not return.
-ENDING_OPS = ("exit", "os_exit", "raise", "abort")
 HARNESS_ERROR_EXIT = 70
+
+
+# ---------------------------------------------------------------------------
+# The vocabulary: every op, its arguments and its outcome, in
+# harness/runner/ops.json, which the C harness reads too
+# ---------------------------------------------------------------------------
+
+VOCAB_FILE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "harness", "runner", "ops.json")
+_TYPES = ("string", "number", "integer", "boolean", "null", "array", "any")
+_OP_KEYS = ("op", "group", "child", "outcome", "does", "value", "args")
+_ARG_KEYS = ("name", "type", "required", "default", "min", "enum", "object",
+             "objects", "new", "length", "steps", "event", "doc")
+_KINDS = ("process", "connection", "queue")
+_vocab = None
+
+
+def vocab():
+    """{op: {"child", "outcome", "args": {name: arg}}} from ops.json, each
+    arg holding only the keys this file understands (any other key is an
+    error: a field the C harness honours must not be ignored here)."""
+    global _vocab
+    if _vocab is not None:
+        return _vocab
+    with open(VOCAB_FILE) as f:
+        raw = json.load(f, object_pairs_hook=_pairs_no_duplicates)
+
+    def bad(what):
+        raise ValueError("%s: %s" % (VOCAB_FILE, what))
+    ops = {}
+    for o in raw["ops"]:
+        name = o.get("op")
+        if set(o) - set(_OP_KEYS) or name in ops:
+            bad("op %r: unknown key, or listed twice" % name)
+        if o["outcome"] not in ("value", "none", "first") or \
+                not isinstance(o["child"], bool):
+            bad("op %r: bad outcome or child" % name)
+        args = {}
+        for a in o["args"]:
+            if set(a) - set(_ARG_KEYS) or a["name"] in args:
+                bad("op %r, argument %r: unknown key, or listed twice"
+                    % (name, a.get("name")))
+            t = a["type"] if isinstance(a["type"], list) else [a["type"]]
+            if not t or set(t) - set(_TYPES):
+                bad("op %r, argument %r: unknown type" % (name, a["name"]))
+            spec = {"name": a["name"], "type": [x for x in _TYPES if x in t],
+                    "required": bool(a["required"])}
+            if "enum" in a:
+                e = a["enum"]
+                spec["enum"] = list(raw[e] if isinstance(e, str) else e)
+                if isinstance(e, str):
+                    spec["enum_name"] = e
+            for k in ("default", "min", "length"):
+                if k in a:
+                    spec[k] = a[k]
+            for k, allowed in (("object", _KINDS), ("new", _KINDS),
+                               ("objects", ("any", "own"))):
+                if k in a:
+                    if a[k] not in allowed:
+                        bad("op %r, argument %r: unknown kind"
+                            % (name, a["name"]))
+                    spec[k] = a[k]
+            for k in ("steps", "event"):
+                if a.get(k):
+                    spec[k] = True
+            args[a["name"]] = spec
+        ops[name] = {"child": o["child"], "outcome": o["outcome"],
+                     "args": args}
+    _vocab = ops
+    return ops
+
+
+def _arg(st, name):
+    """A step's argument, or the default ops.json gives for it."""
+    if name in st:
+        return st[name]
+    return vocab()[st["op"]]["args"][name].get("default")
+
+
+def list_ops():
+    """The vocabulary as this interpreter understands it, with the ops it
+    implements: what scripts/test-vocab compares with mp-harness ops."""
+    out = []
+    for name, o in vocab().items():
+        args = []
+        for a in o["args"].values():
+            a = dict(a)
+            a.pop("enum_name", None)
+            args.append(a)
+        out.append({"op": name, "child": o["child"], "outcome": o["outcome"],
+                    "args": args, "implemented": name in OPS})
+    return {"ops": out, "unlisted": sorted(set(OPS) - set(vocab()))}
 
 
 # ---------------------------------------------------------------------------
@@ -220,9 +311,8 @@ def _op_signal_self(ctx, st):
 
 
 def _op_print(ctx, st):
-    stream = sys.stderr if st.get("stream", "stdout") == "stderr" \
-        else sys.stdout
-    print(st["text"], file=stream, flush=st.get("flush", False))
+    stream = sys.stderr if _arg(st, "stream") == "stderr" else sys.stdout
+    print(st["text"], file=stream, flush=_arg(st, "flush"))
 
 
 GLOBAL = 0   # set_global/get_global: fork children see a change, others not
@@ -244,7 +334,7 @@ def _event_path(ctx, name):
 
 
 def _op_event(ctx, st):
-    data = b"." * st.get("count", 1)
+    data = b"." * _arg(st, "count")
     try:
         fd = os.open(_event_path(ctx, st["name"]),
                      os.O_WRONLY | os.O_NONBLOCK)
@@ -263,7 +353,7 @@ def _op_event(ctx, st):
 
 def _op_wait_event(ctx, st):
     name = st["name"]
-    timeout = st.get("timeout", 10)
+    timeout = _arg(st, "timeout")
     try:
         fd = os.open(_event_path(ctx, name), os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
@@ -305,7 +395,7 @@ def _c(ctx, st):
 
 def _op_pipe(ctx, st):
     import multiprocessing
-    a, b = multiprocessing.Pipe(st.get("duplex", True))
+    a, b = multiprocessing.Pipe(_arg(st, "duplex"))
     ctx.objs[st["ends"][0]] = a
     ctx.objs[st["ends"][1]] = b
 
@@ -325,11 +415,11 @@ def _q(ctx, st):
 
 def _op_queue(ctx, st):
     import multiprocessing
-    kind = st.get("kind", "Queue")
+    kind = _arg(st, "kind")
     if kind == "SimpleQueue":
         q = multiprocessing.SimpleQueue()
     else:
-        q = getattr(multiprocessing, kind)(st.get("maxsize", 0))
+        q = getattr(multiprocessing, kind)(_arg(st, "maxsize"))
     ctx.objs[st["as"]] = q
 
 
@@ -341,12 +431,12 @@ def _block_timeout(st):
 
 
 def _op_put(ctx, st):
-    data = st["data"].encode("utf-8") * st.get("repeat", 1)
+    data = st["data"].encode("utf-8") * _arg(st, "repeat")
     _q(ctx, st).put(data, *_block_timeout(st))
 
 
 def _got(st, data):
-    if st.get("length_only", False):
+    if _arg(st, "length_only"):
         return len(data)
     return data.decode("utf-8", "backslashreplace")
 
@@ -412,9 +502,9 @@ OPS = {
     "print": _op_print,
     "set_global": _op_set_global,
     "get_start_method": lambda c, s: __import__("multiprocessing")
-        .get_start_method(allow_none=s.get("allow_none", False)),
+        .get_start_method(allow_none=_arg(s, "allow_none")),
     "set_start_method": lambda c, s: __import__("multiprocessing")
-        .set_start_method(s.get("method"), force=s.get("force", False)),
+        .set_start_method(s["method"], force=_arg(s, "force")),
     "get_global": lambda c, s: GLOBAL,
     "register_atexit": _op_register_atexit,
     "pipe": _op_pipe,
@@ -422,7 +512,7 @@ OPS = {
     "recv_bytes": _op_recv_bytes,
     "recv_bytes_into": lambda c, s: _c(c, s).recv_bytes_into(
         bytearray(s["size"])),
-    "poll": lambda c, s: _c(c, s).poll(s.get("timeout", 0)),
+    "poll": lambda c, s: _c(c, s).poll(_arg(s, "timeout")),
     "conn_close": lambda c, s: _c(c, s).close(),
     "conn_state": _op_conn_state,
     "wait": _op_wait,
@@ -444,21 +534,28 @@ OPS = {
 }
 
 
-def _end_process(st):
-    """The process-ending ops; exceptions propagate (uncaught)."""
-    op = st["op"]
-    if op == "exit":
-        if "code" in st:
-            sys.exit(st["code"])
-        sys.exit()
-    if op == "os_exit":
-        os._exit(st["code"])
-    if op == "abort":
-        os.abort()
+# The ops that end the process (ops.json: "outcome": "none") run outside the
+# outcome-recording try block: their exceptions propagate, uncaught.
+
+def _op_exit(ctx, st):
+    if "code" in st:
+        sys.exit(st["code"])
+    sys.exit()
+
+
+def _op_raise(ctx, st):
     import builtins
     cls = getattr(builtins, st["exception"])
     exc = cls(st["message"]) if "message" in st else cls()
     raise exc
+
+
+OPS.update({
+    "exit": _op_exit,
+    "os_exit": lambda c, s: os._exit(s["code"]),
+    "raise": _op_raise,
+    "abort": lambda c, s: os.abort(),
+})
 
 
 def _run_steps(ctx, steps):
@@ -466,10 +563,11 @@ def _run_steps(ctx, steps):
                  os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     for i, st in enumerate(steps):
         op = st["op"]
-        if op in ENDING_OPS:
-            _end_process(st)
         fn = OPS[op]
-        if op == "event":
+        outcome = vocab()[op]["outcome"]
+        if outcome == "none":
+            fn(ctx, st)
+        if outcome == "first":
             # Recorded before the signal goes out: a process killed as soon
             # as its event is seen has still recorded the step (the C
             # interpreter does the same).  An event that cannot be sent is a
@@ -545,95 +643,9 @@ def _signal_names():
     return set(signal.Signals.__members__)
 
 
-# op -> {arg: (kind, required)}
-_PROC = {"proc": ("proc", True)}
-OP_ARGS = {
-    "process": {"as": ("newname", True), "target": ("steps", False),
-                "name": ("str", False), "daemon": ("bool", False),
-                "pass": ("namelist", False), "context": ("str", False)},
-    "start": _PROC,
-    "join": {"proc": ("proc", True), "timeout": ("num", False)},
-    "is_alive": _PROC,
-    "exitcode": _PROC,
-    "pid": _PROC,
-    "pid_is": {"proc": ("proc", True), "of": (("self", "parent"), True)},
-    "name": _PROC,
-    "set_name": {"proc": ("proc", True), "value": ("any", True)},
-    "daemon": _PROC,
-    "set_daemon": {"proc": ("proc", True), "value": ("boolint", True)},
-    "sentinel": _PROC,
-    "wait_sentinel": {"proc": ("proc", True), "timeout": ("num", True)},
-    "terminate": _PROC,
-    "kill": _PROC,
-    "close": _PROC,
-    "repr": _PROC,
-    "is_none": _PROC,
-    "active_children": {},
-    "cpu_count": {},
-    "sleep": {"seconds": ("num", True)},
-    "exit": {"code": ("exitcode", False)},
-    "os_exit": {"code": ("int", True)},
-    "raise": {"exception": ("exception", True), "message": ("str", False)},
-    "signal_self": {"signal": ("signal", True)},
-    "ignore_signal": {"signal": ("signal", True)},
-    "default_signal": {"signal": ("signal", True)},
-    "abort": {},
-    "print": {"text": ("str", True), "stream": (("stdout", "stderr"), False),
-              "flush": ("bool", False)},
-    "event": {"name": ("eventname", True), "count": ("posint", False)},
-    "wait_event": {"name": ("eventname", True), "timeout": ("num", False)},
-    "set_global": {"value": ("int", True)},
-    "get_global": {},
-    "get_start_method": {"allow_none": ("bool", False)},
-    "set_start_method": {"method": ("strnull", True), "force": ("bool", False)},
-    "register_atexit": {"text": ("str", True)},
-    "pipe": {"ends": ("ends", True), "duplex": ("bool", False)},
-    "send_bytes": {"conn": ("conn", True), "data": ("str", True)},
-    "recv_bytes": {"conn": ("conn", True), "maxlength": ("int", False)},
-    "recv_bytes_into": {"conn": ("conn", True), "size": ("int", True)},
-    "poll": {"conn": ("conn", True), "timeout": ("numnull", False)},
-    "conn_close": {"conn": ("conn", True)},
-    "conn_state": {"conn": ("conn", True)},
-    "wait": {"objects": ("objects", True), "timeout": ("numnull", True)},
-    "queue": {"as": ("newname", True),
-              "kind": (("Queue", "JoinableQueue", "SimpleQueue"), False),
-              "maxsize": ("int", False)},
-    "put": {"queue": ("queue", True), "data": ("str", True),
-            "repeat": ("posint", False), "block": ("bool", False),
-            "timeout": ("numnull", False)},
-    "put_nowait": {"queue": ("queue", True), "data": ("str", True)},
-    "get": {"queue": ("queue", True), "block": ("bool", False),
-            "timeout": ("numnull", False), "length_only": ("bool", False)},
-    "get_nowait": {"queue": ("queue", True)},
-    "qsize": {"queue": ("queue", True)},
-    "empty": {"queue": ("queue", True)},
-    "full": {"queue": ("queue", True)},
-    "queue_close": {"queue": ("queue", True)},
-    "join_thread": {"queue": ("queue", True)},
-    "cancel_join_thread": {"queue": ("queue", True)},
-    "task_done": {"queue": ("queue", True)},
-    "queue_join": {"queue": ("queue", True)},
-}
 COMMON_STEP_KEYS = ("op", "compare", "duration", "note")
 CASE_KEYS = ("about", "seeds", "steps", "methods", "timeout", "output",
              "xfail")
-
-_KIND_TEXT = {
-    "num": "a number", "int": "an integer", "str": "a string",
-    "strnull": "a string or null", "numnull": "a number or null",
-    "bool": "a boolean", "boolint": "a boolean or an integer",
-    "posint": "a positive integer",
-    "exitcode": "an integer, null, a boolean or a string",
-    "steps": "a list of steps", "namelist": "a list of object names",
-    "newname": "a name ([A-Za-z_][A-Za-z0-9_]*)",
-    "eventname": "a name ([A-Za-z_][A-Za-z0-9_]*)",
-    "exception": "the name of a builtin exception class",
-    "signal": "a signal name (\"SIGTERM\")",
-}
-
-
-# argument kind -> the object kind it names
-_OBJECT_KINDS = {"proc": "process", "conn": "connection", "queue": "queue"}
 
 
 def _object_kind(scope, name):
@@ -643,61 +655,125 @@ def _object_kind(scope, name):
     return scope.get(name)
 
 
+_TYPE_TEXT = (("integer", "an integer"), ("number", "a number"),
+              ("null", "null"), ("boolean", "a boolean"),
+              ("string", "a string"), ("array", "a list"))
+
+
+def _type_ok(types, v):
+    return any(t == "any" or
+               (t == "string" and isinstance(v, str)) or
+               (t == "number" and _is_num(v)) or
+               (t == "integer" and _is_int(v)) or
+               (t == "boolean" and isinstance(v, bool)) or
+               (t == "null" and v is None) or
+               (t == "array" and isinstance(v, list)) for t in types)
+
+
+def _type_text(types):
+    words = [text for t, text in _TYPE_TEXT if t in types]
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
 class _Validator(object):
     def __init__(self):
         self.errors = []
         self.paths = {}       # process path -> its step list
         self.events = set()
-        self.exceptions = _builtin_exception_names()
-        self.signals = _signal_names()
+        # what this CPython has, of the names ops.json lists
+        self.present = {"exceptions": _builtin_exception_names(),
+                        "signals": _signal_names()}
 
     def err(self, where, msg):
         self.errors.append("%s: %s" % (where, msg) if where else msg)
 
-    def check_kind(self, kind, v):
-        if isinstance(kind, tuple):
-            return isinstance(v, str) and v in kind
-        if kind == "num":
-            return _is_num(v)
-        if kind == "int":
-            return _is_int(v)
-        if kind == "posint":
-            return _is_int(v) and v >= 1
-        if kind == "str":
-            return isinstance(v, str)
-        if kind == "strnull":
-            return v is None or isinstance(v, str)
-        if kind == "numnull":
-            return v is None or _is_num(v)
-        if kind == "bool":
-            return isinstance(v, bool)
-        if kind == "boolint":
-            return isinstance(v, int)
-        if kind == "any":
-            return True
-        if kind == "exitcode":
-            return v is None or isinstance(v, (int, str))
-        if kind in ("newname", "eventname"):
-            return isinstance(v, str) and bool(NAME_RE.match(v))
-        if kind == "exception":
-            return isinstance(v, str) and v in self.exceptions
-        if kind == "signal":
-            return isinstance(v, str) and v in self.signals
-        raise AssertionError(kind)
-
     def check_names(self, w, arg, v, known):
         """A list of distinct object names, each known."""
-        if not isinstance(v, list) or \
-                not all(isinstance(n, str) for n in v):
-            self.err(w, '"%s" must be a list of object names' % arg)
-            return
         seen = set()
         for n in v:
-            if n in seen:
+            if not isinstance(n, str):
+                self.err(w, '"%s" must be a list of object names' % arg)
+            elif n in seen:
                 self.err(w, 'object "%s" listed twice in "%s"' % (n, arg))
             elif not known(n):
                 self.err(w, 'unknown object "%s"' % n)
             seen.add(n)
+
+    def new_name(self, w, arg, n, scope, kind, is_main):
+        """A valid name for a new object; errors say why not."""
+        if not (isinstance(n, str) and NAME_RE.match(n)):
+            self.err(w, '"%s" must be a name ([A-Za-z_][A-Za-z0-9_]*)' % arg)
+        elif n in scope:
+            self.err(w, 'duplicate name "%s"' % n)
+        elif kind == "process" and is_main and n == "main":
+            self.err(w, 'a child of the main process cannot be named "main" '
+                     '(its path would be the main process\'s outcome key)')
+        else:
+            return True
+        return False
+
+    def check_arg(self, w, arg, a, v, scope, is_main):
+        """One argument against its ops.json description; True if valid."""
+        if not _type_ok(a["type"], v):
+            if "object" in a or "new" in a or a.get("event"):
+                self.err(w, '"%s" must be a name' % arg)
+            else:
+                self.err(w, '"%s" must be %s' % (arg, _type_text(a["type"])))
+            return False
+        if "min" in a and v < a["min"]:
+            self.err(w, '"%s" must be %s of at least %s'
+                     % (arg, _type_text(a["type"]), a["min"]))
+            return False
+        if "enum" in a:
+            named = a.get("enum_name")
+            if v not in a["enum"]:
+                if named:
+                    self.err(w, '"%s": unknown %s %s' % (arg, named[:-1], v))
+                else:
+                    self.err(w, '"%s" must be one of %s' % (
+                        arg, ", ".join('"%s"' % x for x in a["enum"])))
+                return False
+            if named and v not in self.present[named]:
+                self.err(w, '"%s": CPython %s has no %s %s'
+                         % (arg, _python_version(), named[:-1], v))
+                return False
+        if "object" in a:
+            k = _object_kind(scope, v)
+            if k is None:
+                self.err(w, 'unknown object "%s"' % v)
+            elif k != a["object"]:
+                self.err(w, '"%s" is not a %s' % (v, a["object"]))
+            return k == a["object"]
+        if "objects" in a:
+            # "any": the built-in names too; "own": this process's objects
+            known = (lambda n: _object_kind(scope, n) is not None) \
+                if a["objects"] == "any" else (lambda n: n in scope)
+            n_err = len(self.errors)
+            self.check_names(w, arg, v, known)
+            return len(self.errors) == n_err
+        if "new" in a and "length" not in a:
+            return self.new_name(w, arg, v, scope, a["new"], is_main)
+        if "new" in a:
+            if len(v) != a["length"]:
+                self.err(w, '"%s" must be %d new names' % (arg, a["length"]))
+                return False
+            if len(set(n for n in v if isinstance(n, str))) != len(v):
+                self.err(w, '"%s" needs distinct names' % arg)
+                return False
+            return all([self.new_name(w, arg, n, scope, a["new"], is_main)
+                        for n in v])
+        if a.get("steps") and not v:
+            self.err(w, '"%s" must be a non-empty list of steps' % arg)
+            return False
+        if a.get("event"):
+            if not NAME_RE.match(v):
+                self.err(w, '"%s" must be a name ([A-Za-z_][A-Za-z0-9_]*)'
+                         % arg)
+                return False
+            self.events.add(v)
+        return True
 
     def steps(self, steps, where, path, scope, is_main):
         """Validate one process's step list; scope: name -> kind."""
@@ -712,14 +788,17 @@ class _Validator(object):
             if "op" not in st:
                 self.err(w, 'missing "op"')
                 continue
-            if not isinstance(op, str) or op not in OP_ARGS:
+            if not isinstance(op, str) or op not in vocab():
                 self.err(w, "unknown op %s" % json.dumps(op))
                 continue
             wbase = w
             w = "%s (%s)" % (w, op)
-            spec = OP_ARGS[op]
+            spec = vocab()[op]
+            args = spec["args"]
+            if not spec["child"] and not is_main:
+                self.err(w, "only the main process's steps may use it")
             for k in st:
-                if k not in spec and k not in COMMON_STEP_KEYS:
+                if k not in args and k not in COMMON_STEP_KEYS:
                     self.err(w, 'unknown key "%s"' % k)
             if "compare" in st and st["compare"] not in COMPARE_MODES:
                 self.err(w, '"compare" must be one of %s'
@@ -733,92 +812,31 @@ class _Validator(object):
                              'with 0 <= lo <= hi')
             if "note" in st and not isinstance(st["note"], str):
                 self.err(w, '"note" must be a string')
-            for arg, (kind, required) in spec.items():
+            valid = {}
+            for arg, a in args.items():
                 if arg not in st:
-                    if required:
+                    if a["required"]:
                         self.err(w, 'missing "%s"' % arg)
                     continue
-                v = st[arg]
-                if kind in ("proc", "conn", "queue"):
-                    if not isinstance(v, str):
-                        self.err(w, '"%s" must be an object name' % arg)
-                        continue
-                    k = _object_kind(scope, v)
-                    if k is None:
-                        self.err(w, 'unknown object "%s"' % v)
-                    elif k != _OBJECT_KINDS[kind]:
-                        self.err(w, '"%s" is not a %s' % (
-                            v, _OBJECT_KINDS[kind]))
-                    continue
-                if kind in ("objects", "namelist"):
-                    # wait's objects may name the built-in processes; pass
-                    # lists only objects of this process's own
-                    known = (lambda n: _object_kind(scope, n) is not None) \
-                        if kind == "objects" else (lambda n: n in scope)
-                    self.check_names(w, arg, v, known)
-                    continue
-                if kind == "ends":
-                    if not (isinstance(v, list) and len(v) == 2 and
-                            all(self.check_kind("newname", n) for n in v)):
-                        self.err(w, '"%s" must be two names '
-                                 '([A-Za-z_][A-Za-z0-9_]*)' % arg)
-                        continue
-                    if v[0] == v[1]:
-                        self.err(w, '"%s" must be two distinct names' % arg)
-                    for n in sorted(set(v)):
-                        if n in scope:
-                            self.err(w, 'duplicate name "%s"' % n)
-                    continue
-                if kind == "steps":
-                    if not isinstance(v, list) or not v:
-                        self.err(w, '"%s" must be a non-empty list of steps'
-                                 % arg)
-                    continue   # validated below, with the child's scope
-                if isinstance(kind, tuple):
-                    if not self.check_kind(kind, v):
-                        self.err(w, '"%s" must be one of %s' % (
-                            arg, ", ".join('"%s"' % x for x in kind)))
-                    continue
-                if not self.check_kind(kind, v):
-                    self.err(w, '"%s" must be %s' % (arg, _KIND_TEXT[kind]))
-            if op in ("event", "wait_event") and \
-                    self.check_kind("eventname", st.get("name")):
-                self.events.add(st["name"])
-            if op == "process":
-                name = st.get("as")
-                if not self.check_kind("newname", name):
-                    continue
-                if name in scope:
-                    self.err(w, 'duplicate name "%s"' % name)
-                    continue
-                if is_main and name == "main":
-                    self.err(w, 'a child of the main process cannot be '
-                             'named "main" (its path would be the main '
-                             'process\'s outcome key)')
-                    continue
-                child_path = name if is_main else path + "." + name
-                if isinstance(st.get("target"), list):
-                    passed = st.get("pass", [])
-                    if not isinstance(passed, list):
-                        passed = []
-                    child_scope = dict((n, scope[n]) for n in passed
-                                       if isinstance(n, str) and n in scope)
-                    self.steps(st["target"], wbase + ".target", child_path,
-                               child_scope, False)
-                scope[name] = "process"
-            if op == "queue":
-                name = st.get("as")
-                if self.check_kind("newname", name):
-                    if name in scope:
-                        self.err(w, 'duplicate name "%s"' % name)
-                    else:
-                        scope[name] = "queue"
-            if op == "pipe":
-                ends = st.get("ends")
-                if isinstance(ends, list) and len(ends) == 2 and \
-                        all(self.check_kind("newname", n) for n in ends):
-                    for n in ends:
-                        scope.setdefault(n, "connection")
+                valid[arg] = self.check_arg(w, arg, a, st[arg], scope,
+                                            is_main)
+            # a child's steps see only what the step passes them
+            passed = [n for arg, a in args.items()
+                      if a.get("objects") == "own" and valid.get(arg)
+                      for n in st[arg]]
+            # the process's path names its child's outcomes
+            name = next((st[arg] for arg, a in args.items()
+                         if a.get("new") == "process" and valid.get(arg)),
+                        None)
+            for arg, a in args.items():
+                if a.get("steps") and valid.get(arg) and name is not None:
+                    child_path = name if is_main else path + "." + name
+                    self.steps(st[arg], wbase + "." + arg, child_path,
+                               dict((n, scope[n]) for n in passed), False)
+            for arg, a in args.items():
+                if "new" in a and valid.get(arg):
+                    for n in ([st[arg]] if "length" not in a else st[arg]):
+                        scope[n] = a["new"]
 
 
 def _reject_constant(name):
@@ -1372,8 +1390,18 @@ def main(argv):
                          "(default $RECORD_LOAD, else 0)")
     ap.add_argument("--quiet", action="store_true",
                     help="print only problems and the summary")
-    ap.add_argument("cases", nargs="+", metavar="CASE_OR_DIR")
+    ap.add_argument("--list-ops", action="store_true",
+                    help="print the ops this recorder knows, as JSON "
+                         "(scripts/test-vocab compares them with "
+                         "mp-harness ops --json)")
+    ap.add_argument("cases", nargs="*", metavar="CASE_OR_DIR")
     args = ap.parse_args(argv)
+    if args.list_ops:
+        json.dump(list_ops(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    if not args.cases:
+        ap.error("give at least one CASE_OR_DIR")
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     if args.load < 0:

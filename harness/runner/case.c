@@ -42,6 +42,7 @@ static const struct { const char *name; int sig; } signals[] = {
     { "SIGVTALRM", SIGVTALRM }, { "SIGPROF", SIGPROF }, { "SIGWINCH", SIGWINCH },
     { "SIGIO", SIGIO },     { "SIGPOLL", SIGPOLL },   { "SIGPWR", SIGPWR },
     { "SIGSYS", SIGSYS },   { "SIGIOT", SIGIOT },     { "SIGCLD", SIGCHLD },
+    { "SIGSTKFLT", SIGSTKFLT },
 };
 
 int signal_by_name(const char *name)
@@ -56,113 +57,13 @@ int signal_by_name(const char *name)
     return 0;
 }
 
-/* the vocabulary */
-
-enum argtype {
-    T_NONE, T_NUM, T_INT, T_STR, T_BOOL, T_STEPS, T_NAMES, T_ANY, T_CODE,
-    T_SIG, T_PROC, T_AS, T_DAEMON, T_STREAM, T_OF, T_EVENT, T_EXC, T_STRNULL,
-    T_CONN, T_ENDS, T_OBJECTS, T_NUMNULL, T_QUEUE, T_QKIND, T_POSINT,
-};
-
-struct argspec {
-    const char *key;
-    enum argtype type;
-    bool required;
-};
-
-struct opspec {
-    const char *op;
-    struct argspec args[6];
-};
-
-#define PROC { "proc", T_PROC, true }
-#define QUEUE { "queue", T_QUEUE, true }
-static const struct opspec ops[] = {
-    { "process", { { "as", T_AS, true }, { "target", T_STEPS, false },
-                   { "name", T_STR, false }, { "daemon", T_BOOL, false },
-                   { "pass", T_NAMES, false }, { "context", T_STR, false } } },
-    { "start", { PROC } },
-    { "join", { PROC, { "timeout", T_NUM, false } } },
-    { "is_alive", { PROC } },
-    { "exitcode", { PROC } },
-    { "pid", { PROC } },
-    { "pid_is", { PROC, { "of", T_OF, true } } },
-    { "name", { PROC } },
-    { "set_name", { PROC, { "value", T_ANY, true } } },
-    { "daemon", { PROC } },
-    { "set_daemon", { PROC, { "value", T_DAEMON, true } } },
-    { "sentinel", { PROC } },
-    { "wait_sentinel", { PROC, { "timeout", T_NUM, true } } },
-    { "terminate", { PROC } },
-    { "kill", { PROC } },
-    { "close", { PROC } },
-    { "repr", { PROC } },
-    { "is_none", { PROC } },
-    { "active_children", { { NULL, T_NONE, false } } },
-    { "cpu_count", { { NULL, T_NONE, false } } },
-    { "sleep", { { "seconds", T_NUM, true } } },
-    { "exit", { { "code", T_CODE, false } } },
-    { "os_exit", { { "code", T_INT, true } } },
-    { "raise", { { "exception", T_EXC, true }, { "message", T_STR, false } } },
-    { "signal_self", { { "signal", T_SIG, true } } },
-    { "ignore_signal", { { "signal", T_SIG, true } } },
-    { "default_signal", { { "signal", T_SIG, true } } },
-    { "abort", { { NULL, T_NONE, false } } },
-    { "print", { { "text", T_STR, true }, { "stream", T_STREAM, false },
-                 { "flush", T_BOOL, false } } },
-    { "event", { { "name", T_EVENT, true }, { "count", T_EVENT, false } } },
-    { "set_global", { { "value", T_INT, true } } },
-    { "pipe", { { "ends", T_ENDS, true }, { "duplex", T_BOOL, false } } },
-    { "send_bytes", { { "conn", T_CONN, true }, { "data", T_STR, true } } },
-    { "recv_bytes", { { "conn", T_CONN, true },
-                      { "maxlength", T_INT, false } } },
-    { "recv_bytes_into", { { "conn", T_CONN, true },
-                           { "size", T_INT, true } } },
-    { "poll", { { "conn", T_CONN, true }, { "timeout", T_NUMNULL, false } } },
-    { "conn_close", { { "conn", T_CONN, true } } },
-    { "conn_state", { { "conn", T_CONN, true } } },
-    { "queue", { { "as", T_AS, true }, { "kind", T_QKIND, false },
-                 { "maxsize", T_INT, false } } },
-    { "put", { QUEUE, { "data", T_STR, true }, { "repeat", T_POSINT, false },
-               { "block", T_BOOL, false }, { "timeout", T_NUMNULL, false } } },
-    { "put_nowait", { QUEUE, { "data", T_STR, true } } },
-    { "get", { QUEUE, { "block", T_BOOL, false },
-               { "timeout", T_NUMNULL, false },
-               { "length_only", T_BOOL, false } } },
-    { "get_nowait", { QUEUE } },
-    { "qsize", { QUEUE } },
-    { "empty", { QUEUE } },
-    { "full", { QUEUE } },
-    { "queue_close", { QUEUE } },
-    { "join_thread", { QUEUE } },
-    { "cancel_join_thread", { QUEUE } },
-    { "task_done", { QUEUE } },
-    { "queue_join", { QUEUE } },
-    { "wait", { { "objects", T_OBJECTS, true },
-                { "timeout", T_NUMNULL, true } } },
-    { "get_global", { { NULL, T_NONE, false } } },
-    { "get_start_method", { { "allow_none", T_BOOL, false } } },
-    { "set_start_method", { { "method", T_STRNULL, true },
-                            { "force", T_BOOL, false } } },
-    { "register_atexit", { { "text", T_STR, true } } },
-    { "wait_event", { { "name", T_EVENT, true }, { "timeout", T_NUM, false } } },
-};
-#undef PROC
-#undef QUEUE
+/* validation against the vocabulary (vocab.c) */
 
 static const char *const common_keys[] = { "op", "compare", "duration",
                                            "note" };
 static const char *const compare_modes[] = { "exact", "type", "set",
                                              "ignore" };
 static const char *const output_modes[] = { "exact", "lines", "ignore" };
-
-static const struct opspec *find_op(const char *op)
-{
-    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-        if (op != NULL && strcmp(ops[i].op, op) == 0)
-            return &ops[i];
-    return NULL;
-}
 
 static bool one_of(const char *s, const char *const *set, size_t n)
 {
@@ -217,7 +118,7 @@ static bool in_scope(json_t *scope, const char *name)
     return json_object_get(scope, name) != NULL;
 }
 
-/* "process" or "conn"; the built-in names are processes. */
+/* "process", "connection" or "queue"; the built-in names are processes. */
 static const char *kind_of(json_t *scope, const char *name)
 {
     if (name[0] == '@')
@@ -253,194 +154,194 @@ static void add_event(struct hcase *c, const char *name)
     json_array_append_new(c->events, json_string(name));
 }
 
+
 static bool check_steps(struct vctx *v, json_t *steps, const char *where,
                         json_t *scope);
 
-static bool check_arg(struct vctx *v, const struct argspec *a, json_t *val,
-                      const char *where, const char *op, json_t *scope)
+static bool type_ok(unsigned types, json_t *val)
 {
-    const char *s = json_string_value(val);
-    char sub[256];
+    switch (json_typeof(val)) {
+    case JSON_STRING: return types & (VT_STRING | VT_ANY);
+    case JSON_INTEGER: return types & (VT_INTEGER | VT_NUMBER | VT_ANY);
+    case JSON_REAL: return types & (VT_NUMBER | VT_ANY);
+    case JSON_TRUE: case JSON_FALSE: return types & (VT_BOOLEAN | VT_ANY);
+    case JSON_NULL: return types & (VT_NULL | VT_ANY);
+    case JSON_ARRAY: return types & (VT_ARRAY | VT_ANY);
+    default: return types & VT_ANY;
+    }
+}
+
+/* "an integer, null, a boolean or a string" */
+static void type_text(unsigned types, char *buf, size_t size)
+{
+    static const struct { unsigned bit; const char *text; } words[] = {
+        { VT_INTEGER, "an integer" }, { VT_NUMBER, "a number" },
+        { VT_NULL, "null" }, { VT_BOOLEAN, "a boolean" },
+        { VT_STRING, "a string" }, { VT_ARRAY, "a list" },
+    };
+    size_t n = 0, left = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(words) / sizeof(*words); i++)
+        left += (types & words[i].bit) != 0;
+    for (size_t i = 0; i < sizeof(words) / sizeof(*words); i++) {
+        if (!(types & words[i].bit))
+            continue;
+        left--;
+        n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s",
+                              words[i].text, left > 1 ? ", "
+                              : left == 1 ? " or " : "");
+    }
+}
+
+/* A list of distinct names, each known: "own" objects of this process, or
+ * "any", the built-in names included. */
+static bool check_names(struct vctx *v, const struct vocab_arg *a,
+                        json_t *val, const char *where, const char *op,
+                        json_t *scope)
+{
+    bool own = strcmp(a->objects, "own") == 0;
     size_t i;
     json_t *e;
 
-    switch (a->type) {
-    case T_NONE:
-        return true;
-    case T_NUM:
-        if (!json_is_number(val))
-            return fail(v, where, op, "\"%s\" must be a number", a->key);
-        if (json_number_value(val) < 0 && strcmp(op, "join") != 0)
-            return fail(v, where, op, "\"%s\" must not be negative", a->key);
-        return true;
-    case T_INT:
-        if (!json_is_integer(val))
-            return fail(v, where, op, "\"%s\" must be an integer", a->key);
-        return true;
-    case T_STR:
-    case T_EXC:
-        if (s == NULL)
-            return fail(v, where, op, "\"%s\" must be a string", a->key);
-        if (a->type == T_EXC && !is_identifier(s))
-            return fail(v, where, op, "\"%s\" is not an exception name",
-                        a->key);
-        return true;
-    case T_BOOL:
-        if (!json_is_boolean(val))
-            return fail(v, where, op, "\"%s\" must be true or false", a->key);
-        return true;
-    case T_ANY:
-        return true;
-    case T_STRNULL:
-        if (!json_is_string(val) && !json_is_null(val))
-            return fail(v, where, op, "\"%s\" must be a string or null",
-                        a->key);
-        return true;
-    case T_CODE:
-        if (!json_is_integer(val) && !json_is_null(val) &&
-            !json_is_boolean(val) && !json_is_string(val))
-            return fail(v, where, op, "\"%s\" must be an integer, null, a "
-                        "boolean or a string", a->key);
-        return true;
-    case T_DAEMON:
-        if (!json_is_integer(val) && !json_is_boolean(val))
-            return fail(v, where, op, "\"%s\" must be a boolean or an "
-                        "integer", a->key);
-        return true;
-    case T_SIG:
-        if (signal_by_name(s) == 0)
-            return fail(v, where, op, "\"%s\": unknown signal %s", a->key,
-                        s != NULL ? s : "(not a string)");
-        return true;
-    case T_STREAM:
-        if (s == NULL || (strcmp(s, "stdout") != 0 && strcmp(s, "stderr") != 0))
-            return fail(v, where, op, "\"%s\" must be \"stdout\" or "
-                        "\"stderr\"", a->key);
-        return true;
-    case T_OF:
-        if (s == NULL || (strcmp(s, "self") != 0 && strcmp(s, "parent") != 0))
-            return fail(v, where, op, "\"%s\" must be \"self\" or \"parent\"",
-                        a->key);
-        return true;
-    case T_EVENT:
-        if (strcmp(a->key, "count") == 0) {
-            if (!json_is_integer(val) || json_integer_value(val) < 1)
-                return fail(v, where, op, "\"count\" must be an integer of "
-                            "at least 1");
-            return true;
-        }
-        if (!is_identifier(s))
-            return fail(v, where, op, "\"%s\" must be a name matching "
-                        "[A-Za-z_][A-Za-z0-9_]*", a->key);
-        add_event(v->c, s);
-        return true;
-    case T_PROC:
-    case T_CONN:
-    case T_QUEUE: {
-        const char *kind = a->type == T_PROC   ? "process"
-                           : a->type == T_CONN ? "conn"
-                                               : "queue";
-        if (s == NULL)
-            return fail(v, where, op, "\"%s\" must be a string", a->key);
-        if (!in_scope(scope, s))
-            return fail(v, where, op, "unknown object \"%s\"", s);
-        if (strcmp(kind_of(scope, s), kind) != 0)
-            return fail(v, where, op, "\"%s\" is not a %s", s,
-                        a->type == T_CONN ? "connection" : kind);
-        return true;
-    }
-    case T_QKIND:
-        if (s == NULL || (strcmp(s, "Queue") != 0 &&
-                          strcmp(s, "JoinableQueue") != 0 &&
-                          strcmp(s, "SimpleQueue") != 0))
-            return fail(v, where, op, "\"%s\" must be \"Queue\", "
-                        "\"JoinableQueue\" or \"SimpleQueue\"", a->key);
-        return true;
-    case T_POSINT:
-        if (!json_is_integer(val) || json_integer_value(val) < 1)
-            return fail(v, where, op, "\"%s\" must be a positive integer",
-                        a->key);
-        return true;
-    case T_AS:
-        return new_name(v, scope, s, a->key, where, op,
-                        strcmp(op, "process") == 0);
-    case T_ENDS:
-        if (json_array_size(val) != 2)
-            return fail(v, where, op, "\"%s\" must be two new names",
-                        a->key);
-        if (!new_name(v, scope, json_string_value(json_array_get(val, 0)),
-                      a->key, where, op, false) ||
-            !new_name(v, scope, json_string_value(json_array_get(val, 1)),
-                      a->key, where, op, false))
-            return false;
-        if (strcmp(json_string_value(json_array_get(val, 0)),
-                   json_string_value(json_array_get(val, 1))) == 0)
-            return fail(v, where, op, "the two ends need two names");
-        return true;
-    case T_OBJECTS:
-        if (!json_is_array(val))
-            return fail(v, where, op, "\"%s\" must be a list of names",
-                        a->key);
-        json_array_foreach(val, i, e) {
-            if (!json_is_string(e) || !in_scope(scope, json_string_value(e)))
-                return fail(v, where, op, "\"%s\"[%zu]: unknown object",
-                            a->key, i);
-            for (size_t k = 0; k < i; k++)
-                if (json_equal(json_array_get(val, k), e))
-                    return fail(v, where, op, "object \"%s\" listed twice "
-                                "in \"%s\"", json_string_value(e), a->key);
-        }
-        return true;
-    case T_NUMNULL:
-        if (!json_is_number(val) && !json_is_null(val))
-            return fail(v, where, op, "\"%s\" must be a number or null",
-                        a->key);
-        return true;
-    case T_NAMES:
-        if (!json_is_array(val))
-            return fail(v, where, op, "\"%s\" must be a list of names", a->key);
-        json_array_foreach(val, i, e) {
-            const char *nm = json_string_value(e);
-            if (nm == NULL || nm[0] == '@' || !in_scope(scope, nm))
-                return fail(v, where, op, "\"%s\"[%zu]: unknown object (or a "
-                            "built-in name, which cannot be passed)", a->key,
-                            i);
-            for (size_t k = 0; k < i; k++)
-                if (json_equal(json_array_get(val, k), e))
-                    return fail(v, where, op, "object \"%s\" listed twice "
-                                "in \"%s\"", nm, a->key);
-        }
-        return true;
-    case T_STEPS:
-        if (snprintf(sub, sizeof(sub), "%s.%s", where, a->key) >=
-            (int)sizeof(sub))
-            return fail(v, where, op, "steps nested too deep");
-        return check_steps(v, val, sub, NULL);
+    json_array_foreach(val, i, e) {
+        const char *nm = json_string_value(e);
+        if (nm == NULL || (own && nm[0] == '@') || !in_scope(scope, nm))
+            return fail(v, where, op, "\"%s\"[%zu]: unknown object%s", a->name,
+                        i, own ? " (or a built-in name, which cannot be "
+                        "passed)" : "");
+        for (size_t k = 0; k < i; k++)
+            if (json_equal(json_array_get(val, k), e))
+                return fail(v, where, op, "object \"%s\" listed twice in "
+                            "\"%s\"", nm, a->name);
     }
     return true;
+}
+
+static bool check_arg(struct vctx *v, const struct vocab_arg *a, json_t *val,
+                      const char *where, const char *op, json_t *scope)
+{
+    const char *s = json_string_value(val);
+    char text[128];
+
+    if (!type_ok(a->types, val)) {
+        type_text(a->types, text, sizeof(text));
+        if (a->object != NULL || a->new_kind != NULL || a->event)
+            return fail(v, where, op, "\"%s\" must be a name", a->name);
+        return fail(v, where, op, "\"%s\" must be %s", a->name, text);
+    }
+    if (a->has_min && json_is_number(val) &&
+        json_number_value(val) < a->min) {
+        type_text(a->types, text, sizeof(text));
+        return fail(v, where, op, "\"%s\" must be %s of at least %g", a->name,
+                    text, a->min);
+    }
+    if (a->enumv != NULL && !vocab_enum_has(a, s)) {
+        if (a->enum_name != NULL)
+            return fail(v, where, op, "\"%s\": unknown %.*s %s", a->name,
+                        (int)strlen(a->enum_name) - 1, a->enum_name, s);
+        return fail(v, where, op, "\"%s\" must be one of %s", a->name,
+                    a->enum_text);
+    }
+    if (a->object != NULL) {
+        if (!in_scope(scope, s))
+            return fail(v, where, op, "unknown object \"%s\"", s);
+        if (strcmp(kind_of(scope, s), a->object) != 0)
+            return fail(v, where, op, "\"%s\" is not a %s", s, a->object);
+    }
+    if (a->new_kind != NULL && a->length == 0)
+        return new_name(v, scope, s, a->name, where, op,
+                        strcmp(a->new_kind, "process") == 0);
+    if (a->new_kind != NULL) {
+        if (json_array_size(val) != a->length)
+            return fail(v, where, op, "\"%s\" must be %zu new names",
+                        a->name, a->length);
+        for (size_t i = 0; i < a->length; i++) {
+            if (!new_name(v, scope, json_string_value(json_array_get(val, i)),
+                          a->name, where, op, false))
+                return false;
+            for (size_t k = 0; k < i; k++)
+                if (json_equal(json_array_get(val, k),
+                               json_array_get(val, i)))
+                    return fail(v, where, op, "\"%s\" needs distinct names",
+                                a->name);
+        }
+    }
+    if (a->event) {
+        if (!is_identifier(s))
+            return fail(v, where, op, "\"%s\" must be a name matching "
+                        "[A-Za-z_][A-Za-z0-9_]*", a->name);
+        add_event(v->c, s);
+    }
+    if (a->objects != NULL)
+        return check_names(v, a, val, where, op, scope);
+    return true;
+}
+
+/* The names a step makes, in the scope of the steps that follow it. */
+static void add_names(const struct vocab_op *vo, json_t *step, json_t *scope)
+{
+    for (size_t i = 0; i < vo->nargs; i++) {
+        const struct vocab_arg *a = &vo->args[i];
+        json_t *val = json_object_get(step, a->name), *e;
+        size_t k;
+        if (a->new_kind == NULL || val == NULL)
+            continue;
+        if (json_is_string(val))
+            json_object_set_new(scope, json_string_value(val),
+                                json_string(a->new_kind));
+        json_array_foreach(val, k, e)
+            json_object_set_new(scope, json_string_value(e),
+                                json_string(a->new_kind));
+    }
+}
+
+/* A child's steps: its scope holds what the step passes it. */
+static bool check_child(struct vctx *v, const struct vocab_op *vo,
+                        const struct vocab_arg *a, json_t *step,
+                        const char *where, json_t *scope)
+{
+    json_t *child_scope = json_object(), *e;
+    char sub[256];
+    size_t i;
+    bool ok;
+
+    for (size_t k = 0; k < vo->nargs; k++)
+        if (vo->args[k].objects != NULL &&
+            strcmp(vo->args[k].objects, "own") == 0)
+            json_array_foreach(json_object_get(step, vo->args[k].name), i, e)
+                json_object_set_new(child_scope, json_string_value(e),
+                                    json_string(kind_of(scope,
+                                                json_string_value(e))));
+    if (snprintf(sub, sizeof(sub), "%s.%s", where, a->name) >=
+        (int)sizeof(sub)) {
+        json_decref(child_scope);
+        return fail(v, where, vo->op, "steps nested too deep");
+    }
+    ok = check_steps(v, json_object_get(step, a->name), sub, child_scope);
+    json_decref(child_scope);
+    return ok;
 }
 
 static bool check_step(struct vctx *v, json_t *step, const char *where,
                        json_t *scope)
 {
     const char *op = json_string_value(json_object_get(step, "op"));
-    const struct opspec *spec;
-    json_t *val, *child_scope, *target;
+    const struct vocab_op *vo;
+    json_t *val;
     const char *key;
 
     if (!json_is_object(step))
         return fail(v, where, NULL, "a step must be an object");
     if (op == NULL)
         return fail(v, where, NULL, "\"op\" is missing or not a string");
-    if ((spec = find_op(op)) == NULL)
+    if ((vo = vocab_find(op)) == NULL)
         return fail(v, where, NULL, "unknown op \"%s\"", op);
-    json_object_foreach(step, key, val) {
-        bool known = one_of(key, common_keys, 4);
-        for (size_t i = 0; !known && i < 6 && spec->args[i].key; i++)
-            known = strcmp(key, spec->args[i].key) == 0;
-        if (!known)
+    if (!vo->child && json_object_get(scope, "@main") == NULL)
+        return fail(v, where, op, "only the main process's steps may use it");
+    json_object_foreach(step, key, val)
+        if (!one_of(key, common_keys, 4) && vocab_arg(vo, key) == NULL)
             return fail(v, where, op, "unknown key \"%s\"", key);
-    }
     val = json_object_get(step, "compare");
     if (val != NULL && !one_of(json_string_value(val), compare_modes, 4))
         return fail(v, where, op, "\"compare\" must be exact, type, set or "
@@ -457,53 +358,23 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
          json_number_value(json_array_get(val, 0)) >
              json_number_value(json_array_get(val, 1))))
         return fail(v, where, op, "\"duration\" must be [lo, hi] seconds");
-    for (size_t i = 0; i < 6 && spec->args[i].key; i++) {
-        const struct argspec *a = &spec->args[i];
-        val = json_object_get(step, a->key);
+    for (size_t i = 0; i < vo->nargs; i++) {
+        const struct vocab_arg *a = &vo->args[i];
+        val = json_object_get(step, a->name);
         if (val == NULL) {
             if (a->required)
-                return fail(v, where, op, "\"%s\" is missing", a->key);
+                return fail(v, where, op, "\"%s\" is missing", a->name);
             continue;
         }
-        if (a->type == T_STEPS)
-            continue; /* after pass is known */
         if (!check_arg(v, a, val, where, op, scope))
             return false;
     }
-    if (strcmp(op, "process") == 0) {
-        target = json_object_get(step, "target");
-        if (target != NULL) {
-            char sub[256];
-            size_t i;
-            json_t *e;
-            child_scope = json_object();
-            json_array_foreach(json_object_get(step, "pass"), i, e)
-                json_object_set_new(child_scope, json_string_value(e),
-                                    json_string(kind_of(scope,
-                                                json_string_value(e))));
-            if (snprintf(sub, sizeof(sub), "%s.target", where) >=
-                (int)sizeof(sub)) {
-                json_decref(child_scope);
-                return fail(v, where, op, "steps nested too deep");
-            }
-            bool ok = check_steps(v, target, sub, child_scope);
-            json_decref(child_scope);
-            if (!ok)
-                return false;
-        }
-        json_object_set_new(scope, json_string_value(json_object_get(step,
-                            "as")), json_string("process"));
-    }
-    if (strcmp(op, "queue") == 0)
-        json_object_set_new(scope, json_string_value(json_object_get(step,
-                            "as")), json_string("queue"));
-    if (strcmp(op, "pipe") == 0) {
-        json_t *ends = json_object_get(step, "ends");
-        json_object_set_new(scope, json_string_value(json_array_get(ends, 0)),
-                            json_string("conn"));
-        json_object_set_new(scope, json_string_value(json_array_get(ends, 1)),
-                            json_string("conn"));
-    }
+    for (size_t i = 0; i < vo->nargs; i++) /* once the passed names are known */
+        if (vo->args[i].steps &&
+            json_object_get(step, vo->args[i].name) != NULL &&
+            !check_child(v, vo, &vo->args[i], step, where, scope))
+            return false;
+    add_names(vo, step, scope);
     return true;
 }
 

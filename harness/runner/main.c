@@ -5,6 +5,7 @@
  *   mp-harness list [CASE|DIR ...]
  *   mp-harness new [--dir DIR] AREA/NAME   (a template case to start from)
  *   mp-harness show [--method M] CASE   (what libmp does, reference-shaped)
+ *   mp-harness ops [--json]             (the ops it knows: scripts/test-vocab)
  *   mp-harness case-run FILE METHOD DIR     (internal: one run's process)
  *
  * run: every case under every start method it applies to, against the
@@ -41,7 +42,8 @@ static void usage(void)
           "[CASE|DIR ...]\n"
           "       mp-harness list [CASE|DIR ...]\n"
           "       mp-harness new [--dir DIR] AREA/NAME\n"
-          "       mp-harness show [--method M] CASE\n", stderr);
+          "       mp-harness show [--method M] CASE\n"
+          "       mp-harness ops [--json]\n", stderr);
     exit(2);
 }
 
@@ -322,6 +324,8 @@ int main(int argc, char **argv)
         return argc > 2 ? cmd_list(argv + 2, argc - 2) : cmd_list(def, 1);
     if (strcmp(argv[1], "new") == 0)
         return cmd_new(argc - 2, argv + 2);
+    if (strcmp(argv[1], "ops") == 0)
+        return vocab_command(argc - 1, argv + 1);
     if (strcmp(argv[1], "show") == 0)
         return cmd_show(argc - 2, argv + 2);
     if (strcmp(argv[1], "run") == 0)

@@ -3,6 +3,7 @@
  * its files.  The case format is cases/README.md.
  *
  *   main.c     command line: run | list | case-run (internal)
+ *   vocab.c    the ops a case may use, from ops.json (built in)
  *   case.c     loading and validating case files (jansson)
  *   steps.c    the step interpreter over libmp (main process and children)
  *   exec.c     one run: scratch dir, process group, deadline, collection
@@ -20,6 +21,49 @@
 
 #define HARNESS_METHODS 3
 extern const char *const harness_methods[HARNESS_METHODS];
+
+/* vocab.c */
+
+/* JSON types an argument may have (ops.json's "type"). */
+enum {
+    VT_STRING = 1, VT_NUMBER = 2, VT_INTEGER = 4, VT_BOOLEAN = 8,
+    VT_NULL = 16, VT_ARRAY = 32, VT_ANY = 64,
+};
+
+struct vocab_arg {
+    const char *name;
+    unsigned types;       /* VT_* bits */
+    bool required;
+    json_t *dflt;         /* the value an omitted argument means, or NULL */
+    bool has_min;
+    double min;
+    json_t *enumv;        /* the strings it may be, or NULL */
+    const char *enum_name; /* the list's name in ops.json ("signals") */
+    char *enum_text;      /* "\"self\", \"parent\"", for messages */
+    const char *object;   /* names an object of this kind, or NULL */
+    const char *objects;  /* a list of names: "any" or "own", or NULL */
+    const char *new_kind; /* makes an object of this kind, or NULL */
+    size_t length;        /* with new_kind: an array of this many names */
+    bool steps;           /* a child's steps */
+    bool event;           /* an event's name */
+};
+
+struct vocab_op {
+    const char *op;
+    bool child;           /* a child's steps may use it */
+    const char *outcome;  /* "value", "none" (ends the process), "first" */
+    size_t nargs;
+    struct vocab_arg *args;
+};
+
+size_t vocab_count(void);
+const struct vocab_op *vocab_at(size_t i);
+const struct vocab_op *vocab_find(const char *op);     /* NULL: unknown */
+const struct vocab_arg *vocab_arg(const struct vocab_op *vo,
+                                  const char *name);  /* NULL: unknown */
+bool vocab_enum_has(const struct vocab_arg *a, const char *s);
+/* mp-harness ops [--json]: prints the vocabulary; returns the exit code. */
+int vocab_command(int argc, char **argv);
 
 /* case.c */
 
@@ -52,6 +96,8 @@ json_t *case_steps_for(const struct hcase *c, const char *path);
 
 /* steps.c */
 
+/* The ops the interpreter has a handler for (a new array of names). */
+json_t *steps_handlers(void);
 /* Runs a case's main steps in this (fresh) process; never returns. */
 _Noreturn void steps_main(const char *file, const char *method,
                           const char *dir);

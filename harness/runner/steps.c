@@ -364,77 +364,470 @@ static char *child_arg(struct interp *in, json_t *step, const char *as)
     return text;
 }
 
-/* The steps on a connection. */
-static json_t *conn_step(struct interp *in, json_t *step, const char *op,
-                         int *err, char **raised_text)
+/* One step being run: what a handler reads, and where it leaves a failure. */
+struct call {
+    struct interp *in;
+    json_t *step;
+    const struct vocab_op *vo;
+    struct obj *o;   /* the harness's record of the process "proc" names */
+    mp_process *p;   /* that process */
+    int err;         /* a libmp error: the outcome raises it */
+    char *raised;    /* or the exception's text, put together here */
+};
+
+/* A step's argument, or the default ops.json gives for it (NULL: none). */
+static json_t *arg(struct call *c, const char *name)
 {
-    const char *name = json_string_value(json_object_get(step, "conn"));
-    struct obj *o = find_obj(in, name);
-    mp_conn *c;
+    json_t *v = json_object_get(c->step, name);
+    const struct vocab_arg *a;
+
+    if (v == NULL && (a = vocab_arg(c->vo, name)) != NULL)
+        v = a->dflt;
+    return v;
+}
+
+static const char *arg_str(struct call *c, const char *name)
+{
+    return json_string_value(arg(c, name));
+}
+
+static json_t *failed(struct call *c, int r)
+{
+    c->err = r;
+    return NULL;
+}
+
+static json_t *null_or_failed(struct call *c, int r)
+{
+    return r < 0 ? failed(c, r) : json_null();
+}
+
+static json_t *raise_text(struct call *c, char *text)
+{
+    c->raised = text;
+    return NULL;
+}
+
+static struct obj *new_obj(struct interp *in, const char *name)
+{
+    struct obj *o;
+
+    if (in->nobj == MAX_OBJECTS)
+        harness_error(in, "too many objects in one process");
+    o = &in->objs[in->nobj++];
+    memset(o, 0, sizeof(*o));
+    snprintf(o->name, sizeof(o->name), "%s", name);
+    return o;
+}
+
+/* objects */
+
+static json_t *op_process(struct call *c)
+{
+    struct interp *in = c->in;
+    const char *as = arg_str(c, "as"), *cname = arg_str(c, "context");
+    json_t *daemon = arg(c, "daemon"), *e;
+    mp_process_options opt = {
+        .name = arg_str(c, "name"),
+        .daemon = daemon == NULL ? MP_DAEMON_INHERIT
+                  : json_is_true(daemon) ? MP_DAEMON_YES : MP_DAEMON_NO,
+    };
+    mp_context *cx = NULL;
+    mp_process *np = NULL;
+    char *text = NULL;
+    size_t k;
     int r;
 
-    if (o == NULL || o->c == NULL)
-        harness_error(in, "not a connection (the case validator missed it)");
-    c = o->c;
-    if (strcmp(op, "send_bytes") == 0) {
-        json_t *d = json_object_get(step, "data"); /* may hold NULs */
-        r = mp_conn_send_bytes(c, json_string_value(d), json_string_length(d));
-        return r < 0 ? (*err = r, NULL) : json_null();
+    if (in->nobj == MAX_OBJECTS)
+        harness_error(in, "too many objects in one process");
+    json_array_foreach(arg(c, "pass"), k, e) {
+        struct obj *po = find_obj(in, json_string_value(e));
+        if (po != NULL && po->p != NULL &&
+            strcmp(mp_get_start_method(0), "fork") != 0)
+            harness_error(in, "libmp cannot hand a process object to a "
+                          "child that is not forked: arguments are bytes, "
+                          "and a process object is not (CPython pickles it)");
     }
-    if (strcmp(op, "recv_bytes") == 0) {
-        json_t *m = json_object_get(step, "maxlength");
-        void *buf;
-        size_t len;
-        char *text;
-        json_t *v;
-        /* CPython checks closed, then readable, then the argument. */
-        if (m != NULL && json_integer_value(m) < 0 && !mp_conn_closed(c) &&
-            mp_conn_readable(c)) {
-            *raised_text = strdup("ValueError: negative maxlength");
-            return NULL;
+    if (cname != NULL && (r = mp_get_context(&cx, cname)) < 0)
+        return failed(c, r); /* ValueError: cannot find context for 'x' */
+    if (arg(c, "target") != NULL)
+        text = child_arg(in, c->step, as);
+    if (cx != NULL)
+        r = mp_context_process_new(cx, &np, text != NULL ? "harness_child"
+                                   : NULL, text, text != NULL ?
+                                   strlen(text) + 1 : 0, &opt);
+    else
+        r = mp_process_new(&np, text != NULL ? "harness_child" : NULL, text,
+                           text != NULL ? strlen(text) + 1 : 0, &opt);
+    free(text);
+    if (r < 0)
+        return failed(c, r);
+    /* connections and queues reach the child under every start method */
+    json_array_foreach(arg(c, "pass"), k, e) {
+        struct obj *co = find_obj(in, json_string_value(e));
+        if (co != NULL && (co->c != NULL || co->q != NULL) &&
+            (r = co->c != NULL ? mp_process_add_conn(np, co->c)
+                               : mp_process_add_queue(np, co->q)) < 0) {
+            mp_process_free(np);
+            return failed(c, r);
         }
-        r = mp_conn_recv_bytes(c, &buf, &len, m != NULL ?
-                               (size_t)json_integer_value(m) : MP_NOLIMIT);
-        if (r < 0)
-            return *err = r, NULL;
-        size_t tlen;
-        text = utf8_text(buf, len, &tlen);
-        v = json_stringn(text, tlen);
-        free(text);
-        free(buf);
-        return v;
     }
-    if (strcmp(op, "recv_bytes_into") == 0) {
-        json_int_t size = json_integer_value(json_object_get(step, "size"));
-        size_t len = 0;
-        char *buf;
-        if (size < 0) { /* bytearray(size) fails first */
-            *raised_text = strdup("ValueError: negative count");
-            return NULL;
-        }
-        buf = malloc(size > 0 ? (size_t)size : 1);
-        r = buf == NULL ? -ENOMEM
-                        : mp_conn_recv_bytes_into(c, buf, size > 0 ?
-                                                  (size_t)size : 0, &len);
-        free(buf);
-        return r < 0 ? (*err = r, NULL) : json_integer((json_int_t)len);
-    }
-    if (strcmp(op, "poll") == 0) {
-        json_t *t = json_object_get(step, "timeout");
-        r = mp_conn_poll(c, t == NULL ? 0 : json_is_null(t) ? MP_FOREVER
-                                                           : json_number_value(t));
-        return r < 0 ? (*err = r, NULL) : json_boolean(r);
-    }
-    if (strcmp(op, "conn_close") == 0) {
-        r = mp_conn_close(c);
-        return r < 0 ? (*err = r, NULL) : json_null();
-    }
-    if (strcmp(op, "conn_state") == 0)
-        return json_pack("[b, b, b]", mp_conn_closed(c), mp_conn_readable(c),
-                         mp_conn_writable(c));
-    (void)raised_text;
-    harness_error(in, "an op on a connection the interpreter does not know");
+    new_obj(in, as)->p = np;
+    return json_null();
 }
+
+static json_t *op_pipe(struct call *c)
+{
+    json_t *ends = arg(c, "ends");
+    mp_conn *a, *b;
+    int r;
+
+    if (c->in->nobj + 2 > MAX_OBJECTS)
+        harness_error(c->in, "too many objects in one process");
+    if ((r = mp_pipe(&a, &b, json_is_true(arg(c, "duplex")))) < 0)
+        return failed(c, r);
+    new_obj(c->in, json_string_value(json_array_get(ends, 0)))->c = a;
+    new_obj(c->in, json_string_value(json_array_get(ends, 1)))->c = b;
+    return json_null();
+}
+
+static json_t *op_queue(struct call *c)
+{
+    const char *kind = arg_str(c, "kind");
+    int maxsize = (int)json_integer_value(arg(c, "maxsize"));
+    mp_queue *nq;
+    int r;
+
+    if (c->in->nobj == MAX_OBJECTS)
+        harness_error(c->in, "too many objects in one process");
+    r = strcmp(kind, "Queue") == 0 ? mp_queue_new(&nq, maxsize)
+        : strcmp(kind, "JoinableQueue") == 0
+            ? mp_joinable_queue_new(&nq, maxsize)
+            : mp_simple_queue_new(&nq);
+    if (r < 0)
+        return failed(c, r);
+    new_obj(c->in, arg_str(c, "as"))->q = nq;
+    return json_null();
+}
+
+static json_t *op_wait(struct call *c)
+{
+    json_t *objs = arg(c, "objects"), *t = arg(c, "timeout"), *e, *names;
+    size_t n = json_array_size(objs), k;
+    int fds[MAX_OBJECTS], ready[MAX_OBJECTS], r;
+
+    json_array_foreach(objs, k, e) {
+        const char *nm = json_string_value(e);
+        struct obj *wo = nm[0] == '@' ? NULL : find_obj(c->in, nm);
+        mp_process *wp = nm[0] == '@' ? (strcmp(nm, "@current") == 0
+                                         ? mp_current_process()
+                                         : mp_parent_process())
+                                      : wo->p;
+        r = wo != NULL && wo->c != NULL ? mp_conn_fileno(wo->c)
+                                        : mp_process_sentinel(wp);
+        if (r < 0)
+            return failed(c, r);
+        fds[k] = r;
+    }
+    r = mp_wait(fds, n, json_is_null(t) ? MP_FOREVER : json_number_value(t),
+                ready);
+    if (r < 0)
+        return failed(c, r);
+    names = json_array();
+    json_array_foreach(objs, k, e)
+        if (ready[k])
+            json_array_append(names, e);
+    return apply_compare(names, "set");
+}
+
+/* processes: c->p is the process "proc" names, never None here */
+
+static json_t *op_start(struct call *c)
+{
+    return null_or_failed(c, mp_process_start(c->p));
+}
+
+static json_t *op_join(struct call *c)
+{
+    json_t *t = arg(c, "timeout");
+    int r = mp_process_join(c->p, t != NULL ? json_number_value(t)
+                                            : MP_FOREVER);
+
+    /* CPython's join returns None on a timeout too */
+    return r < 0 && r != MP_ETIMEDOUT ? failed(c, r) : json_null();
+}
+
+static json_t *op_is_alive(struct call *c)
+{
+    int r = mp_process_is_alive(c->p);
+
+    return r < 0 ? failed(c, r) : json_boolean(r);
+}
+
+static json_t *op_exitcode(struct call *c)
+{
+    int code, r = mp_process_exitcode(c->p, &code);
+
+    if (r < 0)
+        return failed(c, r);
+    return r == 1 ? json_integer(code) : json_null();
+}
+
+static json_t *op_pid(struct call *c)
+{
+    pid_t pid;
+    int r = mp_process_pid(c->p, &pid);
+
+    return r < 0 ? failed(c, r) : json_string(r == 1 ? "int" : "NoneType");
+}
+
+static json_t *op_pid_is(struct call *c)
+{
+    bool self = strcmp(arg_str(c, "of"), "self") == 0;
+    pid_t pid;
+    int r = mp_process_pid(c->p, &pid);
+
+    if (r < 0)
+        return failed(c, r);
+    return json_boolean(r == 1 && pid == (self ? getpid() : getppid()));
+}
+
+static json_t *op_name(struct call *c)
+{
+    return json_string(mp_process_name(c->p));
+}
+
+static json_t *op_set_name(struct call *c)
+{
+    return null_or_failed(c, mp_process_set_name(c->p, arg_str(c, "value")));
+}
+
+static json_t *op_daemon(struct call *c)
+{
+    int d = mp_process_daemon(c->p);
+
+    return c->o != NULL && c->o->daemon_int ? json_integer(d)
+                                            : json_boolean(d);
+}
+
+static json_t *op_set_daemon(struct call *c)
+{
+    json_t *v = arg(c, "value");
+    int r = mp_process_set_daemon(c->p, json_is_integer(v)
+                                            ? (int)json_integer_value(v)
+                                            : json_is_true(v));
+
+    if (r < 0)
+        return failed(c, r);
+    if (c->o != NULL)
+        c->o->daemon_int = json_is_integer(v);
+    return json_null();
+}
+
+static json_t *op_sentinel(struct call *c)
+{
+    int r = mp_process_sentinel(c->p);
+
+    return r < 0 ? failed(c, r) : json_string("int");
+}
+
+static json_t *op_wait_sentinel(struct call *c)
+{
+    int fd = mp_process_sentinel(c->p), r;
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    double end = now() + json_number_value(arg(c, "timeout"));
+
+    if (fd < 0)
+        return failed(c, fd);
+    do
+        r = poll(&pfd, 1, (int)ceil(fmax(0, end - now()) * 1000));
+    while (r < 0 && errno == EINTR);
+    return json_boolean(r == 1);
+}
+
+static json_t *op_terminate(struct call *c)
+{
+    return null_or_failed(c, mp_process_terminate(c->p));
+}
+
+static json_t *op_kill(struct call *c)
+{
+    return null_or_failed(c, mp_process_kill(c->p));
+}
+
+static json_t *op_close(struct call *c)
+{
+    return null_or_failed(c, mp_process_close(c->p));
+}
+
+static json_t *op_repr(struct call *c)
+{
+    char buf[1024], *norm;
+    json_t *v;
+
+    mp_process_repr(c->p, buf, sizeof(buf));
+    norm = norm_line(buf);
+    v = json_string(norm != NULL ? norm : "");
+    free(norm);
+    return v;
+}
+
+static json_t *op_is_none(struct call *c)
+{
+    (void)c;
+    return json_false();
+}
+
+static json_t *op_active_children(struct call *c)
+{
+    mp_process **list;
+    size_t n;
+    json_t *names;
+    int r;
+
+    if ((r = mp_active_children(&list, &n)) < 0)
+        return failed(c, r);
+    names = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(names, json_string(mp_process_name(list[i])));
+    mp_process_list_free(list, n);
+    return apply_compare(names, "set");
+}
+
+static json_t *op_cpu_count(struct call *c)
+{
+    (void)c;
+    return json_boolean(mp_cpu_count() == sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+/* start methods and program state */
+
+static json_t *op_get_start_method(struct call *c)
+{
+    const char *m = mp_get_start_method(json_is_true(arg(c, "allow_none")));
+
+    return m != NULL ? json_string(m) : json_null();
+}
+
+static json_t *op_set_start_method(struct call *c)
+{
+    return null_or_failed(c, mp_set_start_method(arg_str(c, "method"),
+                                                 json_is_true(arg(c,
+                                                              "force"))));
+}
+
+static json_t *op_set_global(struct call *c)
+{
+    global_value = json_integer_value(arg(c, "value"));
+    return json_null();
+}
+
+static json_t *op_get_global(struct call *c)
+{
+    (void)c;
+    return json_integer(global_value);
+}
+
+static json_t *op_register_atexit(struct call *c)
+{
+    char *text = strdup(arg_str(c, "text"));
+    int r = text == NULL ? -ENOMEM : mp_atexit(print_text, text);
+
+    if (r < 0)
+        free(text);
+    return null_or_failed(c, r);
+}
+
+/* connections */
+
+static mp_conn *conn_of(struct call *c)
+{
+    struct obj *o = find_obj(c->in, arg_str(c, "conn"));
+
+    if (o == NULL || o->c == NULL)
+        harness_error(c->in, "not a connection (the case validator missed "
+                      "it)");
+    return o->c;
+}
+
+/* A message as text, as the recorder decodes it (backslashreplace). */
+static json_t *message_text(void *buf, size_t len)
+{
+    size_t tlen;
+    char *text = utf8_text(buf, len, &tlen);
+    json_t *v = json_stringn(text, tlen);
+
+    free(text);
+    free(buf);
+    return v;
+}
+
+static json_t *op_send_bytes(struct call *c)
+{
+    json_t *d = arg(c, "data"); /* may hold NULs */
+
+    return null_or_failed(c, mp_conn_send_bytes(conn_of(c),
+                                                json_string_value(d),
+                                                json_string_length(d)));
+}
+
+static json_t *op_recv_bytes(struct call *c)
+{
+    mp_conn *conn = conn_of(c);
+    json_t *m = arg(c, "maxlength");
+    void *buf;
+    size_t len;
+    int r;
+
+    /* CPython checks closed, then readable, then the argument. */
+    if (m != NULL && json_integer_value(m) < 0 && !mp_conn_closed(conn) &&
+        mp_conn_readable(conn))
+        return raise_text(c, strdup("ValueError: negative maxlength"));
+    r = mp_conn_recv_bytes(conn, &buf, &len, m != NULL ?
+                           (size_t)json_integer_value(m) : MP_NOLIMIT);
+    return r < 0 ? failed(c, r) : message_text(buf, len);
+}
+
+static json_t *op_recv_bytes_into(struct call *c)
+{
+    mp_conn *conn = conn_of(c);
+    json_int_t size = json_integer_value(arg(c, "size"));
+    size_t len = 0;
+    char *buf;
+    int r;
+
+    if (size < 0) /* bytearray(size) fails first */
+        return raise_text(c, strdup("ValueError: negative count"));
+    buf = malloc(size > 0 ? (size_t)size : 1);
+    r = buf == NULL ? -ENOMEM
+                    : mp_conn_recv_bytes_into(conn, buf, (size_t)size, &len);
+    free(buf);
+    return r < 0 ? failed(c, r) : json_integer((json_int_t)len);
+}
+
+static json_t *op_poll(struct call *c)
+{
+    json_t *t = arg(c, "timeout");
+    int r = mp_conn_poll(conn_of(c), json_is_null(t) ? MP_FOREVER
+                                                     : json_number_value(t));
+
+    return r < 0 ? failed(c, r) : json_boolean(r);
+}
+
+static json_t *op_conn_close(struct call *c)
+{
+    return null_or_failed(c, mp_conn_close(conn_of(c)));
+}
+
+static json_t *op_conn_state(struct call *c)
+{
+    mp_conn *conn = conn_of(c);
+
+    return json_pack("[b, b, b]", mp_conn_closed(conn),
+                     mp_conn_readable(conn), mp_conn_writable(conn));
+}
+
+/* queues */
 
 /* A queue method libmp's C API does not offer for this kind of queue (it
  * returns MP_EINVAL), raised as CPython's missing attribute. */
@@ -454,450 +847,360 @@ static const char *missing_method(const char *kind, const char *op)
     return NULL;
 }
 
-/* The steps on a queue.  A closed queue's errors carry its repr, as
- * CPython's do ("Queue <multiprocessing.queues.Queue object at 0x...> is
- * closed"): libmp gives the repr, the message is put together here. */
-static json_t *queue_step(struct interp *in, json_t *step, const char *op,
-                          int *err, char **raised_text)
+/* The queue a step names, with its repr; NULL when this kind of queue has
+ * no such method (c->raised says so). */
+static mp_queue *queue_of(struct call *c, char *repr, size_t size)
 {
-    struct obj *o = find_obj(in, json_string_value(json_object_get(step,
-                                                                   "queue")));
-    json_t *blk = json_object_get(step, "block");
-    json_t *tmo = json_object_get(step, "timeout");
-    int block = blk == NULL || json_is_true(blk);
-    double timeout = tmo == NULL || json_is_null(tmo) ? MP_FOREVER
-                                                      : json_number_value(tmo);
-    char repr[128], kind[32];
+    struct obj *o = find_obj(c->in, arg_str(c, "queue"));
     const char *missing;
-    mp_queue *q;
-    int r;
+    char kind[32] = "";
 
     if (o == NULL || o->q == NULL)
-        harness_error(in, "not a queue (the case validator missed it)");
-    q = o->q;
-    mp_queue_repr(q, repr, sizeof(repr));
+        harness_error(c->in, "not a queue (the case validator missed it)");
+    mp_queue_repr(o->q, repr, size);
     sscanf(repr, "<multiprocessing.queues.%31[A-Za-z]", kind);
-    if ((missing = missing_method(kind, op)) != NULL) {
-        if (asprintf(raised_text, "AttributeError: '%s' object has no "
+    if ((missing = missing_method(kind, c->vo->op)) != NULL) {
+        if (asprintf(&c->raised, "AttributeError: '%s' object has no "
                      "attribute '%s'", kind, strcmp(missing, "queue_join") == 0
                      ? "join" : missing) < 0)
-            *raised_text = NULL;
+            c->raised = NULL;
         return NULL;
     }
-    if (strcmp(op, "put") == 0 || strcmp(op, "put_nowait") == 0) {
-        json_t *d = json_object_get(step, "data");
-        json_t *rep = json_object_get(step, "repeat");
-        size_t n = json_string_length(d), times = rep == NULL ? 1
-                   : (size_t)json_integer_value(rep);
-        char *buf = malloc(n * times + 1);
-        if (buf == NULL)
-            return *err = -ENOMEM, NULL;
-        for (size_t i = 0; i < times; i++)
-            memcpy(buf + i * n, json_string_value(d), n);
-        r = strcmp(op, "put_nowait") == 0 ? mp_queue_put_nowait(q, buf, n * times)
-            : mp_queue_put(q, buf, n * times, block, timeout);
-        free(buf);
-        if (r == 0)
-            return json_null();
-    } else if (strcmp(op, "get") == 0 || strcmp(op, "get_nowait") == 0) {
-        void *buf;
-        size_t len, tlen;
-        char *text;
-        json_t *v;
-        r = strcmp(op, "get_nowait") == 0 ? mp_queue_get_nowait(q, &buf, &len)
-            : mp_queue_get(q, &buf, &len, block, timeout);
-        if (r == 0) {
-            if (json_is_true(json_object_get(step, "length_only"))) {
-                free(buf);
-                return json_integer((json_int_t)len);
-            }
-            text = utf8_text(buf, len, &tlen);
-            v = json_stringn(text, tlen);
-            free(text);
-            free(buf);
-            return v;
-        }
-    } else if (strcmp(op, "qsize") == 0) {
-        if ((r = mp_queue_qsize(q)) >= 0)
-            return json_integer(r);
-    } else if (strcmp(op, "empty") == 0 || strcmp(op, "full") == 0) {
-        r = op[0] == 'e' ? mp_queue_empty(q) : mp_queue_full(q);
-        if (r >= 0)
-            return json_boolean(r);
-    } else {
-        r = strcmp(op, "queue_close") == 0          ? mp_queue_close(q)
-            : strcmp(op, "join_thread") == 0        ? mp_queue_join_thread(q)
-            : strcmp(op, "cancel_join_thread") == 0 ? mp_queue_cancel_join_thread(q)
-            : strcmp(op, "task_done") == 0          ? mp_queue_task_done(q)
-            : strcmp(op, "queue_join") == 0 ? mp_queue_join(q, MP_FOREVER)
-                                                  : INT_MIN;
-        if (r == INT_MIN)
-            harness_error(in, "an op on a queue the interpreter does not know");
-        if (r == 0)
-            return json_null();
-    }
-    if (r == MP_EQCLOSED || r == MP_EQNOTCLOSED) {
-        if (asprintf(raised_text, "%s: Queue %s %s", mp_exception_name(r),
-                     repr, r == MP_EQCLOSED ? "is closed" : "not closed") < 0)
-            *raised_text = NULL;
-        return NULL;
-    }
-    *err = r;
+    return o->q;
+}
+
+/* A queue call's outcome.  A closed queue's errors carry its repr, as
+ * CPython's do ("Queue <multiprocessing.queues.Queue object at 0x...> is
+ * closed"): libmp gives the repr, the message is put together here. */
+static json_t *queue_failed(struct call *c, int r, const char *repr)
+{
+    if (r != MP_EQCLOSED && r != MP_EQNOTCLOSED)
+        return failed(c, r);
+    if (asprintf(&c->raised, "%s: Queue %s %s", mp_exception_name(r), repr,
+                 r == MP_EQCLOSED ? "is closed" : "not closed") < 0)
+        c->raised = NULL;
     return NULL;
 }
 
-/* Runs one step; returns the outcome's value (new reference) or sets *err. */
-static json_t *run_step(struct interp *in, json_t *step, int *err,
-                        char **raised_text)
+static json_t *queue_null(struct call *c, int r, const char *repr)
 {
-    const char *op = json_string_value(json_object_get(step, "op"));
-    struct obj *o = NULL;
-    mp_process *p = NULL;
-    pid_t pid;
-    int r, code;
+    return r < 0 ? queue_failed(c, r, repr) : json_null();
+}
 
-    *err = 0;
-    if (json_object_get(step, "proc") != NULL) {
-        p = resolve(in, step, &o);
-        if (p == NULL) {
-            if (strcmp(op, "is_none") == 0)
-                return json_true();
-            if (strcmp(op, "repr") == 0)
-                return json_string("None");
-            if (asprintf(raised_text, "AttributeError: 'NoneType' object has "
-                         "no attribute '%s'", attribute_of(op)) < 0)
-                *raised_text = NULL;
-            return NULL;
-        }
-    }
+/* put's and get's optional block and timeout */
+static int blocking(struct call *c, double *timeout)
+{
+    json_t *t = arg(c, "timeout");
 
-    if (strcmp(op, "process") == 0) {
-        const char *as = json_string_value(json_object_get(step, "as"));
-        json_t *name = json_object_get(step, "name");
-        json_t *daemon = json_object_get(step, "daemon");
-        mp_process_options opt = {
-            .name = json_string_value(name),
-            .daemon = daemon == NULL ? MP_DAEMON_INHERIT
-                      : json_is_true(daemon) ? MP_DAEMON_YES : MP_DAEMON_NO,
-        };
-        char *arg = NULL;
-        mp_process *np = NULL;
+    *timeout = t == NULL || json_is_null(t) ? MP_FOREVER
+                                            : json_number_value(t);
+    return arg(c, "block") == NULL || json_is_true(arg(c, "block"));
+}
 
-        if (in->nobj == MAX_OBJECTS)
-            harness_error(in, "too many objects in one process");
-        {
-            size_t k;
-            json_t *e;
-            json_array_foreach(json_object_get(step, "pass"), k, e) {
-                struct obj *po = find_obj(in, json_string_value(e));
-                if (po != NULL && po->p != NULL &&
-                    strcmp(mp_get_start_method(0), "fork") != 0)
-                    harness_error(in, "libmp cannot hand a process object to "
-                                  "a child that is not forked: arguments are "
-                                  "bytes, and a process object is not "
-                                  "(CPython pickles it)");
-            }
-        }
-        const char *cname = json_string_value(json_object_get(step,
-                                                              "context"));
-        mp_context *cx = NULL;
-        if (cname != NULL && (r = mp_get_context(&cx, cname)) < 0) {
-            *err = r; /* ValueError: cannot find context for 'x' */
-            return NULL;
-        }
-        if (json_object_get(step, "target") != NULL)
-            arg = child_arg(in, step, as);
-        if (cx != NULL)
-            r = mp_context_process_new(cx, &np, arg != NULL ? "harness_child"
-                                       : NULL, arg, arg != NULL ?
-                                       strlen(arg) + 1 : 0, &opt);
-        else
-            r = mp_process_new(&np, arg != NULL ? "harness_child" : NULL, arg,
-                               arg != NULL ? strlen(arg) + 1 : 0, &opt);
-        free(arg);
-        if (r < 0) {
-            *err = r;
-            return NULL;
-        }
-        {   /* connections reach the child under every start method */
-            size_t k;
-            json_t *e;
-            json_array_foreach(json_object_get(step, "pass"), k, e) {
-                struct obj *co = find_obj(in, json_string_value(e));
-                if (co != NULL && (co->c != NULL || co->q != NULL) &&
-                    (r = co->c != NULL ? mp_process_add_conn(np, co->c)
-                                       : mp_process_add_queue(np, co->q)) < 0) {
-                    mp_process_free(np);
-                    *err = r;
-                    return NULL;
-                }
-            }
-        }
-        memset(&in->objs[in->nobj], 0, sizeof(in->objs[0]));
-        snprintf(in->objs[in->nobj].name, sizeof(in->objs[0].name), "%s", as);
-        in->objs[in->nobj++].p = np;
-        return json_null();
-    }
-    if (strcmp(op, "pipe") == 0) {
-        json_t *ends = json_object_get(step, "ends");
-        json_t *dup = json_object_get(step, "duplex");
-        mp_conn *a, *b;
-        if (in->nobj + 2 > MAX_OBJECTS)
-            harness_error(in, "too many objects in one process");
-        if ((r = mp_pipe(&a, &b, dup == NULL || json_is_true(dup))) < 0)
-            return *err = r, NULL;
-        for (int k = 0; k < 2; k++) {
-            memset(&in->objs[in->nobj], 0, sizeof(in->objs[0]));
-            snprintf(in->objs[in->nobj].name, sizeof(in->objs[0].name), "%s",
-                     json_string_value(json_array_get(ends, (size_t)k)));
-            in->objs[in->nobj++].c = k == 0 ? a : b;
-        }
-        return json_null();
-    }
-    if (strcmp(op, "queue") == 0) {
-        const char *kind = json_string_value(json_object_get(step, "kind"));
-        int maxsize = (int)json_integer_value(json_object_get(step,
-                                                               "maxsize"));
-        mp_queue *nq;
-        if (in->nobj == MAX_OBJECTS)
-            harness_error(in, "too many objects in one process");
-        r = kind == NULL || strcmp(kind, "Queue") == 0
-                ? mp_queue_new(&nq, maxsize)
-            : strcmp(kind, "JoinableQueue") == 0
-                ? mp_joinable_queue_new(&nq, maxsize)
-                : mp_simple_queue_new(&nq);
-        if (r < 0)
-            return *err = r, NULL;
-        memset(&in->objs[in->nobj], 0, sizeof(in->objs[0]));
-        snprintf(in->objs[in->nobj].name, sizeof(in->objs[0].name), "%s",
-                 json_string_value(json_object_get(step, "as")));
-        in->objs[in->nobj++].q = nq;
-        return json_null();
-    }
-    if (json_object_get(step, "conn") != NULL)
-        return conn_step(in, step, op, err, raised_text);
-    if (json_object_get(step, "queue") != NULL)
-        return queue_step(in, step, op, err, raised_text);
-    if (strcmp(op, "wait") == 0) {
-        json_t *objs = json_object_get(step, "objects"), *e, *t, *names;
-        size_t n = json_array_size(objs), k;
-        int fds[MAX_OBJECTS], ready[MAX_OBJECTS];
-        t = json_object_get(step, "timeout");
-        json_array_foreach(objs, k, e) {
-            const char *nm = json_string_value(e);
-            struct obj *wo = nm[0] == '@' ? NULL : find_obj(in, nm);
-            mp_process *wp = nm[0] == '@' ? (strcmp(nm, "@current") == 0
-                                             ? mp_current_process()
-                                             : mp_parent_process())
-                                          : wo->p;
-            r = wo != NULL && wo->c != NULL ? mp_conn_fileno(wo->c)
-                                            : mp_process_sentinel(wp);
-            if (r < 0)
-                return *err = r, NULL;
-            fds[k] = r;
-        }
-        r = mp_wait(fds, n, json_is_null(t) ? MP_FOREVER
-                                            : json_number_value(t), ready);
-        if (r < 0)
-            return *err = r, NULL;
-        names = json_array();
-        json_array_foreach(objs, k, e)
-            if (ready[k])
-                json_array_append(names, e);
-        return apply_compare(names, "set");
-    }
-    if (strcmp(op, "start") == 0)
-        return (*err = mp_process_start(p)) < 0 ? NULL : json_null();
-    if (strcmp(op, "join") == 0) {
-        json_t *t = json_object_get(step, "timeout");
-        r = mp_process_join(p, t != NULL ? json_number_value(t) : MP_FOREVER);
-        if (r < 0 && r != MP_ETIMEDOUT) {
-            *err = r;
-            return NULL;
-        }
-        return json_null(); /* CPython's join returns None either way */
-    }
-    if (strcmp(op, "is_alive") == 0)
-        return (*err = mp_process_is_alive(p)) < 0 ? NULL
-                                                   : json_boolean(*err);
-    if (strcmp(op, "exitcode") == 0) {
-        r = mp_process_exitcode(p, &code);
-        if (r < 0)
-            return *err = r, NULL;
-        *err = 0;
-        return r == 1 ? json_integer(code) : json_null();
-    }
-    if (strcmp(op, "pid") == 0 || strcmp(op, "pid_is") == 0) {
-        r = mp_process_pid(p, &pid);
-        if (r < 0)
-            return *err = r, NULL;
-        if (strcmp(op, "pid") == 0)
-            return json_string(r == 1 ? "int" : "NoneType");
-        bool self = strcmp(json_string_value(json_object_get(step, "of")),
-                           "self") == 0;
-        return json_boolean(r == 1 && pid == (self ? getpid() : getppid()));
-    }
-    if (strcmp(op, "name") == 0)
-        return json_string(mp_process_name(p));
-    if (strcmp(op, "set_name") == 0) {
-        const char *v = json_string_value(json_object_get(step, "value"));
-        return (*err = mp_process_set_name(p, v)) < 0 ? NULL : json_null();
-    }
-    if (strcmp(op, "daemon") == 0) {
-        int d = mp_process_daemon(p);
-        return o != NULL && o->daemon_int ? json_integer(d)
-                                          : json_boolean(d);
-    }
-    if (strcmp(op, "set_daemon") == 0) {
-        json_t *v = json_object_get(step, "value");
-        r = mp_process_set_daemon(p, json_is_integer(v)
-                                         ? (int)json_integer_value(v)
-                                         : json_is_true(v));
-        if (r < 0)
-            return *err = r, NULL;
-        if (o != NULL)
-            o->daemon_int = json_is_integer(v);
-        return json_null();
-    }
-    if (strcmp(op, "sentinel") == 0)
-        return (*err = mp_process_sentinel(p)) < 0 ? NULL : json_string("int");
-    if (strcmp(op, "wait_sentinel") == 0) {
-        int fd = mp_process_sentinel(p);
-        double t = json_number_value(json_object_get(step, "timeout"));
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        double end = now() + t;
-        if (fd < 0)
-            return *err = fd, NULL;
-        do
-            r = poll(&pfd, 1, (int)ceil(fmax(0, end - now()) * 1000));
-        while (r < 0 && errno == EINTR);
-        return json_boolean(r == 1);
-    }
-    if (strcmp(op, "terminate") == 0)
-        return (*err = mp_process_terminate(p)) < 0 ? NULL : json_null();
-    if (strcmp(op, "kill") == 0)
-        return (*err = mp_process_kill(p)) < 0 ? NULL : json_null();
-    if (strcmp(op, "close") == 0)
-        return (*err = mp_process_close(p)) < 0 ? NULL : json_null();
-    if (strcmp(op, "repr") == 0) {
-        char buf[1024], *norm;
-        json_t *v;
-        mp_process_repr(p, buf, sizeof(buf));
-        norm = norm_line(buf);
-        v = json_string(norm != NULL ? norm : "");
-        free(norm);
-        return v;
-    }
-    if (strcmp(op, "is_none") == 0)
-        return json_false();
-    if (strcmp(op, "active_children") == 0) {
-        mp_process **list;
-        size_t n;
-        json_t *names;
-        if ((r = mp_active_children(&list, &n)) < 0)
-            return *err = r, NULL;
-        names = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(names, json_string(mp_process_name(list[i])));
-        mp_process_list_free(list, n);
-        return apply_compare(names, "set");
-    }
-    if (strcmp(op, "cpu_count") == 0)
-        return json_boolean(mp_cpu_count() == sysconf(_SC_NPROCESSORS_ONLN));
-    if (strcmp(op, "sleep") == 0) {
-        sleep_for(json_number_value(json_object_get(step, "seconds")));
-        return json_null();
-    }
-    if (strcmp(op, "exit") == 0) {
-        json_t *c = json_object_get(step, "code");
-        if (json_is_string(c)) { /* sys.exit("msg") */
-            fprintf(stderr, "%s\n", json_string_value(c));
-            do_exit(in, 1);
-        }
-        do_exit(in, json_is_integer(c) ? (int)json_integer_value(c)
-                                       : json_is_true(c));
-    }
-    if (strcmp(op, "os_exit") == 0) {
-        _exit((int)json_integer_value(json_object_get(step, "code")));
-    }
-    if (strcmp(op, "raise") == 0) {
-        const char *exc = json_string_value(json_object_get(step,
-                                                            "exception"));
-        const char *msg = json_string_value(json_object_get(step, "message"));
-        if (!in->child) { /* uncaught in the main program */
-            fprintf(stderr, "%s%s%s\n", exc, msg && *msg ? ": " : "",
-                    msg ? msg : "");
-            do_exit(in, 1);
-        }
-        in->raised = mp_raise(exc, "%s", msg != NULL ? msg : "");
-        *err = STOP_RAISED;
+static json_t *put(struct call *c, bool nowait)
+{
+    char repr[128];
+    mp_queue *q = queue_of(c, repr, sizeof(repr));
+    json_t *d = arg(c, "data"), *rep = arg(c, "repeat");
+    size_t n = json_string_length(d), times = rep == NULL ? 1
+               : (size_t)json_integer_value(rep);
+    double timeout;
+    int block = blocking(c, &timeout), r;
+    char *buf;
+
+    if (q == NULL)
         return NULL;
-    }
-    if (strcmp(op, "signal_self") == 0) {
-        int sig = signal_by_name(json_string_value(json_object_get(step,
-                                                                   "signal")));
-        fflush(NULL);
-        if (kill(getpid(), sig) < 0) {
-            *raised_text = oserror_text(errno);
-            return NULL;
-        }
-        return json_null();
-    }
-    if (strcmp(op, "ignore_signal") == 0 || strcmp(op, "default_signal") == 0) {
-        int sig = signal_by_name(json_string_value(json_object_get(step,
-                                                                   "signal")));
-        if (signal(sig, op[0] == 'i' ? SIG_IGN : SIG_DFL) == SIG_ERR) {
-            *raised_text = oserror_text(errno);
-            return NULL;
-        }
-        return json_null();
-    }
-    if (strcmp(op, "abort") == 0) {
-        abort();
-    }
-    if (strcmp(op, "print") == 0) {
-        const char *stream = json_string_value(json_object_get(step,
-                                                               "stream"));
-        FILE *f = stream != NULL && strcmp(stream, "stderr") == 0 ? stderr
-                                                                  : stdout;
-        fprintf(f, "%s\n", json_string_value(json_object_get(step, "text")));
-        if (json_is_true(json_object_get(step, "flush")))
-            fflush(f);
-        return json_null();
-    }
+    if ((buf = malloc(n * times + 1)) == NULL)
+        return failed(c, -ENOMEM);
+    for (size_t i = 0; i < times; i++)
+        memcpy(buf + i * n, json_string_value(d), n);
+    r = nowait ? mp_queue_put_nowait(q, buf, n * times)
+               : mp_queue_put(q, buf, n * times, block, timeout);
+    free(buf);
+    return queue_null(c, r, repr);
+}
 
-    if (strcmp(op, "set_global") == 0) {
-        global_value = json_integer_value(json_object_get(step, "value"));
-        return json_null();
+static json_t *op_put(struct call *c)
+{
+    return put(c, false);
+}
+
+static json_t *op_put_nowait(struct call *c)
+{
+    return put(c, true);
+}
+
+static json_t *get(struct call *c, bool nowait)
+{
+    char repr[128];
+    mp_queue *q = queue_of(c, repr, sizeof(repr));
+    double timeout;
+    int block = blocking(c, &timeout), r;
+    void *buf;
+    size_t len;
+
+    if (q == NULL)
+        return NULL;
+    r = nowait ? mp_queue_get_nowait(q, &buf, &len)
+               : mp_queue_get(q, &buf, &len, block, timeout);
+    if (r < 0)
+        return queue_failed(c, r, repr);
+    if (json_is_true(arg(c, "length_only"))) {
+        free(buf);
+        return json_integer((json_int_t)len);
     }
-    if (strcmp(op, "get_global") == 0)
-        return json_integer(global_value);
-    if (strcmp(op, "get_start_method") == 0) {
-        const char *m = mp_get_start_method(json_is_true(
-            json_object_get(step, "allow_none")));
-        return m != NULL ? json_string(m) : json_null();
+    return message_text(buf, len);
+}
+
+static json_t *op_get(struct call *c)
+{
+    return get(c, false);
+}
+
+static json_t *op_get_nowait(struct call *c)
+{
+    return get(c, true);
+}
+
+static json_t *op_qsize(struct call *c)
+{
+    char repr[128];
+    mp_queue *q = queue_of(c, repr, sizeof(repr));
+    int r = q != NULL ? mp_queue_qsize(q) : 0;
+
+    if (q == NULL)
+        return NULL;
+    return r < 0 ? queue_failed(c, r, repr) : json_integer(r);
+}
+
+static json_t *op_empty(struct call *c)
+{
+    char repr[128];
+    mp_queue *q = queue_of(c, repr, sizeof(repr));
+    int r = q != NULL ? mp_queue_empty(q) : 0;
+
+    if (q == NULL)
+        return NULL;
+    return r < 0 ? queue_failed(c, r, repr) : json_boolean(r);
+}
+
+static json_t *op_full(struct call *c)
+{
+    char repr[128];
+    mp_queue *q = queue_of(c, repr, sizeof(repr));
+    int r = q != NULL ? mp_queue_full(q) : 0;
+
+    if (q == NULL)
+        return NULL;
+    return r < 0 ? queue_failed(c, r, repr) : json_boolean(r);
+}
+
+static json_t *op_queue_close(struct call *c)
+{
+    char repr[128];
+    mp_queue *q = queue_of(c, repr, sizeof(repr));
+
+    return q == NULL ? NULL : queue_null(c, mp_queue_close(q), repr);
+}
+
+static json_t *op_join_thread(struct call *c)
+{
+    char repr[128];
+    mp_queue *q = queue_of(c, repr, sizeof(repr));
+
+    return q == NULL ? NULL : queue_null(c, mp_queue_join_thread(q), repr);
+}
+
+static json_t *op_cancel_join_thread(struct call *c)
+{
+    char repr[128];
+    mp_queue *q = queue_of(c, repr, sizeof(repr));
+
+    return q == NULL ? NULL
+                     : queue_null(c, mp_queue_cancel_join_thread(q), repr);
+}
+
+static json_t *op_task_done(struct call *c)
+{
+    char repr[128];
+    mp_queue *q = queue_of(c, repr, sizeof(repr));
+
+    return q == NULL ? NULL : queue_null(c, mp_queue_task_done(q), repr);
+}
+
+static json_t *op_queue_join(struct call *c)
+{
+    char repr[128];
+    mp_queue *q = queue_of(c, repr, sizeof(repr));
+
+    return q == NULL ? NULL
+                     : queue_null(c, mp_queue_join(q, MP_FOREVER), repr);
+}
+
+/* making a process behave */
+
+static json_t *op_sleep(struct call *c)
+{
+    double s = json_number_value(arg(c, "seconds"));
+
+    if (s < 0) /* time.sleep's own check */
+        return raise_text(c, strdup("ValueError: sleep length must be "
+                                    "non-negative"));
+    sleep_for(s);
+    return json_null();
+}
+
+static json_t *op_exit(struct call *c)
+{
+    json_t *code = arg(c, "code");
+
+    if (json_is_string(code)) { /* sys.exit("msg") */
+        fprintf(stderr, "%s\n", json_string_value(code));
+        do_exit(c->in, 1);
     }
-    if (strcmp(op, "set_start_method") == 0) {
-        r = mp_set_start_method(json_string_value(json_object_get(step,
-                                "method")),
-                                json_is_true(json_object_get(step, "force")));
-        return r < 0 ? (*err = r, NULL) : json_null();
+    do_exit(c->in, json_is_integer(code) ? (int)json_integer_value(code)
+                                         : json_is_true(code));
+}
+
+static json_t *op_os_exit(struct call *c)
+{
+    _exit((int)json_integer_value(arg(c, "code")));
+}
+
+static json_t *op_raise(struct call *c)
+{
+    const char *exc = arg_str(c, "exception"), *msg = arg_str(c, "message");
+
+    if (!c->in->child) { /* uncaught in the main program */
+        fprintf(stderr, "%s%s%s\n", exc, msg && *msg ? ": " : "",
+                msg ? msg : "");
+        do_exit(c->in, 1);
     }
-    if (strcmp(op, "register_atexit") == 0) {
-        char *text = strdup(json_string_value(json_object_get(step, "text")));
-        if ((r = mp_atexit(print_text, text)) < 0) {
-            free(text);
-            return *err = r, NULL;
+    c->in->raised = mp_raise(exc, "%s", msg != NULL ? msg : "");
+    return failed(c, STOP_RAISED);
+}
+
+static json_t *op_signal_self(struct call *c)
+{
+    int sig = signal_by_name(arg_str(c, "signal"));
+
+    fflush(NULL);
+    if (kill(getpid(), sig) < 0)
+        return raise_text(c, oserror_text(errno));
+    return json_null();
+}
+
+static json_t *set_signal(struct call *c, void (*handler)(int))
+{
+    if (signal(signal_by_name(arg_str(c, "signal")), handler) == SIG_ERR)
+        return raise_text(c, oserror_text(errno));
+    return json_null();
+}
+
+static json_t *op_ignore_signal(struct call *c)
+{
+    return set_signal(c, SIG_IGN);
+}
+
+static json_t *op_default_signal(struct call *c)
+{
+    return set_signal(c, SIG_DFL);
+}
+
+static json_t *op_abort(struct call *c)
+{
+    (void)c;
+    abort();
+}
+
+static json_t *op_print(struct call *c)
+{
+    FILE *f = strcmp(arg_str(c, "stream"), "stderr") == 0 ? stderr : stdout;
+
+    fprintf(f, "%s\n", arg_str(c, "text"));
+    if (json_is_true(arg(c, "flush")))
+        fflush(f);
+    return json_null();
+}
+
+/* Its outcome is recorded before it runs (ops.json: "first"). */
+static json_t *op_event(struct call *c)
+{
+    if (do_event(c->in, arg_str(c, "name"),
+                 json_integer_value(arg(c, "count"))) < 0)
+        harness_error(c->in, "event: cannot signal the event's FIFO");
+    return json_null();
+}
+
+static json_t *op_wait_event(struct call *c)
+{
+    do_wait_event(c->in, arg_str(c, "name"),
+                  json_number_value(arg(c, "timeout")));
+    return json_null();
+}
+
+/* The handlers, one per op of ops.json (scripts/test-vocab checks it). */
+#define OP(name) { #name, op_##name }
+static const struct handler {
+    const char *op;
+    json_t *(*run)(struct call *c);
+} handlers[] = {
+    OP(process), OP(start), OP(join), OP(is_alive), OP(exitcode), OP(pid),
+    OP(pid_is), OP(name), OP(set_name), OP(daemon), OP(set_daemon),
+    OP(sentinel), OP(wait_sentinel), OP(terminate), OP(kill), OP(close),
+    OP(repr), OP(is_none), OP(active_children), OP(cpu_count),
+    OP(get_start_method), OP(set_start_method), OP(set_global),
+    OP(get_global), OP(register_atexit),
+    OP(pipe), OP(send_bytes), OP(recv_bytes), OP(recv_bytes_into), OP(poll),
+    OP(conn_close), OP(conn_state), OP(wait),
+    OP(queue), OP(put), OP(put_nowait), OP(get), OP(get_nowait), OP(qsize),
+    OP(empty), OP(full), OP(queue_close), OP(join_thread),
+    OP(cancel_join_thread), OP(task_done), OP(queue_join),
+    OP(sleep), OP(exit), OP(os_exit), OP(raise), OP(signal_self),
+    OP(ignore_signal), OP(default_signal), OP(abort), OP(print), OP(event),
+    OP(wait_event),
+};
+#undef OP
+
+json_t *steps_handlers(void)
+{
+    json_t *names = json_array();
+
+    for (size_t i = 0; i < sizeof(handlers) / sizeof(*handlers); i++)
+        json_array_append_new(names, json_string(handlers[i].op));
+    return names;
+}
+
+static const struct handler *handler_for(const char *op)
+{
+    for (size_t i = 0; i < sizeof(handlers) / sizeof(*handlers); i++)
+        if (strcmp(handlers[i].op, op) == 0)
+            return &handlers[i];
+    return NULL;
+}
+
+/* Runs one step; returns the outcome's value (new reference), or NULL with
+ * c->err or c->raised set. */
+static json_t *run_step(struct call *c)
+{
+    const struct handler *h = handler_for(c->vo->op);
+
+    if (h == NULL)
+        harness_error(c->in, "an op the interpreter does not know");
+    if (json_object_get(c->step, "proc") != NULL) {
+        c->p = resolve(c->in, c->step, &c->o);
+        if (c->p == NULL) { /* None: @parent in the main process */
+            if (h->run == op_is_none)
+                return json_true();
+            if (h->run == op_repr)
+                return json_string("None");
+            if (asprintf(&c->raised, "AttributeError: 'NoneType' object has "
+                         "no attribute '%s'", attribute_of(c->vo->op)) < 0)
+                c->raised = NULL;
+            return NULL;
         }
-        return json_null();
     }
-    if (strcmp(op, "wait_event") == 0) {
-        json_t *t = json_object_get(step, "timeout");
-        do_wait_event(in, json_string_value(json_object_get(step, "name")),
-                      t != NULL ? json_number_value(t) : 10.0);
-        return json_null();
-    }
-    harness_error(in, "an op the interpreter does not know");
+    return h->run(c);
 }
 
 /* Runs a step list: 0 when done, STOP_RAISED after a `raise` step. */
@@ -908,34 +1211,33 @@ static int steps_run(struct interp *in, json_t *steps)
 
     json_array_foreach(steps, i, step) {
         const char *mode = json_string_value(json_object_get(step, "compare"));
-        const char *op = json_string_value(json_object_get(step, "op"));
-        char *raised = NULL;
+        struct call c = {
+            .in = in, .step = step,
+            .vo = vocab_find(json_string_value(json_object_get(step, "op"))),
+        };
         double t0 = now();
-        int err = 0;
         json_t *value, *o;
 
-        if (strcmp(op, "event") == 0) {
-            /* Recorded before the signal goes out: a process killed as soon
-             * as its event is seen has still recorded the step (so does the
-             * recorder).  A signal that cannot be sent is a harness error. */
-            json_t *n = json_object_get(step, "count");
+        if (c.vo == NULL)
+            harness_error(in, "an op the vocabulary does not know");
+        if (strcmp(c.vo->outcome, "first") == 0) {
+            /* Recorded before the op acts: a process killed as soon as its
+             * event is seen has still recorded the step (so does the
+             * recorder).  Such an op cannot fail but as a harness error. */
             o = json_pack("{s:n, s:f}", "value", "t", 0.0);
             write_line(in, o);
             json_decref(o);
-            if (do_event(in, json_string_value(json_object_get(step, "name")),
-                         n != NULL ? json_integer_value(n) : 1) < 0)
-                harness_error(in, "event: cannot signal the event's FIFO");
+            json_decref(run_step(&c));
             continue;
         }
-        value = run_step(in, step, &err, &raised);
+        value = run_step(&c);
 
-        if (err == STOP_RAISED)
+        if (c.err == STOP_RAISED)
             return STOP_RAISED;
         if (value != NULL) {
             o = json_pack("{s:o}", "value", apply_compare(value, mode));
         } else {
-            if (raised == NULL)
-                raised = raises_text(err);
+            char *raised = c.raised != NULL ? c.raised : raises_text(c.err);
             if (raised != NULL) { /* addresses, pids: as output lines */
                 char *norm = norm_line(raised);
                 if (norm != NULL) {

@@ -368,9 +368,21 @@ TEST(bad_cases_name_the_problem)
                     case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"pipe\","
                                "\"ends\":[\"a\",\"b\"]},{\"op\":\"start\","
                                "\"proc\":\"a\"}]}"));
-    ASSERT_CONTAINS("the two ends need two names",
+    ASSERT_CONTAINS("\"ends\" needs distinct names",
                     case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"pipe\","
                                "\"ends\":[\"a\",\"a\"]}]}"));
+    /* What CPython accepts or refuses, the validator does (ops.json). */
+    ASSERT_CONTAINS("steps[0] (raise): \"exception\": unknown exception "
+                    "FooError",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"raise"
+                               "\",\"exception\":\"FooError\"}]}"));
+    ASSERT_STREQ("", case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"sleep"
+                                "\",\"seconds\":-1},{\"op\":\"signal_self"
+                                "\",\"signal\":\"SIGSTKFLT\"}]}"));
+    ASSERT_CONTAINS("\"kind\" must be one of \"Queue\", \"JoinableQueue\", "
+                    "\"SimpleQueue\"",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"queue"
+                               "\",\"as\":\"q\",\"kind\":\"Deque\"}]}"));
     /* A passed connection keeps its kind in the child. */
     ASSERT_STREQ("", case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"pipe"
                                 "\",\"ends\":[\"a\",\"b\"]},{\"op\":\"process"
