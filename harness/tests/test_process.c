@@ -937,6 +937,51 @@ TEST(stop_sequence_waits_then_terminates_then_kills)
     mp_process_free(p);
 }
 
+/* Says it is ready on its queue (argument 0), ignoring SIGTERM if
+ * argument 1 is nonzero, then waits to be stopped. */
+MP_TARGET(ready_then_wait)
+{
+    if (mp_args_int(args, 1))
+        signal(SIGTERM, SIG_IGN);
+    mp_check(mp_queue_put_str(mp_args_queue(args, 0), "r"));
+    for (;;)
+        pause();
+    return 0;
+}
+
+/* The stop sequence signals through each method's own path (a forkserver
+ * child's pidfd is opened for the call). */
+TEST(stop_sequence_under_every_method)
+{
+    static const char *const methods[] = { "fork", "spawn", "forkserver" };
+    const mp_stop_actions stop = { { MP_STOP_WAIT, 0.1 },
+                                   { MP_STOP_TERMINATE, 0.5 },
+                                   { MP_STOP_KILL, MP_FOREVER } };
+
+    for (int m = 0; m < 3; m++) {
+        for (int ignore = 0; ignore < 2; ignore++) {
+            mp_process_options o = { 0 };
+            mp_process *p;
+            mp_queue *q;
+            char *ready;
+            int code = 0;
+
+            ASSERT_OK(mp_get_context(&o.context, methods[m]));
+            ASSERT_OK(mp_queue_new(&q, 0));
+            ASSERT_OK(mp_process_create(&p, &ready_then_wait_target,
+                                        MP_ARGS(q, ignore), &o));
+            ASSERT_OK(mp_process_start(p));
+            ASSERT_OK(mp_queue_get_str(q, &ready, 30));
+            free(ready);
+            ASSERT_OK(mp_process_stop(p, &stop, &code));
+            ASSERT_EQ(ignore ? -SIGKILL : -SIGTERM, code);
+            ASSERT_EQ(0, mp_process_is_alive(p));
+            mp_process_free(p);
+            mp_queue_free(q);
+        }
+    }
+}
+
 TEST(is_alive_reaps_a_finished_child)
 {
     int gate[2];
