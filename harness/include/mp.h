@@ -939,9 +939,26 @@ int mp_conn_send_bytes(mp_conn *c, const void *buf, size_t n);
  * as in CPython), MP_EWRITEONLY, MP_EHANDLECLOSED.
  */
 int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength);
-/* recv_bytes_into(buf): *len is the message's length; MP_ETOOSHORT
- * (BufferTooShort) when it is longer than size: the message is consumed. */
+/*
+ * recv_bytes_into(buf): blocks for the next message and copies it to buf;
+ * *len is its length.  When it is longer than size: MP_ETOOSHORT
+ * (BufferTooShort), *len its length, buf untouched, the message consumed
+ * (as CPython's) and dropped; mp_conn_recv_bytes_into_ex() keeps it.
+ * Errors: those of mp_conn_recv_bytes() but MP_EBADLENGTH.
+ */
 int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len);
+/*
+ * recv_bytes_into(buf) with BufferTooShort's message: as
+ * mp_conn_recv_bytes_into(), and on MP_ETOOSHORT *whole is the whole
+ * message, malloc'd (free it; a NUL follows the *len bytes), which CPython
+ * hands back as the exception's args[0].  *whole is NULL after any other
+ * result.  The connection stays usable: the next call reads the next
+ * message.  -ENOMEM, *len still the length, when the copy cannot be
+ * allocated: the message is consumed all the same.  whole may be NULL:
+ * then this is mp_conn_recv_bytes_into().
+ */
+int mp_conn_recv_bytes_into_ex(mp_conn *c, void *buf, size_t size,
+                               size_t *len, void **whole);
 /* A string as a message (without its NUL), and the next message as a
  * malloc'd, NUL-terminated string (free it): send_bytes and recv_bytes
  * with their errors. */
