@@ -412,11 +412,25 @@ static json_t *conn_step(struct interp *in, json_t *step, const char *op,
             *raised_text = strdup("ValueError: negative count");
             return NULL;
         }
+        void *whole = NULL;
         buf = malloc(size > 0 ? (size_t)size : 1);
         r = buf == NULL ? -ENOMEM
-                        : mp_conn_recv_bytes_into(c, buf, size > 0 ?
-                                                  (size_t)size : 0, &len);
+                        : mp_conn_recv_bytes_into_ex(c, buf, size > 0 ?
+                                                     (size_t)size : 0, &len,
+                                                     &whole);
         free(buf);
+        if (r == MP_ETOOSHORT) { /* str(e) is repr(e.args[0]) */
+            char *repr = bytes_repr(whole, len);
+            free(whole);
+            if (repr == NULL ||
+                asprintf(raised_text, "%s: %s", mp_exception_name(r),
+                         repr) < 0) {
+                *raised_text = NULL;
+                *err = -ENOMEM;
+            }
+            free(repr);
+            return NULL;
+        }
         return r < 0 ? (*err = r, NULL) : json_integer((json_int_t)len);
     }
     if (strcmp(op, "poll") == 0) {
