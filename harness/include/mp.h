@@ -867,6 +867,40 @@ MP__NORETURN void mp_exit(int code);
 int mp_atexit(void (*fn)(void *), void *arg);
 
 /*
+ * SIGINT in the main process, as CPython's main meets it, for a program
+ * that asks.  libmp installs no SIGINT handler of its own accord, so by
+ * default SIGINT ends a C program at once, as a C programmer expects: no
+ * teardown, and its children, daemonic or not, run on (a terminal's Ctrl-C
+ * reaches the whole foreground process group, children included; a kill of
+ * the main process alone does not).  CPython's main raises
+ * KeyboardInterrupt instead; uncaught, it prints it, runs its atexit
+ * handlers, util._exit_function last (SIGTERM to the daemonic children,
+ * then a join of every child), and ends killed by SIGINT (3.8 and later).
+ *
+ * mp_handle_sigint() gives the main process that ending: on SIGINT it
+ * prints "KeyboardInterrupt" on stderr, runs the mp_atexit() handlers and
+ * the teardown (waiting for every non-daemonic child to finish), flushes
+ * stdio and ends the process by SIGINT (a parent sees a death by SIGINT; a
+ * shell, status 130).  The program's own atexit() handlers do not run, as
+ * for any death by a signal.  A thread that the call starts does the work
+ * (the handler only wakes it), so no code runs in a signal handler; the
+ * program's other threads run on meanwhile, and one that returns from
+ * main() or calls exit() waits for the teardown, then the process ends by
+ * SIGINT all the same.  A second SIGINT, or one during an exit teardown
+ * already under way, ends the process at once (SIGINT at its default).
+ * SIGINT is handled with SA_RESTART: system calls it interrupts resume.
+ *
+ * As CPython's, it leaves alone a SIGINT that the program handles or
+ * ignores (a program started by `nohup`, or in the background by a
+ * non-interactive shell): returns 1 then, 0 once installed (again: 0).
+ * Children never inherit it: a fork child starts with SIGINT at its
+ * default, so it still dies with exit code -2 where CPython's child raises
+ * KeyboardInterrupt and exits with 1.  MP_EINVAL in a child process;
+ * -errno when the thread cannot be started.
+ */
+int mp_handle_sigint(void);
+
+/*
  * Beyond CPython: when `sig` is nonzero, every daemonic child this process
  * starts from now on receives `sig` (SIGKILL is the sure choice) as soon as
  * this process dies, however it dies: SIGKILL included, where CPython's
@@ -939,9 +973,26 @@ int mp_conn_send_bytes(mp_conn *c, const void *buf, size_t n);
  * as in CPython), MP_EWRITEONLY, MP_EHANDLECLOSED.
  */
 int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength);
-/* recv_bytes_into(buf): *len is the message's length; MP_ETOOSHORT
- * (BufferTooShort) when it is longer than size: the message is consumed. */
+/*
+ * recv_bytes_into(buf): blocks for the next message and copies it to buf;
+ * *len is its length.  When it is longer than size: MP_ETOOSHORT
+ * (BufferTooShort), *len its length, buf untouched, the message consumed
+ * (as CPython's) and dropped; mp_conn_recv_bytes_into_ex() keeps it.
+ * Errors: those of mp_conn_recv_bytes() but MP_EBADLENGTH.
+ */
 int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len);
+/*
+ * recv_bytes_into(buf) with BufferTooShort's message: as
+ * mp_conn_recv_bytes_into(), and on MP_ETOOSHORT *whole is the whole
+ * message, malloc'd (free it; a NUL follows the *len bytes), which CPython
+ * hands back as the exception's args[0].  *whole is NULL after any other
+ * result.  The connection stays usable: the next call reads the next
+ * message.  -ENOMEM, *len still the length, when the copy cannot be
+ * allocated: the message is consumed all the same.  whole may be NULL:
+ * then this is mp_conn_recv_bytes_into().
+ */
+int mp_conn_recv_bytes_into_ex(mp_conn *c, void *buf, size_t size,
+                               size_t *len, void **whole);
 /* A string as a message (without its NUL), and the next message as a
  * malloc'd, NUL-terminated string (free it): send_bytes and recv_bytes
  * with their errors. */

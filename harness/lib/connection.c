@@ -454,22 +454,45 @@ int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength)
 
 int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len)
 {
-    size_t n;
-    int r = check(c, true);
+    return mp_conn_recv_bytes_into_ex(c, buf, size, len, NULL);
+}
 
-    if (r < 0)
+int mp_conn_recv_bytes_into_ex(mp_conn *c, void *buf, size_t size,
+                               size_t *len, void **whole)
+{
+    size_t n;
+    char *copy;
+    int r;
+
+    if (whole != NULL)
+        *whole = NULL; /* never a stale pointer a caller might free twice */
+    if ((r = check(c, true)) < 0)
         return r;
     if ((buf == NULL && size > 0) || len == NULL)
         return MP_EINVAL;
     if ((r = read_length(c, MP_NOLIMIT, &n)) < 0)
         return r;
     *len = n;
-    if (n > size) { /* consumed, as CPython's: BufferTooShort */
-        r = read_exact(c, NULL, n, 0);
-        return r < 0 ? r : MP_ETOOSHORT;
+    if (n <= size) {
+        r = read_exact(c, buf, n, 0);
+        return r == MP_EEOF && n > 0 ? MP_EEOFMSG : r;
     }
-    r = read_exact(c, buf, n, 0);
-    return r == MP_EEOF && n > 0 ? MP_EEOFMSG : r;
+    /* BufferTooShort: consumed, as CPython's, and handed back whole when
+     * the caller asks (CPython's e.args[0]).  Without memory for the copy
+     * the message is still read past, so the next one stays in step. */
+    copy = whole != NULL ? malloc(n + 1) : NULL;
+    r = read_exact(c, copy, n, 0);
+    if (r < 0) {
+        free(copy);
+        return r == MP_EEOF ? MP_EEOFMSG : r;
+    }
+    if (whole != NULL && copy == NULL)
+        return -ENOMEM;
+    if (copy != NULL) {
+        copy[n] = '\0';
+        *whole = copy;
+    }
+    return MP_ETOOSHORT;
 }
 
 int mp_conn_poll(mp_conn *c, double timeout)

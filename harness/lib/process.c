@@ -9,9 +9,11 @@
  * everything else is here, once.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,15 +354,29 @@ void mp_process_list_free(mp_process **list, size_t n)
     free(list);
 }
 
-/* At the main program's exit: mp_atexit handlers, then the teardown, as
- * CPython's atexit runs util._exit_function last (registered first). */
-static void main_exit(void)
+/* The main process's ending, by exit() or by mp_handle_sigint()'s SIGINT:
+ * whichever comes first runs it, the other waits for ever (the first ends
+ * the process).  `ending` tells the SIGINT handler that it has begun. */
+static pthread_mutex_t ending_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool ending;
+
+/* mp_atexit handlers, then the teardown, as CPython's atexit runs
+ * util._exit_function last (registered first). */
+static void main_teardown(void)
 {
     run_handlers();
     /* CPython's main has flushed its stdout by the time it joins its
      * children: its last lines come before theirs in a pipe. */
     fflush(NULL);
     exit_function();
+}
+
+/* At the main program's exit. */
+static void main_exit(void)
+{
+    atomic_store(&ending, true);
+    pthread_mutex_lock(&ending_lock);
+    main_teardown();
 }
 
 /* util._exit_function(): SIGTERM to the daemonic children, then join all. */
@@ -1206,6 +1222,130 @@ int mp__daemon_death_signal(void)
     return __atomic_load_n(&death_signal, __ATOMIC_RELAXED);
 }
 
+/* SIGINT (mp_handle_sigint): the handler wakes sigint_thread through a
+ * pipe, the one thing it may safely do; the thread does CPython's ending of
+ * a main process that KeyboardInterrupt leaves. */
+
+static int sigint_pipe[2] = { -1, -1 };
+static pid_t sigint_owner; /* a fork child, before mp__child_init, is not */
+static int sigint_state;   /* 0 not asked, 1 installed, 2 left alone */
+static pthread_mutex_t sigint_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void sigint_default_now(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static void sigint_handler(int sig)
+{
+    int saved = errno;
+
+    /* Pending until the handler returns (SIGINT is blocked meanwhile),
+     * then deadly. */
+    if (atomic_load(&ending) || getpid() != sigint_owner ||
+        write(sigint_pipe[1], "", 1) != 1) {
+        sigint_default_now();
+        raise(sig);
+    }
+    errno = saved;
+}
+
+static void *sigint_thread(void *arg)
+{
+    sigset_t set;
+    char b;
+
+    (void)arg;
+    while (read(sigint_pipe[0], &b, 1) < 0 && errno == EINTR)
+        ;
+    atomic_store(&ending, true);
+    pthread_mutex_lock(&ending_lock);
+    /* The last line of CPython's traceback, before its atexit handlers. */
+    fflush(stdout);
+    fputs("KeyboardInterrupt\n", stderr);
+    main_teardown();
+    fflush(NULL);
+    /* CPython 3.8+: after finalizing, it kills itself with SIGINT. */
+    sigint_default_now();
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(SIGINT);
+    _exit(128 + SIGINT);
+}
+
+static int sigint_install(void)
+{
+    struct sigaction sa, old;
+    pthread_attr_t attr;
+    pthread_t t;
+    int r;
+
+    if (sigaction(SIGINT, NULL, &old) < 0)
+        return -errno;
+    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+        return 2; /* the program's own, or ignored: CPython leaves it */
+    if (pipe2(sigint_pipe, O_CLOEXEC) < 0)
+        return -errno;
+    if ((r = pthread_attr_init(&attr)) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        r = pthread_create(&t, &attr, sigint_thread, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    if (r != 0) {
+        sigint_pipe[0] = mp__fd_close(sigint_pipe[0]);
+        sigint_pipe[1] = mp__fd_close(sigint_pipe[1]);
+        return -r;
+    }
+    init_once(); /* main_exit registered: it must wait for the thread */
+    sigint_owner = getpid();
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = sigint_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    return 1;
+}
+
+int mp_handle_sigint(void)
+{
+    int r;
+
+    if (current != &main_process || spawned_child)
+        return MP_EINVAL;
+    pthread_mutex_lock(&sigint_lock);
+    if (sigint_state == 0) {
+        r = sigint_install();
+        if (r > 0)
+            sigint_state = r;
+    } else {
+        r = sigint_state;
+    }
+    pthread_mutex_unlock(&sigint_lock);
+    return r < 0 ? r : r - 1;
+}
+
+/* A fork child: the thread that answers the handler stayed in the parent. */
+static void sigint_child(void)
+{
+    struct sigaction sa;
+
+    if (sigaction(SIGINT, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+        sa.sa_handler == sigint_handler)
+        sigint_default_now();
+    sigint_pipe[0] = mp__fd_close(sigint_pipe[0]);
+    sigint_pipe[1] = mp__fd_close(sigint_pipe[1]);
+    sigint_state = 0;
+    pthread_mutex_init(&sigint_lock, NULL);
+    atomic_store(&ending, false);
+    pthread_mutex_init(&ending_lock, NULL);
+}
+
 /* the child's side */
 
 void mp__child_init(mp_process *self, int parent_fd)
@@ -1228,6 +1368,7 @@ void mp__child_init(mp_process *self, int parent_fd)
     counter = 1;
     exiting = false;
     mp__sigpipe_child();
+    sigint_child();
     /* popen_fork: atexit._clear(); the parent's handlers are not ours. */
     free(handlers);
     handlers = NULL;

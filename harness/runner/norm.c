@@ -156,3 +156,34 @@ json_t *norm_output(const char *text, const char *mode)
     free(v);
     return lines;
 }
+
+char *bytes_repr(const void *data, size_t n)
+{
+    const unsigned char *s = data;
+    char *out = malloc(4 * n + 4), *o = out, quote = '\'';
+
+    if (out == NULL)
+        return NULL;
+    /* Python's choice: double quotes only when that saves escaping. */
+    if (memchr(s, '\'', n) != NULL && memchr(s, '"', n) == NULL)
+        quote = '"';
+    *o++ = 'b';
+    *o++ = quote;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == (unsigned char)quote || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c == '\t' || c == '\n' || c == '\r') {
+            *o++ = '\\';
+            *o++ = c == '\t' ? 't' : c == '\n' ? 'n' : 'r';
+        } else if (c < ' ' || c >= 0x7f) {
+            o += sprintf(o, "\\x%02x", c);
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = quote;
+    *o = '\0';
+    return out;
+}

@@ -151,6 +151,8 @@ char *norm_line(const char *s);
 /* Splits text into normalised lines; mode "lines" sorts them; "ignore"
  * gives json null. */
 json_t *norm_output(const char *text, const char *mode);
+/* Python's repr() of bytes: b'...' (malloc'd; NULL without memory). */
+char *bytes_repr(const void *data, size_t n);
 
 /* report.c */
 

@@ -793,16 +793,27 @@ static json_t *op_recv_bytes_into(struct call *c)
     mp_conn *conn = conn_of(c);
     json_int_t size = json_integer_value(arg(c, "size"));
     size_t len = 0;
-    char *buf;
+    void *whole = NULL;
+    char *buf, *repr, *text = NULL;
     int r;
 
     if (size < 0) /* bytearray(size) fails first */
         return raise_text(c, strdup("ValueError: negative count"));
     buf = malloc(size > 0 ? (size_t)size : 1);
     r = buf == NULL ? -ENOMEM
-                    : mp_conn_recv_bytes_into(conn, buf, (size_t)size, &len);
+                    : mp_conn_recv_bytes_into_ex(conn, buf, (size_t)size,
+                                                 &len, &whole);
     free(buf);
-    return r < 0 ? failed(c, r) : json_integer((json_int_t)len);
+    if (r != MP_ETOOSHORT)
+        return r < 0 ? failed(c, r) : json_integer((json_int_t)len);
+    /* BufferTooShort carries the message: str(e) is repr(e.args[0]). */
+    repr = bytes_repr(whole, len);
+    free(whole);
+    if (repr == NULL ||
+        asprintf(&text, "%s: %s", mp_exception_name(r), repr) < 0)
+        text = NULL;
+    free(repr);
+    return text != NULL ? raise_text(c, text) : failed(c, -ENOMEM);
 }
 
 static json_t *op_poll(struct call *c)

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
@@ -391,6 +392,114 @@ TEST(maxlength_and_buffer_too_short)
     ASSERT_TRUE(memcmp(big, "abc", 3) == 0);
     mp_conn_free(a);
     mp_conn_free(b);
+}
+
+struct sender {
+    mp_conn *c;
+    const char *buf;
+    size_t len;
+};
+
+static void *send_thread(void *arg)
+{
+    struct sender *s = arg;
+
+    return (void *)(intptr_t)mp_conn_send_bytes(s->c, s->buf, s->len);
+}
+
+/* BufferTooShort's args[0]: the whole message, whatever the buffer's size
+ * and the message's, and the next message unaffected. */
+static void too_short_keeps_message(int duplex)
+{
+    const size_t large = 300000; /* over a pipe's capacity: a sender thread */
+    char *msg = malloc(large), buf[16];
+    size_t sizes[][2] = { /* { message, buffer } */
+        { 1, 0 }, { 5, 0 }, { 5, 1 }, { 5, 4 }, { 16, 15 }, { large, 16 },
+    };
+    mp_conn *r, *w;
+
+    ASSERT_TRUE(msg != NULL);
+    for (size_t i = 0; i < large; i++)
+        msg[i] = (char)('a' + (i * 7 + i / 251) % 26);
+    msg[2] = '\0'; /* a NUL inside is data */
+    ASSERT_OK(mp_pipe(&r, &w, duplex));
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        size_t n = sizes[k][0], size = sizes[k][1], len = 0;
+        struct sender s = { w, msg, n };
+        void *whole = (void *)&s, *res;
+        pthread_t t;
+
+        ASSERT_EQ(0, pthread_create(&t, NULL, send_thread, &s));
+        memset(buf, 'Z', sizeof(buf));
+        ASSERT_EQ(MP_ETOOSHORT,
+                  mp_conn_recv_bytes_into_ex(r, buf, size, &len, &whole));
+        ASSERT_EQ(0, pthread_join(t, &res));
+        ASSERT_EQ(0, (intptr_t)res);
+        ASSERT_EQ(n, len);
+        ASSERT_TRUE(whole != NULL);
+        ASSERT_TRUE(memcmp(whole, msg, n) == 0);
+        ASSERT_EQ(0, ((char *)whole)[n]);
+        free(whole);
+        for (size_t i = 0; i < sizeof(buf); i++)
+            ASSERT_EQ('Z', buf[i]); /* untouched, as CPython's */
+        /* The next message, into a buffer it fits exactly. */
+        ASSERT_OK(mp_conn_send_bytes(w, "next", 4));
+        whole = (void *)&s;
+        ASSERT_OK(mp_conn_recv_bytes_into_ex(r, buf, 4, &len, &whole));
+        ASSERT_EQ(4, len);
+        ASSERT_TRUE(whole == NULL && memcmp(buf, "next", 4) == 0);
+    }
+    /* Fits: empty into nothing, and exactly. */
+    ASSERT_OK(mp_conn_send_bytes(w, "", 0));
+    ASSERT_OK(mp_conn_send_bytes(w, msg, sizeof(buf)));
+    ASSERT_OK(mp_conn_recv_bytes_into_ex(r, NULL, 0, &(size_t){ 9 }, NULL));
+    {
+        size_t len = 0;
+        void *whole = buf;
+        ASSERT_OK(mp_conn_recv_bytes_into_ex(r, buf, sizeof(buf), &len,
+                                             &whole));
+        ASSERT_EQ(sizeof(buf), len);
+        ASSERT_TRUE(whole == NULL && memcmp(buf, msg, sizeof(buf)) == 0);
+    }
+    /* Without `whole`, the old call: the message is dropped, the next kept. */
+    ASSERT_OK(mp_conn_send_bytes(w, msg, 20));
+    ASSERT_OK(mp_conn_send_bytes(w, "after", 5));
+    {
+        size_t len = 0;
+        ASSERT_EQ(MP_ETOOSHORT, mp_conn_recv_bytes_into(r, buf, 3, &len));
+        ASSERT_EQ(20, len);
+        ASSERT_OK(mp_conn_recv_bytes_into(r, buf, sizeof(buf), &len));
+        ASSERT_TRUE(len == 5 && memcmp(buf, "after", 5) == 0);
+    }
+    mp_conn_free(r);
+    mp_conn_free(w);
+    free(msg);
+}
+
+TEST(buffer_too_short_hands_back_the_message)
+{
+    too_short_keeps_message(1);
+    too_short_keeps_message(0);
+}
+
+/* A message cut short by the peer's end is no BufferTooShort, and nothing
+ * is handed back. */
+TEST(buffer_too_short_message_cut_by_eof)
+{
+    for (size_t sent = 4; sent <= 7; sent += 3) { /* none of it, or some */
+        mp_conn *r, *w;
+        size_t len = 0;
+        char buf[2];
+        void *whole = buf;
+
+        ASSERT_OK(mp_pipe(&r, &w, 0));
+        ASSERT_EQ(sent, write(mp_conn_fileno(w), "\0\0\0\12abc", sent));
+        mp_conn_free(w); /* 10 bytes said, fewer sent */
+        ASSERT_EQ(MP_EEOFMSG, mp_conn_recv_bytes_into_ex(r, buf, sizeof(buf),
+                                                         &len, &whole));
+        ASSERT_TRUE(whole == NULL);
+        mp_conn_free(r);
+    }
 }
 
 TEST(poll_timeouts)

@@ -101,6 +101,29 @@ TEST(norm_drops_traceback_noise_and_masks_pids)
     assert_norm("caf\xc3\xa9 \xff", "caf\xc3\xa9 \\xff", __LINE__);
 }
 
+static void assert_bytes_repr(const char *in, size_t n, const char *want,
+                              int line)
+{
+    char *got = bytes_repr(in, n);
+
+    if (got == NULL || strcmp(got, want) != 0)
+        check_fail(__FILE__, line, "bytes_repr = %s, expected %s",
+                   got ? got : "NULL", want);
+    free(got);
+}
+
+/* The expected strings are what CPython's repr() of the same bytes gives. */
+TEST(bytes_repr_is_pythons)
+{
+    assert_bytes_repr("", 0, "b''", __LINE__);
+    assert_bytes_repr("hello", 5, "b'hello'", __LINE__);
+    assert_bytes_repr("don't", 5, "b\"don't\"", __LINE__);
+    assert_bytes_repr("it's \"q\"", 8, "b'it\\'s \"q\"'", __LINE__);
+    assert_bytes_repr("\t\n\r\\", 4, "b'\\t\\n\\r\\\\'", __LINE__);
+    assert_bytes_repr("\0\x1f\x7f\xe2\x98\x83 ~", 8,
+                      "b'\\x00\\x1f\\x7f\\xe2\\x98\\x83 ~'", __LINE__);
+}
+
 TEST(norm_output_modes)
 {
     const char *text = "Process Process-1:\nTraceback (most recent call "

@@ -1804,3 +1804,174 @@ TEST(main_flushes_before_joining_children_at_exit)
     ASSERT_EQ(0, check_output(exec_path, path, out, sizeof(out)));
     ASSERT_STREQ("parent last line\nchild\n", out);
 }
+
+/* SIGINT to a main process with a non-daemonic child waiting for a byte
+ * and a daemonic child asleep (helper_sigint.c). */
+struct sigint_run {
+    pid_t pid, child, daemon;
+    int out, err, go;
+    int pidfd, child_fd, daemon_fd;
+};
+
+static void sigint_start(struct sigint_run *r, const char *mode)
+{
+    const char *dir = getenv("MP_HELPERS");
+    char path[512], fd_arg[16], line[128];
+    int out[2], err[2], go[2], main_pid;
+    size_t n = 0;
+
+    if (dir == NULL)
+        check_skip("MP_HELPERS is not set (run through make check)");
+    snprintf(path, sizeof(path), "%s/helper_sigint", dir);
+    ASSERT_EQ(0, pipe2(out, O_CLOEXEC));
+    ASSERT_EQ(0, pipe2(err, O_CLOEXEC));
+    ASSERT_EQ(0, pipe(go)); /* the read end reaches the helper's child */
+    snprintf(fd_arg, sizeof(fd_arg), "%d", go[0]);
+    r->pid = fork();
+    ASSERT_TRUE(r->pid >= 0);
+    if (r->pid == 0) {
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(go[1]);
+        execl(path, path, fd_arg, mode, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    close(go[0]);
+    r->out = out[0];
+    r->err = err[0];
+    r->go = go[1];
+    while (n + 1 < sizeof(line) && read(r->out, line + n, 1) == 1 &&
+           line[n] != '\n')
+        n++;
+    line[n] = '\0';
+    ASSERT_EQ(3, sscanf(line, "ready %d %d %d", &main_pid, &r->child,
+                        &r->daemon));
+    ASSERT_EQ(r->pid, main_pid);
+    r->pidfd = pidfd_open(r->pid);
+    r->child_fd = pidfd_open(r->child);
+    r->daemon_fd = pidfd_open(r->daemon);
+    ASSERT_TRUE(r->pidfd >= 0 && r->child_fd >= 0 && r->daemon_fd >= 0);
+}
+
+/* Reads fd until `want` has come (or EOF); whether it came. */
+static bool read_until(int fd, const char *want)
+{
+    char buf[1024];
+    size_t n = 0;
+    ssize_t k;
+
+    while (n + 1 < sizeof(buf) && (k = read(fd, buf + n, 1)) == 1) {
+        buf[++n] = '\0';
+        if (strstr(buf, want) != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* By default libmp installs nothing: SIGINT ends the main process at once,
+ * and both its children run on (CPython's main would raise
+ * KeyboardInterrupt and join them). */
+TEST(sigint_by_default_ends_main_and_leaves_children)
+{
+    struct sigint_run r;
+    int status;
+
+    sigint_start(&r, "default");
+    ASSERT_EQ(0, kill(r.pid, SIGINT));
+    ASSERT_EQ(r.pid, waitpid(r.pid, &status, 0));
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
+    ASSERT_TRUE(!fd_readable(r.child_fd, 0));
+    ASSERT_TRUE(!fd_readable(r.daemon_fd, 0));
+    ASSERT_EQ(1, write(r.go, "g", 1));
+    ASSERT_TRUE(read_until(r.out, "child done\n"));
+    ASSERT_TRUE(fd_readable(r.child_fd, (int)(5000 * check_slowdown())));
+    ASSERT_EQ(0, (int)syscall(SYS_pidfd_send_signal, r.daemon_fd, SIGKILL,
+                              NULL, 0));
+    ASSERT_TRUE(fd_readable(r.daemon_fd, (int)(5000 * check_slowdown())));
+}
+
+/* mp_handle_sigint(): CPython's ending.  "KeyboardInterrupt", the daemon
+ * terminated, the non-daemonic child waited for, then death by SIGINT. */
+TEST(sigint_handled_tears_down_as_cpythons_main)
+{
+    struct sigint_run r;
+    int status;
+
+    sigint_start(&r, "handle");
+    ASSERT_EQ(0, kill(r.pid, SIGINT));
+    ASSERT_TRUE(read_until(r.err, "KeyboardInterrupt\n"));
+    ASSERT_TRUE(fd_readable(r.daemon_fd, (int)(5000 * check_slowdown())));
+    /* Still joining its child, however long it takes. */
+    ASSERT_TRUE(!fd_readable(r.pidfd, 300));
+    ASSERT_TRUE(!fd_readable(r.child_fd, 0));
+    ASSERT_EQ(1, write(r.go, "g", 1));
+    ASSERT_EQ(r.pid, waitpid(r.pid, &status, 0));
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
+    ASSERT_TRUE(fd_readable(r.child_fd, 0)); /* it ended first */
+    ASSERT_TRUE(read_until(r.out, "child done\n"));
+}
+
+/* A second SIGINT during the teardown ends the process at once. */
+TEST(sigint_twice_ends_at_once)
+{
+    struct sigint_run r;
+    int status;
+
+    sigint_start(&r, "handle");
+    ASSERT_EQ(0, kill(r.pid, SIGINT));
+    ASSERT_TRUE(read_until(r.err, "KeyboardInterrupt\n"));
+    ASSERT_EQ(0, kill(r.pid, SIGINT));
+    ASSERT_EQ(r.pid, waitpid(r.pid, &status, 0));
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
+    ASSERT_TRUE(!fd_readable(r.child_fd, 0)); /* not waited for */
+    ASSERT_EQ(1, write(r.go, "g", 1));
+    ASSERT_TRUE(fd_readable(r.child_fd, (int)(5000 * check_slowdown())));
+    /* The daemon's SIGTERM may not have gone out before the second SIGINT. */
+    syscall(SYS_pidfd_send_signal, r.daemon_fd, SIGKILL, NULL, 0);
+    ASSERT_TRUE(fd_readable(r.daemon_fd, (int)(5000 * check_slowdown())));
+}
+
+MP_TARGET(sigint_disposition)
+{
+    struct sigaction sa;
+
+    (void)arg; (void)len; (void)args;
+    if (mp_handle_sigint() != MP_EINVAL)
+        return 3;
+    sigaction(SIGINT, NULL, &sa);
+    return sa.sa_handler == SIG_DFL ? 0 : 2;
+}
+
+TEST(sigint_handling_is_opt_in_and_never_inherited)
+{
+    struct sigaction sa;
+    mp_process *p;
+    int code = -1;
+
+    sigaction(SIGINT, NULL, &sa);
+    ASSERT_TRUE(sa.sa_handler == SIG_DFL); /* linking changes nothing */
+    ASSERT_EQ(0, mp_handle_sigint());
+    ASSERT_EQ(0, mp_handle_sigint());
+    sigaction(SIGINT, NULL, &sa);
+    ASSERT_TRUE(sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN);
+    ASSERT_OK(mp_process_create(&p, &sigint_disposition_target, NULL, 0,
+                                NULL));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_OK(mp_process_join(p, MP_FOREVER));
+    ASSERT_OK(mp_process_exitcode(p, &code));
+    ASSERT_EQ(0, code);
+    mp_process_free(p);
+}
+
+TEST(sigint_ignored_or_handled_is_left_alone)
+{
+    struct sigaction sa;
+
+    signal(SIGINT, SIG_IGN);
+    ASSERT_EQ(1, mp_handle_sigint());
+    sigaction(SIGINT, NULL, &sa);
+    ASSERT_TRUE(sa.sa_handler == SIG_IGN);
+    ASSERT_EQ(1, mp_handle_sigint()); /* still its own */
+}
