@@ -755,13 +755,17 @@ static size_t nknown;
 static int forker_gate[2];
 static bool forker_stop;
 
-/* Whether fd 3.. holds a pipe this test had not made before. */
+/* Whether fd 3.. holds the write end of a pipe this test had not made
+ * before: what would keep a capture from its EOF (a read end delays
+ * nothing, and holding every fork child that has one would pile them up
+ * on a loaded machine). */
 static bool holds_a_new_pipe(void)
 {
     for (int fd = 3; fd < 1024; fd++) {
         struct stat st;
         bool known = false;
-        if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+        if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) ||
+            (fcntl(fd, F_GETFL) & O_ACCMODE) != O_WRONLY)
             continue;
         for (size_t i = 0; i < nknown; i++)
             known |= known_pipes[i] == st.st_ino;
