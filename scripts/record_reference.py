@@ -508,7 +508,8 @@ OPS = {
     "get_global": lambda c, s: GLOBAL,
     "register_atexit": _op_register_atexit,
     "pipe": _op_pipe,
-    "send_bytes": lambda c, s: _c(c, s).send_bytes(s["data"].encode("utf-8")),
+    "send_bytes": lambda c, s: _c(c, s).send_bytes(
+        s["data"].encode("utf-8") * _arg(s, "repeat")),
     "recv_bytes": _op_recv_bytes,
     "recv_bytes_into": lambda c, s: _c(c, s).recv_bytes_into(
         bytearray(s["size"])),

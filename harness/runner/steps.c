@@ -762,13 +762,41 @@ static json_t *message_text(void *buf, size_t len)
     return v;
 }
 
-static json_t *op_send_bytes(struct call *c)
+/* A step's "data" times its "repeat", as CPython's bytes * n makes it
+ * (malloc'd, *len its length); NULL with the outcome set when it fails. */
+static char *repeated_data(struct call *c, size_t *len)
 {
     json_t *d = arg(c, "data"); /* may hold NULs */
+    size_t n = json_string_length(d);
+    json_int_t times = json_integer_value(arg(c, "repeat"));
+    char *buf;
 
-    return null_or_failed(c, mp_conn_send_bytes(conn_of(c),
-                                                json_string_value(d),
-                                                json_string_length(d)));
+    if (n > 0 && (uintmax_t)times > (uintmax_t)PTRDIFF_MAX / n) {
+        c->raised = strdup("OverflowError: repeated bytes are too long");
+        return NULL;
+    }
+    *len = n * (size_t)times;
+    if ((buf = malloc(*len + 1)) == NULL) {
+        c->err = -ENOMEM;
+        return NULL;
+    }
+    for (json_int_t i = 0; n > 0 && i < times; i++)
+        memcpy(buf + (size_t)i * n, json_string_value(d), n);
+    return buf;
+}
+
+static json_t *op_send_bytes(struct call *c)
+{
+    mp_conn *conn = conn_of(c);
+    size_t len;
+    char *buf = repeated_data(c, &len);
+    int r;
+
+    if (buf == NULL)
+        return NULL;
+    r = mp_conn_send_bytes(conn, buf, len);
+    free(buf);
+    return null_or_failed(c, r);
 }
 
 static json_t *op_recv_bytes(struct call *c)
