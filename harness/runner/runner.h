@@ -11,6 +11,7 @@
  *   compare.c  a run against its reference: mismatches, timing windows
  *   report.c   TAP 13 and the JSON report
  *   norm.c     normalising output lines and repr strings
+ *   pyrepr.c   str() of a JSON value as CPython prints the object
  */
 #ifndef MP_RUNNER_H
 #define MP_RUNNER_H
@@ -151,6 +152,13 @@ char *norm_line(const char *s);
 /* Splits text into normalised lines; mode "lines" sorts them; "ignore"
  * gives json null. */
 json_t *norm_output(const char *text, const char *mode);
+
+/* pyrepr.c */
+
+/* str(obj) of the object CPython's json.loads() makes of v: a string
+ * itself, anything else its repr ('a', [1, 2.5, None], {'k': True}).
+ * malloc'd, *len its length; NULL when out of memory. */
+char *pyrepr_str(json_t *v, size_t *len);
 
 /* report.c */
 

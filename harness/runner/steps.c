@@ -1086,6 +1086,17 @@ static json_t *op_exit(struct call *c)
         fprintf(stderr, "%s\n", json_string_value(code));
         do_exit(c->in, 1);
     }
+    if (json_is_real(code) || json_is_array(code) || json_is_object(code)) {
+        /* not an int: CPython prints str(code) and exits 1 */
+        size_t len;
+        char *text = pyrepr_str(code, &len);
+        if (text == NULL)
+            harness_error(c->in, "out of memory");
+        fwrite(text, 1, len, stderr);
+        fputc('\n', stderr);
+        free(text);
+        do_exit(c->in, 1);
+    }
     do_exit(c->in, json_is_integer(code) ? (int)json_integer_value(code)
                                          : json_is_true(code));
 }
