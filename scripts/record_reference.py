@@ -385,6 +385,24 @@ def _set_signal(name, disposition):
     signal.signal(getattr(signal, name), disposition)
 
 
+def _op_signal_handler(ctx, st):
+    """A handler that does only what a C signal handler can do as well:
+    write(2) a line, _exit(2), or nothing."""
+    action = st["action"]
+    fd = 2 if _arg(st, "stream") == "stderr" else 1
+    line = (_arg(st, "text") + "\n").encode("utf-8")
+    code = _arg(st, "code")
+
+    def handler(signum, frame):
+        if action == "exit":
+            os._exit(code)
+        if action == "write":
+            data = line
+            while data:
+                data = data[os.write(fd, data):]
+    signal.signal(getattr(signal, st["signal"]), handler)
+
+
 def _p(ctx, st):
     return _obj(ctx, st["proc"])
 
@@ -499,6 +517,7 @@ OPS = {
     "signal_self": _op_signal_self,
     "ignore_signal": lambda c, s: _set_signal(s["signal"], signal.SIG_IGN),
     "default_signal": lambda c, s: _set_signal(s["signal"], signal.SIG_DFL),
+    "signal_handler": _op_signal_handler,
     "print": _op_print,
     "set_global": _op_set_global,
     "get_start_method": lambda c, s: __import__("multiprocessing")

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1146,6 +1147,77 @@ static json_t *op_default_signal(struct call *c)
     return set_signal(c, SIG_DFL);
 }
 
+/* signal_handler: what a handler does, one per signal.  A handler reads
+ * its action once, atomically; an action it may still be reading when a
+ * step replaces it stays allocated (chained to its successor), so a step
+ * never frees what a handler in another thread uses. */
+enum { ACT_WRITE, ACT_EXIT, ACT_RETURN };
+
+struct sig_action {
+    int action;
+    int fd;     /* ACT_WRITE: where */
+    int code;   /* ACT_EXIT: the exit code */
+    size_t len; /* ACT_WRITE: the text's length */
+    struct sig_action *older;
+    char text[];
+};
+
+static _Atomic(struct sig_action *) sig_actions[NSIG];
+
+/* Only async-signal-safe calls: CPython's handler does the same work with
+ * os.write() and os._exit(), which touch no buffer either. */
+static void on_signal(int sig)
+{
+    struct sig_action *a = atomic_load(&sig_actions[sig]);
+    int saved = errno;
+    size_t done = 0;
+    ssize_t n;
+
+    if (a == NULL)
+        return;
+    if (a->action == ACT_EXIT)
+        _exit(a->code);
+    while (a->action == ACT_WRITE && done < a->len) {
+        n = write(a->fd, a->text + done, a->len - done);
+        if (n < 0 && errno != EINTR)
+            break;
+        done += n > 0 ? (size_t)n : 0;
+    }
+    errno = saved;
+}
+
+static json_t *op_signal_handler(struct call *c)
+{
+    static const char *const actions[] = { "write", "exit", "return" };
+    int sig = signal_by_name(arg_str(c, "signal")), act = 0;
+    const char *text = arg_str(c, "text");
+    size_t len = strlen(text);
+    struct sig_action *a = malloc(sizeof(*a) + len + 2);
+    struct sigaction sa = { .sa_handler = on_signal };
+
+    if (a == NULL)
+        return failed(c, -ENOMEM);
+    while (strcmp(actions[act], arg_str(c, "action")) != 0)
+        act++;
+    a->action = act;
+    a->fd = strcmp(arg_str(c, "stream"), "stderr") == 0 ? 2 : 1;
+    a->code = (int)json_integer_value(arg(c, "code"));
+    memcpy(a->text, text, len);
+    a->text[len] = '\n';
+    a->len = len + 1;
+    a->older = sig >= 0 && sig < NSIG ? atomic_load(&sig_actions[sig]) : NULL;
+    /* CPython's handlers restart what they interrupt (PEP 475) */
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sig <= 0 || sig >= NSIG || sigaction(sig, &sa, NULL) < 0) {
+        free(a);
+        return raise_text(c, oserror_text(sig <= 0 || sig >= NSIG ? EINVAL
+                                                                  : errno));
+    }
+    atomic_store(&sig_actions[sig], a);
+    return json_null();
+}
+
 static json_t *op_abort(struct call *c)
 {
     (void)c;
@@ -1196,7 +1268,7 @@ static const struct handler {
     OP(empty), OP(full), OP(queue_close), OP(join_thread),
     OP(cancel_join_thread), OP(task_done), OP(queue_join),
     OP(sleep), OP(exit), OP(os_exit), OP(raise), OP(signal_self),
-    OP(ignore_signal), OP(default_signal), OP(abort), OP(print), OP(event),
+    OP(ignore_signal), OP(default_signal), OP(signal_handler), OP(abort), OP(print), OP(event),
     OP(wait_event),
 };
 #undef OP
