@@ -663,7 +663,7 @@ def _signal_names():
     return set(signal.Signals.__members__)
 
 
-COMMON_STEP_KEYS = ("op", "compare", "duration", "note")
+COMMON_STEP_KEYS = ("op", "compare", "duration", "note", "gather")
 CASE_KEYS = ("about", "seeds", "steps", "methods", "timeout", "output",
              "xfail")
 
@@ -702,6 +702,7 @@ class _Validator(object):
         self.errors = []
         self.paths = {}       # process path -> its step list
         self.events = set()
+        self.gathers = set()
         # what this CPython has, of the names ops.json lists
         self.present = {"exceptions": _builtin_exception_names(),
                         "signals": _signal_names()}
@@ -832,6 +833,13 @@ class _Validator(object):
                              'with 0 <= lo <= hi')
             if "note" in st and not isinstance(st["note"], str):
                 self.err(w, '"note" must be a string')
+            if "gather" in st:
+                if isinstance(st["gather"], str) and \
+                        NAME_RE.match(st["gather"]):
+                    self.gathers.add(st["gather"])
+                else:
+                    self.err(w, '"gather" must be a name '
+                             '([A-Za-z_][A-Za-z0-9_]*)')
             valid = {}
             for arg, a in args.items():
                 if arg not in st:
@@ -954,7 +962,8 @@ def load_case(file, shown):
     if v.errors:
         raise CaseError("\n".join("%s: %s" % (shown, e) for e in v.errors))
     return {"steps": case["steps"], "methods": methods, "timeout": timeout,
-            "output": output, "paths": v.paths, "events": sorted(v.events)}
+            "output": output, "paths": v.paths, "events": sorted(v.events),
+            "gathers": sorted(v.gathers)}
 
 
 # ---------------------------------------------------------------------------
@@ -1065,6 +1074,23 @@ def _read(path):
 SCRIPT = os.path.abspath(__file__)
 
 
+def gather(case, outcomes):
+    """Moves the outcome of every step with a "gather" key out of its
+    process's list into {name: [outcomes]}, each list in a fixed order (the
+    harness compares them in any order), leaving {"gathered": name}."""
+    gathered = dict((name, []) for name in case["gathers"])
+    for path, lines in outcomes.items():
+        steps = case["paths"].get(path, [])
+        for i, o in enumerate(lines):
+            name = steps[i].get("gather") if i < len(steps) else None
+            if name is not None:
+                gathered[name].append(o)
+                lines[i] = {"gathered": name}
+    for name in gathered:
+        gathered[name].sort(key=lambda o: json.dumps(o, sort_keys=True))
+    return gathered
+
+
 def run_case_once(case, method):
     """One run of one case under one method.  Returns a dict: result (the
     stored form), durations [(path, step index, seconds)], problem (None or
@@ -1166,15 +1192,16 @@ def run_case_once(case, method):
         ordered = {"main": outcomes.pop("main")}
         for k in sorted(outcomes):
             ordered[k] = outcomes[k]
-        result = {
-            "exit": proc.returncode,
-            "outcomes": ordered,
+        result = {"exit": proc.returncode, "outcomes": ordered}
+        if case["gathers"]:
+            result["gathered"] = gather(case, ordered)
+        result.update({
             "leftover": leftover,
             "stdout": normalise_output(_read(os.path.join(scratch, "stdout")),
                                        case["output"]["stdout"]),
             "stderr": normalise_output(_read(os.path.join(scratch, "stderr")),
                                        case["output"]["stderr"]),
-        }
+        })
         return {"result": result, "durations": durations, "problem": problem}
     finally:
         if proc is not None and proc.returncode is None:

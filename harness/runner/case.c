@@ -60,7 +60,7 @@ int signal_by_name(const char *name)
 /* validation against the vocabulary (vocab.c) */
 
 static const char *const common_keys[] = { "op", "compare", "duration",
-                                           "note" };
+                                           "note", "gather" };
 static const char *const compare_modes[] = { "exact", "type", "set",
                                              "ignore" };
 static const char *const output_modes[] = { "exact", "lines", "ignore" };
@@ -340,7 +340,7 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
     if (!vo->child && json_object_get(scope, "@main") == NULL)
         return fail(v, where, op, "only the main process's steps may use it");
     json_object_foreach(step, key, val)
-        if (!one_of(key, common_keys, 4) && vocab_arg(vo, key) == NULL)
+        if (!one_of(key, common_keys, 5) && vocab_arg(vo, key) == NULL)
             return fail(v, where, op, "unknown key \"%s\"", key);
     val = json_object_get(step, "compare");
     if (val != NULL && !one_of(json_string_value(val), compare_modes, 4))
@@ -349,6 +349,10 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
     val = json_object_get(step, "note");
     if (val != NULL && !json_is_string(val))
         return fail(v, where, op, "\"note\" must be a string");
+    val = json_object_get(step, "gather");
+    if (val != NULL && !is_identifier(json_string_value(val)))
+        return fail(v, where, op, "\"gather\" must be a name matching "
+                    "[A-Za-z_][A-Za-z0-9_]*");
     val = json_object_get(step, "duration");
     if (val != NULL &&
         (json_array_size(val) != 2 ||

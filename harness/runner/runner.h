@@ -110,6 +110,7 @@ struct run {
     char *error;         /* a harness error (bad case, wait_event...) */
     int exit_code;       /* the main process's; -N: killed by signal N */
     json_t *outcomes;    /* {"main": [...], "p": [...]}, with "t" fields */
+    json_t *gathered;    /* {"name": [outcomes]}: a case's gather steps */
     json_t *leftover;    /* sorted paths */
     json_t *out[2];      /* stdout, stderr: normalised lines or null */
     double wall;         /* seconds */
@@ -136,6 +137,10 @@ json_t *ref_load(const char *dir, const char *id, const char *case_file,
 
 /* compare.c */
 
+/* Moves the outcome of every step with a "gather" key into a new
+ * {"name": [outcomes]} (each name the case uses; NULL if none), leaving
+ * {"gathered": "name"} in its place (cases/README.md). */
+json_t *compare_gather(const struct hcase *c, json_t *outcomes);
 /* Compares r with the reference entry ref; returns the number of
  * differences and appends a readable line for each to diffs (array). */
 int compare_run(const struct hcase *c, const struct run *r, json_t *ref,
