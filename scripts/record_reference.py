@@ -62,7 +62,7 @@ _TYPES = ("string", "number", "integer", "boolean", "null", "array", "any")
 _OP_KEYS = ("op", "group", "child", "outcome", "does", "value", "args")
 _ARG_KEYS = ("name", "type", "required", "default", "min", "enum", "object",
              "objects", "new", "length", "steps", "event", "doc")
-_KINDS = ("process", "connection", "queue")
+_KINDS = ("process", "connection", "queue", "thread")
 _vocab = None
 
 
@@ -277,6 +277,24 @@ def _op_process(ctx, st):
         cls = multiprocessing.get_context(st["context"]).Process
     ctx.objs[st["as"]] = cls(**kw)
     return None
+
+
+def _thread_steps(ctx, steps):
+    try:
+        _run_steps(ctx, steps)
+    except HarnessError as e:
+        _harness_fail(ctx.scratch, "%s: %s" % (ctx.path, e))
+
+
+def _op_thread(ctx, st):
+    import threading
+    path = st["as"] if ctx.path == "main" else ctx.path + "." + st["as"]
+    objs = dict((n, _obj(ctx, n)) for n in st.get("pass", []))
+    t = threading.Thread(target=_thread_steps,
+                         args=(_Ctx(path, ctx.scratch, objs, False),
+                               st["target"]))
+    t.start()
+    ctx.objs[st["as"]] = t
 
 
 def _op_wait_sentinel(ctx, st):
@@ -551,6 +569,8 @@ OPS = {
     "queue_join": lambda c, s: _q(c, s).join(),
     "event": _op_event,
     "wait_event": _op_wait_event,
+    "thread": _op_thread,
+    "thread_join": lambda c, s: _obj(c, s["thread"]).join(),
 }
 
 
@@ -796,8 +816,9 @@ class _Validator(object):
             self.events.add(v)
         return True
 
-    def steps(self, steps, where, path, scope, is_main):
-        """Validate one process's step list; scope: name -> kind."""
+    def steps(self, steps, where, path, scope, is_main, in_thread=False):
+        """Validate one process's (or thread's) step list; scope: name ->
+        kind."""
         self.paths[path] = steps
         scope = dict(scope)
         for i, st in enumerate(steps):
@@ -818,6 +839,10 @@ class _Validator(object):
             args = spec["args"]
             if not spec["child"] and not is_main:
                 self.err(w, "only the main process's steps may use it")
+            if spec["outcome"] == "none" and in_thread:
+                # sys.exit() in a thread ends the thread; an uncaught
+                # exception goes to threading.excepthook
+                self.err(w, "a thread's steps cannot end the process")
             for k in st:
                 if k not in args and k not in COMMON_STEP_KEYS:
                     self.err(w, 'unknown key "%s"' % k)
@@ -852,15 +877,16 @@ class _Validator(object):
             passed = [n for arg, a in args.items()
                       if a.get("objects") == "own" and valid.get(arg)
                       for n in st[arg]]
-            # the process's path names its child's outcomes
-            name = next((st[arg] for arg, a in args.items()
-                         if a.get("new") == "process" and valid.get(arg)),
-                        None)
+            # the process's (thread's) path names its steps' outcomes
+            name, kind = next(((st[arg], a["new"]) for arg, a in args.items()
+                               if a.get("new") in ("process", "thread")
+                               and valid.get(arg)), (None, None))
             for arg, a in args.items():
                 if a.get("steps") and valid.get(arg) and name is not None:
-                    child_path = name if is_main else path + "." + name
+                    child_path = name if path == "main" else path + "." + name
                     self.steps(st[arg], wbase + "." + arg, child_path,
-                               dict((n, scope[n]) for n in passed), False)
+                               dict((n, scope[n]) for n in passed), False,
+                               in_thread=kind == "thread")
             for arg, a in args.items():
                 if "new" in a and valid.get(arg):
                     for n in ([st[arg]] if "length" not in a else st[arg]):

@@ -313,6 +313,11 @@ static bool check_child(struct vctx *v, const struct vocab_op *vo,
                 json_object_set_new(child_scope, json_string_value(e),
                                     json_string(kind_of(scope,
                                                 json_string_value(e))));
+    /* a thread's steps may not end the process (check_step) */
+    for (size_t k = 0; k < vo->nargs; k++)
+        if (vo->args[k].new_kind != NULL &&
+            strcmp(vo->args[k].new_kind, "thread") == 0)
+            json_object_set_new(child_scope, "@thread", json_true());
     if (snprintf(sub, sizeof(sub), "%s.%s", where, a->name) >=
         (int)sizeof(sub)) {
         json_decref(child_scope);
@@ -339,6 +344,11 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
         return fail(v, where, NULL, "unknown op \"%s\"", op);
     if (!vo->child && json_object_get(scope, "@main") == NULL)
         return fail(v, where, op, "only the main process's steps may use it");
+    /* in a thread, sys.exit() ends the thread only and an uncaught
+     * exception goes to threading.excepthook: not what these ops mean */
+    if (strcmp(vo->outcome, "none") == 0 &&
+        json_object_get(scope, "@thread") != NULL)
+        return fail(v, where, op, "a thread's steps cannot end the process");
     json_object_foreach(step, key, val)
         if (!one_of(key, common_keys, 5) && vocab_arg(vo, key) == NULL)
             return fail(v, where, op, "unknown key \"%s\"", key);
@@ -587,9 +597,9 @@ json_t *case_steps_for(const struct hcase *c, const char *path)
         size_t i;
         json_array_foreach(steps, i, step) {
             const char *as = json_string_value(json_object_get(step, "as"));
+            const char *op = json_string_value(json_object_get(step, "op"));
             if (as != NULL && strcmp(as, name) == 0 &&
-                strcmp(json_string_value(json_object_get(step, "op")),
-                       "process") == 0)
+                (strcmp(op, "process") == 0 || strcmp(op, "thread") == 0))
                 found = json_object_get(step, "target");
         }
         steps = found;

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -28,11 +29,14 @@
 #define MAX_OBJECTS 128
 #define STOP_RAISED INT_MIN /* steps_run: a `raise` step ends the process */
 
+struct hthread;
+
 struct obj {
     char name[64];
     mp_process *p;   /* a process, */
     mp_conn *c;      /* or a connection, */
-    mp_queue *q;     /* or a queue */
+    mp_queue *q;     /* or a queue, */
+    struct hthread *t; /* or a thread */
     bool inherited;  /* handed over by the parent: not ours to free */
     bool daemon_int; /* set_daemon was given an int: report it as one */
 };
@@ -40,7 +44,8 @@ struct obj {
 struct interp {
     const char *dir;
     char path[256]; /* "main", "p", "p.q" */
-    bool child;
+    bool child;      /* a child process's steps, or a thread's */
+    bool thread;     /* a thread's steps */
     int out_fd;
     struct obj objs[MAX_OBJECTS];
     size_t nobj;
@@ -80,6 +85,22 @@ static void write_line(struct interp *in, json_t *o)
     free(s);
 }
 
+/* threads: a thread's steps run with an interpreter of their own, which
+ * holds copies of the objects passed to it (its parent's to free) */
+
+struct hthread {
+    pthread_t id;
+    bool joined;
+    json_t *steps;
+    struct interp in;
+};
+
+static void free_thread(struct hthread *t)
+{
+    if (t != NULL && t->joined) /* else it may still run: leave it */
+        free(t);
+}
+
 /* Frees what the main process holds, so leak checkers see a clean exit; the
  * children still running stay in libmp's registry and are joined at exit. */
 static void main_cleanup(void)
@@ -90,6 +111,7 @@ static void main_cleanup(void)
         mp_process_free(main_interp->objs[i].p);
         mp_conn_free(main_interp->objs[i].c);
         mp_queue_free(main_interp->objs[i].q);
+        free_thread(main_interp->objs[i].t);
     }
     close(main_interp->out_fd);
     main_interp = NULL;
@@ -110,9 +132,13 @@ _Noreturn static void harness_error(struct interp *in, const char *msg)
     _exit(125);
 }
 
-/* Ends the process as sys.exit(code) would. */
+static void join_threads(struct interp *in);
+
+/* Ends the process as sys.exit(code) would: CPython joins the threads
+ * still running first (threading._shutdown). */
 _Noreturn static void do_exit(struct interp *in, int code)
 {
+    join_threads(in);
     if (!in->child) {
         main_cleanup();
         exit(code);
@@ -1130,8 +1156,17 @@ static json_t *op_signal_self(struct call *c)
     return json_null();
 }
 
+/* CPython's signal.signal() refuses any thread but the main one. */
+static json_t *not_main_thread(struct call *c)
+{
+    return raise_text(c, strdup("ValueError: signal only works in main "
+                                "thread of the main interpreter"));
+}
+
 static json_t *set_signal(struct call *c, void (*handler)(int))
 {
+    if (c->in->thread)
+        return not_main_thread(c);
     if (signal(signal_by_name(arg_str(c, "signal")), handler) == SIG_ERR)
         return raise_text(c, oserror_text(errno));
     return json_null();
@@ -1195,6 +1230,10 @@ static json_t *op_signal_handler(struct call *c)
     struct sig_action *a = malloc(sizeof(*a) + len + 2);
     struct sigaction sa = { .sa_handler = on_signal };
 
+    if (c->in->thread) {
+        free(a);
+        return not_main_thread(c);
+    }
     if (a == NULL)
         return failed(c, -ENOMEM);
     while (strcmp(actions[act], arg_str(c, "action")) != 0)
@@ -1250,6 +1289,91 @@ static json_t *op_wait_event(struct call *c)
     return json_null();
 }
 
+static void *thread_main(void *arg)
+{
+    struct hthread *t = arg;
+
+    steps_run(&t->in, t->steps);
+    join_threads(&t->in);
+    for (size_t i = 0; i < t->in.nobj; i++)
+        if (!t->in.objs[i].inherited) {
+            mp_process_free(t->in.objs[i].p);
+            mp_conn_free(t->in.objs[i].c);
+            mp_queue_free(t->in.objs[i].q);
+            free_thread(t->in.objs[i].t);
+        }
+    close(t->in.out_fd);
+    return NULL;
+}
+
+static json_t *op_thread(struct call *c)
+{
+    struct interp *in = c->in;
+    const char *as = arg_str(c, "as");
+    struct hthread *t = calloc(1, sizeof(*t));
+    char file[4096];
+    json_t *e;
+    size_t k;
+    int r;
+
+    if (t == NULL)
+        return failed(c, -ENOMEM);
+    t->steps = arg(c, "target");
+    t->in.dir = in->dir;
+    t->in.child = t->in.thread = true;
+    if (snprintf(t->in.path, sizeof(t->in.path), "%s%s%s",
+                 in->child ? in->path : "", in->child ? "." : "", as) >=
+        (int)sizeof(t->in.path))
+        harness_error(in, "threads nested too deep");
+    json_array_foreach(arg(c, "pass"), k, e) {
+        struct obj *o = find_obj(in, json_string_value(e));
+        if (o == NULL)
+            harness_error(in, "unknown object (the case validator missed it)");
+        t->in.objs[t->in.nobj] = *o;
+        t->in.objs[t->in.nobj++].inherited = true;
+    }
+    /* outcomes only: a thread has no pid of its own to leave behind */
+    snprintf(file, sizeof(file), "%s/out/%s.jsonl", in->dir, t->in.path);
+    t->in.out_fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                        0644);
+    if (t->in.out_fd < 0)
+        harness_error(in, "thread: cannot write its outcomes");
+    if (in->nobj == MAX_OBJECTS)
+        harness_error(in, "too many objects in one process");
+    if ((r = pthread_create(&t->id, NULL, thread_main, t)) != 0) {
+        close(t->in.out_fd);
+        free(t);
+        return failed(c, -r);
+    }
+    new_obj(in, as)->t = t;
+    return json_null();
+}
+
+static json_t *op_thread_join(struct call *c)
+{
+    struct obj *o = find_obj(c->in, arg_str(c, "thread"));
+
+    if (o == NULL || o->t == NULL)
+        harness_error(c->in, "not a thread (the case validator missed it)");
+    if (!o->t->joined) { /* joining a joined thread returns at once */
+        pthread_join(o->t->id, NULL);
+        o->t->joined = true;
+    }
+    return json_null();
+}
+
+/* The threads a step list started and did not join; each thread joins its
+ * own, so a thread passed to another is joined by its starter only. */
+static void join_threads(struct interp *in)
+{
+    for (size_t i = 0; i < in->nobj; i++)
+        if (in->objs[i].t != NULL && !in->objs[i].inherited &&
+            !in->objs[i].t->joined) {
+            pthread_join(in->objs[i].t->id, NULL);
+            in->objs[i].t->joined = true;
+        }
+}
+
 /* The handlers, one per op of ops.json (scripts/test-vocab checks it). */
 #define OP(name) { #name, op_##name }
 static const struct handler {
@@ -1269,7 +1393,7 @@ static const struct handler {
     OP(cancel_join_thread), OP(task_done), OP(queue_join),
     OP(sleep), OP(exit), OP(os_exit), OP(raise), OP(signal_self),
     OP(ignore_signal), OP(default_signal), OP(signal_handler), OP(abort), OP(print), OP(event),
-    OP(wait_event),
+    OP(wait_event), OP(thread), OP(thread_join),
 };
 #undef OP
 
@@ -1420,6 +1544,7 @@ MP_TARGET(harness_child)
         }
     }
     r = steps_run(&in, json_object_get(a, "steps"));
+    join_threads(&in); /* as _bootstrap's threading._shutdown() */
     /* A spawned child ends with exit(): leave nothing unreachable behind
      * (leak checkers look), the objects it made included. */
     for (size_t i = 0; i < in.nobj; i++)
@@ -1427,6 +1552,7 @@ MP_TARGET(harness_child)
             mp_process_free(in.objs[i].p);
             mp_conn_free(in.objs[i].c);
             mp_queue_free(in.objs[i].q);
+            free_thread(in.objs[i].t);
         }
     close(in.out_fd);
     json_decref(a);
@@ -1451,6 +1577,7 @@ void steps_main(const char *file, const char *method, const char *dir)
         harness_error(&in, "libmp has no such start method");
     if (steps_run(&in, main_case->steps) == STOP_RAISED)
         harness_error(&in, "raise escaped the main process");
+    join_threads(&in); /* the interpreter's threading._shutdown() */
     main_cleanup();
     exit(0);
 }
