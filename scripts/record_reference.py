@@ -748,9 +748,10 @@ class _Validator(object):
             self.err(w, '"%s" must be a name ([A-Za-z_][A-Za-z0-9_]*)' % arg)
         elif n in scope:
             self.err(w, 'duplicate name "%s"' % n)
-        elif kind == "process" and is_main and n == "main":
-            self.err(w, 'a child of the main process cannot be named "main" '
-                     '(its path would be the main process\'s outcome key)')
+        elif kind in ("process", "thread") and is_main and n == "main":
+            self.err(w, 'a child or thread of the main process cannot be '
+                     'named "main" (its path would be the main process\'s '
+                     'outcome key)')
         else:
             return True
         return False

@@ -251,7 +251,8 @@ static bool check_arg(struct vctx *v, const struct vocab_arg *a, json_t *val,
     }
     if (a->new_kind != NULL && a->length == 0)
         return new_name(v, scope, s, a->name, where, op,
-                        strcmp(a->new_kind, "process") == 0);
+                        strcmp(a->new_kind, "process") == 0 ||
+                        strcmp(a->new_kind, "thread") == 0);
     if (a->new_kind != NULL) {
         if (json_array_size(val) != a->length)
             return fail(v, where, op, "\"%s\" must be %zu new names",
