@@ -62,7 +62,7 @@ _TYPES = ("string", "number", "integer", "boolean", "null", "array", "any")
 _OP_KEYS = ("op", "group", "child", "outcome", "does", "value", "args")
 _ARG_KEYS = ("name", "type", "required", "default", "min", "enum", "object",
              "objects", "new", "length", "steps", "event", "doc")
-_KINDS = ("process", "connection", "queue")
+_KINDS = ("process", "connection", "queue", "thread")
 _vocab = None
 
 
@@ -279,6 +279,24 @@ def _op_process(ctx, st):
     return None
 
 
+def _thread_steps(ctx, steps):
+    try:
+        _run_steps(ctx, steps)
+    except HarnessError as e:
+        _harness_fail(ctx.scratch, "%s: %s" % (ctx.path, e))
+
+
+def _op_thread(ctx, st):
+    import threading
+    path = st["as"] if ctx.path == "main" else ctx.path + "." + st["as"]
+    objs = dict((n, _obj(ctx, n)) for n in st.get("pass", []))
+    t = threading.Thread(target=_thread_steps,
+                         args=(_Ctx(path, ctx.scratch, objs, False),
+                               st["target"]))
+    t.start()
+    ctx.objs[st["as"]] = t
+
+
 def _op_wait_sentinel(ctx, st):
     import multiprocessing.connection
     s = _obj(ctx, st["proc"]).sentinel
@@ -383,6 +401,24 @@ def _op_wait_event(ctx, st):
 
 def _set_signal(name, disposition):
     signal.signal(getattr(signal, name), disposition)
+
+
+def _op_signal_handler(ctx, st):
+    """A handler that does only what a C signal handler can do as well:
+    write(2) a line, _exit(2), or nothing."""
+    action = st["action"]
+    fd = 2 if _arg(st, "stream") == "stderr" else 1
+    line = (_arg(st, "text") + "\n").encode("utf-8")
+    code = _arg(st, "code")
+
+    def handler(signum, frame):
+        if action == "exit":
+            os._exit(code)
+        if action == "write":
+            data = line
+            while data:
+                data = data[os.write(fd, data):]
+    signal.signal(getattr(signal, st["signal"]), handler)
 
 
 def _p(ctx, st):
@@ -499,6 +535,7 @@ OPS = {
     "signal_self": _op_signal_self,
     "ignore_signal": lambda c, s: _set_signal(s["signal"], signal.SIG_IGN),
     "default_signal": lambda c, s: _set_signal(s["signal"], signal.SIG_DFL),
+    "signal_handler": _op_signal_handler,
     "print": _op_print,
     "set_global": _op_set_global,
     "get_start_method": lambda c, s: __import__("multiprocessing")
@@ -508,7 +545,8 @@ OPS = {
     "get_global": lambda c, s: GLOBAL,
     "register_atexit": _op_register_atexit,
     "pipe": _op_pipe,
-    "send_bytes": lambda c, s: _c(c, s).send_bytes(s["data"].encode("utf-8")),
+    "send_bytes": lambda c, s: _c(c, s).send_bytes(
+        s["data"].encode("utf-8") * _arg(s, "repeat")),
     "recv_bytes": _op_recv_bytes,
     "recv_bytes_into": lambda c, s: _c(c, s).recv_bytes_into(
         bytearray(s["size"])),
@@ -531,6 +569,8 @@ OPS = {
     "queue_join": lambda c, s: _q(c, s).join(),
     "event": _op_event,
     "wait_event": _op_wait_event,
+    "thread": _op_thread,
+    "thread_join": lambda c, s: _obj(c, s["thread"]).join(),
 }
 
 
@@ -643,7 +683,7 @@ def _signal_names():
     return set(signal.Signals.__members__)
 
 
-COMMON_STEP_KEYS = ("op", "compare", "duration", "note")
+COMMON_STEP_KEYS = ("op", "compare", "duration", "note", "gather")
 CASE_KEYS = ("about", "seeds", "steps", "methods", "timeout", "output",
              "xfail")
 
@@ -682,6 +722,7 @@ class _Validator(object):
         self.errors = []
         self.paths = {}       # process path -> its step list
         self.events = set()
+        self.gathers = set()
         # what this CPython has, of the names ops.json lists
         self.present = {"exceptions": _builtin_exception_names(),
                         "signals": _signal_names()}
@@ -707,9 +748,10 @@ class _Validator(object):
             self.err(w, '"%s" must be a name ([A-Za-z_][A-Za-z0-9_]*)' % arg)
         elif n in scope:
             self.err(w, 'duplicate name "%s"' % n)
-        elif kind == "process" and is_main and n == "main":
-            self.err(w, 'a child of the main process cannot be named "main" '
-                     '(its path would be the main process\'s outcome key)')
+        elif kind in ("process", "thread") and is_main and n == "main":
+            self.err(w, 'a child or thread of the main process cannot be '
+                     'named "main" (its path would be the main process\'s '
+                     'outcome key)')
         else:
             return True
         return False
@@ -775,8 +817,9 @@ class _Validator(object):
             self.events.add(v)
         return True
 
-    def steps(self, steps, where, path, scope, is_main):
-        """Validate one process's step list; scope: name -> kind."""
+    def steps(self, steps, where, path, scope, is_main, in_thread=False):
+        """Validate one process's (or thread's) step list; scope: name ->
+        kind."""
         self.paths[path] = steps
         scope = dict(scope)
         for i, st in enumerate(steps):
@@ -797,6 +840,10 @@ class _Validator(object):
             args = spec["args"]
             if not spec["child"] and not is_main:
                 self.err(w, "only the main process's steps may use it")
+            if spec["outcome"] == "none" and in_thread:
+                # sys.exit() in a thread ends the thread; an uncaught
+                # exception goes to threading.excepthook
+                self.err(w, "a thread's steps cannot end the process")
             for k in st:
                 if k not in args and k not in COMMON_STEP_KEYS:
                     self.err(w, 'unknown key "%s"' % k)
@@ -812,6 +859,13 @@ class _Validator(object):
                              'with 0 <= lo <= hi')
             if "note" in st and not isinstance(st["note"], str):
                 self.err(w, '"note" must be a string')
+            if "gather" in st:
+                if isinstance(st["gather"], str) and \
+                        NAME_RE.match(st["gather"]):
+                    self.gathers.add(st["gather"])
+                else:
+                    self.err(w, '"gather" must be a name '
+                             '([A-Za-z_][A-Za-z0-9_]*)')
             valid = {}
             for arg, a in args.items():
                 if arg not in st:
@@ -824,15 +878,16 @@ class _Validator(object):
             passed = [n for arg, a in args.items()
                       if a.get("objects") == "own" and valid.get(arg)
                       for n in st[arg]]
-            # the process's path names its child's outcomes
-            name = next((st[arg] for arg, a in args.items()
-                         if a.get("new") == "process" and valid.get(arg)),
-                        None)
+            # the process's (thread's) path names its steps' outcomes
+            name, kind = next(((st[arg], a["new"]) for arg, a in args.items()
+                               if a.get("new") in ("process", "thread")
+                               and valid.get(arg)), (None, None))
             for arg, a in args.items():
                 if a.get("steps") and valid.get(arg) and name is not None:
-                    child_path = name if is_main else path + "." + name
+                    child_path = name if path == "main" else path + "." + name
                     self.steps(st[arg], wbase + "." + arg, child_path,
-                               dict((n, scope[n]) for n in passed), False)
+                               dict((n, scope[n]) for n in passed), False,
+                               in_thread=kind == "thread")
             for arg, a in args.items():
                 if "new" in a and valid.get(arg):
                     for n in ([st[arg]] if "length" not in a else st[arg]):
@@ -934,7 +989,8 @@ def load_case(file, shown):
     if v.errors:
         raise CaseError("\n".join("%s: %s" % (shown, e) for e in v.errors))
     return {"steps": case["steps"], "methods": methods, "timeout": timeout,
-            "output": output, "paths": v.paths, "events": sorted(v.events)}
+            "output": output, "paths": v.paths, "events": sorted(v.events),
+            "gathers": sorted(v.gathers)}
 
 
 # ---------------------------------------------------------------------------
@@ -1045,6 +1101,23 @@ def _read(path):
 SCRIPT = os.path.abspath(__file__)
 
 
+def gather(case, outcomes):
+    """Moves the outcome of every step with a "gather" key out of its
+    process's list into {name: [outcomes]}, each list in a fixed order (the
+    harness compares them in any order), leaving {"gathered": name}."""
+    gathered = dict((name, []) for name in case["gathers"])
+    for path, lines in outcomes.items():
+        steps = case["paths"].get(path, [])
+        for i, o in enumerate(lines):
+            name = steps[i].get("gather") if i < len(steps) else None
+            if name is not None:
+                gathered[name].append(o)
+                lines[i] = {"gathered": name}
+    for name in gathered:
+        gathered[name].sort(key=lambda o: json.dumps(o, sort_keys=True))
+    return gathered
+
+
 def run_case_once(case, method):
     """One run of one case under one method.  Returns a dict: result (the
     stored form), durations [(path, step index, seconds)], problem (None or
@@ -1146,15 +1219,16 @@ def run_case_once(case, method):
         ordered = {"main": outcomes.pop("main")}
         for k in sorted(outcomes):
             ordered[k] = outcomes[k]
-        result = {
-            "exit": proc.returncode,
-            "outcomes": ordered,
+        result = {"exit": proc.returncode, "outcomes": ordered}
+        if case["gathers"]:
+            result["gathered"] = gather(case, ordered)
+        result.update({
             "leftover": leftover,
             "stdout": normalise_output(_read(os.path.join(scratch, "stdout")),
                                        case["output"]["stdout"]),
             "stderr": normalise_output(_read(os.path.join(scratch, "stderr")),
                                        case["output"]["stderr"]),
-        }
+        })
         return {"result": result, "durations": durations, "problem": problem}
     finally:
         if proc is not None and proc.returncode is None:

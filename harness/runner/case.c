@@ -60,7 +60,7 @@ int signal_by_name(const char *name)
 /* validation against the vocabulary (vocab.c) */
 
 static const char *const common_keys[] = { "op", "compare", "duration",
-                                           "note" };
+                                           "note", "gather" };
 static const char *const compare_modes[] = { "exact", "type", "set",
                                              "ignore" };
 static const char *const output_modes[] = { "exact", "lines", "ignore" };
@@ -251,7 +251,8 @@ static bool check_arg(struct vctx *v, const struct vocab_arg *a, json_t *val,
     }
     if (a->new_kind != NULL && a->length == 0)
         return new_name(v, scope, s, a->name, where, op,
-                        strcmp(a->new_kind, "process") == 0);
+                        strcmp(a->new_kind, "process") == 0 ||
+                        strcmp(a->new_kind, "thread") == 0);
     if (a->new_kind != NULL) {
         if (json_array_size(val) != a->length)
             return fail(v, where, op, "\"%s\" must be %zu new names",
@@ -313,6 +314,11 @@ static bool check_child(struct vctx *v, const struct vocab_op *vo,
                 json_object_set_new(child_scope, json_string_value(e),
                                     json_string(kind_of(scope,
                                                 json_string_value(e))));
+    /* a thread's steps may not end the process (check_step) */
+    for (size_t k = 0; k < vo->nargs; k++)
+        if (vo->args[k].new_kind != NULL &&
+            strcmp(vo->args[k].new_kind, "thread") == 0)
+            json_object_set_new(child_scope, "@thread", json_true());
     if (snprintf(sub, sizeof(sub), "%s.%s", where, a->name) >=
         (int)sizeof(sub)) {
         json_decref(child_scope);
@@ -339,8 +345,13 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
         return fail(v, where, NULL, "unknown op \"%s\"", op);
     if (!vo->child && json_object_get(scope, "@main") == NULL)
         return fail(v, where, op, "only the main process's steps may use it");
+    /* in a thread, sys.exit() ends the thread only and an uncaught
+     * exception goes to threading.excepthook: not what these ops mean */
+    if (strcmp(vo->outcome, "none") == 0 &&
+        json_object_get(scope, "@thread") != NULL)
+        return fail(v, where, op, "a thread's steps cannot end the process");
     json_object_foreach(step, key, val)
-        if (!one_of(key, common_keys, 4) && vocab_arg(vo, key) == NULL)
+        if (!one_of(key, common_keys, 5) && vocab_arg(vo, key) == NULL)
             return fail(v, where, op, "unknown key \"%s\"", key);
     val = json_object_get(step, "compare");
     if (val != NULL && !one_of(json_string_value(val), compare_modes, 4))
@@ -349,6 +360,10 @@ static bool check_step(struct vctx *v, json_t *step, const char *where,
     val = json_object_get(step, "note");
     if (val != NULL && !json_is_string(val))
         return fail(v, where, op, "\"note\" must be a string");
+    val = json_object_get(step, "gather");
+    if (val != NULL && !is_identifier(json_string_value(val)))
+        return fail(v, where, op, "\"gather\" must be a name matching "
+                    "[A-Za-z_][A-Za-z0-9_]*");
     val = json_object_get(step, "duration");
     if (val != NULL &&
         (json_array_size(val) != 2 ||
@@ -583,9 +598,9 @@ json_t *case_steps_for(const struct hcase *c, const char *path)
         size_t i;
         json_array_foreach(steps, i, step) {
             const char *as = json_string_value(json_object_get(step, "as"));
+            const char *op = json_string_value(json_object_get(step, "op"));
             if (as != NULL && strcmp(as, name) == 0 &&
-                strcmp(json_string_value(json_object_get(step, "op")),
-                       "process") == 0)
+                (strcmp(op, "process") == 0 || strcmp(op, "thread") == 0))
                 found = json_object_get(step, "target");
         }
         steps = found;

@@ -80,6 +80,111 @@ static void compare_path(const struct hcase *c, const char *path,
     }
 }
 
+/* gather: outcomes compared as a multiset (cases/README.md) */
+
+/* Every gather name of a step list and of the step lists inside it. */
+static void gather_names(json_t *steps, json_t *names)
+{
+    size_t i;
+    json_t *step;
+
+    json_array_foreach(steps, i, step) {
+        json_t *g = json_object_get(step, "gather");
+        if (g != NULL && json_object_get(names, json_string_value(g)) == NULL)
+            json_object_set_new(names, json_string_value(g), json_array());
+        if (json_is_array(json_object_get(step, "target")))
+            gather_names(json_object_get(step, "target"), names);
+    }
+}
+
+json_t *compare_gather(const struct hcase *c, json_t *outcomes)
+{
+    json_t *gathered = json_object(), *list;
+    const char *path;
+
+    gather_names(c->steps, gathered);
+    if (json_object_size(gathered) == 0) {
+        json_decref(gathered);
+        return NULL;
+    }
+    json_object_foreach(outcomes, path, list) {
+        json_t *steps = case_steps_for(c, path), *o;
+        size_t i;
+        json_array_foreach(list, i, o) {
+            json_t *g = json_object_get(json_array_get(steps, i), "gather");
+            json_t *moved, *mark;
+            if (g == NULL)
+                continue;
+            moved = json_deep_copy(o);
+            json_object_del(moved, "t");
+            json_array_append_new(json_object_get(gathered,
+                                                  json_string_value(g)),
+                                  moved);
+            /* the step's time stays, for its duration window */
+            mark = json_pack("{s:O}", "gathered", g);
+            if (json_object_get(o, "t") != NULL)
+                json_object_set(mark, "t", json_object_get(o, "t"));
+            json_array_set_new(list, i, mark);
+        }
+    }
+    return gathered;
+}
+
+static int cmp_text(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A list of outcomes as sorted JSON texts, one string: the same items in
+ * any order give the same text. */
+static char *multiset_text(json_t *list)
+{
+    size_t n = json_array_size(list), len = 3, i;
+    char **items = calloc(n > 0 ? n : 1, sizeof(*items)), *text, *end;
+
+    if (items == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        items[i] = json_dumps(json_array_get(list, i),
+                              JSON_SORT_KEYS | JSON_COMPACT);
+        len += (items[i] != NULL ? strlen(items[i]) : 0) + 1;
+    }
+    qsort(items, n, sizeof(*items), cmp_text);
+    end = text = malloc(len);
+    if (text != NULL) {
+        *end++ = '[';
+        for (i = 0; i < n; i++)
+            end += sprintf(end, "%s%s", i > 0 ? "," : "",
+                           items[i] != NULL ? items[i] : "");
+        strcpy(end, "]");
+    }
+    for (i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+    return text;
+}
+
+static void diff_gathered(json_t *diffs, json_t *want, json_t *got)
+{
+    json_t *names = json_object(), *v;
+    const char *name;
+
+    if (want != NULL)
+        json_object_update(names, want);
+    if (got != NULL)
+        json_object_update_missing(names, got);
+    json_object_foreach(names, name, v) {
+        char *w = multiset_text(json_object_get(want, name));
+        char *g = multiset_text(json_object_get(got, name));
+        if (w == NULL || g == NULL || strcmp(w, g) != 0)
+            diff(diffs, "gathered %s (in any order): expected %s, got %s",
+                 name, w != NULL ? w : "?", g != NULL ? g : "?");
+        free(w);
+        free(g);
+    }
+    json_decref(names);
+}
+
 int compare_run(const struct hcase *c, const struct run *r, json_t *ref,
                 json_t *diffs)
 {
@@ -104,6 +209,7 @@ int compare_run(const struct hcase *c, const struct run *r, json_t *ref,
                      diffs);
     }
     json_decref(paths);
+    diff_gathered(diffs, json_object_get(ref, "gathered"), r->gathered);
     diff_values(diffs, "leftover", json_object_get(ref, "leftover"),
                 r->leftover);
     diff_values(diffs, "stdout", json_object_get(ref, "stdout"), r->out[0]);

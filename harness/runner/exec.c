@@ -435,6 +435,7 @@ int exec_run(const char *self_exe, const struct hcase *c, const char *method,
     while (waitpid(-1, &status, WNOHANG) > 0)
         ;
     collect_outcomes(dir, r);
+    r->gathered = compare_gather(c, r->outcomes);
     for (int k = 0; k < 2; k++) {
         char *text;
         snprintf(sub, sizeof(sub), "%s/%s", dir, k == 0 ? "stdout" : "stderr");
@@ -466,6 +467,7 @@ void run_clear(struct run *r)
 {
     free(r->error);
     json_decref(r->outcomes);
+    json_decref(r->gathered);
     json_decref(r->leftover);
     json_decref(r->out[0]);
     json_decref(r->out[1]);
@@ -487,10 +489,14 @@ json_t *run_to_json(const struct run *r)
         }
         json_object_set_new(outcomes, path, clean);
     }
-    return json_pack("{s:i, s:o, s:o, s:o, s:o}", "exit", r->exit_code,
-                     "outcomes", outcomes, "leftover",
-                     r->leftover ? json_incref(r->leftover) : json_array(),
-                     "stdout", r->out[0] ? json_incref(r->out[0]) : json_null(),
-                     "stderr", r->out[1] ? json_incref(r->out[1])
-                                         : json_null());
+    o = json_pack("{s:i, s:o}", "exit", r->exit_code, "outcomes", outcomes);
+    if (r->gathered != NULL)
+        json_object_set(o, "gathered", r->gathered);
+    json_object_set_new(o, "leftover", r->leftover ? json_incref(r->leftover)
+                                                   : json_array());
+    json_object_set_new(o, "stdout", r->out[0] ? json_incref(r->out[0])
+                                               : json_null());
+    json_object_set_new(o, "stderr", r->out[1] ? json_incref(r->out[1])
+                                               : json_null());
+    return o;
 }

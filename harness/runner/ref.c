@@ -172,8 +172,9 @@ static bool check_strings(struct rv *v, json_t *list, bool or_null)
     return true;
 }
 
-/* One process's outcomes: {"value": any} or {"raises": "Name: text"}. */
-static bool check_outcomes(struct rv *v, json_t *list)
+/* One process's outcomes: {"value": any} or {"raises": "Name: text"};
+ * in a process's list, also {"gathered": "name"}. */
+static bool check_outcomes(struct rv *v, json_t *list, bool marks)
 {
     size_t i;
     json_t *o;
@@ -182,13 +183,18 @@ static bool check_outcomes(struct rv *v, json_t *list)
         return fail(v, "must be a list of outcomes");
     json_array_foreach(list, i, o) {
         json_t *raises = json_object_get(o, "raises");
+        json_t *mark = marks ? json_object_get(o, "gathered") : NULL;
         push(v, (int)i, NULL);
         if (!json_is_object(o) || json_object_size(o) != 1 ||
-            (json_object_get(o, "value") == NULL && raises == NULL))
-            return fail(v, "an outcome must be {\"value\": ...} or "
+            (json_object_get(o, "value") == NULL && raises == NULL &&
+             mark == NULL))
+            return fail(v, marks ? "an outcome must be {\"value\": ...}, "
+                        "{\"raises\": \"...\"} or {\"gathered\": \"...\"}"
+                        : "an outcome must be {\"value\": ...} or "
                         "{\"raises\": \"...\"}");
-        if (raises != NULL && !json_is_string(raises)) {
-            push(v, 0, "raises");
+        if ((raises != NULL && !json_is_string(raises)) ||
+            (mark != NULL && !json_is_string(mark))) {
+            push(v, 0, raises != NULL ? "raises" : "gathered");
             return fail(v, "must be a string");
         }
         pop(v);
@@ -220,7 +226,19 @@ static bool check_method(struct rv *v, json_t *m)
                 return fail(v, "must be an object of outcome lists");
             json_object_foreach(val, path, list) {
                 push(v, p++, path);
-                if (!check_outcomes(v, list))
+                if (!check_outcomes(v, list, true))
+                    return false;
+                pop(v);
+            }
+        } else if (strcmp(key, "gathered") == 0) {
+            const char *name;
+            json_t *list;
+            int p = 0;
+            if (!json_is_object(val))
+                return fail(v, "must be an object of outcome lists");
+            json_object_foreach(val, name, list) {
+                push(v, p++, name);
+                if (!check_outcomes(v, list, false))
                     return false;
                 pop(v);
             }

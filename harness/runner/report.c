@@ -274,6 +274,8 @@ void report_add(struct report *rep, const struct hcase *c, const char *method,
         json_object_set_new(res, "expected_exit",
                             json_deep_copy(json_object_get(ref, "exit")));
         json_object_set_new(res, "outcomes", outcome_table(r, ref));
+        if (r->gathered != NULL)
+            json_object_set(res, "gathered", r->gathered);
         json_object_set(res, "leftover", r->leftover);
         json_object_set(res, "stdout", r->out[0]);
         json_object_set(res, "stderr", r->out[1]);

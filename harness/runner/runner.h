@@ -11,6 +11,7 @@
  *   compare.c  a run against its reference: mismatches, timing windows
  *   report.c   TAP 13 and the JSON report
  *   norm.c     normalising output lines and repr strings
+ *   pyrepr.c   str() of a JSON value as CPython prints the object
  */
 #ifndef MP_RUNNER_H
 #define MP_RUNNER_H
@@ -109,6 +110,7 @@ struct run {
     char *error;         /* a harness error (bad case, wait_event...) */
     int exit_code;       /* the main process's; -N: killed by signal N */
     json_t *outcomes;    /* {"main": [...], "p": [...]}, with "t" fields */
+    json_t *gathered;    /* {"name": [outcomes]}: a case's gather steps */
     json_t *leftover;    /* sorted paths */
     json_t *out[2];      /* stdout, stderr: normalised lines or null */
     double wall;         /* seconds */
@@ -135,6 +137,10 @@ json_t *ref_load(const char *dir, const char *id, const char *case_file,
 
 /* compare.c */
 
+/* Moves the outcome of every step with a "gather" key into a new
+ * {"name": [outcomes]} (each name the case uses; NULL if none), leaving
+ * {"gathered": "name"} in its place (cases/README.md). */
+json_t *compare_gather(const struct hcase *c, json_t *outcomes);
 /* Compares r with the reference entry ref; returns the number of
  * differences and appends a readable line for each to diffs (array). */
 int compare_run(const struct hcase *c, const struct run *r, json_t *ref,
@@ -153,6 +159,13 @@ char *norm_line(const char *s);
 json_t *norm_output(const char *text, const char *mode);
 /* Python's repr() of bytes: b'...' (malloc'd; NULL without memory). */
 char *bytes_repr(const void *data, size_t n);
+
+/* pyrepr.c */
+
+/* str(obj) of the object CPython's json.loads() makes of v: a string
+ * itself, anything else its repr ('a', [1, 2.5, None], {'k': True}).
+ * malloc'd, *len its length; NULL when out of memory. */
+char *pyrepr_str(json_t *v, size_t *len);
 
 /* report.c */
 

@@ -13,7 +13,9 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +29,14 @@
 #define MAX_OBJECTS 128
 #define STOP_RAISED INT_MIN /* steps_run: a `raise` step ends the process */
 
+struct hthread;
+
 struct obj {
     char name[64];
     mp_process *p;   /* a process, */
     mp_conn *c;      /* or a connection, */
-    mp_queue *q;     /* or a queue */
+    mp_queue *q;     /* or a queue, */
+    struct hthread *t; /* or a thread */
     bool inherited;  /* handed over by the parent: not ours to free */
     bool daemon_int; /* set_daemon was given an int: report it as one */
 };
@@ -39,7 +44,8 @@ struct obj {
 struct interp {
     const char *dir;
     char path[256]; /* "main", "p", "p.q" */
-    bool child;
+    bool child;      /* a child process's steps, or a thread's */
+    bool thread;     /* a thread's steps */
     int out_fd;
     struct obj objs[MAX_OBJECTS];
     size_t nobj;
@@ -79,6 +85,22 @@ static void write_line(struct interp *in, json_t *o)
     free(s);
 }
 
+/* threads: a thread's steps run with an interpreter of their own, which
+ * holds copies of the objects passed to it (its parent's to free) */
+
+struct hthread {
+    pthread_t id;
+    bool joined;
+    json_t *steps;
+    struct interp in;
+};
+
+static void free_thread(struct hthread *t)
+{
+    if (t != NULL && t->joined) /* else it may still run: leave it */
+        free(t);
+}
+
 /* Frees what the main process holds, so leak checkers see a clean exit; the
  * children still running stay in libmp's registry and are joined at exit. */
 static void main_cleanup(void)
@@ -89,6 +111,7 @@ static void main_cleanup(void)
         mp_process_free(main_interp->objs[i].p);
         mp_conn_free(main_interp->objs[i].c);
         mp_queue_free(main_interp->objs[i].q);
+        free_thread(main_interp->objs[i].t);
     }
     close(main_interp->out_fd);
     main_interp = NULL;
@@ -109,9 +132,13 @@ _Noreturn static void harness_error(struct interp *in, const char *msg)
     _exit(125);
 }
 
-/* Ends the process as sys.exit(code) would. */
+static void join_threads(struct interp *in);
+
+/* Ends the process as sys.exit(code) would: CPython joins the threads
+ * still running first (threading._shutdown). */
 _Noreturn static void do_exit(struct interp *in, int code)
 {
+    join_threads(in);
     if (!in->child) {
         main_cleanup();
         exit(code);
@@ -762,13 +789,41 @@ static json_t *message_text(void *buf, size_t len)
     return v;
 }
 
-static json_t *op_send_bytes(struct call *c)
+/* A step's "data" times its "repeat", as CPython's bytes * n makes it
+ * (malloc'd, *len its length); NULL with the outcome set when it fails. */
+static char *repeated_data(struct call *c, size_t *len)
 {
     json_t *d = arg(c, "data"); /* may hold NULs */
+    size_t n = json_string_length(d);
+    json_int_t times = json_integer_value(arg(c, "repeat"));
+    char *buf;
 
-    return null_or_failed(c, mp_conn_send_bytes(conn_of(c),
-                                                json_string_value(d),
-                                                json_string_length(d)));
+    if (n > 0 && (uintmax_t)times > (uintmax_t)PTRDIFF_MAX / n) {
+        c->raised = strdup("OverflowError: repeated bytes are too long");
+        return NULL;
+    }
+    *len = n * (size_t)times;
+    if ((buf = malloc(*len + 1)) == NULL) {
+        c->err = -ENOMEM;
+        return NULL;
+    }
+    for (json_int_t i = 0; n > 0 && i < times; i++)
+        memcpy(buf + (size_t)i * n, json_string_value(d), n);
+    return buf;
+}
+
+static json_t *op_send_bytes(struct call *c)
+{
+    mp_conn *conn = conn_of(c);
+    size_t len;
+    char *buf = repeated_data(c, &len);
+    int r;
+
+    if (buf == NULL)
+        return NULL;
+    r = mp_conn_send_bytes(conn, buf, len);
+    free(buf);
+    return null_or_failed(c, r);
 }
 
 static json_t *op_recv_bytes(struct call *c)
@@ -1069,6 +1124,17 @@ static json_t *op_exit(struct call *c)
         fprintf(stderr, "%s\n", json_string_value(code));
         do_exit(c->in, 1);
     }
+    if (json_is_real(code) || json_is_array(code) || json_is_object(code)) {
+        /* not an int: CPython prints str(code) and exits 1 */
+        size_t len;
+        char *text = pyrepr_str(code, &len);
+        if (text == NULL)
+            harness_error(c->in, "out of memory");
+        fwrite(text, 1, len, stderr);
+        fputc('\n', stderr);
+        free(text);
+        do_exit(c->in, 1);
+    }
     do_exit(c->in, json_is_integer(code) ? (int)json_integer_value(code)
                                          : json_is_true(code));
 }
@@ -1101,8 +1167,17 @@ static json_t *op_signal_self(struct call *c)
     return json_null();
 }
 
+/* CPython's signal.signal() refuses any thread but the main one. */
+static json_t *not_main_thread(struct call *c)
+{
+    return raise_text(c, strdup("ValueError: signal only works in main "
+                                "thread of the main interpreter"));
+}
+
 static json_t *set_signal(struct call *c, void (*handler)(int))
 {
+    if (c->in->thread)
+        return not_main_thread(c);
     if (signal(signal_by_name(arg_str(c, "signal")), handler) == SIG_ERR)
         return raise_text(c, oserror_text(errno));
     return json_null();
@@ -1116,6 +1191,81 @@ static json_t *op_ignore_signal(struct call *c)
 static json_t *op_default_signal(struct call *c)
 {
     return set_signal(c, SIG_DFL);
+}
+
+/* signal_handler: what a handler does, one per signal.  A handler reads
+ * its action once, atomically; an action it may still be reading when a
+ * step replaces it stays allocated (chained to its successor), so a step
+ * never frees what a handler in another thread uses. */
+enum { ACT_WRITE, ACT_EXIT, ACT_RETURN };
+
+struct sig_action {
+    int action;
+    int fd;     /* ACT_WRITE: where */
+    int code;   /* ACT_EXIT: the exit code */
+    size_t len; /* ACT_WRITE: the text's length */
+    struct sig_action *older;
+    char text[];
+};
+
+static _Atomic(struct sig_action *) sig_actions[NSIG];
+
+/* Only async-signal-safe calls: CPython's handler does the same work with
+ * os.write() and os._exit(), which touch no buffer either. */
+static void on_signal(int sig)
+{
+    struct sig_action *a = atomic_load(&sig_actions[sig]);
+    int saved = errno;
+    size_t done = 0;
+    ssize_t n;
+
+    if (a == NULL)
+        return;
+    if (a->action == ACT_EXIT)
+        _exit(a->code);
+    while (a->action == ACT_WRITE && done < a->len) {
+        n = write(a->fd, a->text + done, a->len - done);
+        if (n < 0 && errno != EINTR)
+            break;
+        done += n > 0 ? (size_t)n : 0;
+    }
+    errno = saved;
+}
+
+static json_t *op_signal_handler(struct call *c)
+{
+    static const char *const actions[] = { "write", "exit", "return" };
+    int sig = signal_by_name(arg_str(c, "signal")), act = 0;
+    const char *text = arg_str(c, "text");
+    size_t len = strlen(text);
+    struct sig_action *a = malloc(sizeof(*a) + len + 2);
+    struct sigaction sa = { .sa_handler = on_signal };
+
+    if (c->in->thread) {
+        free(a);
+        return not_main_thread(c);
+    }
+    if (a == NULL)
+        return failed(c, -ENOMEM);
+    while (strcmp(actions[act], arg_str(c, "action")) != 0)
+        act++;
+    a->action = act;
+    a->fd = strcmp(arg_str(c, "stream"), "stderr") == 0 ? 2 : 1;
+    a->code = (int)json_integer_value(arg(c, "code"));
+    memcpy(a->text, text, len);
+    a->text[len] = '\n';
+    a->len = len + 1;
+    a->older = sig >= 0 && sig < NSIG ? atomic_load(&sig_actions[sig]) : NULL;
+    /* CPython's handlers restart what they interrupt (PEP 475) */
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sig <= 0 || sig >= NSIG || sigaction(sig, &sa, NULL) < 0) {
+        free(a);
+        return raise_text(c, oserror_text(sig <= 0 || sig >= NSIG ? EINVAL
+                                                                  : errno));
+    }
+    atomic_store(&sig_actions[sig], a);
+    return json_null();
 }
 
 static json_t *op_abort(struct call *c)
@@ -1150,6 +1300,91 @@ static json_t *op_wait_event(struct call *c)
     return json_null();
 }
 
+static void *thread_main(void *arg)
+{
+    struct hthread *t = arg;
+
+    steps_run(&t->in, t->steps);
+    join_threads(&t->in);
+    for (size_t i = 0; i < t->in.nobj; i++)
+        if (!t->in.objs[i].inherited) {
+            mp_process_free(t->in.objs[i].p);
+            mp_conn_free(t->in.objs[i].c);
+            mp_queue_free(t->in.objs[i].q);
+            free_thread(t->in.objs[i].t);
+        }
+    close(t->in.out_fd);
+    return NULL;
+}
+
+static json_t *op_thread(struct call *c)
+{
+    struct interp *in = c->in;
+    const char *as = arg_str(c, "as");
+    struct hthread *t = calloc(1, sizeof(*t));
+    char file[4096];
+    json_t *e;
+    size_t k;
+    int r;
+
+    if (t == NULL)
+        return failed(c, -ENOMEM);
+    t->steps = arg(c, "target");
+    t->in.dir = in->dir;
+    t->in.child = t->in.thread = true;
+    if (snprintf(t->in.path, sizeof(t->in.path), "%s%s%s",
+                 in->child ? in->path : "", in->child ? "." : "", as) >=
+        (int)sizeof(t->in.path))
+        harness_error(in, "threads nested too deep");
+    json_array_foreach(arg(c, "pass"), k, e) {
+        struct obj *o = find_obj(in, json_string_value(e));
+        if (o == NULL)
+            harness_error(in, "unknown object (the case validator missed it)");
+        t->in.objs[t->in.nobj] = *o;
+        t->in.objs[t->in.nobj++].inherited = true;
+    }
+    /* outcomes only: a thread has no pid of its own to leave behind */
+    snprintf(file, sizeof(file), "%s/out/%s.jsonl", in->dir, t->in.path);
+    t->in.out_fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                        0644);
+    if (t->in.out_fd < 0)
+        harness_error(in, "thread: cannot write its outcomes");
+    if (in->nobj == MAX_OBJECTS)
+        harness_error(in, "too many objects in one process");
+    if ((r = pthread_create(&t->id, NULL, thread_main, t)) != 0) {
+        close(t->in.out_fd);
+        free(t);
+        return failed(c, -r);
+    }
+    new_obj(in, as)->t = t;
+    return json_null();
+}
+
+static json_t *op_thread_join(struct call *c)
+{
+    struct obj *o = find_obj(c->in, arg_str(c, "thread"));
+
+    if (o == NULL || o->t == NULL)
+        harness_error(c->in, "not a thread (the case validator missed it)");
+    if (!o->t->joined) { /* joining a joined thread returns at once */
+        pthread_join(o->t->id, NULL);
+        o->t->joined = true;
+    }
+    return json_null();
+}
+
+/* The threads a step list started and did not join; each thread joins its
+ * own, so a thread passed to another is joined by its starter only. */
+static void join_threads(struct interp *in)
+{
+    for (size_t i = 0; i < in->nobj; i++)
+        if (in->objs[i].t != NULL && !in->objs[i].inherited &&
+            !in->objs[i].t->joined) {
+            pthread_join(in->objs[i].t->id, NULL);
+            in->objs[i].t->joined = true;
+        }
+}
+
 /* The handlers, one per op of ops.json (scripts/test-vocab checks it). */
 #define OP(name) { #name, op_##name }
 static const struct handler {
@@ -1168,8 +1403,8 @@ static const struct handler {
     OP(empty), OP(full), OP(queue_close), OP(join_thread),
     OP(cancel_join_thread), OP(task_done), OP(queue_join),
     OP(sleep), OP(exit), OP(os_exit), OP(raise), OP(signal_self),
-    OP(ignore_signal), OP(default_signal), OP(abort), OP(print), OP(event),
-    OP(wait_event),
+    OP(ignore_signal), OP(default_signal), OP(signal_handler), OP(abort), OP(print), OP(event),
+    OP(wait_event), OP(thread), OP(thread_join),
 };
 #undef OP
 
@@ -1320,6 +1555,7 @@ MP_TARGET(harness_child)
         }
     }
     r = steps_run(&in, json_object_get(a, "steps"));
+    join_threads(&in); /* as _bootstrap's threading._shutdown() */
     /* A spawned child ends with exit(): leave nothing unreachable behind
      * (leak checkers look), the objects it made included. */
     for (size_t i = 0; i < in.nobj; i++)
@@ -1327,6 +1563,7 @@ MP_TARGET(harness_child)
             mp_process_free(in.objs[i].p);
             mp_conn_free(in.objs[i].c);
             mp_queue_free(in.objs[i].q);
+            free_thread(in.objs[i].t);
         }
     close(in.out_fd);
     json_decref(a);
@@ -1351,6 +1588,7 @@ void steps_main(const char *file, const char *method, const char *dir)
         harness_error(&in, "libmp has no such start method");
     if (steps_run(&in, main_case->steps) == STOP_RAISED)
         harness_error(&in, "raise escaped the main process");
+    join_threads(&in); /* the interpreter's threading._shutdown() */
     main_cleanup();
     exit(0);
 }
