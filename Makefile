@@ -1,5 +1,5 @@
 # libmp, its unit tests, the conformance harness and the benchmarks (GNU make).
-# Targets: all check run-tests conformance gate reference reference-all
+# Targets: all check run-tests conformance gate compare reference reference-all
 #          diff-reference sanitize tsan valgrind bench install uninstall
 #          clean deps.  See README.md.
 #
@@ -68,7 +68,8 @@ PROVE     := prove -e ''
 
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize tsan valgrind bench install \
-        uninstall clean deps reference reference-all diff-reference gate FORCE
+        uninstall clean deps reference reference-all diff-reference gate \
+        compare FORCE
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(CXX_TEST) $(HELPERS) \
      $(BENCH) $(QBENCH) $(SCENARIO) $(EXAMPLES)
 
@@ -220,6 +221,19 @@ gate:
 	@if ls results/bench-*.json >/dev/null 2>&1; then \
 	    echo "$(PYTHON) scripts/gate results/baseline results"; \
 	    $(PYTHON) scripts/gate results/baseline results; fi
+
+# make compare A B [C ...]: result directories side by side, as one table
+# and a plot, in results/compare.md (scripts/report --compare).
+ifeq ($(firstword $(MAKECMDGOALS)),compare)
+COMPARE := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+$(eval .PHONY: $(COMPARE))
+$(eval $(COMPARE):;@:)
+endif
+compare:
+	@test -n "$(COMPARE)" || \
+	    { echo "usage: make compare DIR DIR [DIR ...]" >&2; exit 2; }
+	@scripts/install-deps bench
+	$(PYTHON) scripts/report --compare $(COMPARE) --out results
 
 # Records what CPython does (PYTHON: the newest CPython 3.x found) into
 # reference/cpython-X.Y.  Rewrites tracked files: review the diff.
