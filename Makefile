@@ -1,5 +1,5 @@
 # libmp, its unit tests, the conformance harness and the benchmarks (GNU make).
-# Targets: all check run-tests conformance gate reference reference-all
+# Targets: all check run-tests conformance gate compare reference reference-all
 #          diff-reference sanitize tsan valgrind bench install uninstall
 #          clean deps.  See README.md.
 #
@@ -68,7 +68,8 @@ PROVE     := prove -e ''
 
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize tsan valgrind bench install \
-        uninstall clean deps reference reference-all diff-reference gate FORCE
+        uninstall clean deps reference reference-all diff-reference gate \
+        compare FORCE
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(CXX_TEST) $(HELPERS) \
      $(BENCH) $(QBENCH) $(SCENARIO) $(EXAMPLES)
 
@@ -206,21 +207,33 @@ conformance: deps
 	@ln -sfn $(notdir $(RUN)) results/latest
 	$(HARNESS) run --ref $(REF) --out $(RUN) cases
 
-# Compares the latest results with the committed baseline (results/baseline):
-# a conformance case that regressed, or a benchmark ratio that got worse
-# beyond the noise, fails.  Refresh the baseline on purpose:
-#   cp results/latest/conformance.json results/bench-process.json \
-#      results/bench-queue.json results/bench-whole.json \
-#      results/bench-callgrind.json results/baseline/
+# Compares the latest results with the committed baseline (results/baseline,
+# and results/baseline/quick for a QUICK=1 run): a conformance case that
+# regressed, an instruction count that rose by more than 3%, or a ratio of
+# libmp to the raw limit that got worse beyond the noise, fails
+# (scripts/gate; results/README.md has the thresholds and why).  Refresh
+# the baseline on purpose (results/README.md says how).
 gate:
 	@test -e results/latest/conformance.json || \
 	    { echo "gate: run make conformance first" >&2; exit 2; }
 	$(PYTHON) scripts/gate results/baseline/conformance.json \
 	    results/latest/conformance.json
-	@for b in bench-process bench-queue bench-whole bench-callgrind; do \
-	    if [ -e results/$$b.json ] && [ -e results/baseline/$$b.json ]; then \
-	        $(PYTHON) scripts/gate results/baseline/$$b.json \
-	            results/$$b.json || exit 1; fi; done
+	@if ls results/bench-*.json >/dev/null 2>&1; then \
+	    echo "$(PYTHON) scripts/gate results/baseline results"; \
+	    $(PYTHON) scripts/gate results/baseline results; fi
+
+# make compare A B [C ...]: result directories side by side, as one table
+# and a plot, in results/compare.md (scripts/report --compare).
+ifeq ($(firstword $(MAKECMDGOALS)),compare)
+COMPARE := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+$(eval .PHONY: $(COMPARE))
+$(eval $(COMPARE):;@:)
+endif
+compare:
+	@test -n "$(COMPARE)" || \
+	    { echo "usage: make compare DIR DIR [DIR ...]" >&2; exit 2; }
+	@scripts/install-deps bench
+	$(PYTHON) scripts/report --compare $(COMPARE) --out results
 
 # Records what CPython does (PYTHON: the newest CPython 3.x found) into
 # reference/cpython-X.Y.  Rewrites tracked files: review the diff.
@@ -289,9 +302,10 @@ VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
 valgrind: all
 	CHECK_SLOWDOWN=4 $(PROVE) --exec '$(VALGRIND)' $(TESTS)
 
-# QUICK=1: a smoke run of under a minute; CALLGRIND=1 adds instruction
-# counts (else a stale bench-callgrind.json is removed, so the report and the
-# gate see only this run's files).
+# QUICK=1: a smoke run of a minute or two; CALLGRIND=1 adds instruction
+# counts (libmp's only with QUICK=1: what CI gates on; else a stale
+# bench-callgrind.json is removed, so the report and the gate see only this
+# run's files).  Each file gets its host record (scripts/gate --stamp).
 bench:
 	@scripts/install-deps bench
 	@$(MAKE) --no-print-directory all
@@ -303,7 +317,10 @@ bench:
 	    --out results/bench-queue.json
 	$(PYTHON) scripts/bench_whole $(if $(QUICK),--quick) --python $(PYTHON) \
 	    --build $(B) --out results/bench-whole.json
+	$(PYTHON) scripts/gate --stamp results/bench-process.json \
+	    results/bench-queue.json results/bench-whole.json
 	$(if $(CALLGRIND),$(PYTHON) scripts/bench_callgrind --python $(PYTHON) \
+	    $(if $(QUICK),--libmp-only) --cc "$(CC)" --cflags "$(CFLAGS)" \
 	    --build $(B) --out results/bench-callgrind.json)
 	$(PYTHON) scripts/report --results results
 

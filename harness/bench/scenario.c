@@ -14,8 +14,11 @@
  *   mp-scenario queue_ops N                        N put+get pairs of 64 bytes
  *   mp-scenario pipe_ops N                         N send+recv pairs of 64
  *                                                  bytes on a duplex Pipe
- *   (the last two in one process: instruction counts under callgrind,
- *   scripts/bench_callgrind)
+ *   mp-scenario [--method M] start_join_ops N      N times: start an empty
+ *                                                  child, join it
+ *   (the last three for instruction counts under callgrind,
+ *   scripts/bench_callgrind: one child at a time, so that a forked child,
+ *   which callgrind runs too, never piles up)
  *
  * Exit status 0 when the scenario ran as it should, 1 (with a message)
  * otherwise.
@@ -114,6 +117,20 @@ int main(int argc, char **argv)
             mp_process_free(ps[i]);
         }
         free(ps);
+        return 0;
+    }
+    if (strcmp(what, "start_join_ops") == 0) {
+        for (long i = 0; i < n; i++) {
+            mp_process *p;
+            int code = -1;
+            if ((r = start_n(ctx, 1, "empty", 0, &p)) < 0)
+                return fail("start", r);
+            if ((r = mp_process_join(p, MP_FOREVER)) < 0)
+                return fail("join", r);
+            if (mp_process_exitcode(p, &code) != 1 || code != 0)
+                return fail("a child's exit code", -5);
+            mp_process_free(p);
+        }
         return 0;
     }
     if (strcmp(what, "daemon_teardown") == 0) {
