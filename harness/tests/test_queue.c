@@ -1796,10 +1796,11 @@ TEST(a_drained_ring_stays_small_while_a_producer_streams)
     check_diag("ring: %llu KiB after %u MiB streamed",
                mp__queue_capacity(fq) >> 10, count * STREAM_SIZE >> 20);
     /* 256 KiB at first; each stall of the consumer over 10 ms may double
-     * it (seen: 4 MiB with both CPUs loaded from outside); the whole
-     * backlog would be 160 MiB (a ring that grows whenever it is full
-     * reaches 128-256 MiB). */
-    ASSERT_TRUE(mp__queue_capacity(fq) <= (16u << 20));
+     * it (seen: 4 MiB with both CPUs loaded from outside, over 16 MiB with
+     * several test suites running beside); the whole backlog would be
+     * 160 MiB (a ring that grows whenever it is full reaches 128-256 MiB),
+     * so 64 MiB still tells the two apart. */
+    ASSERT_TRUE(mp__queue_capacity(fq) <= (64u << 20));
     mp_process_free(p);
     mp_queue_free(fq);
 }
