@@ -437,15 +437,18 @@ static void raw_terminate(struct series *s, int n)
  * children, waits until each has said it runs, writes the clock and their
  * pids on its stdout and exits.  A sample runs from that clock to the moment
  * the stdout pipe reads EOF (every process that inherited it, the daemons
- * and any server, has ended) and waitpid() has returned: a daemon still
- * alive after that fails the run. */
+ * and any server, has ended) and waitpid() has returned.  A daemon still
+ * holding the pipe DAEMON_LIMIT seconds after the main process exited
+ * fails the run (after a SIGKILL to each daemon named). */
+#define DAEMON_LIMIT 30
 static double daemon_sample(char *const argv[], const char *what)
 {
     posix_spawn_file_actions_t fa;
     size_t len = 0, cap = 4096;
     char *buf = malloc(cap), *at, *end;
-    int fds[2], status, left = 0;
-    double t0, t1;
+    int fds[2], status = 0, left = 0;
+    bool exited = false;
+    double t0, t1, limit = INFINITY;
     ssize_t r;
     pid_t pid;
 
@@ -458,7 +461,29 @@ static double daemon_sample(char *const argv[], const char *what)
         bench_die("daemon teardown: cannot start the main process");
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
-    while ((r = read(fds[0], buf + len, cap - len - 1)) != 0) {
+    for (;;) {
+        struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+        /* while the main process runs, look at it every 100 ms */
+        int wait_ms = exited ? (int)fmax(0, (limit - bench_now()) * 1000)
+                             : 100;
+
+        if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
+            exited = true;
+            limit = bench_now() + DAEMON_LIMIT;
+        }
+        int ready = poll(&pfd, 1, wait_ms);
+
+        if (ready < 0)
+            continue; /* EINTR */
+        if (ready == 0) {
+            if (exited && bench_now() >= limit) {
+                left = -1;
+                break;
+            }
+            continue;
+        }
+        if ((r = read(fds[0], buf + len, cap - len - 1)) == 0)
+            break;
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -467,7 +492,7 @@ static double daemon_sample(char *const argv[], const char *what)
         if (cap - len < 2 && (buf = realloc(buf, cap *= 2)) == NULL)
             bench_die("out of memory");
     }
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    while (!exited && waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     t1 = bench_now();
     close(fds[0]);
@@ -479,20 +504,21 @@ static double daemon_sample(char *const argv[], const char *what)
                 status, buf);
         exit(2);
     }
-    for (at = end; *at != '\0';) {
-        long d = strtol(at, &end, 10);
-        if (end == at)
-            break;
-        at = end;
-        if (d > 0 && kill((pid_t)d, 0) == 0)
-            left++;
-    }
-    free(buf);
-    if (left > 0) {
-        fprintf(stderr, "mp-bench-process: daemon teardown [%s]: %d daemons "
-                "outlived the main process\n", what, left);
+    if (left < 0) {
+        for (left = 0, at = end; *at != '\0'; left++) {
+            long d = strtol(at, &end, 10);
+            if (end == at)
+                break;
+            at = end;
+            if (d > 0)
+                kill((pid_t)d, SIGKILL);
+        }
+        fprintf(stderr, "mp-bench-process: daemon teardown [%s]: the "
+                "daemons (%d) outlived the main process by %d s\n", what,
+                left, DAEMON_LIMIT);
         exit(2);
     }
+    free(buf);
     return t1 - t0;
 }
 
