@@ -72,6 +72,27 @@ def ready_then_sleep(ready):
     time.sleep(60)
 
 
+def daemon_ready(w):
+    w.send_bytes(b"r")
+    time.sleep(3600)
+
+
+def daemon_main(k):
+    """Starts k daemonic children, waits until each runs, prints the clock
+    and their pids, and returns: the interpreter's exit then terminates and
+    joins them (multiprocessing's atexit handler)."""
+    r, w = mp.Pipe(duplex=False)
+    ps = [mp.Process(target=daemon_ready, args=(w,), daemon=True)
+          for _ in range(k)]
+    for p in ps:
+        p.start()
+    for _ in range(k):
+        r.recv_bytes()
+    line = "%.9f %s\n" % (time.monotonic(), " ".join(str(p.pid) for p in ps))
+    sys.stdout.write(line)
+    sys.stdout.flush()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--method", default="fork")
@@ -87,8 +108,14 @@ def main():
     ap.add_argument("--start-n-samples", type=int, default=1)
     ap.add_argument("--terminate", type=int, default=0,
                     help="terminate() -> join() samples")
+    ap.add_argument("--daemon-main", type=int, default=0,
+                    help="only: start this many daemons, print the clock "
+                    "and exit (mp-bench-process times the teardown)")
     args = ap.parse_args()
     mp.set_start_method(args.method)
+    if args.daemon_main > 0:
+        daemon_main(args.daemon_main)
+        return
 
     ballast = bytearray(args.mem << 20)
     for i in range(0, len(ballast), 4096):   # touch every page

@@ -125,6 +125,8 @@ def main(argv):
     ap.add_argument("--rtt", type=int, default=0,
                     help="round trips to time per implementation (64 B)")
     ap.add_argument("--method", default="fork")
+    ap.add_argument("--flat", action="store_true",
+                    help="the same number of messages whatever --procs")
     a = ap.parse_args(argv)
     ctx = mp.get_context(a.method)
     results = []
@@ -132,7 +134,7 @@ def main(argv):
         for size in [int(x) for x in a.sizes.split(",") if x]:
             # as the C side counts: fewer large messages
             n = int(min(a.n, a.budget / size) * (procs / 2 if procs > 1
-                                                   else 1))
+                                                   and not a.flat else 1))
             n = max(procs * 16, n - n % procs)
             for impl in a.impls.split(","):
                 msgs, secs = throughput(ctx, impl, size, procs, n)

@@ -1,16 +1,21 @@
 /*
  * bench_process.c - what a process costs, per start method: start+join of an
  * empty child for libmp, CPython's multiprocessing and the system's limit;
- * N children started then all joined (N = 1, 10, 100, 1000); the overshoot
- * of join(timeout) for 0.05, 0.1 and 0.5 s and the CPU it burns; terminate()
- * to join() returning; 64-byte messages through a pipe; and how start+join
- * grows with the parent's memory.  One run; the implementations interleave round by round
- * in a rotating order, so the load of this shared machine falls on all alike.
+ * N children started then all joined (N = 1 to 10 000; CPython while its
+ * next N stays within a few seconds); the overshoot of join(timeout) for
+ * 0.01, 0.1 and 1 s and the CPU it burns; terminate() to join() returning;
+ * daemon teardown, from the main process's exit to every daemon reaped, for
+ * 1, 10 and 100 daemons; 64-byte messages through a pipe; and how
+ * start+join grows with the parent's memory.  One run; the implementations
+ * interleave round by round in a rotating order, so the load of this shared
+ * machine falls on all alike.
  *
  * The limits ("raw"): fork()+waitpid() for fork; posix_spawn() of a small
  * static program + waitpid() for spawn; a request to a pre-forked server that
  * forks, reaps and answers, for forkserver; ppoll() on a pidfd for a timed
- * wait; kill(SIGTERM)+waitpid() for terminate.  CPython runs
+ * wait; kill(SIGTERM)+waitpid() for terminate; SIGTERM to each forked child
+ * and waitpid() for daemon teardown (the last three on forked children only:
+ * how a child started does not change them).  CPython runs
  * scripts/bench_process.py, timed inside it: one interpreter per measurement
  * (per method, timeout, batch size or parent size, each round).
  *
@@ -20,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -40,7 +46,7 @@
 #include "mp.h"
 
 #define TIMEOUT 0.1
-#define MAX_SERIES 160
+#define MAX_SERIES 400
 
 extern char **environ;
 
@@ -268,15 +274,19 @@ static void libmp_start_join(struct series *s, const char *method, int n)
     }
 }
 
-static void libmp_join_timeout(struct series *over, struct series *cpu, int n,
-                               double timeout)
+static void libmp_join_timeout(struct series *over, struct series *cpu,
+                               const char *method, int n, double timeout)
 {
+    mp_context *ctx;
+
+    if (mp_get_context(&ctx, method) < 0)
+        bench_die("no such start method");
     for (int i = 0; i < n; i++) {
         mp_process *p = NULL;
         double t0, c0;
 
-        if (mp_process_new(&p, "pause_forever", NULL, 0, NULL) < 0 ||
-            mp_process_start(p) < 0)
+        if (mp_context_process_new(ctx, &p, "pause_forever", NULL, 0,
+                                   NULL) < 0 || mp_process_start(p) < 0)
             bench_die("libmp start failed");
         c0 = cpu_now();
         t0 = bench_now();
@@ -420,6 +430,177 @@ static void raw_terminate(struct series *s, int n)
         close(fds[0]);
         close(fds[1]);
     }
+}
+
+/* Daemon teardown, in the process: a fresh main process (this program with
+ * --daemon-main, or scripts/bench_process.py --daemon-main) starts k daemonic
+ * children, waits until each has said it runs, writes the clock and their
+ * pids on its stdout and exits.  A sample runs from that clock to the moment
+ * the stdout pipe reads EOF (every process that inherited it, the daemons
+ * and any server, has ended) and waitpid() has returned.  A daemon still
+ * holding the pipe DAEMON_LIMIT seconds after the main process exited
+ * fails the run (after a SIGKILL to each daemon named). */
+#define DAEMON_LIMIT 30
+static double daemon_sample(char *const argv[], const char *what)
+{
+    posix_spawn_file_actions_t fa;
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap), *at, *end;
+    int fds[2], status = 0, left = 0;
+    bool exited = false;
+    double t0, t1, limit = INFINITY;
+    ssize_t r;
+    pid_t pid;
+
+    if (buf == NULL || pipe2(fds, O_CLOEXEC) < 0 ||
+        posix_spawn_file_actions_init(&fa) != 0 ||
+        posix_spawn_file_actions_adddup2(&fa, fds[1], 1) != 0)
+        bench_die("daemon teardown: set-up failed");
+    fflush(NULL);
+    if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) != 0)
+        bench_die("daemon teardown: cannot start the main process");
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    for (;;) {
+        struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+        /* while the main process runs, look at it every 100 ms */
+        int wait_ms = exited ? (int)fmax(0, (limit - bench_now()) * 1000)
+                             : 100;
+
+        if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
+            exited = true;
+            limit = bench_now() + DAEMON_LIMIT;
+        }
+        int ready = poll(&pfd, 1, wait_ms);
+
+        if (ready < 0)
+            continue; /* EINTR */
+        if (ready == 0) {
+            if (exited && bench_now() >= limit) {
+                left = -1;
+                break;
+            }
+            continue;
+        }
+        if ((r = read(fds[0], buf + len, cap - len - 1)) == 0)
+            break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            bench_die("daemon teardown: read failed");
+        len += (size_t)r;
+        if (cap - len < 2 && (buf = realloc(buf, cap *= 2)) == NULL)
+            bench_die("out of memory");
+    }
+    while (!exited && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    t1 = bench_now();
+    close(fds[0]);
+    buf[len] = '\0';
+    t0 = strtod(buf, &end);
+    if (end == buf || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "mp-bench-process: daemon teardown [%s]: the main "
+                "process failed (status %d, printed \"%.80s\")\n", what,
+                status, buf);
+        exit(2);
+    }
+    if (left < 0) {
+        for (left = 0, at = end; *at != '\0'; left++) {
+            long d = strtol(at, &end, 10);
+            if (end == at)
+                break;
+            at = end;
+            if (d > 0)
+                kill((pid_t)d, SIGKILL);
+        }
+        fprintf(stderr, "mp-bench-process: daemon teardown [%s]: the "
+                "daemons (%d) outlived the main process by %d s\n", what,
+                left, DAEMON_LIMIT);
+        exit(2);
+    }
+    free(buf);
+    return t1 - t0;
+}
+
+/* The main process of a daemon teardown sample: "raw" forks k children
+ * that pause and, at its exit, sends each SIGTERM and reaps it (the
+ * limit); "libmp" starts k daemons under `method` and returns, leaving the
+ * teardown to libmp's exit handler. */
+static int daemon_main(const char *impl, const char *method, int k)
+{
+    pid_t *pids = calloc((size_t)k + 1, sizeof(*pids));
+    char *line = malloc((size_t)k * 12 + 64);
+    size_t at;
+    char c;
+
+    if (pids == NULL || line == NULL || k < 1)
+        bench_die("daemon main: bad arguments");
+    if (strcmp(impl, "raw") == 0) {
+        int fds[2];
+        if (pipe(fds) < 0)
+            bench_die("pipe failed");
+        for (int i = 0; i < k; i++) {
+            if ((pids[i] = fork()) == 0) {
+                if (write(fds[1], "r", 1) != 1)
+                    _exit(1);
+                for (;;)
+                    pause();
+            }
+            if (pids[i] < 0)
+                bench_die("fork failed");
+        }
+        for (int i = 0; i < k; i++)
+            if (read(fds[0], &c, 1) != 1)
+                bench_die("a raw daemon failed");
+    } else {
+        mp_process_options opt = { .daemon = MP_DAEMON_YES };
+        mp_context *ctx;
+        mp_conn *r, *w;
+        size_t got;
+
+        if (mp_get_context(&ctx, method) < 0 || mp_pipe(&r, &w, 0) < 0)
+            bench_die("daemon main: set-up failed");
+        for (int i = 0; i < k; i++) {
+            mp_process *p;
+            if (mp_context_process_new(ctx, &p, "ready_then_pause", NULL, 0,
+                                       &opt) < 0 ||
+                mp_process_add_conn(p, w) < 0 || mp_process_start(p) < 0 ||
+                mp_process_pid(p, &pids[i]) < 0)
+                bench_die("daemon main: start failed");
+        }
+        for (int i = 0; i < k; i++)
+            if (mp_conn_recv_bytes_into(r, &c, 1, &got) < 0)
+                bench_die("daemon main: a daemon failed");
+    }
+    at = (size_t)snprintf(line, 64, "%.9f", bench_now());
+    for (int i = 0; i < k; i++)
+        at += (size_t)sprintf(line + at, " %d", (int)pids[i]);
+    line[at++] = '\n';
+    if (write(1, line, at) != (ssize_t)at)
+        return 1;
+    if (strcmp(impl, "raw") == 0) {
+        for (int i = 0; i < k; i++)
+            kill(pids[i], SIGTERM);
+        for (int i = 0; i < k; i++)
+            waitpid(pids[i], NULL, 0);
+    }
+    return 0;
+}
+
+static void daemon_teardown(struct series *s, const char *python,
+                            const char *impl, const char *method, int k,
+                            int samples)
+{
+    char ks[16], what[64];
+    char *lib[] = { "/proc/self/exe", "--daemon-main", (char *)impl,
+                    (char *)method, ks, NULL };
+    char *py[] = { (char *)python, "scripts/bench_process.py", "--method",
+                   (char *)method, "--daemon-main", ks, NULL };
+
+    snprintf(ks, sizeof(ks), "%d", k);
+    snprintf(what, sizeof(what), "%s %s %d", impl, method, k);
+    for (int i = 0; i < samples; i++)
+        add(s, daemon_sample(strcmp(impl, "cpython") == 0 ? py : lib, what));
 }
 
 /* messages through a pipe: a child sends n messages of `size` bytes, the
@@ -645,11 +826,18 @@ static void ratios_of(const char *prefix, const char *scenario,
 {
     char key[128];
     struct series *lib = get(scenario, method, "libmp", param);
+    struct series *raw = get(scenario, method, "raw", param);
 
+    /* a limit that does not depend on the start method (a timed wait,
+     * a signal, a teardown) is measured on forked children only */
+    if (raw->n == 0 && (strcmp(scenario, "join_overshoot") == 0 ||
+                        strcmp(scenario, "terminate") == 0 ||
+                        strcmp(scenario, "daemon_teardown") == 0))
+        raw = get(scenario, "fork", "raw", param);
     snprintf(key, sizeof(key), "%s.cpython_over_libmp", prefix);
     ratio(key, get(scenario, method, "cpython", param), lib);
     snprintf(key, sizeof(key), "%s.libmp_over_raw", prefix);
-    ratio(key, lib, get(scenario, method, "raw", param));
+    ratio(key, lib, raw);
 }
 
 /* Touched memory the parent holds for the scaling rounds. */
@@ -670,8 +858,15 @@ int main(int argc, char **argv)
 {
     static const char *const methods[] = { "fork", "spawn", "forkserver" };
     static const int mems[] = { 1, 256, 1024 };
-    static const double timeouts[] = { 0.05, 0.1, 0.5 };
-    static const int start_ns[] = { 1, 10, 100, 1000 };
+    static const double timeouts[] = { 0.01, 0.1, 1.0 };
+    static const int start_ns[] = { 1, 10, 100, 1000, 10000 };
+    static const int daemon_ks[] = { 1, 10, 100 };
+    /* CPython's start_n, per method: the largest N it is given (set in the
+     * first round, when the next N would take over cpy_budget seconds), and
+     * the last batch it took */
+    int cpy_max_n[3] = { INT_MAX, INT_MAX, INT_MAX }, cpy_last_n[3] = { 0 };
+    double cpy_last_t[3] = { 0 }, cpy_budget;
+    struct rlimit nofile;
     struct bench_opts o;
     bool quick;
     int rounds, joins = 5;
@@ -684,11 +879,20 @@ int main(int argc, char **argv)
         return 0; /* the "raw self" spawn limit: exec and loading only */
     bench_prog = "mp-bench-process";
     mp_main(argc, argv);
+    if (argc == 5 && strcmp(argv[1], "--daemon-main") == 0)
+        return daemon_main(argv[2], argv[3], atoi(argv[4]));
+    /* 10 000 children alive at once hold a descriptor each */
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+        nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     bench_options(argc, argv, 0.1, &o);
     rounds = o.rounds, scale = o.scale, quick = o.quick;
     python = o.python, out = o.out;
     if (quick)
         joins = 2;
+    cpy_budget = quick ? 1.0 : 4.0;
     len = readlink("/proc/self/exe", here, sizeof(here) - 1);
     here[len > 0 ? len : 0] = '\0';
     if (strrchr(here, '/') != NULL)
@@ -743,46 +947,62 @@ int main(int argc, char **argv)
     }
 
     /* join(timeout): the overshoot and the CPU spent waiting, per timeout
-     * (param: the timeout in ms) */
+     * (param: the timeout in ms) and start method; the limit, ppoll() on a
+     * pidfd, does not depend on how the child started: fork only */
     for (int r = 0; r < rounds; r++) {
         for (size_t t = 0; t < sizeof(timeouts) / sizeof(*timeouts); t++) {
             double to = timeouts[t];
-            int ms = (int)(to * 1000 + 0.5), jn = to >= 0.5 ? (joins + 1) / 2
-                                                             : joins;
-            bench_progress("round %d/%d: join(timeout=%g)", r + 1, rounds, to);
-            for (int k = 0; k < 3; k++) {
-                switch ((r + k) % 3) {
-                case 0: raw_join_timeout(get("join_overshoot", "fork", "raw", ms),
-                                         get("join_cpu", "fork", "raw", ms), jn,
-                                         to);
-                        break;
-                case 1: libmp_join_timeout(get("join_overshoot", "fork", "libmp",
-                                               ms),
-                                           get("join_cpu", "fork", "libmp", ms),
-                                           jn, to);
-                        break;
-                case 2: py_timeout = to;
-                        cpython(python, "fork", 0, jn, 0, false, NULL,
-                                get("join_overshoot", "fork", "cpython", ms),
-                                get("join_cpu", "fork", "cpython", ms));
-                        py_timeout = TIMEOUT;
-                        break;
+            int ms = (int)(to * 1000 + 0.5), jn = to >= 1 ? (joins + 2) / 3
+                                                           : joins;
+            if (quick && to >= 1 && r > 0)
+                continue; /* one second a sample: one round will do */
+            for (int m = 0; m < 3; m++) {
+                const char *meth = methods[m];
+                bench_progress("round %d/%d: join(timeout=%g) [%s]", r + 1,
+                               rounds, to, meth);
+                for (int k = 0; k < 3; k++) {
+                    switch ((r + m + k) % 3) {
+                    case 0: if (m == 0)
+                                raw_join_timeout(
+                                    get("join_overshoot", meth, "raw", ms),
+                                    get("join_cpu", meth, "raw", ms), jn, to);
+                            break;
+                    case 1: libmp_join_timeout(
+                                get("join_overshoot", meth, "libmp", ms),
+                                get("join_cpu", meth, "libmp", ms), meth, jn,
+                                to);
+                            break;
+                    case 2: py_timeout = to;
+                            cpython(python, meth, 0, jn, 0, false, NULL,
+                                    get("join_overshoot", meth, "cpython", ms),
+                                    get("join_cpu", meth, "cpython", ms));
+                            py_timeout = TIMEOUT;
+                            break;
+                    }
                 }
             }
         }
         end_rounds();
     }
 
-    /* N children started, then all joined (param: N); CPython's spawn is
-     * capped at 10 children and its forkserver at 100 (70 and 20 ms each) */
+    /* N children started, then all joined (param: N, up to 10 000);
+     * CPython gets the next N while the last batch,
+     * scaled to it, stays within cpy_budget seconds (so its spawn stops at
+     * tens of children, 70 ms each) */
     for (int r = 0; r < rounds; r++) {
         for (int m = 0; m < 3; m++) {
             const char *meth = methods[m];
             for (size_t j = 0; j < sizeof(start_ns) / sizeof(*start_ns); j++) {
                 int n = start_ns[j], samples = n <= 10 ? 5 : n <= 100 ? 2 : 1;
-                int cap = m == 0 ? 1000 : m == 1 ? 10 : 100;
-                if (quick && n > 100)
+                double guess = cpy_last_n[m] > 0
+                               ? cpy_last_t[m] * n / cpy_last_n[m] : 0;
+                /* 10 000 spawned children take half a minute: the first
+                 * round only; the others' the first two */
+                if ((quick && n > 100) || (n > 1000 && r >= (m == 1 ? 1 : 2)) ||
+                    (rlim_t)n + 256 > nofile.rlim_cur)
                     continue;
+                if (r == 0 && guess > cpy_budget && n < cpy_max_n[m])
+                    cpy_max_n[m] = cpy_last_n[m];
                 bench_progress("round %d/%d: start %d, join all [%s]", r + 1,
                                rounds, n, meth);
                 for (int k = 0; k < 3; k++) {
@@ -798,14 +1018,20 @@ int main(int argc, char **argv)
                                           meth, n);
                         break;
                     case 2:
-                        if (n > cap)
+                        if (n > cpy_max_n[m])
                             break;
                         startn_n = n;
-                        startn_samples = samples;
+                        startn_samples = guess * samples > cpy_budget
+                                         ? 1 : samples;
                         startn_series = get("start_n", meth, "cpython", n);
                         cpython(python, meth, 0, 0, 0, false, NULL, NULL,
                                 NULL);
                         startn_n = 0;
+                        if (r == 0) {
+                            cpy_last_n[m] = n;
+                            cpy_last_t[m] = startn_series->v[
+                                startn_series->n - 1];
+                        }
                         break;
                     }
                 }
@@ -839,6 +1065,41 @@ int main(int argc, char **argv)
         end_rounds();
     }
 
+    /* daemon teardown: the main process's exit to every daemon reaped
+     * (param: daemons); the limit, SIGTERM to each and waitpid(), with
+     * forked children only */
+    for (int r = 0; r < rounds; r++) {
+        for (int m = 0; m < 3; m++) {
+            const char *meth = methods[m];
+            for (size_t j = 0; j < sizeof(daemon_ks) / sizeof(*daemon_ks);
+                 j++) {
+                int dk = daemon_ks[j], ns = quick || dk >= 100 ? 1
+                                            : dk >= 10 ? 3 : 5;
+                bench_progress("round %d/%d: daemon teardown, %d [%s]", r + 1,
+                               rounds, dk, meth);
+                for (int k = 0; k < 3; k++) {
+                    switch ((r + m + k) % 3) {
+                    case 0: if (m == 0)
+                                daemon_teardown(get("daemon_teardown", meth,
+                                                    "raw", dk),
+                                                python, "raw", meth, dk, ns);
+                            break;
+                    case 1: daemon_teardown(get("daemon_teardown", meth,
+                                                "libmp", dk),
+                                            python, "libmp", meth, dk, ns);
+                            break;
+                    case 2: daemon_teardown(get("daemon_teardown", meth,
+                                                "cpython", dk),
+                                            python, "cpython", meth, dk,
+                                            ns > 3 ? 3 : ns);
+                            break;
+                    }
+                }
+            }
+        }
+        end_rounds();
+    }
+
     /* 64-byte messages through a pipe, 1 -> 1 */
     for (int r = 0; r < rounds; r++) {
         if (isatty(2))
@@ -865,16 +1126,16 @@ int main(int argc, char **argv)
         end_rounds();
     }
 
-    /* start+join against the parent's size (touched memory) */
+    /* start+join against the parent's size (touched memory), per method;
+     * the limits: fork(), posix_spawn() of the static program, and the
+     * pre-forked server (forked while this program was small) */
     for (size_t k = 0; k < sizeof(mems) / sizeof(mems[0]); k++) {
         int mb = mems[k], n = mb >= 1024 ? N(20) : N(60);
         hold_memory(mb);
         for (int r = 0; r < rounds; r++) {
-            if (isatty(2))
-                fprintf(stderr, "\r\033[Kround %d/%d: parent of %d MB", r + 1,
-                        rounds, mb);
-            for (int j = 0; j < 4; j++) {
-                switch ((r + j) % 4) {
+            bench_progress("round %d/%d: parent of %d MB", r + 1, rounds, mb);
+            for (int j = 0; j < 9; j++) {
+                switch ((r + j) % 9) {
                 case 0: raw_fork(get("start_join_mem", "fork", "raw", mb), n);
                         break;
                 case 1: libmp_start_join(get("start_join_mem", "fork", "libmp",
@@ -886,6 +1147,23 @@ int main(int argc, char **argv)
                 case 3: cpython(python, "fork", N(10), 0, mb, false,
                                 get("start_join_mem", "fork", "cpython", mb),
                                 NULL, NULL);
+                        break;
+                case 4: raw_spawn(get("start_join_mem", "spawn", "raw", mb), n,
+                                  false);
+                        break;
+                case 5: libmp_start_join(get("start_join_mem", "spawn", "libmp",
+                                             mb), "spawn", n);
+                        break;
+                case 6: cpython(python, "spawn", N(4), 0, mb, false,
+                                get("start_join_mem", "spawn", "cpython", mb),
+                                NULL, NULL);
+                        break;
+                case 7: cpython(python, "forkserver", N(10), 0, mb, false,
+                                get("start_join_mem", "forkserver", "cpython",
+                                    mb), NULL, NULL);
+                        break;
+                case 8: raw_server(get("start_join_mem", "forkserver", "raw",
+                                       mb), n);
                         break;
                 }
             }
@@ -916,26 +1194,29 @@ int main(int argc, char **argv)
         printf("  CPython/libmp %.1fx, libmp/raw %.2fx\n", med(cpy) / med(lib),
                med(lib) / med(raw));
     }
-    for (size_t t = 0; t < sizeof(timeouts) / sizeof(*timeouts); t++) {
-        int ms = (int)(timeouts[t] * 1000 + 0.5);
-        printf("join(timeout=%g): overshoot, and CPU time spent waiting "
-               "[fork]\n", timeouts[t]);
-        print_row(get("join_overshoot", "fork", "raw", ms),
-                  "raw ppoll(pidfd) over");
-        print_row(get("join_overshoot", "fork", "libmp", ms), "libmp overshoot");
-        print_row(get("join_overshoot", "fork", "cpython", ms),
-                  "CPython overshoot");
-        print_row(get("join_cpu", "fork", "raw", ms), "raw ppoll(pidfd) CPU");
-        print_row(get("join_cpu", "fork", "libmp", ms), "libmp CPU");
-        print_row(get("join_cpu", "fork", "cpython", ms), "CPython CPU");
-    }
+    for (size_t t = 0; t < sizeof(timeouts) / sizeof(*timeouts); t++)
+        for (int m = 0; m < 3; m++) {
+            int ms = (int)(timeouts[t] * 1000 + 0.5);
+            const char *meth = methods[m];
+            printf("join(timeout=%g): overshoot, and CPU time spent waiting "
+                   "[%s]\n", timeouts[t], meth);
+            print_row(get("join_overshoot", meth, "raw", ms),
+                      "raw ppoll(pidfd) over");
+            print_row(get("join_overshoot", meth, "libmp", ms),
+                      "libmp overshoot");
+            print_row(get("join_overshoot", meth, "cpython", ms),
+                      "CPython overshoot");
+            print_row(get("join_cpu", meth, "raw", ms), "raw ppoll(pidfd) CPU");
+            print_row(get("join_cpu", meth, "libmp", ms), "libmp CPU");
+            print_row(get("join_cpu", meth, "cpython", ms), "CPython CPU");
+        }
     for (int m = 0; m < 3; m++) {
         printf("start N children, then join them all [%s]\n", methods[m]);
         for (size_t j = 0; j < sizeof(start_ns) / sizeof(*start_ns); j++) {
             static const char *const impls[] = { "raw", "libmp", "cpython" };
             for (int k = 0; k < 3; k++) {
                 char label[64];
-                snprintf(label, sizeof(label), "N=%-4d %s", start_ns[j],
+                snprintf(label, sizeof(label), "N=%-5d %s", start_ns[j],
                          impls[k]);
                 print_row(get("start_n", methods[m], impls[k], start_ns[j]),
                           label);
@@ -949,6 +1230,20 @@ int main(int argc, char **argv)
         print_row(get("terminate", methods[m], "libmp", 0), "libmp");
         print_row(get("terminate", methods[m], "cpython", 0), "CPython");
     }
+    for (int m = 0; m < 3; m++) {
+        printf("daemon teardown: the main process's exit to every daemon "
+               "reaped [%s]\n", methods[m]);
+        for (size_t j = 0; j < sizeof(daemon_ks) / sizeof(*daemon_ks); j++) {
+            static const char *const impls[] = { "raw", "libmp", "cpython" };
+            for (int k = 0; k < 3; k++) {
+                char label[64];
+                snprintf(label, sizeof(label), "%3d daemons %s", daemon_ks[j],
+                         impls[k]);
+                print_row(get("daemon_teardown", methods[m], impls[k],
+                              daemon_ks[j]), label);
+            }
+        }
+    }
     printf("64-byte messages through a Pipe, 1 -> 1: microseconds per message "
            "(messages/s = 1e6 / median)\n");
     print_row(get("pipe_msg", "fork", "raw", 0), "raw pipe, 1 write+read/msg");
@@ -960,9 +1255,11 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < sizeof(mems) / sizeof(mems[0]); k++) {
         char label[64];
         static const char *const who[][2] = {
-            { "fork", "raw" }, { "fork", "libmp" }, { "forkserver", "libmp" },
-            { "fork", "cpython" } };
-        for (int j = 0; j < 4; j++) {
+            { "fork", "raw" }, { "fork", "libmp" }, { "fork", "cpython" },
+            { "spawn", "raw" }, { "spawn", "libmp" }, { "spawn", "cpython" },
+            { "forkserver", "raw" }, { "forkserver", "libmp" },
+            { "forkserver", "cpython" } };
+        for (int j = 0; j < 9; j++) {
             snprintf(label, sizeof(label), "%4d MB %s %s", mems[k], who[j][1],
                      who[j][0]);
             print_row(get("start_join_mem", who[j][0], who[j][1], mems[k]),
@@ -987,12 +1284,14 @@ int main(int argc, char **argv)
           get("pipe_msg", "fork", "raw", 0));
     ratio("pipe_msg.cpython_over_libmp", get("pipe_msg", "fork", "cpython", 0),
           get("pipe_msg", "fork", "libmp", 0));
-    for (size_t t = 0; t < sizeof(timeouts) / sizeof(*timeouts); t++) {
-        char key[96];
-        int ms = (int)(timeouts[t] * 1000 + 0.5);
-        snprintf(key, sizeof(key), "join_overshoot.fork.%dms", ms);
-        ratios_of(key, "join_overshoot", "fork", ms);
-    }
+    for (size_t t = 0; t < sizeof(timeouts) / sizeof(*timeouts); t++)
+        for (int m = 0; m < 3; m++) {
+            char key[96];
+            int ms = (int)(timeouts[t] * 1000 + 0.5);
+            snprintf(key, sizeof(key), "join_overshoot.%s.%dms", methods[m],
+                     ms);
+            ratios_of(key, "join_overshoot", methods[m], ms);
+        }
     for (int m = 0; m < 3; m++) {
         char key[96];
         for (size_t j = 0; j < sizeof(start_ns) / sizeof(*start_ns); j++) {
@@ -1002,10 +1301,23 @@ int main(int argc, char **argv)
         }
         snprintf(key, sizeof(key), "terminate.%s", methods[m]);
         ratios_of(key, "terminate", methods[m], 0);
+        for (size_t j = 0; j < sizeof(daemon_ks) / sizeof(*daemon_ks); j++) {
+            snprintf(key, sizeof(key), "daemon_teardown.%s.%d", methods[m],
+                     daemon_ks[j]);
+            ratios_of(key, "daemon_teardown", methods[m], daemon_ks[j]);
+        }
     }
-    ratio("start_join_mem.forkserver.libmp_1024mb_over_1mb",
-          get("start_join_mem", "forkserver", "libmp", 1024),
-          get("start_join_mem", "forkserver", "libmp", 1));
+    for (int m = 0; m < 3; m++) {
+        char key[96];
+        snprintf(key, sizeof(key), "start_join_mem.%s.1024mb", methods[m]);
+        ratios_of(key, "start_join_mem", methods[m], 1024);
+        if (m > 0) {
+            snprintf(key, sizeof(key),
+                     "start_join_mem.%s.libmp_1024mb_over_1mb", methods[m]);
+            ratio(key, get("start_join_mem", methods[m], "libmp", 1024),
+                  get("start_join_mem", methods[m], "libmp", 1));
+        }
+    }
     ratio("start_join_mem.fork.raw_1024mb_over_1mb",
           get("start_join_mem", "fork", "raw", 1024),
           get("start_join_mem", "fork", "raw", 1));

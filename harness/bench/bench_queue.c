@@ -39,7 +39,7 @@
 #include "common.h"
 #include "mp.h"
 
-#define MAX_PROCS 4
+#define MAX_PROCS 16
 #define MAX_SIZE 65536
 #define RAW_RING (256u * 1024) /* as libmp's first ring */
 
@@ -47,6 +47,14 @@ static const int sizes[] = { 8, 64, 4096, 65536 };
 static const int procs_list[] = { 1, 4 };
 #define NSIZES (int)(sizeof(sizes) / sizeof(sizes[0]))
 #define NPROCS (int)(sizeof(procs_list) / sizeof(procs_list[0]))
+/* The curve of 64 B messages against the number of producers (as many
+ * consumers): 1 and 4 come from the table above. */
+static const int curve_procs[] = { 2, 8, 16 };
+#define NCURVE (int)(sizeof(curve_procs) / sizeof(curve_procs[0]))
+/* Children started by each start method (libmp's Process, CPython's
+ * context), 64 B, 1 -> 1 and 4 -> 4; the limit is the forked raw ring. */
+static const char *const methods[] = { "fork", "spawn", "forkserver" };
+#define NMETH 3
 
 enum impl { RAW_RING_I, RAW_PIPE, LIBMP_QUEUE, LIBMP_PIPE, CPY_QUEUE,
             CPY_SIMPLE, CPY_PIPE, NIMPL };
@@ -63,6 +71,10 @@ static const char *const impl_keys[NIMPL] = {
 static double thr[NIMPL][NSIZES][NPROCS][64];
 /* Round-trip seconds per round: [impl][round]. */
 static double rtt[NIMPL][64];
+/* The curve: [impl][curve_procs][round]; by start method:
+ * [impl][method][procs_list][round]. */
+static double curve[NIMPL][NCURVE][64];
+static double by_method[NIMPL][NMETH][NPROCS][64];
 static int rounds = 5;
 static double scale = 1.0;
 static char py_version[32] = "?";
@@ -445,7 +457,136 @@ static double run_rtt(enum impl impl, long count)
     return t0;
 }
 
+/* Producers and consumers as libmp Processes under a start method: they
+ * say they are ready on `back`, wait for a message on `go`, and each
+ * consumer puts the clock on `back` after its last message. */
+MP_TARGET(q_producer)
+{
+    mp_queue *q = mp_args_queue(args, 0), *go = mp_args_queue(args, 3);
+    mp_queue *back = mp_args_queue(args, 4);
+    long n = (long)mp_args_int(args, 1);
+    size_t size = (size_t)mp_args_int(args, 2), got;
+    static char buf[MAX_SIZE];
+    char g;
+    int r;
+
+    (void)arg; (void)len;
+    memset(buf, 'p', size);
+    if (mp_queue_put_double(back, -1) < 0 ||
+        mp_queue_get_into(go, &g, 1, &got, 1, MP_FOREVER) < 0)
+        return 6;
+    for (long i = 0; i < n; i++)
+        if ((r = mp_queue_put(q, buf, size, 1, MP_FOREVER)) < 0)
+            child_fail("mp_queue_put", r);
+    return 0;
+}
+
+MP_TARGET(q_consumer)
+{
+    mp_queue *q = mp_args_queue(args, 0), *go = mp_args_queue(args, 3);
+    mp_queue *back = mp_args_queue(args, 4);
+    long n = (long)mp_args_int(args, 1);
+    int size = (int)mp_args_int(args, 2), r;
+    static char buf[MAX_SIZE];
+    size_t got;
+    char g;
+
+    (void)arg; (void)len;
+    if (mp_queue_put_double(back, -1) < 0 ||
+        mp_queue_get_into(go, &g, 1, &got, 1, MP_FOREVER) < 0)
+        return 6;
+    for (long i = 0; i < n; i++) {
+        if ((r = mp_queue_get_into(q, buf, sizeof(buf), &got, 1,
+                                   MP_FOREVER)) < 0)
+            child_fail("mp_queue_get_into", r);
+        check_len(got, size);
+    }
+    return mp_queue_put_double(back, bench_now()) < 0 ? 6 : 0;
+}
+
+static double run_method_throughput(const char *method, int size, int procs,
+                                    long n)
+{
+    mp_process_options opt = { 0 };
+    mp_process *ps[2 * MAX_PROCS];
+    mp_queue *q, *go, *back;
+    long per = n / procs;
+    double t0, t, last = 0;
+
+    if (mp_get_context(&opt.context, method) < 0 ||
+        mp_queue_new(&q, 0) < 0 || mp_queue_new(&go, 0) < 0 ||
+        mp_queue_new(&back, 0) < 0)
+        bench_die("queue set-up failed");
+    for (int k = 0; k < 2 * procs; k++)
+        if (mp_process_create(&ps[k], k % 2 == 0 ? &q_producer_target
+                                                 : &q_consumer_target,
+                              MP_ARGS(q, per, size, go, back), &opt) < 0 ||
+            mp_process_start(ps[k]) < 0)
+            bench_die("cannot start a queue benchmark child");
+    for (int k = 0; k < 2 * procs; k++)
+        if (mp_queue_get_double(back, &t, RUN_LIMIT) < 0)
+            bench_die("a queue benchmark child did not start");
+    t0 = bench_now();
+    for (int k = 0; k < 2 * procs; k++)
+        if (mp_queue_put(go, "g", 1, 1, MP_FOREVER) < 0)
+            bench_die("mp_queue_put failed");
+    for (int k = 0; k < procs; k++) {
+        if (mp_queue_get_double(back, &t, RUN_LIMIT) < 0)
+            bench_die("a queue benchmark consumer did not finish");
+        last = fmax(last, t);
+    }
+    for (int k = 0; k < 2 * procs; k++) {
+        int code = -1;
+        if (mp_process_join(ps[k], MP_FOREVER) < 0 ||
+            mp_process_exitcode(ps[k], &code) != 1 || code != 0)
+            bench_die("a queue benchmark child failed");
+        mp_process_free(ps[k]);
+    }
+    mp_queue_free(q);
+    mp_queue_free(go);
+    mp_queue_free(back);
+    return (double)(per * procs) / (last - t0);
+}
+
 /* CPython */
+
+/* Queue only, 64 B: the curve (`method` NULL), or the table by start
+ * method (1 -> 1 and 4 -> 4). */
+static void cpython_extra(const char *python, const char *method, int r)
+{
+    char n[32], procs[64] = "", m[16];
+    char *argv[] = { (char *)python, "scripts/bench_queue.py", "--n", n,
+                     "--impls", "queue", "--sizes", "64", "--procs", procs,
+                     "--method", m, method == NULL ? "--flat" : NULL, NULL };
+    json_t *root, *e;
+    char *out;
+    size_t i;
+
+    snprintf(n, sizeof(n), "%ld", count_for(CPY_QUEUE, 64));
+    snprintf(m, sizeof(m), "%s", method != NULL ? method : "fork");
+    for (int k = 0; k < (method == NULL ? NCURVE : NPROCS); k++)
+        snprintf(procs + strlen(procs), sizeof(procs) - strlen(procs), "%s%d",
+                 k ? "," : "", method == NULL ? curve_procs[k]
+                                              : procs_list[k]);
+    if ((out = bench_capture(argv)) == NULL)
+        bench_die("the CPython side failed (scripts/bench_queue.py)");
+    if ((root = json_loads(out, 0, NULL)) == NULL)
+        bench_die("the CPython side printed no JSON");
+    json_array_foreach(json_object_get(root, "results"), i, e) {
+        int p = (int)json_integer_value(json_object_get(e, "procs"));
+        double v = json_number_value(json_object_get(e, "msgs_per_s"));
+        for (int k = 0; k < NCURVE; k++)
+            if (method == NULL && curve_procs[k] == p)
+                curve[CPY_QUEUE][k][r] = v;
+        for (int mi = 0; mi < NMETH; mi++)
+            for (int k = 0; k < NPROCS; k++)
+                if (method != NULL && strcmp(methods[mi], method) == 0 &&
+                    procs_list[k] == p)
+                    by_method[CPY_QUEUE][mi][k][r] = v;
+    }
+    json_decref(root);
+    free(out);
+}
 
 static void cpython_round(const char *python, int r)
 {
@@ -542,7 +683,7 @@ int main(int argc, char **argv)
 {
     struct bench_opts opt;
     const char *python, *out;
-    json_t *root, *results, *rtts;
+    json_t *root, *results, *rtts, *by_methods = json_array();
 
     bench_prog = "mp-bench-queue";
     mp_main(argc, argv);
@@ -580,6 +721,54 @@ int main(int argc, char **argv)
                                                           scale));
             }
         }
+        /* the curve, 64 B: the ring, libmp's Queue and CPython's, rotating;
+         * the same number of messages whatever the number of processes */
+        for (int k = 0; k < 3; k++) {
+            int which = (r + k) % 3;
+            if (which == 2) {
+                bench_progress("round %d/%d: CPython Queue, 2-16 -> 2-16",
+                               r + 1, rounds);
+                cpython_extra(python, NULL, r);
+                continue;
+            }
+            for (int c = 0; c < NCURVE; c++) {
+                enum impl i = which == 0 ? RAW_RING_I : LIBMP_QUEUE;
+                bench_progress("round %d/%d: %s, 64 B, %d -> %d", r + 1,
+                               rounds, impl_names[i], curve_procs[c],
+                               curve_procs[c]);
+                curve[i][c][r] = run_throughput(i, 64, curve_procs[c],
+                                                count_for(i, 64));
+            }
+        }
+        /* children started by each method: libmp's Process and CPython's
+         * context, rotating, with the forked ring as the limit */
+        for (int mi = 0; mi < NMETH; mi++)
+            for (int k = 0; k < 3; k++) {
+                int which = (r + mi + k) % 3;
+                if (which == 2) {
+                    bench_progress("round %d/%d: CPython Queue [%s]", r + 1,
+                                   rounds, methods[mi]);
+                    cpython_extra(python, methods[mi], r);
+                    continue;
+                }
+                for (int p = 0; p < NPROCS; p++) {
+                    long n = count_for(LIBMP_QUEUE, 64) * procs_list[p] /
+                             (procs_list[p] > 1 ? 2 : 1);
+                    bench_progress("round %d/%d: %s, 64 B, %d -> %d [%s]",
+                                   r + 1, rounds, which ? "libmp Queue"
+                                   : "raw ring", procs_list[p], procs_list[p],
+                                   methods[mi]);
+                    if (which == 1)
+                        by_method[LIBMP_QUEUE][mi][p][r] =
+                            run_method_throughput(methods[mi], 64,
+                                                  procs_list[p], n);
+                    else if (mi == 0)
+                        by_method[RAW_RING_I][mi][p][r] = run_throughput(
+                            RAW_RING_I, 64, procs_list[p],
+                            count_for(RAW_RING_I, 64) * procs_list[p] /
+                                (procs_list[p] > 1 ? 2 : 1));
+                }
+            }
     }
     bench_progress(NULL);
 
@@ -624,6 +813,65 @@ int main(int argc, char **argv)
             snprintf(key, sizeof(key), "%s.libmp_over_raw_pipe", pre);
             ratio(key, thr[LIBMP_PIPE][s][p], thr[RAW_PIPE][s][p]);
         }
+    {   /* the curve: into the table, as procs 2, 8, 16 at 64 B */
+        static const enum impl who[] = { RAW_RING_I, LIBMP_QUEUE, CPY_QUEUE };
+        printf("Messages/s at 64 B against producers -> consumers "
+               "(median, min-max of rounds)\n");
+        for (int c = 0; c < NCURVE; c++) {
+            char key[128];
+            for (int k = 0; k < 3; k++) {
+                const double *v = curve[who[k]][c];
+                printf("  %2d -> %-2d %-16s %10.0f  %.0f-%.0f\n",
+                       curve_procs[c], curve_procs[c], impl_names[who[k]],
+                       med(v), bench_quantile(v, (size_t)rounds, 0),
+                       bench_quantile(v, (size_t)rounds, 1));
+                json_array_append_new(results, series(
+                    impl_keys[who[k]], 64, curve_procs[c], "msgs/s", v));
+            }
+            snprintf(key, sizeof(key),
+                     "queue.64B.%dx%d.cpython_queue_over_libmp",
+                     curve_procs[c], curve_procs[c]);
+            ratio(key, curve[CPY_QUEUE][c], curve[LIBMP_QUEUE][c]);
+            snprintf(key, sizeof(key), "queue.64B.%dx%d.libmp_over_raw_ring",
+                     curve_procs[c], curve_procs[c]);
+            ratio(key, curve[LIBMP_QUEUE][c], curve[RAW_RING_I][c]);
+        }
+    }
+    {   /* by start method */
+        static const enum impl who[] = { RAW_RING_I, LIBMP_QUEUE, CPY_QUEUE };
+        printf("Messages/s at 64 B, children started by each method "
+               "(median, min-max of rounds)\n");
+        for (int mi = 0; mi < NMETH; mi++)
+            for (int p = 0; p < NPROCS; p++) {
+                char key[128];
+                for (int k = 0; k < 3; k++) {
+                    const double *v = by_method[who[k]][mi][p];
+                    json_t *e;
+                    if (who[k] == RAW_RING_I && mi > 0)
+                        continue;
+                    printf("  %-10s %d -> %d %-16s %10.0f  %.0f-%.0f\n",
+                           methods[mi], procs_list[p], procs_list[p],
+                           impl_names[who[k]], med(v),
+                           bench_quantile(v, (size_t)rounds, 0),
+                           bench_quantile(v, (size_t)rounds, 1));
+                    e = series(impl_keys[who[k]], 64, procs_list[p],
+                               "msgs/s", v);
+                    json_object_set_new(e, "method",
+                                        json_string(methods[mi]));
+                    json_array_append_new(by_methods, e);
+                }
+                snprintf(key, sizeof(key),
+                         "queue_method.%s.64B.%dx%d.cpython_queue_over_libmp",
+                         methods[mi], procs_list[p], procs_list[p]);
+                ratio(key, by_method[CPY_QUEUE][mi][p],
+                      by_method[LIBMP_QUEUE][mi][p]);
+                snprintf(key, sizeof(key),
+                         "queue_method.%s.64B.%dx%d.libmp_over_raw_ring",
+                         methods[mi], procs_list[p], procs_list[p]);
+                ratio(key, by_method[LIBMP_QUEUE][mi][p],
+                      by_method[RAW_RING_I][0][p]);
+            }
+    }
     printf("Round trip of a 64 B message, microseconds (median, min-max)\n");
     for (int i = 0; i < NIMPL; i++) {
         printf("  %-22s %8.1f  %.1f-%.1f\n", impl_names[i], med(rtt[i]) * 1e6,
@@ -668,6 +916,7 @@ int main(int argc, char **argv)
     json_object_set_new(root, "scale", json_real(scale));
     json_object_set_new(root, "throughput", results);
     json_object_set_new(root, "rtt", rtts);
+    json_object_set_new(root, "throughput_methods", by_methods);
     json_object_set_new(root, "ratios", ratios);
     if (out != NULL && json_dump_file(root, out, JSON_INDENT(1)) < 0)
         bench_die("cannot write the results");
