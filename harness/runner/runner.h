@@ -151,6 +151,8 @@ char *norm_line(const char *s);
 /* Splits text into normalised lines; mode "lines" sorts them; "ignore"
  * gives json null. */
 json_t *norm_output(const char *text, const char *mode);
+/* The same for `size` bytes of text, NULs kept as characters. */
+json_t *norm_output_n(const char *text, size_t size, const char *mode);
 
 /* report.c */
 
