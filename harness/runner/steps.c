@@ -37,6 +37,7 @@ struct obj {
                       * from the process that made it): report it as one */
     json_int_t daemon_value;
     bool ended_seen; /* a step saw it end: CPython's popen.returncode */
+    bool closed;     /* queue_close succeeded here: CPython's q._closed */
 };
 
 struct interp {
@@ -1100,8 +1101,8 @@ static json_t *get(struct call *c, bool nowait)
         return NULL;
     /* get(True, timeout) polls with the timeout once the queue is open */
     if (!nowait && block && wait_overflow(arg(c, "timeout")) != NULL)
-        return (r = mp_queue_empty(q)) == MP_EQCLOSED
-                   ? queue_failed(c, r, repr)
+        return find_obj(c->in, arg_str(c, "queue"))->closed
+                   ? queue_failed(c, MP_EQCLOSED, repr)
                    : raise_text(c, strdup(wait_overflow(arg(c, "timeout"))));
     r = nowait ? mp_queue_get_nowait(q, &buf, &len)
                : mp_queue_get(q, &buf, &len, block, timeout);
@@ -1161,8 +1162,11 @@ static json_t *op_queue_close(struct call *c)
 {
     char repr[128];
     mp_queue *q = queue_of(c, repr, sizeof(repr));
+    int r = q != NULL ? mp_queue_close(q) : 0;
 
-    return q == NULL ? NULL : queue_null(c, mp_queue_close(q), repr);
+    if (q != NULL && r == 0)
+        find_obj(c->in, arg_str(c, "queue"))->closed = true;
+    return q == NULL ? NULL : queue_null(c, r, repr);
 }
 
 static json_t *op_join_thread(struct call *c)
