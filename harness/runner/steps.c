@@ -1272,7 +1272,8 @@ static json_t *op_os_exit(struct call *c)
     json_t *code = arg(c, "code");
 
     if (int_overflows(code)) {
-        json_t *msg = json_string(INT_OVERFLOW + sizeof("OverflowError: ") - 1);
+        json_t *msg = json_string("Python int too large to convert to C "
+                                  "int");
         uncaught(c->in, "OverflowError", msg);
     }
     _exit((int)json_integer_value(code));
