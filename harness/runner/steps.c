@@ -600,7 +600,7 @@ static json_t *op_wait(struct call *c)
     size_t n = json_array_size(objs), k;
     int *fds = calloc(n + 1, sizeof(*fds)), *ready = calloc(n + 1,
                                                             sizeof(*ready));
-    int r;
+    int r = 0; /* an empty list waits on nothing */
 
     if (fds == NULL || ready == NULL) {
         free(fds);
