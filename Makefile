@@ -254,11 +254,11 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
 sanitize: deps
 	@$(MAKE) --no-print-directory B=build-san CFLAGS="-O1 -g $(SAN_FLAGS)" \
 	    CXXFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" all
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(MAKE) --no-print-directory B=build-san LDFLAGS="$(SAN_FLAGS)" \
 	    run-tests
-	ASAN_OPTIONS=detect_leaks=1:handle_segv=0:handle_sigbus=0:handle_sigfpe=0:allocator_may_return_null=1 \
+	ASAN_OPTIONS=detect_leaks=1:handle_segv=0:handle_sigbus=0:handle_sigfpe=0 \
 	UBSAN_OPTIONS=halt_on_error=1 \
 	    build-san/mp-harness run --ref $(REF) \
 	    --out build-san/conformance cases

@@ -458,6 +458,11 @@ static bool int_overflows(json_t *v)
 
 #define INT_OVERFLOW "OverflowError: Python int too large to convert to C int"
 
+/* A size no allocator can give on Linux (user space has at most 2**57
+ * bytes): MemoryError without asking, as CPython's malloc would fail, and
+ * with no allocator's warning on stderr (ASan's). */
+#define NEVER_ALLOCATED ((size_t)1 << 57)
+
 /* The OverflowError CPython's poll-based waits (connection.wait(): join,
  * poll, wait, a queue's get) raise for a timeout the selector cannot take,
  * or NULL: math.ceil(timeout * 1e3) milliseconds must be a PyTime_t in
@@ -946,7 +951,8 @@ static json_t *op_recv_bytes_into(struct call *c)
 
     if (size < 0) /* bytearray(size) fails first */
         return raise_text(c, strdup("ValueError: negative count"));
-    if ((buf = malloc(size > 0 ? (size_t)size : 1)) == NULL)
+    if ((size_t)size >= NEVER_ALLOCATED ||
+        (buf = malloc(size > 0 ? (size_t)size : 1)) == NULL)
         return raise_text(c, strdup("MemoryError")); /* bytearray's */
     r = mp_conn_recv_bytes_into(conn, buf, (size_t)size, &len);
     free(buf);
@@ -1068,7 +1074,7 @@ static json_t *put(struct call *c, bool nowait)
     if (n > 0 && times > (size_t)PTRDIFF_MAX / n)
         return raise_text(c, strdup("OverflowError: repeated bytes are too "
                                     "long"));
-    if ((buf = malloc(n * times + 1)) == NULL)
+    if (n * times >= NEVER_ALLOCATED || (buf = malloc(n * times + 1)) == NULL)
         return raise_text(c, strdup("MemoryError"));
     for (size_t i = 0; n > 0 && i < times; i++)
         memcpy(buf + i * n, json_string_value(d), n);
@@ -1296,7 +1302,8 @@ static json_t *op_raise(struct call *c)
      * by SIGINT, after its teardown (sigint_exit). */
     if (!c->in->child && strcmp(exc, "KeyboardInterrupt") == 0)
         exit_by_sigint = true;
-    if (!c->in->child || memchr(json_string_value(msg), '\0', mlen) != NULL ||
+    if (!c->in->child ||
+        (msg != NULL && memchr(json_string_value(msg), '\0', mlen) != NULL) ||
         mlen >= 500 || strlen(exc) >= 60)
         uncaught(c->in, exc, msg); /* beyond what mp_raise() keeps */
     c->in->raised = mp_raise(exc, "%s", msg != NULL ? json_string_value(msg)
