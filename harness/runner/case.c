@@ -73,22 +73,29 @@ static bool one_of(const char *s, const char *const *set, size_t n)
     return false;
 }
 
+/* The interpreter keeps a name in 64 bytes (steps.c): a longer one would
+ * be cut, and two names that differ past the cut would be one object. */
+#define NAME_MAX_LEN 63
+
 static bool is_identifier(const char *s)
 {
+    size_t n;
+
     if (s == NULL || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
                        *s == '_'))
         return false;
-    for (s++; *s; s++)
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-              (*s >= '0' && *s <= '9') || *s == '_'))
+    for (n = 1; s[n]; n++)
+        if (!((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
+              (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
             return false;
-    return strlen(s) < 64;
+    return n <= NAME_MAX_LEN;
 }
 
 /* validation */
 
 struct vctx {
     struct hcase *c;
+    json_t *event_set; /* the names in c->events, as keys */
     char err[512];
 };
 
@@ -132,7 +139,8 @@ static bool new_name(struct vctx *v, json_t *scope, const char *s,
 {
     if (!is_identifier(s))
         return fail(v, where, op, "\"%s\" must be a name matching "
-                    "[A-Za-z_][A-Za-z0-9_]*", key);
+                    "[A-Za-z_][A-Za-z0-9_]* of at most %d characters", key,
+                    NAME_MAX_LEN);
     if (json_object_get(scope, s) != NULL)
         return fail(v, where, op, "\"%s\" is already used in this step "
                     "list", s);
@@ -143,15 +151,14 @@ static bool new_name(struct vctx *v, json_t *scope, const char *s,
     return true;
 }
 
-static void add_event(struct hcase *c, const char *name)
+/* Each event once, in the order first used; the set keeps a case of many
+ * events linear to check. */
+static void add_event(struct vctx *v, const char *name)
 {
-    size_t i;
-    json_t *e;
-
-    json_array_foreach(c->events, i, e)
-        if (strcmp(json_string_value(e), name) == 0)
-            return;
-    json_array_append_new(c->events, json_string(name));
+    if (json_object_get(v->event_set, name) != NULL)
+        return;
+    json_object_set_new(v->event_set, name, json_true());
+    json_array_append_new(v->c->events, json_string(name));
 }
 
 
@@ -201,20 +208,25 @@ static bool check_names(struct vctx *v, const struct vocab_arg *a,
                         json_t *scope)
 {
     bool own = strcmp(a->objects, "own") == 0;
+    json_t *e, *seen = json_object(); /* a set: linear in the list */
     size_t i;
-    json_t *e;
 
     json_array_foreach(val, i, e) {
         const char *nm = json_string_value(e);
-        if (nm == NULL || (own && nm[0] == '@') || !in_scope(scope, nm))
-            return fail(v, where, op, "\"%s\"[%zu]: unknown object%s", a->name,
-                        i, own ? " (or a built-in name, which cannot be "
-                        "passed)" : "");
-        for (size_t k = 0; k < i; k++)
-            if (json_equal(json_array_get(val, k), e))
-                return fail(v, where, op, "object \"%s\" listed twice in "
-                            "\"%s\"", nm, a->name);
+        if (nm == NULL || (own && nm[0] == '@') || !in_scope(scope, nm)) {
+            json_decref(seen);
+            return fail(v, where, op, "\"%s\"[%zu]: unknown object%s",
+                        a->name, i, own ? " (or a built-in name, which "
+                        "cannot be passed)" : "");
+        }
+        if (json_object_get(seen, nm) != NULL) {
+            json_decref(seen);
+            return fail(v, where, op, "object \"%s\" listed twice in "
+                        "\"%s\"", nm, a->name);
+        }
+        json_object_set_new(seen, nm, json_true());
     }
+    json_decref(seen);
     return true;
 }
 
@@ -271,8 +283,9 @@ static bool check_arg(struct vctx *v, const struct vocab_arg *a, json_t *val,
     if (a->event) {
         if (!is_identifier(s))
             return fail(v, where, op, "\"%s\" must be a name matching "
-                        "[A-Za-z_][A-Za-z0-9_]*", a->name);
-        add_event(v->c, s);
+                        "[A-Za-z_][A-Za-z0-9_]* of at most %d characters",
+                        a->name, NAME_MAX_LEN);
+        add_event(v, s);
     }
     if (a->objects != NULL)
         return check_names(v, a, val, where, op, scope);
@@ -566,9 +579,11 @@ struct hcase *case_load(const char *file)
             c->error = NULL;
         return c;
     }
+    v.event_set = json_object();
     if (!check_case(&v, c->root) &&
         asprintf(&c->error, "%s: %s", file, v.err) < 0)
         c->error = NULL;
+    json_decref(v.event_set);
     return c;
 }
 

@@ -109,12 +109,13 @@ static int wait_deadline(pid_t pid, double timeout, int *status)
     return 1;
 }
 
-static char *slurp(const char *file)
+static char *slurp_n(const char *file, size_t *size)
 {
     FILE *f = fopen(file, "r");
     char *buf = NULL;
     size_t len = 0;
 
+    *size = 0;
     if (f == NULL)
         return strdup("");
     {
@@ -126,7 +127,15 @@ static char *slurp(const char *file)
         fclose(m);
     }
     fclose(f);
+    *size = len;
     return buf;
+}
+
+static char *slurp(const char *file)
+{
+    size_t size;
+
+    return slurp_n(file, &size);
 }
 
 /* A child is still running: it exists, is no zombie, and is in the run's
@@ -438,9 +447,10 @@ int exec_run(const char *self_exe, const struct hcase *c, const char *method,
     r->gathered = compare_gather(c, r->outcomes);
     for (int k = 0; k < 2; k++) {
         char *text;
+        size_t size;
         snprintf(sub, sizeof(sub), "%s/%s", dir, k == 0 ? "stdout" : "stderr");
-        text = slurp(sub);
-        r->out[k] = norm_output(text, c->out_mode[k]);
+        text = slurp_n(sub, &size);
+        r->out[k] = norm_output_n(text, size, c->out_mode[k]);
         free(text);
     }
     if (r->exit_code == 127 && r->error == NULL)

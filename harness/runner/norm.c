@@ -49,14 +49,16 @@ static size_t utf8_len(const unsigned char *s, size_t avail)
     return n;
 }
 
-/* If s starts with prefix and one or more `is` characters: their count. */
-static size_t run_after(const char *s, const char *prefix, int (*is)(int))
+/* If s (of `avail` bytes) starts with prefix and one or more `is`
+ * characters: their count. */
+static size_t run_after(const char *s, size_t avail, const char *prefix,
+                        int (*is)(int))
 {
     size_t p = strlen(prefix), n = 0;
 
-    if (strncmp(s, prefix, p) != 0)
+    if (avail < p || memcmp(s, prefix, p) != 0)
         return 0;
-    while (is((unsigned char)s[p + n]))
+    while (p + n < avail && is((unsigned char)s[p + n]))
         n++;
     return n > 0 ? p + n : 0;
 }
@@ -82,31 +84,33 @@ char *utf8_text(const char *s, size_t n, size_t *out_len)
     return out;
 }
 
-char *norm_line(const char *s)
+/* One line of `size` bytes (NULs are characters, as in Python's str),
+ * normalised; NULL when the rules drop it. */
+static char *norm_text(const char *s, size_t size, size_t *out_len)
 {
-    const char *c;
+    static const char tb[] = "Traceback (most recent call last):";
+    const char *c, *end = s + size;
     char *out;
     size_t len;
     FILE *f;
 
-    if (strcmp(s, "Traceback (most recent call last):") == 0 ||
-        strncmp(s, "  ", 2) == 0)
+    if ((size == sizeof(tb) - 1 && memcmp(s, tb, size) == 0) ||
+        (size >= 2 && memcmp(s, "  ", 2) == 0))
         return NULL;
-    for (c = s; *c == ' ' || *c == '^' || *c == '~'; c++)
+    for (c = s; c < end && (*c == ' ' || *c == '^' || *c == '~'); c++)
         ;
-    if (*c == '\0') /* blank, or a caret line */
+    if (c == end) /* blank, or a caret line */
         return NULL;
     f = open_memstream(&out, &len);
-    while (*s) {
-        size_t n, u;
-        if ((n = run_after(s, "pid=", isdigit)) != 0) {
+    while (s < end) {
+        size_t n, u, avail = (size_t)(end - s);
+        if ((n = run_after(s, avail, "pid=", isdigit)) != 0) {
             fputs("pid=N", f);
-        } else if ((n = run_after(s, "parent=", isdigit)) != 0) {
+        } else if ((n = run_after(s, avail, "parent=", isdigit)) != 0) {
             fputs("parent=N", f);
-        } else if ((n = run_after(s, "0x", isxdigit)) != 0) {
+        } else if ((n = run_after(s, avail, "0x", isxdigit)) != 0) {
             fputs("0xADDR", f);
-        } else if ((u = utf8_len((const unsigned char *)s,
-                                 strnlen(s, 4))) != 0) {
+        } else if ((u = utf8_len((const unsigned char *)s, avail)) != 0) {
             fwrite(s, 1, u, f);
             n = u;
         } else {
@@ -116,38 +120,56 @@ char *norm_line(const char *s)
         s += n;
     }
     fclose(f);
+    *out_len = len;
     return out;
 }
 
+char *norm_line(const char *s)
+{
+    size_t len;
+
+    return norm_text(s, strlen(s), &len);
+}
+
+/* Python's sorted() on str: by code point, which UTF-8's bytes keep; a
+ * NUL is a character like any other. */
 static int cmp_json_str(const void *a, const void *b)
 {
-    return strcmp(json_string_value(*(json_t *const *)a),
-                  json_string_value(*(json_t *const *)b));
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    size_t nx = json_string_length(x), ny = json_string_length(y);
+    int r = memcmp(json_string_value(x), json_string_value(y),
+                   nx < ny ? nx : ny);
+
+    return r != 0 ? r : (nx > ny) - (nx < ny);
 }
 
 json_t *norm_output(const char *text, const char *mode)
 {
+    return norm_output_n(text, text != NULL ? strlen(text) : 0, mode);
+}
+
+json_t *norm_output_n(const char *text, size_t size, const char *mode)
+{
     json_t **v = NULL, *lines;
-    char *copy, *line, *next;
+    const char *line, *end = text + size, *next;
     size_t n = 0, cap = 0;
 
     if (strcmp(mode, "ignore") == 0)
         return json_null();
-    copy = strdup(text != NULL ? text : "");
-    for (line = copy; line != NULL && *line != '\0'; line = next) {
+    for (line = text; size > 0 && line < end; line = next) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t len;
         char *norm;
-        next = strchr(line, '\n');
-        if (next != NULL)
-            *next++ = '\0';
-        if ((norm = norm_line(line)) == NULL)
+        next = nl != NULL ? nl + 1 : end;
+        if ((norm = norm_text(line, (size_t)((nl != NULL ? nl : end) - line),
+                              &len)) == NULL)
             continue;
         if (n == cap && (v = realloc(v, (cap = cap ? 2 * cap : 16) *
                                             sizeof(*v))) == NULL)
             abort();
-        v[n++] = json_string(norm);
+        v[n++] = json_stringn(norm, len);
         free(norm);
     }
-    free(copy);
     if (strcmp(mode, "lines") == 0 && n > 1)
         qsort(v, n, sizeof(*v), cmp_json_str);
     lines = json_array();

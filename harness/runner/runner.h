@@ -167,6 +167,9 @@ char *bytes_repr(const void *data, size_t n);
  * malloc'd, *len its length; NULL when out of memory. */
 char *pyrepr_str(json_t *v, size_t *len);
 
+/* The same for `size` bytes of text, NULs kept as characters. */
+json_t *norm_output_n(const char *text, size_t size, const char *mode);
+
 /* report.c */
 
 enum status { ST_PASS, ST_FAIL, ST_TODO, ST_SKIP, ST_ERROR, ST_TIMEOUT };

@@ -21,12 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mp.h"
 #include "runner.h"
 
-#define MAX_OBJECTS 128
 #define STOP_RAISED INT_MIN /* steps_run: a `raise` step ends the process */
 
 struct hthread;
@@ -38,7 +38,11 @@ struct obj {
     mp_queue *q;     /* or a queue, */
     struct hthread *t; /* or a thread */
     bool inherited;  /* handed over by the parent: not ours to free */
-    bool daemon_int; /* set_daemon was given an int: report it as one */
+    bool daemon_int; /* the daemon flag is an int (set_daemon, or inherited
+                      * from the process that made it): report it as one */
+    json_int_t daemon_value;
+    bool ended_seen; /* a step saw it end: CPython's popen.returncode */
+    bool closed;     /* queue_close succeeded here: CPython's q._closed */
 };
 
 struct interp {
@@ -47,20 +51,55 @@ struct interp {
     bool child;      /* a child process's steps, or a thread's */
     bool thread;     /* a thread's steps */
     int out_fd;
-    struct obj objs[MAX_OBJECTS];
-    size_t nobj;
+    struct obj *objs; /* grown as steps make objects: no fixed limit */
+    size_t nobj, cap;
     int raised; /* the MP_ERAISED code a `raise` step made */
+    /* current_process().daemon as an int, when it is one: CPython copies
+     * the flag into every Process() this process makes. */
+    bool daemon_int;
+    json_int_t daemon_value;
 };
+
+/* SIGINT's Python default: the handler sets a flag, and the step that
+ * caused it raises KeyboardInterrupt (signal_self); the process survives. */
+static volatile sig_atomic_t sigint_pending;
+static bool exit_by_sigint; /* an uncaught KeyboardInterrupt in the main */
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    sigint_pending = 1;
+}
+
+static void python_sigint(void)
+{
+    struct sigaction sa = { .sa_handler = on_sigint, .sa_flags = SA_RESTART };
+
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* Registered before libmp's own teardown, so it runs after it. */
+static void sigint_exit(void)
+{
+    if (!exit_by_sigint)
+        return;
+    fflush(NULL);
+    signal(SIGINT, SIG_DFL);
+    raise(SIGINT);
+}
 
 static struct interp *main_interp;
 static json_int_t global_value; /* set_global/get_global */
 
-/* register_atexit: prints its text, as atexit.register(print, text). */
+/* register_atexit: prints its text, as atexit.register(print, text): a
+ * JSON string, which may hold NULs. */
 static void print_text(void *text)
 {
-    printf("%s\n", (char *)text);
+    fwrite(json_string_value(text), 1, json_string_length(text), stdout);
+    fputc('\n', stdout);
     fflush(stdout);
-    free(text);
+    json_decref(text);
 }
 
 static struct hcase *main_case;
@@ -113,6 +152,8 @@ static void main_cleanup(void)
         mp_queue_free(main_interp->objs[i].q);
         free_thread(main_interp->objs[i].t);
     }
+    free(main_interp->objs);
+    main_interp->objs = NULL;
     close(main_interp->out_fd);
     main_interp = NULL;
     case_free(main_case);
@@ -435,12 +476,50 @@ static json_t *raise_text(struct call *c, char *text)
     return NULL;
 }
 
+/* A JSON integer that CPython hands to a C int parameter ("i"). */
+static bool int_overflows(json_t *v)
+{
+    return json_is_integer(v) && (json_integer_value(v) > INT_MAX ||
+                                  json_integer_value(v) < INT_MIN);
+}
+
+#define INT_OVERFLOW "OverflowError: Python int too large to convert to C int"
+
+/* A size no allocator can give on Linux (user space has at most 2**57
+ * bytes): MemoryError without asking, as CPython's malloc would fail, and
+ * with no allocator's warning on stderr (ASan's). */
+#define NEVER_ALLOCATED ((size_t)1 << 57)
+
+/* The OverflowError CPython's poll-based waits (connection.wait(): join,
+ * poll, wait, a queue's get) raise for a timeout the selector cannot take,
+ * or NULL: math.ceil(timeout * 1e3) milliseconds must be a PyTime_t in
+ * nanoseconds, then a C int. */
+static const char *wait_overflow(json_t *t)
+{
+    double ms;
+
+    if (t == NULL || json_is_null(t) || !(json_number_value(t) > 0))
+        return NULL;
+    ms = ceil(json_number_value(t) * 1e3);
+    if (ms > 9223372036854.0) /* INT64_MAX / 1e6 */
+        return "OverflowError: timestamp too large to convert to C PyTime_t";
+    if (ms > INT_MAX)
+        return "OverflowError: timeout is too large";
+    return NULL;
+}
+
 static struct obj *new_obj(struct interp *in, const char *name)
 {
     struct obj *o;
 
-    if (in->nobj == MAX_OBJECTS)
-        harness_error(in, "too many objects in one process");
+    if (in->nobj == in->cap) {
+        size_t cap = in->cap > 0 ? 2 * in->cap : 16;
+        struct obj *grown = realloc(in->objs, cap * sizeof(*grown));
+        if (grown == NULL)
+            harness_error(in, "out of memory");
+        in->objs = grown;
+        in->cap = cap;
+    }
     o = &in->objs[in->nobj++];
     memset(o, 0, sizeof(*o));
     snprintf(o->name, sizeof(o->name), "%s", name);
@@ -465,8 +544,6 @@ static json_t *op_process(struct call *c)
     size_t k;
     int r;
 
-    if (in->nobj == MAX_OBJECTS)
-        harness_error(in, "too many objects in one process");
     json_array_foreach(arg(c, "pass"), k, e) {
         struct obj *po = find_obj(in, json_string_value(e));
         if (po != NULL && po->p != NULL &&
@@ -499,7 +576,14 @@ static json_t *op_process(struct call *c)
             return failed(c, r);
         }
     }
-    new_obj(in, as)->p = np;
+    {
+        struct obj *o = new_obj(in, as);
+        o->p = np;
+        if (daemon == NULL) { /* the current process's flag, as it is */
+            o->daemon_int = in->daemon_int;
+            o->daemon_value = in->daemon_value;
+        }
+    }
     return json_null();
 }
 
@@ -509,8 +593,6 @@ static json_t *op_pipe(struct call *c)
     mp_conn *a, *b;
     int r;
 
-    if (c->in->nobj + 2 > MAX_OBJECTS)
-        harness_error(c->in, "too many objects in one process");
     if ((r = mp_pipe(&a, &b, json_is_true(arg(c, "duplex")))) < 0)
         return failed(c, r);
     new_obj(c->in, json_string_value(json_array_get(ends, 0)))->c = a;
@@ -521,12 +603,19 @@ static json_t *op_pipe(struct call *c)
 static json_t *op_queue(struct call *c)
 {
     const char *kind = arg_str(c, "kind");
-    int maxsize = (int)json_integer_value(arg(c, "maxsize"));
+    json_t *m = arg(c, "maxsize");
+    int maxsize = (int)json_integer_value(m);
     mp_queue *nq;
     int r;
 
-    if (c->in->nobj == MAX_OBJECTS)
-        harness_error(c->in, "too many objects in one process");
+    /* Queue(maxsize) makes BoundedSemaphore(maxsize): a C int, or
+     * SEM_VALUE_MAX for 0 or less.  SimpleQueue() takes no maxsize. */
+    if (strcmp(kind, "SimpleQueue") != 0 && int_overflows(m) &&
+        json_integer_value(m) > 0)
+        return raise_text(c, strdup(INT_OVERFLOW));
+    if (json_integer_value(m) < 0)
+        maxsize = 0;
+
     r = strcmp(kind, "Queue") == 0 ? mp_queue_new(&nq, maxsize)
         : strcmp(kind, "JoinableQueue") == 0
             ? mp_joinable_queue_new(&nq, maxsize)
@@ -541,8 +630,15 @@ static json_t *op_wait(struct call *c)
 {
     json_t *objs = arg(c, "objects"), *t = arg(c, "timeout"), *e, *names;
     size_t n = json_array_size(objs), k;
-    int fds[MAX_OBJECTS], ready[MAX_OBJECTS], r;
+    int *fds = calloc(n + 1, sizeof(*fds)), *ready = calloc(n + 1,
+                                                            sizeof(*ready));
+    int r = 0; /* an empty list waits on nothing */
 
+    if (fds == NULL || ready == NULL) {
+        free(fds);
+        free(ready);
+        return raise_text(c, strdup("MemoryError"));
+    }
     json_array_foreach(objs, k, e) {
         const char *nm = json_string_value(e);
         struct obj *wo = nm[0] == '@' ? NULL : find_obj(c->in, nm);
@@ -553,33 +649,74 @@ static json_t *op_wait(struct call *c)
         r = wo != NULL && wo->c != NULL ? mp_conn_fileno(wo->c)
                                         : mp_process_sentinel(wp);
         if (r < 0)
-            return failed(c, r);
+            break;
         fds[k] = r;
     }
-    r = mp_wait(fds, n, json_is_null(t) ? MP_FOREVER : json_number_value(t),
-                ready);
-    if (r < 0)
-        return failed(c, r);
-    names = json_array();
+    if (r >= 0 && wait_overflow(t) != NULL) {
+        free(fds);
+        free(ready);
+        return raise_text(c, strdup(wait_overflow(t)));
+    }
+    if (r >= 0)
+        r = mp_wait(fds, n, json_is_null(t) ? MP_FOREVER
+                                            : json_number_value(t), ready);
+    names = r < 0 ? NULL : json_array();
     json_array_foreach(objs, k, e)
-        if (ready[k])
+        if (r >= 0 && ready[k])
             json_array_append(names, e);
-    return apply_compare(names, "set");
+    free(fds);
+    free(ready);
+    return r < 0 ? failed(c, r) : apply_compare(names, "set");
 }
 
 /* processes: c->p is the process "proc" names, never None here */
 
+/* A daemon flag that is an int reaches the child as the child's own
+ * current_process().daemon: <dir>/daemon/<path> holds it. */
+static void pass_daemon_int(struct call *c)
+{
+    char file[4096];
+    FILE *f;
+
+    if (c->o == NULL || !c->o->daemon_int)
+        return;
+    snprintf(file, sizeof(file), "%s/daemon", c->in->dir);
+    mkdir(file, 0700);
+    snprintf(file, sizeof(file), "%s/daemon/%s%s%s", c->in->dir,
+             c->in->child ? c->in->path : "", c->in->child ? "." : "",
+             c->o->name);
+    if ((f = fopen(file, "w")) == NULL)
+        harness_error(c->in, "cannot pass the daemon flag to the child");
+    fprintf(f, "%" JSON_INTEGER_FORMAT "\n", c->o->daemon_value);
+    fclose(f);
+}
+
 static json_t *op_start(struct call *c)
 {
+    pass_daemon_int(c);
     return null_or_failed(c, mp_process_start(c->p));
 }
 
 static json_t *op_join(struct call *c)
 {
     json_t *t = arg(c, "timeout");
-    int r = mp_process_join(c->p, t != NULL ? json_number_value(t)
-                                            : MP_FOREVER);
+    pid_t pid;
+    int r;
 
+    if (wait_overflow(t) != NULL) {
+        /* CPython checks the process, then waits only while its
+         * returncode is unknown: a child seen to end returns at once. */
+        r = c->o == NULL || c->o->inherited ? mp_process_join(c->p, 0)
+                                            : mp_process_pid(c->p, &pid);
+        if (r == 0 && c->o != NULL && !c->o->inherited)
+            r = mp_process_join(c->p, 0); /* not started: its error */
+        else if (r >= 0 && (c->o == NULL || !c->o->ended_seen))
+            return raise_text(c, strdup(wait_overflow(t)));
+        return r < 0 && r != MP_ETIMEDOUT ? failed(c, r) : json_null();
+    }
+    r = mp_process_join(c->p, t != NULL ? json_number_value(t) : MP_FOREVER);
+    if (r == 0 && c->o != NULL)
+        c->o->ended_seen = true;
     /* CPython's join returns None on a timeout too */
     return r < 0 && r != MP_ETIMEDOUT ? failed(c, r) : json_null();
 }
@@ -587,7 +724,10 @@ static json_t *op_join(struct call *c)
 static json_t *op_is_alive(struct call *c)
 {
     int r = mp_process_is_alive(c->p);
+    pid_t pid;
 
+    if (r == 0 && c->o != NULL && mp_process_pid(c->p, &pid) == 1)
+        c->o->ended_seen = true;
     return r < 0 ? failed(c, r) : json_boolean(r);
 }
 
@@ -597,6 +737,8 @@ static json_t *op_exitcode(struct call *c)
 
     if (r < 0)
         return failed(c, r);
+    if (r == 1 && c->o != NULL)
+        c->o->ended_seen = true;
     return r == 1 ? json_integer(code) : json_null();
 }
 
@@ -633,21 +775,30 @@ static json_t *op_daemon(struct call *c)
 {
     int d = mp_process_daemon(c->p);
 
-    return c->o != NULL && c->o->daemon_int ? json_integer(d)
-                                            : json_boolean(d);
+    if (c->o != NULL ? c->o->daemon_int
+                     : c->p == mp_current_process() && c->in->daemon_int)
+        return json_integer(c->o != NULL ? c->o->daemon_value
+                                         : c->in->daemon_value);
+    return json_boolean(d);
 }
 
 static json_t *op_set_daemon(struct call *c)
 {
     json_t *v = arg(c, "value");
+    /* libmp keeps a flag; CPython keeps the value and tests its truth */
     int r = mp_process_set_daemon(c->p, json_is_integer(v)
-                                            ? (int)json_integer_value(v)
+                                            ? json_integer_value(v) != 0
                                             : json_is_true(v));
 
     if (r < 0)
         return failed(c, r);
-    if (c->o != NULL)
+    if (c->o != NULL) {
         c->o->daemon_int = json_is_integer(v);
+        c->o->daemon_value = json_integer_value(v);
+    } else if (c->p == mp_current_process()) {
+        c->in->daemon_int = json_is_integer(v);
+        c->in->daemon_value = json_integer_value(v);
+    }
     return json_null();
 }
 
@@ -666,6 +817,8 @@ static json_t *op_wait_sentinel(struct call *c)
 
     if (fd < 0)
         return failed(c, fd);
+    if (wait_overflow(arg(c, "timeout")) != NULL)
+        return raise_text(c, strdup(wait_overflow(arg(c, "timeout"))));
     do
         r = poll(&pfd, 1, (int)ceil(fmax(0, end - now()) * 1000));
     while (r < 0 && errno == EINTR);
@@ -757,11 +910,11 @@ static json_t *op_get_global(struct call *c)
 
 static json_t *op_register_atexit(struct call *c)
 {
-    char *text = strdup(arg_str(c, "text"));
-    int r = text == NULL ? -ENOMEM : mp_atexit(print_text, text);
+    json_t *text = json_incref(arg(c, "text"));
+    int r = mp_atexit(print_text, text);
 
     if (r < 0)
-        free(text);
+        json_decref(text);
     return null_or_failed(c, r);
 }
 
@@ -854,10 +1007,10 @@ static json_t *op_recv_bytes_into(struct call *c)
 
     if (size < 0) /* bytearray(size) fails first */
         return raise_text(c, strdup("ValueError: negative count"));
-    buf = malloc(size > 0 ? (size_t)size : 1);
-    r = buf == NULL ? -ENOMEM
-                    : mp_conn_recv_bytes_into_ex(conn, buf, (size_t)size,
-                                                 &len, &whole);
+    if ((size_t)size >= NEVER_ALLOCATED ||
+        (buf = malloc(size > 0 ? (size_t)size : 1)) == NULL)
+        return raise_text(c, strdup("MemoryError")); /* bytearray's */
+    r = mp_conn_recv_bytes_into_ex(conn, buf, (size_t)size, &len, &whole);
     free(buf);
     if (r != MP_ETOOSHORT)
         return r < 0 ? failed(c, r) : json_integer((json_int_t)len);
@@ -874,9 +1027,15 @@ static json_t *op_recv_bytes_into(struct call *c)
 static json_t *op_poll(struct call *c)
 {
     json_t *t = arg(c, "timeout");
-    int r = mp_conn_poll(conn_of(c), json_is_null(t) ? MP_FOREVER
-                                                     : json_number_value(t));
+    mp_conn *conn = conn_of(c);
+    int r;
 
+    /* the connection's own checks come first (closed, readable) */
+    if (wait_overflow(t) != NULL)
+        return (r = mp_conn_poll(conn, 0)) < 0
+                   ? failed(c, r) : raise_text(c, strdup(wait_overflow(t)));
+    r = mp_conn_poll(conn, json_is_null(t) ? MP_FOREVER
+                                           : json_number_value(t));
     return r < 0 ? failed(c, r) : json_boolean(r);
 }
 
@@ -976,9 +1135,13 @@ static json_t *put(struct call *c, bool nowait)
 
     if (q == NULL)
         return NULL;
-    if ((buf = malloc(n * times + 1)) == NULL)
-        return failed(c, -ENOMEM);
-    for (size_t i = 0; i < times; i++)
+    /* data * repeat, as CPython's bytes repetition fails */
+    if (n > 0 && times > (size_t)PTRDIFF_MAX / n)
+        return raise_text(c, strdup("OverflowError: repeated bytes are too "
+                                    "long"));
+    if (n * times >= NEVER_ALLOCATED || (buf = malloc(n * times + 1)) == NULL)
+        return raise_text(c, strdup("MemoryError"));
+    for (size_t i = 0; n > 0 && i < times; i++)
         memcpy(buf + i * n, json_string_value(d), n);
     r = nowait ? mp_queue_put_nowait(q, buf, n * times)
                : mp_queue_put(q, buf, n * times, block, timeout);
@@ -1007,6 +1170,11 @@ static json_t *get(struct call *c, bool nowait)
 
     if (q == NULL)
         return NULL;
+    /* get(True, timeout) polls with the timeout once the queue is open */
+    if (!nowait && block && wait_overflow(arg(c, "timeout")) != NULL)
+        return find_obj(c->in, arg_str(c, "queue"))->closed
+                   ? queue_failed(c, MP_EQCLOSED, repr)
+                   : raise_text(c, strdup(wait_overflow(arg(c, "timeout"))));
     r = nowait ? mp_queue_get_nowait(q, &buf, &len)
                : mp_queue_get(q, &buf, &len, block, timeout);
     if (r < 0)
@@ -1065,8 +1233,11 @@ static json_t *op_queue_close(struct call *c)
 {
     char repr[128];
     mp_queue *q = queue_of(c, repr, sizeof(repr));
+    int r = q != NULL ? mp_queue_close(q) : 0;
 
-    return q == NULL ? NULL : queue_null(c, mp_queue_close(q), repr);
+    if (q != NULL && r == 0)
+        find_obj(c->in, arg_str(c, "queue"))->closed = true;
+    return q == NULL ? NULL : queue_null(c, r, repr);
 }
 
 static json_t *op_join_thread(struct call *c)
@@ -1107,8 +1278,18 @@ static json_t *op_queue_join(struct call *c)
 
 static json_t *op_sleep(struct call *c)
 {
-    double s = json_number_value(arg(c, "seconds"));
+    json_t *v = arg(c, "seconds");
+    double s = json_number_value(v);
 
+    /* time.sleep converts to nanoseconds in a 64-bit PyTime_t first; an
+     * int and a float that do not fit are worded differently */
+    if (json_is_integer(v) && (json_integer_value(v) > INT64_MAX / 1000000000 ||
+                               json_integer_value(v) < INT64_MIN / 1000000000))
+        return raise_text(c, strdup("OverflowError: timestamp too large to "
+                                    "convert to C PyTime_t"));
+    if (json_is_real(v) && !(fabs(ceil(s * 1e9)) < 9223372036854775808.0))
+        return raise_text(c, strdup("OverflowError: timestamp out of range "
+                                    "for platform time_t"));
     if (s < 0) /* time.sleep's own check */
         return raise_text(c, strdup("ValueError: sleep length must be "
                                     "non-negative"));
@@ -1116,12 +1297,19 @@ static json_t *op_sleep(struct call *c)
     return json_null();
 }
 
+/* Text that may hold NULs, and a newline, to a stream. */
+static void put_line(FILE *f, json_t *text)
+{
+    fwrite(json_string_value(text), 1, json_string_length(text), f);
+    fputc('\n', f);
+}
+
 static json_t *op_exit(struct call *c)
 {
     json_t *code = arg(c, "code");
 
     if (json_is_string(code)) { /* sys.exit("msg") */
-        fprintf(stderr, "%s\n", json_string_value(code));
+        put_line(stderr, code);
         do_exit(c->in, 1);
     }
     if (json_is_real(code) || json_is_array(code) || json_is_object(code)) {
@@ -1139,31 +1327,80 @@ static json_t *op_exit(struct call *c)
                                          : json_is_true(code));
 }
 
+/* An exception this step raises and nothing catches: the process ends as
+ * CPython's does, exit code 1 after "Process <name>:" (a child) and the
+ * exception's line.  The text may hold NULs. */
+_Noreturn static void uncaught(struct interp *in, const char *exc,
+                               json_t *msg)
+{
+    size_t mlen = msg != NULL ? json_string_length(msg) : 0;
+
+    if (in->child)
+        fprintf(stderr, "Process %s:\n", mp_process_name(
+                                             mp_current_process()));
+    fputs(exc, stderr);
+    if (mlen > 0) {
+        fputs(": ", stderr);
+        fwrite(json_string_value(msg), 1, mlen, stderr);
+    }
+    fputc('\n', stderr);
+    do_exit(in, 1);
+}
+
+/* os._exit(code): no teardown, no flush; a code that is no C int raises
+ * before it exits, uncaught. */
 static json_t *op_os_exit(struct call *c)
 {
-    _exit((int)json_integer_value(arg(c, "code")));
+    json_t *code = arg(c, "code");
+
+    if (int_overflows(code)) {
+        json_t *msg = json_string("Python int too large to convert to C "
+                                  "int");
+        uncaught(c->in, "OverflowError", msg);
+    }
+    _exit((int)json_integer_value(code));
 }
 
 static json_t *op_raise(struct call *c)
 {
-    const char *exc = arg_str(c, "exception"), *msg = arg_str(c, "message");
+    const char *exc = arg_str(c, "exception");
+    json_t *msg = arg(c, "message");
+    size_t mlen = msg != NULL ? json_string_length(msg) : 0;
 
-    if (!c->in->child) { /* uncaught in the main program */
-        fprintf(stderr, "%s%s%s\n", exc, msg && *msg ? ": " : "",
-                msg ? msg : "");
-        do_exit(c->in, 1);
+    /* SystemExit(msg) is sys.exit(msg): the message alone on stderr, exit
+     * code 1; SystemExit() exits 0 (a child: CPython 3.11 and later). */
+    if (strcmp(exc, "SystemExit") == 0) {
+        if (msg != NULL)
+            put_line(stderr, msg);
+        do_exit(c->in, msg != NULL);
     }
-    c->in->raised = mp_raise(exc, "%s", msg != NULL ? msg : "");
+    /* CPython ends a main process that an uncaught KeyboardInterrupt ends
+     * by SIGINT, after its teardown (sigint_exit). */
+    if (!c->in->child && strcmp(exc, "KeyboardInterrupt") == 0)
+        exit_by_sigint = true;
+    if (!c->in->child ||
+        (msg != NULL && memchr(json_string_value(msg), '\0', mlen) != NULL) ||
+        mlen >= 500 || strlen(exc) >= 60)
+        uncaught(c->in, exc, msg); /* beyond what mp_raise() keeps */
+    c->in->raised = mp_raise(exc, "%s", msg != NULL ? json_string_value(msg)
+                                                    : "");
     return failed(c, STOP_RAISED);
 }
 
+/* os.kill(os.getpid(), sig): nothing is flushed first, so a signal that
+ * kills loses what stdio holds, as CPython's buffers are lost.  SIGINT at
+ * Python's default handler raises KeyboardInterrupt in this step. */
 static json_t *op_signal_self(struct call *c)
 {
     int sig = signal_by_name(arg_str(c, "signal"));
 
-    fflush(NULL);
+    sigint_pending = 0;
     if (kill(getpid(), sig) < 0)
         return raise_text(c, oserror_text(errno));
+    if (sigint_pending) {
+        sigint_pending = 0;
+        return raise_text(c, strdup("KeyboardInterrupt"));
+    }
     return json_null();
 }
 
@@ -1176,9 +1413,11 @@ static json_t *not_main_thread(struct call *c)
 
 static json_t *set_signal(struct call *c, void (*handler)(int))
 {
+    int sig = signal_by_name(arg_str(c, "signal"));
+
     if (c->in->thread)
         return not_main_thread(c);
-    if (signal(signal_by_name(arg_str(c, "signal")), handler) == SIG_ERR)
+    if (signal(sig, handler) == SIG_ERR)
         return raise_text(c, oserror_text(errno));
     return json_null();
 }
@@ -1278,7 +1517,7 @@ static json_t *op_print(struct call *c)
 {
     FILE *f = strcmp(arg_str(c, "stream"), "stderr") == 0 ? stderr : stdout;
 
-    fprintf(f, "%s\n", arg_str(c, "text"));
+    put_line(f, arg(c, "text"));
     if (json_is_true(arg(c, "flush")))
         fflush(f);
     return json_null();
@@ -1313,6 +1552,9 @@ static void *thread_main(void *arg)
             mp_queue_free(t->in.objs[i].q);
             free_thread(t->in.objs[i].t);
         }
+    free(t->in.objs);
+    t->in.objs = NULL;
+    t->in.nobj = t->in.cap = 0;
     close(t->in.out_fd);
     return NULL;
 }
@@ -1340,8 +1582,9 @@ static json_t *op_thread(struct call *c)
         struct obj *o = find_obj(in, json_string_value(e));
         if (o == NULL)
             harness_error(in, "unknown object (the case validator missed it)");
-        t->in.objs[t->in.nobj] = *o;
-        t->in.objs[t->in.nobj++].inherited = true;
+        struct obj *d = new_obj(&t->in, o->name);
+        *d = *o;
+        d->inherited = true;
     }
     /* outcomes only: a thread has no pid of its own to leave behind */
     snprintf(file, sizeof(file), "%s/out/%s.jsonl", in->dir, t->in.path);
@@ -1349,10 +1592,9 @@ static json_t *op_thread(struct call *c)
                         0644);
     if (t->in.out_fd < 0)
         harness_error(in, "thread: cannot write its outcomes");
-    if (in->nobj == MAX_OBJECTS)
-        harness_error(in, "too many objects in one process");
     if ((r = pthread_create(&t->id, NULL, thread_main, t)) != 0) {
         close(t->in.out_fd);
+        free(t->in.objs);
         free(t);
         return failed(c, -r);
     }
@@ -1519,6 +1761,20 @@ static int open_outputs(struct interp *in)
     return 0;
 }
 
+/* This process's daemon flag as its parent set it, when it is an int. */
+static void read_daemon_int(struct interp *in)
+{
+    char file[4096];
+    FILE *f;
+
+    snprintf(file, sizeof(file), "%s/daemon/%s", in->dir, in->path);
+    if ((f = fopen(file, "r")) == NULL)
+        return;
+    in->daemon_int = fscanf(f, "%" JSON_INTEGER_FORMAT,
+                            &in->daemon_value) == 1;
+    fclose(f);
+}
+
 /* A child: its steps arrive as JSON text. */
 MP_TARGET(harness_child)
 {
@@ -1536,22 +1792,22 @@ MP_TARGET(harness_child)
              json_string_value(json_object_get(a, "path")));
     if (open_outputs(&in) < 0)
         return mp_raise("RuntimeError", "harness: cannot open outputs");
+    python_sigint();
+    read_daemon_int(&in);
     passed = json_object_get(a, "pass");
     json_object_foreach(passed, name, ptr) {
         void *pp = NULL;
         json_t *ci = json_object_get(ptr, "conn");
         json_t *qi = json_object_get(ptr, "queue");
-        memset(&in.objs[in.nobj], 0, sizeof(in.objs[0]));
-        snprintf(in.objs[in.nobj].name, sizeof(in.objs[0].name), "%s", name);
-        in.objs[in.nobj].inherited = true;
+        struct obj *o = new_obj(&in, name);
+        o->inherited = true;
         if (ci != NULL) {
-            in.objs[in.nobj++].c = mp_child_conn((size_t)json_integer_value(ci));
+            o->c = mp_child_conn((size_t)json_integer_value(ci));
         } else if (qi != NULL) {
-            in.objs[in.nobj++].q =
-                mp_child_queue((size_t)json_integer_value(qi));
+            o->q = mp_child_queue((size_t)json_integer_value(qi));
         } else {
             sscanf(json_string_value(json_object_get(ptr, "ptr")), "%p", &pp);
-            in.objs[in.nobj++].p = pp;
+            o->p = pp;
         }
     }
     r = steps_run(&in, json_object_get(a, "steps"));
@@ -1565,6 +1821,7 @@ MP_TARGET(harness_child)
             mp_queue_free(in.objs[i].q);
             free_thread(in.objs[i].t);
         }
+    free(in.objs);
     close(in.out_fd);
     json_decref(a);
     return r == STOP_RAISED ? in.raised : 0;
@@ -1574,6 +1831,8 @@ void steps_main(const char *file, const char *method, const char *dir)
 {
     static struct interp in;
 
+    atexit(sigint_exit); /* first: runs after libmp's teardown */
+    python_sigint();
     in.dir = dir;
     snprintf(in.path, sizeof(in.path), "main");
     if (open_outputs(&in) < 0) {

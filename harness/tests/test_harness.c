@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -316,6 +317,161 @@ TEST(exec_deadline_beyond_polls_range)
     ASSERT_EQ(1, exec_poll_ms(1e-9));        /* never early */
     ASSERT_EQ(0, exec_poll_ms(0));
     ASSERT_EQ(0, exec_poll_ms(-1e300));
+}
+
+/* Names are kept in 64 bytes: a longer one must be refused, not cut (cut,
+ * a 64-character name was the 63-character one before it). */
+TEST(names_longer_than_63_characters_are_refused)
+{
+    char name[80], text[512];
+
+    memset(name, 'n', sizeof(name));
+    name[63] = '\0';
+    snprintf(text, sizeof(text), "{\"about\":\"x\",\"steps\":[{\"op\":\"process"
+             "\",\"as\":\"%s\"},{\"op\":\"start\",\"proc\":\"%s\"}]}", name,
+             name);
+    ASSERT_STREQ("", case_error(text));
+    name[63] = 'n';
+    name[64] = '\0';
+    snprintf(text, sizeof(text), "{\"about\":\"x\",\"steps\":[{\"op\":\"process"
+             "\",\"as\":\"%.63s\"},{\"op\":\"process\",\"as\":\"%s\"}]}", name,
+             name);
+    ASSERT_CONTAINS("of at most 63 characters", case_error(text));
+    snprintf(text, sizeof(text), "{\"about\":\"x\",\"steps\":[{\"op\":"
+             "\"event\",\"name\":\"%s\"}]}", name);
+    ASSERT_CONTAINS("of at most 63 characters", case_error(text));
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Validation grows with the case, not with its square: 50 000 events and a
+ * `wait` on 20 000 objects took 15 s when each name was compared with every
+ * other. */
+TEST(validation_is_near_linear)
+{
+    char *text;
+    size_t len;
+    FILE *f = open_memstream(&text, &len);
+    double t0;
+    int i;
+
+    fputs("{\"about\":\"x\",\"steps\":[", f);
+    for (i = 0; i < 50000; i++)
+        fprintf(f, "{\"op\":\"event\",\"name\":\"e%d\"},", i);
+    for (i = 0; i < 10000; i++)
+        fprintf(f, "{\"op\":\"pipe\",\"ends\":[\"a%d\",\"b%d\"]},", i, i);
+    fputs("{\"op\":\"wait\",\"timeout\":0,\"objects\":[", f);
+    for (i = 0; i < 10000; i++)
+        fprintf(f, "%s\"a%d\",\"b%d\"", i > 0 ? "," : "", i, i);
+    fputs("]}]}", f);
+    fclose(f);
+    t0 = mono();
+    ASSERT_STREQ("", case_error(text));
+    if (mono() - t0 > 5)
+        check_fail(__FILE__, __LINE__, "validation took %.1f s",
+                   mono() - t0);
+    free(text);
+}
+
+/* Runs `mp-harness show --method fork` on a case; returns its exit status,
+ * its output in out. */
+static int harness_show(const char *text, char *out, size_t size)
+{
+    const char *exe = getenv("MP_HARNESS");
+    char *path, dir[64];
+    int fds[2], status;
+    size_t len = 0;
+    ssize_t n;
+    pid_t pid;
+
+    if (exe == NULL)
+        check_skip("MP_HARNESS is not set (run through make check)");
+    path = write_case(text);
+    ASSERT_EQ(0, pipe(fds));
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        execl(exe, exe, "show", "--method", "fork", path, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    while (len + 1 < size && (n = read(fds[0], out + len, size - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(fds[0]);
+    waitpid(pid, &status, 0);
+    snprintf(dir, sizeof(dir), "/tmp/test-harness-%ld", (long)getpid());
+    rm_rf(dir);
+    { /* compact, for the assertions */
+        json_t *j = json_loads(out, JSON_ALLOW_NUL, NULL);
+        char *flat = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (flat != NULL)
+            snprintf(out, size, "%s", flat);
+        free(flat);
+        json_decref(j);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* `wait` on more objects than the interpreter's first table held (128)
+ * wrote past its stack arrays. */
+TEST(wait_on_many_objects)
+{
+    static char out[1 << 16];
+    char *text;
+    size_t len;
+    FILE *f = open_memstream(&text, &len);
+    int i;
+
+    fputs("{\"about\":\"x\",\"timeout\":30,\"steps\":[", f);
+    for (i = 0; i < 100; i++)
+        fprintf(f, "{\"op\":\"pipe\",\"ends\":[\"a%d\",\"b%d\"]},", i, i);
+    fputs("{\"op\":\"send_bytes\",\"conn\":\"a99\",\"data\":\"x\"},", f);
+    fputs("{\"op\":\"send_bytes\",\"conn\":\"b0\",\"data\":\"x\"},", f);
+    fputs("{\"op\":\"wait\",\"timeout\":0,\"objects\":[", f);
+    for (i = 0; i < 100; i++)
+        fprintf(f, "%s\"a%d\",\"b%d\"", i > 0 ? "," : "", i, i);
+    fputs("]}]}", f);
+    fclose(f);
+    ASSERT_EQ(0, harness_show(text, out, sizeof(out)));
+    ASSERT_CONTAINS("{\"value\":[\"a0\",\"b99\"]}", out);
+    free(text);
+}
+
+/* What CPython raises at C's limits, and no overflow of the interpreter's
+ * own: `put`'s len * repeat wrapped and overflowed the heap; huge timeouts
+ * were undefined casts (sleep 1e300 spun); text with NUL was cut. */
+TEST(arguments_at_c_limits)
+{
+    static char out[1 << 16];
+
+    ASSERT_EQ(0, harness_show(
+        "{\"about\":\"x\",\"timeout\":10,\"output\":{\"stdout\":\"exact\"},"
+        "\"steps\":["
+        "{\"op\":\"queue\",\"as\":\"q\"},"
+        "{\"op\":\"put\",\"queue\":\"q\",\"data\":\"ab\","
+        "\"repeat\":4611686018427387905},"
+        "{\"op\":\"put\",\"queue\":\"q\",\"data\":\"a\","
+        "\"repeat\":4611686018427387904},"
+        "{\"op\":\"sleep\",\"seconds\":1e300},"
+        "{\"op\":\"join\",\"proc\":\"@current\",\"timeout\":1e300},"
+        "{\"op\":\"queue\",\"as\":\"m\",\"maxsize\":2147483648},"
+        "{\"op\":\"print\",\"text\":\"a\\u0000b\"}]}", out, sizeof(out)));
+    ASSERT_CONTAINS("{\"raises\":\"OverflowError: repeated bytes are too "
+                    "long\"},{\"raises\":\"MemoryError\"},{\"raises\":"
+                    "\"OverflowError: timestamp out of range for platform "
+                    "time_t\"}", out);
+    ASSERT_CONTAINS("{\"raises\":\"OverflowError: Python int too large to "
+                    "convert to C int\"}", out);
+    ASSERT_CONTAINS("\"a\\u0000b\"", out);
 }
 
 TEST(valid_case_loads)
