@@ -4,10 +4,12 @@
  * os.waitstatus_to_exitcode).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -26,6 +28,24 @@ int mp__fd_close(int fd)
     }
     return -1;
 }
+
+/* A call through the PLT to a function the process has not called yet is
+ * bound on the spot, and a fork child's binding is lost when it exits: so
+ * every child paid again for what only children call (the symbol lookup, a
+ * few thousand instructions, and the page faults of reading the dynamic
+ * linker's code and the C library's symbol tables and of writing its own
+ * copy of the GOT, about ten a child: a third of what libmp added to a bare
+ * fork()+waitpid()).  These addresses are bound once, when the program is
+ * loaded; reading them through a volatile pointer keeps the compiler from
+ * turning the calls back into PLT calls. */
+static const struct mp__child_calls child_calls = {
+    .open = open,
+    .dup2 = dup2,
+    .fpurge = __fpurge,
+    .clearerr = clearerr,
+    .exit_now = _exit,
+};
+const struct mp__child_calls *volatile mp__child_calls = &child_calls;
 
 int mp__pidfd_open(pid_t pid)
 {

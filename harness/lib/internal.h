@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "mp.h"
@@ -325,6 +326,16 @@ int mp__options_drop(int fd);
 
 /* fd.c */
 int mp__fd_close(int fd); /* returns -1 */
+/* The C library calls a child makes between its fork and its exit that its
+ * parent may never have made (see fd.c). */
+struct mp__child_calls {
+    int (*open)(const char *path, int flags, ...);
+    int (*dup2)(int fd, int to);
+    void (*fpurge)(FILE *f);
+    void (*clearerr)(FILE *f);
+    void (*exit_now)(int code) __attribute__((noreturn));
+};
+extern const struct mp__child_calls *volatile mp__child_calls;
 bool mp__use_pidfd(void);
 int mp__pidfd_open(pid_t pid);
 int mp__pidfd_send_signal(int pidfd, int sig);

@@ -407,6 +407,7 @@ static int apply_env(mp_process *self)
 
 void mp__options_apply(mp_process *self)
 {
+    const struct mp__child_calls *calls = mp__child_calls;
     int fds[4] = { -1, -1, -1, -1 }, r = 0;
 
     /* A fork child's copy of its parent's pipe ends (/dev/null by now). */
@@ -436,27 +437,27 @@ void mp__options_apply(mp_process *self)
         if (mp__spawned())
             fflush(f);
         else
-            __fpurge(f);
+            calls->fpurge(f);
     }
     for (int i = 0; i < 3; i++) {
         if (fds[i] >= 0) {
-            dup2(fds[i], i);
+            calls->dup2(fds[i], i);
             fds[i] = mp__fd_close(fds[i]);
         } else if (i == 0) {
             /* util._close_stdin(): the child reads from /dev/null. */
-            int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            int fd = calls->open("/dev/null", O_RDONLY | O_CLOEXEC);
             if (fd > 0) {
-                dup2(fd, 0);
+                calls->dup2(fd, 0);
                 close(fd);
             } else if (fd == 0) {
                 fcntl(0, F_SETFD, 0);
             }
         }
     }
-    __fpurge(stdin);
-    clearerr(stdin);
-    clearerr(stdout);
-    clearerr(stderr);
+    calls->fpurge(stdin);
+    calls->clearerr(stdin);
+    calls->clearerr(stdout);
+    calls->clearerr(stderr);
     /* After the fork server's chdir() to the parent's directory. */
     if (fds[3] >= 0 && fchdir(fds[3]) < 0)
         r = -errno;

@@ -1427,7 +1427,7 @@ _Noreturn static void child_finish(int code)
      * CPython's spawn children's do.  A forked child's are its parent's. */
     if (spawned_child)
         exit(code);
-    _exit(code);
+    mp__child_calls->exit_now(code);
 }
 
 _Noreturn void mp__uncaught(int err)
