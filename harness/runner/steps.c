@@ -1297,11 +1297,28 @@ static json_t *op_sleep(struct call *c)
     return json_null();
 }
 
-/* Text that may hold NULs, and a newline, to a stream. */
+/* n bytes that may hold NULs, and a newline, to a stream in one write:
+ * stderr is unbuffered in C and line-buffered in CPython, so a line made
+ * of several writes could be split by another process's line where
+ * CPython's never is. */
+static void put_text_line(FILE *f, const char *text, size_t n)
+{
+    char *line = malloc(n + 1);
+
+    if (line == NULL) {
+        fwrite(text, 1, n, f);
+        fputc('\n', f);
+        return;
+    }
+    memcpy(line, text, n);
+    line[n] = '\n';
+    fwrite(line, 1, n + 1, f);
+    free(line);
+}
+
 static void put_line(FILE *f, json_t *text)
 {
-    fwrite(json_string_value(text), 1, json_string_length(text), f);
-    fputc('\n', f);
+    put_text_line(f, json_string_value(text), json_string_length(text));
 }
 
 static json_t *op_exit(struct call *c)
@@ -1318,8 +1335,7 @@ static json_t *op_exit(struct call *c)
         char *text = pyrepr_str(code, &len);
         if (text == NULL)
             harness_error(c->in, "out of memory");
-        fwrite(text, 1, len, stderr);
-        fputc('\n', stderr);
+        put_text_line(stderr, text, len);
         free(text);
         do_exit(c->in, 1);
     }
@@ -1334,16 +1350,21 @@ _Noreturn static void uncaught(struct interp *in, const char *exc,
                                json_t *msg)
 {
     size_t mlen = msg != NULL ? json_string_length(msg) : 0;
+    size_t elen = strlen(exc), n = elen + (mlen > 0 ? 2 + mlen : 0);
+    char *line = malloc(n + 1);
 
     if (in->child)
         fprintf(stderr, "Process %s:\n", mp_process_name(
                                              mp_current_process()));
-    fputs(exc, stderr);
+    if (line == NULL)
+        harness_error(in, "out of memory");
+    memcpy(line, exc, elen);
     if (mlen > 0) {
-        fputs(": ", stderr);
-        fwrite(json_string_value(msg), 1, mlen, stderr);
+        memcpy(line + elen, ": ", 2);
+        memcpy(line + elen + 2, json_string_value(msg), mlen);
     }
-    fputc('\n', stderr);
+    put_text_line(stderr, line, n);
+    free(line);
     do_exit(in, 1);
 }
 
