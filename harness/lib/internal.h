@@ -332,6 +332,7 @@ struct mp__child_calls {
     int (*open)(const char *path, int flags, ...);
     int (*dup2)(int fd, int to);
     void (*fpurge)(FILE *f);
+    size_t (*fbufsize)(FILE *f);
     void (*clearerr)(FILE *f);
     void (*exit_now)(int code) __attribute__((noreturn));
 };
