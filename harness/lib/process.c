@@ -619,6 +619,11 @@ int mp_process_create(mp_process **out, const mp_target *target,
     return 0;
 }
 
+bool mp__current_has_args(void)
+{
+    return current_process()->targs != NULL;
+}
+
 const mp_args *mp__current_args(void)
 {
     mp_process *self = current_process();
