@@ -324,6 +324,11 @@ const mp_args *mp_child_args(void)
 {
     const mp_args *a;
 
+    /* Every target asks (MP_TARGET), most have no typed arguments: then
+     * nothing to decode, and no fork handlers to register in a child that
+     * would write libc's list of them and wake the once's waiters. */
+    if (!mp__current_has_args())
+        return &empty;
     pthread_once(&once, init);
     pthread_mutex_lock(&lock);
     a = mp__current_args();

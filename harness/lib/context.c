@@ -48,7 +48,10 @@ static void init_once(void)
 static const mp_context *find(const char *method)
 {
     for (size_t i = 0; i < ARRAY_SIZE(contexts); i++)
-        if (method != NULL && strcmp(method, contexts[i].name) == 0)
+        /* A process's method is its context's own name: no strcmp() in a
+         * fork child, whose every code page touched is a page fault. */
+        if (method == contexts[i].name ||
+            (method != NULL && strcmp(method, contexts[i].name) == 0))
             return &contexts[i];
     return NULL;
 }

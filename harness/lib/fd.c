@@ -24,7 +24,10 @@ int mp__fd_close(int fd)
     if (fd >= 0) {
         int saved = errno;
         close(fd); /* never retried on EINTR: Linux closed it anyway */
-        errno = saved;
+        /* Stored only when close() changed it: errno's page of the TLS
+         * is then not one a parent copies after every fork(). */
+        if (errno != saved)
+            errno = saved;
     }
     return -1;
 }
@@ -42,6 +45,7 @@ static const struct mp__child_calls child_calls = {
     .open = open,
     .dup2 = dup2,
     .fpurge = __fpurge,
+    .fbufsize = __fbufsize,
     .clearerr = clearerr,
     .exit_now = _exit,
 };

@@ -231,6 +231,8 @@ int mp__args_encode(const mp_arg *v, size_t n, char **out, size_t *len,
 int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
                     const unsigned char *use, size_t nconns, mp_args **out);
 void mp__args_free(mp_args *a);
+/* Whether the current process was given typed arguments. */
+bool mp__current_has_args(void);
 /* process.c: the current process's arguments, decoded on first use (with
  * args.c's lock held); NULL when it has none. */
 const mp_args *mp__current_args(void);
@@ -332,6 +334,7 @@ struct mp__child_calls {
     int (*open)(const char *path, int flags, ...);
     int (*dup2)(int fd, int to);
     void (*fpurge)(FILE *f);
+    size_t (*fbufsize)(FILE *f);
     void (*clearerr)(FILE *f);
     void (*exit_now)(int code) __attribute__((noreturn));
 };

@@ -70,7 +70,8 @@ static void made_child(void)
     }
     mp__fd_close(null);
     nmade = 0; /* this child's own list starts empty */
-    fork_keep = NULL;
+    if (fork_keep != NULL)
+        fork_keep = NULL;
     pthread_mutex_unlock(&made_lock);
 }
 
@@ -119,9 +120,23 @@ static void made_remove(int fd)
         }
 }
 
+/* Whether start() lists descriptors of p's own (mp__options_open()). */
+static bool has_own(const mp_process *p)
+{
+    return p->stdio[0].how != MP_STDIO_DEFAULT ||
+           p->stdio[1].how != MP_STDIO_DEFAULT ||
+           p->stdio[2].how != MP_STDIO_DEFAULT || p->workdir != NULL;
+}
+
+/* fork_keep matters only to a process with descriptors listed, and is
+ * stored only when it changes: the page of the thread's TLS is then not
+ * one that every fork() of a plain child makes the parent copy. */
 void mp__options_fork_keep(const mp_process *p)
 {
-    fork_keep = p;
+    if (p != NULL && !has_own(p))
+        p = NULL;
+    if (fork_keep != p)
+        fork_keep = p;
 }
 
 /* Forgets and closes, under the lock: a fork() in between would give its
@@ -339,9 +354,7 @@ int mp__options_open(mp_process *p)
     size_t from = p->nconns;
     int k = 0;
 
-    if (p->stdio[0].how == MP_STDIO_DEFAULT &&
-        p->stdio[1].how == MP_STDIO_DEFAULT &&
-        p->stdio[2].how == MP_STDIO_DEFAULT && p->workdir == NULL)
+    if (!has_own(p))
         return 0;
     for (int i = 0; r == 0 && i < 3; i++)
         r = open_stream(p, i, &child[i], &mine[i]);
@@ -444,8 +457,11 @@ void mp__options_apply(mp_process *self)
             calls->dup2(fds[i], i);
             fds[i] = mp__fd_close(fds[i]);
         } else if (i == 0) {
-            /* util._close_stdin(): the child reads from /dev/null. */
-            int fd = calls->open("/dev/null", O_RDONLY | O_CLOEXEC);
+            /* util._close_stdin(): the child reads from /dev/null.  The
+             * path is on the stack, whose page the child has already
+             * copied: read from .rodata, it would cost a page fault. */
+            char null_path[] = "/dev/null";
+            int fd = calls->open(null_path, O_RDONLY | O_CLOEXEC);
             if (fd > 0) {
                 calls->dup2(fd, 0);
                 close(fd);
@@ -454,10 +470,17 @@ void mp__options_apply(mp_process *self)
             }
         }
     }
-    calls->fpurge(stdin);
-    calls->clearerr(stdin);
-    calls->clearerr(stdout);
-    calls->clearerr(stderr);
+    /* Each only when there is something to drop or clear (read without the
+     * lock: no other thread exists yet in a fork child): a FILE written to
+     * is a page the child copies, and stdin is seldom read before a
+     * start(). */
+    if (calls->fbufsize(stdin) > 0)
+        calls->fpurge(stdin);
+    for (int i = 0; i < 3; i++) {
+        FILE *f = i == 0 ? stdin : i == 1 ? stdout : stderr;
+        if (ferror_unlocked(f) || feof_unlocked(f))
+            calls->clearerr(f);
+    }
     /* After the fork server's chdir() to the parent's directory. */
     if (fds[3] >= 0 && fchdir(fds[3]) < 0)
         r = -errno;

@@ -24,7 +24,11 @@
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool spawned_child;       /* a fresh program run by spawn */
 static mp_process *children;     /* CPython's _children */
-static unsigned counter = 1;     /* CPython's _process_counter */
+/* Every global a start() or a fork child writes is zero-initialised, so
+ * that all of them share the pages of .bss: each page written after a
+ * fork() costs the writer a page fault (copy-on-write), in the parent and
+ * in the child alike. */
+static unsigned counted;         /* CPython's _process_counter, less one */
 static int death_signal;
 static bool exiting;             /* CPython's util._exiting */
 
@@ -40,11 +44,17 @@ static mp_process main_process = {
     .parent_w = -1,
 };
 static mp_process parent_storage;
-static mp_process *current = &main_process;
+static mp_process *current_child; /* NULL: the main process */
 static mp_process *parent;
 
 static void exit_function(void);
 static void main_exit(void);
+
+static mp_process *current_process(void)
+{
+    return current_child != NULL ? current_child : &main_process;
+}
+
 static void init_once(void);
 
 /* mp_atexit()'s handlers (this process's own: a child starts empty). */
@@ -429,7 +439,7 @@ static int process_new(const mp_context *ctx, mp_process **out,
                        const char *target, const void *arg, size_t len,
                        const mp_process_options *options)
 {
-    mp_process *p = NULL;
+    mp_process *p = NULL, *cur = current_process();
     mp_target_fn fn = NULL;
     const char *name = options != NULL ? options->name : NULL;
     int daemon = options != NULL ? options->daemon : MP_DAEMON_INHERIT;
@@ -462,15 +472,15 @@ static int process_new(const mp_context *ctx, mp_process **out,
         snprintf(p->target_name, sizeof(p->target_name), "%s", target);
 
     pthread_mutex_lock(&reg_lock);
-    count = counter++;
+    count = ++counted;
     pthread_mutex_unlock(&reg_lock);
-    p->identity_len = current->identity_len + 1;
+    p->identity_len = cur->identity_len + 1;
     p->identity = malloc(p->identity_len * sizeof(*p->identity));
     if (p->identity == NULL)
         goto fail;
-    if (current->identity_len > 0)
-        memcpy(p->identity, current->identity,
-               current->identity_len * sizeof(*p->identity));
+    if (cur->identity_len > 0)
+        memcpy(p->identity, cur->identity,
+               cur->identity_len * sizeof(*p->identity));
     p->identity[p->identity_len - 1] = count;
 
     if (name != NULL && name[0] != '\0') {
@@ -488,9 +498,9 @@ static int process_new(const mp_context *ctx, mp_process **out,
         goto fail;
     p->name_buf = p->name;
     p->parent_pid = getpid();
-    if ((p->parent_name = strdup(mp_process_name(current))) == NULL)
+    if ((p->parent_name = strdup(mp_process_name(cur))) == NULL)
         goto fail;
-    p->daemon = daemon == MP_DAEMON_INHERIT ? mp_process_daemon(current)
+    p->daemon = daemon == MP_DAEMON_INHERIT ? mp_process_daemon(cur)
                                             : daemon == MP_DAEMON_YES;
     /* Never NULL, NUL-terminated: what a spawned child gets from its blob,
      * so a target sees the same under every method. */
@@ -609,9 +619,14 @@ int mp_process_create(mp_process **out, const mp_target *target,
     return 0;
 }
 
+bool mp__current_has_args(void)
+{
+    return current_process()->targs != NULL;
+}
+
 const mp_args *mp__current_args(void)
 {
-    mp_process *self = current;
+    mp_process *self = current_process();
 
     if (self->args_view == NULL && self->targs != NULL &&
         mp__args_decode(self->targs, self->targs_len, self->conns,
@@ -647,7 +662,7 @@ static int start_claim(mp_process *p)
         r = MP_ESTARTTWICE;
     else if (p->parent_pid != getpid())
         r = MP_ENOTCREATOR;
-    else if (mp_process_daemon(current))
+    else if (mp_process_daemon(current_process()))
         r = MP_EDAEMONIC;
     else
         p->starting = true;
@@ -811,7 +826,7 @@ int mp_process_is_alive(mp_process *p)
         return MP_EINVAL;
     if (is_closed(p))
         return MP_ECLOSED;
-    if (p == current)
+    if (p == current_process())
         return 1;
     if (p->kind == MP__KIND_PARENT) {
         r = parent_wait(p, 0);
@@ -853,7 +868,7 @@ int mp_process_pid(mp_process *p, pid_t *pid)
         return MP_EINVAL;
     if (is_closed(p))
         return MP_ECLOSED;
-    if (p == current) {
+    if (p == current_process()) {
         *pid = getpid();
         return 1;
     }
@@ -1148,7 +1163,7 @@ int mp_process_repr(mp_process *p, char *buf, size_t size)
      * (both only ever become true), then what wait() says. */
     started = is_started(p);
     closed = is_closed(p);
-    if (p == current) {
+    if (p == current_process()) {
         status = "started";
     } else if (closed) {
         status = "closed";
@@ -1194,7 +1209,7 @@ int mp_process_repr(mp_process *p, char *buf, size_t size)
 mp_process *mp_current_process(void)
 {
     init_once();
-    return current;
+    return current_process();
 }
 
 mp_process *mp_parent_process(void)
@@ -1316,7 +1331,7 @@ int mp_handle_sigint(void)
 {
     int r;
 
-    if (current != &main_process || spawned_child)
+    if (current_child != NULL || spawned_child)
         return MP_EINVAL;
     pthread_mutex_lock(&sigint_lock);
     if (sigint_state == 0) {
@@ -1338,8 +1353,12 @@ static void sigint_child(void)
     if (sigaction(SIGINT, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
         sa.sa_handler == sigint_handler)
         sigint_default_now();
-    sigint_pipe[0] = mp__fd_close(sigint_pipe[0]);
-    sigint_pipe[1] = mp__fd_close(sigint_pipe[1]);
+    /* Tested first: sigint_pipe is in .data, a page the child need not
+     * copy when SIGINT was never handled. */
+    if (sigint_pipe[0] >= 0) {
+        sigint_pipe[0] = mp__fd_close(sigint_pipe[0]);
+        sigint_pipe[1] = mp__fd_close(sigint_pipe[1]);
+    }
     sigint_state = 0;
     pthread_mutex_init(&sigint_lock, NULL);
     atomic_store(&ending, false);
@@ -1365,7 +1384,7 @@ void mp__child_init(mp_process *self, int parent_fd)
         unref(p);
     }
     children = NULL;
-    counter = 1;
+    counted = 0;
     exiting = false;
     mp__sigpipe_child();
     sigint_child();
@@ -1392,14 +1411,16 @@ void mp__child_init(mp_process *self, int parent_fd)
      * (is_alive() of itself is answered by `current`), and a rename from
      * another thread during the start never reached the child. */
     self->starting = false;
-    self->renamed = NULL;
-    current = mp__process_ref(self);
+    if (self->renamed != NULL)
+        self->renamed = NULL;
+    current_child = mp__process_ref(self);
     mp__set_child_conns(self->conns, self->conn_use, self->nconns);
 
     /* libmp's own settings (LIBMP_*) are the ones this program started
      * with: read before an environment option replaces them. */
     (void)mp__use_pidfd();
-    (void)mp__start_timeout();
+    if (self->env != NULL) /* else the lazy read finds the same */
+        (void)mp__start_timeout();
     /* Its streams (stdin /dev/null by default, as util._close_stdin()),
      * directory and environment. */
     mp__options_apply(self);
@@ -1437,8 +1458,9 @@ _Noreturn void mp__uncaught(int err)
     char line[1024];
 
     mp_format_exception(err, line, sizeof(line));
-    if (current != &main_process) {
-        fprintf(stderr, "Process %s:\n%s\n", mp_process_name(current), line);
+    if (current_child != NULL) {
+        fprintf(stderr, "Process %s:\n%s\n", mp_process_name(current_child),
+                line);
         child_finish(1);
     }
     fflush(stdout);
@@ -1473,7 +1495,7 @@ _Noreturn void mp__child_run(mp_process *self)
 
 _Noreturn void mp_exit(int code)
 {
-    if (current != &main_process)
+    if (current_child != NULL)
         child_finish(code);
     exit(code);
 }

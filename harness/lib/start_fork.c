@@ -92,8 +92,8 @@ static int fork_launch(mp_process *p)
     int parent[2] = { -1, -1 }; /* fallback: the parent's, for the child */
     int gate[2] = { -1, -1 };   /* holds the child until we have its pidfd */
     bool use_pidfd = mp__use_pidfd();
-    pid_t ppid = getpid();
     int deathsig = p->daemon ? mp__daemon_death_signal() : 0;
+    pid_t ppid = deathsig != 0 ? getpid() : 0;
     int r = 0;
     pid_t pid;
     char c;

@@ -517,6 +517,67 @@ MP_TARGET(read_count)
     return is_devnull(0) ? 150 + (int)total : (int)total;
 }
 
+/* 0 when stdin, as the target finds it, has no end or error flagged and
+ * nothing buffered: its first read is /dev/null's end. */
+MP_TARGET(stdin_fresh)
+{
+    (void)arg;
+    (void)len;
+    (void)args;
+    if (feof(stdin))
+        return 1;
+    if (ferror(stdin))
+        return 2;
+    if (getchar() != EOF)
+        return 3; /* the parent's buffered input */
+    return feof(stdin) && !ferror(stdin) ? 0 : 4;
+}
+
+static void start_stdin_fresh(const char *why)
+{
+    for (int m = 0; m < 3; m++) {
+        mp_process_options o = { 0 };
+        mp_process *p = make(m, &stdin_fresh_target, NULL, 0, &o);
+        int code = -1;
+
+        ASSERT_OK(mp_process_start(p));
+        ASSERT_OK(mp_process_join(p, MP_FOREVER));
+        ASSERT_EQ(1, mp_process_exitcode(p, &code));
+        if (code != 0)
+            check_fail(__FILE__, __LINE__, "%s, %s: child's stdin state %d",
+                       why, methods[m], code);
+        mp_process_free(p);
+    }
+}
+
+/* CPython's child gets a new sys.stdin on /dev/null; a C child gets the
+ * parent's FILE, which start() leaves with no input buffered and no end
+ * or error flagged. */
+TEST(child_stdin_has_no_buffered_input_end_or_error)
+{
+    int in[2];
+
+    ASSERT_EQ(0, pipe(in));
+    ASSERT_EQ(0, dup2(in[0], 0));
+    close(in[0]);
+    ASSERT_EQ(0, write_all(in[1], "abcdef", 6));
+    close(in[1]);
+    ASSERT_EQ('a', getchar()); /* "bcdef" stays in stdin's buffer */
+    start_stdin_fresh("input buffered");
+    while (getchar() != EOF)
+        ;
+    ASSERT_TRUE(feof(stdin));
+    start_stdin_fresh("at its end");
+    ASSERT_EQ(0, pipe(in));
+    ASSERT_EQ(0, dup2(in[1], 0)); /* reading a write end fails */
+    close(in[0]);
+    close(in[1]);
+    clearerr(stdin);
+    ASSERT_EQ(EOF, getchar());
+    ASSERT_TRUE(ferror(stdin));
+    start_stdin_fresh("in error");
+}
+
 TEST(defaults_are_cpythons_and_inherit_keeps_stdin)
 {
     struct stat o1, o2;
