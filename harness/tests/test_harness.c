@@ -379,12 +379,11 @@ TEST(validation_is_near_linear)
     free(text);
 }
 
-/* Runs `mp-harness show --method fork` on a case; returns its exit status,
- * its output in out. */
-static int harness_show(const char *text, char *out, size_t size)
+/* Runs mp-harness (MP_HARNESS) with argv[1..], its stdout and stderr read
+ * into out (NUL-terminated); returns its wait status. */
+static int harness_output(char *const argv[], char *out, size_t size)
 {
     const char *exe = getenv("MP_HARNESS");
-    char *path, dir[64];
     int fds[2], status;
     size_t len = 0;
     ssize_t n;
@@ -392,14 +391,13 @@ static int harness_show(const char *text, char *out, size_t size)
 
     if (exe == NULL)
         check_skip("MP_HARNESS is not set (run through make check)");
-    path = write_case(text);
     ASSERT_EQ(0, pipe(fds));
     fflush(NULL);
     pid = fork();
     if (pid == 0) {
         dup2(fds[1], 1);
         dup2(fds[1], 2);
-        execl(exe, exe, "show", "--method", "fork", path, (char *)NULL);
+        execv(exe, argv);
         _exit(127);
     }
     close(fds[1]);
@@ -408,6 +406,23 @@ static int harness_show(const char *text, char *out, size_t size)
     out[len] = '\0';
     close(fds[0]);
     waitpid(pid, &status, 0);
+    return status;
+}
+
+/* Runs `mp-harness show --method fork` on a case; returns its exit status,
+ * its output in out. */
+static int harness_show(const char *text, char *out, size_t size)
+{
+    char *path, dir[64];
+    int status;
+
+    if (getenv("MP_HARNESS") == NULL) /* before the case file is written */
+        check_skip("MP_HARNESS is not set (run through make check)");
+    path = write_case(text);
+    status = harness_output((char *[]){ "mp-harness", "show", "--method",
+                                        "fork", path, NULL },
+                            out, size);
+
     snprintf(dir, sizeof(dir), "/tmp/test-harness-%ld", (long)getpid());
     rm_rf(dir);
     { /* compact, for the assertions */
@@ -709,30 +724,13 @@ TEST(committed_references_are_well_formed)
 
 static int run_harness(const char *ref, char *out, size_t size)
 {
-    const char *exe = getenv("MP_HARNESS");
     char file[256];
-    int fds[2], status;
-    size_t len = 0;
-    ssize_t n;
-    pid_t pid;
+    char *argv[] = { "mp-harness", "run", "--method", "fork", "--ref",
+                     (char *)ref, file, NULL };
+    int status;
 
     snprintf(file, sizeof(file), "cases/%s.json", GATE_CASE);
-    ASSERT_EQ(0, pipe(fds));
-    fflush(NULL);
-    pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        execl(exe, exe, "run", "--method", "fork", "--ref", ref, file,
-              (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    while (len + 1 < size && (n = read(fds[0], out + len, size - 1 - len)) > 0)
-        len += (size_t)n;
-    out[len] = '\0';
-    close(fds[0]);
-    waitpid(pid, &status, 0);
+    status = harness_output(argv, out, size);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
