@@ -106,8 +106,12 @@ struct mp_process {
     int sentinel;   /* pidfd, or the read end of a pipe (fallback) */
     int parent_w;   /* fallback: write end of the child's parent sentinel */
 
-    /* The registry of started, unreaped children (CPython's _children). */
+    /* The registry of started, unreaped children (CPython's _children):
+     * linked into it while registered is set and reg_gen is the process's
+     * current generation (a fork child's copy of its parent's list is
+     * abandoned by moving to the next, not by writing to every object). */
     bool registered;
+    unsigned reg_gen;
     struct mp_process *prev, *next;
 };
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -24,6 +25,8 @@
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool spawned_child;       /* a fresh program run by spawn */
 static mp_process *children;     /* CPython's _children */
+static unsigned reg_gen;         /* see struct mp_process */
+static mp_process *inherited;    /* a fork child's copy of the parent's */
 /* Every global a start() or a fork child writes is zero-initialised, so
  * that all of them share the pages of .bss: each page written after a
  * fork() costs the writer a page fault (copy-on-write), in the parent and
@@ -270,6 +273,7 @@ static void registry_link(mp_process *p)
 {
     mp__process_ref(p);
     p->registered = true;
+    p->reg_gen = reg_gen;
     p->prev = NULL;
     p->next = children;
     if (children != NULL)
@@ -280,8 +284,8 @@ static void registry_link(mp_process *p)
 /* Returns whether p was registered; the caller then drops its reference. */
 static bool registry_unlink(mp_process *p)
 {
-    if (!p->registered)
-        return false;
+    if (!p->registered || p->reg_gen != reg_gen)
+        return false; /* never linked, or in a parent's abandoned list */
     if (p->prev != NULL)
         p->prev->next = p->next;
     else
@@ -304,17 +308,42 @@ static void registry_remove(mp_process *p)
         unref(p);
 }
 
+/* Whether some child of this process may have ended unreaped.  One
+ * waitid() that reaps nothing answers for every fork and spawn child at
+ * once, where polling each would make a start cost one system call per
+ * live child (N starts, N^2 / 2 calls).  An error (ECHILD: children
+ * reaped behind libmp's back) answers yes, so each child is asked. */
+static bool some_child_ended(void)
+{
+    siginfo_t si;
+    int r;
+
+    si.si_pid = 0;
+    do
+        r = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL);
+    while (r < 0 && errno == EINTR);
+    return r < 0 || si.si_pid != 0;
+}
+
 /* CPython's _cleanup(): forget (reap) the children that have finished. */
 static void cleanup(void)
 {
     mp_process *done = NULL, *p, *next;
     pid_t self = getpid();
+    bool ended = some_child_ended();
 
     mp__forkserver_reap(); /* a server that was killed, say */
     pthread_mutex_lock(&reg_lock);
     for (p = children; p != NULL; p = next) {
         next = p->next;
-        if (p->parent_pid == self && p->ops->wait(p, 0) == 1) {
+        if (p->parent_pid != self)
+            continue;
+        /* A fork or spawn child still running is a live process that no
+         * thread has reaped: nothing to ask it. */
+        if (!ended && p->ops->wait == mp__fork_wait &&
+            !__atomic_load_n(&p->has_code, __ATOMIC_ACQUIRE))
+            continue;
+        if (p->ops->wait(p, 0) == 1) {
             registry_unlink(p);
             p->next = done; /* unref outside the lock */
             done = p;
@@ -1369,20 +1398,21 @@ static void sigint_child(void)
 
 void mp__child_init(mp_process *self, int parent_fd)
 {
-    mp_process *p, *next, *old_parent = parent;
+    mp_process *old_parent = parent;
 
     /* Its fork handlers, before anyone can take the locks they cover (a
      * spawned child starts without them; its teardown is child_finish()'s,
      * not main_exit()). */
     atfork_once();
     /* The registry now lists the parent's children: forget them (their
-     * objects stay valid for the target, as copies). */
-    for (p = children; p != NULL; p = next) {
-        next = p->next;
-        p->prev = p->next = NULL;
-        p->registered = false;
-        unref(p);
-    }
+     * objects stay valid for the target, as copies).  A new generation
+     * unlinks them all at once: visiting each would make every child's
+     * start cost a cache miss, and writing to each a copied page, per
+     * sibling.  The ones only the registry held stay allocated (reachable
+     * from `inherited`) with their descriptors, as the ones the program
+     * holds do, until this process ends. */
+    reg_gen++;
+    inherited = children;
     children = NULL;
     counted = 0;
     exiting = false;

@@ -1264,6 +1264,107 @@ TEST(start_reaps_finished_children)
     close(gate[0]);
 }
 
+/* A child reaped by exitcode() (which, as CPython's, leaves the registry
+ * alone) is dropped by the next cleanup even when no child is a zombie. */
+TEST(active_children_drops_a_child_reaped_by_exitcode)
+{
+    mp_process *p = new_proc(NULL, NULL, 0), **list;
+    int code = -1;
+    size_t n;
+
+    ASSERT_OK(mp_process_start(p));
+    wait_zombie(p);
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(0, code);
+    ASSERT_OK(mp_active_children(&list, &n));
+    ASSERT_EQ(0, n);
+    mp_process_list_free(list, n);
+    mp_process_free(p);
+}
+
+/* A zombie libmp did not make (the program's own fork) does not hide the
+ * ones it did, nor make a live child look ended. */
+TEST(active_children_beside_a_foreign_zombie)
+{
+    int gate[2];
+    mp_process *live, *ended, **list;
+    siginfo_t si;
+    size_t n;
+    pid_t own;
+
+    make_pipe(gate);
+    own = fork();
+    ASSERT_TRUE(own >= 0);
+    if (own == 0)
+        _exit(0);
+    ASSERT_EQ(0, waitid(P_PID, (id_t)own, &si, WEXITED | WNOWAIT));
+    live = start_fd("block_on_fd", gate[0]);
+    ended = new_proc(NULL, NULL, 0);
+    ASSERT_OK(mp_process_start(ended));
+    wait_zombie(ended);
+    ASSERT_OK(mp_active_children(&list, &n));
+    ASSERT_EQ(1, n);
+    ASSERT_TRUE(list[0] == live);
+    mp_process_list_free(list, n);
+    ASSERT_EQ(own, waitpid(own, NULL, 0)); /* still the program's to reap */
+    release(gate[1], 1);
+    ASSERT_EQ(0, join_code(live));
+    mp_process_free(live);
+    mp_process_free(ended);
+    close(gate[0]);
+}
+
+/* A fork child's start costs nothing per sibling: the copies of its
+ * siblings' objects it inherits are not visited, so not copied. */
+MP_TARGET(report_faults)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    say(arg_fd(arg, len), "%ld\n", ru.ru_minflt);
+    return 0;
+}
+
+static long child_faults(int fds[2])
+{
+    char buf[64];
+    mp_process *p = start_fd("report_faults", fds[1]);
+
+    ASSERT_EQ(0, join_code(p));
+    mp_process_free(p);
+    read_line(fds[0], buf, sizeof(buf));
+    return atol(buf);
+}
+
+TEST(fork_child_start_is_flat_in_its_siblings)
+{
+    enum { SIBLINGS = 200 };
+    int fds[2], gate[2];
+    mp_process *sib[SIBLINGS];
+    long alone, crowded;
+
+    make_pipe(fds);
+    make_pipe(gate);
+    child_faults(fds); /* the first start binds and allocates */
+    alone = child_faults(fds);
+    for (int i = 0; i < SIBLINGS; i++)
+        sib[i] = start_fd("block_on_fd", gate[0]);
+    crowded = child_faults(fds);
+    check_diag("child page faults: %ld alone, %ld beside %d siblings", alone,
+               crowded, SIBLINGS);
+    /* Visiting each sibling object would fault once per page of them
+     * (about SIBLINGS / 6). */
+    ASSERT_TRUE(crowded - alone < SIBLINGS / 20);
+    release(gate[1], SIBLINGS);
+    for (int i = 0; i < SIBLINGS; i++) {
+        ASSERT_EQ(0, join_code(sib[i]));
+        mp_process_free(sib[i]);
+    }
+    close(fds[0]);
+    close(fds[1]);
+    close(gate[0]);
+}
+
 /* A sibling holding a copy of a started process cannot use it. */
 MP_TARGET(use_sibling)
 {
