@@ -1,0 +1,8 @@
+build-msan/harness/tests/test_queue.o: harness/tests/test_queue.c \
+  harness/tests/check.h harness/include/mp.h harness/lib/test_hooks.h
+
+harness/tests/check.h:
+
+harness/include/mp.h:
+
+harness/lib/test_hooks.h:
