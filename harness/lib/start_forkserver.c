@@ -333,6 +333,20 @@ void mp__forkserver_stop(void)
     pthread_mutex_unlock(&server.lock);
 }
 
+#ifdef MP_TEST_HOOKS
+pid_t mp__forkserver_pid(void)
+{
+    pid_t pid = 0;
+
+    server_atfork_once();
+    pthread_mutex_lock(&server.lock);
+    if (server.pid > 0 && server.owner == getpid() && server_alive())
+        pid = server.pid;
+    pthread_mutex_unlock(&server.lock);
+    return pid;
+}
+#endif
+
 static int fs_launch(mp_process *p)
 {
     char *blob = NULL;

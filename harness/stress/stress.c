@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,12 +32,15 @@
 
 #include "common.h"
 #include "stress.h"
+#include "test_hooks.h"
 
 #define MAX_PARTS 64
 
 static const struct stress_part *parts[MAX_PARTS];
 static size_t nparts;
-static unsigned long long rand_state;
+static unsigned long long run_seed;
+static _Thread_local unsigned long long rand_state;
+static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const method_names[] = { "fork", "spawn", "forkserver" };
 
@@ -86,12 +90,14 @@ bool stress_fail(struct stress_run *r, const char *fmt, ...)
 {
     va_list ap;
 
+    pthread_mutex_lock(&fail_lock);
     if (!r->failed) {
         va_start(ap, fmt);
         vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
         va_end(ap);
         r->failed = true;
     }
+    pthread_mutex_unlock(&fail_lock);
     return false;
 }
 
@@ -106,8 +112,13 @@ bool stress_ok_(struct stress_run *r, int err, const char *call,
 
 unsigned long long stress_rand(void)
 {
+    static unsigned long long threads;
     unsigned long long x = rand_state;
 
+    if (x == 0) /* this thread's first: the run's seed, then others' */
+        x = run_seed ^ (__atomic_fetch_add(&threads, 1, __ATOMIC_RELAXED) *
+                        0x9e3779b97f4a7c15ull);
+    x = x != 0 ? x : 1;
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
@@ -117,6 +128,28 @@ unsigned long long stress_rand(void)
 unsigned long stress_below(unsigned long n)
 {
     return n == 0 ? 0 : (unsigned long)(stress_rand() % n);
+}
+
+MP_TARGET(stress_nothing)
+{
+    return 0;
+}
+
+pid_t stress_warm_up(struct stress_run *r)
+{
+    mp_process *p = NULL;
+    int code = -1;
+
+    if (r->method == NULL)
+        return 0;
+    if (STRESS_OK(r, mp_process_create(&p, &stress_nothing_target, NULL, 0,
+                                       NULL)) &&
+        STRESS_OK(r, mp_process_start(p)) &&
+        STRESS_OK(r, mp_process_join(p, 30)) &&
+        (mp_process_exitcode(p, &code) != 1 || code != 0))
+        stress_fail(r, "a process that does nothing: exit code %d", code);
+    mp_process_free(p);
+    return strcmp(r->method, "forkserver") == 0 ? mp__forkserver_pid() : 0;
 }
 
 /* resources */
@@ -356,7 +389,7 @@ static _Noreturn void run_child(const struct stress_part *p,
     char *text;
 
     setpgid(0, 0);
-    rand_state = seed;
+    run_seed = seed;
     r.figures = json_object();
     if (method != NULL) {
         int e = mp_get_context(&r.ctx, method);

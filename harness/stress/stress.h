@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "common.h" /* the benchmarks' bench_now() */
 #include "mp.h"
 
 /* The start methods a part runs under (struct stress_part.methods). */
@@ -74,7 +75,8 @@ void stress_register(const struct stress_part *p);
 long stress_size(const struct stress_run *r, long full, long short_);
 
 /* Adds a figure: `key` in the JSON, and `fmt` (one %-conversion of a
- * double, e.g. "%.0f starts/s") on the summary line. */
+ * double, e.g. "%.0f starts/s"; NULL: the JSON only) on the summary line.
+ * From the run's main thread only (stress_fail() may be called from any). */
 void stress_figure(struct stress_run *r, const char *key, double v,
                    const char *fmt);
 /* Records a failure (the first one's text is the reason) and returns
@@ -89,11 +91,17 @@ bool stress_fail(struct stress_run *r, const char *fmt, ...)
 bool stress_ok_(struct stress_run *r, int err, const char *call,
                 const char *file, int line);
 
-/* Random numbers for a part (xorshift; seeded from the clock and pid unless
- * STRESS_SEED is set, and the seed is among the figures). */
+/* Random numbers for a part (xorshift, a state per thread; the run's seed
+ * comes from the clock and pid unless STRESS_SEED is set, and is in the
+ * JSON file; the first thread to draw starts from the seed itself). */
 unsigned long long stress_rand(void);
 /* Uniform in [0, n). */
 unsigned long stress_below(unsigned long n);
+
+/* Starts and joins one process that does nothing, so that what a method
+ * keeps for later starts (the fork server) is there before a snapshot;
+ * returns the fork server's pid under forkserver, else 0. */
+pid_t stress_warm_up(struct stress_run *r);
 
 /* A process's resources. */
 #define STRESS_SNAP_FDS 256
