@@ -169,7 +169,8 @@ $(SCENARIO): $(B)/harness/bench/scenario.o $(B)/libmp.a
 # The stress suite (harness/stress/README.md): every part's file, the
 # driver, the benchmarks' clock and host record, and libmp with its test
 # hooks (the fork server's pid).
-$(B)/harness/stress/%.o: ALL_CFLAGS += -DMP_TEST_HOOKS -Iharness/bench
+$(B)/harness/stress/%.o: ALL_CFLAGS += -DMP_TEST_HOOKS -Iharness/bench \
+    -Iharness/tests
 $(STRESS_BIN): $(STRESS_OBJ) $(B)/harness/bench/common.o $(TEST_LIB)
 	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(TEST_LIB) -ljansson -lm -o $@
 
