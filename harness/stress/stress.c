@@ -184,6 +184,21 @@ static int cmp_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static void fd_target(char *buf, size_t size, int fd)
+{
+    char path[64];
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    n = readlink(path, buf, size - 1);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+static int cmp_kind(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
 void stress_snap(struct stress_snap *s)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -208,6 +223,18 @@ void stress_snap(struct stress_snap *s)
     qsort(s->fds, (size_t)(s->nfds < STRESS_SNAP_FDS ? s->nfds
                                                       : STRESS_SNAP_FDS),
           sizeof(int), cmp_int);
+    for (int i = 0; i < s->nfds && i < STRESS_SNAP_FDS; i++) {
+        char *k = s->kinds[i];
+        size_t len;
+
+        fd_target(k, sizeof(s->kinds[i]), s->fds[i]);
+        len = strncmp(k, "socket:", 7) == 0 || strncmp(k, "pipe:", 5) == 0
+                  ? strcspn(k, ":") : strlen(k);
+        memset(k + len, 0, sizeof(s->kinds[i]) - len); /* memcmp'd whole */
+    }
+    qsort(s->kinds, (size_t)(s->nfds < STRESS_SNAP_FDS ? s->nfds
+                                                        : STRESS_SNAP_FDS),
+          sizeof(s->kinds[0]), cmp_kind);
     s->maps = count_lines("/proc/self/maps");
     if ((f = fopen("/proc/self/statm", "re")) != NULL) {
         if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
@@ -273,18 +300,15 @@ static void fd_list(char *buf, size_t size, const struct stress_snap *a,
     }
 }
 
-static void fd_target(char *buf, size_t size, int fd)
-{
-    char path[64];
-    ssize_t n;
-
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    n = readlink(path, buf, size - 1);
-    buf[n > 0 ? n : 0] = '\0';
-}
-
 void stress_check(struct stress_run *r, const struct stress_snap *before,
                   long rss_slack_kib, const pid_t *allowed, size_t nallowed)
+{
+    stress_check_how(r, before, rss_slack_kib, allowed, nallowed, 0);
+}
+
+void stress_check_how(struct stress_run *r, const struct stress_snap *before,
+                      long rss_slack_kib, const pid_t *allowed,
+                      size_t nallowed, unsigned how)
 {
     struct stress_snap now;
     pid_t kids[16], z;
@@ -298,8 +322,12 @@ void stress_check(struct stress_run *r, const struct stress_snap *before,
     stress_figure(r, "rss_before_kib", (double)before->rss_kib, NULL);
     stress_figure(r, "rss_growth_kib", (double)(now.rss_kib - before->rss_kib),
                   "RSS %+.0f KiB");
-    if (now.nfds != before->nfds || memcmp(now.fds, before->fds,
-                                           sizeof(now.fds)) != 0) {
+    if (now.nfds != before->nfds ||
+        memcmp((how & STRESS_RENUMBERED) ? (void *)now.kinds : now.fds,
+               (how & STRESS_RENUMBERED) ? (const void *)before->kinds
+                                         : before->fds,
+               (how & STRESS_RENUMBERED) ? sizeof(now.kinds)
+                                         : sizeof(now.fds)) != 0) {
         char more[256], fewer[128], what[256] = "";
 
         fd_list(more, sizeof(more), &now, before);

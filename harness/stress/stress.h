@@ -108,6 +108,9 @@ pid_t stress_warm_up(struct stress_run *r);
 struct stress_snap {
     int nfds;                    /* open descriptors (/proc/self/fd) */
     int fds[STRESS_SNAP_FDS];    /* the first ones, ascending */
+    /* what each is ("socket", "pipe", "anon_inode:[pidfd]", a path),
+     * sorted */
+    char kinds[STRESS_SNAP_FDS][40];
     long maps;                   /* lines of /proc/self/maps */
     long rss_kib;                /* resident set (/proc/self/statm) */
 };
@@ -127,6 +130,13 @@ pid_t stress_zombie(void);
  * that names what differs; the counts become figures. */
 void stress_check(struct stress_run *r, const struct stress_snap *before,
                   long rss_slack_kib, const pid_t *allowed, size_t nallowed);
+/* stress_check() with `how`: STRESS_RENUMBERED lets descriptors have other
+ * numbers, as long as as many of each kind are open (a fork server started
+ * again holds new ones). */
+#define STRESS_RENUMBERED 1u
+void stress_check_how(struct stress_run *r, const struct stress_snap *before,
+                      long rss_slack_kib, const pid_t *allowed,
+                      size_t nallowed, unsigned how);
 
 /* The driver's (limit.c): limits the processes and threads the suite may
  * have to n more than there are now, and says in buf how (README.md:
