@@ -9,7 +9,7 @@
  * dies are reparented to it: it reaps them and knows each one's pid and how
  * it ended.  In the user a third thread waits until a server runs (the
  * test hook mp__forkserver_pid()) that it has not killed yet, waits 0 to
- * 3 ms more and kills it.  What must hold:
+ * 8 ms more and kills it.  What must hold:
  *   - every start succeeds or fails with MP_EFORKSERVER (the server died
  *     before answering);
  *   - every child started is joined, with its exit code 3, or 255 when its
@@ -203,7 +203,7 @@ static _Noreturn void user(struct stress_run *r)
     stress_snap(&before);
     pthread_barrier_wait(&u.gate);
     while (sh->kills < kills && (last = next_server(&u, last)) != 0) {
-        usleep((useconds_t)stress_below(3000)); /* a random instant */
+        usleep((useconds_t)stress_below(8000)); /* a random instant */
         kill(last, SIGKILL); /* our child until libmp reaps it: see hook */
         sh->kills++;
     }
