@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +37,7 @@
 
 #define MAX_PARTS 64
 
+
 static const struct stress_part *parts[MAX_PARTS];
 static size_t nparts;
 static unsigned long long run_seed;
@@ -43,6 +45,14 @@ static _Thread_local unsigned long long rand_state;
 static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const method_names[] = { "fork", "spawn", "forkserver" };
+/* SIGINT, SIGTERM or SIGHUP to the driver: the run going on is killed with
+ * all it started, the process limit undone, then the driver dies of it. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+    stop_signal = sig;
+}
 
 void stress_register(const struct stress_part *p)
 {
@@ -417,6 +427,11 @@ static _Noreturn void run_child(const struct stress_part *p,
     char *text;
 
     setpgid(0, 0);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    /* a driver killed outright (SIGKILL) takes the run with it */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     run_seed = seed;
     r.figures = json_object();
     if (method != NULL) {
@@ -479,7 +494,7 @@ static json_t *run_one(const struct stress_part *p, const char *method,
     unsigned long long seed;
     json_t *rep = NULL, *rec;
     bool timed_out = false, ok;
-    int fds[2], status = 0;
+    int fds[2], status = 0, pidfd;
     pid_t pid, stray = 0;
     size_t strays;
     const char *env = getenv("STRESS_SEED");
@@ -505,7 +520,7 @@ static json_t *run_one(const struct stress_part *p, const char *method,
         double left = deadline - bench_now();
         ssize_t n;
 
-        if (left <= 0) {
+        if (left <= 0 || stop_signal) {
             timed_out = true;
             break;
         }
@@ -522,24 +537,30 @@ static json_t *run_one(const struct stress_part *p, const char *method,
     }
     close(fds[0]);
     /* the run's exit (libmp's teardown) is under the same deadline */
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     for (;;) {
+        struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
         pid_t w = waitpid(pid, &status, WNOHANG);
+        double left = deadline - bench_now();
 
         if (w == pid)
             break;
         if (w < 0 && errno != EINTR)
             break;
-        if (timed_out || bench_now() > deadline) {
+        if (timed_out || left <= 0 || stop_signal) {
             timed_out = true;
             kill(-pid, SIGKILL);
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             break;
         }
-        /* No event tells the driver its child ended but SIGCHLD; a short
-         * sleep here costs nothing against runs of seconds. */
-        usleep(2000);
+        if (pidfd >= 0)
+            poll(&pfd, 1, (int)(left * 1000) + 1);
+        else /* no pidfds (Linux < 5.3): no event but SIGCHLD */
+            usleep(2000);
     }
+    if (pidfd >= 0)
+        close(pidfd);
     if (buf != NULL) {
         buf[len] = '\0';
         rep = json_loads(buf, 0, NULL);
@@ -550,7 +571,9 @@ static json_t *run_one(const struct stress_part *p, const char *method,
     ok = rep != NULL && json_is_true(json_object_get(rep, "ok")) &&
          !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
          strays == 0;
-    if (timed_out)
+    if (timed_out && stop_signal)
+        snprintf(why, sizeof(why), "stopped by signal %d", (int)stop_signal);
+    else if (timed_out)
         snprintf(why, sizeof(why), "timed out after %.0f s", timeout);
     else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         status_text(status, why, sizeof(why));
@@ -648,6 +671,9 @@ int main(int argc, char **argv)
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    sigaction(SIGINT, &(struct sigaction){ .sa_handler = on_stop }, NULL);
+    sigaction(SIGTERM, &(struct sigaction){ .sa_handler = on_stop }, NULL);
+    sigaction(SIGHUP, &(struct sigaction){ .sa_handler = on_stop }, NULL);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         bench_die("PR_SET_CHILD_SUBREAPER failed");
     stress_limit_procs(o.nproc, limit, sizeof(limit));
@@ -684,6 +710,11 @@ int main(int argc, char **argv)
             json_object_set_new(root, "seconds",
                                 json_real(bench_now() - t0));
             save(o.out, root);
+            if (stop_signal) {
+                stress_unlimit_procs();
+                signal(stop_signal, SIG_DFL);
+                raise(stop_signal);
+            }
         }
     }
     json_object_set_new(root, "summary", json_pack("{s:i, s:i}", "ok",
