@@ -313,7 +313,8 @@ static void queue_kill(struct stress_run *r)
     t1 = bench_now();
     drained = drain(&s);
     delivered = judge(&s, &put, &lost, &cut);
-    stress_figure(r, "producer_kills", (double)s.pkills, "%.0f producers");
+    stress_figure(r, "producer_kills", (double)s.pkills,
+                  "%.0f producers killed");
     stress_figure(r, "consumer_kills", (double)s.ckills,
                   "%.0f consumers killed");
     stress_figure(r, "kills_per_s", (s.pkills + s.ckills) / (t1 - t0),
