@@ -246,6 +246,7 @@ out:
     fig = json_dumps(r->figures, JSON_COMPACT);
     if (fig != NULL)
         snprintf(sh->figures, sizeof(sh->figures), "%s", fig);
+    free(fig);
     exit(0);
 }
 

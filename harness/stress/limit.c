@@ -116,7 +116,9 @@ static int pids_cgroup(char *dir, size_t size)
             continue;
         rel = strncmp(path, root, strlen(root)) == 0 && strcmp(root, "/")
                   ? path + strlen(root) : path;
-        snprintf(dir, size, "%s%s", mnt, strcmp(rel, "/") ? rel : "");
+        if (snprintf(dir, size, "%s%s", mnt, strcmp(rel, "/") ? rel : "") >=
+            (int)size)
+            continue; /* too long a path to hold */
         snprintf(ctl, sizeof(ctl), "%s/cgroup.controllers", dir);
         if (strcmp(fstype, "cgroup2") == 0) {
             FILE *c = fopen(ctl, "re");

@@ -39,14 +39,7 @@
 
 /* AddressSanitizer's allocator keeps what is freed in quarantine and maps
  * memory of its own as it goes: RSS and mappings say nothing under it. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifdef UNDER_ASAN
+#ifdef STRESS_UNDER_ASAN
 static const bool judge_memory = false;
 #else
 static const bool judge_memory = true;
@@ -462,12 +455,41 @@ static _Noreturn void run_child(const struct stress_part *p,
     if (text != NULL)
         write_all(fd, text);
     close(fd);
-    exit(text != NULL ? 0 : 3);
+    json_decref(rep);
+    json_decref(r.figures);
+    free(text);
+    exit(rep != NULL ? 0 : 3);
 }
 
 /* Kills and reaps every child of the driver, and theirs as they come back
  * to it; returns how many there were. */
-static size_t sweep(pid_t *first)
+/* "pid (comm) state, process group g", from /proc/<pid>/stat. */
+static void describe(pid_t pid, char *buf, size_t size)
+{
+    char path[64], stat[256] = "";
+    int pgrp = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((f = fopen(path, "re")) != NULL) {
+        if (fgets(stat, sizeof(stat), f) == NULL)
+            stat[0] = '\0';
+        fclose(f);
+    }
+    {
+        char *close_paren = strrchr(stat, ')');
+        char state = '?';
+
+        if (close_paren != NULL) {
+            sscanf(close_paren + 1, " %c %*d %d", &state, &pgrp);
+            close_paren[1] = '\0';
+        }
+        snprintf(buf, size, "%s %c, process group %d", stat[0] ? stat : "?",
+                 state, pgrp);
+    }
+}
+
+static size_t sweep(char *first, size_t size)
 {
     size_t total = 0;
     pid_t kids[64];
@@ -476,7 +498,7 @@ static size_t sweep(pid_t *first)
     while ((n = stress_children(kids, 64)) > 0) {
         for (size_t i = 0; i < n && i < 64; i++) {
             if (total == 0 && first != NULL)
-                *first = kids[i];
+                describe(kids[i], first, size);
             kill(kids[i], SIGKILL);
             total++;
         }
@@ -503,13 +525,14 @@ static json_t *run_one(const struct stress_part *p, const char *method,
 {
     double timeout = full ? p->timeout_full : p->timeout_short;
     double t0 = bench_now(), deadline = t0 + timeout;
-    char *buf = NULL, why[160] = "";
+    char *buf = NULL, why[400] = "";
     size_t len = 0, cap = 0;
     unsigned long long seed;
     json_t *rep = NULL, *rec;
     bool timed_out = false, ok;
     int fds[2], status = 0, pidfd;
-    pid_t pid, stray = 0;
+    char stray[300] = "";
+    pid_t pid;
     size_t strays;
     const char *env = getenv("STRESS_SEED");
 
@@ -580,7 +603,7 @@ static json_t *run_one(const struct stress_part *p, const char *method,
         rep = json_loads(buf, 0, NULL);
     }
     free(buf);
-    strays = sweep(&stray);
+    strays = sweep(stray, sizeof(stray));
 
     ok = rep != NULL && json_is_true(json_object_get(rep, "ok")) &&
          !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
@@ -594,8 +617,8 @@ static json_t *run_one(const struct stress_part *p, const char *method,
     else if (rep == NULL)
         snprintf(why, sizeof(why), "no report from the run");
     else if (strays > 0)
-        snprintf(why, sizeof(why), "%zu stray processes left behind (pid %d "
-                 "among them)", strays, (int)stray);
+        snprintf(why, sizeof(why), "%zu stray processes left behind (the "
+                 "first: %s)", strays, stray);
     if (rep == NULL)
         rep = json_pack("{s:s, s:s, s:{}}", "reason", "", "text", "",
                         "figures");
@@ -742,5 +765,6 @@ int main(int argc, char **argv)
            o.out ? "; figures in " : "", o.out ? o.out : "");
     stress_unlimit_procs();
     json_decref(root);
+    free(o.patterns);
     return failed > 0 || total == 0;
 }
