@@ -23,6 +23,15 @@
 #include "common.h" /* the benchmarks' bench_now() */
 #include "mp.h"
 
+/* Defined in a build with AddressSanitizer (make sanitize). */
+#if defined(__SANITIZE_ADDRESS__)
+#define STRESS_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STRESS_UNDER_ASAN 1
+#endif
+#endif
+
 /* The start methods a part runs under (struct stress_part.methods). */
 enum {
     STRESS_FORK = 1,
