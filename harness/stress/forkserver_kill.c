@@ -338,7 +338,6 @@ static void forkserver_kill(struct stress_run *r)
     if (ustatus != 0)
         stress_fail(r, "the process using libmp ended with wait status "
                     "0x%x", ustatus);
-    snprintf(r->text, sizeof(r->text), "%s", sh->text);
     if ((uf = json_loads(sh->figures, 0, NULL)) != NULL) {
         json_object_update(r->figures, uf);
         json_decref(uf);
@@ -359,6 +358,15 @@ static void forkserver_kill(struct stress_run *r)
                     mp_strerror(sh->first_error));
     if (stress_children(kids, 4) > 0)
         stress_fail(r, "a child left: pid %d", (int)kids[0]);
+    /* the user's figures (its resources) last */
+    if (sh->text[0] != '\0') {
+        size_t len = strlen(r->text);
+
+        if (len + 2 + strlen(sh->text) < sizeof(r->text)) {
+            memcpy(r->text + len, ", ", 2);
+            memcpy(r->text + len + 2, sh->text, strlen(sh->text) + 1);
+        }
+    }
     munmap(sh, sizeof(*sh));
     free(o);
 }
