@@ -209,6 +209,8 @@ run-tests:
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
 	$(STRESS_BIN) --short --out $(B)/stress-short.json
+	$(PYTHON) scripts/stress-table --check harness/stress/README.md \
+	    results/baseline/stress.json
 
 # Every case under every start method, against the CPython reference REF.
 # TAP on stdout; the run's TAP and JSON report in RUN (results/latest too).
@@ -341,9 +343,8 @@ bench:
 stress:
 	@$(MAKE) --no-print-directory $(STRESS_BIN)
 	@mkdir -p results
-	$(STRESS_BIN) $(if $(filter short,$(STRESS)),--short) \
-	    --out results/stress$(if $(filter short,$(STRESS)),-short).json \
-	    $(PATTERN)
+	$(STRESS_BIN) $(if $(filter short,$(STRESS)),--short) "$(PATTERN)" \
+	    --out results/stress$(if $(filter short,$(STRESS)),-short).json
 
 install: $(B)/libmp.a $(B)/libmp.so
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR)
