@@ -57,6 +57,8 @@ CXX_TEST  := $(B)/tests/cxx_header
 BENCH     := $(B)/mp-bench-process
 QBENCH    := $(B)/mp-bench-queue
 SCENARIO  := $(B)/mp-scenario
+STRESS_BIN := $(B)/mp-stress
+STRESS_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard harness/stress/*.c))
 HELPERS   := $(patsubst harness/tests/%.c,$(B)/tests/%,\
                  $(wildcard harness/tests/helper_*.c))
 NO_MAIN   := $(B)/tests/helper_no_mp_main
@@ -67,11 +69,11 @@ HAR_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/runner/*.c))
 PROVE     := prove -e ''
 
 .SECONDARY:
-.PHONY: all check run-tests conformance sanitize tsan msan valgrind bench install \
-        uninstall clean deps reference reference-all diff-reference gate \
-        compare FORCE
+.PHONY: all check run-tests conformance sanitize tsan msan valgrind bench \
+        stress install uninstall clean deps reference reference-all \
+        diff-reference gate compare FORCE
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(CXX_TEST) $(HELPERS) \
-     $(BENCH) $(QBENCH) $(SCENARIO) $(EXAMPLES)
+     $(BENCH) $(QBENCH) $(SCENARIO) $(STRESS_BIN) $(EXAMPLES)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -164,6 +166,14 @@ $(QBENCH): $(B)/harness/bench/bench_queue.o $(B)/harness/bench/common.o $(B)/lib
 $(SCENARIO): $(B)/harness/bench/scenario.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -o $@
 
+# The stress suite (harness/stress/README.md): every part's file, the
+# driver, the benchmarks' clock and host record, and libmp with its test
+# hooks (the fork server's pid).
+$(B)/harness/stress/%.o: ALL_CFLAGS += -DMP_TEST_HOOKS -Iharness/bench \
+    -Iharness/tests
+$(STRESS_BIN): $(STRESS_OBJ) $(B)/harness/bench/common.o $(TEST_LIB)
+	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(TEST_LIB) -ljansson -lm -o $@
+
 # The spawn method's limit: posix_spawn of the smallest static program.
 $(B)/mp-bench-true: harness/bench/true.c
 	$(CC) -O2 -static $< -o $@
@@ -198,6 +208,9 @@ run-tests:
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process $(B)/tests/test_threads
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
+	$(STRESS_BIN) --short --out $(B)/stress-short.json
+	$(PYTHON) scripts/stress-table --check harness/stress/README.md \
+	    results/baseline/stress.json
 
 # Every case under every start method, against the CPython reference REF.
 # TAP on stdout; the run's TAP and JSON report in RUN (results/latest too).
@@ -342,6 +355,15 @@ bench:
 	    $(if $(QUICK),--libmp-only) --cc "$(CC)" --cflags "$(CFLAGS)" \
 	    --build $(B) --out results/bench-callgrind.json)
 	$(PYTHON) scripts/report --results results
+
+# The stress suite, full (5 to 10 minutes on a 2-core VM), or STRESS=short
+# (what make check runs); figures in results/stress.json.  PATTERN picks
+# runs by "part [method]" substring.
+stress:
+	@$(MAKE) --no-print-directory $(STRESS_BIN)
+	@mkdir -p results
+	$(STRESS_BIN) $(if $(filter short,$(STRESS)),--short) "$(PATTERN)" \
+	    --out results/stress$(if $(filter short,$(STRESS)),-short).json
 
 install: $(B)/libmp.a $(B)/libmp.so
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR)

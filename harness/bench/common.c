@@ -145,6 +145,12 @@ void bench_options(int argc, char **argv, double quick_scale,
 
 void bench_env_json(json_t *root, const char *py_version)
 {
+    bench_host_json(root);
+    json_object_set_new(root, "python", json_string(py_version));
+}
+
+void bench_host_json(json_t *root)
+{
     struct utsname u;
     char line[256], model[256] = "?", date[32];
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -166,7 +172,6 @@ void bench_env_json(json_t *root, const char *py_version)
     json_object_set_new(root, "cpu", json_string(model));
     json_object_set_new(root, "cpus", json_integer(mp_cpu_count()));
     json_object_set_new(root, "libmp", json_string(MP_VERSION));
-    json_object_set_new(root, "python", json_string(py_version));
 }
 
 void bench_progress(const char *fmt, ...)

@@ -1,6 +1,7 @@
 /*
  * common.h - what the benchmark programs share: the clock, quantiles, running
- * CPython and capturing its output, and the environment in the results.
+ * CPython and capturing its output, and the environment in the results
+ * (the stress suite, harness/stress/, takes the clock and the host record).
  */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
@@ -38,6 +39,9 @@ void bench_options(int argc, char **argv, double quick_scale,
                    struct bench_opts *o);
 /* date, kernel, cpu, cpus, libmp and python into root. */
 void bench_env_json(json_t *root, const char *py_version);
+/* The same but python: the host record (scripts/gate's host_of() reads
+ * cpu, cpus and kernel), also for programs that run no CPython. */
+void bench_host_json(json_t *root);
 /* Progress on stderr when it is a terminal ("\r" line, cleared by NULL). */
 void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -126,26 +126,36 @@ static void server_end(double grace)
 {
     siginfo_t si;
 
-    server.ctl = mp__fd_close(server.ctl);
     server.alive_w = mp__fd_close(server.alive_w);
     if (server.pid > 0 && server.owner == getpid()) {
         /* Through the pidfd: a SIGCHLD handler of the program's may have
          * reaped the server, and its pid may name another child of ours
          * now (waitid then says ECHILD, and we are done). */
         if (server.pidfd >= 0) {
+            server.ctl = mp__fd_close(server.ctl);
             if (mp__wait_readable(server.pidfd, mp__now() + grace) != 1)
                 mp__pidfd_send_signal(server.pidfd, SIGKILL);
             while (waitid(P_PIDFD, (id_t)server.pidfd, &si, WEXITED) < 0 &&
                    errno == EINTR)
                 ;
-        } else if (waitid(P_PID, (id_t)server.pid, &si,
-                          WEXITED | WNOHANG | WNOWAIT) == 0) {
-            kill(server.pid, SIGKILL); /* unreaped: still ours */
-            while (waitid(P_PID, (id_t)server.pid, &si, WEXITED) < 0 &&
-                   errno == EINTR)
-                ;
+        } else {
+            /* No pidfd to wait on: the server's end of ctl closes when it
+             * ends (its children close their copies as they start).  The
+             * server, too, is given its grace: killed at once, it could
+             * leave a child it had just told of unreaped, to be adopted
+             * by a subreaper or init. */
+            if (server.ctl >= 0)
+                mp__wait_readable(server.ctl, mp__now() + grace);
+            if (waitid(P_PID, (id_t)server.pid, &si,
+                       WEXITED | WNOHANG | WNOWAIT) == 0) {
+                kill(server.pid, SIGKILL); /* unreaped: still ours */
+                while (waitid(P_PID, (id_t)server.pid, &si, WEXITED) < 0 &&
+                       errno == EINTR)
+                    ;
+            }
         }
     }
+    server.ctl = mp__fd_close(server.ctl);
     server.pidfd = mp__fd_close(server.pidfd);
     server.pid = server.owner = 0;
 }
@@ -332,6 +342,20 @@ void mp__forkserver_stop(void)
         server_end(1.0);
     pthread_mutex_unlock(&server.lock);
 }
+
+#ifdef MP_TEST_HOOKS
+pid_t mp__forkserver_pid(void)
+{
+    pid_t pid = 0;
+
+    server_atfork_once();
+    pthread_mutex_lock(&server.lock);
+    if (server.pid > 0 && server.owner == getpid() && server_alive())
+        pid = server.pid;
+    pthread_mutex_unlock(&server.lock);
+    return pid;
+}
+#endif
 
 static int fs_launch(mp_process *p)
 {

@@ -24,4 +24,10 @@ unsigned long long mp__queue_capacity(mp_queue *q);
 unsigned long mp__queue_revoke_count(void);
 int mp__queue_membarrier(void);
 
+/* start_forkserver.c: the pid of this process's fork server while it
+ * runs, 0 when there is none or it has died.  The server stays a child of
+ * ours until libmp reaps it, after its death: a signal sent to this pid
+ * before then reaches it or its zombie, never a recycled pid. */
+pid_t mp__forkserver_pid(void);
+
 #endif /* MP_TEST_HOOKS_H */

@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -1703,6 +1705,47 @@ TEST(unreferenced_child_is_joined_at_exit)
 
     ASSERT_OK(mp_process_start(p));
     mp_process_free(p);
+}
+
+/*
+ * At a normal exit the fork server is told to end and given time to: a
+ * child whose exit code it has just told, and which it reaps right after
+ * telling, is not left to be adopted by whoever reaps orphans.  (On the
+ * pipe fallback, LIBMP_NO_PIDFD=1, the server was killed at once, between
+ * the two.)  Every process runs on one CPU, so that the parent runs its
+ * exit the moment the code is told; the test is the subreaper that would
+ * adopt such a child.
+ */
+TEST(exit_lets_the_fork_server_reap_what_it_told)
+{
+    cpu_set_t one;
+    int orphans = 0;
+
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
+    ASSERT_EQ(0, sched_setaffinity(0, sizeof(one), &one));
+    ASSERT_EQ(0, prctl(PR_SET_CHILD_SUBREAPER, 1));
+    for (int i = 0; i < 40; i++) {
+        int status = -1;
+        pid_t pid = fork(), w;
+
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+            mp_process *p = NULL;
+
+            if (mp_set_start_method("forkserver", 1) < 0 ||
+                mp_process_new(&p, "nothing", NULL, 0, NULL) < 0 ||
+                mp_process_start(p) < 0 ||
+                mp_process_join(p, 30) < 0)
+                _exit(2);
+            exit(0); /* libmp's teardown at exit ends the server */
+        }
+        ASSERT_EQ(pid, waitpid(pid, &status, 0));
+        ASSERT_EQ(0, status);
+        while ((w = waitpid(-1, &status, WNOHANG)) > 0)
+            orphans++;
+    }
+    ASSERT_EQ(0, orphans);
 }
 
 /* beyond CPython: daemonic children die with their parent, even on SIGKILL */

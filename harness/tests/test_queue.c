@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "checked_msg.h"
 #include "test_hooks.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -356,14 +357,6 @@ TEST(get_i64_and_double_leave_a_wrong_length_message)
     mp_queue_free(q);
 }
 
-/* A byte pattern that depends on (id, seq, i). */
-static unsigned char pat(uint32_t id, uint32_t seq, size_t i)
-{
-    uint32_t x = id * 2654435761u ^ seq * 40503u ^ (uint32_t)i * 2246822519u;
-
-    return (unsigned char)(x ^ (x >> 13) ^ (x >> 24));
-}
-
 TEST(ring_grows_with_backlog_and_wraps)
 {
     enum { N = 3000 };
@@ -385,7 +378,7 @@ TEST(ring_grows_with_backlog_and_wraps)
                 size_t n = (put * 1237u) % (round == 0 ? 700 : 6000);
 
                 for (size_t i = 0; i < n; i++)
-                    buf[i] = pat(round, put, i);
+                    buf[i] = checked_pat(round, put, i);
                 ASSERT_OK(mp_queue_put(q, buf, n, 1, MP_FOREVER));
             }
             for (int b = 0; b < (round == 0 ? 2 : N) && got < put; b++) {
@@ -394,7 +387,7 @@ TEST(ring_grows_with_backlog_and_wraps)
                 ASSERT_OK(mp_queue_get_into(q, buf, sizeof(buf), &len, 0, 0));
                 ASSERT_EQ(n, len);
                 for (size_t i = 0; i < n; i++)
-                    if (buf[i] != pat(round, got, i))
+                    if (buf[i] != checked_pat(round, got, i))
                         check_fail(__FILE__, __LINE__, "message %u byte %zu",
                                    got, i);
                 got++;
@@ -415,7 +408,7 @@ TEST(a_64_mib_message)
 
     ASSERT_TRUE(big != NULL);
     for (size_t i = 0; i < n; i++)
-        big[i] = pat(1, 2, i);
+        big[i] = checked_pat(1, 2, i);
     ASSERT_OK(mp_queue_new(&q, 0));
     ASSERT_OK(mp_queue_put_str(q, "before"));
     ASSERT_OK(mp_queue_put(q, big, n, 1, MP_FOREVER));
@@ -594,36 +587,9 @@ TEST(a_queue_freed_before_start_still_reaches_the_child)
     }
 }
 
-/*
- * Checked messages: a header (producer id, sequence number, length, sum of
- * the bytes) and bytes made by pat().  Sizes vary from 0 to ~8 KiB, with an
- * occasional 300 KiB one that makes the ring grow.
- */
-struct msg_head {
-    uint32_t id, seq, len, sum;
-};
-
+/* Checked messages (checked_msg.h). */
 #define MAX_IDS 4096
-#define STOP_ID 0xffffffffu
-
-static size_t msg_size(uint32_t id, uint32_t seq)
-{
-    uint32_t x = (id + 1) * 7919u + seq * 104729u;
-
-    return x % 97 == 0 ? 300000 : (x >> 3) % 8192;
-}
-
-static size_t make_msg(unsigned char *buf, uint32_t id, uint32_t seq)
-{
-    struct msg_head h = { id, seq, (uint32_t)msg_size(id, seq), 0 };
-
-    for (size_t i = 0; i < h.len; i++) {
-        buf[sizeof(h) + i] = pat(id, seq, i);
-        h.sum = h.sum * 31 + buf[sizeof(h) + i];
-    }
-    memcpy(buf, &h, sizeof(h));
-    return sizeof(h) + h.len;
-}
+#define STOP_ID CHECKED_STOP_ID
 
 /* What the processes of a fault test share (an anonymous shared mapping,
  * inherited by fork children). */
@@ -648,31 +614,12 @@ static void tally_error(const char *what, uint32_t id, uint32_t seq)
 /* Checks a message got from the queue; 1 for the stop message. */
 static int check_msg(const unsigned char *buf, size_t n)
 {
-    struct msg_head h;
-    uint32_t sum = 0;
+    struct checked_head h = { 0, 0, 0, 0 };
+    const char *bad = checked_msg_check(buf, n, MAX_IDS, &h);
 
-    if (n < sizeof(h)) {
-        tally_error("short message", 0, 0);
-        return 0;
-    }
-    memcpy(&h, buf, sizeof(h));
-    if (h.id == STOP_ID)
-        return 1;
-    if (h.id >= MAX_IDS || h.len != n - sizeof(h) ||
-        h.len != msg_size(h.id, h.seq)) {
-        tally_error("bad header", h.id, h.seq);
-        return 0;
-    }
-    for (size_t i = 0; i < h.len; i++) {
-        if (buf[sizeof(h) + i] != pat(h.id, h.seq, i)) {
-            tally_error("corrupt bytes", h.id, h.seq);
-            return 0;
-        }
-        sum = sum * 31 + buf[sizeof(h) + i];
-    }
-    if (sum != h.sum)
-        tally_error("bad sum", h.id, h.seq);
-    return 0;
+    if (bad != NULL)
+        tally_error(bad, h.id, h.seq);
+    return bad == NULL && h.id == STOP_ID;
 }
 
 /* A producer: `count` checked messages (0: until killed), noting each put
@@ -683,13 +630,13 @@ struct producer_arg {
 
 MP_TARGET(producer)
 {
-    static unsigned char buf[sizeof(struct msg_head) + 300000];
+    static unsigned char buf[CHECKED_MSG_MAX];
     struct producer_arg a;
 
     memcpy(&a, arg, sizeof(a));
     (void)len;
     for (uint32_t seq = 0; a.count == 0 || seq < a.count; seq++) {
-        if (mp_queue_put(fq, buf, make_msg(buf, a.id, seq), 1,
+        if (mp_queue_put(fq, buf, checked_msg_make(buf, a.id, seq), 1,
                          MP_FOREVER) < 0)
             return 1;
         __atomic_store_n(&tally->returned[a.id], seq, __ATOMIC_SEQ_CST);
@@ -707,9 +654,9 @@ static int start_producer(mp_process **p, uint32_t id, uint32_t count)
 
 /* A consumer's next checked message: 0 (*h filled), 1 for the stop
  * message, -1 if the get failed. */
-static int next_msg(struct msg_head *h)
+static int next_msg(struct checked_head *h)
 {
-    static unsigned char buf[sizeof(struct msg_head) + 300000];
+    static unsigned char buf[CHECKED_MSG_MAX];
     size_t n;
 
     if (mp_queue_get_into(fq, buf, sizeof(buf), &n, 1, 60) < 0) {
@@ -723,7 +670,7 @@ static int next_msg(struct msg_head *h)
 }
 
 /* Counts one more get of (id, seq). */
-static void mark(const struct msg_head *h)
+static void mark(const struct checked_head *h)
 {
     if (h->id < MAX_IDS && h->seq < 512)
         __atomic_fetch_add(&tally->seen[h->id][h->seq], 1, __ATOMIC_SEQ_CST);
@@ -733,7 +680,7 @@ static void mark(const struct msg_head *h)
  * without a gap or a repeat. */
 MP_TARGET(ordered_consumer)
 {
-    struct msg_head h;
+    struct checked_head h;
     int r;
 
     (void)arg; (void)len;
@@ -752,7 +699,7 @@ static int rounds(int n)
 
 static void put_stop(void)
 {
-    struct msg_head stop = { STOP_ID, 0, 0, 0 };
+    struct checked_head stop = { STOP_ID, 0, 0, 0 };
 
     ASSERT_OK(mp_queue_put(fq, &stop, sizeof(stop), 1, MP_FOREVER));
 }
@@ -834,7 +781,7 @@ TEST(producers_killed_at_random_lose_nothing)
 /* Marks what it got; killed at random. */
 MP_TARGET(marking_consumer)
 {
-    struct msg_head h;
+    struct checked_head h;
     int r;
 
     (void)arg; (void)len;
@@ -853,7 +800,7 @@ TEST(consumers_killed_at_random_lose_at_most_one_each)
     enum { PRODUCERS = 4, SLOTS = 2 };
     mp_process *prod[PRODUCERS], *cons[SLOTS] = { 0 };
     int kills = 0, lost = 0, running = PRODUCERS;
-    unsigned char buf[sizeof(struct msg_head) + 300000];
+    unsigned char buf[CHECKED_MSG_MAX];
     size_t n;
 
     tally = shared_map(sizeof(*tally));
@@ -902,7 +849,7 @@ TEST(consumers_killed_at_random_lose_at_most_one_each)
     }
     /* Drain what is left here. */
     while (mp_queue_get_into(fq, buf, sizeof(buf), &n, 0, 0) == 0) {
-        struct msg_head h;
+        struct checked_head h;
 
         check_msg(buf, n);
         memcpy(&h, buf, sizeof(h));
@@ -930,7 +877,7 @@ TEST(consumers_killed_at_random_lose_at_most_one_each)
 MP_TARGET(mpmc_consumer)
 {
     int64_t last[8];
-    struct msg_head h;
+    struct checked_head h;
     int r;
 
     (void)arg; (void)len;
