@@ -17,8 +17,9 @@
  *           next byte (low nibble: connection flags; high: its use)
  *
  * Besides the sanitizers it checks that typed arguments that decode and
- * encode again (no handles, no NUL inside a string, names the encoder
- * takes) give the same bytes.
+ * encode again (without handles, whose numbering the encoder makes anew)
+ * give the same bytes: the decoder takes nothing the encoder cannot write
+ * but for what its check refuses (a name given twice).
  */
 #include <stdint.h>
 #include <stdio.h>
