@@ -8,7 +8,7 @@
  * goes past that key; an input of odd length uses a fixed id instead, so
  * the mismatch is reached too.  Besides the sanitizers it checks that a
  * reference jansson can read but the check refuses has a message whose
- * line and column, which ref.c finds itself, lie inside the text.
+ * line and column, which ref.c finds itself, point at a key or a value.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -19,9 +19,9 @@
 
 #define FILE_NAME "reference/fuzz/input.json"
 
-/* Whether line:col (1-based, col counting UTF-8 characters) is in text
- * or just past its end. */
-static int inside(const char *text, size_t len, int line, int col)
+/* Whether line:col (1-based, col counting UTF-8 characters) is the start
+ * of a key or a value in text: what an error names is one of them. */
+static int at_token(const char *text, size_t len, int line, int col)
 {
     size_t i = 0;
 
@@ -38,7 +38,8 @@ static int inside(const char *text, size_t len, int line, int col)
             i++;
         while (i < len && ((unsigned char)text[i] & 0xc0) == 0x80);
     }
-    return 1;
+    return i < len && strchr("\"{[-0123456789tfn", text[i]) != NULL &&
+           text[i] != '\0';
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -61,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* a reference, or why there is none */
     if (why != NULL && parsed) {
         if (sscanf(why, "unusable reference " FILE_NAME ":%d:%d:", &line,
-                   &col) != 2 || !inside(text, size, line, col))
+                   &col) != 2 || !at_token(text, size, line, col))
             abort();
     }
     json_decref(root);

@@ -41,6 +41,15 @@ static size_t skip_ws(const char *t, size_t len, size_t i)
     return i;
 }
 
+/* Whether c ends a number or a literal.  A NUL does not: jansson takes
+ * one right after a number or a literal (it reads as the end of its
+ * look-ahead), so the walk steps over it as part of the token, where it
+ * used to stop for good. */
+static bool ends_token(char c)
+{
+    return c != '\0' && strchr(" \t\r\n,:]}", c) != NULL;
+}
+
 static size_t skip_value(const char *t, size_t len, size_t i)
 {
     int nest = 0;
@@ -63,7 +72,7 @@ static size_t skip_value(const char *t, size_t len, size_t i)
         } else if (t[i] == ',' || t[i] == ':') {
             i++;
         } else { /* a number or a literal */
-            while (i < len && !strchr(" \t\r\n,:]}", t[i]))
+            while (i < len && !ends_token(t[i]))
                 i++;
         }
     } while (nest > 0 && i < len);
