@@ -11,13 +11,16 @@
  *           maxlength (none, byte 1, 1 MiB, 0)
  *   byte 1  recv_bytes_into's buffer size, and maxlength
  *   byte 2  which call reads each message: 2 bits a message, in turn
- *   byte 3  unused (room for later choices; the seeds set it to 0)
+ *   byte 3  how often the rest is written, one after another (1 + its low
+ *           5 bits): a small input can make a message past 64 KiB, where
+ *           a receive's buffer grows, on a one-way pipe made large enough
  *
  * With the writer closed every read ends (EOF), so nothing can wait.
  * Besides the sanitizers it compares each result with a model of CPython's
  * framing (a 4-byte big-endian signed length; -1, then an 8-byte length):
  * the length, the bytes and the error of every message.
  */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +29,7 @@
 #include "mp.h"
 
 #define MAX_STREAM 60000 /* below a pipe's 64 KiB: the write never waits */
+#define MAX_BIG (1 << 20) /* a pipe made this large (pipe-max-size's default) */
 
 struct model {
     const uint8_t *s;
@@ -83,8 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const size_t limits[] = { MP_NOLIMIT, 0, 1 << 20, 0 };
     mp_conn *a = NULL, *b = NULL;
     struct model m = { 0 };
-    int duplex, calls;
-    size_t maxlength, into;
+    int duplex, calls, reps;
+    size_t maxlength, into, tail, cap;
+    uint8_t *stream;
 
     if (size < 4)
         return 0;
@@ -94,11 +99,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         maxlength = data[1];
     into = data[1];
     calls = data[2];
-    m.s = data + 4;
-    m.len = size - 4 < MAX_STREAM ? size - 4 : MAX_STREAM;
+    reps = 1 + (data[3] & 0x1f);
+    tail = size - 4;
 
     if (mp_pipe(&a, &b, duplex) < 0)
         abort();
+    cap = MAX_STREAM;
+    if (!duplex && tail * (size_t)reps > MAX_STREAM) {
+        int got = fcntl(mp_conn_fileno(b), F_SETPIPE_SZ, MAX_BIG);
+        cap = got > 0 ? (size_t)got : cap;
+    }
+    m.len = tail * (size_t)reps < cap ? tail * (size_t)reps : cap;
+    if ((stream = malloc(m.len + 1)) == NULL)
+        abort();
+    for (size_t k = 0; k < m.len; k += tail)
+        memcpy(stream + k, data + 4, m.len - k < tail ? m.len - k : tail);
+    m.s = stream;
     if (m.len > 0 &&
         write(mp_conn_fileno(b), m.s, m.len) != (ssize_t)m.len)
         abort();
@@ -148,5 +164,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             last++; /* the failure, then once more: the same clean error */
     }
     mp_conn_free(a);
+    free(stream);
     return 0;
 }

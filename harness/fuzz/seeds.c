@@ -100,6 +100,13 @@ static void conn_seeds(void)
     stream("edge", 0, 0, 0xe4, edge, 2);
     stream("large", 1, 0, 0, large, 2);            /* read to the caller */
     save("conn", "wide-header", wide, sizeof(wide), NULL, 0);
+    {   /* 100000 bytes said, 9000 given, written 16 times: a message past
+         * 64 KiB on a one-way pipe, and the stream goes on after it */
+        static unsigned char grow[4 + 4 + 9000] = { 1, 0, 0, 15,
+                                                    0, 0x01, 0x86, 0xa0 };
+        memset(grow + 8, 'g', 9000);
+        save("conn", "grow", grow, sizeof(grow), NULL, 0);
+    }
 }
 
 /* blobs: what a parent tells a spawned or forkserver child */
