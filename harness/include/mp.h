@@ -981,7 +981,8 @@ int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength);
  * *len is its length.  When it is longer than size: MP_ETOOSHORT
  * (BufferTooShort), *len its length, buf untouched, the message consumed
  * (as CPython's) and dropped; mp_conn_recv_bytes_into_ex() keeps it.
- * Errors: those of mp_conn_recv_bytes() but MP_EBADLENGTH.
+ * Errors: those of mp_conn_recv_bytes(); MP_EBADLENGTH only for a length
+ * no message can have (negative but -1, or over SIZE_MAX / 2).
  */
 int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len);
 /*
