@@ -5,7 +5,8 @@
  * by every build (make all), so make check replays the committed corpus
  * and regression inputs with whatever compiler built the tree, and make
  * sanitize under ASan, UBSan and LSan; no clang needed.  A crash or a
- * sanitizer's report fails it; it prints how many inputs ran.
+ * sanitizer's report fails it; it names each input on stderr before it
+ * runs it, and prints how many ran.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -40,6 +41,7 @@ static int run_file(const char *path)
         return -1;
     }
     fclose(f);
+    fprintf(stderr, "running %s\n", path); /* what a crash was running */
     LLVMFuzzerTestOneInput(buf, (size_t)size);
     free(buf);
     ran++;
