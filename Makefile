@@ -1,7 +1,7 @@
 # libmp, its unit tests, the conformance harness and the benchmarks (GNU make).
 # Targets: all check run-tests conformance gate compare reference reference-all
-#          diff-reference sanitize tsan valgrind bench install uninstall
-#          clean deps.  See README.md.
+#          diff-reference sanitize tsan valgrind fuzz fuzz-seeds bench install
+#          uninstall clean deps.  See README.md.
 #
 # Compilers: any C11 compiler that takes gcc's options (gcc and clang are
 # tested: `make B=build-clang CC=clang check` builds into its own directory).
@@ -66,14 +66,18 @@ EXAMPLES  := $(patsubst harness/examples/%.c,$(B)/examples/%,\
                  $(wildcard harness/examples/*.c))
 HARNESS   := $(B)/mp-harness
 HAR_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard harness/runner/*.c))
+FUZZ_NAMES := $(patsubst harness/fuzz/fuzz_%.c,%,\
+                  $(wildcard harness/fuzz/fuzz_*.c))
+REPLAY    := $(addprefix $(B)/fuzz/replay-,$(FUZZ_NAMES))
+FUZZERS   := $(addprefix $(B)/fuzz/fuzz-,$(FUZZ_NAMES))
 PROVE     := prove -e ''
 
 .SECONDARY:
 .PHONY: all check run-tests conformance sanitize tsan msan valgrind bench \
         stress install uninstall clean deps reference reference-all \
-        diff-reference gate compare FORCE
+        diff-reference gate compare fuzz fuzzers fuzz-seeds FORCE
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(CXX_TEST) $(HELPERS) \
-     $(BENCH) $(QBENCH) $(SCENARIO) $(STRESS_BIN) $(EXAMPLES)
+     $(BENCH) $(QBENCH) $(SCENARIO) $(STRESS_BIN) $(EXAMPLES) $(REPLAY)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -157,6 +161,26 @@ $(B)/harness/runner/vocab.o: ALL_CFLAGS += -I$(B)/gen
 $(HARNESS): $(HAR_OBJ) $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
+# The fuzz targets (harness/fuzz/README.md) link the harness's parts and
+# libmp.  Every build makes each one with replay.c's main(), which runs
+# given inputs once (make check replays the committed ones); make fuzz
+# makes them with libFuzzer's, in build-fuzz/.
+FUZZ_LINK := $(filter-out %/main.o,$(HAR_OBJ)) $(B)/libmp.a
+$(REPLAY): $(B)/fuzz/replay-%: $(B)/harness/fuzz/fuzz_%.o \
+                               $(B)/harness/fuzz/replay.o $(FUZZ_LINK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -ljansson -lm -o $@
+
+$(FUZZERS): $(B)/fuzz/fuzz-%: $(B)/harness/fuzz/fuzz_%.o $(FUZZ_LINK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer $(filter %.o %.a,$^) \
+	    -ljansson -lm -o $@
+
+$(B)/fuzz/seeds: $(B)/harness/fuzz/seeds.o $(B)/harness/fuzz/fuzz_blob.o \
+                 $(B)/libmp.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@
+
 $(BENCH): $(B)/harness/bench/bench_process.o $(B)/harness/bench/common.o $(B)/libmp.a $(B)/mp-bench-true
 	$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -ljansson -lm -o $@
 
@@ -201,10 +225,11 @@ CHECK_CASES := $(addprefix cases/process/,exitcode_sys_exit_small_ints.json \
 run-tests:
 	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) MP_LIB=$(B)/libmp.a \
 	MP_HELPERS=$(B)/tests MP_EXAMPLES=$(B)/examples PYTHON=$(PYTHON) \
+	MP_FUZZ=$(B)/fuzz \
 	    $(PROVE) $(TESTS) $(CXX_TEST) scripts/test-abi scripts/test-install \
 	    scripts/test-gate scripts/test-targets scripts/test-examples \
 	    scripts/test-tap scripts/test-harness-cli scripts/test-recorder \
-	    scripts/test-vocab
+	    scripts/test-vocab scripts/test-fuzz-replay
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process $(B)/tests/test_threads
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
@@ -329,6 +354,32 @@ msan: deps
 	CHECK_SLOWDOWN=3 MP_NO_MAIN_HELPER=build-msan/tests/helper_no_mp_main \
 	    MP_HELPERS=build-msan/tests $(PROVE) $(MSAN_TESTS)
 
+# libFuzzer, into build-fuzz/ (clang; harness/fuzz/README.md): first every
+# committed corpus file and regression input once, then each target for
+# FUZZ_TIME seconds (0: only the replay) from a scratch copy of its corpus.
+# A crash, a sanitizer report, a leak, an input that takes over 10 s or
+# 2 GiB fails.  FUZZ_TARGETS: some of them; FUZZ_MERGE=1: new inputs that
+# add coverage go into harness/fuzz/corpus/ (tracked files: review them).
+FUZZ_TIME ?= 180
+FUZZ_CC   ?= clang
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all \
+             -fno-omit-frame-pointer
+fuzz:
+	@scripts/install-deps fuzz
+	@$(MAKE) --no-print-directory B=build-fuzz CC=$(FUZZ_CC) \
+	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	    LDFLAGS="$(FUZZ_SAN)" fuzzers
+	$(PYTHON) scripts/fuzz --build build-fuzz/fuzz --time $(FUZZ_TIME) \
+	    $(if $(FUZZ_MERGE),--merge) $(FUZZ_TARGETS)
+
+fuzzers: $(FUZZERS)
+
+# Writes the seeds libmp makes itself (framed messages, blobs) into
+# harness/fuzz/corpus/: tracked files, review the diff.
+fuzz-seeds: $(B)/fuzz/seeds
+	$(B)/fuzz/seeds harness/fuzz/corpus
+
 VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
             --error-exitcode=99 --child-silent-after-fork=yes
 valgrind: all
@@ -379,6 +430,6 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libmp.so* $(DESTDIR)$(PCDIR)/mp.pc
 
 clean:
-	rm -rf $(B) build-san build-clang build-tsan build-msan
+	rm -rf $(B) build-san build-clang build-tsan build-msan build-fuzz
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

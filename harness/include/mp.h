@@ -968,9 +968,12 @@ int mp_conn_send_bytes(mp_conn *c, const void *buf, size_t n);
 /*
  * recv_bytes(maxlength): blocks for the next message; *out is malloc'd (free
  * it; a NUL follows the *len bytes), and NULL on an error.  Errors: MP_EEOF (EOFError: the peer is
- * closed and everything was read), MP_EBADLENGTH (longer than maxlength:
- * afterwards the connection is not readable, or closed if it was read-only,
- * as in CPython), MP_EWRITEONLY, MP_EHANDLECLOSED.
+ * closed and everything was read), MP_EEOFMSG (the peer closed within a
+ * message), MP_EBADLENGTH (longer than maxlength: afterwards the
+ * connection is not readable, or closed if it was read-only, as in
+ * CPython), MP_EWRITEONLY, MP_EHANDLECLOSED, -ENOMEM (the message is read
+ * past all the same).  Memory grows with the bytes that arrive, not with
+ * the length the peer announces.
  */
 int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength);
 /*
@@ -978,7 +981,8 @@ int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength);
  * *len is its length.  When it is longer than size: MP_ETOOSHORT
  * (BufferTooShort), *len its length, buf untouched, the message consumed
  * (as CPython's) and dropped; mp_conn_recv_bytes_into_ex() keeps it.
- * Errors: those of mp_conn_recv_bytes() but MP_EBADLENGTH.
+ * Errors: those of mp_conn_recv_bytes(); MP_EBADLENGTH only for a length
+ * no message can have (negative but -1, or over SIZE_MAX / 2).
  */
 int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len);
 /*

@@ -259,6 +259,10 @@ int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
         a->n = i + 1;
         e->type = type <= MP_ARG_CONN ? (int)type : 0;
         e->name = mp__get_str(&r, MP_TARGET_NAME_MAX, &nlen);
+        /* A name or a str is what strlen() gave the encoder: a NUL inside
+         * is corruption, which would reach the target cut short. */
+        if (e->name != NULL && strlen(e->name) != nlen)
+            goto bad;
         if (e->name != NULL && nlen == 0) {
             free(e->name);
             e->name = NULL;
@@ -274,6 +278,9 @@ int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
         case MP_ARG_STR:
         case MP_ARG_BYTES:
             e->buf = mp__get_str(&r, SIZE_MAX, &e->len);
+            if (e->type == MP_ARG_STR && e->buf != NULL &&
+                strlen(e->buf) != e->len)
+                goto bad;
             break;
         case MP_ARG_QUEUE:
         case MP_ARG_CONN:

@@ -426,6 +426,43 @@ static int read_length(mp_conn *c, size_t maxlength, size_t *size)
     return 0;
 }
 
+/* The n bytes of a message whose length was read, into a malloc'd,
+ * NUL-terminated *out.  The buffer grows with the bytes that arrive (from
+ * RBUF_SIZE, doubling), never ahead of them: a length header costs memory
+ * only once its bytes are here, as CPython's _recv() grows a BytesIO, and
+ * a peer that announces 2 GiB and sends nothing costs nothing.  Without
+ * memory for it the rest of the message is still read past, so the next
+ * one stays in step (-ENOMEM). */
+static int read_payload(mp_conn *c, size_t n, char **out)
+{
+    size_t have = 0, cap = n < RBUF_SIZE ? n : RBUF_SIZE;
+    char *buf = malloc(cap + 1), *grown;
+    int r;
+
+    *out = NULL;
+    for (;;) {
+        if (buf == NULL) {
+            r = read_exact(c, NULL, n - have, 0);
+            return r < 0 ? (r == MP_EEOF && n > 0 ? MP_EEOFMSG : r)
+                         : -ENOMEM;
+        }
+        if ((r = read_exact(c, buf + have, cap - have, 0)) < 0) {
+            free(buf);
+            return r == MP_EEOF && n > 0 ? MP_EEOFMSG : r;
+        }
+        have = cap;
+        if (have == n)
+            break;
+        cap = n - have > cap ? 2 * cap : n;
+        if ((grown = realloc(buf, cap + 1)) == NULL)
+            free(buf);
+        buf = grown;
+    }
+    buf[n] = '\0'; /* a convenience for text; not counted in the length */
+    *out = buf;
+    return 0;
+}
+
 int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength)
 {
     size_t n;
@@ -440,13 +477,8 @@ int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength)
         return MP_EINVAL;
     if ((r = read_length(c, maxlength, &n)) < 0)
         return r;
-    if ((buf = malloc(n + 1)) == NULL)
-        return -ENOMEM;
-    if ((r = read_exact(c, buf, n, 0)) < 0) {
-        free(buf);
-        return r == MP_EEOF && n > 0 ? MP_EEOFMSG : r;
-    }
-    buf[n] = '\0'; /* a convenience for text; not counted in *len */
+    if ((r = read_payload(c, n, &buf)) < 0)
+        return r;
     *out = buf;
     *len = n;
     return 0;
@@ -478,20 +510,14 @@ int mp_conn_recv_bytes_into_ex(mp_conn *c, void *buf, size_t size,
         return r == MP_EEOF && n > 0 ? MP_EEOFMSG : r;
     }
     /* BufferTooShort: consumed, as CPython's, and handed back whole when
-     * the caller asks (CPython's e.args[0]).  Without memory for the copy
-     * the message is still read past, so the next one stays in step. */
-    copy = whole != NULL ? malloc(n + 1) : NULL;
-    r = read_exact(c, copy, n, 0);
-    if (r < 0) {
-        free(copy);
-        return r == MP_EEOF ? MP_EEOFMSG : r;
+     * the caller asks (CPython's e.args[0]). */
+    if (whole == NULL) {
+        r = read_exact(c, NULL, n, 0);
+        return r < 0 ? (r == MP_EEOF ? MP_EEOFMSG : r) : MP_ETOOSHORT;
     }
-    if (whole != NULL && copy == NULL)
-        return -ENOMEM;
-    if (copy != NULL) {
-        copy[n] = '\0';
-        *whole = copy;
-    }
+    if ((r = read_payload(c, n, &copy)) < 0)
+        return r;
+    *whole = copy;
     return MP_ETOOSHORT;
 }
 

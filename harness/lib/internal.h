@@ -161,7 +161,8 @@ int mp__blob_build(const mp_process *p, char **out, size_t *len);
 int mp__blob_child(const char *buf, size_t len, mp_process **out,
                    const int *conn_fds, size_t nfds);
 /* Writes/reads a length-prefixed blob on a (blocking) descriptor; on a
- * failed read, *buf is NULL. */
+ * failed read, *buf is NULL.  A read's memory grows with the bytes that
+ * arrive, whatever the length says. */
 int mp__blob_send(int fd, const char *buf, size_t len, double deadline);
 int mp__blob_recv(int fd, char **buf, size_t *len);
 /* argv[1] of a libmp child: a spawned child, the fork server. */

@@ -285,22 +285,41 @@ static int read_full(int fd, void *buf, size_t n)
     return 0;
 }
 
+/* The blob grows with the bytes that arrive (from 64 KiB, doubling),
+ * never ahead of them: its length costs memory only once the bytes are
+ * here. */
 int mp__blob_recv(int fd, char **buf, size_t *len)
 {
     uint64_t n;
-    int r = read_full(fd, &n, sizeof(n));
+    size_t have = 0, cap;
+    char *b, *grown;
+    int r;
 
-    if (r < 0)
-        return r;
     *buf = NULL;
-    if (n > ((uint64_t)1 << 40) || (*buf = malloc(n + 1)) == NULL)
-        return -ENOMEM;
-    if ((r = read_full(fd, *buf, n)) < 0) {
-        free(*buf);
-        *buf = NULL; /* callers free what they are given, on error too */
+    if ((r = read_full(fd, &n, sizeof(n))) < 0)
         return r;
+    if (n > ((uint64_t)1 << 40))
+        return -ENOMEM;
+    cap = n < 65536 ? (size_t)n : 65536;
+    if ((b = malloc(cap + 1)) == NULL)
+        return -ENOMEM;
+    for (;;) {
+        if ((r = read_full(fd, b + have, cap - have)) < 0) {
+            free(b);
+            return r;
+        }
+        have = cap;
+        if (have == n)
+            break;
+        cap = n - have > cap ? 2 * cap : (size_t)n;
+        if ((grown = realloc(b, cap + 1)) == NULL) {
+            free(b);
+            return -ENOMEM;
+        }
+        b = grown;
     }
-    *len = n;
+    *buf = b;
+    *len = have;
     return 0;
 }
 

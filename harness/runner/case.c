@@ -551,11 +551,12 @@ static bool valid_id(const char *id)
     return true;
 }
 
-struct hcase *case_load(const char *file)
+/* A case from what jansson made of its file (root NULL: err says why). */
+static struct hcase *case_build(const char *file, json_t *root,
+                                const json_error_t *err)
 {
     struct hcase *c = calloc(1, sizeof(*c));
     struct vctx v = { .c = c };
-    json_error_t err;
 
     if (c == NULL) {
         perror("mp-harness");
@@ -564,11 +565,10 @@ struct hcase *case_load(const char *file)
     c->file = strdup(file);
     c->id = id_from_path(file);
     c->events = json_array();
-    c->root = json_load_file(file, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                             &err);
+    c->root = root;
     if (c->root == NULL) {
-        if (asprintf(&c->error, "%s:%d:%d: %s", file, err.line, err.column,
-                     err.text) < 0)
+        if (asprintf(&c->error, "%s:%d:%d: %s", file, err->line, err->column,
+                     err->text) < 0)
             c->error = NULL;
         return c;
     }
@@ -585,6 +585,24 @@ struct hcase *case_load(const char *file)
         c->error = NULL;
     json_decref(v.event_set);
     return c;
+}
+
+#define CASE_JSON_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
+
+struct hcase *case_load(const char *file)
+{
+    json_error_t err;
+
+    return case_build(file, json_load_file(file, CASE_JSON_FLAGS, &err),
+                      &err);
+}
+
+struct hcase *case_load_text(const char *file, const char *text, size_t len)
+{
+    json_error_t err;
+
+    return case_build(file, json_loadb(text, len, CASE_JSON_FLAGS, &err),
+                      &err);
 }
 
 void case_free(struct hcase *c)

@@ -41,6 +41,15 @@ static size_t skip_ws(const char *t, size_t len, size_t i)
     return i;
 }
 
+/* Whether c ends a number or a literal.  A NUL does not: jansson takes
+ * one right after a number or a literal (it reads as the end of its
+ * look-ahead), so the walk steps over it as part of the token, where it
+ * used to stop for good. */
+static bool ends_token(char c)
+{
+    return c != '\0' && strchr(" \t\r\n,:]}", c) != NULL;
+}
+
 static size_t skip_value(const char *t, size_t len, size_t i)
 {
     int nest = 0;
@@ -63,7 +72,7 @@ static size_t skip_value(const char *t, size_t len, size_t i)
         } else if (t[i] == ',' || t[i] == ':') {
             i++;
         } else { /* a number or a literal */
-            while (i < len && !strchr(" \t\r\n,:]}", t[i]))
+            while (i < len && !ends_token(t[i]))
                 i++;
         }
     } while (nest > 0 && i < len);
@@ -328,40 +337,49 @@ static char *slurp(const char *file, size_t *len)
     return buf;
 }
 
-json_t *ref_load(const char *dir, const char *id, const char *case_file,
-                 char **why)
+json_t *ref_load_text(const char *file, const char *id, const char *text,
+                      size_t len, char **why)
 {
-    char file[4096];
-    struct rv v = { .depth = 0 };
+    struct rv v = { .text = text, .len = len };
     json_error_t err;
-    json_t *root = NULL;
+    json_t *root;
     int line, col, r = 0;
 
     *why = NULL;
-    snprintf(file, sizeof(file), "%s/%s.json", dir, id);
-    v.text = slurp(file, &v.len);
-    if (v.text == NULL) {
-        r = asprintf(why, "no reference %s (record it into %s: "
-                     "scripts/record_reference.py --out %s %s, run by the "
-                     "CPython %s is for)", file, dir, dir, case_file, dir);
-        goto out;
-    }
-    root = json_loadb(v.text, v.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
                       &err);
     if (root == NULL) {
         r = asprintf(why, "unusable reference %s:%d:%d: %s", file, err.line,
                      err.column, err.text);
-        goto out;
-    }
-    if (!check_ref(&v, root, id)) {
-        line_col(v.text, v.depth <= REF_DEPTH ? locate(&v) : 0, &line, &col);
+    } else if (!check_ref(&v, root, id)) {
+        line_col(text, v.depth <= REF_DEPTH ? locate(&v) : 0, &line, &col);
         r = asprintf(why, "unusable reference %s:%d:%d: %s: %s", file, line,
                      col, v.keys[0] != '\0' ? v.keys : "(top)", v.msg);
         root = (json_decref(root), NULL);
     }
-out:
     if (r < 0)
         *why = NULL;
-    free((char *)v.text);
+    return root;
+}
+
+json_t *ref_load(const char *dir, const char *id, const char *case_file,
+                 char **why)
+{
+    char file[4096], *text;
+    json_t *root;
+    size_t len;
+
+    *why = NULL;
+    snprintf(file, sizeof(file), "%s/%s.json", dir, id);
+    text = slurp(file, &len);
+    if (text == NULL) {
+        if (asprintf(why, "no reference %s (record it into %s: "
+                     "scripts/record_reference.py --out %s %s, run by the "
+                     "CPython %s is for)", file, dir, dir, case_file, dir) < 0)
+            *why = NULL;
+        return NULL;
+    }
+    root = ref_load_text(file, id, text, len, why);
+    free(text);
     return root;
 }

@@ -85,6 +85,9 @@ struct hcase {
 /* Loads and validates a case file; never NULL (c->error says what is
  * wrong).  `id` may be NULL: derived from the path under "cases/". */
 struct hcase *case_load(const char *file);
+/* The same for a file's text, already read (`file` names it in messages
+ * and gives the id). */
+struct hcase *case_load_text(const char *file, const char *text, size_t len);
 void case_free(struct hcase *c);
 /* Collects case files below each path (files or directories), sorted. */
 int case_collect(char **paths, int n, char ***files, size_t *count);
@@ -134,6 +137,10 @@ json_t *run_to_json(const struct run *r);
  * or, when it is missing, how to record it from case_file. */
 json_t *ref_load(const char *dir, const char *id, const char *case_file,
                  char **why);
+/* The same for a reference's text, already read (`file` names it in
+ * messages). */
+json_t *ref_load_text(const char *file, const char *id, const char *text,
+                      size_t len, char **why);
 
 /* compare.c */
 

@@ -423,6 +423,36 @@ TEST(a_malformed_encoding_is_refused)
     mp_conn_free(b);
 }
 
+/* A str or a name is what strlen() gave the encoder: one with a NUL
+ * inside was not written by it, and would reach the target cut short
+ * ("he" for "he\0lo"), so it is refused; bytes hold NULs as they are. */
+TEST(a_nul_inside_a_str_or_a_name_is_refused)
+{
+    mp_conn *handles[MP__MAX_HANDLES];
+    mp_arg v[] = { mp_arg_named("name", mp_arg_str("hello")),
+                   mp_arg_bytes("\0\1", 2) };
+    const char *const spots[] = { "hello", "name" };
+    size_t nh, len;
+    char *enc;
+    mp_args *out;
+
+    ASSERT_OK(mp__args_encode(v, 2, &enc, &len, handles, &nh));
+    for (int k = 0; k < 2; k++) {
+        char *copy = malloc(len), *at;
+        ASSERT_TRUE(copy != NULL);
+        memcpy(copy, enc, len);
+        at = memmem(copy, len, spots[k], strlen(spots[k]));
+        ASSERT_TRUE(at != NULL);
+        at[2] = '\0';
+        ASSERT_EQ(-EPROTO, mp__args_decode(copy, len, handles, NULL, 0, &out));
+        ASSERT_TRUE(out == NULL);
+        free(copy);
+    }
+    ASSERT_OK(mp__args_decode(enc, len, handles, NULL, 0, &out));
+    mp__args_free(out);
+    free(enc);
+}
+
 MP_TARGET(check_fails)
 {
     mp_queue *q = mp_args_queue(args, 0);

@@ -502,6 +502,36 @@ TEST(buffer_too_short_message_cut_by_eof)
     }
 }
 
+/* A length header costs memory only once its bytes arrive: a peer that
+ * announces 1 TiB (the largest length ASan would allocate) and sends five
+ * bytes gets "got end of file during message", not an allocation of what
+ * it claimed (-ENOMEM, or an abort under ASan). */
+TEST(a_huge_length_without_its_bytes_costs_nothing)
+{
+    static const unsigned char head[] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 1,
+                                          0, 0, 0, 0, 0, 'h', 'e', 'l',
+                                          'l', 'o' }; /* -1, then 2^40 */
+
+    for (int how = 0; how < 2; how++) {
+        mp_conn *r, *w;
+        void *got = NULL;
+        size_t len = 0;
+        char buf[4];
+        int ret;
+
+        ASSERT_OK(mp_pipe(&r, &w, 0));
+        ASSERT_EQ(sizeof(head), write(mp_conn_fileno(w), head, sizeof(head)));
+        mp_conn_free(w);
+        ret = how == 0 ? mp_conn_recv_bytes(r, &got, &len, MP_NOLIMIT)
+                       : mp_conn_recv_bytes_into_ex(r, buf, sizeof(buf),
+                                                    &len, &got);
+        ASSERT_EQ(MP_EEOFMSG, ret);
+        ASSERT_TRUE(got == NULL);
+        ASSERT_EQ(MP_EEOF, mp_conn_recv_bytes(r, &got, &len, MP_NOLIMIT));
+        mp_conn_free(r);
+    }
+}
+
 TEST(poll_timeouts)
 {
     mp_conn *a, *b;

@@ -428,6 +428,46 @@ TEST(a_blob_cut_short_leaves_nothing_to_free)
     close(sp[1]);
 }
 
+/* A blob's length costs memory only once its bytes arrive: 1 TiB said
+ * (the most a child accepts) and 10 bytes sent is the end of the stream,
+ * not an allocation of what was said (-ENOMEM, or an abort under ASan);
+ * a blob longer than the first 64 KiB of buffer arrives whole. */
+TEST(a_blob_length_costs_nothing_before_its_bytes)
+{
+    uint64_t n = (uint64_t)1 << 40;
+    size_t len = 0, big = 300000;
+    char *blob = NULL, *want = malloc(big);
+    int sp[2], status;
+    pid_t pid;
+
+    ASSERT_TRUE(want != NULL);
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+    ASSERT_EQ(sizeof(n), write(sp[0], &n, sizeof(n)));
+    ASSERT_EQ(10, write(sp[0], "0123456789", 10));
+    close(sp[0]);
+    ASSERT_EQ(-EPIPE, mp__blob_recv(sp[1], &blob, &len));
+    ASSERT_TRUE(blob == NULL);
+    close(sp[1]);
+
+    for (size_t i = 0; i < big; i++)
+        want[i] = (char)(i * 31 + i / 977);
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+    if ((pid = fork()) == 0) { /* more than the socket holds: a writer */
+        close(sp[1]);
+        _exit(mp__blob_send(sp[0], want, big, check_now() + 30) == 0 ? 0 : 1);
+    }
+    ASSERT_TRUE(pid > 0);
+    close(sp[0]);
+    ASSERT_EQ(0, mp__blob_recv(sp[1], &blob, &len));
+    ASSERT_EQ(big, len);
+    ASSERT_TRUE(memcmp(blob, want, big) == 0);
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_EQ(0, status);
+    free(blob);
+    free(want);
+    close(sp[1]);
+}
+
 /* Creates the file it is given. */
 MP_TARGET(create_file)
 {

@@ -709,6 +709,32 @@ TEST(bad_references_name_file_line_column_and_key)
                     ref_error("{\"case\": \"t/x\"}"));
 }
 
+/* jansson takes a NUL byte right after a number or a literal: the walk
+ * that places an error steps over it and finds the right place.  It used
+ * to take the NUL for the comma that follows (a wrong place), and inside
+ * a value it skipped whole it stopped there and never ended. */
+TEST(a_nul_after_a_literal_is_stepped_over)
+{
+    static const char after_exit[] =
+        REF_HEAD "\"methods\":{\"fork\":{\"exit\":0\0,\n"
+        "\"outcomes\":{\"main\":[{\"value\":null},\n{\"raises\":1}]}}}}";
+    static const char inside[] =
+        REF_HEAD "\"methods\":{\"fork\":{\"exit\":0,\n"
+        "\"outcomes\":{\"main\":[{\"value\":[true\0]},\n{\"raises\":1}]}}}}";
+    const char *texts[] = { after_exit, inside };
+    size_t sizes[] = { sizeof(after_exit) - 1, sizeof(inside) - 1 };
+
+    alarm(10); /* a walk that never ends fails here, not at the deadline */
+    for (int i = 0; i < 2; i++) {
+        char *why = NULL;
+        ASSERT_TRUE(ref_load_text("r.json", "t/x", texts[i], sizes[i],
+                                  &why) == NULL);
+        ASSERT_CONTAINS("r.json:6:11: methods.fork.outcomes.main[1].raises: "
+                        "must be a string", why);
+        free(why);
+    }
+}
+
 /* Every reference in the tree is one the harness accepts. */
 TEST(committed_references_are_well_formed)
 {
