@@ -196,6 +196,7 @@ run-tests:
 	    scripts/test-tap scripts/test-harness-cli scripts/test-recorder \
 	    scripts/test-vocab
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process $(B)/tests/test_threads
+	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_signals :: process_calls
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
 
@@ -284,7 +285,8 @@ sanitize: deps
 # ordering it cannot see, and says why.
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_TESTS := $(addprefix build-tsan/tests/,test_threads test_process \
-                  test_queue test_connection test_context test_error)
+                  test_queue test_connection test_context test_error \
+                  test_signals)
 TSAN_WNO = $(shell $(CC) -Werror -Wno-error=tsan -E -x c /dev/null \
                  >/dev/null 2>&1 && echo -Wno-error=tsan)
 # TSan makes a process 5 to 15 times slower: timing windows are widened.
