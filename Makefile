@@ -127,6 +127,16 @@ $(EXAMPLES): $(B)/examples/%: $(B)/harness/examples/%.o $(B)/libmp.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@
 
+# test_faults fails calls to the C library that libmp's objects make: the
+# link routes them through its wrappers (libmp-test.a stays as it is).
+FAULT_WRAP := malloc calloc realloc strdup strndup free open pipe2 \
+              socketpair memfd_create eventfd signalfd fcntl syscall mmap \
+              mprotect ftruncate fork posix_spawn pthread_create \
+              posix_spawn_file_actions_adddup2 \
+              posix_spawn_file_actions_addclosefrom_np
+$(B)/tests/test_faults: ALL_LDFLAGS += $(foreach f,$(FAULT_WRAP),-Wl,--wrap=$(f))
+$(B)/tests/test_faults: TEST_LIBS = -ldl
+
 # The harness's own tests link its parts (all but main.o).
 $(B)/tests/test_harness: $(filter-out %/main.o,$(HAR_OBJ))
 $(B)/tests/test_harness: TEST_LIBS = -ljansson -lm
