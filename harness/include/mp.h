@@ -970,7 +970,9 @@ int mp_conn_send_bytes(mp_conn *c, const void *buf, size_t n);
  * it; a NUL follows the *len bytes), and NULL on an error.  Errors: MP_EEOF (EOFError: the peer is
  * closed and everything was read), MP_EBADLENGTH (longer than maxlength:
  * afterwards the connection is not readable, or closed if it was read-only,
- * as in CPython), MP_EWRITEONLY, MP_EHANDLECLOSED.
+ * as in CPython), MP_EWRITEONLY, MP_EHANDLECLOSED, -ENOMEM (no memory for
+ * the message, which stays for the next receive: beyond CPython, whose
+ * MemoryError there leaves the stream out of step).
  */
 int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength);
 /*

@@ -399,3 +399,43 @@ TEST(spawn_without_memory_for_its_file_actions)
         }
 }
 
+/* A message that no memory could be found for stays in the connection
+ * for the next receive: its length had been read, and reading the rest
+ * as the next message would take its bytes for a length. */
+TEST(recv_without_memory_keeps_the_message)
+{
+    static char big[50000]; /* read straight to the caller; all three fit
+                               the pipe */
+    const size_t sizes[] = { 5, sizeof(big) };
+
+    for (int duplex = 0; duplex < 2; duplex++)
+        for (int k = 0; k < 2; k++) {
+            mp_conn *a, *b;
+            void *got = NULL;
+            size_t len = 0;
+
+            memset(big, 'x', sizeof(big));
+            ASSERT_OK(mp_pipe(&a, &b, duplex));
+            ASSERT_OK(mp_conn_send_bytes(b, "first", 5));
+            ASSERT_OK(mp_conn_send_bytes(b, big, sizes[k]));
+            ASSERT_OK(mp_conn_send_bytes(b, "last", 4));
+            ASSERT_OK(mp_conn_recv_bytes(a, &got, &len, MP_NOLIMIT));
+            free(got);
+            arm_only("malloc", 1);
+            ASSERT_EQ(-ENOMEM, mp_conn_recv_bytes(a, &got, &len, MP_NOLIMIT));
+            ASSERT_TRUE(disarm());
+            ASSERT_TRUE(got == NULL);
+            ASSERT_EQ(1, mp_conn_poll(a, 0));
+            /* Out of step, it would read "xxxx" as a length. */
+            ASSERT_OK(mp_conn_recv_bytes(a, &got, &len, 1 << 20));
+            ASSERT_EQ(sizes[k], len);
+            ASSERT_TRUE(memcmp(got, big, len) == 0);
+            free(got);
+            ASSERT_OK(mp_conn_recv_bytes(a, &got, &len, MP_NOLIMIT));
+            ASSERT_EQ(4, len);
+            ASSERT_TRUE(memcmp(got, "last", 4) == 0);
+            free(got);
+            mp_conn_free(a);
+            mp_conn_free(b);
+        }
+}
