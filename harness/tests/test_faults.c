@@ -53,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -438,4 +439,86 @@ TEST(recv_without_memory_keeps_the_message)
             mp_conn_free(a);
             mp_conn_free(b);
         }
+}
+
+/* Real exhaustion: the process limit.  Root is not held to it, so a fork
+ * of the test becomes nobody first.  Every method's start fails with
+ * EAGAIN, the fork server's too when the server could be started but
+ * cannot fork (it answers with its errno), and works once the limit is
+ * raised (a server started under the limit keeps it: it is ended). */
+static long nobody_tasks(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    long n = 0;
+
+    ASSERT_TRUE(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        char path[64], buf[2048], *uid, *threads;
+        ssize_t len;
+        int fd;
+        if (atoi(e->d_name) <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/status", atoi(e->d_name));
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            continue;
+        len = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        buf[len > 0 ? len : 0] = '\0';
+        uid = strstr(buf, "\nUid:");
+        threads = strstr(buf, "\nThreads:");
+        if (uid != NULL && atol(uid + 5) == 65534)
+            n += threads != NULL ? atol(threads + 9) : 1;
+    }
+    closedir(d);
+    return n;
+}
+
+static void set_nproc(rlim_t soft)
+{
+    struct rlimit rl;
+
+    ASSERT_EQ(0, getrlimit(RLIMIT_NPROC, &rl));
+    rl.rlim_cur = soft;
+    ASSERT_EQ(0, setrlimit(RLIMIT_NPROC, &rl));
+}
+
+TEST(process_limit_under_each_method)
+{
+    int status;
+    pid_t pid;
+
+    if (geteuid() != 0)
+        check_skip("needs root, to become nobody: root is not held to "
+                   "RLIMIT_NPROC");
+    fflush(NULL);
+    if ((pid = fork()) == 0) {
+        long n;
+
+        if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+            setresuid(65534, 65534, 65534) < 0)
+            _exit(126);
+        prctl(PR_SET_DUMPABLE, 1); /* its /proc, and /proc/self/exe */
+        n = nobody_tasks();
+        for (int m = 0; m < 3; m++)
+            for (long extra = 0; extra < (m == 2 ? 2 : 1); extra++) {
+                mp_process *p = make(m, &exit_with_target, MP_ARGS(5));
+
+                mp__forkserver_stop();
+                set_nproc((rlim_t)(n + extra));
+                ASSERT_EQ(-EAGAIN, mp_process_start(p));
+                set_nproc((rlim_t)(n + 100));
+                mp__forkserver_stop();
+                ASSERT_OK(mp_process_start(p));
+                join_code(p, 5);
+                mp_process_free(p);
+            }
+        exit(0);
+    }
+    ASSERT_TRUE(pid > 0);
+    while (waitpid(pid, &status, 0) < 0)
+        ASSERT_EQ(EINTR, errno);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 126)
+        check_skip("cannot become nobody here");
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
