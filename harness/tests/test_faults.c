@@ -14,28 +14,36 @@
  * it fail: EMFILE for a descriptor, ENOMEM for memory, EAGAIN for a
  * process or thread (the errno, or the returned error number).
  *
- * For each N: the operation returns a clean error (-EMFILE, -ENOMEM or
- * -EAGAIN: what was injected, or an alternative the operation names, as
- * MP_EFULL for a put that may wait for room), leaves no descriptor open
+ * The operations: a start under each method (the fork server running, and
+ * started anew), a start handing a queue and a connection as typed
+ * arguments, a start with stdin, stdout and stderr piped and a working
+ * directory (and capture()), a pipe of each kind with its receives, and a
+ * queue of each kind made, put to, grown (from empty, and around a record)
+ * and got from.  For each N: the operation returns a clean error (-EMFILE,
+ * -ENOMEM or -EAGAIN: what was injected, or an alternative the step names,
+ * as MP_EFULL for a put that may wait for room), leaves no descriptor open
  * that it did not leave open before (/proc/self/fd), no child running or
  * unreaped (/proc/self/task/N/children, waitid(WNOWAIT); a fork server is
  * allowed), and no allocation live that it made (the wrappers count
- * malloc's against free's; LeakSanitizer and valgrind see the rest); a
- * start that failed is started again on the same object, which must then
- * run the child as if nothing had happened; and the whole operation then
- * succeeds without faults.  A "cold" loop runs each N in a fresh fork of
- * the test, where libmp has done nothing yet, so its first-use steps (the
- * pidfd probe, finding its own program, a queue's first process setup)
- * fail too; there, a start must still give the child a pidfd sentinel
- * wherever the kernel has pidfds.
+ * malloc's against free's; LeakSanitizer and valgrind see the rest).  The
+ * step that failed is made again at once and must then work as if nothing
+ * had happened (a start on the same object, a receive, a get, a capture);
+ * and the whole operation then runs again without a fault.  A "cold" loop
+ * runs each N in a fresh fork of the test, where libmp has done nothing
+ * yet, so that its first-use steps (the pidfd probe, a queue's first
+ * setup) fail too; there, a start must still give the child a pidfd
+ * sentinel wherever the kernel has pidfds.
  *
- * Real exhaustion too: RLIMIT_NOFILE lowered to each number of descriptors
- * from none free to enough, and RLIMIT_NPROC in a child that has become
- * nobody (root is not held to it).
+ * Real exhaustion too: each operation under RLIMIT_NOFILE with 0, 1, 2,
+ * ... descriptors free until it runs through (the step that finds none
+ * fails with EMFILE, the limit is lifted, the step made again), and a start
+ * under each method with RLIMIT_NPROC, in a child that has become nobody
+ * (root is not held to it).  The tests above the loops are the focused
+ * ones for what the loops found.
  *
- * With STRESS_SECONDS set, every loop is repeated (and the cold loops run
- * for every operation) until that time has passed, and each test prints a
- * "stress: faults [...]" line.
+ * With STRESS_SECONDS set, each test repeats its loops (the cold one for
+ * every operation) until that time has passed, and prints a "stress:
+ * faults [...]" line.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -229,10 +237,13 @@ int __wrap_fcntl(int fd, int cmd, ...)
 }
 
 /* pidfd_open is reached through syscall(); the other system calls libmp
- * makes that way (futex, membarrier, gettid, ...) make nothing. */
+ * makes that way (futex, membarrier, gettid, ...) make nothing.  Where the
+ * kernel (or valgrind) has no pidfd_open, it fails with ENOSYS whatever is
+ * left: nothing to inject. */
 long __real_syscall(long n, ...);
 long __wrap_syscall(long n, ...)
 {
+    static int have_pidfd = -1;
     va_list ap;
     long a[6];
 
@@ -240,8 +251,16 @@ long __wrap_syscall(long n, ...)
     for (int i = 0; i < 6; i++)
         a[i] = va_arg(ap, long);
     va_end(ap);
-    if (n == SYS_pidfd_open)
-        FAIL_ERRNO("pidfd_open", EMFILE, -1);
+    if (n == SYS_pidfd_open && inj.armed) {
+        if (have_pidfd < 0) {
+            long fd = __real_syscall(SYS_pidfd_open, (long)getpid(), 0L);
+            have_pidfd = fd >= 0 || errno != ENOSYS;
+            if (fd >= 0)
+                close((int)fd);
+        }
+        if (have_pidfd)
+            FAIL_ERRNO("pidfd_open", EMFILE, -1);
+    }
     return __real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
@@ -441,6 +460,41 @@ TEST(recv_without_memory_keeps_the_message)
         }
 }
 
+/* Where the failed call came from, as addr2line takes it. */
+static const char *injected(void)
+{
+    static char buf[160];
+    Dl_info info;
+    uintptr_t off = (uintptr_t)inj.caller;
+
+    if (dladdr(inj.caller, &info) != 0 && info.dli_fbase != NULL)
+        off -= (uintptr_t)info.dli_fbase;
+    snprintf(buf, sizeof(buf), "call %ld, %s (%s) from +%#lx", inj.fail_at,
+             inj.fn != NULL ? inj.fn : "none", strerror(inj.err),
+             (unsigned long)off);
+    return buf;
+}
+
+/* A failure in an operation: names the call that was failed. */
+#define OP_FAIL(...)                                                          \
+    do {                                                                      \
+        inj.armed = false;                                                    \
+        check_diag("after the failure of %s:", injected());                   \
+        check_fail(__FILE__, __LINE__, __VA_ARGS__);                          \
+    } while (0)
+#define OP_ASSERT(cond)                                                       \
+    do {                                                                      \
+        if (!(cond))                                                          \
+            OP_FAIL("expected true: %s", #cond);                              \
+    } while (0)
+#define OP_EXPECT(want, call)                                                 \
+    do {                                                                      \
+        int w_ = (want), g_ = (call);                                         \
+        if (w_ != g_)                                                         \
+            OP_FAIL("%s: expected %s, got %s", #call, mp_err_name(w_),        \
+                    mp_err_name(g_));                                         \
+    } while (0)
+
 /* Real exhaustion: the process limit.  Root is not held to it, so a fork
  * of the test becomes nobody first.  Every method's start fails with
  * EAGAIN, the fork server's too when the server could be started but
@@ -522,3 +576,648 @@ TEST(process_limit_under_each_method)
         check_skip("cannot become nobody here");
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
+
+/* what the process has */
+
+struct snapshot {
+    char fds[256][80]; /* "N -> target" */
+    int nfds;
+    long live;
+};
+
+static void snap(struct snapshot *s)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+
+    ASSERT_TRUE(d != NULL);
+    s->nfds = 0;
+    while ((e = readdir(d)) != NULL) {
+        char link[64], target[64];
+        ssize_t n;
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd == dirfd(d))
+            continue;
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        n = readlink(link, target, sizeof(target) - 1);
+        target[n > 0 ? n : 0] = '\0';
+        if (s->nfds < 256)
+            snprintf(s->fds[s->nfds++], sizeof(s->fds[0]), "%d -> %.60s", fd,
+                     target);
+    }
+    closedir(d);
+    s->live = inj.live;
+}
+
+/* Whether pid is a fork server (its argv[1] says so). */
+static bool is_fork_server(long pid)
+{
+    char path[64], buf[256];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+    if ((fd = __real_open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    n = (ssize_t)strlen(buf) + 1;
+    return n < (ssize_t)sizeof(buf) && strcmp(buf + n, MP__FORKSERVER_MODE) == 0;
+}
+
+/* No child but a fork server, running or not, and none unreaped. */
+static void check_children(const char *when)
+{
+    char path[64], buf[512];
+    siginfo_t si;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int r;
+
+    ASSERT_TRUE(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        ssize_t n;
+        int fd;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%d/children",
+                 atoi(e->d_name));
+        if ((fd = __real_open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            continue;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = '\0';
+        for (char *p = buf, *end; *p != '\0'; p = end) {
+            long pid = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            if (!is_fork_server(pid))
+                OP_FAIL("%s: child %ld is left", when, pid);
+        }
+    }
+    closedir(d);
+    si.si_pid = 0;
+    do
+        r = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r == 0 && si.si_pid != 0)
+        OP_FAIL("%s: child %d is left unreaped", when, (int)si.si_pid);
+}
+
+static void check_same(const struct snapshot *before, const char *when,
+                       bool count_live)
+{
+    struct snapshot after;
+
+    snap(&after);
+    for (int i = 0; i < after.nfds; i++) {
+        bool found = false;
+        for (int j = 0; j < before->nfds && !found; j++)
+            found = strcmp(after.fds[i], before->fds[j]) == 0;
+        if (!found)
+            OP_FAIL("%s: descriptor %s is left open", when, after.fds[i]);
+    }
+    for (int j = 0; j < before->nfds; j++) {
+        bool found = false;
+        for (int i = 0; i < after.nfds && !found; i++)
+            found = strcmp(after.fds[i], before->fds[j]) == 0;
+        if (!found)
+            OP_FAIL("%s: descriptor %s was closed", when, before->fds[j]);
+    }
+    if (count_live && after.live != before->live)
+        OP_FAIL("%s: %ld allocations left live", when,
+                after.live - before->live);
+    check_children(when);
+}
+
+/* Real exhaustion: RLIMIT_NOFILE lowered, and every descriptor under it
+ * taken but `free_n`; relieve() puts things back, as soon as a step has
+ * failed (then the step is made again). */
+static int fillers[1024], nfill;
+static struct rlimit nofile;
+static bool squeezed;
+
+static void squeeze(int free_n)
+{
+    struct rlimit low;
+    int d;
+
+    ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &nofile));
+    low = nofile;
+    low.rlim_cur = 256;
+    ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &low));
+    nfill = 0;
+    while (nfill < 1024 && (d = __real_fcntl(0, F_DUPFD_CLOEXEC, 0)) >= 0)
+        fillers[nfill++] = d;
+    ASSERT_EQ(EMFILE, errno);
+    while (free_n-- > 0 && nfill > 0)
+        close(fillers[--nfill]);
+    squeezed = true;
+}
+
+static void relieve(void)
+{
+    if (!squeezed)
+        return;
+    while (nfill > 0)
+        close(fillers[--nfill]);
+    ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &nofile));
+    squeezed = false;
+}
+
+/* the operations */
+
+/* An operation: 0, or the first error one of its steps returned.  A step
+ * that fails is made again at once, and must then work: what failed left
+ * things as they were (a start that failed may be made again, as
+ * CPython's start() raises before it sets _popen; a message that could
+ * not be received is still there).  Every result is checked; whatever the
+ * operation made is released.  *alt: another error the step it is in may
+ * return for an injected ENOMEM (0: none). */
+typedef int (*op_fn)(int m, int *alt);
+
+#define STEP(r, call)                                                         \
+    do {                                                                      \
+        int s_ = (call);                                                      \
+        if (s_ < 0) {                                                         \
+            if ((r) == 0)                                                     \
+                (r) = s_;                                                     \
+            relieve();                                                        \
+            if ((s_ = (call)) < 0)                                            \
+                OP_FAIL("%s: %s, and again %s", #call, mp_err_name(r),       \
+                        mp_err_name(s_));                                     \
+        }                                                                     \
+    } while (0)
+
+static mp_process_options opts(int m)
+{
+    mp_process_options o = { 0 };
+    mp_context *ctx;
+
+    ASSERT_OK(mp_get_context(&ctx, methods[m]));
+    o.context = ctx;
+    return o;
+}
+
+static int exitcode(mp_process *p)
+{
+    int code = -1000;
+
+    OP_EXPECT(1, mp_process_exitcode(p, &code));
+    return code;
+}
+
+/* Whether p's sentinel is a pidfd. */
+static bool pidfd_sentinel(mp_process *p)
+{
+    char link[64], target[64];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", mp_process_sentinel(p));
+    n = readlink(link, target, sizeof(target) - 1);
+    target[n > 0 ? n : 0] = '\0';
+    return strcmp(target, "anon_inode:[pidfd]") == 0;
+}
+
+static bool expect_pidfd; /* the kernel has pidfds, and libmp may use them */
+
+/* Joins p, which must exit with `code`; frees it. */
+static void join_free(mp_process *p, int code)
+{
+    OP_EXPECT(0, mp_process_join(p, 60));
+    OP_EXPECT(code, exitcode(p));
+    mp_process_free(p);
+}
+
+static int op_start(int m, int *alt)
+{
+    mp_process_options o = opts(m);
+    mp_process *p = NULL;
+    int r = 0;
+
+    (void)alt;
+    STEP(r, mp_process_create(&p, &exit_with_target, MP_ARGS(11), &o));
+    STEP(r, mp_process_start(p));
+    /* A fork or spawn child's sentinel is a pidfd wherever the kernel has
+     * them, whatever failed in libmp's first look at them. */
+    if (m != 2 && expect_pidfd)
+        OP_ASSERT(pidfd_sentinel(p));
+    join_free(p, 11);
+    return r;
+}
+
+/* Uses the queue and the connection it was handed. */
+MP_TARGET(use_handles)
+{
+    mp_queue *q = mp_args_queue(args, 0);
+    mp_conn *c = mp_args_conn(args, 1);
+    char msg[64];
+
+    snprintf(msg, sizeof(msg), "%s %lld", mp_args_str(args, 2),
+             mp_args_int(args, 3));
+    if (mp_queue_put_str(q, msg) < 0 || mp_conn_send_str(c, msg) < 0)
+        return 3;
+    return 0;
+}
+
+static int op_args(int m, int *alt)
+{
+    mp_process_options o = opts(m);
+    mp_process *p = NULL;
+    mp_queue *q = NULL;
+    mp_conn *a = NULL, *b = NULL;
+    char *got = NULL;
+    int r = 0;
+
+    (void)alt;
+    STEP(r, mp_queue_new(&q, 0));
+    STEP(r, mp_pipe(&a, &b, 1));
+    STEP(r, mp_process_create(&p, &use_handles_target,
+                              MP_ARGS(q, b, "handed", 42), &o));
+    b = mp_conn_free(b); /* p has a reference of its own */
+    STEP(r, mp_process_start(p));
+    join_free(p, 0);
+    STEP(r, mp_queue_get_str(q, &got, 0));
+    OP_ASSERT(strcmp(got, "handed 42") == 0);
+    free(got);
+    STEP(r, mp_conn_recv_str(a, &got));
+    OP_ASSERT(strcmp(got, "handed 42") == 0);
+    free(got);
+    mp_conn_free(a);
+    mp_queue_free(q);
+    return r;
+}
+
+/* Copies stdin to stdout, says "err" on stderr and where it runs. */
+MP_TARGET(streams)
+{
+    char buf[256], cwd[256];
+    ssize_t n;
+
+    while ((n = read(0, buf, sizeof(buf))) > 0)
+        if (write(1, buf, (size_t)n) != n)
+            return 3;
+    fprintf(stderr, "err %s", getcwd(cwd, sizeof(cwd)));
+    return 0;
+}
+
+static int op_stdio(int m, int *alt)
+{
+    mp_process_options o = opts(m);
+    mp_process *p = NULL;
+    char *out = NULL, *err = NULL;
+    size_t outlen = 0, errlen = 0;
+    int r = 0, fd;
+
+    (void)alt;
+    o.stdio[0].how = o.stdio[1].how = o.stdio[2].how = MP_STDIO_PIPE;
+    o.cwd = "/";
+    STEP(r, mp_process_create(&p, &streams_target, NULL, 0, &o));
+    STEP(r, mp_process_start(p));
+    fd = mp_process_stdio(p, 0);
+    OP_ASSERT(fd >= 0);
+    OP_ASSERT(write(fd, "in", 2) == 2);
+    /* What it read before it failed is kept for the next call. */
+    STEP(r, mp_process_capture(p, &out, &outlen, &err, &errlen, 60));
+    OP_ASSERT(outlen == 2 && memcmp(out, "in", 2) == 0);
+    OP_ASSERT(strcmp(err, "err /") == 0);
+    free(out);
+    free(err);
+    join_free(p, 0);
+    return r;
+}
+
+static int op_pipe(int m, int *alt)
+{
+    static char big[50000]; /* the three messages fit a pipe */
+    mp_conn *a = NULL, *b = NULL;
+    void *got = NULL;
+    size_t len;
+    int r = 0;
+
+    (void)alt;
+    STEP(r, mp_pipe(&a, &b, m));
+    OP_EXPECT(0, mp_conn_send_bytes(b, "small", 5));
+    OP_EXPECT(0, mp_conn_send_bytes(b, big, sizeof(big)));
+    OP_EXPECT(0, mp_conn_send_bytes(b, "last", 4));
+    OP_EXPECT(1, mp_conn_poll(a, 0));
+    STEP(r, mp_conn_recv_bytes(a, &got, &len, MP_NOLIMIT));
+    OP_ASSERT(len == 5 && memcmp(got, "small", 5) == 0);
+    free(got);
+    STEP(r, mp_conn_recv_bytes(a, &got, &len, MP_NOLIMIT));
+    OP_ASSERT(len == sizeof(big) && memcmp(got, big, len) == 0);
+    free(got);
+    STEP(r, mp_conn_recv_bytes(a, &got, &len, MP_NOLIMIT));
+    OP_ASSERT(len == 4 && memcmp(got, "last", 4) == 0);
+    free(got);
+    OP_EXPECT(0, mp_conn_poll(a, 0));
+    mp_conn_free(a);
+    mp_conn_free(b);
+    return r;
+}
+
+#define BIG_MSG (300 * 1024) /* more than the first ring holds */
+
+static unsigned char big_msg[4 * BIG_MSG];
+
+/* Puts, gets and the ring's growth, in a Queue (m 0), a JoinableQueue (1)
+ * or a SimpleQueue (2). */
+static int op_queue(int m, int *alt)
+{
+    mp_queue *q = NULL;
+    char buf[16];
+    void *got = NULL;
+    size_t len;
+    int r = 0;
+
+    STEP(r, m == 0   ? mp_queue_new(&q, 0)
+            : m == 1 ? mp_joinable_queue_new(&q, 3)
+                     : mp_simple_queue_new(&q));
+    /* A record the ring grows for from empty (no copy), then one it grows
+     * for while a record is in it (a copy).  A put may wait for room
+     * rather than fail when it has no memory to grow with and the record
+     * will fit the ring once it drains: here MP_EFULL, as it may not wait.
+     */
+    STEP(r, mp_queue_put(q, big_msg, BIG_MSG, 1, 60));
+    STEP(r, mp_queue_get(q, &got, &len, 1, 60));
+    OP_ASSERT(len == BIG_MSG && memcmp(got, big_msg, len) == 0);
+    free(got);
+    STEP(r, mp_queue_put(q, "first", 5, 1, 60));
+    *alt = MP_EFULL;
+    STEP(r, mp_queue_put(q, big_msg, BIG_MSG, 0, 0));
+    *alt = 0;
+    STEP(r, mp_queue_put(q, big_msg, sizeof(big_msg), 1, 60));
+    STEP(r, mp_queue_get_into(q, buf, sizeof(buf), &len, 1, 60));
+    OP_ASSERT(len == 5 && memcmp(buf, "first", 5) == 0);
+    STEP(r, mp_queue_get(q, &got, &len, 1, 60));
+    OP_ASSERT(len == BIG_MSG && memcmp(got, big_msg, len) == 0);
+    free(got);
+    STEP(r, mp_queue_get(q, &got, &len, 1, 60));
+    OP_ASSERT(len == sizeof(big_msg) && memcmp(got, big_msg, len) == 0);
+    free(got);
+    if (m == 1) {
+        for (int i = 0; i < 4; i++)
+            OP_EXPECT(0, mp_queue_task_done(q));
+        OP_EXPECT(0, mp_queue_join(q, 0));
+    }
+    mp_queue_free(q);
+    return r;
+}
+
+/* the loops */
+
+struct figures {
+    long points;   /* calls that can fail, in the whole operation */
+    long errors;   /* faults that made it fail cleanly */
+    long absorbed; /* faults it recovered from, and succeeded */
+};
+
+/* Whether each run ends the fork server it used: then the next one
+ * starts it anew (in a fresh process, libmp's first start does). */
+static bool server_anew;
+
+static int run_op(op_fn op, int m, int *alt)
+{
+    int r = op(m, alt);
+
+    if (server_anew)
+        mp__forkserver_stop();
+    return r;
+}
+
+/* One N: the operation with its Nth call failed, and every check.  Returns
+ * whether a failure was injected. */
+static bool one_fault(op_fn op, int m, long n, bool count_live,
+                      struct figures *f)
+{
+    struct snapshot before;
+    int alt = 0, r, want;
+    bool hit;
+
+    snap(&before);
+    arm(n);
+    r = run_op(op, m, &alt);
+    hit = disarm();
+    if (!hit) {
+        if (r != 0)
+            OP_FAIL("without a fault: %s", mp_err_name(r));
+        check_same(&before, "without a fault", count_live);
+        f->points = n - 1;
+        return false;
+    }
+    want = -inj.err;
+    if (getenv("FAULTS_VERBOSE") != NULL)
+        check_diag("%s: %s", injected(), mp_err_name(r));
+    if (r == 0) {
+        f->absorbed++;
+    } else if (r == want || (alt != 0 && r == alt && inj.err == ENOMEM)) {
+        f->errors++;
+        if (mp_strerror(r)[0] == '\0' && r != MP_EFULL)
+            OP_FAIL("%s has no message", mp_err_name(r));
+    } else {
+        OP_FAIL("returned %s (%s), not %s", mp_err_name(r), mp_strerror(r),
+                mp_err_name(want));
+    }
+    check_same(&before, "after the fault", count_live);
+    /* And then without one. */
+    if ((r = run_op(op, m, &alt)) != 0)
+        OP_FAIL("the next run, without a fault: %s", mp_err_name(r));
+    check_same(&before, "the next run", count_live);
+    return true;
+}
+
+/* N = 1, 2, ... until the operation runs through. */
+static void warm_loop(op_fn op, int m, struct figures *f)
+{
+    int alt = 0;
+
+    /* What libmp does once per process, done first. */
+    ASSERT_OK(run_op(op, m, &alt));
+    ASSERT_OK(run_op(op, m, &alt));
+    for (long n = 1; one_fault(op, m, n, true, f); n++)
+        if (n > 100000)
+            check_fail(__FILE__, __LINE__, "the loop does not end");
+}
+
+/* Valgrind keeps descriptors of its own above the limit it shows, and
+ * does not follow a lowered RLIMIT_NOFILE faithfully (EBADF for what it
+ * gave out). */
+static bool under_valgrind(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+
+    return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
+/* Under RLIMIT_NOFILE with k descriptors free, k = 0, 1, ... until the
+ * operation runs through: the step that finds none fails with EMFILE. */
+static void rlimit_loop(op_fn op, int m, struct figures *f)
+{
+    int alt = 0;
+
+    if (under_valgrind()) {
+        f->points = -1;
+        return;
+    }
+    ASSERT_OK(run_op(op, m, &alt));
+    for (int k = 0;; k++) {
+        struct snapshot before;
+        bool hit;
+        int r;
+
+        if (k > 200)
+            check_fail(__FILE__, __LINE__, "the loop does not end");
+        snap(&before);
+        squeeze(k);
+        inj.fail_at = 0;
+        inj.fn = "(RLIMIT_NOFILE)";
+        inj.err = EMFILE;
+        r = run_op(op, m, &alt);
+        hit = !squeezed; /* a step failed, and relieved it */
+        relieve();
+        if (!hit) {
+            if (r != 0)
+                OP_FAIL("with %d descriptors free: %s", k, mp_err_name(r));
+            check_same(&before, "with enough descriptors", true);
+            f->points = k;
+            return;
+        }
+        if (r != -EMFILE)
+            OP_FAIL("with %d descriptors free: %s, not EMFILE", k,
+                    mp_err_name(r));
+        f->errors++;
+        check_same(&before, "after EMFILE", true);
+    }
+}
+
+/* The same, each N in a fresh fork of the test, where libmp has done
+ * nothing yet; the fork server is ended after each run there. */
+static void cold_loop(op_fn op, int m, struct figures *f)
+{
+    for (long n = 1;; n++) {
+        int fds[2], status;
+        struct figures got = { 0 };
+        pid_t pid;
+
+        ASSERT_EQ(0, pipe2(fds, O_CLOEXEC));
+        fflush(NULL);
+        if ((pid = __real_fork()) == 0) {
+            close(fds[0]);
+            server_anew = true;
+            if (!one_fault(op, m, n, false, &got))
+                got.points = -got.points - 1; /* the last N */
+            if (write(fds[1], &got, sizeof(got)) != sizeof(got))
+                _exit(99);
+            exit(0); /* libmp's teardown, and LeakSanitizer's check */
+        }
+        close(fds[1]);
+        ASSERT_TRUE(pid > 0);
+        if (read(fds[0], &got, sizeof(got)) != sizeof(got))
+            got.points = LONG_MIN;
+        close(fds[0]);
+        while (waitpid(pid, &status, 0) < 0)
+            ASSERT_EQ(EINTR, errno);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+            got.points == LONG_MIN)
+            check_fail(__FILE__, __LINE__,
+                       "the fresh process that failed call %ld ended with "
+                       "status %#x", n, status);
+        f->errors += got.errors;
+        f->absorbed += got.absorbed;
+        if (got.points < 0) {
+            f->points = -got.points - 1;
+            return;
+        }
+    }
+}
+
+static void report(const char *part, const struct figures *warm,
+                   const struct figures *cold, const struct figures *lim,
+                   unsigned rounds)
+{
+    char text[256];
+    int n = snprintf(text, sizeof(text),
+                     "%ld fault points, %ld clean errors, %ld absorbed",
+                     warm->points, warm->errors / rounds,
+                     warm->absorbed / rounds);
+
+    if (cold != NULL && cold->points > 0)
+        n += snprintf(text + n, sizeof(text) - (size_t)n,
+                      "; in a fresh process %ld, %ld, %ld", cold->points,
+                      cold->errors / rounds, cold->absorbed / rounds);
+    if (lim != NULL && lim->points >= 0 && n < (int)sizeof(text))
+        snprintf(text + n, sizeof(text) - (size_t)n,
+                 "; RLIMIT_NOFILE: EMFILE until %ld free", lim->points);
+    if (check_stress_seconds() > 0) {
+        printf("stress: faults [%s]: %s, %u rounds, ok\n", part, text,
+               rounds);
+        fflush(stdout);
+    } else {
+        check_diag("faults [%s]: %s", part, text);
+    }
+}
+
+/* The loops for one operation: again and again for STRESS_SECONDS; the
+ * fresh-process loop in make check only where `cold`. */
+static void run_loops(const char *part, op_fn op, int m, bool cold)
+{
+    double end = check_now() + check_stress_seconds();
+    struct figures warm = { 0 }, fresh = { 0 }, lim = { 0 };
+    unsigned rounds = 0;
+
+    for (size_t i = 0; i < sizeof(big_msg); i++)
+        big_msg[i] = (unsigned char)(i * 7 + i / 4096);
+    /* libmp looks once whether the kernel has pidfds. */
+    expect_pidfd = check_uses_pidfds();
+    do {
+        if (cold || check_stress_seconds() > 0)
+            cold_loop(op, m, &fresh);
+        warm_loop(op, m, &warm);
+        rlimit_loop(op, m, &lim);
+        rounds++;
+    } while (check_now() < end);
+    report(part, &warm, cold || rounds > 1 ? &fresh : NULL, &lim, rounds);
+}
+
+TEST(faults_start_fork) { run_loops("start fork", op_start, 0, true); }
+TEST(faults_start_spawn) { run_loops("start spawn", op_start, 1, true); }
+TEST(faults_start_forkserver)
+{
+    run_loops("start forkserver", op_start, 2, true);
+}
+
+TEST(faults_start_forkserver_anew)
+{
+    /* The server ended after each run: its start is in every one. */
+    server_anew = true;
+    run_loops("start forkserver, server anew", op_start, 2, false);
+}
+
+TEST(faults_typed_arguments_fork) { run_loops("args fork", op_args, 0, false); }
+TEST(faults_typed_arguments_spawn)
+{
+    run_loops("args spawn", op_args, 1, false);
+}
+TEST(faults_typed_arguments_forkserver)
+{
+    run_loops("args forkserver", op_args, 2, false);
+}
+
+TEST(faults_stdio_fork) { run_loops("stdio fork", op_stdio, 0, false); }
+TEST(faults_stdio_spawn) { run_loops("stdio spawn", op_stdio, 1, false); }
+TEST(faults_stdio_forkserver)
+{
+    run_loops("stdio forkserver", op_stdio, 2, false);
+}
+
+TEST(faults_pipe_one_way) { run_loops("pipe one-way", op_pipe, 0, true); }
+TEST(faults_pipe_duplex) { run_loops("pipe duplex", op_pipe, 1, false); }
+TEST(faults_queue) { run_loops("Queue", op_queue, 0, true); }
+TEST(faults_joinable_queue)
+{
+    run_loops("JoinableQueue", op_queue, 1, false);
+}
+TEST(faults_simple_queue) { run_loops("SimpleQueue", op_queue, 2, false); }
