@@ -70,6 +70,7 @@
 
 #include "check.h"
 #include "internal.h"
+#include "test_hooks.h"
 
 static const char *const methods[] = { "fork", "spawn", "forkserver" };
 
@@ -494,6 +495,32 @@ static const char *injected(void)
             OP_FAIL("%s: expected %s, got %s", #call, mp_err_name(w_),        \
                     mp_err_name(g_));                                         \
     } while (0)
+
+/* A thread's first put looks up its own start time in /proc (how others
+ * tell it dead if it dies holding a queue's side): that look failing for
+ * want of a descriptor must not leave the thread for good without a bias,
+ * and unable to tell a dead owner from a live one. */
+TEST(a_first_put_without_descriptors_still_earns_a_bias)
+{
+    mp_queue *q;
+    size_t len;
+    char c;
+
+    if (!mp__queue_membarrier())
+        check_skip("no membarrier(2) here: no bias is ever given");
+    ASSERT_OK(mp_queue_new(&q, 0));
+    arm_only("open", 1);
+    ASSERT_OK(mp_queue_put(q, "x", 1, 1, 1));
+    ASSERT_TRUE(disarm());
+    ASSERT_OK(mp_queue_get_into(q, &c, 1, &len, 1, 1));
+    for (int i = 0; i < 200; i++) { /* STREAK takes in a row, and more */
+        ASSERT_OK(mp_queue_put(q, "x", 1, 1, 1));
+        ASSERT_OK(mp_queue_get_into(q, &c, 1, &len, 1, 1));
+    }
+    ASSERT_EQ(1, mp__queue_biased(q, 1));
+    ASSERT_EQ(1, mp__queue_biased(q, 0));
+    mp_queue_free(q);
+}
 
 /* Real exhaustion: the process limit.  Root is not held to it, so a fork
  * of the test becomes nobody first.  Every method's start fails with
