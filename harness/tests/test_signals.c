@@ -17,8 +17,9 @@
  * a pipe holds (on a pipe and on a socket), and wait().  Each call must
  * give the result it gives without signals, and a timed call must neither
  * return before its timeout nor more than LATE after it (widened by
- * CHECK_SLOWDOWN); a timed call during which no signal arrived fails too,
- * as it proves nothing.
+ * CHECK_SLOWDOWN; those over SLOW are counted).  A timed call during which
+ * no signal arrived proves nothing, and is made again (three such in a row
+ * fail).
  *
  * The other side of each call (a put, a send, a child's exit) comes from a
  * thread that blocks the signal, or from a child process, DELAY after the
@@ -27,6 +28,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -44,7 +46,10 @@
 
 #define STORM_SIG SIGUSR1
 #define PERIOD_NS 20000 /* between two sends: 50,000 a second at most */
-#define LATE 0.05       /* the most a timed call may overshoot */
+#define LATE 0.1        /* the most a timed call may overshoot: the
+                           wake-up of a thread on a loaded 2-core machine
+                           (up to 60 ms seen with a load average of 7) */
+#define SLOW 0.01       /* an overshoot worth counting */
 #define TIMEOUT 0.05    /* the timed calls' timeout */
 #define DELAY 0.03      /* before the other side acts */
 #define SHORT 1.0       /* seconds of rounds a test runs in make check */
@@ -78,6 +83,7 @@ struct storm {
     pthread_t thread;
     pid_t sender; /* the sending process, or 0: a thread sends */
     pid_t pid, tid;
+    bool sleep;   /* pace by sleeping, not spinning */
     atomic_bool stop;
 };
 
@@ -102,11 +108,12 @@ static bool under_valgrind(void)
 /* Sends until stopped, one signal every PERIOD_NS.  A nanosleep() here
  * takes 50 us or more whatever it asks for (a timer interrupt, a VM's
  * timer), a third of the pace wanted: so the sender spins on the clock
- * between two sends, and sleeps only under valgrind. */
-static void send_loop(pid_t pid, pid_t tid, atomic_bool *stop)
+ * between two sends, yielding the CPU to whatever else may run.  It sleeps under valgrind, and in a child's storm,
+ * which runs beside its parent's (two spinners would take both CPUs of a
+ * 2-core machine from the calls they interrupt). */
+static void send_loop(pid_t pid, pid_t tid, bool sleep, atomic_bool *stop)
 {
     struct timespec period = { 0, PERIOD_NS };
-    bool sleep = under_valgrind();
     double next = check_now();
 
     while (stop == NULL || !atomic_load_explicit(stop, memory_order_relaxed)) {
@@ -118,9 +125,10 @@ static void send_loop(pid_t pid, pid_t tid, atomic_bool *stop)
             nanosleep(&period, NULL);
             continue;
         }
+        /* Yielding: a call whose timeout has fired runs first. */
         next += PERIOD_NS / 1e9;
         while (check_now() < next)
-            ;
+            sched_yield();
     }
 }
 
@@ -129,14 +137,15 @@ static void *storm_thread(void *arg)
     struct storm *s = arg;
 
     block_storm();
-    send_loop(s->pid, s->tid, &s->stop);
+    send_loop(s->pid, s->tid, s->sleep, &s->stop);
     return NULL;
 }
 
 /* Starts a storm at the calling thread (from_process: at the process, from
  * a child of the test's, which only this thread can take it in: every
- * other thread the test makes blocks the signal). */
-static void storm_start(struct storm *s, bool from_process)
+ * other thread the test makes blocks the signal); `in_child`: paced by
+ * sleeping. */
+static void storm_start(struct storm *s, bool from_process, bool in_child)
 {
     struct sigaction sa;
 
@@ -148,6 +157,7 @@ static void storm_start(struct storm *s, bool from_process)
     s->pid = getpid();
     s->tid = (pid_t)syscall(SYS_gettid);
     s->sender = 0;
+    s->sleep = in_child || under_valgrind();
     atomic_store(&s->stop, false);
     if (from_process) {
         fflush(NULL);
@@ -157,7 +167,7 @@ static void storm_start(struct storm *s, bool from_process)
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             if (getppid() != s->pid)
                 _exit(0);
-            send_loop(s->pid, 0, NULL);
+            send_loop(s->pid, 0, s->sleep, NULL);
         }
     } else {
         ASSERT_EQ(0, pthread_create(&s->thread, NULL, storm_thread, s));
@@ -183,6 +193,7 @@ static void storm_stop(struct storm *s)
 struct stats {
     unsigned long calls, timed, starts;
     double worst;        /* the largest overshoot of a timed call */
+    unsigned long slow;  /* timed calls that overshot by more than SLOW */
     unsigned long sig0;  /* delivered when the test began */
     unsigned long child_signals; /* delivered in children, under theirs */
 };
@@ -193,7 +204,8 @@ static void stats_begin(struct stats *st)
     st->sig0 = atomic_load(&delivered);
 }
 
-static void timed_check(struct stats *st, const char *call, int line,
+/* Checks a timed call's timing; whether a signal arrived during it. */
+static bool timed_check(struct stats *st, const char *call, int line,
                         double t0, double timeout, unsigned long s0)
 {
     double took = check_now() - t0, over = took - timeout;
@@ -205,22 +217,30 @@ static void timed_check(struct stats *st, const char *call, int line,
     if (over > LATE * check_slowdown())
         check_fail(__FILE__, line, "%s returned %.1f ms after its timeout",
                    call, over * 1e3);
-    if (got == 0)
-        check_fail(__FILE__, line, "%s: no signal arrived in %.1f ms", call,
-                   took * 1e3);
     if (over > st->worst)
         st->worst = over;
+    st->slow += over > SLOW;
     st->timed++;
     st->calls++;
+    return got > 0;
 }
 
-/* A call with a timeout: its result, then its timing. */
+/* A call with a timeout: its result, then its timing.  One during which no
+ * signal arrived (the sender had no CPU: a spinning thread is the first a
+ * loaded machine leaves waiting) proved nothing and is made again; three
+ * in a row fail. */
 #define TIMED(st, timeout, expected, call)                                    \
     do {                                                                      \
-        unsigned long s0_ = atomic_load(&delivered);                          \
-        double t0_ = check_now();                                             \
-        ASSERT_EQ((expected), (call));                                        \
-        timed_check((st), #call, __LINE__, t0_, (timeout), s0_);              \
+        for (int try_ = 1;; try_++) {                                         \
+            unsigned long s0_ = atomic_load(&delivered);                      \
+            double t0_ = check_now();                                         \
+            ASSERT_EQ((expected), (call));                                    \
+            if (timed_check((st), #call, __LINE__, t0_, (timeout), s0_))      \
+                break;                                                        \
+            if (try_ == 3)                                                    \
+                check_fail(__FILE__, __LINE__,                                \
+                           "%s: no signal arrived, three times", #call);      \
+        }                                                                     \
     } while (0)
 
 /* A call without one (or one that an event ends first). */
@@ -247,8 +267,9 @@ static void stats_report(const struct stats *st, const char *part,
 
     snprintf(figures, sizeof(figures),
              "%.0f signals, %u rounds, %lu calls (%lu timed, %lu starts), "
-             "worst overshoot %.1f ms",
-             sig, rounds, st->calls, st->timed, st->starts, st->worst * 1e3);
+             "worst overshoot %.1f ms, %lu over %.0f ms",
+             sig, rounds, st->calls, st->timed, st->starts, st->worst * 1e3,
+             st->slow, SLOW * 1e3);
     if (check_stress_seconds() > 0) {
         printf("stress: signals [%s]: %s, ok\n", part, figures);
         fflush(stdout);
@@ -341,8 +362,10 @@ MP_TARGET(write_then_wait)
 }
 
 /* Under a storm of its own: three timed joins of its parent, which runs
- * on; sends "timed worst_us signals" on its connection.  Exit code 0, or
- * the step that failed. */
+ * on; sends "code worst_us signals" on its connection (the overshoot of the
+ * join that failed, if one did).  Exit code 0, or the step that failed:
+ * 10 + i a join that did not time out, 20 + i one early, 25 + i one late,
+ * 30 is_alive(), 31 no signal. */
 MP_TARGET(join_parent)
 {
     mp_conn *c = mp_args_conn(args, 0);
@@ -353,15 +376,17 @@ MP_TARGET(join_parent)
     char line[128];
     int code = 0;
 
-    storm_start(&s, false);
+    storm_start(&s, false, true);
     for (int i = 0; i < 3 && code == 0; i++) {
         double t0 = check_now(), over;
         if (mp_process_join(parent, TIMEOUT) != MP_ETIMEDOUT)
             code = 10 + i;
         over = check_now() - t0 - TIMEOUT;
-        if (code == 0 && (over < 0 || over > LATE * check_slowdown()))
-            code = 20 + i;
-        worst = over > worst ? over : worst;
+        if (code == 0 && over < 0)
+            code = 20 + i; /* early */
+        if (code == 0 && over > LATE * check_slowdown())
+            code = 25 + i; /* late */
+        worst = over > worst || code != 0 ? over : worst;
     }
     if (code == 0 && mp_process_is_alive(parent) != 1)
         code = 30;
@@ -389,7 +414,7 @@ MP_TARGET(teardown_joins)
     static struct storm s; /* it outlives the target: to the exit */
     mp_process *p = NULL;
 
-    storm_start(&s, false);
+    storm_start(&s, false, true);
     if (mp_process_create(&p, &grandchild_target,
                           MP_ARGS(mp_args_conn(args, 0)), NULL) < 0 ||
         mp_process_start(p) < 0)
@@ -539,14 +564,18 @@ static void process_round(int m, struct stats *st)
         start(st, p);
         UNTIMED(st, 0, mp_conn_recv_str(r, &line));
         ASSERT_EQ(3, sscanf(line, "%d %lf %lu", &code, &worst_us, &sig));
+        if (code != 0)
+            check_fail(__FILE__, __LINE__, "a child's join of its parent: "
+                       "step %d, overshoot %.1f ms, %lu signals", code,
+                       worst_us / 1e3, sig);
         free(line);
-        ASSERT_EQ(0, code);
         UNTIMED(st, 0, mp_process_join(p, MP_FOREVER));
         ASSERT_EQ(0, exitcode(p));
         mp_process_free(p);
         st->timed += 3;
         st->calls += 3;
         st->child_signals += sig;
+        st->slow += worst_us > SLOW * 1e6;
         if (worst_us / 1e6 > st->worst)
             st->worst = worst_us / 1e6;
     }
@@ -584,7 +613,7 @@ static void process_test(int m)
         /* The fork server started anew under the storm, every round. */
         if (m == 2)
             mp__forkserver_stop();
-        storm_start(&s, rounds % 2 == 1);
+        storm_start(&s, rounds % 2 == 1, false);
         process_round(m, &st);
         storm_stop(&s);
         rounds++;
@@ -732,7 +761,7 @@ TEST(storm_over_queue_calls)
 
     stats_begin(&st);
     do {
-        storm_start(&s, rounds % 2 == 1);
+        storm_start(&s, rounds % 2 == 1, false);
         queue_round(&st);
         storm_stop(&s);
         rounds++;
@@ -877,7 +906,7 @@ TEST(storm_over_connection_calls)
 
     stats_begin(&st);
     do {
-        storm_start(&s, rounds % 2 == 1);
+        storm_start(&s, rounds % 2 == 1, false);
         conn_round(&st, 0, rounds);
         conn_round(&st, 1, rounds + 7);
         storm_stop(&s);
