@@ -41,9 +41,9 @@
  * (root is not held to it).  The tests above the loops are the focused
  * ones for what the loops found.
  *
- * With STRESS_SECONDS set, each test repeats its loops (the cold one for
- * every operation) until that time has passed, and prints a "stress:
- * faults [...]" line.
+ * With STRESS_SECONDS set, each test repeats its loops until that time has
+ * passed (the cold one, for every operation, in the first half), and
+ * prints a "stress: faults [...]" line.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -1162,8 +1162,8 @@ static void cold_loop(op_fn op, int m, struct figures *f)
 }
 
 static void report(const char *part, const struct figures *warm,
-                   const struct figures *cold, const struct figures *lim,
-                   unsigned rounds)
+                   unsigned rounds, const struct figures *cold,
+                   unsigned cold_rounds, const struct figures *lim)
 {
     char text[256];
     int n = snprintf(text, sizeof(text),
@@ -1171,16 +1171,17 @@ static void report(const char *part, const struct figures *warm,
                      warm->points, warm->errors / rounds,
                      warm->absorbed / rounds);
 
-    if (cold != NULL && cold->points > 0)
+    if (cold != NULL)
         n += snprintf(text + n, sizeof(text) - (size_t)n,
                       "; in a fresh process %ld, %ld, %ld", cold->points,
-                      cold->errors / rounds, cold->absorbed / rounds);
-    if (lim != NULL && lim->points >= 0 && n < (int)sizeof(text))
+                      cold->errors / cold_rounds,
+                      cold->absorbed / cold_rounds);
+    if (lim->points >= 0 && n < (int)sizeof(text))
         snprintf(text + n, sizeof(text) - (size_t)n,
                  "; RLIMIT_NOFILE: EMFILE until %ld free", lim->points);
     if (check_stress_seconds() > 0) {
-        printf("stress: faults [%s]: %s, %u rounds, ok\n", part, text,
-               rounds);
+        printf("stress: faults [%s]: %s; %u rounds (%u fresh), ok\n", part,
+               text, rounds, cold_rounds);
         fflush(stdout);
     } else {
         check_diag("faults [%s]: %s", part, text);
@@ -1191,22 +1192,28 @@ static void report(const char *part, const struct figures *warm,
  * fresh-process loop in make check only where `cold`. */
 static void run_loops(const char *part, op_fn op, int m, bool cold)
 {
-    double end = check_now() + check_stress_seconds();
+    double now = check_now(), stress = check_stress_seconds();
     struct figures warm = { 0 }, fresh = { 0 }, lim = { 0 };
-    unsigned rounds = 0;
+    unsigned rounds = 0, fresh_rounds = 0;
 
     for (size_t i = 0; i < sizeof(big_msg); i++)
         big_msg[i] = (unsigned char)(i * 7 + i / 4096);
     /* libmp looks once whether the kernel has pidfds. */
     expect_pidfd = check_uses_pidfds();
-    do {
-        if (cold || check_stress_seconds() > 0)
+    /* The fresh-process loops first: once the test has used libmp, a fork
+     * of it is fresh no more. */
+    if (cold || stress > 0)
+        do {
             cold_loop(op, m, &fresh);
+            fresh_rounds++;
+        } while (check_now() < now + stress / 2);
+    do {
         warm_loop(op, m, &warm);
         rlimit_loop(op, m, &lim);
         rounds++;
-    } while (check_now() < end);
-    report(part, &warm, cold || rounds > 1 ? &fresh : NULL, &lim, rounds);
+    } while (check_now() < now + stress);
+    report(part, &warm, rounds, fresh_rounds > 0 ? &fresh : NULL,
+           fresh_rounds, &lim);
 }
 
 TEST(faults_start_fork) { run_loops("start fork", op_start, 0, true); }
