@@ -133,6 +133,16 @@ $(EXAMPLES): $(B)/examples/%: $(B)/harness/examples/%.o $(B)/libmp.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@
 
+# test_faults fails calls to the C library that libmp's objects make: the
+# link routes them through its wrappers (libmp-test.a stays as it is).
+FAULT_WRAP := malloc calloc realloc strdup strndup free open pipe2 \
+              socketpair memfd_create eventfd signalfd fcntl syscall mmap \
+              mprotect ftruncate fork posix_spawn pthread_create \
+              posix_spawn_file_actions_adddup2 \
+              posix_spawn_file_actions_addclosefrom_np
+$(B)/tests/test_faults: ALL_LDFLAGS += $(foreach f,$(FAULT_WRAP),-Wl,--wrap=$(f))
+$(B)/tests/test_faults: TEST_LIBS = -ldl
+
 # The harness's own tests link its parts (all but main.o).
 $(B)/tests/test_harness: $(filter-out %/main.o,$(HAR_OBJ))
 $(B)/tests/test_harness: TEST_LIBS = -ljansson -lm
@@ -231,6 +241,7 @@ run-tests:
 	    scripts/test-tap scripts/test-harness-cli scripts/test-recorder \
 	    scripts/test-vocab scripts/test-fuzz-replay
 	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_process $(B)/tests/test_threads
+	LIBMP_NO_PIDFD=1 $(PROVE) $(B)/tests/test_signals :: process_calls
 	$(HARNESS) run --method fork --ref $(REF) --out $(B)/check-conformance \
 	    $(CHECK_CASES)
 	$(STRESS_BIN) --short --out $(B)/stress-short.json
@@ -322,7 +333,8 @@ sanitize: deps
 # ordering it cannot see, and says why.
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_TESTS := $(addprefix build-tsan/tests/,test_threads test_process \
-                  test_queue test_connection test_context test_error)
+                  test_queue test_connection test_context test_error \
+                  test_signals)
 TSAN_WNO = $(shell $(CC) -Werror -Wno-error=tsan -E -x c /dev/null \
                  >/dev/null 2>&1 && echo -Wno-error=tsan)
 # TSan makes a process 5 to 15 times slower: timing windows are widened.

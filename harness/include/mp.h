@@ -971,9 +971,11 @@ int mp_conn_send_bytes(mp_conn *c, const void *buf, size_t n);
  * closed and everything was read), MP_EEOFMSG (the peer closed within a
  * message), MP_EBADLENGTH (longer than maxlength: afterwards the
  * connection is not readable, or closed if it was read-only, as in
- * CPython), MP_EWRITEONLY, MP_EHANDLECLOSED, -ENOMEM (the message is read
- * past all the same).  Memory grows with the bytes that arrive, not with
- * the length the peer announces.
+ * CPython), MP_EWRITEONLY, MP_EHANDLECLOSED, -ENOMEM (no memory for the
+ * message: when none of it was read yet it stays for the next receive,
+ * otherwise it is read past; either way the stream stays in step, where
+ * CPython's MemoryError leaves it out of step).  Memory grows with the
+ * bytes that arrive, not with the length the peer announces.
  */
 int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength);
 /*

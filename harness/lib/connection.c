@@ -47,6 +47,10 @@ struct mp_conn {
     char *rbuf;       /* bytes read ahead: rbuf[rpos..rlen) */
     size_t rpos, rlen;
     size_t ahead;     /* the last message's length: read with a header */
+    /* A message whose length was read but not its bytes (no memory for
+     * them): the next receive takes it, so the stream stays in step. */
+    bool has_len;
+    size_t len;
 };
 
 static int conn_new(mp_conn **out, int fd, bool readable, bool writable)
@@ -153,6 +157,7 @@ int mp_conn_close(mp_conn *c)
     free(c->rbuf);
     c->rbuf = NULL;
     c->rpos = c->rlen = 0;
+    c->has_len = false;
     return 0;
 }
 
@@ -398,9 +403,14 @@ static int read_length(mp_conn *c, size_t maxlength, size_t *size)
 {
     unsigned char head[8];
     uint64_t n = 0;
-    int r = read_exact(c, head, 4, c->ahead);
+    int r;
 
-    if (r < 0)
+    if (c->has_len) {
+        c->has_len = false;
+        n = c->len;
+        goto check;
+    }
+    if ((r = read_exact(c, head, 4, c->ahead)) < 0)
         return r;
     if (memcmp(head, "\xff\xff\xff\xff", 4) == 0) {
         if ((r = read_exact(c, head, 8, 0)) < 0)
@@ -412,6 +422,7 @@ static int read_length(mp_conn *c, size_t maxlength, size_t *size)
         if (n > 0x7fffffff) /* another negative length: not a message */
             n = UINT64_MAX;
     }
+check:
     if (n > maxlength || n > SIZE_MAX / 2) {
         /* _bad_message_length(): unreadable, or closed if it was only
          * readable. */
@@ -440,8 +451,13 @@ static int read_payload(mp_conn *c, size_t n, char **out)
     int r;
 
     *out = NULL;
+    if (buf == NULL) {
+        c->has_len = true; /* nothing read: the message stays for the next */
+        c->len = n;
+        return -ENOMEM;
+    }
     for (;;) {
-        if (buf == NULL) {
+        if (buf == NULL) { /* partway: read past the rest, to stay in step */
             r = read_exact(c, NULL, n - have, 0);
             return r < 0 ? (r == MP_EEOF && n > 0 ? MP_EEOFMSG : r)
                          : -ENOMEM;
@@ -529,7 +545,7 @@ int mp_conn_poll(mp_conn *c, double timeout)
         return r;
     if (isnan(timeout))
         return MP_EINVAL;
-    if (c->rpos < c->rlen)
+    if (c->rpos < c->rlen || c->has_len)
         return 1;
     /* Readable means data or EOF, as CPython's wait(). */
     r = mp__wait_readable(c->fd, timeout > 0 ? mp__now() + timeout : 0);

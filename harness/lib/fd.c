@@ -83,11 +83,12 @@ static void probe_pidfd(void)
 
     if (off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)
         return;
+    /* The answer holds for the life of the process: a kernel that merely
+     * had no descriptor or memory to spare at this instant has pidfds
+     * all the same (only ENOSYS, or a filter's EPERM, says it has not). */
     fd = mp__pidfd_open(getpid());
-    if (fd >= 0) {
-        pidfd_ok = true;
-        mp__fd_close(fd);
-    }
+    pidfd_ok = fd >= 0 || fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM;
+    mp__fd_close(fd);
 }
 
 /*

@@ -245,6 +245,9 @@ int mp__queue_fault;
 static _Thread_local uint64_t my_token;
 static _Thread_local pid_t my_pid, my_tid;
 static _Thread_local uint64_t my_start; /* 0: may not hold a bias */
+/* my_start is 0 only for want of a descriptor or memory when it was read:
+ * it is read again when next needed. */
+static _Thread_local bool my_start_later;
 static _Thread_local uint64_t my_ns, my_tns;
 static atomic_int proc_mb;   /* 0: not set up; 1: registered; -1: cannot */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -390,6 +393,25 @@ static inline void proc_ready(void)
         proc_setup();
 }
 
+/* This thread's start time, or 0: it could not be told dead, so it holds
+ * no bias, and it tells nobody dead either.  A /proc that could not be
+ * opened for want of a descriptor or memory is asked again later: the
+ * thread must not stay without a bias, or blind to dead owners, because
+ * its first put or get came at such a moment. */
+static void read_my_start(void)
+{
+    int err;
+
+    errno = 0;
+    my_start = proc_is_mine(my_pid, my_tid) ? start_time(my_pid, my_tid)
+                                            : START_UNKNOWN;
+    err = errno;
+    my_start_later = my_start == START_UNKNOWN &&
+                     (err == EMFILE || err == ENFILE || err == ENOMEM);
+    if (my_start == START_UNKNOWN)
+        my_start = 0;
+}
+
 /* The thread's token, made on first need, with what names the thread. */
 static uint64_t thread_token(void)
 {
@@ -397,11 +419,7 @@ static uint64_t thread_token(void)
         uint64_t t = 0;
         my_pid = getpid();
         my_tid = (pid_t)syscall(SYS_gettid);
-        my_start = proc_is_mine(my_pid, my_tid)
-                       ? start_time(my_pid, my_tid) : START_UNKNOWN;
-        if (my_start == START_UNKNOWN)
-            my_start = 0; /* could not be told dead: no bias, and this
-                             thread tells nobody dead either */
+        read_my_start();
         my_ns = ns_inode("pid");
         my_tns = ns_inode("time"); /* 0 before Linux 5.6: none to differ */
         if (getrandom(&t, sizeof(t), GRND_NONBLOCK) != (ssize_t)sizeof(t))
@@ -667,6 +685,8 @@ static bool slot_dead(const struct slot *sl)
     uint64_t start;
 
     thread_token(); /* my_ns, my_tns, my_start */
+    if (my_start_later)
+        read_my_start();
     if (my_start == 0 || sl->ns == 0 || sl->ns != my_ns ||
         sl->tns != my_tns)
         return false;
@@ -878,6 +898,8 @@ static uint32_t claim_slot(struct side *sd)
 {
     int free_slot = -1;
 
+    if (my_start_later)
+        read_my_start();
     if (my_start == 0 || my_ns == 0)
         return 0; /* its start time is unknown: it could not be told dead */
     for (int i = 0; i < SLOTS; i++) {

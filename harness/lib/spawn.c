@@ -481,19 +481,32 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
                 mp__options_drop(moved[i]);
             return r;
         }
-    posix_spawn_file_actions_init(&fa);
-    for (i = 0; i < nfds; i++)
-        posix_spawn_file_actions_adddup2(&fa, moved[i], 3 + i);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3 + nfds);
+    /* Each action is memory the C library allocates (ENOMEM): one left
+     * out would start a child without its descriptors, which could only
+     * say that it never reached mp_main(). */
+    r = posix_spawn_file_actions_init(&fa);
+    if (r != 0) {
+        r = -r;
+        goto drop;
+    }
+    for (i = 0; r == 0 && i < nfds; i++)
+        r = posix_spawn_file_actions_adddup2(&fa, moved[i], 3 + i);
+    if (r == 0)
+        r = posix_spawn_file_actions_addclosefrom_np(&fa, 3 + nfds);
     /* A group of its own until it answers: see bootstrap_end(). */
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    snprintf(ppid, sizeof(ppid), "%ld", (long)getpid());
-    pthread_once(&once, find_exe);
-    r = -posix_spawn(pid, exe_path, &fa, &attr, argv, environ);
-    posix_spawnattr_destroy(&attr);
+    if (r == 0 && (r = posix_spawnattr_init(&attr)) == 0) {
+        r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+        if (r == 0)
+            r = posix_spawnattr_setpgroup(&attr, 0);
+        snprintf(ppid, sizeof(ppid), "%ld", (long)getpid());
+        pthread_once(&once, find_exe);
+        if (r == 0)
+            r = posix_spawn(pid, exe_path, &fa, &attr, argv, environ);
+        posix_spawnattr_destroy(&attr);
+    }
     posix_spawn_file_actions_destroy(&fa);
+    r = -r;
+drop:
     for (i = 0; i < nfds; i++)
         mp__options_drop(moved[i]);
     return r;

@@ -11,8 +11,9 @@
  * For each child, the parent sends a one-byte request carrying two
  * descriptors (SCM_RIGHTS): its end of a fresh stream socket, and its own
  * pidfd (the child's parent_process() sentinel).  On that stream socket the
- * parent sends the blob; the server forks the child, answers with its pid,
- * and when the child has ended sends its exit code and closes the socket.
+ * parent sends the blob; the server forks the child, answers with its pid
+ * (or, if it could not, with -errno: EAGAIN at the process limit), and
+ * when the child has ended sends its exit code and closes the socket.
  * The parent's sentinel is its end of that socket: readable when the exit
  * code arrives, or at EOF if the server died first.  The server is small
  * and fresh, so a child costs the same whatever the parent's size.
@@ -389,8 +390,14 @@ static int fs_launch(mp_process *p)
             goto fail;
         }
         n = recv_fds(sock, &pid, sizeof(pid), NULL, 0, MSG_DONTWAIT);
-        if (n == sizeof(pid))
+        if (n == sizeof(pid) && pid > 0)
             break;
+        if (n == sizeof(pid)) {
+            /* Why the server made no child: -errno (its fork() at the
+             * process limit, say); anything else makes no sense. */
+            r = pid < 0 && pid > -4000 ? (int)pid : MP_EFORKSERVER;
+            goto fail;
+        }
         if (n == 0 || (n > 0) || (n < 0 && n != -EAGAIN && n != -EINTR)) {
             r = MP_EFORKSERVER; /* EOF, a short answer, an error */
             goto fail;
@@ -560,6 +567,7 @@ static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
     mp_process *self = NULL;
     int64_t pid64;
     pid_t pid;
+    int err;
     ssize_t n = recv_fds(ctl, &byte, 1, fds, 64, 0);
 
     if (n == 0)
@@ -569,10 +577,25 @@ static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
     if (n < 0 || nfds < 2)
         goto out;
     setsockopt(fds[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (mp__blob_recv(fds[0], &blob, &len) < 0 ||
-        mp__blob_child(blob, len, &self, fds + 2, (size_t)nfds - 2) < 0 ||
-        pipe2(gate, O_CLOEXEC) < 0)
-        goto out;
+    if ((err = mp__blob_recv(fds[0], &blob, &len)) < 0 ||
+        (err = mp__blob_child(blob, len, &self, fds + 2,
+                              (size_t)nfds - 2)) < 0)
+        goto answer;
+    if (pipe2(gate, O_CLOEXEC) < 0) {
+        err = -errno;
+        goto answer;
+    }
+    /* Room to keep the child, before there is one to keep. */
+    if (nkids == capkids) {
+        size_t c = capkids ? capkids * 2 : 16;
+        struct kid *grown = realloc(kids, c * sizeof(*grown));
+        if (grown == NULL) {
+            err = -ENOMEM;
+            goto answer;
+        }
+        kids = grown;
+        capkids = c;
+    }
     pid = fork();
     if (pid == 0) {
         close(ctl);
@@ -599,15 +622,9 @@ static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
         mp__child_init(self, fds[1]);
         mp__child_run(self);
     }
-    if (pid < 0)
-        goto out;
-    if (nkids == capkids) {
-        size_t c = capkids ? capkids * 2 : 16;
-        struct kid *grown = realloc(kids, c * sizeof(*grown));
-        if (grown == NULL)
-            goto out; /* the parent reads EOF: exit code 255 */
-        kids = grown;
-        capkids = c;
+    if (pid < 0) {
+        err = -errno; /* EAGAIN at the process limit */
+        goto answer;
     }
     pid64 = pid;
     if (send_fds(fds[0], &pid64, sizeof(pid64), NULL, 0) < 0 ||
@@ -620,6 +637,14 @@ static void serve_one(int ctl, int alive, int sfd, const sigset_t *old)
     kids[nkids].pid = pid;
     kids[nkids++].sock = fds[0];
     fds[0] = -1;
+    goto out;
+answer:
+    /* The reason, in place of a pid, so that the start fails with it
+     * rather than with a server that went silent (libmp's own codes are
+     * not the parent's business: those stay silent). */
+    pid64 = err;
+    if (err > -4000)
+        send_fds(fds[0], &pid64, sizeof(pid64), NULL, 0);
 out:
     mp__fd_close(gate[0]);
     mp__fd_close(gate[1]);

@@ -143,6 +143,14 @@ double check_slowdown(void)
     return f >= 1.0 ? f : 1.0;
 }
 
+double check_stress_seconds(void)
+{
+    const char *s = getenv("STRESS_SECONDS");
+    double v = s != NULL ? atof(s) : 0;
+
+    return v > 0 ? v : 0;
+}
+
 static bool selected(const char *name, int argc, char **argv)
 {
     if (argc < 2)
@@ -208,7 +216,9 @@ static int sweep(pid_t pgid)
 int main(int argc, char **argv)
 {
     const char *t = getenv("CHECK_TIMEOUT");
-    int timeout = t != NULL && atoi(t) > 0 ? atoi(t) : 60;
+    int timeout = t != NULL && atoi(t) > 0
+                      ? atoi(t)
+                      : 60 + 2 * (int)check_stress_seconds();
     int failed = 0, passed = 0, skipped = 0, planned = 0, n = 0;
 
     mp_main(argc, argv); /* spawned children and the fork server */

@@ -7,8 +7,10 @@
  * crashes or leaks a process fails alone and names the problem.  The runner
  * is a child subreaper, so a test's orphaned grandchildren come back to it.
  *
- * Environment: CHECK_TIMEOUT (seconds a test may take, default 60),
- * CHECK_SLOWDOWN (factor for tolerance windows, e.g. under valgrind).
+ * Environment: CHECK_TIMEOUT (seconds a test may take, default 60, and
+ * twice STRESS_SECONDS more when that is set), CHECK_SLOWDOWN (factor for
+ * tolerance windows, e.g. under valgrind), STRESS_SECONDS (a test that has
+ * a long form runs it for about that many seconds: the stress suite).
  * Arguments: substrings; only tests whose name contains one of them run.
  */
 #ifndef CHECK_H
@@ -43,6 +45,9 @@ int check_output(void (*child)(void *), void *arg, char *out, size_t size);
 int check_uses_pidfds(void);
 /* CLOCK_MONOTONIC seconds, for measuring durations in tests. */
 double check_now(void);
+/* STRESS_SECONDS: how long a test with a long form runs it; 0 (unset):
+ * the short form that make check runs. */
+double check_stress_seconds(void);
 
 #define TEST(name)                                                            \
     static void test_##name(void);                                            \

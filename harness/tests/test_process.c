@@ -1895,6 +1895,46 @@ TEST(parent_watch_failing_is_an_error_not_a_death)
     mp_process_free(p);
 }
 
+/* Whether p's sentinel is a pidfd (not the fallback's pipe). */
+static bool sentinel_is_pidfd(mp_process *p)
+{
+    char link[64], target[64];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", mp_process_sentinel(p));
+    n = readlink(link, target, sizeof(target) - 1);
+    target[n > 0 ? n : 0] = '\0';
+    return strcmp(target, "anon_inode:[pidfd]") == 0;
+}
+
+/* libmp looks once whether the kernel has pidfds, at its first start: a
+ * look made with every descriptor taken must not leave the process on the
+ * pipe fallback for good. */
+TEST(a_first_start_without_descriptors_still_uses_pidfds)
+{
+    struct rlimit rl, low;
+    int taken[64], n = 0, d;
+    mp_process *p;
+
+    if (!check_uses_pidfds())
+        check_skip("no pidfds here");
+    ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &rl));
+    low = rl;
+    low.rlim_cur = 64;
+    p = new_proc("return_int", &(int){ 5 }, sizeof(int));
+    ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &low));
+    while (n < 64 && (d = dup(0)) >= 0) /* every descriptor taken */
+        taken[n++] = d;
+    ASSERT_EQ(-EMFILE, mp_process_start(p));
+    while (n > 0)
+        close(taken[--n]);
+    ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &rl));
+    ASSERT_OK(mp_process_start(p));
+    ASSERT_TRUE(sentinel_is_pidfd(p));
+    ASSERT_EQ(5, join_code(p));
+    mp_process_free(p);
+}
+
 /* mp_atexit: a child runs its own handlers, last first, never its parent's. */
 static int atexit_pipe = -1;
 
