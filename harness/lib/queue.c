@@ -978,6 +978,58 @@ unsigned long long mp__queue_capacity(mp_queue *q)
 {
     return (unsigned long long)q->s->layout[atomic_load(&q->s->gen)].cap;
 }
+
+/* Tests: the header's fields, for test_queue_hostile.c to write over. */
+#define FIELD(name, type)                                                     \
+    { #name, offsetof(struct shared, name), sizeof(((struct shared *)0)->name),\
+      type }
+#define SIDE_FIELDS(sd)                                                       \
+    FIELD(sd.m, 'm'), FIELD(sd.owner, 'u'), FIELD(sd.last, 'u'),              \
+    FIELD(sd.pending, 'u'), FIELD(sd.streak_token, 'u'),                      \
+    FIELD(sd.streak, 'u')
+#define SLOT_FIELDS(sd, i)                                                    \
+    FIELD(sd.slot[i].token, 'u'), FIELD(sd.slot[i].busy, 'u'),                \
+    FIELD(sd.slot[i].pid, 'i'), FIELD(sd.slot[i].tid, 'i'),                   \
+    FIELD(sd.slot[i].start, 'u'), FIELD(sd.slot[i].ns, 'u'),                  \
+    FIELD(sd.slot[i].tns, 'u')
+#define SLOTS_OF(sd)                                                          \
+    SLOT_FIELDS(sd, 0), SLOT_FIELDS(sd, 1), SLOT_FIELDS(sd, 2),               \
+    SLOT_FIELDS(sd, 3), SLOT_FIELDS(sd, 4), SLOT_FIELDS(sd, 5),               \
+    SLOT_FIELDS(sd, 6), SLOT_FIELDS(sd, 7), SLOT_FIELDS(sd, 8),               \
+    SLOT_FIELDS(sd, 9), SLOT_FIELDS(sd, 10), SLOT_FIELDS(sd, 11),             \
+    SLOT_FIELDS(sd, 12), SLOT_FIELDS(sd, 13), SLOT_FIELDS(sd, 14),            \
+    SLOT_FIELDS(sd, 15)
+_Static_assert(SLOTS == 16, "SLOTS_OF() names every slot");
+
+static const struct mp__queue_field fields[] = {
+    FIELD(magic, 'u'), FIELD(version, 'u'), FIELD(kind, 'u'),
+    FIELD(maxsize, 'u'), FIELD(max_cap, 'u'), FIELD(file_size, 'u'),
+    FIELD(gen, 'u'), FIELD(mb, 'u'),
+    FIELD(layout[0].cap, 'u'), FIELD(layout[0].base, 'u'),
+    FIELD(layout[1].cap, 'u'), FIELD(layout[1].base, 'u'),
+    SIDE_FIELDS(w), FIELD(nput, 'u'), FIELD(pending_tail, 'u'),
+    FIELD(pending_nput, 'u'), FIELD(head_cache, 'u'), FIELD(head_seen, 'u'),
+    FIELD(head_seen_at, 'd'), FIELD(tail, 'u'),
+    SIDE_FIELDS(r), FIELD(nget, 'u'), FIELD(pending_head, 'u'),
+    FIELD(pending_nget, 'u'), FIELD(tail_cache, 'u'), FIELD(head, 'u'),
+    FIELD(ndone, 'u'),
+    FIELD(data_wait, 'u'), FIELD(room_wait, 'u'), FIELD(done_wait, 'u'),
+    FIELD(ring_wait, 'u'), FIELD(ring_at, 'u'),
+    FIELD(data_seq, 'u'), FIELD(room_seq, 'u'), FIELD(done_seq, 'u'),
+    FIELD(ring_seq, 'u'),
+    SLOTS_OF(w), SLOTS_OF(r),
+};
+
+const struct mp__queue_field *mp__queue_fields(size_t *n)
+{
+    *n = ARRAY_SIZE(fields);
+    return fields;
+}
+
+void *mp__queue_header(mp_queue *q)
+{
+    return q->s;
+}
 #endif /* MP_TEST_HOOKS */
 
 static int init_mutex(pthread_mutex_t *m)
@@ -1041,6 +1093,16 @@ static void ring_read(const mp_queue *q, const struct layout *l, uint64_t pos,
         memcpy((char *)dst + first, ring, n - first);
     }
 }
+
+#ifdef MP_TEST_HOOKS
+/* Tests: the ring's byte at a position. */
+unsigned char *mp__queue_ring_at(mp_queue *q, unsigned long long pos)
+{
+    const struct layout *l = &q->s->layout[atomic_load(&q->s->gen) & 1];
+
+    return ring_of(q) + phys(l, pos);
+}
+#endif
 
 static uint64_t rec_size(uint64_t n)
 {
