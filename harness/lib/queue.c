@@ -240,6 +240,7 @@ struct mp_queue {
  */
 #ifdef MP_TEST_HOOKS
 int mp__queue_fault;
+void (*mp__queue_locked_hook)(void);
 #define FAULT_STALL 21 /* not an exit: a pause in side_lock() */
 #define FAULT_LONG_STAY 22
 #define FAULT_STAY 2.0
@@ -815,6 +816,105 @@ static int bias_revoke(struct shared *s, struct side *sd, uint32_t o,
     return 0;
 }
 
+/*
+ * A side's mutex is glibc's robust mutex, in the page every process may
+ * write, and glibc trusts what it finds there: the kind chooses how to lock
+ * and unlock (a priority-protected kind fails an assertion, an elided one
+ * runs XEND outside a transaction: SIGABRT, SIGILL), and while the mutex
+ * is held, its links in the holder's list of robust mutexes are what the
+ * unlock follows to write.  So before a lock the kind is checked against
+ * that of a mutex this process made alike; the holder keeps a copy of the
+ * mutex as its lock left it, in its own memory, and before the unlock puts
+ * every field but the lock word back, and makes the lock word name itself
+ * again (the waiters bit set: a waiter may have set it meanwhile, and a
+ * wake-up too many is harmless).  A peer that writes the mutex at the very
+ * instant glibc reads it is beyond what a check can catch.  Other C
+ * libraries lay the mutex out otherwise, and get none of this.
+ */
+static int init_mutex(pthread_mutex_t *m);
+
+#ifdef __GLIBC__
+static pthread_once_t kind_once = PTHREAD_ONCE_INIT;
+static int good_kind = -1;
+
+/* The mutexes this thread holds (both sides of a queue, at most: grow()),
+ * as their locks left them. */
+static _Thread_local struct held_copy {
+    pthread_mutex_t *m;
+    pthread_mutex_t copy;
+} held_copy[2];
+
+static void kind_init(void)
+{
+    pthread_mutex_t m;
+
+    if (init_mutex(&m) == 0) {
+        good_kind = m.__data.__kind;
+        pthread_mutex_destroy(&m);
+    }
+}
+
+/* Before a lock: 0, or MP_EQCORRUPT for a kind this queue does not use. */
+static int mutex_check(pthread_mutex_t *m)
+{
+    pthread_once(&kind_once, kind_init);
+    return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == good_kind
+               ? 0 : MP_EQCORRUPT;
+}
+
+/* After a lock (and after pthread_mutex_consistent()). */
+static void mutex_held(pthread_mutex_t *m)
+{
+    struct held_copy *h = held_copy[0].m == m || held_copy[0].m == NULL
+                              ? &held_copy[0] : &held_copy[1];
+
+    h->m = m;
+    memcpy(&h->copy, m, sizeof(*m));
+}
+
+static void mutex_unlock(pthread_mutex_t *m)
+{
+    struct held_copy *h = held_copy[0].m == m   ? &held_copy[0]
+                          : held_copy[1].m == m ? &held_copy[1] : NULL;
+
+    if (h != NULL) {
+        unsigned char *p = (unsigned char *)m;
+        const unsigned char *c = (const unsigned char *)&h->copy;
+        size_t lk = offsetof(pthread_mutex_t, __data.__lock);
+        size_t rest = lk + sizeof(m->__data.__lock);
+        int *w = &m->__data.__lock;
+
+        /* Written only where it differs: nothing, unless a peer wrote. */
+        if (memcmp(p, c, lk) != 0)
+            memcpy(p, c, lk);
+        if (memcmp(p + rest, c + rest, sizeof(*m) - rest) != 0)
+            memcpy(p + rest, c + rest, sizeof(*m) - rest);
+        if ((__atomic_load_n(w, __ATOMIC_RELAXED) & FUTEX_TID_MASK) !=
+            (h->copy.__data.__lock & FUTEX_TID_MASK))
+            __atomic_store_n(w, (h->copy.__data.__lock & FUTEX_TID_MASK) |
+                                    (int)FUTEX_WAITERS, __ATOMIC_RELAXED);
+        h->m = NULL;
+    }
+    pthread_mutex_unlock(m);
+}
+#else
+static int mutex_check(pthread_mutex_t *m)
+{
+    (void)m;
+    return 0;
+}
+
+static void mutex_held(pthread_mutex_t *m)
+{
+    (void)m;
+}
+
+static void mutex_unlock(pthread_mutex_t *m)
+{
+    pthread_mutex_unlock(m);
+}
+#endif
+
 /* What a holder of the mutex may leave owed to the next one. */
 enum {
     PENDING_REVOKE = 1, /* wait for the last biased owner to leave */
@@ -837,9 +937,10 @@ static int take_over(struct shared *s, struct side *sd, int r,
 
     if (r == EOWNERDEAD) {
         if ((r = pthread_mutex_consistent(&sd->m)) != 0) {
-            pthread_mutex_unlock(&sd->m);
+            mutex_unlock(&sd->m);
             return r;
         }
+        mutex_held(&sd->m); /* its owner changed */
         sd->pending |= PENDING_REVOKE | PENDING_REPAIR;
     }
     if (r != 0)
@@ -850,7 +951,7 @@ static int take_over(struct shared *s, struct side *sd, int r,
     if (o != 0) { /* first: an owner may still be inside */
         if (bias_revoke(s, sd, o, deadline) < 0) {
             sd->pending |= PENDING_REVOKE;
-            pthread_mutex_unlock(&sd->m);
+            mutex_unlock(&sd->m);
             return ETIMEDOUT;
         }
     }
@@ -898,17 +999,28 @@ static int mutex_lock_until(pthread_mutex_t *m, double deadline)
 __attribute__((noinline)) static int side_lock_slow(struct shared *s, struct side *sd,
                                                   double deadline)
 {
-    int r = pthread_mutex_trylock(&sd->m);
-    bool contended = r == EBUSY;
+    int r = mutex_check(&sd->m);
+    bool contended;
 
+    if (r < 0)
+        return r;
+    r = pthread_mutex_trylock(&sd->m);
+    contended = r == EBUSY;
     if (deadline < 0) /* -t: t seconds from now, looked up only here */
         deadline = mp__now() - deadline;
     if (contended)
         r = mutex_lock_until(&sd->m, deadline);
     if (r == ETIMEDOUT)
         return -ETIMEDOUT;
+    if (r != 0 && r != EOWNERDEAD) /* as made, it gives no other error */
+        return MP_EQCORRUPT;
+    mutex_held(&sd->m);
     if ((r = take_over(s, sd, r, deadline)) != 0)
-        return -r;
+        return r == ETIMEDOUT ? -r : MP_EQCORRUPT;
+#ifdef MP_TEST_HOOKS
+    if (mp__queue_locked_hook != NULL)
+        mp__queue_locked_hook();
+#endif
     if (!contended && s->mb &&
         atomic_load_explicit(&proc_mb, memory_order_relaxed) > 0) {
         uint64_t me = thread_token();
@@ -988,7 +1100,7 @@ static void side_unlock(struct side *sd, int held)
             atomic_store_explicit(&sd->owner, o, memory_order_release);
         }
     }
-    pthread_mutex_unlock(&sd->m);
+    mutex_unlock(&sd->m);
 }
 
 /* Takes and drops each side that is free or held by the dead: the taking
@@ -1001,9 +1113,12 @@ static void repair_dead(struct shared *s, double deadline)
 
     for (int i = 0; i < 2; i++) {
         struct side *sd = sides[i];
-        int r = pthread_mutex_trylock(&sd->m);
+        int r = mutex_check(&sd->m) < 0 ? EINVAL
+                                        : pthread_mutex_trylock(&sd->m);
         uint32_t o;
 
+        if (r == 0 || r == EOWNERDEAD)
+            mutex_held(&sd->m);
         if (r == EOWNERDEAD || (r == 0 && sd->pending != 0)) {
             /* A death, or a revocation or repair a holder left owed: a
              * live owner still inside keeps it owed. */
@@ -1017,7 +1132,7 @@ static void repair_dead(struct shared *s, double deadline)
             (void)bias_revoke(s, sd, o, deadline);
         }
         if (r == 0)
-            pthread_mutex_unlock(&sd->m);
+            mutex_unlock(&sd->m);
     }
 }
 
