@@ -120,6 +120,19 @@ extern "C" {
 enum { MP_ERROR_MAP(MP__ERROR_ENUM) MP__ERROR_END };
 #undef MP__ERROR_ENUM
 
+/*
+ * MP_EQCORRUPT: a queue's shared memory holds what no libmp process can have
+ * written there: a descriptor handed over as a queue is not one, or a
+ * process using the queue wrote over its header or ring (a bug, a stray
+ * write).  Every value libmp reads from that memory is bounded before it is
+ * used, so such a queue never makes a caller crash, write, map or unmap
+ * outside the queue's own mappings, signal anyone, or wait past its timeout:
+ * a put, get, qsize or full that finds positions, a record, the ring's
+ * layout, a lock or the counters as no queue can hold them returns
+ * MP_EQCORRUPT (and may go on doing so: the queue is lost).  What a scribble
+ * can still do is in the queues section below.
+ */
+
 /* System errors are -errno; these are the ones callers test for most. */
 #define MP_EINVAL (-EINVAL)       /* a bad argument (ValueError) */
 #define MP_ETIMEDOUT (-ETIMEDOUT) /* a timed wait ran out */
@@ -1098,6 +1111,16 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready);
  * as a typed argument (MP_ARGS(q)) under every start method; a fork child
  * may also use the parent's object directly.  One mp_queue may be used by
  * several threads at once.
+ *
+ * A process that writes over a queue's shared memory cannot crash or hang
+ * the others (MP_EQCORRUPT above), but it can still make the queue look
+ * full, empty or busy (calls with a timeout then time out; MP_FOREVER waits
+ * as on a queue nobody drains), lose messages, hand out bytes it wrote as
+ * a message, and let two processes into a side at once (their copies stay
+ * inside the ring).  Under glibc, a side's robust mutex is checked before
+ * a lock and put back as the lock left it before the unlock; a write that
+ * lands at the very instant another process's glibc reads the mutex is
+ * beyond any check.
  */
 
 /* Queue(maxsize): maxsize <= 0 is unbounded.  As CPython's, making a queue
@@ -1138,10 +1161,11 @@ int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len);
 int mp_queue_get_into(mp_queue *q, void *buf, size_t size, size_t *len,
                       int block, double timeout);
 /* qsize(): the number of messages in the queue (approximate while others
- * put or get).  MP_EINVAL for a SimpleQueue (it has none). */
+ * put or get).  MP_EINVAL for a SimpleQueue (it has none); MP_EQCORRUPT
+ * when the counters say more were got than put. */
 int mp_queue_qsize(mp_queue *q);
-/* empty(), full(): 1 or 0 (full: a bounded queue holds maxsize messages).
- * As CPython's, empty() is MP_EHANDLECLOSED ("OSError: handle is closed")
+/* empty(), full(): 1 or 0 (full: a bounded queue holds maxsize messages;
+ * full() may also be MP_EQCORRUPT, as qsize()).  As CPython's, empty() is MP_EHANDLECLOSED ("OSError: handle is closed")
  * after close() and join_thread() on a queue this process has put to (its
  * feeder thread closes the reader as it ends). */
 int mp_queue_empty(mp_queue *q);

@@ -67,7 +67,7 @@
 #endif
 
 #define QMAGIC 0x657565517062696cULL /* "libmpQue" */
-#define QVERSION 4
+#define QVERSION 5
 #define HDR_SIZE 4096
 #define MAX_CAP (4ULL << 30) /* the most the ring may grow to */
 #define VIEW_MAX (1ULL << 30) /* the most a process reserves for a ring
@@ -89,6 +89,8 @@
                              the biased owner is alive */
 #define PUT_GRACE 0.01 /* seconds a non-blocking put waits for another
                           producer to leave the producers' side */
+#define PID_LIMIT (1 << 22) /* the kernel's PID_MAX_LIMIT: no pid or tid is
+                               larger */
 
 enum qkind { Q_QUEUE, Q_JOINABLE, Q_SIMPLE };
 static const char *const kind_names[] = { "Queue", "JoinableQueue",
@@ -97,6 +99,33 @@ static const char *const kind_names[] = { "Queue", "JoinableQueue",
 struct layout {
     uint64_t cap, base;
 };
+
+/* A layout as a process checked it (see layout_check()), and the
+ * generation it was current in.  Its fields are read and written as
+ * relaxed atomics (plain moves), for ThreadSanitizer: the threads of a
+ * process use a side's copy one after the other, ordered by the side, but
+ * a side's bias is handed over in ways it cannot see. */
+struct checked {
+    uint32_t gen;
+    struct layout l;
+};
+
+static inline uint64_t cap_of(const struct layout *l)
+{
+    return __atomic_load_n(&l->cap, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t base_of(const struct layout *l)
+{
+    return __atomic_load_n(&l->base, __ATOMIC_RELAXED);
+}
+
+static void checked_set(struct checked *c, uint32_t g, struct layout l)
+{
+    __atomic_store_n(&c->l.cap, l.cap, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->l.base, l.base, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->gen, g, __ATOMIC_RELAXED);
+}
 
 /* A thread that has held a side's bias: its own line of the side, so that a
  * thread that looked at the side too long ago to know it has lost the bias
@@ -130,8 +159,7 @@ struct shared {
     uint32_t version, kind;
     int64_t maxsize; /* <= 0: unbounded */
     uint64_t max_cap;
-    _Atomic uint64_t file_size;
-    _Atomic uint32_t gen; /* which layout[] is current */
+    _Atomic uint32_t gen; /* counts the layouts; layout[gen & 1] is current */
     uint32_t mb;          /* 1: sleepers run membarrier(), committers need
                              no fence (see wake()) */
     struct layout layout[2];
@@ -185,6 +213,12 @@ struct mp_queue {
     int nold;
     mp_conn *handle;      /* owns the memfd; what a child is handed */
     enum qkind kind;
+    int64_t maxsize;      /* the header's, checked once: it never changes */
+    /* The layout that the producers' side (w) and the consumers' side (r)
+     * use in this process, read with that side held: checked once when the
+     * generation changes, so that the fast path neither rereads nor
+     * rechecks what a peer may write over (see layout_check()). */
+    struct checked w, r;
     _Atomic bool closed;  /* close() may race another thread's put */
     _Atomic int first_pause; /* a waiting consumer's, adapted: see below */
     _Atomic uint64_t last_rec; /* the record this process got last */
@@ -206,6 +240,7 @@ struct mp_queue {
  */
 #ifdef MP_TEST_HOOKS
 int mp__queue_fault;
+void (*mp__queue_locked_hook)(void);
 #define FAULT_STALL 21 /* not an exit: a pause in side_lock() */
 #define FAULT_LONG_STAY 22
 #define FAULT_STAY 2.0
@@ -512,7 +547,7 @@ static void publish(_Atomic uint64_t *pos, uint64_t v)
     atomic_store_explicit(pos, v, memory_order_release);
 }
 
-static void repair_dead(struct shared *s);
+static void repair_dead(struct shared *s, double deadline);
 
 /* After a sleeper raised its flag: the fence wake() counts on.  false: none
  * could be run for the committers (they may not see the flag), so the
@@ -570,7 +605,7 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
          * that cut sleeps short must not put it off).  Without the fence,
          * a sleep lasts a millisecond. */
         if (now >= next_repair) {
-            repair_dead(s);
+            repair_dead(s, deadline);
             next_repair = now + RECHECK;
             continue;
         }
@@ -585,12 +620,22 @@ static bool has_data(const struct shared *s, uint64_t head)
     return atomic_load_explicit(&s->tail, memory_order_acquire) != head;
 }
 
-static bool has_room(const struct shared *s, uint64_t unused)
+/* arg: the queue's maxsize (the process's copy: see mp_queue). */
+static bool has_room(const struct shared *s, uint64_t maxsize)
 {
     uint64_t nget = atomic_load(&s->nget); /* first: nget <= nput then */
 
-    (void)unused;
-    return atomic_load(&s->nput) - nget < (uint64_t)s->maxsize;
+    return atomic_load(&s->nput) - nget < maxsize;
+}
+
+/* Whether the counters can be right: nget, read first, never passes nput
+ * (a put counts itself before it commits; a repair only takes back a
+ * count that no get can have seen), so nget > nput is a peer's scribble. */
+static bool counts_sane(const struct shared *s)
+{
+    uint64_t nget = atomic_load(&s->nget);
+
+    return nget <= atomic_load(&s->nput);
 }
 
 static bool room_changed(const struct shared *s, uint64_t head)
@@ -679,9 +724,13 @@ static void biased_leave(struct side *sd, uint32_t o)
 
 /* Whether the slot's thread is surely dead.  Its ids are looked up only in
  * its own PID and time namespaces, through a /proc that is this thread's;
- * where /proc cannot tell, it lives. */
+ * where /proc cannot tell, it lives.  A slot with ids no thread can have,
+ * or this thread's ids but not its token, is a peer's scribble: no one's,
+ * so dead (ids are read once: what is checked is what is looked up). */
 static bool slot_dead(const struct slot *sl)
 {
+    pid_t pid = __atomic_load_n(&sl->pid, __ATOMIC_RELAXED);
+    pid_t tid = __atomic_load_n(&sl->tid, __ATOMIC_RELAXED);
     uint64_t start;
 
     thread_token(); /* my_ns, my_tns, my_start */
@@ -690,8 +739,21 @@ static bool slot_dead(const struct slot *sl)
     if (my_start == 0 || sl->ns == 0 || sl->ns != my_ns ||
         sl->tns != my_tns)
         return false;
-    start = start_time(sl->pid, sl->tid);
-    return start != START_UNKNOWN && start != sl->start;
+    if (pid <= 0 || pid > PID_LIMIT || tid <= 0 || tid > PID_LIMIT)
+        return true;
+    if (pid == my_pid && tid == my_tid)
+        return atomic_load(&sl->token) != my_token;
+    start = start_time(pid, tid);
+    return start != START_UNKNOWN &&
+           start != __atomic_load_n(&sl->start, __ATOMIC_RELAXED);
+}
+
+/* A side's owner (or last owner) as the header says it: the slot + 1, or 0
+ * for none, which is also what a number that names no slot is taken for
+ * (the slot index is checked before any use). */
+static uint32_t slot_index(uint32_t o)
+{
+    return o <= SLOTS ? o : 0;
 }
 
 #ifdef MP_TEST_HOOKS
@@ -707,9 +769,16 @@ static int bias_revoke(struct shared *s, struct side *sd, uint32_t o,
                        double deadline)
 {
     struct slot *sl = &sd->slot[o - 1];
+    uint32_t busy;
 
     COUNT_REVOKE();
     atomic_store(&sd->owner, 0);
+    if (my_token != 0 && atomic_load(&sl->token) == my_token) {
+        /* This thread's own slot: it is not inside (it is here), so a
+         * raised busy is a scribble, which it would wait for forever. */
+        atomic_store(&sl->busy, 0);
+        return 0;
+    }
     for (int tries = 0;
          membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0; tries++) {
         /* ENOMEM and EINTR pass: try again.  Only a process that could
@@ -730,11 +799,12 @@ static int bias_revoke(struct shared *s, struct side *sd, uint32_t o,
      * The caller's deadline bounds the wait: a live owner may stay inside
      * for long (a big copy, a stopped process). */
     double check = OWNER_CHECK, next_check = 0;
-    for (int i = 0; atomic_load_explicit(&sl->busy, memory_order_acquire);
-         i++) {
+    for (int i = 0;
+         (busy = atomic_load_explicit(&sl->busy, memory_order_acquire)) != 0;) {
         double now;
 
         if (i < SPIN) {
+            i++;
             cpu_relax();
             continue;
         }
@@ -758,11 +828,112 @@ static int bias_revoke(struct shared *s, struct side *sd, uint32_t o,
             check = check * 2 < RECHECK ? check * 2 : RECHECK;
             next_check = now + check;
         }
-        futex_wait(&sl->busy, 1, next_check < deadline ? next_check
-                                                        : deadline);
+        /* The value seen, not 1: a busy a peer set to anything else would
+         * make the wait return at once, a spin until the deadline. */
+        futex_wait(&sl->busy, busy, next_check < deadline ? next_check
+                                                           : deadline);
     }
     return 0;
 }
+
+/*
+ * A side's mutex is glibc's robust mutex, in the page every process may
+ * write, and glibc trusts what it finds there: the kind chooses how to lock
+ * and unlock (a priority-protected kind fails an assertion, an elided one
+ * runs XEND outside a transaction: SIGABRT, SIGILL), and while the mutex
+ * is held, its links in the holder's list of robust mutexes are what the
+ * unlock follows to write.  So before a lock the kind is checked against
+ * that of a mutex this process made alike; the holder keeps a copy of the
+ * mutex as its lock left it, in its own memory, and before the unlock puts
+ * every field but the lock word back, and makes the lock word name itself
+ * again (the waiters bit set: a waiter may have set it meanwhile, and a
+ * wake-up too many is harmless).  A peer that writes the mutex at the very
+ * instant glibc reads it is beyond what a check can catch.  Other C
+ * libraries lay the mutex out otherwise, and get none of this.
+ */
+static int init_mutex(pthread_mutex_t *m);
+
+#ifdef __GLIBC__
+static pthread_once_t kind_once = PTHREAD_ONCE_INIT;
+static int good_kind = -1;
+
+/* The mutexes this thread holds (both sides of a queue, at most: grow()),
+ * as their locks left them. */
+static _Thread_local struct held_copy {
+    pthread_mutex_t *m;
+    pthread_mutex_t copy;
+} held_copy[2];
+
+static void kind_init(void)
+{
+    pthread_mutex_t m;
+
+    if (init_mutex(&m) == 0) {
+        good_kind = m.__data.__kind;
+        pthread_mutex_destroy(&m);
+    }
+}
+
+/* Before a lock: 0, or MP_EQCORRUPT for a kind this queue does not use. */
+static int mutex_check(pthread_mutex_t *m)
+{
+    pthread_once(&kind_once, kind_init);
+    return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == good_kind
+               ? 0 : MP_EQCORRUPT;
+}
+
+/* After a lock (and after pthread_mutex_consistent()). */
+static void mutex_held(pthread_mutex_t *m)
+{
+    struct held_copy *h = held_copy[0].m == m || held_copy[0].m == NULL
+                              ? &held_copy[0] : &held_copy[1];
+
+    h->m = m;
+    memcpy(&h->copy, m, sizeof(*m));
+}
+
+static void mutex_unlock(pthread_mutex_t *m)
+{
+    struct held_copy *h = held_copy[0].m == m   ? &held_copy[0]
+                          : held_copy[1].m == m ? &held_copy[1] : NULL;
+
+    if (h != NULL) {
+        unsigned char *p = (unsigned char *)m;
+        const unsigned char *c = (const unsigned char *)&h->copy;
+        size_t lk = offsetof(pthread_mutex_t, __data.__lock);
+        size_t rest = lk + sizeof(m->__data.__lock);
+        int *w = &m->__data.__lock;
+
+        /* Written only where it differs: nothing, unless a peer wrote. */
+        if (memcmp(p, c, lk) != 0)
+            memcpy(p, c, lk);
+        if (memcmp(p + rest, c + rest, sizeof(*m) - rest) != 0)
+            memcpy(p + rest, c + rest, sizeof(*m) - rest);
+        if ((__atomic_load_n(w, __ATOMIC_RELAXED) & FUTEX_TID_MASK) !=
+            (h->copy.__data.__lock & FUTEX_TID_MASK))
+            __atomic_store_n(w, (h->copy.__data.__lock & FUTEX_TID_MASK) |
+                                    (int)FUTEX_WAITERS, __ATOMIC_RELAXED);
+        h->m = NULL;
+    }
+    pthread_mutex_unlock(m);
+}
+#else
+static int mutex_check(pthread_mutex_t *m)
+{
+    (void)m;
+    return 0;
+}
+
+static void mutex_held(pthread_mutex_t *m)
+{
+    (void)m;
+}
+
+static void mutex_unlock(pthread_mutex_t *m)
+{
+    pthread_mutex_unlock(m);
+}
+#endif
 
 /* What a holder of the mutex may leave owed to the next one. */
 enum {
@@ -786,20 +957,21 @@ static int take_over(struct shared *s, struct side *sd, int r,
 
     if (r == EOWNERDEAD) {
         if ((r = pthread_mutex_consistent(&sd->m)) != 0) {
-            pthread_mutex_unlock(&sd->m);
+            mutex_unlock(&sd->m);
             return r;
         }
+        mutex_held(&sd->m); /* its owner changed */
         sd->pending |= PENDING_REVOKE | PENDING_REPAIR;
     }
     if (r != 0)
         return r;
-    o = atomic_load_explicit(&sd->owner, memory_order_relaxed);
+    o = slot_index(atomic_load_explicit(&sd->owner, memory_order_relaxed));
     if (o == 0 && (sd->pending & PENDING_REVOKE))
-        o = sd->last;
+        o = slot_index(sd->last);
     if (o != 0) { /* first: an owner may still be inside */
         if (bias_revoke(s, sd, o, deadline) < 0) {
             sd->pending |= PENDING_REVOKE;
-            pthread_mutex_unlock(&sd->m);
+            mutex_unlock(&sd->m);
             return ETIMEDOUT;
         }
     }
@@ -847,17 +1019,28 @@ static int mutex_lock_until(pthread_mutex_t *m, double deadline)
 __attribute__((noinline)) static int side_lock_slow(struct shared *s, struct side *sd,
                                                   double deadline)
 {
-    int r = pthread_mutex_trylock(&sd->m);
-    bool contended = r == EBUSY;
+    int r = mutex_check(&sd->m);
+    bool contended;
 
+    if (r < 0)
+        return r;
+    r = pthread_mutex_trylock(&sd->m);
+    contended = r == EBUSY;
     if (deadline < 0) /* -t: t seconds from now, looked up only here */
         deadline = mp__now() - deadline;
     if (contended)
         r = mutex_lock_until(&sd->m, deadline);
     if (r == ETIMEDOUT)
         return -ETIMEDOUT;
+    if (r != 0 && r != EOWNERDEAD) /* as made, it gives no other error */
+        return MP_EQCORRUPT;
+    mutex_held(&sd->m);
     if ((r = take_over(s, sd, r, deadline)) != 0)
-        return -r;
+        return r == ETIMEDOUT ? -r : MP_EQCORRUPT;
+#ifdef MP_TEST_HOOKS
+    if (mp__queue_locked_hook != NULL)
+        mp__queue_locked_hook();
+#endif
     if (!contended && s->mb &&
         atomic_load_explicit(&proc_mb, memory_order_relaxed) > 0) {
         uint64_t me = thread_token();
@@ -877,7 +1060,9 @@ static int side_lock(struct shared *s, struct side *sd, double deadline)
 {
     uint32_t o = atomic_load_explicit(&sd->owner, memory_order_relaxed);
 
-    if (o != 0 && my_token != 0 &&
+    /* o - 1 wraps for 0: one comparison bounds the index a peer may have
+     * written (the look again below is at the same o). */
+    if (my_token != 0 && o - 1 < SLOTS &&
         atomic_load_explicit(&sd->slot[o - 1].token, memory_order_relaxed) ==
             my_token) {
         FAULT_PREEMPTED();
@@ -937,34 +1122,39 @@ static void side_unlock(struct side *sd, int held)
             atomic_store_explicit(&sd->owner, o, memory_order_release);
         }
     }
-    pthread_mutex_unlock(&sd->m);
+    mutex_unlock(&sd->m);
 }
 
 /* Takes and drops each side that is free or held by the dead: the taking
  * repairs; a mutex a live process holds is left alone, and so is a bias
  * whose owner is alive or not inside (a waiter must not wait for a live
  * owner: it has a deadline, and the owner may be stopped). */
-static void repair_dead(struct shared *s)
+static void repair_dead(struct shared *s, double deadline)
 {
     struct side *sides[] = { &s->w, &s->r };
 
     for (int i = 0; i < 2; i++) {
         struct side *sd = sides[i];
-        int r = pthread_mutex_trylock(&sd->m);
+        int r = mutex_check(&sd->m) < 0 ? EINVAL
+                                        : pthread_mutex_trylock(&sd->m);
         uint32_t o;
 
+        if (r == 0 || r == EOWNERDEAD)
+            mutex_held(&sd->m);
         if (r == EOWNERDEAD || (r == 0 && sd->pending != 0)) {
             /* A death, or a revocation or repair a holder left owed: a
              * live owner still inside keeps it owed. */
             r = take_over(s, sd, r, 0);
         } else if (r == 0 &&
-                   (o = atomic_load(&sd->owner)) != 0 &&
+                   (o = slot_index(atomic_load(&sd->owner))) != 0 &&
                    atomic_load(&sd->slot[o - 1].busy) &&
                    slot_dead(&sd->slot[o - 1])) {
-            (void)bias_revoke(s, sd, o, INFINITY); /* it is dead */
+            /* It is dead; but a peer may change the slot meanwhile, so the
+             * waiter's deadline still bounds the wait. */
+            (void)bias_revoke(s, sd, o, deadline);
         }
         if (r == 0)
-            pthread_mutex_unlock(&sd->m);
+            mutex_unlock(&sd->m);
     }
 }
 
@@ -990,7 +1180,7 @@ int mp__queue_biased(mp_queue *q, int producers)
 int mp__queue_biased_inside(mp_queue *q, int producers)
 {
     struct side *sd = producers ? &q->s->w : &q->s->r;
-    uint32_t o = atomic_load(&sd->owner);
+    uint32_t o = slot_index(atomic_load(&sd->owner));
 
     return o != 0 && atomic_load(&sd->slot[o - 1].busy) != 0;
 }
@@ -998,7 +1188,59 @@ int mp__queue_biased_inside(mp_queue *q, int producers)
 /* Tests: the ring's capacity now, in bytes. */
 unsigned long long mp__queue_capacity(mp_queue *q)
 {
-    return (unsigned long long)q->s->layout[atomic_load(&q->s->gen)].cap;
+    return (unsigned long long)q->s->layout[atomic_load(&q->s->gen) & 1].cap;
+}
+
+/* Tests: the header's fields, for test_queue_hostile.c to write over. */
+#define FIELD(name, type)                                                     \
+    { #name, offsetof(struct shared, name), sizeof(((struct shared *)0)->name),\
+      type }
+#define SIDE_FIELDS(sd)                                                       \
+    FIELD(sd.m, 'm'), FIELD(sd.owner, 'u'), FIELD(sd.last, 'u'),              \
+    FIELD(sd.pending, 'u'), FIELD(sd.streak_token, 'u'),                      \
+    FIELD(sd.streak, 'u')
+#define SLOT_FIELDS(sd, i)                                                    \
+    FIELD(sd.slot[i].token, 'u'), FIELD(sd.slot[i].busy, 'u'),                \
+    FIELD(sd.slot[i].pid, 'i'), FIELD(sd.slot[i].tid, 'i'),                   \
+    FIELD(sd.slot[i].start, 'u'), FIELD(sd.slot[i].ns, 'u'),                  \
+    FIELD(sd.slot[i].tns, 'u')
+#define SLOTS_OF(sd)                                                          \
+    SLOT_FIELDS(sd, 0), SLOT_FIELDS(sd, 1), SLOT_FIELDS(sd, 2),               \
+    SLOT_FIELDS(sd, 3), SLOT_FIELDS(sd, 4), SLOT_FIELDS(sd, 5),               \
+    SLOT_FIELDS(sd, 6), SLOT_FIELDS(sd, 7), SLOT_FIELDS(sd, 8),               \
+    SLOT_FIELDS(sd, 9), SLOT_FIELDS(sd, 10), SLOT_FIELDS(sd, 11),             \
+    SLOT_FIELDS(sd, 12), SLOT_FIELDS(sd, 13), SLOT_FIELDS(sd, 14),            \
+    SLOT_FIELDS(sd, 15)
+_Static_assert(SLOTS == 16, "SLOTS_OF() names every slot");
+
+static const struct mp__queue_field fields[] = {
+    FIELD(magic, 'u'), FIELD(version, 'u'), FIELD(kind, 'u'),
+    FIELD(maxsize, 'u'), FIELD(max_cap, 'u'),
+    FIELD(gen, 'u'), FIELD(mb, 'u'),
+    FIELD(layout[0].cap, 'u'), FIELD(layout[0].base, 'u'),
+    FIELD(layout[1].cap, 'u'), FIELD(layout[1].base, 'u'),
+    SIDE_FIELDS(w), FIELD(nput, 'u'), FIELD(pending_tail, 'u'),
+    FIELD(pending_nput, 'u'), FIELD(head_cache, 'u'), FIELD(head_seen, 'u'),
+    FIELD(head_seen_at, 'd'), FIELD(tail, 'u'),
+    SIDE_FIELDS(r), FIELD(nget, 'u'), FIELD(pending_head, 'u'),
+    FIELD(pending_nget, 'u'), FIELD(tail_cache, 'u'), FIELD(head, 'u'),
+    FIELD(ndone, 'u'),
+    FIELD(data_wait, 'u'), FIELD(room_wait, 'u'), FIELD(done_wait, 'u'),
+    FIELD(ring_wait, 'u'), FIELD(ring_at, 'u'),
+    FIELD(data_seq, 'u'), FIELD(room_seq, 'u'), FIELD(done_seq, 'u'),
+    FIELD(ring_seq, 'u'),
+    SLOTS_OF(w), SLOTS_OF(r),
+};
+
+const struct mp__queue_field *mp__queue_fields(size_t *n)
+{
+    *n = ARRAY_SIZE(fields);
+    return fields;
+}
+
+void *mp__queue_header(mp_queue *q)
+{
+    return q->s;
 }
 #endif /* MP_TEST_HOOKS */
 
@@ -1020,14 +1262,57 @@ static int init_mutex(pthread_mutex_t *m)
 
 /* the ring */
 
-static const struct layout *cur_layout(const struct shared *s)
+/* Whether a ring of cap bytes can be what the queue made: a power of two
+ * between its first size and MAX_CAP. */
+static bool cap_valid(uint64_t cap)
 {
-    return &s->layout[atomic_load_explicit(&s->gen, memory_order_acquire)];
+    return cap >= INITIAL_CAP && cap <= MAX_CAP && (cap & (cap - 1)) == 0;
+}
+
+static int ensure_access(mp_queue *q, uint64_t cap);
+
+/*
+ * The layout of generation g, read from the header once and checked, into
+ * this process's copy c (with c's side held).  Checked: a ring that can be
+ * (cap_valid()), no smaller than before (rings only grow), and accessible
+ * here (ensure_access(), which checks it against the file).  Every copy
+ * through c then stays inside this process's mapping of the ring, whatever
+ * a peer writes over the header afterwards: a copy of n <= cap bytes at a
+ * place masked by cap - 1.  0, MP_EQCORRUPT, -ENOMEM.
+ */
+__attribute__((noinline)) static int layout_check(mp_queue *q,
+                                                  struct checked *c,
+                                                  uint32_t g)
+{
+    const struct layout *sl = &q->s->layout[g & 1];
+    struct layout l = { __atomic_load_n(&sl->cap, __ATOMIC_RELAXED),
+                        __atomic_load_n(&sl->base, __ATOMIC_RELAXED) };
+    int r;
+
+    if (!cap_valid(l.cap) || l.cap < cap_of(&c->l))
+        return MP_EQCORRUPT;
+    if ((r = ensure_access(q, l.cap)) < 0)
+        return r;
+    checked_set(c, g, l);
+    return 0;
+}
+
+/* With c's side held: this process's checked copy of the current layout
+ * (NULL: *r says why). */
+static inline const struct layout *cur_layout(mp_queue *q, struct checked *c,
+                                              int *r)
+{
+    uint32_t g = atomic_load_explicit(&q->s->gen, memory_order_acquire);
+
+    if (__builtin_expect(g != __atomic_load_n(&c->gen, __ATOMIC_RELAXED), 0) &&
+        (*r = layout_check(q, c, g)) < 0)
+        return NULL;
+    return &c->l;
 }
 
 static size_t phys(const struct layout *l, uint64_t pos)
 {
-    return (size_t)((pos - l->base) & (l->cap - 1));
+    return (size_t)((pos - base_of(l)) & (cap_of(l) - 1));
 }
 
 /* After ensure_access() for the layout's cap: any view will do. */
@@ -1040,7 +1325,8 @@ static void ring_write(mp_queue *q, const struct layout *l, uint64_t pos,
                        const void *src, size_t n)
 {
     unsigned char *ring = ring_of(q);
-    size_t at = phys(l, pos), first = l->cap - at;
+    uint64_t cap = cap_of(l); /* once: what bounds at is what bounds first */
+    size_t at = (size_t)((pos - base_of(l)) & (cap - 1)), first = cap - at;
 
     if (n <= first) {
         memcpy(ring + at, src, n);
@@ -1054,7 +1340,8 @@ static void ring_read(const mp_queue *q, const struct layout *l, uint64_t pos,
                       void *dst, size_t n)
 {
     unsigned char *ring = ring_of(q);
-    size_t at = phys(l, pos), first = l->cap - at;
+    uint64_t cap = cap_of(l); /* once: what bounds at is what bounds first */
+    size_t at = (size_t)((pos - base_of(l)) & (cap - 1)), first = cap - at;
 
     if (n <= first) {
         memcpy(dst, ring + at, n);
@@ -1064,20 +1351,42 @@ static void ring_read(const mp_queue *q, const struct layout *l, uint64_t pos,
     }
 }
 
+#ifdef MP_TEST_HOOKS
+/* Tests: the ring's byte at a position. */
+unsigned char *mp__queue_ring_at(mp_queue *q, unsigned long long pos)
+{
+    const struct layout *l = &q->s->layout[atomic_load(&q->s->gen) & 1];
+
+    return ring_of(q) + phys(l, pos);
+}
+#endif
+
 static uint64_t rec_size(uint64_t n)
 {
     return 8 + ((n + 7) & ~(uint64_t)7);
 }
 
+/* The memfd's size: what is truly there to map (sealed against
+ * shrinking: see queue_create()). */
+static int file_size(const mp_queue *q, uint64_t *size)
+{
+    struct stat st;
+
+    if (fstat(mp_conn_fileno(q->handle), &st) < 0)
+        return -errno;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
 static int ensure_file(mp_queue *q, uint64_t cap)
 {
-    uint64_t want = HDR_SIZE + cap;
+    uint64_t size = 0;
+    int r;
 
-    if (atomic_load(&q->s->file_size) >= want)
-        return 0;
-    if (ftruncate(mp_conn_fileno(q->handle), (off_t)want) < 0)
+    if ((r = file_size(q, &size)) < 0 || size >= HDR_SIZE + cap)
+        return r;
+    if (ftruncate(mp_conn_fileno(q->handle), (off_t)(HDR_SIZE + cap)) < 0)
         return -errno;
-    atomic_store(&q->s->file_size, want);
     return 0;
 }
 
@@ -1160,11 +1469,21 @@ static void *map_view(int fd, uint64_t need, uint64_t *len)
 static int view_grow(mp_queue *q, uint64_t cap)
 {
     unsigned char *ring = atomic_load(&q->ring), *nring;
-    uint64_t acc = atomic_load(&q->access), len;
+    uint64_t acc = atomic_load(&q->access), len, size = 0;
     void *m;
+    int r;
 
     if (acc >= cap) /* another thread did it */
         return 0;
+    /* cap comes from the header: opening up more than the file holds would
+     * make an access fault (SIGBUS), and a cap that is no ring's would map
+     * or open up memory for nothing. */
+    if (!cap_valid(cap))
+        return MP_EQCORRUPT;
+    if ((r = file_size(q, &size)) < 0)
+        return r;
+    if (size < HDR_SIZE + cap)
+        return MP_EQCORRUPT;
     if (cap <= q->view_len) {
         if (mprotect(ring, cap, PROT_READ | PROT_WRITE) < 0)
             return -errno;
@@ -1178,7 +1497,7 @@ static int view_grow(mp_queue *q, uint64_t cap)
         return -errno;
     nring = (unsigned char *)m + HDR_SIZE;
     if (mprotect(nring, cap, PROT_READ | PROT_WRITE) < 0) {
-        int r = -errno;
+        r = -errno;
         munmap(m, HDR_SIZE + len);
         return r;
     }
@@ -1194,7 +1513,9 @@ static int view_grow(mp_queue *q, uint64_t cap)
 }
 
 /* Makes the first cap bytes of the ring accessible in this process: -ENOMEM
- * if it has no room left for them. */
+ * if it has no room left for them, MP_EQCORRUPT if no ring has that size.
+ * Once it returns 0, the caller may read and write anywhere in the first
+ * cap bytes: which is how every cap read from the header is bounded. */
 static int ensure_access(mp_queue *q, uint64_t cap)
 {
     int r;
@@ -1240,25 +1561,29 @@ static void unmap_views(mp_queue *q)
 }
 
 /*
- * With the producers' side held: makes the ring big enough for `need` more
- * bytes.  When it holds records, takes the consumers' side as well, copies
- * them to [cap, cap + used) of the new layout (a part of the file the old
- * one never used), then switches.
- * 1: done; 0: the ring may not grow (wait for room); < 0: error.
+ * With the producers' side held and `tail` its tail: makes the ring big
+ * enough for `need` more bytes.  When it holds records, takes the
+ * consumers' side as well, copies them to [cap, cap + used) of the new
+ * layout (a part of the file the old one never used), then switches.
+ * 1: done (q->w is the new layout); 0: the ring may not grow (wait for
+ * room); < 0: error (MP_EQCORRUPT: positions a peer wrote over).
  */
-static int grow(mp_queue *q, uint64_t need, double deadline)
+static int grow(mp_queue *q, uint64_t tail, uint64_t need, double deadline)
 {
     struct shared *s = q->s;
-    uint32_t g = atomic_load(&s->gen);
-    struct layout old = s->layout[g], nl;
+    /* Checked: see layout_check(). */
+    struct layout old = { cap_of(&q->w.l), base_of(&q->w.l) }, nl;
+    uint32_t g = __atomic_load_n(&q->w.gen, __ATOMIC_RELAXED);
     uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
-    uint64_t tail = atomic_load(&s->tail), used = tail - head;
+    uint64_t used = tail - head;
     int r, held;
 
+    if (used > old.cap) /* else the copy would run on */
+        return MP_EQCORRUPT;
     nl.cap = old.cap * 2;
     while (nl.cap < used + need)
         nl.cap *= 2;
-    if (nl.cap > s->max_cap)
+    if (nl.cap > MAX_CAP)
         return 0;
     if ((r = ensure_file(q, nl.cap)) < 0 ||
         (r = ensure_access(q, nl.cap)) < 0)
@@ -1268,14 +1593,19 @@ static int grow(mp_queue *q, uint64_t need, double deadline)
     if (used == 0) {
         /* Nobody reads an empty ring: no copy, no consumers' side. */
         nl.base = head;
-        s->layout[!g] = nl;
-        atomic_store_explicit(&s->gen, !g, memory_order_release);
+        s->layout[(g + 1) & 1] = nl;
+        atomic_store_explicit(&s->gen, g + 1, memory_order_release);
+        checked_set(&q->w, g + 1, nl);
         return 1;
     }
     if ((held = side_lock(s, &s->r, deadline)) < 0)
         return held;
     head = atomic_load(&s->head); /* stable now */
     used = tail - head;
+    if (used > old.cap) {
+        side_unlock(&s->r, held);
+        return MP_EQCORRUPT;
+    }
     nl.base = head - old.cap;
     for (uint64_t done = 0; done < used;) {
         size_t at = phys(&old, head + done), n = old.cap - at;
@@ -1285,8 +1615,10 @@ static int grow(mp_queue *q, uint64_t need, double deadline)
         memcpy(ring_of(q) + phys(&nl, head + done), ring_of(q) + at, n);
         done += n;
     }
-    s->layout[!g] = nl;
-    atomic_store_explicit(&s->gen, !g, memory_order_release);
+    s->layout[(g + 1) & 1] = nl;
+    atomic_store_explicit(&s->gen, g + 1, memory_order_release);
+    checked_set(&q->w, g + 1, nl);
+    checked_set(&q->r, g + 1, nl); /* both sides held */
     drop_old_views(q);
     side_unlock(&s->r, held);
     return 1;
@@ -1365,7 +1697,11 @@ static int queue_create(mp_queue **out, enum qkind kind, int maxsize)
     q->kind = kind;
     q->first_pause = 1;
     q->last_rec = 8;
-    if ((fd = memfd_create("libmp-queue", MFD_CLOEXEC)) < 0) {
+    /* Sealed against shrinking (and further seals): a mapped page whose
+     * file was cut short faults with SIGBUS, and anyone holding the memfd
+     * could cut it; checks against its size (view_grow()) then hold. */
+    if ((fd = memfd_create("libmp-queue", MFD_CLOEXEC | MFD_ALLOW_SEALING))
+        < 0) {
         r = -errno;
         free(q);
         return r;
@@ -1376,6 +1712,7 @@ static int queue_create(mp_queue **out, enum qkind kind, int maxsize)
         return -ENOMEM;
     }
     if (ftruncate(fd, HDR_SIZE + INITIAL_CAP) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) < 0 ||
         (r = map_queue(q, fd)) < 0) {
         r = r < 0 ? r : -errno;
         goto fail;
@@ -1383,11 +1720,12 @@ static int queue_create(mp_queue **out, enum qkind kind, int maxsize)
     s = q->s;
     s->version = QVERSION;
     s->kind = kind;
-    s->maxsize = maxsize > 0 ? maxsize : 0;
+    s->maxsize = q->maxsize = maxsize > 0 ? maxsize : 0;
     s->max_cap = MAX_CAP;
-    atomic_store(&s->file_size, HDR_SIZE + INITIAL_CAP);
     s->layout[0].cap = INITIAL_CAP;
-    if ((r = init_mutex(&s->w.m)) < 0 || (r = init_mutex(&s->r.m)) < 0)
+    q->w = q->r = (struct checked){ 0, s->layout[0] };
+    if ((r = ensure_access(q, INITIAL_CAP)) < 0 ||
+        (r = init_mutex(&s->w.m)) < 0 || (r = init_mutex(&s->r.m)) < 0)
         goto fail;
     proc_ready();
     s->mb = atomic_load(&proc_mb) > 0;
@@ -1429,6 +1767,7 @@ static mp_queue *queue_attach(mp_conn *handle)
 {
     mp_queue *q = calloc(1, sizeof(*q));
     struct stat st;
+    uint32_t kind;
     int fd = mp_conn_fileno(handle);
 
     if (q == NULL)
@@ -1438,13 +1777,25 @@ static mp_queue *queue_attach(mp_conn *handle)
     q->first_pause = 1;
     q->last_rec = 8;
     if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < HDR_SIZE ||
+        fcntl(fd, F_GET_SEALS) != (F_SEAL_SHRINK | F_SEAL_SEAL) ||
         map_queue(q, fd) < 0)
         goto fail;
+    /* What the header says once, checked once, kept in this process. */
+    kind = q->s->kind;
+    q->maxsize = q->s->maxsize;
     if (atomic_load(&q->s->magic) != QMAGIC ||
-        q->s->version != QVERSION || q->s->kind > Q_SIMPLE ||
-        q->s->max_cap != MAX_CAP)
+        q->s->version != QVERSION || kind > Q_SIMPLE ||
+        q->s->max_cap != MAX_CAP || q->maxsize < 0 || q->maxsize > INT_MAX)
         goto fail;
-    q->kind = (enum qkind)q->s->kind;
+    q->kind = (enum qkind)kind;
+    /* A layout that is safe, for a generation that is not the current
+     * one and that the ring cannot reach by growing (it doubles at most 14
+     * times): the first put or get checks the current one (see
+     * layout_check()). */
+    if (ensure_access(q, INITIAL_CAP) < 0)
+        goto fail;
+    q->w = q->r = (struct checked){ atomic_load(&q->s->gen) - 1,
+                                    { INITIAL_CAP, 0 } };
     proc_ready();
     return q;
 fail:
@@ -1541,7 +1892,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
                  double timeout)
 {
     struct shared *s;
-    uint64_t rec, tail, nput;
+    uint64_t rec, tail, nput, used, cap;
     const struct layout *l;
     double deadline, lock_deadline, first_wait = 0, until;
     int r, held;
@@ -1566,44 +1917,55 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
             return held == -ETIMEDOUT ? MP_EFULL : held;
         tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
         nput = atomic_load_explicit(&s->nput, memory_order_relaxed);
-        if (s->maxsize > 0 && !has_room(s, 0)) {
+        if (q->maxsize > 0 && !has_room(s, (uint64_t)q->maxsize)) {
             side_unlock(&s->w, held);
-            if (deadline == 0 || wait_until(s, has_room, 0, &s->room_wait,
-                                            &s->room_seq, deadline, 1) < 0)
+            if (!counts_sane(s))
+                return MP_EQCORRUPT; /* else it would wait for nothing */
+            if (deadline == 0 ||
+                wait_until(s, has_room, (uint64_t)q->maxsize, &s->room_wait,
+                           &s->room_seq, deadline, 1) < 0)
                 return MP_EFULL;
             continue;
         }
-        l = cur_layout(s);
-        if ((r = ensure_access(q, l->cap)) < 0) {
+        /* The copy below stays inside the ring whatever the header says:
+         * l is checked (cur_layout()), and rec <= cap - used with
+         * used <= cap. */
+        if ((l = cur_layout(q, &q->w, &r)) == NULL) {
             side_unlock(&s->w, held);
             return r;
         }
-        if (l->cap - (tail - s->head_cache) < rec) {
-            s->head_cache = atomic_load_explicit(&s->head,
+        cap = cap_of(l);
+        used = tail - s->head_cache;
+        if (cap - used < rec || used > cap) {
+            uint64_t head = atomic_load_explicit(&s->head,
                                                  memory_order_acquire);
-            if (l->cap - (tail - s->head_cache) < rec &&
-                put_waits_for_room(s, rec, l->cap, deadline, &first_wait,
+
+            s->head_cache = head;
+            if ((used = tail - head) > cap) { /* tail or head scribbled */
+                side_unlock(&s->w, held);
+                return MP_EQCORRUPT;
+            }
+            if (cap - used < rec &&
+                put_waits_for_room(s, rec, cap, deadline, &first_wait,
                                    &until)) {
                 /* Woken when a quarter of the ring is free (or there is
                  * room for the record, if it is larger): one wake-up for
                  * many gets. */
-                uint64_t free_want = rec > l->cap / 4 ? rec : l->cap / 4;
+                uint64_t free_want = rec > cap / 4 ? rec : cap / 4;
 
                 side_unlock(&s->w, held);
-                atomic_store_explicit(&s->ring_at, tail + free_want - l->cap,
+                atomic_store_explicit(&s->ring_at, tail + free_want - cap,
                                       memory_order_relaxed);
-                wait_until(s, head_reached, tail + free_want - l->cap,
+                wait_until(s, head_reached, tail + free_want - cap,
                            &s->ring_wait, &s->ring_seq, until, 1);
                 continue;
             }
-            if (l->cap - (tail - s->head_cache) < rec) {
-                if ((r = grow(q, rec, lock_deadline)) < 0) {
+            if (cap - used < rec) {
+                if ((r = grow(q, tail, rec, lock_deadline)) < 0) {
                     side_unlock(&s->w, held);
                     return r == -ETIMEDOUT ? MP_EFULL : r;
                 }
                 if (r == 0) { /* the ring may not grow: wait for a get */
-                    uint64_t head = s->head_cache;
-
                     side_unlock(&s->w, held);
                     if (deadline == 0 ||
                         wait_until(s, room_changed, head, &s->room_wait,
@@ -1611,7 +1973,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
                         return MP_EFULL;
                     continue;
                 }
-                l = cur_layout(s);
+                l = &q->w.l;
             }
         }
         {
@@ -1678,6 +2040,18 @@ struct sink {
     bool exact;
 };
 
+/* With the consumers' side held, tail_cache - head past the ring: the
+ * cache may be what a peer wrote over; tail itself decides.  Whether there
+ * is a record that fits the ring (*tail: where the records end). */
+__attribute__((noinline)) static bool tail_sane(struct shared *s,
+                                                uint64_t head, uint64_t cap,
+                                                uint64_t *tail)
+{
+    *tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+    s->tail_cache = *tail;
+    return *tail != head && *tail - head <= cap;
+}
+
 static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
 {
     struct shared *s;
@@ -1730,14 +2104,20 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
             return MP_EEMPTY;
         waited = true;
     }
-    l = cur_layout(s);
-    if ((r = ensure_access(q, l->cap)) < 0) {
+    /* Every read below stays inside the ring whatever the header says: l
+     * is checked (cur_layout()), and a record is at most
+     * tail - head <= l->cap bytes. */
+    if ((l = cur_layout(q, &q->r, &r)) == NULL) {
         side_unlock(&s->r, held);
         return r;
     }
+    if (tail - head > cap_of(l) && !tail_sane(s, head, cap_of(l), &tail)) {
+        side_unlock(&s->r, held);
+        return MP_EQCORRUPT;
+    }
     ring_read(q, l, head, &n, 8);
     if (n > MAX_MSG || rec_size(n) > tail - head) {
-        side_unlock(&s->r, held); /* cannot happen: the ring is ours */
+        side_unlock(&s->r, held); /* a peer wrote over it */
         return MP_EQCORRUPT;
     }
     if (waited)
@@ -1815,8 +2195,9 @@ int mp_queue_qsize(mp_queue *q)
         return MP_EINVAL;
     nget = atomic_load(&q->s->nget); /* first: see has_room() */
     nput = atomic_load(&q->s->nput);
-    return nput > nget ? (int)(nput - nget > INT_MAX ? INT_MAX : nput - nget)
-                       : 0;
+    if (nget > nput) /* see counts_sane() */
+        return MP_EQCORRUPT;
+    return (int)(nput - nget > INT_MAX ? INT_MAX : nput - nget);
 }
 
 int mp_queue_empty(mp_queue *q)
@@ -1838,7 +2219,9 @@ int mp_queue_full(mp_queue *q)
 {
     if (q == NULL || q->kind == Q_SIMPLE)
         return MP_EINVAL;
-    return q->s->maxsize > 0 && !has_room(q->s, 0);
+    if (q->maxsize <= 0 || has_room(q->s, (uint64_t)q->maxsize))
+        return 0;
+    return counts_sane(q->s) ? 1 : MP_EQCORRUPT;
 }
 
 int mp_queue_close(mp_queue *q)

@@ -10,11 +10,17 @@
 #error "test_hooks.h: the hooks exist only in builds with -DMP_TEST_HOOKS"
 #endif
 
+#include <stddef.h>
+
 #include "mp.h"
 
 /* queue.c: the point where this process's next put or get _exit()s, or
  * where a biased owner pauses (see FAULT in queue.c); 0: none. */
 extern int mp__queue_fault;
+/* queue.c: when set, called each time this process has taken a side's
+ * mutex (not its bias), before it uses the queue: a test makes the holder
+ * pause there. */
+extern void (*mp__queue_locked_hook)(void);
 /* queue.c: whether a side (producers: 1) has a biased owner, and whether
  * that owner is inside; the ring's capacity in bytes; revocations this
  * process made; whether it can use membarrier(2). */
@@ -29,5 +35,23 @@ int mp__queue_membarrier(void);
  * ours until libmp reaps it, after its death: a signal sent to this pid
  * before then reaches it or its zombie, never a recycled pid. */
 pid_t mp__forkserver_pid(void);
+
+/* queue.c: the header a queue's processes share, field by field, for tests
+ * that write over it (test_queue_hostile.c).  type: 'u' a count, position,
+ * flag, index or id; 'i' a pid or tid; 'd' a double; 'm' a process-shared
+ * mutex (its words). */
+struct mp__queue_field {
+    const char *name; /* as in queue.c's struct shared: "w.slot[0].pid" */
+    size_t offset, size;
+    char type;
+};
+/* Every field; *n is set to their number. */
+const struct mp__queue_field *mp__queue_fields(size_t *n);
+/* The header as this process maps it. */
+void *mp__queue_header(mp_queue *q);
+/* Where the ring's byte at position pos (a count of bytes since the queue's
+ * birth, as head and tail) is in this process, under the current layout
+ * (the ring must be accessible here: a put or get since it last grew). */
+unsigned char *mp__queue_ring_at(mp_queue *q, unsigned long long pos);
 
 #endif /* MP_TEST_HOOKS_H */
