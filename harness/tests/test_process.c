@@ -1267,21 +1267,31 @@ TEST(start_reaps_finished_children)
 }
 
 /* A child reaped by exitcode() (which, as CPython's, leaves the registry
- * alone) is dropped by the next cleanup even when no child is a zombie. */
+ * alone) is dropped by the next cleanup even when no child is a zombie,
+ * while another still runs (with none, the kernel's ECHILD would make the
+ * cleanup poll every child anyway). */
 TEST(active_children_drops_a_child_reaped_by_exitcode)
 {
-    mp_process *p = new_proc(NULL, NULL, 0), **list;
+    int gate[2];
+    mp_process *live, *p = new_proc(NULL, NULL, 0), **list;
     int code = -1;
     size_t n;
 
+    make_pipe(gate);
+    live = start_fd("block_on_fd", gate[0]);
     ASSERT_OK(mp_process_start(p));
     wait_zombie(p);
     ASSERT_EQ(1, mp_process_exitcode(p, &code));
     ASSERT_EQ(0, code);
     ASSERT_OK(mp_active_children(&list, &n));
-    ASSERT_EQ(0, n);
+    ASSERT_EQ(1, n);
+    ASSERT_TRUE(list[0] == live);
     mp_process_list_free(list, n);
+    release(gate[1], 1);
+    ASSERT_EQ(0, join_code(live));
+    mp_process_free(live);
     mp_process_free(p);
+    close(gate[0]);
 }
 
 /* A zombie libmp did not make (the program's own fork) does not hide the
