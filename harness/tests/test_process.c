@@ -1210,6 +1210,101 @@ TEST(parent_process_seen_by_a_grandchild)
     mp_process_free(p);
 }
 
+/* arg: { gate fd, report fd }: once released, says whether its parent is
+ * alive. */
+MP_TARGET(gate_then_report_parent)
+{
+    const int *fd = arg;
+    char c;
+
+    (void)len;
+    while (read(fd[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    say(fd[1], "parent_alive=%d\n", mp_process_is_alive(mp_parent_process()));
+    return 0;
+}
+
+/* arg: { gate fd, ready fd }: says "r" (it has run its start-up), then
+ * blocks until released. */
+MP_TARGET(ready_then_block_on_fd)
+{
+    const int *fd = arg;
+    char c;
+
+    (void)len;
+    say(fd[1], "r");
+    while (read(fd[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+/* arg: { watcher's gate, report fd, sibling's gate, sibling's ready fd }:
+ * starts a watcher of itself and drops its object, then starts a sibling,
+ * reports both pids and leaves without the teardown. */
+MP_TARGET(start_watcher_then_sibling)
+{
+    const int *fd = arg;
+    mp_process *w = NULL, *s = NULL;
+    pid_t wpid = 0, spid = 0;
+
+    (void)len;
+    if (mp_process_new(&w, "gate_then_report_parent", fd, 2 * sizeof(int),
+                       NULL) < 0 || mp_process_start(w) < 0)
+        return 1;
+    mp_process_pid(w, &wpid);
+    mp_process_free(w); /* the registry alone holds it now */
+    if (mp_process_new(&s, "ready_then_block_on_fd", &fd[2], 2 * sizeof(int),
+                       NULL) < 0 || mp_process_start(s) < 0)
+        return 2;
+    mp_process_pid(s, &spid);
+    say(fd[1], "%ld %ld\n", (long)wpid, (long)spid);
+    _exit(0);
+}
+
+/* A child whose object its parent dropped sees the parent end although
+ * the parent started a fork child after it: that sibling holds no copy of
+ * the child's parent watch (the pipe fallback's write end, which would
+ * keep the watch silent while the sibling lives). */
+TEST(parent_watch_beside_a_sibling_of_a_dropped_child)
+{
+    int wgate[2], sgate[2], sready[2], rep[2], wfd, sfd;
+    char buf[128];
+    long wpid, spid;
+    mp_process *p;
+
+    make_pipe(wgate);
+    make_pipe(sgate);
+    make_pipe(sready);
+    make_pipe(rep);
+    {
+        int arg[4] = { wgate[0], rep[1], sgate[0], sready[1] };
+        p = new_proc("start_watcher_then_sibling", arg, sizeof(arg));
+    }
+    ASSERT_OK(mp_process_start(p));
+    read_line(rep[0], buf, sizeof(buf));
+    ASSERT_EQ(2, sscanf(buf, "%ld %ld", &wpid, &spid));
+    wfd = pidfd_open((pid_t)wpid); /* both wait on their gates */
+    sfd = pidfd_open((pid_t)spid);
+    ASSERT_TRUE(wfd >= 0 && sfd >= 0);
+    wait_ready(sready[0]); /* the sibling has dropped what it should */
+    ASSERT_EQ(0, join_code(p)); /* gone, and with it its descriptors */
+    release(wgate[1], 1);
+    read_line(rep[0], buf, sizeof(buf));
+    release(sgate[1], 1);
+    ASSERT_TRUE(fd_readable(wfd, 10000)); /* orphans: wait for their end */
+    ASSERT_TRUE(fd_readable(sfd, 10000));
+    ASSERT_STREQ("parent_alive=0\n", buf);
+    close(wfd);
+    close(sfd);
+    for (int i = 0; i < 2; i++) {
+        close(wgate[i]);
+        close(sgate[i]);
+        close(sready[i]);
+        close(rep[i]);
+    }
+    mp_process_free(p);
+}
+
 TEST(active_children_reaps_and_lists)
 {
     int gate[2];
