@@ -26,7 +26,12 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool spawned_child;       /* a fresh program run by spawn */
 static mp_process *children;     /* CPython's _children */
 static unsigned reg_gen;         /* see struct mp_process */
-static mp_process *inherited;    /* a fork child's copy of the parent's */
+/* A fork child's copies of its ancestors' registries, the list of
+ * generation g in [g]: never read, but kept reachable, as the objects the
+ * program holds are, for a leak checker (volatile, or the compiler drops
+ * stores that nothing reads).  Past the last slot, it keeps the parent's
+ * list only. */
+static mp_process *volatile inherited[16];
 /* Every global a start() or a fork child writes is zero-initialised, so
  * that all of them share the pages of .bss: each page written after a
  * fork() costs the writer a page fault (copy-on-write), in the parent and
@@ -1438,8 +1443,10 @@ void mp__child_init(mp_process *self, int parent_fd)
      * process ends. */
     if (!mp__use_pidfd()) /* else no object has a parent_w: no visit */
         drop_parent_watches(children);
+    inherited[reg_gen < ARRAY_SIZE(inherited) ? reg_gen
+                                              : ARRAY_SIZE(inherited) - 1] =
+        children;
     reg_gen++;
-    inherited = children;
     children = NULL;
     counted = 0;
     exiting = false;

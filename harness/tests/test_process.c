@@ -1305,6 +1305,51 @@ TEST(parent_watch_beside_a_sibling_of_a_dropped_child)
     mp_process_free(p);
 }
 
+/* Starts a child and says its exit code. */
+MP_TARGET(start_and_report_code)
+{
+    mp_process *g = NULL;
+    int code = -1000;
+
+    if (mp_process_new(&g, "nothing", NULL, 0, NULL) < 0 ||
+        mp_process_start(g) < 0 || mp_process_join(g, MP_FOREVER) < 0)
+        return 1;
+    mp_process_exitcode(g, &code);
+    say(arg_fd(arg, len), "%d\n", code);
+    mp_process_free(g);
+    return 0;
+}
+
+/* The copies of a grandparent's children that a child and a grandchild
+ * inherit stay reachable there: under make valgrind, memory lost would
+ * turn the exit code of either into 99. */
+TEST(grandchild_inherits_its_grandparents_children_reachable)
+{
+    int gate[2], fds[2];
+    char buf[32];
+    mp_process *dropped, *p, **list;
+    size_t n;
+
+    make_pipe(gate);
+    make_pipe(fds);
+    dropped = start_fd("block_on_fd", gate[0]);
+    mp_process_free(dropped); /* the registry alone holds it */
+    p = start_fd("start_and_report_code", fds[1]);
+    ASSERT_EQ(0, join_code(p));
+    read_line(fds[0], buf, sizeof(buf));
+    ASSERT_STREQ("0\n", buf);
+    release(gate[1], 1);
+    ASSERT_OK(mp_active_children(&list, &n));
+    for (size_t i = 0; i < n; i++)
+        ASSERT_OK(mp_process_join(list[i], MP_FOREVER));
+    mp_process_list_free(list, n);
+    mp_process_free(p);
+    for (int i = 0; i < 2; i++) {
+        close(gate[i]);
+        close(fds[i]);
+    }
+}
+
 TEST(active_children_reaps_and_lists)
 {
     int gate[2];
