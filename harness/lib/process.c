@@ -26,7 +26,12 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool spawned_child;       /* a fresh program run by spawn */
 static mp_process *children;     /* CPython's _children */
 static unsigned reg_gen;         /* see struct mp_process */
-static mp_process *inherited;    /* a fork child's copy of the parent's */
+/* A fork child's copies of its ancestors' registries, the list of
+ * generation g in [g]: never read, but kept reachable, as the objects the
+ * program holds are, for a leak checker (volatile, or the compiler drops
+ * stores that nothing reads).  Past the last slot, it keeps the parent's
+ * list only. */
+static mp_process *volatile inherited[16];
 /* Every global a start() or a fork child writes is zero-initialised, so
  * that all of them share the pages of .bss: each page written after a
  * fork() costs the writer a page fault (copy-on-write), in the parent and
@@ -1396,6 +1401,30 @@ static void sigint_child(void)
 
 /* the child's side */
 
+/* Without pidfds a child watches its parent through a pipe whose write
+ * end the parent holds (parent_w): a fork child keeping its siblings'
+ * copies would keep them from seeing the parent end while it lives.  The
+ * copies of the objects only the registry holds (the program dropped
+ * them) are closed, as releasing the registry's reference closed them
+ * once; the ones the program holds are kept, as CPython's are (replacing
+ * them all would cost a system call per sibling in every fork child).
+ * /dev/null takes each one's place, so that the number stays taken and
+ * no sibling's page is written. */
+static void drop_parent_watches(const mp_process *list)
+{
+    int null = -1;
+
+    for (const mp_process *p = list; p != NULL; p = p->next) {
+        if (p->parent_w < 0 ||
+            __atomic_load_n(&p->refs, __ATOMIC_RELAXED) > 1)
+            continue;
+        if (null < 0 && (null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+            break; /* out of descriptors: the copies stay as CPython's */
+        dup3(null, p->parent_w, O_CLOEXEC);
+    }
+    mp__fd_close(null);
+}
+
 void mp__child_init(mp_process *self, int parent_fd)
 {
     mp_process *old_parent = parent;
@@ -1409,10 +1438,15 @@ void mp__child_init(mp_process *self, int parent_fd)
      * unlinks them all at once: visiting each would make every child's
      * start cost a cache miss, and writing to each a copied page, per
      * sibling.  The ones only the registry held stay allocated (reachable
-     * from `inherited`) with their descriptors, as the ones the program
-     * holds do, until this process ends. */
+     * from `inherited`) with their descriptors (but the pipe fallback's
+     * parent watches), as the ones the program holds do, until this
+     * process ends. */
+    if (!mp__use_pidfd()) /* else no object has a parent_w: no visit */
+        drop_parent_watches(children);
+    inherited[reg_gen < ARRAY_SIZE(inherited) ? reg_gen
+                                              : ARRAY_SIZE(inherited) - 1] =
+        children;
     reg_gen++;
-    inherited = children;
     children = NULL;
     counted = 0;
     exiting = false;
