@@ -1782,6 +1782,13 @@ TEST(a_ring_nobody_drains_grows_at_once)
 #define UNDER_ASAN 1
 #endif
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
 
 enum { BIG_MSG = 4 << 20, BIG_COUNT = 40 }; /* 160 MiB of backlog */
 
@@ -1904,6 +1911,10 @@ TEST(queues_work_under_an_address_space_limit)
 
 #ifdef UNDER_ASAN
     check_skip("ASan reserves terabytes of shadow memory");
+#endif
+#ifdef UNDER_TSAN
+    check_skip("TSan re-executes a process whose address space is limited, "
+               "lifting the limit this test sets");
 #endif
     if (preload != NULL && strstr(preload, "vgpreload") != NULL)
         check_skip("valgrind's own memory counts against the limit");
