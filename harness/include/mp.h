@@ -1045,7 +1045,8 @@ mp_conn *mp_child_conn(size_t i);
  * connection.wait(objects, timeout) on descriptors: connections'
  * (mp_conn_fileno) and processes' sentinels (mp_process_sentinel).  Sleeps
  * until one is ready or the timeout ends; sets ready[i] and returns how many
- * are ready (0: timed out).  -EBADF for a closed descriptor.  With n = 0
+ * are ready (0: timed out).  A connection's descriptor is ready, too, while
+ * the connection holds bytes a receive read ahead of the next message.  -EBADF for a closed descriptor.  With n = 0
  * (fds and ready may then be NULL) it sleeps out the timeout and returns 0,
  * as CPython's wait([], timeout) returns [] (MP_FOREVER: for ever).
  */

@@ -51,7 +51,89 @@ struct mp_conn {
      * them): the next receive takes it, so the stream stays in step. */
     bool has_len;
     size_t len;
+    bool pending; /* listed in pending_fds: see note_pending() */
 };
+
+/*
+ * The descriptors of connections holding a message, or part of one, that
+ * a read took from the descriptor ahead of its receive (the read for one
+ * message reaches as far as the previous message's length).  poll() cannot
+ * see those bytes, so mp_wait(), which CPython's wait() is and which is
+ * given descriptors, not connections, looks here first: otherwise it would
+ * sleep, or hang, beside a message already read.  A connection enters the
+ * list when a receive leaves bytes behind, and leaves it when they are
+ * taken or it closes: rarely, so a locked list is enough.
+ */
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static int *pending_fds;
+static size_t npending_cap;
+static _Atomic size_t npending;
+
+static void pending_prepare(void) { pthread_mutex_lock(&pending_lock); }
+static void pending_release(void) { pthread_mutex_unlock(&pending_lock); }
+
+__attribute__((constructor)) static void pending_init(void)
+{
+    pthread_atfork(pending_prepare, pending_release, pending_release);
+}
+
+static void pending_change(mp_conn *c, bool now)
+{
+    size_t n;
+
+    pthread_mutex_lock(&pending_lock);
+    n = atomic_load_explicit(&npending, memory_order_relaxed);
+    if (now) {
+        if (n == npending_cap) {
+            size_t cap = npending_cap ? 2 * npending_cap : 8;
+            int *grown = realloc(pending_fds, cap * sizeof(*grown));
+            if (grown == NULL) { /* unlisted: a wait may then sleep */
+                pthread_mutex_unlock(&pending_lock);
+                return;
+            }
+            pending_fds = grown;
+            npending_cap = cap;
+        }
+        pending_fds[n++] = c->fd;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (pending_fds[i] == c->fd) {
+                pending_fds[i] = pending_fds[--n];
+                break;
+            }
+        if (n == 0) { /* nothing held for good while nothing is listed */
+            free(pending_fds);
+            pending_fds = NULL;
+            npending_cap = 0;
+        }
+    }
+    atomic_store_explicit(&npending, n, memory_order_release);
+    c->pending = now;
+    pthread_mutex_unlock(&pending_lock);
+}
+
+/* Brings c's entry in pending_fds up to date: a test a receive, the lock
+ * only on a change.  A closed connection holds no bytes (close() empties
+ * the buffer before its descriptor goes). */
+static inline void note_pending(mp_conn *c)
+{
+    bool now = c->rpos < c->rlen || c->has_len;
+
+    if (__builtin_expect(now != c->pending, 0))
+        pending_change(c, now);
+}
+
+/* Whether fd belongs to a connection holding bytes read ahead. */
+static bool fd_pending(int fd)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&pending_lock);
+    for (size_t i = 0; i < npending && !found; i++)
+        found = pending_fds[i] == fd;
+    pthread_mutex_unlock(&pending_lock);
+    return found;
+}
 
 static int conn_new(mp_conn **out, int fd, bool readable, bool writable)
 {
@@ -153,11 +235,12 @@ int mp_conn_close(mp_conn *c)
 {
     if (c == NULL)
         return MP_EINVAL;
+    c->rpos = c->rlen = 0;
+    c->has_len = false;
+    note_pending(c); /* unlisted while the descriptor is still its own */
     c->fd = mp__fd_close(c->fd); /* closing twice is fine, as CPython's */
     free(c->rbuf);
     c->rbuf = NULL;
-    c->rpos = c->rlen = 0;
-    c->has_len = false;
     return 0;
 }
 
@@ -479,7 +562,7 @@ static int read_payload(mp_conn *c, size_t n, char **out)
     return 0;
 }
 
-int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength)
+static int recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength)
 {
     size_t n;
     char *buf;
@@ -505,8 +588,8 @@ int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len)
     return mp_conn_recv_bytes_into_ex(c, buf, size, len, NULL);
 }
 
-int mp_conn_recv_bytes_into_ex(mp_conn *c, void *buf, size_t size,
-                               size_t *len, void **whole)
+static int recv_bytes_into(mp_conn *c, void *buf, size_t size, size_t *len,
+                           void **whole)
 {
     size_t n;
     char *copy;
@@ -535,6 +618,26 @@ int mp_conn_recv_bytes_into_ex(mp_conn *c, void *buf, size_t size,
         return r;
     *whole = copy;
     return MP_ETOOSHORT;
+}
+
+/* Each receive, then the list of connections with bytes read ahead. */
+int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength)
+{
+    int r = recv_bytes(c, out, len, maxlength);
+
+    if (c != NULL)
+        note_pending(c);
+    return r;
+}
+
+int mp_conn_recv_bytes_into_ex(mp_conn *c, void *buf, size_t size,
+                               size_t *len, void **whole)
+{
+    int r = recv_bytes_into(c, buf, size, len, whole);
+
+    if (c != NULL)
+        note_pending(c);
+    return r;
 }
 
 int mp_conn_poll(mp_conn *c, double timeout)
@@ -569,15 +672,20 @@ int mp_wait(const int *fds, size_t n, double timeout, int *ready)
             free(pfd);
         return pfd == NULL ? -ENOMEM : MP_EINVAL;
     }
+    bool ahead = false;
     for (size_t i = 0; i < n; i++) {
         pfd[i].fd = fds[i];
         pfd[i].events = POLLIN;
         pfd[i].revents = 0;
+        ready[i] = atomic_load_explicit(&npending, memory_order_acquire) > 0 &&
+                   fd_pending(fds[i]);
+        ahead |= ready[i];
     }
-    r = mp__ppoll_until(pfd, n, deadline);
+    /* A message already read is ready now: the rest are only looked at. */
+    r = mp__ppoll_until(pfd, n, ahead ? 0 : deadline);
     if (r >= 0) {
         for (size_t i = 0; i < n; i++) {
-            ready[i] = (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+            ready[i] |= (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
             if (pfd[i].revents & POLLNVAL) {
                 r = -EBADF; /* a closed descriptor is an error */
                 break;

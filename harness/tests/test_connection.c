@@ -642,6 +642,45 @@ TEST(wait_on_nothing_sleeps_out_the_timeout)
     ASSERT_EQ(MP_EINVAL, mp_wait(NULL, 1, 0, NULL));
 }
 
+/* A receive reads as far as the previous message's length, so a shorter
+ * message can leave the next one, whole or in part, read ahead: wait()
+ * must count it ready (poll() cannot see it), then stop counting it once
+ * it is taken.  Both kinds of pipe. */
+TEST(wait_sees_a_message_already_read_ahead)
+{
+    static char big[1000];
+
+    for (int duplex = 0; duplex < 2; duplex++) {
+        mp_conn *a, *b;
+        void *got;
+        size_t len;
+        int fd, ready = -1;
+        double t0;
+
+        ASSERT_OK(mp_pipe(&a, &b, duplex));
+        fd = mp_conn_fileno(a);
+        ASSERT_OK(mp_conn_send_bytes(b, big, sizeof(big)));
+        ASSERT_OK(mp_conn_recv_bytes(a, &got, &len, MP_NOLIMIT));
+        free(got);
+        ASSERT_OK(mp_conn_send_bytes(b, "one", 3));
+        ASSERT_OK(mp_conn_send_bytes(b, "two", 3));
+        ASSERT_OK(mp_conn_recv_bytes(a, &got, &len, MP_NOLIMIT));
+        ASSERT_TRUE(len == 3 && memcmp(got, "one", 3) == 0);
+        free(got);
+        t0 = check_now();
+        ASSERT_EQ(1, mp_wait(&fd, 1, 10.0, &ready));
+        ASSERT_EQ(1, ready);
+        ASSERT_TRUE(check_now() - t0 < 5.0); /* at once, not the timeout */
+        ASSERT_OK(mp_conn_recv_bytes(a, &got, &len, MP_NOLIMIT));
+        ASSERT_TRUE(len == 3 && memcmp(got, "two", 3) == 0);
+        free(got);
+        ASSERT_EQ(0, mp_wait(&fd, 1, 0.01, &ready));
+        ASSERT_EQ(0, ready);
+        mp_conn_free(a);
+        mp_conn_free(b);
+    }
+}
+
 TEST(wait_on_connections_and_sentinels)
 {
     mp_conn *a1, *b1, *a2, *b2, *ga, *gb;
