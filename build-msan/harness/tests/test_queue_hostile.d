@@ -1,0 +1,11 @@
+build-msan/harness/tests/test_queue_hostile.o: \
+  harness/tests/test_queue_hostile.c harness/tests/check.h \
+  harness/include/mp.h harness/lib/internal.h harness/lib/test_hooks.h
+
+harness/tests/check.h:
+
+harness/include/mp.h:
+
+harness/lib/internal.h:
+
+harness/lib/test_hooks.h:
