@@ -1,6 +1,0 @@
-build-msan/harness/lib/context.o: harness/lib/context.c \
-  harness/lib/internal.h harness/include/mp.h
-
-harness/lib/internal.h:
-
-harness/include/mp.h:
