@@ -21,6 +21,37 @@
 
 #include "mp.h"
 
+/* Which sanitizer a test program is built with (1, else 0): a test whose
+ * mechanism a sanitizer defeats skips there, saying why. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CHECK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHECK_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define CHECK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CHECK_TSAN 1
+#endif
+#endif
+#if defined(__has_feature)
+#if __has_feature(memory_sanitizer)
+#define CHECK_MSAN 1
+#endif
+#endif
+#ifndef CHECK_ASAN
+#define CHECK_ASAN 0
+#endif
+#ifndef CHECK_TSAN
+#define CHECK_TSAN 0
+#endif
+#ifndef CHECK_MSAN
+#define CHECK_MSAN 0
+#endif
+
 typedef void (*check_fn)(void);
 
 void check_register(const char *name, check_fn fn);

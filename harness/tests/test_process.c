@@ -1488,14 +1488,6 @@ static long child_faults(int fds[2])
     return atol(buf);
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-
 TEST(fork_child_start_is_flat_in_its_siblings)
 {
     enum { SIBLINGS = 200 };
@@ -1503,7 +1495,7 @@ TEST(fork_child_start_is_flat_in_its_siblings)
     mp_process *sib[SIBLINGS];
     long alone, crowded;
 
-#ifdef UNDER_TSAN
+#if CHECK_TSAN
     /* Without pidfds the child reads each sibling (for its parent watch),
      * and ThreadSanitizer's shadow memory makes every read a write. */
     if (!check_uses_pidfds())

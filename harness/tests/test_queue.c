@@ -1775,20 +1775,6 @@ TEST(a_ring_nobody_drains_grows_at_once)
  * ring anew (a fork child attaching after the ring grew, a spawned child)
  * get every message.  ASan and valgrind reserve terabytes of their own.
  */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
 
 enum { BIG_MSG = 4 << 20, BIG_COUNT = 40 }; /* 160 MiB of backlog */
 
@@ -1909,10 +1895,10 @@ TEST(queues_work_under_an_address_space_limit)
     struct rlimit rl;
     FILE *f;
 
-#ifdef UNDER_ASAN
+#if CHECK_ASAN
     check_skip("ASan reserves terabytes of shadow memory");
 #endif
-#ifdef UNDER_TSAN
+#if CHECK_TSAN
     check_skip("TSan re-executes a process whose address space is limited, "
                "lifting the limit this test sets");
 #endif

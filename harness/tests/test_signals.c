@@ -58,16 +58,7 @@ static const char *const methods[] = { "fork", "spawn", "forkserver" };
 
 /* ThreadSanitizer cannot start a thread in the child of a process that had
  * several: a fork child makes no storm of its own there. */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN 1
-#endif
-#endif
-#ifndef TSAN
-#define TSAN 0
-#endif
+#define TSAN CHECK_TSAN
 
 /* the storm */
 
