@@ -50,6 +50,7 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 
+#include "futex.h"
 #include "internal.h"
 #ifdef MP_TEST_HOOKS
 #include "test_hooks.h"
@@ -465,34 +466,6 @@ static uint64_t thread_token(void)
     return my_token;
 }
 
-/* futexes */
-
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-/* Sleeps while *w == val, until woken or the absolute CLOCK_MONOTONIC
- * deadline: 0, or MP_ETIMEDOUT. */
-static int futex_wait(_Atomic uint32_t *w, uint32_t val, double deadline)
-{
-    struct timespec ts, *tp = NULL;
-
-    if (deadline < 1e12) { /* finite (callers cap it): a time_t fits */
-        ts.tv_sec = (time_t)deadline; /* positive: truncation is floor */
-        ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
-        tp = &ts;
-    }
-    if (syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_BITSET, val, tp, NULL,
-                FUTEX_BITSET_MATCH_ANY) < 0 && errno == ETIMEDOUT)
-        return MP_ETIMEDOUT;
-    return 0;
-}
-
 /*
  * After a commit and the unlock that follows it: wakes whoever raised *flag.
  * A sleeper raises its flag (seq_cst) and then looks at the position again;
@@ -528,8 +501,7 @@ static void wake_flag(_Atomic uint32_t *flag, _Atomic uint32_t *seq)
         atomic_exchange(flag, 0)) {
         FAULT(5); /* the flag taken, nobody woken */
         atomic_fetch_add(seq, 1);
-        syscall(SYS_futex, (uint32_t *)seq, FUTEX_WAKE, INT_MAX, NULL, NULL,
-                0);
+        mp__futex_wake(seq, INT_MAX);
     }
 }
 
@@ -583,7 +555,7 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
         if (ready(s, arg))
             return 0;
         for (int k = 0; k < pause; k++)
-            cpu_relax();
+            mp__cpu_relax();
     }
     for (double next_repair = mp__now() + RECHECK;;) {
         uint32_t seen = atomic_load(seq);
@@ -611,7 +583,7 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
         }
         until = fenced ? next_repair : now + 0.001;
         until = until < deadline ? until : deadline;
-        futex_wait(seq, seen, until);
+        mp__futex_wait(seq, seen, until);
     }
 }
 
@@ -718,8 +690,7 @@ static void biased_leave(struct side *sd, uint32_t o)
     atomic_store_explicit(&sl->busy, 0, memory_order_release);
     atomic_signal_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&sd->owner, memory_order_relaxed) != o)
-        syscall(SYS_futex, (uint32_t *)&sl->busy, FUTEX_WAKE, 1, NULL, NULL,
-                0);
+        mp__futex_wake(&sl->busy, 1);
 }
 
 /* Whether the slot's thread is surely dead.  Its ids are looked up only in
@@ -805,7 +776,7 @@ static int bias_revoke(struct shared *s, struct side *sd, uint32_t o,
 
         if (i < SPIN) {
             i++;
-            cpu_relax();
+            mp__cpu_relax();
             continue;
         }
         now = mp__now();
@@ -830,7 +801,7 @@ static int bias_revoke(struct shared *s, struct side *sd, uint32_t o,
         }
         /* The value seen, not 1: a busy a peer set to anything else would
          * make the wait return at once, a spin until the deadline. */
-        futex_wait(&sl->busy, busy, next_check < deadline ? next_check
+        mp__futex_wait(&sl->busy, busy, next_check < deadline ? next_check
                                                            : deadline);
     }
     return 0;
@@ -2087,7 +2058,7 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
                 for (int i = atomic_load_explicit(&q->first_pause,
                                                   memory_order_relaxed);
                      i > 1; i--)
-                    cpu_relax();
+                    mp__cpu_relax();
             s->tail_cache = atomic_load_explicit(&s->tail,
                                                  memory_order_acquire);
             if (held > HELD_MUTEX && !waited && s->tail_cache != head)
