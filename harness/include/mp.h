@@ -114,7 +114,22 @@ extern "C" {
       "An attempt has been made to start a new process before the current "  \
       "process has finished its bootstrapping phase.  This probably means "  \
       "that you are not using fork to start your child processes and you "   \
-      "have forgotten to call mp_main(argc, argv) first thing in main().")
+      "have forgotten to call mp_main(argc, argv) first thing in main().")   \
+    X(ERELEASED, -4034, "ValueError",                                         \
+      "semaphore or lock released too many times")                            \
+    X(ENOTOWNER, -4035, "AssertionError",                                     \
+      "attempt to release recursive lock not owned by thread")                \
+    X(ENOTOWNED, -4036, "AssertionError", "lock is not owned")               \
+    X(EWAITNOTOWNED, -4037, "AssertionError",                                 \
+      "must acquire() condition before using wait()")                         \
+    X(EBROKENBARRIER, -4038, "threading.BrokenBarrierError", "")             \
+    X(ESEMVALUE, -4039, "OSError", "[Errno 22] Invalid argument")            \
+    X(EOWNERDEAD, -4040, "OwnerDiedError",                                    \
+      "the lock's holder died holding it; the caller holds it now")           \
+    X(EROBUSTOWNER, -4041, "RuntimeError",                                    \
+      "a robust lock can only be released by the thread that holds it")      \
+    X(ESYNCCORRUPT, -4042, "OSError",                                         \
+      "not a libmp synchronisation object (bad shared memory)")
 
 #define MP__ERROR_ENUM(name, code, exc, msg) MP_##name = (code),
 enum { MP_ERROR_MAP(MP__ERROR_ENUM) MP__ERROR_END };
@@ -188,6 +203,10 @@ typedef struct mp_process mp_process;
 typedef struct mp_context mp_context;
 typedef struct mp_queue mp_queue;
 typedef struct mp_conn mp_conn;
+typedef struct mp_lock mp_lock;
+typedef struct mp_cond mp_cond;
+typedef struct mp_event mp_event;
+typedef struct mp_barrier mp_barrier;
 /* What a child reads its arguments from (see "arguments" below). */
 typedef struct mp_args mp_args;
 
@@ -317,7 +336,8 @@ mp_target_fn mp_target_lookup(const char *name);
  * array of typed values; the child reads them, by position or by name, from
  * the mp_args its target receives.  The types are Python's: int (long long),
  * float (double), str (a C string, copied), bytes (a buffer, copied), and
- * handles to shareable objects (Queue, Connection): a value that is none of
+ * handles to shareable objects (Queue, Connection, Lock, Condition, Event,
+ * Barrier): a value that is none of
  * these, a pointer to the parent's memory in particular, cannot be passed
  * (it would be an address in another process under spawn and forkserver).
  * Values are copied when the process is made, and a handle takes a
@@ -331,7 +351,11 @@ enum {
     MP_ARG_STR = 3,
     MP_ARG_BYTES = 4,
     MP_ARG_QUEUE = 5,
-    MP_ARG_CONN = 6
+    MP_ARG_CONN = 6,
+    MP_ARG_LOCK = 7,
+    MP_ARG_COND = 8,
+    MP_ARG_EVENT = 9,
+    MP_ARG_BARRIER = 10
 };
 typedef struct mp_arg {
     int type;         /* MP_ARG_* */
@@ -346,6 +370,10 @@ typedef struct mp_arg {
         } b;
         mp_queue *q;
         mp_conn *c;
+        mp_lock *l;
+        mp_cond *cv;
+        mp_event *e;
+        mp_barrier *br;
     } u;
 } mp_arg;
 
@@ -360,6 +388,10 @@ mp_arg mp_arg_str(const char *s);
 mp_arg mp_arg_bytes(const void *buf, size_t len);
 mp_arg mp_arg_queue(mp_queue *q);
 mp_arg mp_arg_conn(mp_conn *c);
+mp_arg mp_arg_lock(mp_lock *l);
+mp_arg mp_arg_cond(mp_cond *c);
+mp_arg mp_arg_event(mp_event *e);
+mp_arg mp_arg_barrier(mp_barrier *b);
 /* The value a, reachable by `name` as well (kwargs): names are unique
  * within a list, at most MP_TARGET_NAME_MAX bytes. */
 mp_arg mp_arg_named(const char *name, mp_arg a);
@@ -368,7 +400,8 @@ mp_arg mp_arg_named(const char *name, mp_arg a);
 /*
  * MP_ARG(x): the value for x, chosen by x's type at compile time: integers
  * (an unsigned one through mp_arg_uint()), floating point, char * (a
- * string), mp_queue *, mp_conn *, or an mp_arg
+ * string), mp_queue *, mp_conn *, mp_lock *, mp_cond *, mp_event *,
+ * mp_barrier *, or an mp_arg
  * already made (mp_arg_bytes(), mp_arg_named()).  Any other type does not
  * compile.  MP_ARGS(x, y, ...) (1 to 16 values) gives the two parameters
  * mp_process_create() takes, the array and its length:
@@ -384,6 +417,8 @@ mp_arg mp_arg_named(const char *name, mp_arg a);
         unsigned long long: mp_arg_uint, float: mp_arg_double,                \
         double: mp_arg_double, char *: mp_arg_str, const char *: mp_arg_str,  \
         mp_queue *: mp_arg_queue, mp_conn *: mp_arg_conn,                     \
+        mp_lock *: mp_arg_lock, mp_cond *: mp_arg_cond,                       \
+        mp_event *: mp_arg_event, mp_barrier *: mp_arg_barrier,               \
         mp_arg: mp_arg_of)(x)
 #define MP_NAMED(name, x) mp_arg_named((name), MP_ARG(x))
 #define MP__NARGS(...)                                                        \
@@ -422,11 +457,15 @@ mp_arg mp_arg_of(mp_arg a);
  * mp_args_get_*() return 0 and the value, or an error that names the
  * argument: MP_ERAISED with "IndexError: argument 3 is out of range (3
  * given)", "TypeError: argument 1 ('n') is str, not int" (the names are
- * Python's: int, float, str, bytes, Queue, Connection; an int is read as a
- * float too, as Python's float operations take it).  A string and bytes
- * point into the list, with a NUL after their length, valid as long as the
- * list; a queue or connection belongs to the list (do not free it): in the
- * child it lives as long as the child.
+ * Python's: int, float, str, bytes, Queue, Connection, Lock (for every
+ * mp_lock: "RLock", "Semaphore", "BoundedSemaphore" in messages), Condition,
+ * Event, Barrier; an int is read as a float too, as Python's float
+ * operations take it).  A string and bytes point into the list, with a NUL
+ * after their length, valid as long as the list; a queue, connection or
+ * synchronisation object belongs to the list (do not free it): in the child
+ * it lives as long as the child.  Values that name one object give one
+ * object (a lock passed twice, or passed and used by a condition passed
+ * too, is one mp_lock in the child, so its owner checks hold).
  */
 size_t mp_args_count(const mp_args *args);
 /* The position of the value named `name`, or MP_ERAISED with "KeyError:
@@ -443,6 +482,10 @@ int mp_args_get_bytes(const mp_args *args, size_t i, const void **buf,
                       size_t *len);
 int mp_args_get_queue(const mp_args *args, size_t i, mp_queue **q);
 int mp_args_get_conn(const mp_args *args, size_t i, mp_conn **c);
+int mp_args_get_lock(const mp_args *args, size_t i, mp_lock **l);
+int mp_args_get_cond(const mp_args *args, size_t i, mp_cond **c);
+int mp_args_get_event(const mp_args *args, size_t i, mp_event **e);
+int mp_args_get_barrier(const mp_args *args, size_t i, mp_barrier **b);
 /*
  * The same, for a target's body, where a wrong argument is a bug: on an
  * error they raise it, as Python's `args[3]` or `q.put` on a str would: the
@@ -465,6 +508,10 @@ const char *mp_args_str(const mp_args *args, size_t i);
 const void *mp_args_bytes(const mp_args *args, size_t i, size_t *len);
 mp_queue *mp_args_queue(const mp_args *args, size_t i);
 mp_conn *mp_args_conn(const mp_args *args, size_t i);
+mp_lock *mp_args_lock(const mp_args *args, size_t i);
+mp_cond *mp_args_cond(const mp_args *args, size_t i);
+mp_event *mp_args_event(const mp_args *args, size_t i);
+mp_barrier *mp_args_barrier(const mp_args *args, size_t i);
 /* The arguments of the current process: what a target receives as `args`
  * (never NULL; empty in the main process or with none given). */
 const mp_args *mp_child_args(void);
@@ -1222,6 +1269,183 @@ int mp_process_add_queue(mp_process *p, mp_queue *q);
 /* In a child: the i-th queue its parent added; NULL if none.  Owned by
  * libmp. */
 mp_queue *mp_child_queue(size_t i);
+
+/* synchronisation: Lock, RLock, Semaphore, BoundedSemaphore, Condition,
+ * Event, Barrier */
+
+/*
+ * CPython's synchronize.py.  Each object lives in shared memory (a memfd)
+ * and is shared by every thread of the processes that hold it: the creating
+ * process, and children it hands the object to as a typed argument
+ * (MP_ARGS(lock, cond, ev, bar)) under every start method (a fork child may
+ * also use the parent's object directly).  Waits sleep on futexes against
+ * an absolute CLOCK_MONOTONIC deadline: no polling, no lost wake-ups, and a
+ * signal or a spurious wake-up never makes a wait longer than asked.
+ *
+ * Timeouts are CPython's: seconds, MP_FOREVER for None; a negative timeout
+ * is 0 (do not wait); with block = 0 the timeout is ignored.
+ *
+ * Lock, RLock, Semaphore and BoundedSemaphore are one C type, mp_lock, as
+ * they are one class in CPython (_multiprocessing.SemLock): a counter with
+ * a maximum, and, per process, the thread that last acquired it and how
+ * many times this process holds it (what repr() and RLock's owner checks
+ * read).  A Lock has no owner: any thread or process may release it.
+ *
+ * Beyond CPython: robust locks (mp_lock_new_robust()).  CPython leaves a
+ * Lock whose holder died locked for good: every later acquire() hangs.
+ * A robust Lock or RLock is owned by the thread that acquired it; when that
+ * thread dies holding it (SIGKILL included), the next acquirer gets the
+ * lock and MP_EOWNERDEAD instead of 1 (the kernel's robust futex list wakes
+ * it: nobody polls).  What the lock protected may be half-updated: the
+ * acquirer repairs it, as after pthread's EOWNERDEAD.  The price of an
+ * owner: a robust lock is released only by the thread that holds it
+ * (MP_EROBUSTOWNER otherwise), unlike CPython's Lock.  The default locks
+ * keep CPython's behaviour exactly, dead holders included.
+ *
+ * A Barrier never hangs on the dead: a waiter that dies while waiting
+ * breaks the barrier (MP_EBROKENBARRIER for the others), where CPython's
+ * others wait for their timeout, or for ever, and the barrier stays stuck.
+ * Event and Barrier guard their state with robust locks of their own, so a
+ * process killed inside set(), clear() or wait() never hangs the others.
+ *
+ * MP_ESYNCCORRUPT: an object's shared memory holds what no libmp process
+ * wrote there (a peer's stray write); every value read from it is bounded
+ * before use, so such an object makes no caller crash or wait past its
+ * timeout.
+ */
+
+/* Lock() and RLock(): MP_ENOMEM, -EMFILE and the like when the shared
+ * memory cannot be made. */
+int mp_lock_new(mp_lock **l);
+int mp_rlock_new(mp_lock **l);
+/* Robust Lock and RLock (above). */
+int mp_lock_new_robust(mp_lock **l);
+int mp_rlock_new_robust(mp_lock **l);
+/* Semaphore(value) and BoundedSemaphore(value) (CPython's default value is
+ * 1): a negative value is MP_ESEMVALUE ("OSError: [Errno 22] Invalid
+ * argument"), as CPython's sem_open() gives. */
+int mp_semaphore_new(mp_lock **s, int value);
+int mp_bounded_semaphore_new(mp_lock **s, int value);
+
+/*
+ * acquire(block, timeout): 1 when acquired, 0 when not (block = 0 and
+ * taken; the timeout ran out).  An RLock its thread holds is acquired again
+ * at once (the count goes up).  A robust lock whose holder died: acquired,
+ * MP_EOWNERDEAD.  A Lock is not reentrant: the same thread waits for itself
+ * (CPython: "will result in a deadlock" without a timeout).
+ */
+int mp_lock_acquire(mp_lock *l, int block, double timeout);
+/*
+ * release(): 0.  Lock, Semaphore: MP_ERELEASED when the value is at its
+ * maximum (a Lock not held; a BoundedSemaphore at its initial value; a
+ * Semaphore at INT_MAX).  RLock: MP_ENOTOWNER when this thread does not
+ * hold it.  A robust lock: MP_EROBUSTOWNER when another thread holds it.
+ */
+int mp_lock_release(mp_lock *l);
+/* get_value() (Semaphore's; SemLock._get_value() for the others): the
+ * counter, >= 0. */
+int mp_lock_get_value(mp_lock *l);
+/* Whether this thread holds l (SemLock._is_mine()): 1 or 0; and how many
+ * times this process holds it (SemLock._count()). */
+int mp_lock_is_mine(mp_lock *l);
+int mp_lock_count(mp_lock *l);
+/*
+ * repr(): "<Lock(owner=None)>", "<Lock(owner=MainProcess)>" (this thread:
+ * the process's name, then "|" and the thread's name outside the main
+ * thread), "<Lock(owner=SomeOtherThread)>", "<Lock(owner=SomeOtherProcess)>";
+ * "<RLock(None, 0)>", "<RLock(MainProcess, 2)>", "<RLock(SomeOtherThread,
+ * nonzero)>"; "<Semaphore(value=2)>"; "<BoundedSemaphore(value=2,
+ * maxvalue=2)>".  Like snprintf.
+ */
+int mp_lock_repr(mp_lock *l, char *buf, size_t size);
+/* This process's reference: the object lives on in others; accepts NULL;
+ * returns NULL.  A lock this process holds stays held. */
+mp_lock *mp_lock_free(mp_lock *l);
+
+/*
+ * Condition(lock): lock NULL makes a new RLock; otherwise the condition
+ * takes a reference of its own to the given Lock or RLock (robust or not).
+ */
+int mp_cond_new(mp_cond **c, mp_lock *lock);
+/* The condition's lock (owned by the condition). */
+mp_lock *mp_cond_lock(mp_cond *c);
+/* acquire() and release() of the condition's lock. */
+int mp_cond_acquire(mp_cond *c, int block, double timeout);
+int mp_cond_release(mp_cond *c);
+/*
+ * wait(timeout): releases the lock (all of an RLock's levels), sleeps until
+ * notified or the timeout, takes the lock back as it was; 1 when notified,
+ * 0 when the timeout ran out.  MP_EWAITNOTOWNED when this thread does not
+ * hold the lock.  A robust lock whose holder died while this waited:
+ * MP_EOWNERDEAD, the lock held again.
+ */
+int mp_cond_wait(mp_cond *c, double timeout);
+/*
+ * wait_for(predicate, timeout): calls pred(arg) (with the lock held) until
+ * it returns non-zero or the timeout runs out, waiting in between; returns
+ * the predicate's last value (0 after a timeout, as CPython returns the
+ * predicate's falsy value).  A negative value from pred is returned as an
+ * error at once.  MP_EWAITNOTOWNED as wait().
+ */
+typedef int (*mp_predicate)(void *arg);
+int mp_cond_wait_for(mp_cond *c, mp_predicate pred, void *arg,
+                     double timeout);
+/*
+ * notify(n), notify_all(): wakes up to n of the threads waiting (n <= 0:
+ * none) and returns once each of them has woken, as CPython's does.
+ * MP_ENOTOWNED when this thread does not hold the lock.
+ */
+int mp_cond_notify(mp_cond *c, int n);
+int mp_cond_notify_all(mp_cond *c);
+/* repr(): "<Condition(<RLock(None, 0)>, 0)>": the lock's repr and the
+ * number of waiters.  Like snprintf. */
+int mp_cond_repr(mp_cond *c, char *buf, size_t size);
+mp_cond *mp_cond_free(mp_cond *c);
+
+/* Event(): unset. */
+int mp_event_new(mp_event **e);
+/* is_set(): 1 or 0. */
+int mp_event_is_set(mp_event *e);
+/* set() wakes every waiter; clear() unsets.  0. */
+int mp_event_set(mp_event *e);
+int mp_event_clear(mp_event *e);
+/* wait(timeout): 1 when the event is set (at once if it is), 0 when the
+ * timeout ran out. */
+int mp_event_wait(mp_event *e, double timeout);
+/* repr() as CPython 3.12 and later: "<Event at 0x... set>" or "unset". */
+int mp_event_repr(mp_event *e, char *buf, size_t size);
+mp_event *mp_event_free(mp_event *e);
+
+/*
+ * Barrier(parties, action, timeout): threading.Barrier's semantics, shared
+ * by processes.  parties is not checked (CPython accepts 0: every wait then
+ * times out).  action, if not NULL, is a target run once a round, with no
+ * arguments, by the last party to arrive, before any is released; it is
+ * found by name in that process, so it must be registered there (MP_TARGET
+ * does that in every process of the program).  timeout is the default for
+ * wait() (MP_FOREVER: none).
+ */
+int mp_barrier_new(mp_barrier **b, int parties, const mp_target *action,
+                   double timeout);
+/* wait()'s timeout argument left out (None): the barrier's default. */
+#define MP_BARRIER_DEFAULT (__builtin_nan(""))
+/*
+ * wait(timeout): the arrival index (0 for the first to arrive, parties - 1
+ * for the last).  MP_EBROKENBARRIER when the barrier is or becomes broken
+ * (abort(), a waiter's timeout, a failed action, a waiter that died);
+ * a wait that times out breaks the barrier.  The action's own error is
+ * returned to the party that ran it (the others get MP_EBROKENBARRIER).
+ */
+int mp_barrier_wait(mp_barrier *b, double timeout);
+/* reset(): back to the empty state; waiters get MP_EBROKENBARRIER.
+ * abort(): broken until reset().  0. */
+int mp_barrier_reset(mp_barrier *b);
+int mp_barrier_abort(mp_barrier *b);
+/* parties, n_waiting (0 while draining or resetting), broken (1 or 0). */
+int mp_barrier_parties(mp_barrier *b);
+int mp_barrier_n_waiting(mp_barrier *b);
+int mp_barrier_broken(mp_barrier *b);
+mp_barrier *mp_barrier_free(mp_barrier *b);
 
 #ifdef __cplusplus
 }
