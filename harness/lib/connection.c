@@ -44,6 +44,7 @@ struct mp_conn {
     bool readable, writable;
     bool is_pipe;     /* pipe(2): writes must keep SIGPIPE away */
     bool is_queue;    /* a queue's memfd (queue.c): not a connection */
+    bool is_sync;     /* a synchronisation object's memfd (sync.c) */
     char *rbuf;       /* bytes read ahead: rbuf[rpos..rlen) */
     size_t rpos, rlen;
     size_t ahead;     /* the last message's length: read with a header */
@@ -157,6 +158,7 @@ mp_conn *mp__conn_wrap(int fd, unsigned flags)
         return NULL;
     c->is_pipe = (flags & 4) != 0;
     c->is_queue = (flags & MP__CONN_QUEUE) != 0;
+    c->is_sync = (flags & MP__CONN_SYNC) != 0;
     return c;
 }
 
@@ -171,7 +173,8 @@ int mp__conn_take_fd(mp_conn *c)
 unsigned mp__conn_flags(const mp_conn *c)
 {
     return (c->readable ? 1u : 0u) | (c->writable ? 2u : 0u) |
-           (c->is_pipe ? 4u : 0u) | (c->is_queue ? MP__CONN_QUEUE : 0u);
+           (c->is_pipe ? 4u : 0u) | (c->is_queue ? MP__CONN_QUEUE : 0u) |
+           (c->is_sync ? MP__CONN_SYNC : 0u);
 }
 
 static mp_conn **child_conns;
@@ -202,6 +205,7 @@ mp_conn *mp_child_conn(size_t i)
 {
     for (size_t j = 0; j < nchild_conns; j++)
         if (child_use[j] == MP__USE_ADDED && !child_conns[j]->is_queue &&
+            !child_conns[j]->is_sync &&
             i-- == 0)
             return child_conns[j];
     return NULL;

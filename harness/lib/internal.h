@@ -252,10 +252,30 @@ mp_conn *mp__queue_handle(mp_queue *q);
 mp_queue *mp__queue_view(mp_conn *handle);
 void mp__queue_view_free(mp_queue *q);
 
+/* sync.c: the handle (memfd) each object is handed to a child with, and
+ * the objects another process's handles name (views), which the argument
+ * list owns and frees (NULL: none).  A condition's lock is viewed first:
+ * mp__cond_view() refers to it. */
+mp_conn *mp__lock_handle(mp_lock *l);
+mp_conn *mp__cond_handle(mp_cond *c);
+mp_conn *mp__event_handle(mp_event *e);
+mp_conn *mp__barrier_handle(mp_barrier *b);
+int mp__lock_kind(mp_lock *l); /* 1 Lock, 2 RLock, 3 Semaphore, 4 Bounded */
+mp_lock *mp__lock_view(mp_conn *handle);
+mp_cond *mp__cond_view(mp_conn *handle, mp_lock *lock);
+mp_event *mp__event_view(mp_conn *handle);
+mp_barrier *mp__barrier_view(mp_conn *handle);
+void mp__lock_view_free(mp_lock *l);
+void mp__cond_view_free(mp_cond *c);
+void mp__event_view_free(mp_event *e);
+void mp__barrier_view_free(mp_barrier *b);
+
 /* connection.c */
 /* flags: 1 readable, 2 writable, 4 a pipe(2) rather than a socket, 8 a
- * queue's memfd (the handle a queue is handed to a child with) */
+ * queue's memfd (the handle a queue is handed to a child with), 16 a
+ * synchronisation object's memfd (sync.c) */
 #define MP__CONN_QUEUE 8u
+#define MP__CONN_SYNC 16u
 mp_conn *mp__conn_wrap(int fd, unsigned flags);
 /* The descriptor, which the caller now owns: c is closed. */
 int mp__conn_take_fd(mp_conn *c);

@@ -54,4 +54,16 @@ void *mp__queue_header(mp_queue *q);
  * (the ring must be accessible here: a put or get since it last grew). */
 unsigned char *mp__queue_ring_at(mp_queue *q, unsigned long long pos);
 
+/* sync.c: the point where this process's next robust acquire or release,
+ * or Event set(), dies by SIGKILL (see FAULT in sync.c); 0: none.
+ *   1 acquire: the mutex taken, the lock's state not yet written
+ *   2 acquire: the state written, before the return
+ *   3 release: the state marked free, the mutex still held
+ *   4 release: the mutex let go
+ *   5 Event set(): the flag up, no sleeper signalled */
+extern int mp__sync_fault;
+/* sync.c: the shared page of a Lock (type MP_ARG_LOCK), Condition, Event
+ * or Barrier, for tests that write over it. */
+void *mp__sync_page(const void *obj, int type);
+
 #endif /* MP_TEST_HOOKS_H */

@@ -1,0 +1,2198 @@
+/*
+ * sync.c - Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event and
+ * Barrier (CPython: synchronize.py, _multiprocessing/semaphore.c and
+ * threading.Barrier), in shared memory.
+ *
+ * Every object is a memfd of its own, mapped MAP_SHARED by each process
+ * that holds it and handed to a child as a descriptor (an mp_conn flagged
+ * MP__CONN_SYNC, which args.c and process.c pass on as they pass a queue's).
+ * A composite object keeps all its cells in its one page: a Condition made
+ * with its own RLock, an Event, a Barrier.  A Condition given a lock refers
+ * to that lock's own page.  The page starts with a header (magic, version,
+ * type); whatever a process reads from it is bounded before use, and a
+ * value no libmp process writes is MP_ESYNCCORRUPT.
+ *
+ * A semaphore is a 32-bit futex word, its value, and a count of sleepers:
+ * acquire is one compare-and-swap when the value is positive; release is
+ * one, then a wake-up when someone sleeps.  What CPython keeps per process
+ * (SemLock.count, last_tid) is kept in the process's mp_lock.
+ *
+ * Robust locks, Event and Barrier use glibc's robust process-shared mutex,
+ * and Event and Barrier a condition of their own whose sleepers each have
+ * a slot naming their thread, so that the death of any of them is seen
+ * (see "slots" below).  harness/lib/README.md has the design.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "futex.h"
+#include "internal.h"
+
+#ifdef MP_TEST_HOOKS
+#include "test_hooks.h"
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#define SYNC_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SYNC_TSAN 1
+#endif
+#endif
+#ifndef SYNC_TSAN
+#define SYNC_TSAN 0
+#endif
+
+#ifdef MP_TEST_HOOKS
+int mp__sync_fault;
+/* The process dies at fault point n, as a SIGKILL at that instant would
+ * kill it. */
+#define FAULT(n)                                                              \
+    do {                                                                      \
+        if (__builtin_expect(mp__sync_fault == (n), 0))                       \
+            kill(getpid(), SIGKILL);                                          \
+    } while (0)
+#else
+#define FAULT(n) ((void)0)
+#endif
+
+#define SMAGIC 0x636e79537062696cULL /* "libmpSync" */
+#define SVERSION 1
+
+enum { T_LOCK = 1, T_COND = 2, T_EVENT = 3, T_BARRIER = 4 };
+/* A lock's kind, as its repr names it. */
+enum { K_LOCK = 1, K_RLOCK = 2, K_SEM = 3, K_BSEM = 4 };
+/* hdr.flags */
+enum {
+    F_ROBUST = 1,   /* T_LOCK: a robust lock */
+    F_OWN_LOCK = 2, /* T_COND: the page holds the condition's RLock */
+};
+
+/* Seconds between a sleeper's looks at whether a peer died: the kernel
+ * wakes no futex sleeper when another process dies (only the waiters of
+ * a robust mutex the dead held). */
+#define RECHECK 0.1
+/* Slots of an Event; a Barrier has its parties' and these more. */
+#define EVENT_SLOTS 128
+#define SPARE_SLOTS 64
+#define MAX_SLOTS 65536
+#define ACTION_MAX MP_TARGET_NAME_MAX
+
+/* The shared page. */
+
+struct hdr {
+    _Atomic uint64_t magic; /* written last: the rest is ready */
+    uint32_t version, type;
+    uint32_t flags, nslots;
+};
+
+/* A semaphore (and a robust lock's state). */
+struct sem {
+    _Atomic uint32_t value;   /* the futex word */
+    _Atomic uint32_t waiters; /* sleepers on value: a hint to wake */
+    uint32_t kind;            /* K_* */
+    int32_t maxvalue;
+    _Atomic int32_t owner; /* robust: the holder's kernel thread id */
+    uint32_t pad;
+    pthread_mutex_t m; /* robust only */
+};
+
+struct lock_page {
+    struct hdr h;
+    struct sem s;
+};
+
+/* CPython's Condition: its lock, then Semaphore(0) three times. */
+struct cond_page {
+    struct hdr h;
+    struct sem lock; /* F_OWN_LOCK */
+    struct sem sleeping, woken, wait;
+};
+
+/* A thread inside an Event's or a Barrier's wait(). */
+struct slot {
+    _Atomic uint32_t state;   /* S_*: the sleeper's futex word */
+    _Atomic uint32_t counted; /* a Barrier's party, in its count */
+    _Atomic int32_t pid, tid;
+    _Atomic uint64_t start; /* the thread's start time (/proc) */
+};
+enum { S_FREE = 0, S_INSIDE = 1, S_SLEEPING = 2, S_SIGNALLED = 3 };
+
+/* The robust mutex and the slotted condition of an Event or a Barrier. */
+struct robj {
+    pthread_mutex_t m;
+    _Atomic uint32_t acks;     /* futex: a signalled sleeper woke */
+    _Atomic uint32_t freed;    /* futex: a slot became free */
+    _Atomic uint32_t freewait; /* threads waiting for a free slot */
+    uint32_t pad;
+};
+
+struct event_page {
+    struct hdr h;
+    struct robj r;
+    _Atomic uint32_t flag;
+    uint32_t pad;
+    struct slot slot[];
+};
+
+struct barrier_page {
+    struct hdr h;
+    struct robj r;
+    _Atomic int32_t state; /* 0 filling, 1 draining, -1 resetting, -2 broken */
+    _Atomic int32_t count;
+    int32_t parties;
+    uint32_t action_len;
+    double timeout;
+    char action[ACTION_MAX + 1];
+    struct slot slot[];
+};
+
+/* This process's objects. */
+
+/* One mapping of an object's memfd. */
+struct sync_map {
+    _Atomic int refs;
+    mp_conn *handle; /* owns the memfd unless borrowed */
+    bool borrowed;   /* the handle is a child's argument's */
+    void *base;
+    size_t len;
+};
+
+struct mp_lock {
+    _Atomic int refs;
+    bool borrowed; /* an argument's view: the list frees it */
+    struct sync_map *map;
+    struct sem *s;
+    int kind;      /* K_* */
+    uint32_t max;  /* maxvalue, checked */
+    bool robust;
+    /* SemLock.count as this process sees it, and the fork generation it
+     * was counted in (a fork child starts at 0, as _after_fork() sets):
+     * gen << 32 | (uint32_t)count. */
+    _Atomic uint64_t count;
+    _Atomic uintptr_t last_tid; /* pthread_self() of the last acquirer */
+};
+
+struct mp_cond {
+    _Atomic int refs;
+    bool borrowed;
+    struct sync_map *map;
+    struct cond_page *p;
+    mp_lock *lock; /* a reference of the condition's own */
+};
+
+/* What an Event and a Barrier share: the mutex and the slots. */
+struct robj_view {
+    struct sync_map *map;
+    struct robj *r;
+    struct slot *slot;
+    uint32_t nslots;
+    bool barrier;
+};
+
+struct mp_event {
+    _Atomic int refs;
+    bool borrowed;
+    struct robj_view v;
+    struct event_page *p;
+};
+
+struct mp_barrier {
+    _Atomic int refs;
+    bool borrowed;
+    struct robj_view v;
+    struct barrier_page *p;
+    int parties;
+    double timeout;
+    char action[ACTION_MAX + 1];
+};
+
+/* threads and forks */
+
+/* Forks this process came through: a count kept before it is 0. */
+static _Atomic uint32_t fork_gen;
+
+static void atfork_child(void)
+{
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+__attribute__((constructor)) static void sync_init(void)
+{
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/*
+ * Until harness/lib/live.h exists: a thread's identity across processes,
+ * and whether it has ended.  Delete these two and the struct when it lands
+ * (it has the same interface).
+ */
+struct mp__thread_id {
+    pid_t pid, tid;
+    unsigned long long start; /* clock ticks after boot; 0: unknown */
+};
+
+/* /proc/PID/task/TID/stat's state and start time; false if unreadable. */
+static bool read_stat(pid_t pid, pid_t tid, char *state,
+                      unsigned long long *start)
+{
+    char path[64], buf[512], *p;
+    ssize_t n;
+    int fd, field;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    /* The command may hold spaces and parentheses: fields count from the
+     * last ')'. */
+    if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+        return false;
+    p += 2;
+    *state = *p;
+    for (field = 3; field < 22 && p != NULL; field++)
+        if ((p = strchr(p, ' ')) != NULL)
+            p++;
+    if (p == NULL)
+        return false;
+    *start = strtoull(p, NULL, 10);
+    return true;
+}
+
+static bool mp__thread_self(struct mp__thread_id *id)
+{
+    char state;
+
+    id->pid = getpid();
+    id->tid = gettid();
+    id->start = 0;
+    return read_stat(id->pid, id->tid, &state, &id->start);
+}
+
+/* Dead: gone, a zombie, or another thread now under its ids.  A /proc
+ * that cannot tell (another PID namespace) says alive: others then wait
+ * as they would for the living. */
+static bool mp__thread_dead(const struct mp__thread_id *id)
+{
+    char path[64], state;
+    unsigned long long start;
+
+    if (read_stat(id->pid, id->tid, &state, &start))
+        return state == 'Z' || state == 'X' ||
+               (id->start != 0 && start != id->start);
+    snprintf(path, sizeof(path), "/proc/%d", (int)id->pid);
+    /* No such thread where the process is visible: it ended. */
+    return access(path, F_OK) == 0 || errno == ENOENT;
+}
+/* (end of what live.h will provide) */
+
+/* This thread's kernel id and identity, cached for this fork generation
+ * (a fork child's thread has new ones). */
+static _Thread_local struct {
+    uint32_t gen1; /* fork_gen + 1 when filled */
+    pid_t tid;
+    bool have_id;
+    struct mp__thread_id id;
+} me;
+
+static inline void me_refresh(void)
+{
+    uint32_t g = atomic_load_explicit(&fork_gen, memory_order_relaxed) + 1;
+
+    if (__builtin_expect(me.gen1 != g, 0)) {
+        me.gen1 = g;
+        me.tid = gettid();
+        me.have_id = false;
+    }
+}
+
+static pid_t my_tid(void)
+{
+    me_refresh();
+    return me.tid;
+}
+
+static const struct mp__thread_id *my_id(void)
+{
+    me_refresh();
+    if (!me.have_id) {
+        /* An unknown start time (0) still names the thread by its ids. */
+        (void)mp__thread_self(&me.id);
+        me.have_id = true;
+    }
+    return &me.id;
+}
+
+/* deadlines */
+
+/* A CPython timeout as an absolute deadline: 0 does not wait (block 0, a
+ * timeout <= 0), INFINITY never ends. */
+static double deadline_of(int block, double timeout)
+{
+    if (!block || !(timeout > 0))
+        return 0;
+    if (timeout >= 1e9) /* 30 years: for ever, and no time_t overflow */
+        return INFINITY;
+    return mp__now() + timeout;
+}
+
+/* robust mutexes: the one place sync.c calls them (robust.h will have
+ * them) */
+
+#ifdef __GLIBC__
+static pthread_once_t kind_once = PTHREAD_ONCE_INIT;
+static int good_kind = -1;
+#endif
+
+static int robust_init(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    int r;
+
+    if ((r = pthread_mutexattr_init(&a)) != 0)
+        return -r;
+    r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (r == 0)
+        r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    /* An owner is what a robust lock has: a relock is EDEADLK, an unlock
+     * by another thread EPERM, whatever glibc does for a plain kind. */
+    if (r == 0)
+        r = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    if (r == 0)
+        r = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return -r;
+}
+
+#ifdef __GLIBC__
+static void kind_init(void)
+{
+    pthread_mutex_t m;
+
+    memset(&m, 0, sizeof(m)); /* MemorySanitizer: glibc is not built
+                                 with it */
+    if (robust_init(&m) == 0) {
+        good_kind = m.__data.__kind;
+        pthread_mutex_destroy(&m);
+    }
+}
+#endif
+
+/* glibc chooses how to lock by the kind it finds in the mutex, which any
+ * process can write: a kind this file does not make is corruption. */
+static int robust_check(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+    pthread_once(&kind_once, kind_init);
+    if (__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != good_kind)
+        return MP_ESYNCCORRUPT;
+#else
+    (void)m;
+#endif
+    return 0;
+}
+
+/* Whether the mutex's holder died and nobody has taken it since (the
+ * kernel's mark in the lock word).  Without glibc: never seen. */
+static bool robust_owner_died(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+    return (__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) &
+            FUTEX_OWNER_DIED) != 0;
+#else
+    (void)m;
+    return false;
+#endif
+}
+
+/*
+ * Locks until the CLOCK_MONOTONIC deadline (0: a try; INFINITY: none):
+ * 0, 1 when the holder had died (made consistent: the caller holds it and
+ * repairs), 0 with *timed_out, MP_EDEADLK-like -EDEADLK when this thread
+ * holds it, MP_ESYNCCORRUPT for anything else.
+ */
+static int robust_lock_until(pthread_mutex_t *m, double deadline,
+                             bool *timed_out)
+{
+    struct timespec ts;
+    int r;
+
+    *timed_out = false;
+    if ((r = robust_check(m)) < 0)
+        return r;
+    if (isinf(deadline)) {
+        r = pthread_mutex_lock(m);
+    } else if (!(deadline > 0)) {
+        r = pthread_mutex_trylock(m);
+        if (r == EBUSY)
+            r = ETIMEDOUT;
+    } else {
+        if ((r = pthread_mutex_trylock(m)) == EBUSY) {
+#if SYNC_TSAN
+            /* TSan does not intercept pthread_mutex_clocklock(): its build
+             * uses the CLOCK_REALTIME call (a clock step moves the
+             * deadline). */
+            struct timespec rt;
+            double left = deadline - mp__now();
+            clock_gettime(CLOCK_REALTIME, &rt);
+            deadline = (double)rt.tv_sec + rt.tv_nsec / 1e9 +
+                       (left > 0 ? left : 0);
+#endif
+            ts.tv_sec = (time_t)deadline;
+            ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+#if SYNC_TSAN
+            r = pthread_mutex_timedlock(m, &ts);
+#else
+            r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+#endif
+        }
+    }
+    switch (r) {
+    case 0:
+        return 0;
+    case EOWNERDEAD:
+        if (pthread_mutex_consistent(m) != 0) {
+            pthread_mutex_unlock(m);
+            return MP_ESYNCCORRUPT;
+        }
+        return 1;
+    case ETIMEDOUT:
+        *timed_out = true;
+        return 0;
+    case EDEADLK:
+        return -EDEADLK;
+    default: /* ENOTRECOVERABLE and the like: none that this file makes */
+        return MP_ESYNCCORRUPT;
+    }
+}
+
+/* 0, or EPERM when this thread does not hold it. */
+static int robust_unlock(pthread_mutex_t *m)
+{
+    return pthread_mutex_unlock(m);
+}
+
+/* mappings */
+
+static size_t page_round(size_t n)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    size_t p = ps > 0 ? (size_t)ps : 4096;
+
+    return (n + p - 1) / p * p;
+}
+
+/* A new object's memfd of `size` bytes (zeroed), sealed: nobody can cut
+ * it short under another process's mapping (a SIGBUS there). */
+static int map_new(struct sync_map **out, size_t size)
+{
+    struct sync_map *m = calloc(1, sizeof(*m));
+    int fd, r;
+
+    *out = NULL;
+    if (m == NULL)
+        return -ENOMEM;
+    size = page_round(size);
+    if ((fd = memfd_create("libmp-sync", MFD_CLOEXEC | MFD_ALLOW_SEALING)) <
+        0) {
+        r = -errno;
+        free(m);
+        return r;
+    }
+    if ((m->handle = mp__conn_wrap(fd, MP__CONN_SYNC)) == NULL) {
+        close(fd);
+        free(m);
+        return -ENOMEM;
+    }
+    if (ftruncate(fd, (off_t)size) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) <
+            0 ||
+        (m->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                        0)) == MAP_FAILED) {
+        r = -errno;
+        m->base = NULL;
+        mp_conn_free(m->handle);
+        free(m);
+        return r;
+    }
+    m->len = size;
+    atomic_init(&m->refs, 1);
+    *out = m;
+    return 0;
+}
+
+/* A mapping of the object another process handed over: NULL unless it is
+ * a sealed memfd holding a header of this version. */
+static struct sync_map *map_attach(mp_conn *handle)
+{
+    struct sync_map *m;
+    struct stat st;
+    struct hdr *h;
+    int fd = handle != NULL ? mp_conn_fileno(handle) : -1;
+
+    if (fd < 0 || fstat(fd, &st) < 0 ||
+        st.st_size < (off_t)sizeof(struct hdr) ||
+        (uint64_t)st.st_size > page_round(sizeof(struct barrier_page) +
+                                          (size_t)MAX_SLOTS *
+                                              sizeof(struct slot)) ||
+        fcntl(fd, F_GET_SEALS) !=
+            (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))
+        return NULL;
+    if ((m = calloc(1, sizeof(*m))) == NULL)
+        return NULL;
+    m->len = (size_t)st.st_size;
+    m->base = mmap(NULL, m->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m->base == MAP_FAILED) {
+        free(m);
+        return NULL;
+    }
+    h = m->base;
+    if (atomic_load_explicit(&h->magic, memory_order_acquire) != SMAGIC ||
+        h->version != SVERSION) {
+        munmap(m->base, m->len);
+        free(m);
+        return NULL;
+    }
+    m->handle = handle;
+    m->borrowed = true;
+    atomic_init(&m->refs, 1);
+    return m;
+}
+
+static struct sync_map *map_ref(struct sync_map *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+static void map_unref(struct sync_map *m)
+{
+    if (m == NULL ||
+        atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (m->base != NULL)
+        munmap(m->base, m->len);
+    if (!m->borrowed)
+        mp_conn_free(m->handle);
+    free(m);
+}
+
+static void hdr_publish(struct hdr *h, uint32_t type, uint32_t flags,
+                        uint32_t nslots)
+{
+    h->version = SVERSION;
+    h->type = type;
+    h->flags = flags;
+    h->nslots = nslots;
+    atomic_store_explicit(&h->magic, SMAGIC, memory_order_release);
+}
+
+/* semaphores */
+
+/* Takes one unit if there is one: 1, 0, or MP_ESYNCCORRUPT for a value
+ * above the maximum. */
+static inline int sem_try(struct sem *s, uint32_t max)
+{
+    uint32_t v = atomic_load(&s->value);
+
+    while (v > 0) {
+        if (__builtin_expect(v > max, 0))
+            return MP_ESYNCCORRUPT;
+        if (atomic_compare_exchange_weak(&s->value, &v, v - 1))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The wait for a unit, until the deadline: 1, 0, MP_ESYNCCORRUPT.
+ *
+ * No wake-up is lost: the sleeper raises `waiters` and then reads `value`
+ * again; the releaser raises `value` and then reads `waiters`.  All four
+ * are sequentially consistent, so in their single order either the
+ * sleeper's read comes after the releaser's raise (it sees the unit and
+ * does not sleep) or the releaser's read comes after the sleeper's raise
+ * (it sees a sleeper and wakes one).  A wake-up that comes before the
+ * sleeper is inside futex_wait() is not lost either: the kernel compares
+ * value with 0 under its own lock and returns at once.  A woken sleeper
+ * that loses the unit to another thread sleeps again; the winner's release
+ * wakes again.  One that times out looks once more, so that a wake-up it
+ * took is not wasted while a unit waits.
+ */
+__attribute__((noinline)) static int sem_wait_slow(struct sem *s,
+                                                   uint32_t max,
+                                                   double deadline)
+{
+    int r;
+
+    /* A short spin: a holder on another CPU often releases within it, and
+     * a sleep and a wake-up cost two system calls and a context switch. */
+    for (int i = 0; i < 64; i++) {
+        mp__cpu_relax();
+        if (atomic_load_explicit(&s->value, memory_order_relaxed) != 0 &&
+            (r = sem_try(s, max)) != 0)
+            return r;
+    }
+    atomic_fetch_add(&s->waiters, 1);
+    for (;;) {
+        if ((r = sem_try(s, max)) != 0)
+            break;
+        if (mp__futex_wait(&s->value, 0, deadline) == MP_ETIMEDOUT) {
+            r = sem_try(s, max);
+            break;
+        }
+    }
+    atomic_fetch_sub(&s->waiters, 1);
+    return r;
+}
+
+static int sem_acquire(struct sem *s, uint32_t max, int block,
+                       double timeout)
+{
+    int r = sem_try(s, max);
+    double deadline;
+
+    if (r != 0)
+        return r;
+    deadline = deadline_of(block, timeout);
+    if (deadline == 0)
+        return 0;
+    return sem_wait_slow(s, max, deadline);
+}
+
+/* Adds one unit unless the value is at max: 0, MP_ERELEASED,
+ * MP_ESYNCCORRUPT.  The check and the increment are one atomic step, so
+ * two racing releases cannot carry a BoundedSemaphore past its maximum
+ * (CPython's check-then-post can). */
+static inline int sem_post(struct sem *s, uint32_t max)
+{
+    uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
+
+    do {
+        if (v >= max)
+            return v > max ? MP_ESYNCCORRUPT : MP_ERELEASED;
+    } while (!atomic_compare_exchange_weak(&s->value, &v, v + 1));
+    if (atomic_load(&s->waiters) != 0)
+        mp__futex_wake(&s->value, 1);
+    return 0;
+}
+
+static void sem_init(struct sem *s, int kind, uint32_t value, uint32_t max)
+{
+    atomic_init(&s->value, value);
+    atomic_init(&s->waiters, 0);
+    s->kind = (uint32_t)kind;
+    s->maxvalue = (int32_t)max;
+    atomic_init(&s->owner, 0);
+}
+
+/* Whether a cell is one libmp can have made, as a lock of kind `kind`
+ * (0: any kind). */
+static bool sem_valid(const struct sem *s, int kind)
+{
+    uint32_t k = s->kind;
+    int32_t max = s->maxvalue;
+
+    if (k < K_LOCK || k > K_BSEM || (kind != 0 && k != (uint32_t)kind))
+        return false;
+    if (k == K_LOCK || k == K_RLOCK)
+        return max == 1;
+    if (k == K_SEM)
+        return max == INT_MAX;
+    return max >= 0;
+}
+
+/* locks: the per-process count */
+
+static inline uint32_t gen_now(void)
+{
+    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+static inline int count_get(mp_lock *l)
+{
+    uint64_t w = atomic_load_explicit(&l->count, memory_order_relaxed);
+
+    return (uint32_t)(w >> 32) == gen_now() ? (int)(int32_t)(uint32_t)w : 0;
+}
+
+/*
+ * A lock of maximum 1 is held by one thread at a time, and its count
+ * changes only while held (acquire after the compare-and-swap, release
+ * before it publishes): the value's acquire/release order keeps those
+ * changes apart, so a load and a store do.  A semaphore's holders change
+ * it at once: a compare-and-swap loop.
+ */
+static inline void count_add(mp_lock *l, int d)
+{
+    uint64_t g = (uint64_t)gen_now() << 32, w, n;
+
+    if (l->max == 1) {
+        n = g | (uint32_t)(count_get(l) + d);
+        atomic_store_explicit(&l->count, n, memory_order_relaxed);
+        return;
+    }
+    w = atomic_load_explicit(&l->count, memory_order_relaxed);
+    do {
+        int c = (w & ~0xffffffffULL) == g ? (int)(int32_t)(uint32_t)w : 0;
+        n = g | (uint32_t)(c + d);
+    } while (!atomic_compare_exchange_weak_explicit(
+        &l->count, &w, n, memory_order_relaxed, memory_order_relaxed));
+}
+
+static inline uintptr_t self_token(void)
+{
+    return (uintptr_t)pthread_self();
+}
+
+/* SemLock._is_mine(): count > 0 and this thread acquired last. */
+static inline bool is_mine(mp_lock *l)
+{
+    return count_get(l) > 0 &&
+           atomic_load_explicit(&l->last_tid, memory_order_relaxed) ==
+               self_token();
+}
+
+static void acquired(mp_lock *l)
+{
+    count_add(l, 1);
+    atomic_store_explicit(&l->last_tid, self_token(), memory_order_relaxed);
+}
+
+/* locks: objects */
+
+static mp_lock *lock_alloc(struct sync_map *map, struct sem *s)
+{
+    mp_lock *l = calloc(1, sizeof(*l));
+
+    if (l == NULL)
+        return NULL;
+    atomic_init(&l->refs, 1);
+    l->map = map;
+    l->s = s;
+    l->kind = (int)s->kind;
+    l->max = (uint32_t)s->maxvalue;
+    return l;
+}
+
+static int lock_create(mp_lock **out, int kind, int value, int max,
+                       bool robust)
+{
+    struct sync_map *m;
+    struct lock_page *p;
+    int r;
+
+    if (out == NULL)
+        return MP_EINVAL;
+    *out = NULL;
+    if (value < 0 || max < 0)
+        return MP_ESEMVALUE;
+    if ((r = map_new(&m, sizeof(*p))) < 0)
+        return r;
+    p = m->base;
+    sem_init(&p->s, kind, (uint32_t)value, (uint32_t)max);
+    if (robust && (r = robust_init(&p->s.m)) < 0) {
+        map_unref(m);
+        return r;
+    }
+    hdr_publish(&p->h, T_LOCK, robust ? F_ROBUST : 0, 0);
+    if ((*out = lock_alloc(m, &p->s)) == NULL) {
+        map_unref(m);
+        return -ENOMEM;
+    }
+    (*out)->robust = robust;
+    return 0;
+}
+
+int mp_lock_new(mp_lock **l)
+{
+    return lock_create(l, K_LOCK, 1, 1, false);
+}
+
+int mp_rlock_new(mp_lock **l)
+{
+    return lock_create(l, K_RLOCK, 1, 1, false);
+}
+
+int mp_lock_new_robust(mp_lock **l)
+{
+    return lock_create(l, K_LOCK, 1, 1, true);
+}
+
+int mp_rlock_new_robust(mp_lock **l)
+{
+    return lock_create(l, K_RLOCK, 1, 1, true);
+}
+
+int mp_semaphore_new(mp_lock **s, int value)
+{
+    return lock_create(s, K_SEM, value, INT_MAX, false);
+}
+
+int mp_bounded_semaphore_new(mp_lock **s, int value)
+{
+    return lock_create(s, K_BSEM, value, value, false);
+}
+
+static mp_lock *lock_ref(mp_lock *l)
+{
+    atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+    return l;
+}
+
+static void lock_unref(mp_lock *l)
+{
+    if (l == NULL ||
+        atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    map_unref(l->map);
+    free(l);
+}
+
+mp_lock *mp_lock_free(mp_lock *l)
+{
+    if (l != NULL && !l->borrowed)
+        lock_unref(l);
+    return NULL;
+}
+
+/* locks: robust */
+
+/* A robust Lock acquired again by its holder: CPython's Lock waits for
+ * itself, until the timeout or for ever. */
+static int wait_for_self(double deadline)
+{
+    struct timespec ts;
+
+    if (deadline == 0)
+        return 0;
+    while (isinf(deadline))
+        pause();
+    ts.tv_sec = (time_t)deadline;
+    ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+           EINTR)
+        ;
+    return 0;
+}
+
+static int robust_acquire(mp_lock *l, int block, double timeout)
+{
+    double deadline = deadline_of(block, timeout);
+    bool timed_out;
+    int r = robust_lock_until(&l->s->m, deadline, &timed_out);
+
+    if (r == -EDEADLK)
+        return wait_for_self(deadline);
+    if (r < 0)
+        return r;
+    if (timed_out)
+        return 0;
+    FAULT(1); /* held; its state not yet written */
+    atomic_store_explicit(&l->s->owner, my_tid(), memory_order_relaxed);
+    atomic_store_explicit(&l->s->value, 0, memory_order_relaxed);
+    acquired(l);
+    FAULT(2);
+    return r == 1 ? MP_EOWNERDEAD : 1;
+}
+
+static int robust_release(mp_lock *l)
+{
+    struct sem *s = l->s;
+
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) != my_tid())
+        return atomic_load_explicit(&s->value, memory_order_relaxed) != 0
+                   ? MP_ERELEASED
+                   : MP_EROBUSTOWNER;
+    count_add(l, -1);
+    atomic_store_explicit(&s->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->value, 1, memory_order_relaxed);
+    FAULT(3); /* marked free, still held */
+    if (robust_unlock(&s->m) != 0) {
+        /* The mark said this thread held it; glibc says not: the page was
+         * written by someone else. */
+        count_add(l, 1);
+        return MP_ESYNCCORRUPT;
+    }
+    FAULT(4);
+    return 0;
+}
+
+/* locks: calls */
+
+int mp_lock_acquire(mp_lock *l, int block, double timeout)
+{
+    struct sem *s;
+    uint32_t v;
+    int r;
+
+    if (l == NULL || isnan(timeout))
+        return MP_EINVAL;
+    if (l->kind == K_RLOCK && is_mine(l)) {
+        count_add(l, 1);
+        return 1;
+    }
+    if (l->robust)
+        return robust_acquire(l, block, timeout);
+    s = l->s;
+    v = atomic_load_explicit(&s->value, memory_order_relaxed);
+    if (__builtin_expect(v > 0 && v <= l->max, 1) &&
+        atomic_compare_exchange_strong(&s->value, &v, v - 1)) {
+        acquired(l);
+        return 1;
+    }
+    if ((r = sem_acquire(s, l->max, block, timeout)) == 1)
+        acquired(l);
+    return r;
+}
+
+int mp_lock_release(mp_lock *l)
+{
+    struct sem *s;
+    uint32_t v;
+
+    if (l == NULL)
+        return MP_EINVAL;
+    if (l->kind == K_RLOCK) {
+        int c = count_get(l);
+        if (!is_mine(l))
+            return MP_ENOTOWNER;
+        if (c > 1) {
+            count_add(l, -1);
+            return 0;
+        }
+    }
+    if (l->robust)
+        return robust_release(l);
+    s = l->s;
+    if (l->max != 1) {
+        int r = sem_post(s, l->max);
+        if (r == 0)
+            count_add(l, -1);
+        return r;
+    }
+    /* Max 1: the count changes before the unit is published (count_add()),
+     * so the check comes first, and a release that loses a race to another
+     * release puts it back. */
+    v = atomic_load_explicit(&s->value, memory_order_relaxed);
+    if (v >= 1)
+        return v > 1 ? MP_ESYNCCORRUPT : MP_ERELEASED;
+    count_add(l, -1);
+    if (!atomic_compare_exchange_strong(&s->value, &v, 1)) {
+        count_add(l, 1);
+        return v > 1 ? MP_ESYNCCORRUPT : MP_ERELEASED;
+    }
+    if (atomic_load(&s->waiters) != 0)
+        mp__futex_wake(&s->value, 1);
+    return 0;
+}
+
+int mp_lock_get_value(mp_lock *l)
+{
+    uint32_t v;
+
+    if (l == NULL)
+        return MP_EINVAL;
+    v = atomic_load_explicit(&l->s->value, memory_order_relaxed);
+    return v <= l->max ? (int)v : MP_ESYNCCORRUPT;
+}
+
+int mp_lock_is_mine(mp_lock *l)
+{
+    return l == NULL ? MP_EINVAL : is_mine(l);
+}
+
+int mp_lock_count(mp_lock *l)
+{
+    return l == NULL ? MP_EINVAL : count_get(l);
+}
+
+/* The owner's name as CPython's repr gives it: the process's name, and
+ * "|" and the thread's outside the main thread.  A C thread has no
+ * Python name: its pthread name if it was given one (one that is not the
+ * program's, which every thread starts with), else "Thread-<kernel id>". */
+static void owner_name(char *buf, size_t size)
+{
+    char tname[32] = "", mname[32] = "";
+    pid_t tid = gettid();
+    int n = snprintf(buf, size, "%s", mp_process_name(mp_current_process()));
+
+    if (tid == getpid() || n < 0 || (size_t)n >= size)
+        return;
+    if (pthread_getname_np(pthread_self(), tname, sizeof(tname)) != 0)
+        tname[0] = '\0';
+    {
+        FILE *f = fopen("/proc/self/comm", "re");
+        if (f != NULL) {
+            if (fgets(mname, sizeof(mname), f) == NULL)
+                mname[0] = '\0';
+            mname[strcspn(mname, "\n")] = '\0';
+            fclose(f);
+        }
+    }
+    if (tname[0] != '\0' && strcmp(tname, mname) != 0)
+        snprintf(buf + n, size - (size_t)n, "|%s", tname);
+    else
+        snprintf(buf + n, size - (size_t)n, "|Thread-%d", (int)tid);
+}
+
+int mp_lock_repr(mp_lock *l, char *buf, size_t size)
+{
+    static const char *const names[] = { "", "Lock", "RLock", "Semaphore",
+                                         "BoundedSemaphore" };
+    char owner[160];
+    int v;
+
+    if (l == NULL || (buf == NULL && size > 0))
+        return MP_EINVAL;
+    if ((v = mp_lock_get_value(l)) < 0)
+        return v;
+    switch (l->kind) {
+    case K_SEM:
+        return snprintf(buf, size, "<Semaphore(value=%d)>", v);
+    case K_BSEM:
+        return snprintf(buf, size, "<BoundedSemaphore(value=%d, "
+                                   "maxvalue=%d)>", v, (int)l->max);
+    default:
+        break;
+    }
+    if (is_mine(l)) {
+        owner_name(owner, sizeof(owner));
+        if (l->kind == K_LOCK)
+            return snprintf(buf, size, "<Lock(owner=%s)>", owner);
+        return snprintf(buf, size, "<RLock(%s, %d)>", owner, count_get(l));
+    }
+    snprintf(owner, sizeof(owner), "%s",
+             v == 1               ? "None"
+             : count_get(l) > 0   ? "SomeOtherThread"
+                                  : "SomeOtherProcess");
+    if (l->kind == K_LOCK)
+        return snprintf(buf, size, "<%s(owner=%s)>", names[l->kind], owner);
+    return snprintf(buf, size, "<RLock(%s, %s)>", owner,
+                    v == 1 ? "0" : "nonzero");
+}
+
+/* Condition: CPython's algorithm on the lock and three semaphores */
+
+int mp_cond_new(mp_cond **out, mp_lock *lock)
+{
+    struct sync_map *m;
+    struct cond_page *p;
+    mp_cond *c;
+    int r;
+
+    if (out == NULL)
+        return MP_EINVAL;
+    *out = NULL;
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return -ENOMEM;
+    if ((r = map_new(&m, sizeof(*p))) < 0) {
+        free(c);
+        return r;
+    }
+    p = m->base;
+    sem_init(&p->sleeping, K_SEM, 0, INT_MAX);
+    sem_init(&p->woken, K_SEM, 0, INT_MAX);
+    sem_init(&p->wait, K_SEM, 0, INT_MAX);
+    if (lock == NULL) {
+        sem_init(&p->lock, K_RLOCK, 1, 1);
+        c->lock = lock_alloc(map_ref(m), &p->lock);
+        if (c->lock == NULL) {
+            map_unref(m);
+            map_unref(m);
+            free(c);
+            return -ENOMEM;
+        }
+    } else {
+        c->lock = lock_ref(lock);
+    }
+    hdr_publish(&p->h, T_COND, lock == NULL ? F_OWN_LOCK : 0, 0);
+    atomic_init(&c->refs, 1);
+    c->map = m;
+    c->p = p;
+    *out = c;
+    return 0;
+}
+
+mp_lock *mp_cond_lock(mp_cond *c)
+{
+    return c != NULL ? c->lock : NULL;
+}
+
+int mp_cond_acquire(mp_cond *c, int block, double timeout)
+{
+    return c != NULL ? mp_lock_acquire(c->lock, block, timeout) : MP_EINVAL;
+}
+
+int mp_cond_release(mp_cond *c)
+{
+    return c != NULL ? mp_lock_release(c->lock) : MP_EINVAL;
+}
+
+int mp_cond_wait(mp_cond *c, double timeout)
+{
+    int count, r, back = 1;
+
+    if (c == NULL || isnan(timeout))
+        return MP_EINVAL;
+    if (!is_mine(c->lock))
+        return MP_EWAITNOTOWNED;
+    if ((r = sem_post(&c->p->sleeping, INT_MAX)) < 0)
+        return r;
+    /* All of an RLock's levels, as CPython releases count times. */
+    count = count_get(c->lock);
+    for (int i = 0; i < count; i++)
+        if ((r = mp_lock_release(c->lock)) < 0)
+            return r;
+    r = sem_acquire(&c->p->wait, INT_MAX, 1, timeout);
+    (void)sem_post(&c->p->woken, INT_MAX);
+    for (int i = 0; i < count; i++) {
+        int a = mp_lock_acquire(c->lock, 1, MP_FOREVER);
+        if (a < 0 && back > 0)
+            back = a; /* MP_EOWNERDEAD: held all the same */
+    }
+    return back < 0 ? back : r;
+}
+
+int mp_cond_wait_for(mp_cond *c, mp_predicate pred, void *arg,
+                     double timeout)
+{
+    double end = 0;
+    bool forever = !(timeout < 1e9);
+    int result, r;
+
+    if (c == NULL || pred == NULL || isnan(timeout))
+        return MP_EINVAL;
+    if ((result = pred(arg)) != 0)
+        return result;
+    if (!forever)
+        end = mp__now() + timeout;
+    while (result == 0) {
+        double wait = MP_FOREVER;
+        if (!forever) {
+            wait = end - mp__now();
+            if (wait <= 0)
+                break;
+        }
+        if ((r = mp_cond_wait(c, wait)) < 0)
+            return r;
+        result = pred(arg);
+    }
+    return result;
+}
+
+int mp_cond_notify(mp_cond *c, int n)
+{
+    struct cond_page *p;
+    int sleepers = 0, r;
+
+    if (c == NULL)
+        return MP_EINVAL;
+    if (!is_mine(c->lock))
+        return MP_ENOTOWNED;
+    p = c->p;
+    /* CPython asserts that wait is at 0 here; only a notifier that died
+     * before its last step leaves a unit, which is dropped. */
+    if ((r = sem_try(&p->wait, INT_MAX)) < 0)
+        return r;
+    /* Sleepers that timed out since the last notify are counted off. */
+    while ((r = sem_try(&p->woken, INT_MAX)) == 1)
+        if ((r = sem_try(&p->sleeping, INT_MAX)) < 0)
+            return r;
+    if (r < 0)
+        return r;
+    while (sleepers < n && (r = sem_try(&p->sleeping, INT_MAX)) == 1) {
+        if ((r = sem_post(&p->wait, INT_MAX)) < 0)
+            return r;
+        sleepers++;
+    }
+    if (r < 0)
+        return r;
+    /* Each woken sleeper says so before it takes the lock back. */
+    for (int i = 0; i < sleepers; i++)
+        if ((r = sem_acquire(&p->woken, INT_MAX, 1, MP_FOREVER)) < 0)
+            return r;
+    /* What a sleeper that timed out meanwhile left in wait goes. */
+    while ((r = sem_try(&p->wait, INT_MAX)) == 1)
+        ;
+    return r < 0 ? r : 0;
+}
+
+int mp_cond_notify_all(mp_cond *c)
+{
+    return mp_cond_notify(c, INT_MAX);
+}
+
+int mp_cond_repr(mp_cond *c, char *buf, size_t size)
+{
+    char lock[256];
+    int r, s, w;
+
+    if (c == NULL || (buf == NULL && size > 0))
+        return MP_EINVAL;
+    if ((r = mp_lock_repr(c->lock, lock, sizeof(lock))) < 0)
+        return r;
+    s = (int)atomic_load(&c->p->sleeping.value);
+    w = (int)atomic_load(&c->p->woken.value);
+    if (s < 0 || w < 0) /* above INT_MAX: never a semaphore's */
+        return MP_ESYNCCORRUPT;
+    return snprintf(buf, size, "<Condition(%s, %d)>", lock, s - w);
+}
+
+static void cond_unref(mp_cond *c)
+{
+    if (c == NULL ||
+        atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    lock_unref(c->lock);
+    map_unref(c->map);
+    free(c);
+}
+
+mp_cond *mp_cond_free(mp_cond *c)
+{
+    if (c != NULL && !c->borrowed)
+        cond_unref(c);
+    return NULL;
+}
+
+/*
+ * slots: the condition of an Event and a Barrier
+ *
+ * CPython's Condition counts its sleepers in semaphores, and a process that
+ * dies between two of its steps leaves a count that makes the next
+ * notify() wait for ever.  Event and Barrier give each thread inside a
+ * slot instead, which names the thread and holds its state in one word:
+ * FREE, INSIDE (holding the mutex, or about to), SLEEPING, SIGNALLED.
+ * Every step is one store or compare-and-swap on one slot, so a death
+ * between two leaves nothing half done.  notify_all() signals every
+ * sleeper (SLEEPING -> SIGNALLED, a wake-up on its word) and, as CPython's,
+ * returns once each has woken (SIGNALLED -> INSIDE, then a wake-up on
+ * `acks`); a sleeper that times out takes its slot back first (SLEEPING ->
+ * INSIDE) and is not counted, as CPython's notify counts off those that
+ * timed out.  A signalled sleeper that died is seen at the next look
+ * (every RECHECK seconds, from /proc).  The slots' mutex is robust: whoever
+ * takes it after a holder died repairs the object (event_repair(),
+ * barrier_reap()), and sleepers look for that death at the same interval:
+ * the kernel wakes a robust mutex's waiters when its holder dies, but
+ * nobody sleeping elsewhere.
+ */
+
+/* rwait()'s results besides 1 (notified) and 0 (timed out). */
+#define LEFT 2
+
+/* Takes the mutex (for ever: the holder is alive, or the kernel hands it
+ * over): 0, or MP_ESYNCCORRUPT.  A dead holder's mess is repaired. */
+static int barrier_reap(mp_barrier *b);
+static int event_repair(mp_event *e);
+
+_Static_assert(offsetof(struct event_page, r) ==
+                   offsetof(struct barrier_page, r),
+               "robj_attach() finds the mutex at one offset");
+
+static int rlock(struct robj_view *v, void *obj)
+{
+    bool timed_out;
+    int r = robust_lock_until(&v->r->m, INFINITY, &timed_out);
+
+    if (r == 1)
+        r = v->barrier ? barrier_reap(obj) : event_repair(obj);
+    return r == -EDEADLK ? MP_ESYNCCORRUPT : r;
+}
+
+static void runlock(struct robj_view *v)
+{
+    (void)robust_unlock(&v->r->m);
+}
+
+static void slot_fill(struct slot *s)
+{
+    const struct mp__thread_id *id = my_id();
+
+    atomic_store_explicit(&s->pid, id->pid, memory_order_relaxed);
+    atomic_store_explicit(&s->tid, id->tid, memory_order_relaxed);
+    atomic_store_explicit(&s->start, id->start, memory_order_relaxed);
+    atomic_store_explicit(&s->counted, 0, memory_order_relaxed);
+    atomic_store(&s->state, S_INSIDE);
+}
+
+static bool slot_dead(struct slot *s)
+{
+    struct mp__thread_id id = {
+        atomic_load_explicit(&s->pid, memory_order_relaxed),
+        atomic_load_explicit(&s->tid, memory_order_relaxed),
+        atomic_load_explicit(&s->start, memory_order_relaxed),
+    };
+
+    if (id.pid <= 0 || id.tid <= 0) /* not a thread: what a peer wrote */
+        return true;
+    if (id.pid == getpid() && id.tid == my_tid())
+        return false;
+    return mp__thread_dead(&id);
+}
+
+static void slot_free(struct robj_view *v, uint32_t i)
+{
+    atomic_store(&v->slot[i].state, S_FREE);
+    atomic_fetch_add(&v->r->freed, 1);
+    if (atomic_load(&v->r->freewait) != 0)
+        mp__futex_wake(&v->r->freed, INT_MAX);
+}
+
+/*
+ * A slot for this thread (mutex held; it may be let go and taken back
+ * while the table is full): its index, MP_ETIMEDOUT when the deadline
+ * passes first, MP_ESYNCCORRUPT.  A full table is looked through for the
+ * dead first.
+ */
+static int slot_claim(struct robj_view *v, void *obj, double deadline)
+{
+    for (;;) {
+        uint32_t seen;
+        int r;
+
+        for (uint32_t i = 0; i < v->nslots; i++)
+            if (atomic_load_explicit(&v->slot[i].state,
+                                     memory_order_relaxed) == S_FREE) {
+                slot_fill(&v->slot[i]);
+                return (int)i;
+            }
+        for (uint32_t i = 0; i < v->nslots; i++)
+            if (atomic_load(&v->slot[i].state) != S_FREE &&
+                !atomic_load(&v->slot[i].counted) && slot_dead(&v->slot[i])) {
+                slot_fill(&v->slot[i]);
+                return (int)i;
+            }
+        if (mp__now() >= deadline)
+            return MP_ETIMEDOUT;
+        seen = atomic_load(&v->r->freed);
+        atomic_fetch_add(&v->r->freewait, 1);
+        runlock(v);
+        {
+            double t = mp__now() + RECHECK;
+            mp__futex_wait(&v->r->freed, seen, t < deadline ? t : deadline);
+        }
+        atomic_fetch_sub(&v->r->freewait, 1);
+        if ((r = rlock(v, obj)) < 0)
+            return r;
+    }
+}
+
+/* Whether a thread inside a Barrier (slot != FREE, other than mine) has
+ * died: what a Barrier's sleepers look for. */
+static bool party_died(struct robj_view *v, uint32_t mine)
+{
+    for (uint32_t i = 0; i < v->nslots; i++)
+        if (i != mine &&
+            atomic_load_explicit(&v->slot[i].state, memory_order_relaxed) !=
+                S_FREE &&
+            slot_dead(&v->slot[i]))
+            return true;
+    return false;
+}
+
+/*
+ * wait() on slot i (mutex held, slot INSIDE): lets the mutex go, sleeps
+ * until signalled or the deadline, takes the mutex back.  1 signalled, 0
+ * timed out, LEFT when a holder of the mutex died (or, for a Barrier, a
+ * party): the caller looks at the state again and may wait once more.
+ * MP_ESYNCCORRUPT.
+ */
+static int rwait(struct robj_view *v, void *obj, uint32_t i, double deadline)
+{
+    struct slot *s = &v->slot[i];
+    double next = mp__now() + RECHECK;
+    uint32_t st;
+    int r = -1, lr;
+
+    atomic_store(&s->state, S_SLEEPING);
+    runlock(v);
+    while (r < 0) {
+        double now;
+
+        if ((st = atomic_load(&s->state)) == S_SIGNALLED) {
+            r = 1;
+            break;
+        }
+        if (st != S_SLEEPING) { /* a peer wrote it: the slot is lost */
+            r = MP_ESYNCCORRUPT;
+            break;
+        }
+        now = mp__now();
+        if (now >= deadline || now >= next) {
+            bool left = now < deadline;
+            if (left && !robust_owner_died(&v->r->m) &&
+                !(v->barrier && party_died(v, i))) {
+                next = now + RECHECK;
+                continue;
+            }
+            st = S_SLEEPING;
+            if (atomic_compare_exchange_strong(&s->state, &st, S_INSIDE))
+                r = left ? LEFT : 0;
+            else
+                r = 1; /* signalled meanwhile: that counts */
+            break;
+        }
+        mp__futex_wait(&s->state, S_SLEEPING, next < deadline ? next
+                                                               : deadline);
+    }
+    if (r == 1) {
+        /* Woken: said before the mutex is taken back, which the notifier
+         * holds until every one it signalled has said it. */
+        atomic_store(&s->state, S_INSIDE);
+        atomic_fetch_add(&v->r->acks, 1);
+        mp__futex_wake(&v->r->acks, INT_MAX);
+    }
+    lr = rlock(v, obj);
+    /* A Barrier's sleeper left for a dead party: it takes them out. */
+    if (lr == 0 && r == LEFT && v->barrier)
+        lr = barrier_reap(obj);
+    return lr < 0 ? lr : r;
+}
+
+/* notify_all() (mutex held; `mine`: the caller's slot, or nslots): returns
+ * once every sleeper it signalled has woken, or died. */
+static int rnotify_all(struct robj_view *v, uint32_t mine)
+{
+    unsigned char *sent;
+    size_t pending = 0;
+    double next;
+
+    if ((sent = calloc(v->nslots, 1)) == NULL)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < v->nslots; i++) {
+        uint32_t st = S_SLEEPING;
+        if (i != mine && atomic_compare_exchange_strong(&v->slot[i].state,
+                                                        &st, S_SIGNALLED)) {
+            mp__futex_wake(&v->slot[i].state, 1);
+            sent[i] = 1;
+            pending++;
+        }
+    }
+    next = mp__now() + RECHECK;
+    while (pending > 0) {
+        uint32_t seen = atomic_load(&v->r->acks);
+        bool look = mp__now() >= next;
+
+        pending = 0;
+        for (uint32_t i = 0; i < v->nslots; i++) {
+            if (!sent[i])
+                continue;
+            if (atomic_load(&v->slot[i].state) != S_SIGNALLED) {
+                sent[i] = 0;
+            } else if (look && slot_dead(&v->slot[i])) {
+                /* Died asleep or waking: its slot is INSIDE again, for
+                 * the Barrier's reap (the Event's is freed there). */
+                uint32_t st = S_SIGNALLED;
+                if (atomic_compare_exchange_strong(&v->slot[i].state, &st,
+                                                   S_INSIDE) &&
+                    !v->barrier)
+                    slot_free(v, i);
+                sent[i] = 0;
+            } else {
+                pending++;
+            }
+        }
+        if (look)
+            next = mp__now() + RECHECK;
+        if (pending > 0)
+            mp__futex_wait(&v->r->acks, seen, next);
+    }
+    free(sent);
+    return 0;
+}
+
+/* The page of an Event or a Barrier, checked: its slots' view. */
+static bool robj_attach(struct robj_view *v, struct sync_map *m,
+                        size_t slots_at, uint32_t nslots, bool barrier)
+{
+    if (nslots == 0 || nslots > MAX_SLOTS ||
+        slots_at + (size_t)nslots * sizeof(struct slot) > m->len)
+        return false;
+    v->map = m;
+    v->r = (struct robj *)((char *)m->base + offsetof(struct event_page, r));
+    v->slot = (struct slot *)((char *)m->base + slots_at);
+    v->nslots = nslots;
+    v->barrier = barrier;
+    return true;
+}
+
+/* Event: CPython's Condition(Lock()) and a Semaphore(0) flag.  The flag
+ * is a word under the mutex: it is only ever read and changed there, as
+ * CPython's flag is. */
+
+int mp_event_new(mp_event **out)
+{
+    struct sync_map *m;
+    struct event_page *p;
+    mp_event *e;
+    int r;
+
+    if (out == NULL)
+        return MP_EINVAL;
+    *out = NULL;
+    if ((e = calloc(1, sizeof(*e))) == NULL)
+        return -ENOMEM;
+    if ((r = map_new(&m, sizeof(*p) + EVENT_SLOTS * sizeof(struct slot))) <
+        0) {
+        free(e);
+        return r;
+    }
+    p = m->base;
+    if ((r = robust_init(&p->r.m)) < 0) {
+        map_unref(m);
+        free(e);
+        return r;
+    }
+    hdr_publish(&p->h, T_EVENT, 0, EVENT_SLOTS);
+    robj_attach(&e->v, m, offsetof(struct event_page, slot), EVENT_SLOTS,
+                false);
+    atomic_init(&e->refs, 1);
+    e->p = p;
+    *out = e;
+    return 0;
+}
+
+/* The flag, checked: 0, 1 or MP_ESYNCCORRUPT. */
+static int event_flag(mp_event *e)
+{
+    uint32_t f = atomic_load_explicit(&e->p->flag, memory_order_relaxed);
+
+    return f <= 1 ? (int)f : MP_ESYNCCORRUPT;
+}
+
+/* After a holder died: a set() it did not finish is finished (its flag is
+ * up, so no sleeper may stay asleep); nothing else is ever half done. */
+static int event_repair(mp_event *e)
+{
+    int f = event_flag(e);
+
+    if (f < 0)
+        return f;
+    return f == 1 ? rnotify_all(&e->v, e->v.nslots) : 0;
+}
+
+int mp_event_is_set(mp_event *e)
+{
+    int r;
+
+    if (e == NULL)
+        return MP_EINVAL;
+    if ((r = rlock(&e->v, e)) < 0)
+        return r;
+    r = event_flag(e);
+    runlock(&e->v);
+    return r;
+}
+
+int mp_event_set(mp_event *e)
+{
+    int r;
+
+    if (e == NULL)
+        return MP_EINVAL;
+    if ((r = rlock(&e->v, e)) < 0)
+        return r;
+    atomic_store_explicit(&e->p->flag, 1, memory_order_relaxed);
+    FAULT(5); /* set, nobody woken */
+    r = rnotify_all(&e->v, e->v.nslots);
+    runlock(&e->v);
+    return r;
+}
+
+int mp_event_clear(mp_event *e)
+{
+    int r;
+
+    if (e == NULL)
+        return MP_EINVAL;
+    if ((r = rlock(&e->v, e)) < 0)
+        return r;
+    atomic_store_explicit(&e->p->flag, 0, memory_order_relaxed);
+    runlock(&e->v);
+    return 0;
+}
+
+int mp_event_wait(mp_event *e, double timeout)
+{
+    double deadline;
+    int r, slot;
+
+    if (e == NULL || isnan(timeout))
+        return MP_EINVAL;
+    if ((r = rlock(&e->v, e)) < 0)
+        return r;
+    if ((r = event_flag(e)) != 0) {
+        runlock(&e->v);
+        return r;
+    }
+    deadline = deadline_of(1, timeout);
+    slot = slot_claim(&e->v, e, deadline);
+    if (slot == MP_ETIMEDOUT) {
+        r = event_flag(e);
+        runlock(&e->v);
+        return r;
+    }
+    if (slot < 0)
+        return slot;
+    /* CPython waits once; a wait cut short by a death (LEFT) is not a
+     * wake-up, and goes on while the flag is down. */
+    do {
+        r = rwait(&e->v, e, (uint32_t)slot, deadline);
+    } while (r == LEFT && event_flag(e) == 0);
+    if (r >= 0) {
+        slot_free(&e->v, (uint32_t)slot);
+        r = event_flag(e);
+        runlock(&e->v);
+    }
+    return r;
+}
+
+int mp_event_repr(mp_event *e, char *buf, size_t size)
+{
+    int r;
+
+    if (e == NULL || (buf == NULL && size > 0))
+        return MP_EINVAL;
+    if ((r = mp_event_is_set(e)) < 0)
+        return r;
+    return snprintf(buf, size, "<Event at %p %s>", (void *)e,
+                    r ? "set" : "unset");
+}
+
+mp_event *mp_event_free(mp_event *e)
+{
+    if (e == NULL || e->borrowed ||
+        atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
+        return NULL;
+    map_unref(e->v.map);
+    free(e);
+    return NULL;
+}
+
+/* Barrier: threading.Barrier's state machine over the slots */
+
+enum { B_FILLING = 0, B_DRAINING = 1, B_RESETTING = -1, B_BROKEN = -2 };
+
+static uint32_t barrier_slots(int parties)
+{
+    return (uint32_t)(parties > 0 ? parties : 0) + SPARE_SLOTS;
+}
+
+int mp_barrier_new(mp_barrier **out, int parties, const mp_target *action,
+                   double timeout)
+{
+    struct sync_map *m;
+    struct barrier_page *p;
+    mp_barrier *b;
+    uint32_t n;
+    size_t alen = 0;
+    int r;
+
+    if (out == NULL)
+        return MP_EINVAL;
+    *out = NULL;
+    if (isnan(timeout) || parties > MAX_SLOTS - SPARE_SLOTS)
+        return MP_EINVAL;
+    if (action != NULL) {
+        if (action->name == NULL ||
+            (alen = strlen(action->name)) == 0 || alen > ACTION_MAX)
+            return MP_EINVAL;
+        if (mp_target_lookup(action->name) == NULL)
+            return mp__target_missing(action->name);
+    }
+    n = barrier_slots(parties);
+    if ((b = calloc(1, sizeof(*b))) == NULL)
+        return -ENOMEM;
+    if ((r = map_new(&m, sizeof(*p) + n * sizeof(struct slot))) < 0) {
+        free(b);
+        return r;
+    }
+    p = m->base;
+    if ((r = robust_init(&p->r.m)) < 0) {
+        map_unref(m);
+        free(b);
+        return r;
+    }
+    p->parties = parties;
+    p->timeout = timeout;
+    p->action_len = (uint32_t)alen;
+    if (alen > 0)
+        memcpy(p->action, action->name, alen);
+    hdr_publish(&p->h, T_BARRIER, 0, n);
+    robj_attach(&b->v, m, offsetof(struct barrier_page, slot), n, true);
+    atomic_init(&b->refs, 1);
+    b->p = p;
+    b->parties = parties;
+    b->timeout = timeout;
+    memcpy(b->action, p->action, sizeof(b->action));
+    *out = b;
+    return 0;
+}
+
+/* The state and count, checked: a state below B_BROKEN is an error. */
+static int bstate(mp_barrier *b)
+{
+    int32_t s = atomic_load_explicit(&b->p->state, memory_order_relaxed);
+
+    return s >= B_BROKEN && s <= B_DRAINING ? s : MP_ESYNCCORRUPT;
+}
+
+static int bcount(mp_barrier *b)
+{
+    int32_t c = atomic_load_explicit(&b->p->count, memory_order_relaxed);
+
+    return c >= 0 && (uint32_t)c <= b->v.nslots ? c : MP_ESYNCCORRUPT;
+}
+
+static void bset(mp_barrier *b, int state)
+{
+    atomic_store_explicit(&b->p->state, state, memory_order_relaxed);
+}
+
+/* _break(): broken, everyone woken. */
+static int bbreak(mp_barrier *b, uint32_t mine)
+{
+    bset(b, B_BROKEN);
+    return rnotify_all(&b->v, mine);
+}
+
+/*
+ * Takes out the parties that died inside (mutex held): their slots free,
+ * the count what the living make.  One that died while the barrier filled
+ * was waiting: the barrier breaks, as for a waiter's timeout; one that died
+ * draining or resetting had been let go, and the last to leave ends that
+ * state, as _exit() does.  Also what the next holder of the mutex does
+ * after a holder died, wherever it was.
+ */
+static int barrier_reap(mp_barrier *b)
+{
+    struct robj_view *v = &b->v;
+    int dead = 0, count = 0, state;
+
+    for (uint32_t i = 0; i < v->nslots; i++) {
+        struct slot *s = &v->slot[i];
+        if (atomic_load(&s->state) == S_FREE)
+            continue;
+        if (slot_dead(s)) {
+            dead += atomic_load(&s->counted) != 0;
+            atomic_store(&s->counted, 0);
+            slot_free(v, i);
+        } else if (atomic_load(&s->counted)) {
+            count++;
+        }
+    }
+    if ((state = bstate(b)) < B_BROKEN)
+        return state;
+    atomic_store_explicit(&b->p->count, count, memory_order_relaxed);
+    if (dead == 0)
+        return 0;
+    if (state == B_FILLING)
+        return bbreak(b, v->nslots);
+    if ((state == B_DRAINING || state == B_RESETTING) && count == 0) {
+        bset(b, B_FILLING);
+        return rnotify_all(v, v->nslots);
+    }
+    return 0;
+}
+
+/* The action, by the last to arrive: 0, or its error (the barrier breaks:
+ * a target that is not registered here is MP_ENOTARGET). */
+static int run_action(mp_barrier *b)
+{
+    mp_target_fn fn;
+    int r;
+
+    if (b->action[0] == '\0')
+        return 0;
+    if ((fn = mp_target_lookup(b->action)) == NULL)
+        return mp__target_missing(b->action);
+    r = fn("", 0);
+    return r < 0 ? r : 0;
+}
+
+/* The barrier's wait in the mutex, slot i held: the index or an error. */
+static int barrier_wait_locked(mp_barrier *b, uint32_t i, double deadline)
+{
+    struct slot *s = &b->v.slot[i];
+    int state, index, r, ret;
+
+    /* _enter(): wait while it drains or resets. */
+    while ((state = bstate(b)) == B_DRAINING || state == B_RESETTING)
+        if ((r = rwait(&b->v, b, i, INFINITY)) < 0)
+            return r;
+    if (state < 0)
+        return state == B_BROKEN ? MP_EBROKENBARRIER : state;
+    if ((index = bcount(b)) < 0)
+        return index;
+    atomic_store_explicit(&b->p->count, index + 1, memory_order_relaxed);
+    atomic_store(&s->counted, 1);
+    if (index + 1 == b->parties) { /* _release() */
+        ret = run_action(b);
+        if (ret == 0) {
+            bset(b, B_DRAINING);
+            r = rnotify_all(&b->v, i);
+        } else {
+            r = bbreak(b, i);
+        }
+        if (r < 0 && ret == 0)
+            ret = r;
+    } else { /* _wait(): wait_for(state != 0, timeout) */
+        ret = 0;
+        while ((state = bstate(b)) == B_FILLING) {
+            if (mp__now() >= deadline) {
+                ret = MP_EBROKENBARRIER;
+                if ((r = bbreak(b, i)) < 0)
+                    ret = r;
+                break;
+            }
+            if ((r = rwait(&b->v, b, i, deadline)) < 0)
+                return r;
+        }
+        if (ret == 0 && state < 0)
+            ret = state == B_BROKEN || state == B_RESETTING
+                      ? MP_EBROKENBARRIER
+                      : state;
+    }
+    /* finally: count -= 1; _exit() */
+    atomic_store(&s->counted, 0);
+    if ((r = bcount(b)) < 0)
+        return r;
+    atomic_store_explicit(&b->p->count, r > 0 ? r - 1 : 0,
+                          memory_order_relaxed);
+    if (r <= 1 && ((state = bstate(b)) == B_DRAINING ||
+                   state == B_RESETTING)) {
+        bset(b, B_FILLING);
+        if ((r = rnotify_all(&b->v, i)) < 0)
+            return r;
+    }
+    return ret < 0 ? ret : index;
+}
+
+int mp_barrier_wait(mp_barrier *b, double timeout)
+{
+    double deadline;
+    int r, slot;
+
+    if (b == NULL)
+        return MP_EINVAL;
+    if (isnan(timeout))
+        timeout = b->timeout;
+    /* wait_for() with a timeout <= 0 looks once, then gives up. */
+    deadline = timeout >= 1e9 ? INFINITY
+               : timeout > 0  ? mp__now() + timeout
+                              : 0;
+    if ((r = rlock(&b->v, b)) < 0)
+        return r;
+    if ((slot = slot_claim(&b->v, b, INFINITY)) < 0)
+        return slot;
+    r = barrier_wait_locked(b, (uint32_t)slot, deadline);
+    slot_free(&b->v, (uint32_t)slot);
+    runlock(&b->v);
+    return r;
+}
+
+int mp_barrier_reset(mp_barrier *b)
+{
+    int r, count, state;
+
+    if (b == NULL)
+        return MP_EINVAL;
+    if ((r = rlock(&b->v, b)) < 0)
+        return r;
+    if ((count = bcount(b)) < 0 || (state = bstate(b)) < B_BROKEN) {
+        runlock(&b->v);
+        return MP_ESYNCCORRUPT;
+    }
+    if (count > 0) {
+        if (state == B_FILLING || state == B_BROKEN)
+            bset(b, B_RESETTING);
+    } else {
+        bset(b, B_FILLING);
+    }
+    r = rnotify_all(&b->v, b->v.nslots);
+    runlock(&b->v);
+    return r;
+}
+
+int mp_barrier_abort(mp_barrier *b)
+{
+    int r;
+
+    if (b == NULL)
+        return MP_EINVAL;
+    if ((r = rlock(&b->v, b)) < 0)
+        return r;
+    r = bbreak(b, b->v.nslots);
+    runlock(&b->v);
+    return r;
+}
+
+int mp_barrier_parties(mp_barrier *b)
+{
+    return b != NULL ? b->parties : MP_EINVAL;
+}
+
+/* As CPython's, read without the lock: a moment's value. */
+int mp_barrier_n_waiting(mp_barrier *b)
+{
+    int state;
+
+    if (b == NULL)
+        return MP_EINVAL;
+    if ((state = bstate(b)) < B_BROKEN)
+        return state;
+    return state == B_FILLING ? bcount(b) : 0;
+}
+
+int mp_barrier_broken(mp_barrier *b)
+{
+    int state;
+
+    if (b == NULL)
+        return MP_EINVAL;
+    state = bstate(b);
+    return state < B_BROKEN ? state : state == B_BROKEN;
+}
+
+mp_barrier *mp_barrier_free(mp_barrier *b)
+{
+    if (b == NULL || b->borrowed ||
+        atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+        return NULL;
+    map_unref(b->v.map);
+    free(b);
+    return NULL;
+}
+
+/* handing over (args.c) */
+
+mp_conn *mp__lock_handle(mp_lock *l)
+{
+    return l->map->handle;
+}
+
+mp_conn *mp__cond_handle(mp_cond *c)
+{
+    return c->map->handle;
+}
+
+mp_conn *mp__event_handle(mp_event *e)
+{
+    return e->v.map->handle;
+}
+
+mp_conn *mp__barrier_handle(mp_barrier *b)
+{
+    return b->v.map->handle;
+}
+
+int mp__lock_kind(mp_lock *l)
+{
+    return l->kind;
+}
+
+/* The page's header, checked against what the object needs. */
+static struct hdr *attach_hdr(struct sync_map *m, uint32_t type)
+{
+    struct hdr *h = m->base;
+
+    return h->type == type ? h : NULL;
+}
+
+mp_lock *mp__lock_view(mp_conn *handle)
+{
+    struct sync_map *m = map_attach(handle);
+    struct sem *s = NULL;
+    struct hdr *h;
+    mp_lock *l;
+    bool robust = false;
+
+    if (m == NULL)
+        return NULL;
+    h = m->base;
+    if (h->type == T_LOCK && m->len >= sizeof(struct lock_page) &&
+        (h->flags & ~(uint32_t)F_ROBUST) == 0) {
+        s = &((struct lock_page *)m->base)->s;
+        robust = (h->flags & F_ROBUST) != 0;
+        if (!sem_valid(s, 0) || (robust && robust_check(&s->m) < 0))
+            s = NULL;
+    } else if (h->type == T_COND && m->len >= sizeof(struct cond_page) &&
+               h->flags == F_OWN_LOCK) {
+        s = &((struct cond_page *)m->base)->lock;
+        if (!sem_valid(s, K_RLOCK))
+            s = NULL;
+    }
+    if (s == NULL || (l = lock_alloc(m, s)) == NULL) {
+        map_unref(m);
+        return NULL;
+    }
+    l->robust = robust;
+    l->borrowed = true;
+    return l;
+}
+
+/* Whether lock is the RLock in the page of the condition `handle` names:
+ * a condition with a lock of its own must be given that one, and one
+ * without, another. */
+static bool lock_is_cond_own(const mp_lock *lock, mp_conn *handle)
+{
+    const struct hdr *h = lock->map->base;
+
+    return lock->map->handle == handle && h->type == T_COND &&
+           lock->s == &((struct cond_page *)lock->map->base)->lock;
+}
+
+mp_cond *mp__cond_view(mp_conn *handle, mp_lock *lock)
+{
+    struct sync_map *m = map_attach(handle);
+    struct cond_page *p;
+    struct hdr *h;
+    mp_cond *c;
+
+    if (m == NULL)
+        return NULL;
+    h = attach_hdr(m, T_COND);
+    p = m->base;
+    if (h == NULL || m->len < sizeof(*p) || (h->flags & ~F_OWN_LOCK) != 0 ||
+        !sem_valid(&p->sleeping, K_SEM) || !sem_valid(&p->woken, K_SEM) ||
+        !sem_valid(&p->wait, K_SEM) ||
+        ((h->flags & F_OWN_LOCK) != 0) != lock_is_cond_own(lock, handle) ||
+        (c = calloc(1, sizeof(*c))) == NULL) {
+        map_unref(m);
+        return NULL;
+    }
+    atomic_init(&c->refs, 1);
+    c->borrowed = true;
+    c->map = m;
+    c->p = p;
+    c->lock = lock_ref(lock);
+    return c;
+}
+
+mp_event *mp__event_view(mp_conn *handle)
+{
+    struct sync_map *m = map_attach(handle);
+    struct hdr *h;
+    mp_event *e;
+
+    if (m == NULL)
+        return NULL;
+    h = attach_hdr(m, T_EVENT);
+    if (h == NULL || h->flags != 0 || h->nslots != EVENT_SLOTS ||
+        (e = calloc(1, sizeof(*e))) == NULL) {
+        map_unref(m);
+        return NULL;
+    }
+    if (!robj_attach(&e->v, m, offsetof(struct event_page, slot),
+                     EVENT_SLOTS, false) ||
+        robust_check(&e->v.r->m) < 0) {
+        map_unref(m);
+        free(e);
+        return NULL;
+    }
+    atomic_init(&e->refs, 1);
+    e->borrowed = true;
+    e->p = m->base;
+    return e;
+}
+
+mp_barrier *mp__barrier_view(mp_conn *handle)
+{
+    struct sync_map *m = map_attach(handle);
+    struct barrier_page *p;
+    struct hdr *h;
+    mp_barrier *b;
+    uint32_t alen;
+
+    if (m == NULL)
+        return NULL;
+    h = attach_hdr(m, T_BARRIER);
+    p = m->base;
+    if (h == NULL || h->flags != 0 || m->len < sizeof(*p) ||
+        p->parties > MAX_SLOTS - SPARE_SLOTS ||
+        h->nslots != barrier_slots(p->parties) || isnan(p->timeout) ||
+        (alen = p->action_len) > ACTION_MAX ||
+        memchr(p->action, '\0', alen) != NULL ||
+        (b = calloc(1, sizeof(*b))) == NULL) {
+        map_unref(m);
+        return NULL;
+    }
+    if (!robj_attach(&b->v, m, offsetof(struct barrier_page, slot),
+                     h->nslots, true) ||
+        robust_check(&b->v.r->m) < 0) {
+        map_unref(m);
+        free(b);
+        return NULL;
+    }
+    atomic_init(&b->refs, 1);
+    b->borrowed = true;
+    b->p = p;
+    b->parties = p->parties;
+    b->timeout = p->timeout;
+    memcpy(b->action, p->action, alen);
+    b->action[alen] = '\0';
+    return b;
+}
+
+/* Views are the argument list's: it frees them (mp_*_free() does not). */
+void mp__lock_view_free(mp_lock *l)
+{
+    lock_unref(l);
+}
+
+void mp__cond_view_free(mp_cond *c)
+{
+    cond_unref(c);
+}
+
+void mp__event_view_free(mp_event *e)
+{
+    if (e != NULL) {
+        map_unref(e->v.map);
+        free(e);
+    }
+}
+
+void mp__barrier_view_free(mp_barrier *b)
+{
+    if (b != NULL) {
+        map_unref(b->v.map);
+        free(b);
+    }
+}
+
+#ifdef MP_TEST_HOOKS
+void *mp__sync_page(const void *obj, int type)
+{
+    switch (type) {
+    case MP_ARG_LOCK:
+        return ((const mp_lock *)obj)->map->base;
+    case MP_ARG_COND:
+        return ((const mp_cond *)obj)->map->base;
+    case MP_ARG_EVENT:
+        return ((const mp_event *)obj)->v.map->base;
+    case MP_ARG_BARRIER:
+        return ((const mp_barrier *)obj)->v.map->base;
+    default:
+        return NULL;
+    }
+}
+#endif
