@@ -3,12 +3,13 @@
  *
  * CPython pickles a Process's args into the child (or, under fork, the child
  * simply has them).  libmp encodes the values when the process is made, the
- * same bytes under every start method, and hands each queue and connection
- * over as a descriptor among the process's handles (process.c's conns, tagged
- * MP__USE_ARG), so a value is never an address that means nothing in another
- * program.  The child decodes the bytes once, on first use, with every length
- * and index checked: under spawn and forkserver they come from another
- * process.
+ * same bytes under every start method, and hands each queue, connection and
+ * synchronisation object over as a descriptor among the process's handles
+ * (process.c's conns, tagged MP__USE_ARG), so a value is never an address
+ * that means nothing in another program.  A Condition is two handles: its
+ * page and its lock's (the same one when the lock is its own).  The child
+ * decodes the bytes once, on first use, with every length and index
+ * checked: under spawn and forkserver they come from another process.
  */
 #include <errno.h>
 #include <limits.h>
@@ -75,6 +76,34 @@ mp_arg mp_arg_conn(mp_conn *c)
     return a;
 }
 
+mp_arg mp_arg_lock(mp_lock *l)
+{
+    mp_arg a = { .type = MP_ARG_LOCK };
+    a.u.l = l;
+    return a;
+}
+
+mp_arg mp_arg_cond(mp_cond *c)
+{
+    mp_arg a = { .type = MP_ARG_COND };
+    a.u.cv = c;
+    return a;
+}
+
+mp_arg mp_arg_event(mp_event *e)
+{
+    mp_arg a = { .type = MP_ARG_EVENT };
+    a.u.e = e;
+    return a;
+}
+
+mp_arg mp_arg_barrier(mp_barrier *b)
+{
+    mp_arg a = { .type = MP_ARG_BARRIER };
+    a.u.br = b;
+    return a;
+}
+
 mp_arg mp_arg_named(const char *name, mp_arg a)
 {
     a.name = name;
@@ -88,12 +117,44 @@ mp_arg mp_arg_of(mp_arg a)
 
 /* encoding, in the parent */
 
-/* The handle a value hands over: a queue's memfd or the connection. */
+/* The handle a value hands over: a queue's or a synchronisation object's
+ * memfd, or the connection. */
 static mp_conn *handle_of(const mp_arg *a)
 {
-    if (a->type == MP_ARG_QUEUE)
+    switch (a->type) {
+    case MP_ARG_QUEUE:
         return a->u.q != NULL ? mp__queue_handle(a->u.q) : NULL;
-    return a->u.c;
+    case MP_ARG_LOCK:
+        return a->u.l != NULL ? mp__lock_handle(a->u.l) : NULL;
+    case MP_ARG_COND:
+        return a->u.cv != NULL ? mp__cond_handle(a->u.cv) : NULL;
+    case MP_ARG_EVENT:
+        return a->u.e != NULL ? mp__event_handle(a->u.e) : NULL;
+    case MP_ARG_BARRIER:
+        return a->u.br != NULL ? mp__barrier_handle(a->u.br) : NULL;
+    default:
+        return a->u.c;
+    }
+}
+
+/* A Condition's second handle: its lock's. */
+static mp_conn *cond_lock_handle(const mp_arg *a)
+{
+    return mp__lock_handle(mp_cond_lock(a->u.cv));
+}
+
+/* Its index among handles[0..*nh), added if it is not there yet: an object
+ * given twice is handed over once, so the child has one object too, as
+ * CPython's pickle keeps identity. */
+static size_t handle_index(mp_conn **handles, size_t *nh, mp_conn *h)
+{
+    size_t k = 0;
+
+    while (k < *nh && handles[k] != h)
+        k++;
+    if (k == *nh)
+        handles[(*nh)++] = h;
+    return k;
 }
 
 static int check(const mp_arg *v, size_t n)
@@ -118,9 +179,17 @@ static int check(const mp_arg *v, size_t n)
             break;
         case MP_ARG_QUEUE:
         case MP_ARG_CONN:
+        case MP_ARG_LOCK:
+        case MP_ARG_EVENT:
+        case MP_ARG_BARRIER:
             if (handle_of(a) == NULL)
                 return MP_EINVAL;
             handles++;
+            break;
+        case MP_ARG_COND: /* its page and its lock's */
+            if (handle_of(a) == NULL)
+                return MP_EINVAL;
+            handles += 2;
             break;
         default:
             return MP_EINVAL;
@@ -170,19 +239,16 @@ int mp__args_encode(const mp_arg *v, size_t n, char **out, size_t *len,
         case MP_ARG_BYTES:
             mp__put_str(&o, a->u.b.len > 0 ? a->u.b.buf : "", a->u.b.len);
             break;
-        default: { /* a handle: its index among the process's handles */
-            /* An object given twice is handed over once, so the child
-             * has one object too, as CPython's pickle keeps identity. */
-            mp_conn *h = handle_of(a);
-            size_t k = 0;
-
-            while (k < nh && handles[k] != h)
-                k++;
-            if (k == nh)
-                handles[nh++] = h;
-            mp__put_u64(&o, k);
+        default: /* a handle: its index among the process's handles */
+            mp__put_u64(&o, handle_index(handles, &nh, handle_of(a)));
+            if (a->type == MP_ARG_COND)
+                mp__put_u64(&o, handle_index(handles, &nh,
+                                             cond_lock_handle(a)));
+            /* Which of the four a lock is, for the messages of a child
+             * that has not mapped it. */
+            if (a->type == MP_ARG_LOCK)
+                mp__put_u64(&o, (uint64_t)mp__lock_kind(a->u.l));
             break;
-        }
         }
     }
     if (o.failed) {
@@ -205,7 +271,13 @@ struct arg {
     char *buf;     /* str, bytes: NUL-terminated */
     size_t len;
     mp_conn *conn; /* a handle */
+    mp_conn *conn2; /* a Condition's lock's handle */
+    int kind;      /* a lock's: 1 Lock, 2 RLock, 3 Semaphore, 4 Bounded */
     mp_queue *q;   /* the queue's view, made on first use */
+    /* A synchronisation object's view, made on first use, and a
+     * Condition's lock's; views that values share are freed once. */
+    void *view;
+    mp_lock *lock;
 };
 
 struct mp_args {
@@ -213,23 +285,73 @@ struct mp_args {
     struct arg *v;
 };
 
+/* Whether a view was met before value i (as a view or a lock). */
+static bool seen_before(const mp_args *a, size_t i, const void *view)
+{
+    for (size_t j = 0; j < i; j++)
+        if (a->v[j].view == view || (void *)a->v[j].lock == view)
+            return true;
+    return false;
+}
+
 static void args_free(mp_args *a)
 {
     if (a == NULL)
         return;
     for (size_t i = 0; i < a->n; i++) {
+        struct arg *e = &a->v[i];
         size_t j = 0;
 
-        free(a->v[i].name);
-        free(a->v[i].buf);
+        free(e->name);
+        free(e->buf);
         /* A view that values share is freed with the first of them. */
-        while (j < i && a->v[j].q != a->v[i].q)
+        while (j < i && a->v[j].q != e->q)
             j++;
         if (j == i)
-            mp__queue_view_free(a->v[i].q);
+            mp__queue_view_free(e->q);
+        if (e->view != NULL && !seen_before(a, i, e->view)) {
+            switch (e->type) {
+            case MP_ARG_LOCK:
+                mp__lock_view_free(e->view);
+                break;
+            case MP_ARG_COND:
+                mp__cond_view_free(e->view);
+                break;
+            case MP_ARG_EVENT:
+                mp__event_view_free(e->view);
+                break;
+            default:
+                mp__barrier_view_free(e->view);
+                break;
+            }
+        }
+        if (e->lock != NULL && e->lock != e->view &&
+            !seen_before(a, i, e->lock))
+            mp__lock_view_free(e->lock);
     }
     free(a->v);
     free(a);
+}
+
+/* Whether handle k can be a value of this type: given as an argument, and
+ * a queue's, a synchronisation object's or a connection, as the type
+ * says. */
+static bool handle_fits(uint64_t k, int type, mp_conn *const *conns,
+                        const unsigned char *use, size_t nconns)
+{
+    unsigned f;
+
+    if (k >= nconns || use[k] != MP__USE_ARG)
+        return false;
+    f = mp__conn_flags(conns[k]) & (MP__CONN_QUEUE | MP__CONN_SYNC);
+    switch (type) {
+    case MP_ARG_QUEUE:
+        return f == MP__CONN_QUEUE;
+    case MP_ARG_CONN:
+        return f == 0;
+    default:
+        return f == MP__CONN_SYNC;
+    }
 }
 
 int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
@@ -257,7 +379,7 @@ int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
         size_t nlen = 0;
 
         a->n = i + 1;
-        e->type = type <= MP_ARG_CONN ? (int)type : 0;
+        e->type = type <= MP_ARG_BARRIER ? (int)type : 0;
         e->name = mp__get_str(&r, MP_TARGET_NAME_MAX, &nlen);
         /* A name or a str is what strlen() gave the encoder: a NUL inside
          * is corruption, which would reach the target cut short. */
@@ -284,12 +406,26 @@ int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
             break;
         case MP_ARG_QUEUE:
         case MP_ARG_CONN:
+        case MP_ARG_LOCK:
+        case MP_ARG_COND:
+        case MP_ARG_EVENT:
+        case MP_ARG_BARRIER:
             k = mp__get_u64(&r);
-            if (k >= nconns || use[k] != MP__USE_ARG ||
-                !(mp__conn_flags(conns[k]) & MP__CONN_QUEUE) !=
-                    (e->type == MP_ARG_CONN))
+            if (!handle_fits(k, e->type, conns, use, nconns))
                 goto bad;
             e->conn = conns[k];
+            if (e->type == MP_ARG_COND) {
+                k = mp__get_u64(&r);
+                if (!handle_fits(k, MP_ARG_LOCK, conns, use, nconns))
+                    goto bad;
+                e->conn2 = conns[k];
+            }
+            if (e->type == MP_ARG_LOCK) {
+                k = mp__get_u64(&r);
+                if (k < 1 || k > 4)
+                    goto bad;
+                e->kind = (int)k;
+            }
             break;
         default:
             goto bad;
@@ -346,11 +482,24 @@ const mp_args *mp_child_args(void)
 static const char *type_name(int type)
 {
     static const char *const names[] = {
-        [MP_ARG_INT] = "int",       [MP_ARG_DOUBLE] = "float",
-        [MP_ARG_STR] = "str",       [MP_ARG_BYTES] = "bytes",
-        [MP_ARG_QUEUE] = "Queue",   [MP_ARG_CONN] = "Connection",
+        [MP_ARG_INT] = "int",         [MP_ARG_DOUBLE] = "float",
+        [MP_ARG_STR] = "str",         [MP_ARG_BYTES] = "bytes",
+        [MP_ARG_QUEUE] = "Queue",     [MP_ARG_CONN] = "Connection",
+        [MP_ARG_LOCK] = "Lock",       [MP_ARG_COND] = "Condition",
+        [MP_ARG_EVENT] = "Event",     [MP_ARG_BARRIER] = "Barrier",
     };
-    return type > 0 && type <= MP_ARG_CONN ? names[type] : "?";
+    return type > 0 && type <= MP_ARG_BARRIER ? names[type] : "?";
+}
+
+/* A value's type as a message names it: a lock by its class. */
+static const char *value_type_name(const struct arg *e)
+{
+    static const char *const locks[] = { "Lock", "Lock", "RLock",
+                                         "Semaphore", "BoundedSemaphore" };
+
+    if (e->type == MP_ARG_LOCK && e->kind >= 1 && e->kind <= 4)
+        return locks[e->kind];
+    return type_name(e->type);
 }
 
 size_t mp_args_count(const mp_args *args)
@@ -409,9 +558,9 @@ static int find(const mp_args *args, size_t i, int want, struct arg **out)
     if (e->type != want && !(want == MP_ARG_DOUBLE && e->type == MP_ARG_INT)) {
         if (e->name != NULL)
             return mp_raise("TypeError", "argument %zu ('%s') is %s, not %s",
-                            i, e->name, type_name(e->type), type_name(want));
+                            i, e->name, value_type_name(e), type_name(want));
         return mp_raise("TypeError", "argument %zu is %s, not %s", i,
-                        type_name(e->type), type_name(want));
+                        value_type_name(e), type_name(want));
     }
     *out = e;
     return 0;
@@ -495,6 +644,100 @@ int mp_args_get_conn(const mp_args *args, size_t i, mp_conn **c)
     if (r == 0 && c != NULL)
         *c = e->conn;
     return r;
+}
+
+/* synchronisation objects: views made on first use, under `lock`.  Values
+ * that name one handle give one object; a Condition's lock is the lock
+ * given with the same handle, if any, so its owner checks hold. */
+
+/* The view of the lock handle h names, if some value made it already. */
+static mp_lock *lock_seen(const mp_args *args, mp_conn *h)
+{
+    for (size_t j = 0; j < args->n; j++) {
+        const struct arg *e = &args->v[j];
+        if (e->type == MP_ARG_LOCK && e->conn == h && e->view != NULL)
+            return e->view;
+        if (e->type == MP_ARG_COND && e->conn2 == h && e->lock != NULL)
+            return e->lock;
+    }
+    return NULL;
+}
+
+/* A value of the same type and handle that has its view already. */
+static void *view_seen(const mp_args *args, const struct arg *e)
+{
+    for (size_t j = 0; j < args->n; j++)
+        if (args->v[j].type == e->type && args->v[j].conn == e->conn &&
+            args->v[j].view != NULL)
+            return args->v[j].view;
+    return NULL;
+}
+
+static void *sync_view(const mp_args *args, struct arg *e)
+{
+    if (e->view != NULL)
+        return e->view;
+    if ((e->view = view_seen(args, e)) != NULL)
+        return e->view;
+    switch (e->type) {
+    case MP_ARG_LOCK:
+        if ((e->view = lock_seen(args, e->conn)) == NULL)
+            e->view = mp__lock_view(e->conn);
+        break;
+    case MP_ARG_COND:
+        if (e->lock == NULL && (e->lock = lock_seen(args, e->conn2)) == NULL)
+            e->lock = mp__lock_view(e->conn2);
+        if (e->lock != NULL)
+            e->view = mp__cond_view(e->conn, e->lock);
+        break;
+    case MP_ARG_EVENT:
+        e->view = mp__event_view(e->conn);
+        break;
+    default:
+        e->view = mp__barrier_view(e->conn);
+        break;
+    }
+    return e->view;
+}
+
+static int get_sync(const mp_args *args, size_t i, int type, void **out)
+{
+    struct arg *e;
+    void *view;
+    int r = find(args, i, type, &e);
+
+    if (r < 0)
+        return r;
+    pthread_once(&once, init);
+    pthread_mutex_lock(&lock);
+    view = sync_view(args, e);
+    pthread_mutex_unlock(&lock);
+    if (view == NULL)
+        return mp_raise("OSError", "argument %zu: cannot map the %s", i,
+                        value_type_name(e));
+    if (out != NULL)
+        *out = view;
+    return 0;
+}
+
+int mp_args_get_lock(const mp_args *args, size_t i, mp_lock **l)
+{
+    return get_sync(args, i, MP_ARG_LOCK, (void **)l);
+}
+
+int mp_args_get_cond(const mp_args *args, size_t i, mp_cond **c)
+{
+    return get_sync(args, i, MP_ARG_COND, (void **)c);
+}
+
+int mp_args_get_event(const mp_args *args, size_t i, mp_event **e)
+{
+    return get_sync(args, i, MP_ARG_EVENT, (void **)e);
+}
+
+int mp_args_get_barrier(const mp_args *args, size_t i, mp_barrier **b)
+{
+    return get_sync(args, i, MP_ARG_BARRIER, (void **)b);
 }
 
 /* raising */
@@ -598,4 +841,44 @@ mp_conn *mp_args_conn(const mp_args *args, size_t i)
     if (r < 0)
         mp__uncaught(r);
     return c;
+}
+
+mp_lock *mp_args_lock(const mp_args *args, size_t i)
+{
+    mp_lock *l = NULL;
+    int r = mp_args_get_lock(args, i, &l);
+
+    if (r < 0)
+        mp__uncaught(r);
+    return l;
+}
+
+mp_cond *mp_args_cond(const mp_args *args, size_t i)
+{
+    mp_cond *c = NULL;
+    int r = mp_args_get_cond(args, i, &c);
+
+    if (r < 0)
+        mp__uncaught(r);
+    return c;
+}
+
+mp_event *mp_args_event(const mp_args *args, size_t i)
+{
+    mp_event *e = NULL;
+    int r = mp_args_get_event(args, i, &e);
+
+    if (r < 0)
+        mp__uncaught(r);
+    return e;
+}
+
+mp_barrier *mp_args_barrier(const mp_args *args, size_t i)
+{
+    mp_barrier *b = NULL;
+    int r = mp_args_get_barrier(args, i, &b);
+
+    if (r < 0)
+        mp__uncaught(r);
+    return b;
 }
