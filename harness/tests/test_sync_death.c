@@ -1,0 +1,479 @@
+/*
+ * test_sync_death.c - what sync.c's objects do when a process using them
+ * dies (SIGKILL) or writes over their shared memory: robust locks hand a
+ * dead holder's lock on with MP_EOWNERDEAD, at every point of acquire and
+ * release (the fault points of test_hooks.h); default locks keep CPython's
+ * behaviour; a Barrier breaks for a dead waiter; an Event's set() killed
+ * half-way still wakes its sleepers; a scribbled page is MP_ESYNCCORRUPT.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "internal.h"
+#include "test_hooks.h"
+
+static mp_process *start_fork(const mp_target *t, const mp_arg *v, size_t n)
+{
+    mp_process_options o = { 0 };
+    mp_process *p;
+
+    ASSERT_OK(mp_get_context(&o.context, "fork"));
+    ASSERT_OK(mp_process_create(&p, t, v, n, &o));
+    ASSERT_OK(mp_process_start(p));
+    return p;
+}
+
+/* Ends p with SIGKILL if it still runs, and checks how it ended. */
+static void kill_and_reap(mp_process *p)
+{
+    int code = 0;
+
+    ASSERT_OK(mp_process_kill(p));
+    ASSERT_OK(mp_process_join(p, 30));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(-SIGKILL, code);
+    mp_process_free(p);
+}
+
+/* Holds the lock (argument 0), says so on the event (1), and sleeps until
+ * it is killed. */
+MP_TARGET(hold_and_sleep)
+{
+    mp_lock *l = mp_args_lock(args, 0);
+
+    if (mp_lock_acquire(l, 1, MP_FOREVER) != 1)
+        return 2;
+    mp_check(mp_event_set(mp_args_event(args, 1)));
+    for (;;)
+        pause();
+}
+
+/* Takes the lock as the next holder, checks that it holds it, and gives
+ * it back. */
+static void *acquire_for_ever(void *arg)
+{
+    int r = mp_lock_acquire(arg, 1, MP_FOREVER);
+
+    if (r == MP_EOWNERDEAD) {
+        ASSERT_EQ(0, mp_lock_get_value(arg));
+        ASSERT_EQ(1, mp_lock_is_mine(arg));
+        ASSERT_EQ(0, mp_lock_release(arg));
+    }
+    return (void *)(intptr_t)r;
+}
+
+static void holder_killed(int (*make)(mp_lock **))
+{
+    mp_lock *l;
+    mp_event *held;
+    mp_process *p;
+    pthread_t th;
+    void *res;
+    double t0;
+
+    ASSERT_OK(make(&l));
+    ASSERT_OK(mp_event_new(&held));
+    p = start_fork(&hold_and_sleep_target, MP_ARGS(l, held));
+    ASSERT_EQ(1, mp_event_wait(held, 30));
+    /* A waiter asleep when the holder dies is woken by the kernel. */
+    ASSERT_EQ(0, pthread_create(&th, NULL, acquire_for_ever, l));
+    usleep(50000);
+    t0 = check_now();
+    kill_and_reap(p);
+    ASSERT_EQ(0, pthread_join(th, &res));
+    ASSERT_EQ(MP_EOWNERDEAD, (int)(intptr_t)res);
+    ASSERT_WITHIN(0, 2.0, check_now() - t0);
+    ASSERT_EQ(1, mp_lock_get_value(l));
+    ASSERT_EQ(1, mp_lock_acquire(l, 0, 0));
+    ASSERT_EQ(0, mp_lock_release(l));
+    mp_lock_free(l);
+    mp_event_free(held);
+}
+
+static void *release_it(void *arg)
+{
+    return (void *)(intptr_t)mp_lock_release(arg);
+}
+
+TEST(a_robust_lock_whose_holder_died_goes_to_the_next_with_eownerdead)
+{
+    holder_killed(mp_lock_new_robust);
+    holder_killed(mp_rlock_new_robust);
+}
+
+TEST(a_robust_lock_has_an_owner)
+{
+    mp_lock *l;
+    pthread_t th;
+    void *res;
+    double t0;
+    char buf[128];
+
+    ASSERT_OK(mp_lock_new_robust(&l));
+    ASSERT_EQ(MP_ERELEASED, mp_lock_release(l));
+    ASSERT_EQ(1, mp_lock_acquire(l, 1, MP_FOREVER));
+    ASSERT_TRUE(mp_lock_repr(l, buf, sizeof(buf)) > 0);
+    ASSERT_STREQ("<Lock(owner=MainProcess)>", buf);
+    ASSERT_EQ(0, pthread_create(&th, NULL, release_it, l));
+    ASSERT_EQ(0, pthread_join(th, &res));
+    ASSERT_EQ(MP_EROBUSTOWNER, (int)(intptr_t)res);
+    /* The holder waits for itself, as CPython's Lock. */
+    t0 = check_now();
+    ASSERT_EQ(0, mp_lock_acquire(l, 1, 0.2));
+    ASSERT_WITHIN(0.19, 1.0, check_now() - t0);
+    ASSERT_EQ(0, mp_lock_acquire(l, 0, 0));
+    ASSERT_EQ(0, mp_lock_release(l));
+    ASSERT_EQ(1, mp_lock_get_value(l));
+    ASSERT_STREQ("OwnerDiedError", mp_exception_name(MP_EOWNERDEAD));
+    ASSERT_STREQ("RuntimeError", mp_exception_name(MP_EROBUSTOWNER));
+    ASSERT_STREQ("a robust lock can only be released by the thread that "
+                 "holds it", mp_strerror(MP_EROBUSTOWNER));
+    ASSERT_STREQ("OSError", mp_exception_name(MP_ESYNCCORRUPT));
+    mp_lock_free(l);
+}
+
+/* The default Lock keeps CPython's behaviour: a dead holder's lock stays
+ * taken, and acquire() times out. */
+TEST(a_default_lock_whose_holder_died_stays_taken)
+{
+    mp_lock *l;
+    mp_event *held;
+    mp_process *p;
+    double t0;
+
+    ASSERT_OK(mp_lock_new(&l));
+    ASSERT_OK(mp_event_new(&held));
+    p = start_fork(&hold_and_sleep_target, MP_ARGS(l, held));
+    ASSERT_EQ(1, mp_event_wait(held, 30));
+    kill_and_reap(p);
+    t0 = check_now();
+    ASSERT_EQ(0, mp_lock_acquire(l, 1, 0.2));
+    ASSERT_WITHIN(0.19, 1.0, check_now() - t0);
+    ASSERT_EQ(0, mp_lock_get_value(l));
+    mp_lock_free(l);
+    mp_event_free(held);
+}
+
+/* A process that dies at fault point n of a robust acquire or release. */
+MP_TARGET(die_at)
+{
+    mp_lock *l = mp_args_lock(args, 0);
+    int point = (int)mp_args_int(args, 1);
+
+    if (point <= 2)
+        mp__sync_fault = point;
+    if (mp_lock_acquire(l, 1, MP_FOREVER) != 1)
+        return 2;
+    mp__sync_fault = point;
+    mp_check(mp_lock_release(l));
+    return 3; /* not reached: the fault kills it */
+}
+
+TEST(a_process_killed_at_each_point_of_robust_acquire_and_release)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        for (int point = 1; point <= 4; point++) {
+            mp_lock *l;
+            mp_process *p;
+            int code = 0, r;
+
+            ASSERT_OK(kind == 0 ? mp_lock_new_robust(&l)
+                                : mp_rlock_new_robust(&l));
+            p = start_fork(&die_at_target, MP_ARGS(l, point));
+            ASSERT_OK(mp_process_join(p, 30));
+            ASSERT_EQ(1, mp_process_exitcode(p, &code));
+            ASSERT_EQ(-SIGKILL, code);
+            mp_process_free(p);
+            /* Died holding it (1-3): the next acquirer gets it with
+             * MP_EOWNERDEAD; after the unlock (4): free. */
+            r = mp_lock_acquire(l, 1, 5);
+            ASSERT_EQ(point <= 3 ? MP_EOWNERDEAD : 1, r);
+            ASSERT_EQ(1, mp_lock_is_mine(l));
+            ASSERT_EQ(0, mp_lock_release(l));
+            ASSERT_EQ(1, mp_lock_get_value(l));
+            ASSERT_EQ(1, mp_lock_acquire(l, 0, 0));
+            ASSERT_EQ(0, mp_lock_release(l));
+            mp_lock_free(l);
+        }
+    }
+}
+
+/* Barrier: a waiter killed while it waits breaks the barrier for the
+ * others at once, not at their timeout (they have none here). */
+MP_TARGET(barrier_wait_for_ever)
+{
+    mp_barrier *b = mp_args_barrier(args, 0);
+
+    mp_check(mp_event_set(mp_args_event(args, 1)));
+    return mp_barrier_wait(b, MP_FOREVER) < 0 ? 4 : 0;
+}
+
+struct bwait {
+    mp_barrier *b;
+    int result;
+    double at;
+};
+
+static void *barrier_waiter(void *arg)
+{
+    struct bwait *w = arg;
+
+    w->result = mp_barrier_wait(w->b, MP_FOREVER);
+    w->at = check_now();
+    return NULL;
+}
+
+TEST(a_barrier_waiter_killed_breaks_the_barrier_for_the_others)
+{
+    struct bwait w[2];
+    pthread_t th[2];
+    mp_barrier *b;
+    mp_event *ready;
+    mp_process *p;
+    double killed, end;
+
+    ASSERT_OK(mp_barrier_new(&b, 4, NULL, MP_FOREVER));
+    ASSERT_OK(mp_event_new(&ready));
+    p = start_fork(&barrier_wait_for_ever_target, MP_ARGS(b, ready));
+    ASSERT_EQ(1, mp_event_wait(ready, 30));
+    for (int i = 0; i < 2; i++) {
+        w[i] = (struct bwait){ b, 99, 0 };
+        ASSERT_EQ(0, pthread_create(&th[i], NULL, barrier_waiter, &w[i]));
+    }
+    end = check_now() + 30;
+    while (mp_barrier_n_waiting(b) != 3) {
+        ASSERT_TRUE(check_now() < end);
+        usleep(1000);
+    }
+    killed = check_now();
+    kill_and_reap(p);
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], NULL));
+        ASSERT_EQ(MP_EBROKENBARRIER, w[i].result);
+        ASSERT_WITHIN(0, 2.0, w[i].at - killed);
+    }
+    ASSERT_EQ(1, mp_barrier_broken(b));
+    ASSERT_EQ(0, mp_barrier_n_waiting(b));
+    /* reset() makes it whole again: the dead one is not counted. */
+    ASSERT_OK(mp_barrier_reset(b));
+    ASSERT_EQ(0, mp_barrier_broken(b));
+    mp_barrier_free(b);
+    mp_event_free(ready);
+}
+
+/* Event: a set() killed with the flag up and nobody woken still wakes
+ * every sleeper: they see the dead holder of the event's lock. */
+MP_TARGET(set_and_die)
+{
+    mp__sync_fault = 5;
+    mp_event_set(mp_args_event(args, 0));
+    return 3;
+}
+
+static void *event_waiter(void *arg)
+{
+    struct bwait *w = arg;
+
+    w->result = mp_event_wait((mp_event *)(void *)w->b, 60);
+    w->at = check_now();
+    return NULL;
+}
+
+TEST(an_event_set_killed_half_way_still_wakes_the_sleepers)
+{
+    struct bwait w[2];
+    pthread_t th[2];
+    mp_event *e;
+    mp_process *p;
+    int code = 0;
+    double t0;
+
+    ASSERT_OK(mp_event_new(&e));
+    for (int i = 0; i < 2; i++) {
+        w[i] = (struct bwait){ (mp_barrier *)(void *)e, 99, 0 };
+        ASSERT_EQ(0, pthread_create(&th[i], NULL, event_waiter, &w[i]));
+    }
+    usleep(50000);
+    t0 = check_now();
+    p = start_fork(&set_and_die_target, MP_ARGS(e));
+    ASSERT_OK(mp_process_join(p, 30));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(-SIGKILL, code);
+    mp_process_free(p);
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], NULL));
+        ASSERT_EQ(1, w[i].result);
+        ASSERT_WITHIN(0, 2.0, w[i].at - t0);
+    }
+    ASSERT_EQ(1, mp_event_is_set(e));
+    mp_event_free(e);
+}
+
+/* Event: a waiter killed asleep costs the next set() one look (0.1 s),
+ * not a hang. */
+MP_TARGET(wait_event_for_ever)
+{
+    mp_check(mp_event_set(mp_args_event(args, 1)));
+    mp_event_wait(mp_args_event(args, 0), MP_FOREVER);
+    return 3;
+}
+
+TEST(an_event_waiter_killed_asleep_does_not_hang_set)
+{
+    mp_event *e, *ready;
+    mp_process *p;
+    double t0;
+
+    ASSERT_OK(mp_event_new(&e));
+    ASSERT_OK(mp_event_new(&ready));
+    p = start_fork(&wait_event_for_ever_target, MP_ARGS(e, ready));
+    ASSERT_EQ(1, mp_event_wait(ready, 30));
+    usleep(50000); /* asleep by now, or soon: set() waits for it either way */
+    kill_and_reap(p);
+    t0 = check_now();
+    ASSERT_OK(mp_event_set(e));
+    ASSERT_WITHIN(0, 2.0, check_now() - t0);
+    ASSERT_EQ(1, mp_event_wait(e, 0));
+    mp_event_free(e);
+    mp_event_free(ready);
+}
+
+/* A page written over: every value read from it is checked. */
+
+/* The offset of the last 32-bit word that `change` makes differ in the
+ * page, found by comparing copies, so the tests need no layout (a robust
+ * mutex's words before it change too: glibc's own). */
+static size_t word_changed_by(unsigned char *page, size_t len,
+                              void (*change)(void *), void *obj)
+{
+    unsigned char *before = malloc(len);
+    size_t at = len;
+
+    ASSERT_TRUE(before != NULL);
+    memcpy(before, page, len);
+    change(obj);
+    for (size_t i = 0; i + 4 <= len; i += 4)
+        if (memcmp(before + i, page + i, 4) != 0)
+            at = i;
+    free(before);
+    ASSERT_TRUE(at < len);
+    return at;
+}
+
+static void take(void *l)
+{
+    ASSERT_EQ(1, mp_lock_acquire(l, 0, 0));
+}
+
+static void set_event(void *e)
+{
+    ASSERT_OK(mp_event_set(e));
+}
+
+static void abort_barrier(void *b)
+{
+    ASSERT_OK(mp_barrier_abort(b));
+}
+
+TEST(a_scribbled_page_is_esynccorrupt)
+{
+    mp_lock *l, *r;
+    mp_event *e;
+    mp_barrier *b;
+    unsigned char *page;
+    size_t at;
+    char buf[128];
+
+    ASSERT_OK(mp_bounded_semaphore_new(&l, 3));
+    page = mp__sync_page(l, MP_ARG_LOCK);
+    at = word_changed_by(page, 4096, take, l);
+    *(uint32_t *)(void *)(page + at) = 4; /* above the maximum */
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_lock_acquire(l, 1, 1));
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_lock_release(l));
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_lock_get_value(l));
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_lock_repr(l, buf, sizeof(buf)));
+    *(uint32_t *)(void *)(page + at) = 0xffffffffu;
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_lock_acquire(l, 1, 1));
+    mp_lock_free(l);
+
+    /* A robust lock's mutex of a kind this library does not make. */
+    ASSERT_OK(mp_lock_new_robust(&r));
+    page = mp__sync_page(r, MP_ARG_LOCK);
+    for (size_t i = 40; i < 128; i++)
+        page[i] ^= 0x5a;
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_lock_acquire(r, 1, 1));
+    mp_lock_free(r);
+
+    ASSERT_OK(mp_event_new(&e));
+    page = mp__sync_page(e, MP_ARG_EVENT);
+    at = word_changed_by(page, 4096, set_event, e);
+    *(uint32_t *)(void *)(page + at) = 7;
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_event_is_set(e));
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_event_wait(e, 0));
+    mp_event_free(e);
+
+    ASSERT_OK(mp_barrier_new(&b, 3, NULL, MP_FOREVER));
+    page = mp__sync_page(b, MP_ARG_BARRIER);
+    at = word_changed_by(page, 4096, abort_barrier, b);
+    *(int32_t *)(void *)(page + at) = 9;
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_barrier_n_waiting(b));
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_barrier_broken(b));
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_barrier_wait(b, 0));
+    ASSERT_EQ(MP_ESYNCCORRUPT, mp_barrier_reset(b));
+    mp_barrier_free(b);
+}
+
+/* A descriptor handed over as an object must be one: sealed, of this
+ * size, with the header and cells libmp writes. */
+TEST(a_handle_that_is_not_an_object_is_refused)
+{
+    mp_lock *l;
+    mp_event *e;
+    mp_conn *h;
+    int fd;
+
+    /* Not sealed. */
+    fd = memfd_create("not-sync", MFD_CLOEXEC);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_EQ(0, ftruncate(fd, 4096));
+    h = mp__conn_wrap(fd, MP__CONN_SYNC);
+    ASSERT_TRUE(mp__lock_view(h) == NULL);
+    ASSERT_TRUE(mp__event_view(h) == NULL);
+    mp_conn_free(h);
+
+    /* A real one, viewed as what it is and as what it is not. */
+    ASSERT_OK(mp_lock_new(&l));
+    ASSERT_OK(mp_event_new(&e));
+    {
+        mp_lock *v = mp__lock_view(mp__lock_handle(l));
+        ASSERT_TRUE(v != NULL);
+        ASSERT_EQ(1, mp_lock_acquire(v, 0, 0));
+        ASSERT_EQ(0, mp_lock_get_value(l)); /* one lock */
+        ASSERT_EQ(0, mp_lock_release(v));
+        mp__lock_view_free(v);
+    }
+    ASSERT_TRUE(mp__event_view(mp__lock_handle(l)) == NULL);
+    ASSERT_TRUE(mp__barrier_view(mp__event_handle(e)) == NULL);
+    ASSERT_TRUE(mp__lock_view(mp__event_handle(e)) == NULL);
+    /* A kind no lock has. */
+    {
+        unsigned char *page = mp__sync_page(l, MP_ARG_LOCK);
+        unsigned char save[64];
+        memcpy(save, page, sizeof(save));
+        for (size_t i = 24; i < 40; i++)
+            page[i] = 0xee;
+        ASSERT_TRUE(mp__lock_view(mp__lock_handle(l)) == NULL);
+        memcpy(page, save, sizeof(save));
+        page[0] ^= 1; /* the magic */
+        ASSERT_TRUE(mp__lock_view(mp__lock_handle(l)) == NULL);
+        memcpy(page, save, sizeof(save));
+    }
+    mp_lock_free(l);
+    mp_event_free(e);
+}
