@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,71 @@ TEST(a_timed_acquire_of_a_held_lock_returns_0_after_the_timeout)
     ASSERT_EQ(1, mp_lock_acquire(l, 0, 0));
     ASSERT_EQ(0, mp_lock_release(l));
     mp_lock_free(l);
+}
+
+/* A thread asleep in acquire() is woken by the release, not by its
+ * timeout: the futex protocol loses no wake-up. */
+struct sleeper {
+    mp_lock *l;
+    _Atomic int tid;
+    int result;
+    double took;
+};
+
+static void *acquire_asleep(void *arg)
+{
+    struct sleeper *s = arg;
+    double t0 = check_now();
+
+    atomic_store(&s->tid, gettid());
+    s->result = mp_lock_acquire(s->l, 1, 30);
+    s->took = check_now() - t0;
+    return NULL;
+}
+
+/* Waits until thread tid of this process sleeps in the kernel: nothing
+ * says so but its state in /proc. */
+static void wait_asleep(_Atomic int *tid)
+{
+    double end = check_now() + 30;
+    char path[64], buf[512], *p;
+    FILE *f;
+
+    while (atomic_load(tid) == 0)
+        ASSERT_TRUE(check_now() < end);
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", atomic_load(tid));
+    for (;;) {
+        ASSERT_TRUE(check_now() < end);
+        f = fopen(path, "r");
+        ASSERT_TRUE(f != NULL);
+        p = fgets(buf, sizeof(buf), f);
+        fclose(f);
+        ASSERT_TRUE(p != NULL && (p = strrchr(buf, ')')) != NULL);
+        if (p[2] == 'S')
+            return;
+        usleep(1000);
+    }
+}
+
+TEST(a_sleeping_acquirer_is_woken_by_the_release)
+{
+    for (int kind = 0; kind < 3; kind++) {
+        struct sleeper s = { 0 };
+        pthread_t th;
+
+        ASSERT_OK(kind == 0   ? mp_lock_new(&s.l)
+                  : kind == 1 ? mp_semaphore_new(&s.l, 1)
+                              : mp_lock_new_robust(&s.l));
+        ASSERT_EQ(1, mp_lock_acquire(s.l, 1, MP_FOREVER));
+        ASSERT_EQ(0, pthread_create(&th, NULL, acquire_asleep, &s));
+        wait_asleep(&s.tid);
+        ASSERT_EQ(0, mp_lock_release(s.l));
+        ASSERT_EQ(0, pthread_join(th, NULL));
+        ASSERT_EQ(1, s.result);
+        ASSERT_WITHIN(0, 5.0, s.took);
+        ASSERT_EQ(0, mp_lock_get_value(s.l));
+        mp_lock_free(s.l);
+    }
 }
 
 /* RLock */
@@ -424,16 +490,16 @@ TEST(a_fork_child_starts_with_a_count_of_0)
 
 /* mutual exclusion */
 
-#define ROUNDS 3000
+#define ROUNDS 5000
 
-/* A counter incremented without atomics, slowly enough that two at once
- * lose updates: only the lock keeps it exact. */
+/* A counter incremented without atomics, with a yield of the CPU between
+ * the read and the write: two at once lose updates (thousands of them,
+ * without the lock), so only the lock keeps it exact. */
 static void bump(volatile long *counter)
 {
     long v = *counter;
 
-    for (volatile int i = 0; i < 50; i++)
-        ;
+    sched_yield();
     *counter = v + 1;
 }
 
@@ -452,6 +518,9 @@ MP_TARGET(bump_under_lock)
 {
     mp_lock *l = mp_args_lock(args, 0);
 
+    /* All at once: one child alone would finish before the next starts. */
+    if (mp_event_wait(mp_args_event(args, 1), 60) != 1)
+        return 12;
     for (int i = 0; i < ROUNDS; i++) {
         int r = mp_lock_acquire(l, 1, MP_FOREVER);
         if (r != 1)
@@ -466,10 +535,14 @@ MP_TARGET(bump_under_lock)
 static void exclusion_between_processes(mp_lock *l)
 {
     mp_process *p[3];
+    mp_event *go;
 
     counter_for_children = shared_counter();
+    ASSERT_OK(mp_event_new(&go));
     for (int i = 0; i < 3; i++)
-        p[i] = start("fork", &bump_under_lock_target, MP_ARGS(l));
+        p[i] = start("fork", &bump_under_lock_target, MP_ARGS(l, go));
+    ASSERT_OK(mp_event_set(go));
+    mp_event_free(go);
     for (int i = 0; i < 3; i++)
         join_ok(p[i]);
     ASSERT_EQ(3 * ROUNDS, *counter_for_children);
