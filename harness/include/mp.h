@@ -1306,12 +1306,25 @@ mp_queue *mp_child_queue(size_t i);
  * breaks the barrier (MP_EBROKENBARRIER for the others), where CPython's
  * others wait for their timeout, or for ever, and the barrier stays stuck.
  * Event and Barrier guard their state with robust locks of their own, so a
- * process killed inside set(), clear() or wait() never hangs the others.
+ * process killed inside set(), clear() or wait() never hangs the others:
+ * a set() cut short after raising the flag is finished by the next process
+ * to take the Event's lock, or by its sleepers, which look every 0.1 s
+ * (the kernel wakes no futex sleeper for another process's death); a
+ * sleeper that died costs the set() that waits for it to wake one such
+ * look.  A Barrier's sleepers look as often for a party that died (in
+ * /proc: a thread's ids and start time; in a PID namespace other than the
+ * dead party's, /proc cannot tell, and they wait).  A Barrier round in
+ * which nobody dies reads nothing from /proc beyond each thread's first
+ * arrival.  A Condition keeps CPython's algorithm exactly, and with it
+ * CPython's weakness: a waiter that dies inside wait() makes the next
+ * notify() that counts it wait for ever, whatever its lock.
  *
  * MP_ESYNCCORRUPT: an object's shared memory holds what no libmp process
  * wrote there (a peer's stray write); every value read from it is bounded
  * before use, so such an object makes no caller crash or wait past its
- * timeout.
+ * timeout (a call without one, as set(), may wait as for a holder that
+ * never lets go); a descriptor handed over that is not such an object is
+ * refused when the child first reads the argument (OSError).
  */
 
 /* Lock() and RLock(): MP_ENOMEM, -EMFILE and the like when the shared
@@ -1339,14 +1352,20 @@ int mp_lock_acquire(mp_lock *l, int block, double timeout);
  * release(): 0.  Lock, Semaphore: MP_ERELEASED when the value is at its
  * maximum (a Lock not held; a BoundedSemaphore at its initial value; a
  * Semaphore at INT_MAX).  RLock: MP_ENOTOWNER when this thread does not
- * hold it.  A robust lock: MP_EROBUSTOWNER when another thread holds it.
+ * hold it.  A robust lock: MP_EROBUSTOWNER when another thread holds it
+ * (or a dead one, until the next acquire takes it over).  Beyond CPython:
+ * the check and the release are one atomic step, so racing releases never
+ * carry a BoundedSemaphore past its maximum (CPython's can).
  */
 int mp_lock_release(mp_lock *l);
 /* get_value() (Semaphore's; SemLock._get_value() for the others): the
- * counter, >= 0. */
+ * counter, >= 0 (a robust lock: 1 free, 0 held). */
 int mp_lock_get_value(mp_lock *l);
 /* Whether this thread holds l (SemLock._is_mine()): 1 or 0; and how many
- * times this process holds it (SemLock._count()). */
+ * times this process holds it (SemLock._count()).  As CPython's, the count
+ * is this process's acquires less its releases: a Lock or Semaphore that
+ * another process acquired and this one released counts below 0 here.  A
+ * fork child, and a child given the lock as an argument, starts at 0. */
 int mp_lock_is_mine(mp_lock *l);
 int mp_lock_count(mp_lock *l);
 /*
@@ -1355,7 +1374,10 @@ int mp_lock_count(mp_lock *l);
  * thread), "<Lock(owner=SomeOtherThread)>", "<Lock(owner=SomeOtherProcess)>";
  * "<RLock(None, 0)>", "<RLock(MainProcess, 2)>", "<RLock(SomeOtherThread,
  * nonzero)>"; "<Semaphore(value=2)>"; "<BoundedSemaphore(value=2,
- * maxvalue=2)>".  Like snprintf.
+ * maxvalue=2)>".  Like snprintf.  A C thread has no Python name: its name
+ * is the one pthread_setname_np() gave it, if any (one other than the
+ * program's, which every thread starts with), else "Thread-<kernel thread
+ * id>": "<Lock(owner=MainProcess|Thread-4242)>".
  */
 int mp_lock_repr(mp_lock *l, char *buf, size_t size);
 /* This process's reference: the object lives on in others; accepts NULL;
@@ -1393,7 +1415,9 @@ int mp_cond_wait_for(mp_cond *c, mp_predicate pred, void *arg,
 /*
  * notify(n), notify_all(): wakes up to n of the threads waiting (n <= 0:
  * none) and returns once each of them has woken, as CPython's does.
- * MP_ENOTOWNED when this thread does not hold the lock.
+ * MP_ENOTOWNED when this thread does not hold the lock.  Where CPython
+ * asserts that no wake-up is left over from an earlier notify (one that
+ * a notifier killed half-way leaves), libmp drops it.
  */
 int mp_cond_notify(mp_cond *c, int n);
 int mp_cond_notify_all(mp_cond *c);
@@ -1402,7 +1426,8 @@ int mp_cond_notify_all(mp_cond *c);
 int mp_cond_repr(mp_cond *c, char *buf, size_t size);
 mp_cond *mp_cond_free(mp_cond *c);
 
-/* Event(): unset. */
+/* Event(): unset.  Up to 128 threads may sleep in wait() at once; more
+ * wait for one of them to leave first (within their timeout). */
 int mp_event_new(mp_event **e);
 /* is_set(): 1 or 0. */
 int mp_event_is_set(mp_event *e);
@@ -1422,8 +1447,13 @@ mp_event *mp_event_free(mp_event *e);
  * times out).  action, if not NULL, is a target run once a round, with no
  * arguments, by the last party to arrive, before any is released; it is
  * found by name in that process, so it must be registered there (MP_TARGET
- * does that in every process of the program).  timeout is the default for
- * wait() (MP_FOREVER: none).
+ * does that in every process of the program); it runs with the barrier's
+ * lock held (do not call the barrier from it), and a negative return is
+ * its failure, as a raise is CPython's.  timeout is the default for wait()
+ * (MP_FOREVER: none).  MP_EINVAL for a NaN timeout, an action without a
+ * name or one over MP_TARGET_NAME_MAX bytes, or over 65472 parties (each
+ * has a slot in shared memory); MP_ENOTARGET for an action not registered
+ * here.
  */
 int mp_barrier_new(mp_barrier **b, int parties, const mp_target *action,
                    double timeout);
@@ -1441,7 +1471,9 @@ int mp_barrier_wait(mp_barrier *b, double timeout);
  * abort(): broken until reset().  0. */
 int mp_barrier_reset(mp_barrier *b);
 int mp_barrier_abort(mp_barrier *b);
-/* parties, n_waiting (0 while draining or resetting), broken (1 or 0). */
+/* parties, n_waiting (0 while draining or resetting), broken (1 or 0);
+ * n_waiting and broken read the shared state without the lock, as
+ * CPython's (MP_ESYNCCORRUPT if it holds what no barrier can). */
 int mp_barrier_parties(mp_barrier *b);
 int mp_barrier_n_waiting(mp_barrier *b);
 int mp_barrier_broken(mp_barrier *b);
