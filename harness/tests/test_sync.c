@@ -1059,6 +1059,78 @@ TEST(a_failing_action_breaks_the_barrier)
     mp_barrier_free(b);
 }
 
+/* Many rounds between threads: every round gives indices 0..3 once, and
+ * the barrier ends empty and whole. */
+struct rounds {
+    mp_barrier *b;
+    _Atomic int *seen; /* a bit per index, per round */
+};
+
+#define BARRIER_ROUNDS 2000
+
+static void *barrier_rounds(void *arg)
+{
+    struct rounds *r = arg;
+
+    for (int i = 0; i < BARRIER_ROUNDS; i++) {
+        int idx = mp_barrier_wait(r->b, 60);
+        ASSERT_TRUE(idx >= 0 && idx < 4);
+        atomic_fetch_or(&r->seen[i], 1 << idx);
+    }
+    return NULL;
+}
+
+TEST(a_barrier_holds_for_thousands_of_rounds_between_threads)
+{
+    static _Atomic int seen[BARRIER_ROUNDS];
+    struct rounds r = { NULL, seen };
+    pthread_t th[4];
+
+    ASSERT_OK(mp_barrier_new(&r.b, 4, NULL, MP_FOREVER));
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(0, pthread_create(&th[i], NULL, barrier_rounds, &r));
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(0, pthread_join(th[i], NULL));
+    for (int i = 0; i < BARRIER_ROUNDS; i++)
+        ASSERT_EQ(15, atomic_load(&seen[i]));
+    ASSERT_EQ(0, mp_barrier_n_waiting(r.b));
+    ASSERT_EQ(0, mp_barrier_broken(r.b));
+    mp_barrier_free(r.b);
+}
+
+/* Events handed back and forth between two processes: every set() is
+ * seen by the waiter it was meant for. */
+MP_TARGET(event_pong)
+{
+    mp_event *ping = mp_args_event(args, 0), *pong = mp_args_event(args, 1);
+
+    for (int i = 0; i < 500; i++) {
+        if (mp_event_wait(ping, 30) != 1)
+            return 40;
+        mp_check(mp_event_clear(ping));
+        mp_check(mp_event_set(pong));
+    }
+    return 0;
+}
+
+TEST(events_ping_pong_between_processes)
+{
+    mp_event *ping, *pong;
+    mp_process *p;
+
+    ASSERT_OK(mp_event_new(&ping));
+    ASSERT_OK(mp_event_new(&pong));
+    p = start("fork", &event_pong_target, MP_ARGS(ping, pong));
+    for (int i = 0; i < 500; i++) {
+        ASSERT_OK(mp_event_set(ping));
+        ASSERT_EQ(1, mp_event_wait(pong, 30));
+        ASSERT_OK(mp_event_clear(pong));
+    }
+    join_ok(p);
+    mp_event_free(ping);
+    mp_event_free(pong);
+}
+
 /* every object, handed to children under every method */
 
 MP_TARGET(use_everything)
