@@ -477,3 +477,84 @@ TEST(a_handle_that_is_not_an_object_is_refused)
     mp_lock_free(l);
     mp_event_free(e);
 }
+
+/* The encoding of synchronisation objects, as a child receives it from
+ * another process: every truncation and flipped bit is refused or decoded
+ * within bounds, and a handle must be a synchronisation object's (a
+ * Condition's lock's too). */
+TEST(a_malformed_encoding_of_objects_is_refused)
+{
+    mp_conn *handles[MP__MAX_HANDLES];
+    unsigned char use[MP__MAX_HANDLES];
+    size_t nh, len;
+    char *enc;
+    mp_args *out;
+    mp_lock *l;
+    mp_cond *c;
+    mp_event *e;
+    mp_queue *q;
+
+    ASSERT_OK(mp_lock_new(&l));
+    ASSERT_OK(mp_cond_new(&c, l));
+    ASSERT_OK(mp_event_new(&e));
+    ASSERT_OK(mp_queue_new(&q, 0));
+    memset(use, MP__USE_ARG, sizeof(use));
+    {
+        mp_arg v[] = { mp_arg_cond(c), mp_arg_lock(l), mp_arg_event(e),
+                       mp_arg_queue(q) };
+        ASSERT_OK(mp__args_encode(v, 4, &enc, &len, handles, &nh));
+    }
+    ASSERT_EQ(4, nh); /* the condition's page, its lock's, the event's, q */
+    ASSERT_OK(mp__args_decode(enc, len, handles, use, nh, &out));
+    {
+        mp_cond *dc;
+        mp_lock *dl;
+        ASSERT_OK(mp_args_get_cond(out, 0, &dc));
+        ASSERT_OK(mp_args_get_lock(out, 1, &dl));
+        ASSERT_TRUE(mp_cond_lock(dc) == dl);
+        ASSERT_EQ(1, mp_lock_acquire(dl, 0, 0));
+        ASSERT_EQ(0, mp_lock_get_value(l));
+        ASSERT_EQ(0, mp_lock_release(dl));
+    }
+    mp__args_free(out);
+    for (size_t cut = 1; cut < len; cut++) {
+        char *copy = malloc(cut);
+        ASSERT_TRUE(copy != NULL);
+        memcpy(copy, enc, cut);
+        ASSERT_EQ(-EPROTO, mp__args_decode(copy, cut, handles, use, nh, &out));
+        free(copy);
+    }
+    for (size_t at = 0; at < len; at++) {
+        for (int bit = 0; bit < 8; bit++) {
+            char *copy = malloc(len);
+            int r;
+            ASSERT_TRUE(copy != NULL);
+            memcpy(copy, enc, len);
+            copy[at] ^= (char)(1 << bit);
+            r = mp__args_decode(copy, len, handles, use, nh, &out);
+            ASSERT_TRUE(r == 0 || r == -EPROTO);
+            /* What decodes maps only what it names, or refuses it. */
+            for (size_t i = 0; r == 0 && i < mp_args_count(out); i++) {
+                int t = mp_args_type(out, i);
+                if (t == MP_ARG_LOCK || t == MP_ARG_COND)
+                    (void)(t == MP_ARG_LOCK
+                               ? mp_args_get_lock(out, i, NULL)
+                               : mp_args_get_cond(out, i, NULL));
+            }
+            mp__args_free(out);
+            free(copy);
+        }
+    }
+    /* The queue's handle given where the lock's is: refused. */
+    {
+        mp_conn *swapped[4] = { handles[0], handles[3], handles[2],
+                                handles[1] };
+        ASSERT_EQ(-EPROTO,
+                  mp__args_decode(enc, len, swapped, use, nh, &out));
+    }
+    free(enc);
+    mp_lock_free(l);
+    mp_cond_free(c);
+    mp_event_free(e);
+    mp_queue_free(q);
+}
