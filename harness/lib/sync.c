@@ -730,7 +730,7 @@ static inline uint32_t gen_now(void)
 
 static inline int count_get(mp_lock *l)
 {
-    uint64_t w = atomic_load_explicit(&l->count, memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&l->count, memory_order_acquire);
 
     return (uint32_t)(w >> 32) == gen_now() ? (int)(int32_t)(uint32_t)w : 0;
 }
@@ -748,7 +748,7 @@ static inline void count_add(mp_lock *l, int d)
 
     if (l->max == 1) {
         n = g | (uint32_t)(count_get(l) + d);
-        atomic_store_explicit(&l->count, n, memory_order_relaxed);
+        atomic_store_explicit(&l->count, n, memory_order_release);
         return;
     }
     w = atomic_load_explicit(&l->count, memory_order_relaxed);
@@ -756,7 +756,7 @@ static inline void count_add(mp_lock *l, int d)
         int c = (w & ~0xffffffffULL) == g ? (int)(int32_t)(uint32_t)w : 0;
         n = g | (uint32_t)(c + d);
     } while (!atomic_compare_exchange_weak_explicit(
-        &l->count, &w, n, memory_order_relaxed, memory_order_relaxed));
+        &l->count, &w, n, memory_order_release, memory_order_relaxed));
 }
 
 /* CPython's thread ident (pthread_self()): unique among live threads.
@@ -772,7 +772,14 @@ static inline uintptr_t self_token(void)
 #endif
 }
 
-/* SemLock._is_mine(): count > 0 and this thread acquired last. */
+/*
+ * SemLock._is_mine(): count > 0 and this thread acquired last.  CPython
+ * reads the pair under the GIL; here another thread may be between its
+ * two stores.  The acquirer stores last_tid first and the count after it
+ * (release); a reader loads the count (acquire), then last_tid: one that
+ * sees the new count sees the new last_tid, and no thread takes another's
+ * fresh count with its own stale last_tid for its own.
+ */
 static inline bool is_mine(mp_lock *l)
 {
     return count_get(l) > 0 &&
@@ -782,8 +789,8 @@ static inline bool is_mine(mp_lock *l)
 
 static void acquired(mp_lock *l)
 {
-    count_add(l, 1);
     atomic_store_explicit(&l->last_tid, self_token(), memory_order_relaxed);
+    count_add(l, 1);
 }
 
 /* locks: objects */
