@@ -1,0 +1,813 @@
+/*
+ * bench_sync.c - libmp's Lock, RLock, Semaphore, Condition, Event and
+ * Barrier against CPython's multiprocessing ones and against the least the
+ * system calls can do (rawsync.h: atomics and futexes in shared memory):
+ *
+ *   lock_uncontended, rlock_uncontended  one process, acquire+release
+ *                         pairs: seconds a pair (the median of five chunks
+ *                         of a run)
+ *   lock_pingpong         two processes hand two Locks, both held, back and
+ *                         forth (A releases the first and takes the second,
+ *                         B the other way round): round trips a second
+ *   cond_pingpong         two processes take turns on one Condition
+ *                         (notify, then wait): round trips a second
+ *   event_latency         from set() in one process to wait() returning in
+ *                         another that was asleep in it: seconds (the
+ *                         median of a run's samples)
+ *   barrier  (2, 4, 8)    every process waits on one Barrier, again and
+ *                         again: rounds a second
+ *   semaphore (4)         four processes acquire and release one
+ *                         Semaphore(2): pairs a second, all of them together
+ *
+ * One run; in every round each scenario runs libmp, CPython and the raw
+ * limit in an order that rotates from round to round, so the machine's load
+ * falls on all alike.  libmp's children are Processes of the fork context
+ * that get the objects as typed arguments (MP_ARGS); the raw limit's are the
+ * same Processes, which reach their words in a MAP_SHARED mapping the
+ * parent made first; CPython runs scripts/bench_sync.py, one interpreter per
+ * scenario and round, which does the same with multiprocessing's fork
+ * context, timed inside it.
+ *
+ * A sleeping waiter is what event_latency is about: before each set() the
+ * parent waits until the waiter's /proc/PID/stat says S (asleep: nothing
+ * else it does between two waits can sleep), looking again after each
+ * sched_yield(): the kernel offers no wake-up for "another process went to
+ * sleep", and this waiting is outside the timed span.
+ *
+ *   mp-bench-sync [--rounds R] [--scale F] [--python PATH] [--out FILE]
+ *                 [--quick]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "mp.h"
+#include "rawsync.h"
+
+#define MAX_PROCS 8
+#define CHUNKS 5
+/* Seconds a run may take before the benchmark gives up on it. */
+#define RUN_LIMIT 300
+
+enum impl { RAW, LIBMP, CPY, NIMPL };
+static const char *const impl_keys[NIMPL] = { "raw_futex", "libmp",
+                                              "cpython" };
+static const char *const impl_names[NIMPL] = { "raw futex", "libmp",
+                                               "CPython" };
+
+enum scen { LOCK_UNC, RLOCK_UNC, LOCK_PP, COND_PP, EVENT_LAT, BARRIER_2,
+            BARRIER_4, BARRIER_8, SEM_4, NSCEN };
+static const struct scenario {
+    const char *name;    /* the results' "scenario", bench_sync.py's */
+    const char *key;     /* the ratios': sync.<key>.X_over_Y */
+    const char *label;   /* the printed table's */
+    int procs;
+    bool rate;           /* a figure per second, else seconds an operation */
+    const char *unit;
+    double count[NIMPL]; /* operations a run at scale 1 */
+} scens[NSCEN] = {
+    { "lock_uncontended", "lock_uncontended", "Lock acquire+release, ns",
+      1, false, "s", { 1e7, 1e7, 2e6 } },
+    { "rlock_uncontended", "rlock_uncontended", "RLock acquire+release, ns",
+      1, false, "s", { 1e7, 1e7, 2e6 } },
+    { "lock_pingpong", "lock_pingpong", "Lock ping-pong, round trips/s",
+      2, true, "round trips/s", { 2e4, 2e4, 2e4 } },
+    { "cond_pingpong", "cond_pingpong", "Condition ping-pong, round trips/s",
+      2, true, "round trips/s", { 2e4, 2e4, 1e4 } },
+    { "event_latency", "event_latency", "Event set -> waiter awake, us",
+      2, false, "s", { 2000, 2000, 1000 } },
+    { "barrier", "barrier.2p", "Barrier, 2 processes, rounds/s",
+      2, true, "rounds/s", { 2e4, 2e4, 3e3 } },
+    { "barrier", "barrier.4p", "Barrier, 4 processes, rounds/s",
+      4, true, "rounds/s", { 1e4, 1e4, 1500 } },
+    { "barrier", "barrier.8p", "Barrier, 8 processes, rounds/s",
+      8, true, "rounds/s", { 5e3, 5e3, 600 } },
+    { "semaphore", "semaphore.4p", "Semaphore(2), 4 processes, pairs/s",
+      4, true, "acquire+release/s", { 4e6, 4e6, 2e6 } },
+};
+
+/* One figure a round: [scenario][impl][round]. */
+static double fig[NSCEN][NIMPL][64];
+static int rounds = 5;
+static double scale = 1.0;
+static char py_version[32] = "?";
+
+static long count_for(enum scen s, enum impl i)
+{
+    return (long)fmax(scens[s].procs > 1 ? 50 : 5000,
+                      scens[s].count[i] * scale);
+}
+
+/* the raw limit's words, mapped before any child exists */
+
+static struct raw_area {
+    alignas(64) _Atomic uint32_t m1;
+    alignas(64) _Atomic uint32_t m2;
+    struct raw_cond cond;
+    struct raw_event event;
+    struct raw_barrier barrier;
+    struct raw_sem sem;
+} *raw;
+
+/* children: Processes of the fork context, daemonic so that a benchmark
+ * that gives up leaves none behind; a watchdog kills them on a hang */
+
+static mp_process_options popt = { .daemon = MP_DAEMON_YES };
+static pid_t watched[MAX_PROCS];
+static int nwatched;
+
+static void on_alarm(int sig)
+{
+    static const char msg[] = "mp-bench-sync: a run took over 300 s: a "
+                              "child hung or died; giving up\n";
+
+    (void)sig;
+    for (int k = 0; k < nwatched; k++)
+        kill(watched[k], SIGKILL);
+    if (write(2, msg, sizeof(msg) - 1) < 0) {
+        /* nothing more to say */
+    }
+    _exit(1);
+}
+
+static void fail(const char *what, int err)
+{
+    char line[256];
+
+    mp_format_exception(err, line, sizeof(line));
+    fprintf(stderr, "mp-bench-sync: %s: %s\n", what, line);
+    exit(2);
+}
+
+static mp_process *start(const mp_target *t, const mp_arg *args, size_t n)
+{
+    mp_process *p;
+    pid_t pid = 0;
+    int r;
+
+    if ((r = mp_process_create(&p, t, args, n, &popt)) < 0 ||
+        (r = mp_process_start(p)) < 0 || (r = mp_process_pid(p, &pid)) < 0)
+        fail("cannot start a child", r);
+    if (nwatched == 0)
+        alarm(RUN_LIMIT);
+    if (nwatched < MAX_PROCS)
+        watched[nwatched++] = pid;
+    return p;
+}
+
+static void finish(mp_process **ps, int n)
+{
+    for (int k = 0; k < n; k++) {
+        int code = -1, r;
+        if ((r = mp_process_join(ps[k], MP_FOREVER)) < 0)
+            fail("join", r);
+        if (mp_process_exitcode(ps[k], &code) != 1 || code != 0) {
+            fprintf(stderr, "mp-bench-sync: a child exited with %d\n", code);
+            exit(2);
+        }
+        mp_process_free(ps[k]);
+    }
+    alarm(0);
+    nwatched = 0;
+}
+
+/* In a child: what went wrong, and the exit code that says so. */
+static int child_fail(const char *what, int r)
+{
+    char line[256];
+
+    mp_format_exception(r < 0 ? r : MP_EINVAL, line, sizeof(line));
+    fprintf(stderr, "mp-bench-sync: %s: %s\n", what, line);
+    return 3;
+}
+
+static void check(int r, int want, const char *what)
+{
+    if (r != want)
+        fail(what, r < 0 ? r : MP_EINVAL);
+}
+
+static double median(double *v, int n)
+{
+    return bench_quantile(v, (size_t)n, 0.5);
+}
+
+/* uncontended: one process, no child */
+
+static double run_uncontended(enum impl i, bool recursive, long n)
+{
+    long per = n / CHUNKS;
+    double t[CHUNKS];
+    mp_lock *l = NULL;
+
+    if (i == LIBMP)
+        check(recursive ? mp_rlock_new(&l) : mp_lock_new(&l), 0,
+              "making the lock");
+    atomic_store(&raw->m1, 0);
+    for (int c = 0; c < CHUNKS; c++) {
+        double t0 = bench_now();
+        if (i == RAW) {
+            for (long k = 0; k < per; k++) {
+                raw_mutex_lock(&raw->m1);
+                raw_mutex_unlock(&raw->m1);
+            }
+        } else {
+            for (long k = 0; k < per; k++)
+                if (mp_lock_acquire(l, 1, MP_FOREVER) != 1 ||
+                    mp_lock_release(l) != 0)
+                    fail("acquire+release", MP_EINVAL);
+        }
+        t[c] = (bench_now() - t0) / (double)per;
+    }
+    mp_lock_free(l);
+    return median(t, CHUNKS);
+}
+
+/* ping-pong through two Locks: the parent is A, the child B */
+
+MP_TARGET(lock_pp_libmp)
+{
+    mp_lock *l1 = mp_args_lock(args, 0), *l2 = mp_args_lock(args, 1);
+    long n = (long)mp_args_int(args, 2);
+    int r;
+
+    for (long k = 0; k < n; k++)
+        if ((r = mp_lock_acquire(l1, 1, MP_FOREVER)) != 1 ||
+            (r = mp_lock_release(l2)) != 0)
+            return child_fail("lock ping-pong", r);
+    return 0;
+}
+
+MP_TARGET(lock_pp_raw)
+{
+    long n = (long)mp_args_int(args, 0);
+
+    for (long k = 0; k < n; k++) {
+        raw_mutex_lock(&raw->m1);
+        raw_mutex_unlock(&raw->m2);
+    }
+    return 0;
+}
+
+static double run_lock_pp(enum impl i, long n)
+{
+    mp_lock *l1 = NULL, *l2 = NULL;
+    mp_process *p;
+    double t0 = 0, t;
+
+    if (i == LIBMP) {
+        check(mp_lock_new(&l1), 0, "Lock()");
+        check(mp_lock_new(&l2), 0, "Lock()");
+        check(mp_lock_acquire(l1, 1, MP_FOREVER), 1, "acquire");
+        check(mp_lock_acquire(l2, 1, MP_FOREVER), 1, "acquire");
+        p = start(&lock_pp_libmp_target, MP_ARGS(l1, l2, n + 1));
+    } else {
+        atomic_store(&raw->m1, 1);
+        atomic_store(&raw->m2, 1);
+        p = start(&lock_pp_raw_target, MP_ARGS(n + 1));
+    }
+    for (long k = 0; k <= n; k++) {
+        if (k == 1)
+            t0 = bench_now(); /* the first round trip waits for the child */
+        if (i == LIBMP) {
+            if (mp_lock_release(l1) != 0 ||
+                mp_lock_acquire(l2, 1, MP_FOREVER) != 1)
+                fail("lock ping-pong", MP_EINVAL);
+        } else {
+            raw_mutex_unlock(&raw->m1);
+            raw_mutex_lock(&raw->m2);
+        }
+    }
+    t = bench_now() - t0;
+    finish(&p, 1);
+    mp_lock_free(l1);
+    mp_lock_free(l2);
+    return (double)n / t;
+}
+
+/* ping-pong on a Condition: B holds the lock, says so, and waits; A takes
+ * the lock (so B waits by then); each then notifies and waits in turn */
+
+MP_TARGET(cond_pp_libmp)
+{
+    mp_cond *c = mp_args_cond(args, 0);
+    mp_queue *back = mp_args_queue(args, 1);
+    long n = (long)mp_args_int(args, 2);
+    int r;
+
+    if ((r = mp_cond_acquire(c, 1, MP_FOREVER)) != 1 ||
+        (r = mp_queue_put_double(back, 0)) < 0)
+        return child_fail("condition set-up", r);
+    for (long k = 0; k < n; k++)
+        if ((r = mp_cond_wait(c, MP_FOREVER)) != 1 ||
+            (r = mp_cond_notify(c, 1)) != 0)
+            return child_fail("condition ping-pong", r);
+    return (r = mp_cond_release(c)) != 0 ? child_fail("release", r) : 0;
+}
+
+MP_TARGET(cond_pp_raw)
+{
+    mp_queue *back = mp_args_queue(args, 0);
+    long n = (long)mp_args_int(args, 1);
+
+    raw_mutex_lock(&raw->m1);
+    if (mp_queue_put_double(back, 0) < 0)
+        return 3;
+    for (long k = 0; k < n; k++) {
+        raw_cond_wait(&raw->cond, &raw->m1);
+        raw_cond_notify(&raw->cond);
+    }
+    raw_mutex_unlock(&raw->m1);
+    return 0;
+}
+
+static double run_cond_pp(enum impl i, long n)
+{
+    mp_cond *c = NULL;
+    mp_queue *back;
+    mp_process *p;
+    double t0 = 0, t;
+
+    check(mp_queue_new(&back, 0), 0, "Queue()");
+    if (i == LIBMP) {
+        check(mp_cond_new(&c, NULL), 0, "Condition()");
+        p = start(&cond_pp_libmp_target, MP_ARGS(c, back, n + 1));
+    } else {
+        atomic_store(&raw->m1, 0);
+        atomic_store(&raw->cond.seq, 0);
+        p = start(&cond_pp_raw_target, MP_ARGS(back, n + 1));
+    }
+    if (mp_queue_get_double(back, &t, RUN_LIMIT) < 0)
+        fail("the condition's child did not start", MP_ETIMEDOUT);
+    if (i == LIBMP)
+        check(mp_cond_acquire(c, 1, MP_FOREVER), 1, "acquire");
+    else
+        raw_mutex_lock(&raw->m1);
+    for (long k = 0; k <= n; k++) {
+        if (k == 1)
+            t0 = bench_now();
+        if (i == LIBMP) {
+            if (mp_cond_notify(c, 1) != 0 || mp_cond_wait(c, MP_FOREVER) != 1)
+                fail("condition ping-pong", MP_EINVAL);
+        } else {
+            raw_cond_notify(&raw->cond);
+            raw_cond_wait(&raw->cond, &raw->m1);
+        }
+    }
+    t = bench_now() - t0;
+    if (i == LIBMP)
+        check(mp_cond_release(c), 0, "release");
+    else
+        raw_mutex_unlock(&raw->m1);
+    finish(&p, 1);
+    mp_cond_free(c);
+    mp_queue_free(back);
+    return (double)n / t;
+}
+
+/* Event: the child waits, reads the clock as it wakes, clears the event and
+ * sends the time back; the parent sets it once the child sleeps again */
+
+MP_TARGET(event_libmp)
+{
+    mp_event *e = mp_args_event(args, 0);
+    mp_queue *back = mp_args_queue(args, 1);
+    long n = (long)mp_args_int(args, 2);
+    int r;
+
+    for (long k = 0; k < n; k++) {
+        double t;
+        if ((r = mp_event_wait(e, MP_FOREVER)) != 1)
+            return child_fail("Event.wait", r);
+        t = bench_now();
+        if ((r = mp_event_clear(e)) != 0 ||
+            (r = mp_queue_put_double(back, t)) < 0)
+            return child_fail("Event.clear", r);
+    }
+    return 0;
+}
+
+MP_TARGET(event_raw)
+{
+    mp_queue *back = mp_args_queue(args, 0);
+    long n = (long)mp_args_int(args, 1);
+
+    for (long k = 0; k < n; k++) {
+        double t;
+        raw_event_wait(&raw->event);
+        t = bench_now();
+        raw_event_clear(&raw->event);
+        if (mp_queue_put_double(back, t) < 0)
+            return 3;
+    }
+    return 0;
+}
+
+/* Returns once the process whose stat file fd is sleeps (state S). */
+static void await_asleep(int fd)
+{
+    double deadline = bench_now() + RUN_LIMIT;
+    char buf[512];
+
+    for (;;) {
+        ssize_t k = pread(fd, buf, sizeof(buf) - 1, 0);
+        char *p;
+        if (k <= 0)
+            bench_die("cannot read the waiter's /proc/PID/stat");
+        buf[k] = '\0';
+        p = strrchr(buf, ')'); /* the name in parentheses may hold anything */
+        if (p != NULL && p[1] == ' ' && p[2] == 'S')
+            return;
+        if (bench_now() > deadline)
+            bench_die("the Event's waiter never went to sleep");
+        sched_yield();
+    }
+}
+
+static double run_event(enum impl i, long n)
+{
+    mp_event *e = NULL;
+    mp_queue *back;
+    mp_process *p;
+    double *lat = malloc((size_t)n * sizeof(*lat)), m;
+    char path[64];
+    pid_t pid;
+    int fd;
+
+    if (lat == NULL)
+        bench_die("out of memory");
+    check(mp_queue_new(&back, 0), 0, "Queue()");
+    if (i == LIBMP) {
+        check(mp_event_new(&e), 0, "Event()");
+        p = start(&event_libmp_target, MP_ARGS(e, back, n + 1));
+    } else {
+        raw_event_clear(&raw->event);
+        p = start(&event_raw_target, MP_ARGS(back, n + 1));
+    }
+    if (mp_process_pid(p, &pid) != 1)
+        bench_die("no pid");
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        bench_die("cannot open the waiter's /proc/PID/stat");
+    for (long k = 0; k <= n; k++) {
+        double t0, t1;
+        await_asleep(fd);
+        t0 = bench_now();
+        if (i == LIBMP)
+            check(mp_event_set(e), 0, "Event.set");
+        else
+            raw_event_set(&raw->event);
+        if (mp_queue_get_double(back, &t1, RUN_LIMIT) < 0)
+            fail("the Event's waiter did not answer", MP_ETIMEDOUT);
+        if (k > 0) /* the first one finds the child just started */
+            lat[k - 1] = t1 - t0;
+    }
+    close(fd);
+    finish(&p, 1);
+    mp_event_free(e);
+    mp_queue_free(back);
+    m = median(lat, (int)n);
+    free(lat);
+    return m;
+}
+
+/* Barrier: every child waits once (all have started then), reads the
+ * clock, waits n times more, reads it again and sends both */
+
+static int send_span(mp_queue *back, double t0, double t1)
+{
+    double span[2] = { t0, t1 };
+
+    return mp_queue_put(back, span, sizeof(span), 1, MP_FOREVER);
+}
+
+MP_TARGET(barrier_libmp)
+{
+    mp_barrier *b = mp_args_barrier(args, 0);
+    mp_queue *back = mp_args_queue(args, 1);
+    long n = (long)mp_args_int(args, 2);
+    double t0;
+    int r;
+
+    if ((r = mp_barrier_wait(b, MP_BARRIER_DEFAULT)) < 0)
+        return child_fail("Barrier.wait", r);
+    t0 = bench_now();
+    for (long k = 0; k < n; k++)
+        if ((r = mp_barrier_wait(b, MP_BARRIER_DEFAULT)) < 0)
+            return child_fail("Barrier.wait", r);
+    return send_span(back, t0, bench_now()) < 0 ? 3 : 0;
+}
+
+MP_TARGET(barrier_raw)
+{
+    mp_queue *back = mp_args_queue(args, 0);
+    long n = (long)mp_args_int(args, 1);
+    uint32_t parties = (uint32_t)mp_args_int(args, 2), sense = 0;
+    double t0;
+
+    raw_barrier_wait(&raw->barrier, parties, &sense);
+    t0 = bench_now();
+    for (long k = 0; k < n; k++)
+        raw_barrier_wait(&raw->barrier, parties, &sense);
+    return send_span(back, t0, bench_now()) < 0 ? 3 : 0;
+}
+
+/* The spans of procs children: ops over the earliest start to the latest
+ * end. */
+static double collect_spans(mp_queue *back, int procs, double ops)
+{
+    double lo = INFINITY, hi = -INFINITY;
+
+    for (int k = 0; k < procs; k++) {
+        double span[2];
+        size_t len;
+        if (mp_queue_get_into(back, span, sizeof(span), &len, 1,
+                              RUN_LIMIT) < 0 || len != sizeof(span))
+            fail("a child did not report", MP_ETIMEDOUT);
+        lo = fmin(lo, span[0]);
+        hi = fmax(hi, span[1]);
+    }
+    return ops / (hi - lo);
+}
+
+static double run_barrier(enum impl i, int procs, long n)
+{
+    mp_barrier *b = NULL;
+    mp_process *ps[MAX_PROCS];
+    mp_queue *back;
+    double v;
+
+    check(mp_queue_new(&back, 0), 0, "Queue()");
+    if (i == LIBMP) {
+        check(mp_barrier_new(&b, procs, NULL, MP_FOREVER), 0, "Barrier()");
+    } else {
+        atomic_store(&raw->barrier.count, 0);
+        atomic_store(&raw->barrier.sense, 0);
+    }
+    for (int k = 0; k < procs; k++)
+        ps[k] = i == LIBMP ? start(&barrier_libmp_target, MP_ARGS(b, back, n))
+                           : start(&barrier_raw_target,
+                                   MP_ARGS(back, n, procs));
+    v = collect_spans(back, procs, (double)n);
+    finish(ps, procs);
+    mp_barrier_free(b);
+    mp_queue_free(back);
+    return v;
+}
+
+/* Semaphore(2): every child says it is ready and waits for the word, then
+ * acquires and releases n times */
+
+static int await_go(mp_queue *back, mp_queue *go)
+{
+    char c;
+    size_t len;
+
+    if (mp_queue_put(back, "r", 1, 1, MP_FOREVER) < 0)
+        return -1;
+    return mp_queue_get_into(go, &c, 1, &len, 1, MP_FOREVER);
+}
+
+MP_TARGET(sem_libmp)
+{
+    mp_lock *s = mp_args_lock(args, 0);
+    mp_queue *back = mp_args_queue(args, 1), *go = mp_args_queue(args, 2);
+    long n = (long)mp_args_int(args, 3);
+    double t0;
+    int r;
+
+    if (await_go(back, go) < 0)
+        return 3;
+    t0 = bench_now();
+    for (long k = 0; k < n; k++)
+        if ((r = mp_lock_acquire(s, 1, MP_FOREVER)) != 1 ||
+            (r = mp_lock_release(s)) != 0)
+            return child_fail("Semaphore", r);
+    return send_span(back, t0, bench_now()) < 0 ? 3 : 0;
+}
+
+MP_TARGET(sem_raw)
+{
+    mp_queue *back = mp_args_queue(args, 0), *go = mp_args_queue(args, 1);
+    long n = (long)mp_args_int(args, 2);
+    double t0;
+
+    if (await_go(back, go) < 0)
+        return 3;
+    t0 = bench_now();
+    for (long k = 0; k < n; k++) {
+        raw_sem_wait(&raw->sem);
+        raw_sem_post(&raw->sem);
+    }
+    return send_span(back, t0, bench_now()) < 0 ? 3 : 0;
+}
+
+static double run_sem(enum impl i, int procs, long n)
+{
+    mp_lock *s = NULL;
+    mp_process *ps[MAX_PROCS];
+    mp_queue *back, *go;
+    long per = n / procs;
+    double v;
+
+    check(mp_queue_new(&back, 0), 0, "Queue()");
+    check(mp_queue_new(&go, 0), 0, "Queue()");
+    if (i == LIBMP) {
+        check(mp_semaphore_new(&s, 2), 0, "Semaphore(2)");
+    } else {
+        atomic_store(&raw->sem.value, 2);
+        atomic_store(&raw->sem.waiters, 0);
+    }
+    for (int k = 0; k < procs; k++)
+        ps[k] = i == LIBMP ? start(&sem_libmp_target,
+                                   MP_ARGS(s, back, go, per))
+                           : start(&sem_raw_target, MP_ARGS(back, go, per));
+    for (int k = 0; k < procs; k++) {
+        char c;
+        size_t len;
+        if (mp_queue_get_into(back, &c, 1, &len, 1, RUN_LIMIT) < 0)
+            fail("a Semaphore child did not start", MP_ETIMEDOUT);
+    }
+    for (int k = 0; k < procs; k++)
+        check(mp_queue_put(go, "g", 1, 1, MP_FOREVER), 0, "put");
+    v = collect_spans(back, procs, (double)(per * procs));
+    finish(ps, procs);
+    mp_lock_free(s);
+    mp_queue_free(back);
+    mp_queue_free(go);
+    return v;
+}
+
+static double run_c(enum scen s, enum impl i)
+{
+    long n = count_for(s, i);
+
+    switch (s) {
+    case LOCK_UNC: return run_uncontended(i, false, n);
+    case RLOCK_UNC: return run_uncontended(i, true, n);
+    case LOCK_PP: return run_lock_pp(i, n);
+    case COND_PP: return run_cond_pp(i, n);
+    case EVENT_LAT: return run_event(i, n);
+    case SEM_4: return run_sem(i, scens[s].procs, n);
+    default: return run_barrier(i, scens[s].procs, n);
+    }
+}
+
+/* CPython: scripts/bench_sync.py, one scenario */
+
+static double run_cpython(const char *python, enum scen s)
+{
+    char n[32], procs[16];
+    char *argv[] = { (char *)python, "scripts/bench_sync.py", "--scenario",
+                     (char *)scens[s].name, "--n", n, "--procs", procs,
+                     NULL };
+    json_t *root;
+    double v;
+    char *out;
+
+    snprintf(n, sizeof(n), "%ld", count_for(s, CPY));
+    snprintf(procs, sizeof(procs), "%d", scens[s].procs);
+    if ((out = bench_capture(argv)) == NULL)
+        bench_die("the CPython side failed (scripts/bench_sync.py)");
+    if ((root = json_loads(out, 0, NULL)) == NULL)
+        bench_die("the CPython side printed no JSON");
+    snprintf(py_version, sizeof(py_version), "%s",
+             json_string_value(json_object_get(root, "python")));
+    v = json_number_value(json_object_get(root, "value"));
+    json_decref(root);
+    free(out);
+    if (!(v > 0))
+        bench_die("the CPython side gave no figure");
+    return v;
+}
+
+/* reporting */
+
+static double med(const double *v)
+{
+    return bench_quantile(v, (size_t)rounds, 0.5);
+}
+
+/* The time an operation takes, round r. */
+static double time_of(enum scen s, enum impl i, int r)
+{
+    return scens[s].rate ? 1 / fig[s][i][r] : fig[s][i][r];
+}
+
+/* a's time over b's, round by round; the median of those. */
+static json_t *ratio(enum scen s, enum impl a, enum impl b, double *m)
+{
+    json_t *rs = json_array();
+    double v[64];
+
+    for (int r = 0; r < rounds; r++) {
+        v[r] = time_of(s, a, r) / time_of(s, b, r);
+        json_array_append_new(rs, json_real(v[r]));
+    }
+    *m = med(v);
+    return json_pack("{s:f, s:o}", "median", *m, "rounds", rs);
+}
+
+static void print_fig(enum scen s, double v)
+{
+    if (!scens[s].rate)
+        printf(" %12.3f", v * (s == EVENT_LAT ? 1e6 : 1e9));
+    else
+        printf(" %12.0f", v);
+}
+
+int main(int argc, char **argv)
+{
+    struct bench_opts opt;
+    json_t *root, *results, *ratios;
+
+    bench_prog = "mp-bench-sync";
+    mp_main(argc, argv);
+    bench_options(argc, argv, 0.1, &opt);
+    rounds = opt.rounds, scale = opt.scale;
+    raw = mmap(NULL, sizeof(*raw), PROT_READ | PROT_WRITE,
+               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        bench_die("mmap failed");
+    check(mp_get_context(&popt.context, "fork"), 0, "get_context");
+    signal(SIGALRM, on_alarm);
+
+    for (int r = 0; r < rounds; r++)
+        for (int s = 0; s < NSCEN; s++)
+            for (int k = 0; k < NIMPL; k++) {
+                enum impl i = (enum impl)((r + s + k) % NIMPL);
+                bench_progress("round %d/%d: %s, %s", r + 1, rounds,
+                               scens[s].label, impl_names[i]);
+                fig[s][i][r] = i == CPY ? run_cpython(opt.python, s)
+                                        : run_c(s, i);
+            }
+    bench_progress(NULL);
+
+    root = json_object();
+    results = json_array();
+    ratios = json_object();
+    printf("Synchronisation (median of %d rounds, min-max of rounds; "
+           "CPython %s)\n", rounds, py_version);
+    printf("  %-38s %12s %12s %12s %9s %9s %9s\n", "", "raw futex",
+           "libmp", "CPython", "CPy/libmp", "libmp/raw", "CPy/raw");
+    for (int s = 0; s < NSCEN; s++) {
+        double cpy_lib, lib_raw, cpy_raw;
+        char key[128];
+
+        printf("  %-38s", scens[s].label);
+        for (int i = 0; i < NIMPL; i++) {
+            json_t *rs = json_array();
+            for (int r = 0; r < rounds; r++)
+                json_array_append_new(rs, json_real(fig[s][i][r]));
+            json_array_append_new(results, json_pack(
+                "{s:s, s:s, s:i, s:s, s:f, s:f, s:f, s:o}", "scenario",
+                scens[s].name, "impl", impl_keys[i], "procs", scens[s].procs,
+                "unit", scens[s].unit, "median", med(fig[s][i]), "min",
+                bench_quantile(fig[s][i], (size_t)rounds, 0), "max",
+                bench_quantile(fig[s][i], (size_t)rounds, 1), "rounds", rs));
+            print_fig((enum scen)s, med(fig[s][i]));
+        }
+        snprintf(key, sizeof(key), "sync.%s.cpython_over_libmp",
+                 scens[s].key);
+        json_object_set_new(ratios, key, ratio((enum scen)s, CPY, LIBMP,
+                                               &cpy_lib));
+        snprintf(key, sizeof(key), "sync.%s.libmp_over_raw_futex",
+                 scens[s].key);
+        json_object_set_new(ratios, key, ratio((enum scen)s, LIBMP, RAW,
+                                               &lib_raw));
+        /* how far the limit itself is from CPython: information */
+        snprintf(key, sizeof(key), "sync.%s.cpython_over_raw_futex",
+                 scens[s].key);
+        json_object_set_new(ratios, key, ratio((enum scen)s, CPY, RAW,
+                                               &cpy_raw));
+        printf(" %9.2f %9.3f %9.2f\n", cpy_lib, lib_raw, cpy_raw);
+        printf("  %-38s", "  (min-max of rounds)");
+        for (int i = 0; i < NIMPL; i++) {
+            double lo = bench_quantile(fig[s][i], (size_t)rounds, 0);
+            double hi = bench_quantile(fig[s][i], (size_t)rounds, 1);
+            double k = scens[s].rate ? 1 : s == EVENT_LAT ? 1e6 : 1e9;
+            printf(" %5.*f-%-6.*f", scens[s].rate ? 0 : 1, lo * k,
+                   scens[s].rate ? 0 : 1, hi * k);
+        }
+        printf("\n");
+    }
+    bench_env_json(root, py_version);
+    json_object_set_new(root, "rounds", json_integer(rounds));
+    json_object_set_new(root, "scale", json_real(scale));
+    json_object_set_new(root, "results", results);
+    json_object_set_new(root, "ratios", ratios);
+    if (opt.out != NULL && json_dump_file(root, opt.out, JSON_INDENT(1)) < 0)
+        bench_die("cannot write the results");
+    json_decref(root);
+    return 0;
+}
