@@ -3,9 +3,11 @@ to set beside build/mp-scenario (harness/bench/scenario.c) under hyperfine.
 
     scenario.py [--method M] none|start_join|start_n N|daemon_teardown K|queue N
     scenario.py queue_ops N | simplequeue_ops N | pipe_ops N
+    scenario.py lock_ops N | rlock_ops N
 
-The *_ops scenarios put and get (send and receive) N 64-byte messages in one
-process, for instruction counts under callgrind (scripts/bench_callgrind).
+The *_ops scenarios put and get (send and receive) N 64-byte messages, or
+acquire and release a Lock (an RLock) N times, in one process, for
+instruction counts under callgrind (scripts/bench_callgrind).
 """
 import multiprocessing as mp
 import sys
@@ -72,6 +74,12 @@ def main(argv):
         for _ in range(n):
             a.send_bytes(msg)
             b.recv_bytes()
+        return
+    if what in ("lock_ops", "rlock_ops"):
+        lock = ctx.Lock() if what == "lock_ops" else ctx.RLock()
+        for _ in range(n):
+            lock.acquire()
+            lock.release()
         return
     sys.exit("scenario.py: unknown scenario %r" % what)
 

@@ -16,7 +16,11 @@
  *                                                  bytes on a duplex Pipe
  *   mp-scenario [--method M] start_join_ops N      N times: start an empty
  *                                                  child, join it
- *   (the last three for instruction counts under callgrind,
+ *   mp-scenario lock_ops N | rlock_ops N           N acquire+release pairs
+ *                                                  of a Lock (an RLock)
+ *   mp-scenario raw_lock_ops N                     the same on the bare futex
+ *                                                  mutex of rawsync.h
+ *   (the *_ops for instruction counts under callgrind,
  *   scripts/bench_callgrind: one child at a time, so that a forked child,
  *   which callgrind runs too, never piles up)
  *
@@ -26,9 +30,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "mp.h"
+#include "rawsync.h"
 
 MP_TARGET(empty) { (void)arg; (void)len; return 0; }
 
@@ -183,6 +189,30 @@ int main(int argc, char **argv)
         mp_queue_free(q);
         mp_conn_free(ca);
         mp_conn_free(cb);
+        return 0;
+    }
+    if (strcmp(what, "lock_ops") == 0 || strcmp(what, "rlock_ops") == 0) {
+        mp_lock *l;
+        if ((r = what[0] == 'l' ? mp_lock_new(&l) : mp_rlock_new(&l)) < 0)
+            return fail("set-up", r);
+        for (long i = 0; i < n; i++)
+            if ((r = mp_lock_acquire(l, 1, MP_FOREVER)) != 1 ||
+                (r = mp_lock_release(l)) != 0)
+                return fail(what, r < 0 ? r : MP_EINVAL);
+        mp_lock_free(l);
+        return 0;
+    }
+    if (strcmp(what, "raw_lock_ops") == 0) {
+        /* shared, as a lock between processes lives */
+        _Atomic uint32_t *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE,
+                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return fail("mmap", -12);
+        for (long i = 0; i < n; i++) {
+            raw_mutex_lock(m);
+            raw_mutex_unlock(m);
+        }
+        munmap((void *)m, sizeof(*m));
         return 0;
     }
     fprintf(stderr, "mp-scenario: unknown scenario \"%s\"\n", what);
