@@ -47,24 +47,13 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/futex.h>
 #include <linux/membarrier.h>
 
 #include "futex.h"
 #include "internal.h"
+#include "robust.h"
 #ifdef MP_TEST_HOOKS
 #include "test_hooks.h"
-#endif
-
-#if defined(__SANITIZE_THREAD__)
-#define QUEUE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define QUEUE_TSAN 1
-#endif
-#endif
-#ifndef QUEUE_TSAN
-#define QUEUE_TSAN 0
 #endif
 
 #define QMAGIC 0x657565517062696cULL /* "libmpQue" */
@@ -142,7 +131,7 @@ struct slot {
 
 /* One side of the queue (producers' or consumers'): see "sides" below. */
 struct side {
-    pthread_mutex_t m;        /* robust, process-shared */
+    pthread_mutex_t m;        /* robust.h's */
     _Atomic uint32_t owner;   /* the biased thread's slot + 1; 0: none */
     uint32_t last;            /* with m held: the slot + 1 of the last bias */
     uint32_t pending;         /* with m held: PENDING_* owed by the last
@@ -807,108 +796,6 @@ static int bias_revoke(struct shared *s, struct side *sd, uint32_t o,
     return 0;
 }
 
-/*
- * A side's mutex is glibc's robust mutex, in the page every process may
- * write, and glibc trusts what it finds there: the kind chooses how to lock
- * and unlock (a priority-protected kind fails an assertion, an elided one
- * runs XEND outside a transaction: SIGABRT, SIGILL), and while the mutex
- * is held, its links in the holder's list of robust mutexes are what the
- * unlock follows to write.  So before a lock the kind is checked against
- * that of a mutex this process made alike; the holder keeps a copy of the
- * mutex as its lock left it, in its own memory, and before the unlock puts
- * every field but the lock word back, and makes the lock word name itself
- * again (the waiters bit set: a waiter may have set it meanwhile, and a
- * wake-up too many is harmless).  A peer that writes the mutex at the very
- * instant glibc reads it is beyond what a check can catch.  Other C
- * libraries lay the mutex out otherwise, and get none of this.
- */
-static int init_mutex(pthread_mutex_t *m);
-
-#ifdef __GLIBC__
-static pthread_once_t kind_once = PTHREAD_ONCE_INIT;
-static int good_kind = -1;
-
-/* The mutexes this thread holds (both sides of a queue, at most: grow()),
- * as their locks left them. */
-static _Thread_local struct held_copy {
-    pthread_mutex_t *m;
-    pthread_mutex_t copy;
-} held_copy[2];
-
-static void kind_init(void)
-{
-    pthread_mutex_t m;
-
-    /* Zeroed first: the C library's initialisation is not instrumented,
-     * and MemorySanitizer would take the kind it wrote for uninitialised. */
-    memset(&m, 0, sizeof(m));
-    if (init_mutex(&m) == 0) {
-        good_kind = m.__data.__kind;
-        pthread_mutex_destroy(&m);
-    }
-}
-
-/* Before a lock: 0, or MP_EQCORRUPT for a kind this queue does not use. */
-static int mutex_check(pthread_mutex_t *m)
-{
-    pthread_once(&kind_once, kind_init);
-    return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == good_kind
-               ? 0 : MP_EQCORRUPT;
-}
-
-/* After a lock (and after pthread_mutex_consistent()). */
-static void mutex_held(pthread_mutex_t *m)
-{
-    struct held_copy *h = held_copy[0].m == m || held_copy[0].m == NULL
-                              ? &held_copy[0] : &held_copy[1];
-
-    h->m = m;
-    memcpy(&h->copy, m, sizeof(*m));
-}
-
-static void mutex_unlock(pthread_mutex_t *m)
-{
-    struct held_copy *h = held_copy[0].m == m   ? &held_copy[0]
-                          : held_copy[1].m == m ? &held_copy[1] : NULL;
-
-    if (h != NULL) {
-        unsigned char *p = (unsigned char *)m;
-        const unsigned char *c = (const unsigned char *)&h->copy;
-        size_t lk = offsetof(pthread_mutex_t, __data.__lock);
-        size_t rest = lk + sizeof(m->__data.__lock);
-        int *w = &m->__data.__lock;
-
-        /* Written only where it differs: nothing, unless a peer wrote. */
-        if (memcmp(p, c, lk) != 0)
-            memcpy(p, c, lk);
-        if (memcmp(p + rest, c + rest, sizeof(*m) - rest) != 0)
-            memcpy(p + rest, c + rest, sizeof(*m) - rest);
-        if ((__atomic_load_n(w, __ATOMIC_RELAXED) & FUTEX_TID_MASK) !=
-            (h->copy.__data.__lock & FUTEX_TID_MASK))
-            __atomic_store_n(w, (h->copy.__data.__lock & FUTEX_TID_MASK) |
-                                    (int)FUTEX_WAITERS, __ATOMIC_RELAXED);
-        h->m = NULL;
-    }
-    pthread_mutex_unlock(m);
-}
-#else
-static int mutex_check(pthread_mutex_t *m)
-{
-    (void)m;
-    return 0;
-}
-
-static void mutex_held(pthread_mutex_t *m)
-{
-    (void)m;
-}
-
-static void mutex_unlock(pthread_mutex_t *m)
-{
-    pthread_mutex_unlock(m);
-}
-#endif
-
 /* What a holder of the mutex may leave owed to the next one. */
 enum {
     PENDING_REVOKE = 1, /* wait for the last biased owner to leave */
@@ -931,10 +818,10 @@ static int take_over(struct shared *s, struct side *sd, int r,
 
     if (r == EOWNERDEAD) {
         if ((r = pthread_mutex_consistent(&sd->m)) != 0) {
-            mutex_unlock(&sd->m);
+            mp__robust_unlock(&sd->m);
             return r;
         }
-        mutex_held(&sd->m); /* its owner changed */
+        mp__robust_held(&sd->m); /* its owner changed */
         sd->pending |= PENDING_REVOKE | PENDING_REPAIR;
     }
     if (r != 0)
@@ -945,7 +832,7 @@ static int take_over(struct shared *s, struct side *sd, int r,
     if (o != 0) { /* first: an owner may still be inside */
         if (bias_revoke(s, sd, o, deadline) < 0) {
             sd->pending |= PENDING_REVOKE;
-            mutex_unlock(&sd->m);
+            mp__robust_unlock(&sd->m);
             return ETIMEDOUT;
         }
     }
@@ -957,58 +844,25 @@ static int take_over(struct shared *s, struct side *sd, int r,
     return 0;
 }
 
-/* pthread_mutex_lock() until the CLOCK_MONOTONIC deadline: 0, EOWNERDEAD,
- * ETIMEDOUT (0: does not wait). */
-static int mutex_lock_until(pthread_mutex_t *m, double deadline)
-{
-    struct timespec ts;
-
-    if (isinf(deadline))
-        return pthread_mutex_lock(m);
-    if (!(deadline > 0)) { /* EOWNERDEAD and the rest go to take_over() */
-        int r = pthread_mutex_trylock(m);
-        return r == EBUSY ? ETIMEDOUT : r;
-    }
-#if QUEUE_TSAN
-    /* ThreadSanitizer does not intercept pthread_mutex_clocklock(): it
-     * would take the lock for unlocked and report its unlock.  Its build
-     * uses the CLOCK_REALTIME call instead (a clock step moves the
-     * deadline). */
-    {
-        struct timespec rt;
-        double left = deadline - mp__now();
-        clock_gettime(CLOCK_REALTIME, &rt);
-        deadline = (double)rt.tv_sec + rt.tv_nsec / 1e9 + (left > 0 ? left : 0);
-    }
-#endif
-    ts.tv_sec = (time_t)deadline;
-    ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
-#if QUEUE_TSAN
-    return pthread_mutex_timedlock(m, &ts);
-#else
-    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
-#endif
-}
-
 __attribute__((noinline)) static int side_lock_slow(struct shared *s, struct side *sd,
                                                   double deadline)
 {
-    int r = mutex_check(&sd->m);
     bool contended;
+    int r;
 
-    if (r < 0)
-        return r;
+    if (mp__robust_check(&sd->m) < 0)
+        return MP_EQCORRUPT;
     r = pthread_mutex_trylock(&sd->m);
     contended = r == EBUSY;
     if (deadline < 0) /* -t: t seconds from now, looked up only here */
         deadline = mp__now() - deadline;
     if (contended)
-        r = mutex_lock_until(&sd->m, deadline);
+        r = mp__robust_lock_until(&sd->m, deadline);
     if (r == ETIMEDOUT)
         return -ETIMEDOUT;
     if (r != 0 && r != EOWNERDEAD) /* as made, it gives no other error */
         return MP_EQCORRUPT;
-    mutex_held(&sd->m);
+    mp__robust_held(&sd->m);
     if ((r = take_over(s, sd, r, deadline)) != 0)
         return r == ETIMEDOUT ? -r : MP_EQCORRUPT;
 #ifdef MP_TEST_HOOKS
@@ -1096,7 +950,7 @@ static void side_unlock(struct side *sd, int held)
             atomic_store_explicit(&sd->owner, o, memory_order_release);
         }
     }
-    mutex_unlock(&sd->m);
+    mp__robust_unlock(&sd->m);
 }
 
 /* Takes and drops each side that is free or held by the dead: the taking
@@ -1109,12 +963,12 @@ static void repair_dead(struct shared *s, double deadline)
 
     for (int i = 0; i < 2; i++) {
         struct side *sd = sides[i];
-        int r = mutex_check(&sd->m) < 0 ? EINVAL
+        int r = mp__robust_check(&sd->m) < 0 ? EINVAL
                                         : pthread_mutex_trylock(&sd->m);
         uint32_t o;
 
         if (r == 0 || r == EOWNERDEAD)
-            mutex_held(&sd->m);
+            mp__robust_held(&sd->m);
         if (r == EOWNERDEAD || (r == 0 && sd->pending != 0)) {
             /* A death, or a revocation or repair a holder left owed: a
              * live owner still inside keeps it owed. */
@@ -1128,7 +982,7 @@ static void repair_dead(struct shared *s, double deadline)
             (void)bias_revoke(s, sd, o, deadline);
         }
         if (r == 0)
-            mutex_unlock(&sd->m);
+            mp__robust_unlock(&sd->m);
     }
 }
 
@@ -1217,22 +1071,6 @@ void *mp__queue_header(mp_queue *q)
     return q->s;
 }
 #endif /* MP_TEST_HOOKS */
-
-static int init_mutex(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t a;
-    int r;
-
-    if ((r = pthread_mutexattr_init(&a)) != 0)
-        return -r;
-    r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (r == 0)
-        r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (r == 0)
-        r = pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
-    return -r;
-}
 
 /* the ring */
 
@@ -1699,7 +1537,8 @@ static int queue_create(mp_queue **out, enum qkind kind, int maxsize)
     s->layout[0].cap = INITIAL_CAP;
     q->w = q->r = (struct checked){ 0, s->layout[0] };
     if ((r = ensure_access(q, INITIAL_CAP)) < 0 ||
-        (r = init_mutex(&s->w.m)) < 0 || (r = init_mutex(&s->r.m)) < 0)
+        (r = mp__robust_init(&s->w.m)) < 0 ||
+        (r = mp__robust_init(&s->r.m)) < 0)
         goto fail;
     proc_ready();
     s->mb = atomic_load(&proc_mb) > 0;
