@@ -51,13 +51,14 @@
 
 #include "futex.h"
 #include "internal.h"
+#include "live.h"
 #include "robust.h"
 #ifdef MP_TEST_HOOKS
 #include "test_hooks.h"
 #endif
 
 #define QMAGIC 0x657565517062696cULL /* "libmpQue" */
-#define QVERSION 5
+#define QVERSION 6
 #define HDR_SIZE 4096
 #define MAX_CAP (4ULL << 30) /* the most the ring may grow to */
 #define VIEW_MAX (1ULL << 30) /* the most a process reserves for a ring
@@ -79,8 +80,6 @@
                              the biased owner is alive */
 #define PUT_GRACE 0.01 /* seconds a non-blocking put waits for another
                           producer to leave the producers' side */
-#define PID_LIMIT (1 << 22) /* the kernel's PID_MAX_LIMIT: no pid or tid is
-                               larger */
 
 enum qkind { Q_QUEUE, Q_JOINABLE, Q_SIMPLE };
 static const char *const kind_names[] = { "Queue", "JoinableQueue",
@@ -123,10 +122,8 @@ static void checked_set(struct checked *c, uint32_t g, struct layout l)
 struct slot {
     alignas(32) _Atomic uint64_t token; /* whose it is; 0: free */
     _Atomic uint32_t busy;  /* it is inside */
-    int32_t pid, tid;       /* the thread, its start time, and its PID and
-                               time namespaces: to tell a dead owner from a
-                               slow one */
-    uint64_t start, ns, tns;
+    struct mp__thread_id id; /* the thread: to tell a dead owner from a
+                                slow one */
 };
 
 /* One side of the queue (producers' or consumers'): see "sides" below. */
@@ -268,12 +265,6 @@ void (*mp__queue_locked_hook)(void);
  * thread gets a token of its own, and it registers for membarrier(2) anew.
  */
 static _Thread_local uint64_t my_token;
-static _Thread_local pid_t my_pid, my_tid;
-static _Thread_local uint64_t my_start; /* 0: may not hold a bias */
-/* my_start is 0 only for want of a descriptor or memory when it was read:
- * it is read again when next needed. */
-static _Thread_local bool my_start_later;
-static _Thread_local uint64_t my_ns, my_tns;
 static atomic_int proc_mb;   /* 0: not set up; 1: registered; -1: cannot */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* Serialises the changes to a process's views of queues (see "views"); a
@@ -320,78 +311,6 @@ __attribute__((constructor)) static void queue_init(void)
     pthread_once(&atfork_once, register_atfork);
 }
 
-/* A thread's start time (field 22 of /proc/PID/task/TID/stat): START_DEAD
- * when the thread is gone or a zombie, START_UNKNOWN when /proc cannot say
- * (no descriptor left, hidden, ...): never taken for dead. */
-#define START_DEAD 0
-#define START_UNKNOWN UINT64_MAX
-
-static uint64_t start_time(pid_t pid, pid_t tid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long long start = 0;
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
-             (int)tid);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        /* Gone, if the kernel agrees that no such thread is in that
-         * process (/proc may hide a live one). */
-        if ((errno == ENOENT || errno == ESRCH) &&
-            syscall(SYS_tgkill, pid, tid, 0) < 0 && errno == ESRCH)
-            return START_DEAD;
-        return START_UNKNOWN;
-    }
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return n == 0 || errno == ESRCH ? START_DEAD : START_UNKNOWN;
-    buf[n] = '\0';
-    /* After the name (which may hold anything but ends at the last ')'):
-     * the state, then fields 4 to 21, then the start time. */
-    if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
-        return START_UNKNOWN;
-    if (p[2] == 'Z' || p[2] == 'X' || p[2] == 'x')
-        return START_DEAD;
-    p += 3;
-    for (int field = 3; field < 22 && p != NULL; field++)
-        if ((p = strchr(p, ' ')) != NULL)
-            p++;
-    if (p == NULL || sscanf(p, "%llu", &start) != 1 || start == START_DEAD ||
-        start == START_UNKNOWN)
-        return START_UNKNOWN;
-    return start;
-}
-
-/* The inode of this process's namespace of that name (pid, time): a slot's
- * ids mean nothing in another PID namespace, and its start time is shifted
- * by the reader's time namespace.  0: unknown. */
-static uint64_t ns_inode(const char *name)
-{
-    char path[64];
-    struct stat st;
-
-    snprintf(path, sizeof(path), "/proc/self/ns/%s", name);
-    return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
-}
-
-/* Whether this thread's /proc is its own PID namespace's: a /proc mounted
- * for another one (a PID namespace made without remounting /proc) names
- * other tasks by these numbers. */
-static bool proc_is_mine(pid_t pid, pid_t tid)
-{
-    char want[64], got[64];
-    ssize_t n;
-
-    snprintf(want, sizeof(want), "%d/task/%d", (int)pid, (int)tid);
-    n = readlink("/proc/thread-self", got, sizeof(got) - 1);
-    if (n < 0)
-        return false;
-    got[n] = '\0';
-    return strcmp(got, want) == 0;
-}
-
 static long membarrier(int cmd)
 {
     return syscall(SYS_membarrier, cmd, 0, 0);
@@ -418,38 +337,19 @@ static inline void proc_ready(void)
         proc_setup();
 }
 
-/* This thread's start time, or 0: it could not be told dead, so it holds
- * no bias, and it tells nobody dead either.  A /proc that could not be
- * opened for want of a descriptor or memory is asked again later: the
- * thread must not stay without a bias, or blind to dead owners, because
- * its first put or get came at such a moment. */
-static void read_my_start(void)
-{
-    int err;
-
-    errno = 0;
-    my_start = proc_is_mine(my_pid, my_tid) ? start_time(my_pid, my_tid)
-                                            : START_UNKNOWN;
-    err = errno;
-    my_start_later = my_start == START_UNKNOWN &&
-                     (err == EMFILE || err == ENFILE || err == ENOMEM);
-    if (my_start == START_UNKNOWN)
-        my_start = 0;
-}
-
-/* The thread's token, made on first need, with what names the thread. */
+/* The thread's token, made on first need, and its identity read with it:
+ * a /proc that cannot be read then (no descriptor left) is read again
+ * before the thread's streak of takes earns it a bias. */
 static uint64_t thread_token(void)
 {
     if (my_token == 0) {
+        struct mp__thread_id me;
         uint64_t t = 0;
-        my_pid = getpid();
-        my_tid = (pid_t)syscall(SYS_gettid);
-        read_my_start();
-        my_ns = ns_inode("pid");
-        my_tns = ns_inode("time"); /* 0 before Linux 5.6: none to differ */
+        (void)mp__thread_self(&me);
         if (getrandom(&t, sizeof(t), GRND_NONBLOCK) != (ssize_t)sizeof(t))
             t = (uint64_t)(mp__now() * 1e9) * 0x9e3779b97f4a7c15ULL ^
-                (uint64_t)(uintptr_t)&t ^ (uint64_t)my_tid << 32;
+                (uint64_t)(uintptr_t)&t ^
+                (uint64_t)syscall(SYS_gettid) << 32;
         my_token = t | 1;
     }
     return my_token;
@@ -682,30 +582,18 @@ static void biased_leave(struct side *sd, uint32_t o)
         mp__futex_wake(&sl->busy, 1);
 }
 
-/* Whether the slot's thread is surely dead.  Its ids are looked up only in
- * its own PID and time namespaces, through a /proc that is this thread's;
- * where /proc cannot tell, it lives.  A slot with ids no thread can have,
- * or this thread's ids but not its token, is a peer's scribble: no one's,
- * so dead (ids are read once: what is checked is what is looked up). */
+/* Whether the slot's thread is surely dead (mp__thread_dead()), or is
+ * this thread's ids with another token: a thread before this one's
+ * execve(), or a peer's scribble; no one's, so dead.  The ids are read
+ * once: what is checked is what is looked up. */
 static bool slot_dead(const struct slot *sl)
 {
-    pid_t pid = __atomic_load_n(&sl->pid, __ATOMIC_RELAXED);
-    pid_t tid = __atomic_load_n(&sl->tid, __ATOMIC_RELAXED);
-    uint64_t start;
+    struct mp__thread_id id = mp__thread_id_read(&sl->id), me;
 
-    thread_token(); /* my_ns, my_tns, my_start */
-    if (my_start_later)
-        read_my_start();
-    if (my_start == 0 || sl->ns == 0 || sl->ns != my_ns ||
-        sl->tns != my_tns)
-        return false;
-    if (pid <= 0 || pid > PID_LIMIT || tid <= 0 || tid > PID_LIMIT)
-        return true;
-    if (pid == my_pid && tid == my_tid)
-        return atomic_load(&sl->token) != my_token;
-    start = start_time(pid, tid);
-    return start != START_UNKNOWN &&
-           start != __atomic_load_n(&sl->start, __ATOMIC_RELAXED);
+    if (mp__thread_self(&me) && id.pid == me.pid && id.tid == me.tid &&
+        id.ns == me.ns && id.tns == me.tns)
+        return atomic_load(&sl->token) != thread_token();
+    return mp__thread_dead(&id);
 }
 
 /* A side's owner (or last owner) as the header says it: the slot + 1, or 0
@@ -907,14 +795,13 @@ static int side_lock(struct shared *s, struct side *sd, double deadline)
 
 /* With the mutex held: the slot this thread may own the side from (its
  * own, a free one, or a dead thread's), + 1; 0: none. */
-static uint32_t claim_slot(struct side *sd)
+__attribute__((noinline)) static uint32_t claim_slot(struct side *sd)
 {
+    struct mp__thread_id me;
     int free_slot = -1;
 
-    if (my_start_later)
-        read_my_start();
-    if (my_start == 0 || my_ns == 0)
-        return 0; /* its start time is unknown: it could not be told dead */
+    if (!mp__thread_self(&me))
+        return 0; /* it could not be told dead */
     for (int i = 0; i < SLOTS; i++) {
         uint64_t t = atomic_load(&sd->slot[i].token);
         if (t == my_token)
@@ -925,11 +812,7 @@ static uint32_t claim_slot(struct side *sd)
     if (free_slot < 0)
         return 0;
     struct slot *sl = &sd->slot[free_slot];
-    sl->pid = my_pid;
-    sl->tid = my_tid;
-    sl->start = my_start;
-    sl->ns = my_ns;
-    sl->tns = my_tns;
+    sl->id = me;
     atomic_store(&sl->busy, 0); /* a dead thread may have left it raised */
     atomic_store(&sl->token, my_token);
     return (uint32_t)free_slot + 1;
@@ -1029,9 +912,9 @@ unsigned long long mp__queue_capacity(mp_queue *q)
     FIELD(sd.streak, 'u')
 #define SLOT_FIELDS(sd, i)                                                    \
     FIELD(sd.slot[i].token, 'u'), FIELD(sd.slot[i].busy, 'u'),                \
-    FIELD(sd.slot[i].pid, 'i'), FIELD(sd.slot[i].tid, 'i'),                   \
-    FIELD(sd.slot[i].start, 'u'), FIELD(sd.slot[i].ns, 'u'),                  \
-    FIELD(sd.slot[i].tns, 'u')
+    FIELD(sd.slot[i].id.pid, 'i'), FIELD(sd.slot[i].id.tid, 'i'),             \
+    FIELD(sd.slot[i].id.start, 'u'), FIELD(sd.slot[i].id.ns, 'u'),            \
+    FIELD(sd.slot[i].id.tns, 'u')
 #define SLOTS_OF(sd)                                                          \
     SLOT_FIELDS(sd, 0), SLOT_FIELDS(sd, 1), SLOT_FIELDS(sd, 2),               \
     SLOT_FIELDS(sd, 3), SLOT_FIELDS(sd, 4), SLOT_FIELDS(sd, 5),               \

@@ -41,7 +41,7 @@ pid_t mp__forkserver_pid(void);
  * flag, index or id; 'i' a pid or tid; 'd' a double; 'm' a process-shared
  * mutex (its words). */
 struct mp__queue_field {
-    const char *name; /* as in queue.c's struct shared: "w.slot[0].pid" */
+    const char *name; /* as in queue.c's struct shared: "w.slot[0].id.pid" */
     size_t offset, size;
     char type;
 };
