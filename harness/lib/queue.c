@@ -12,11 +12,11 @@
  *
  * Producers hold the producers' side and consumers the consumers' side, only
  * while they copy; nobody sleeps holding one.  A side is a robust
- * process-shared mutex with a bias (see "sides" below): a thread that took
- * the mutex many times in a row, uncontended, is given the side, and then
- * enters and leaves it with plain stores and loads, no atomic
- * read-modify-write, until another thread wants it and revokes the bias with
- * membarrier(2).  A waiter sleeps on a futex sequence word after raising a
+ * process-shared mutex with a bias (side.c): a thread that took the mutex
+ * many times in a row, uncontended, is given the side, and then enters and
+ * leaves it with plain stores and loads, no atomic read-modify-write, until
+ * another thread wants it and revokes the bias with membarrier(2).  A
+ * waiter sleeps on a futex sequence word after raising a
  * flag and running membarrier(2) (or a fence, without it); the other side
  * looks at the flag after its commit and only then makes a system call.
  *
@@ -51,8 +51,7 @@
 
 #include "futex.h"
 #include "internal.h"
-#include "live.h"
-#include "robust.h"
+#include "side.h"
 #ifdef MP_TEST_HOOKS
 #include "test_hooks.h"
 #endif
@@ -74,10 +73,6 @@
 #define STALL 0.01     /* seconds without a get after which a full ring
                           grows (see put_waits_for_room) */
 #define MAX_ROOM_WAIT 0.02 /* the most one put waits for room in the ring */
-#define STREAK 64      /* uncontended takes in a row that earn a bias */
-#define SLOTS 16       /* threads a side remembers as biased owners */
-#define OWNER_CHECK 0.002 /* seconds a revoker waits before it asks whether
-                             the biased owner is alive */
 #define PUT_GRACE 0.01 /* seconds a non-blocking put waits for another
                           producer to leave the producers' side */
 
@@ -116,28 +111,6 @@ static void checked_set(struct checked *c, uint32_t g, struct layout l)
     __atomic_store_n(&c->gen, g, __ATOMIC_RELAXED);
 }
 
-/* A thread that has held a side's bias: its own line of the side, so that a
- * thread that looked at the side too long ago to know it has lost the bias
- * writes nowhere but here. */
-struct slot {
-    alignas(32) _Atomic uint64_t token; /* whose it is; 0: free */
-    _Atomic uint32_t busy;  /* it is inside */
-    struct mp__thread_id id; /* the thread: to tell a dead owner from a
-                                slow one */
-};
-
-/* One side of the queue (producers' or consumers'): see "sides" below. */
-struct side {
-    pthread_mutex_t m;        /* robust.h's */
-    _Atomic uint32_t owner;   /* the biased thread's slot + 1; 0: none */
-    uint32_t last;            /* with m held: the slot + 1 of the last bias */
-    uint32_t pending;         /* with m held: PENDING_* owed by the last
-                                 holder (see take_over) */
-    uint64_t streak_token;    /* with m held: who took m last, uncontended, */
-    uint32_t streak;          /* and how many times in a row */
-    struct slot slot[SLOTS];
-};
-
 /* Shared by every process: the header page of the memfd.  What producers
  * write, what consumers write and what both only read live on separate cache
  * lines. */
@@ -154,7 +127,7 @@ struct shared {
     /* Producers' lines: their side and what only producers touch; then
      * tail, which consumers read, on a line of its own, so that reading it
      * does not take the producers' lines away from them. */
-    alignas(64) struct side w;
+    alignas(64) struct mp__side w; /* see side.h */
     _Atomic uint64_t nput;
     _Atomic uint64_t pending_tail, pending_nput; /* the note: see repair */
     uint64_t head_cache;
@@ -163,7 +136,7 @@ struct shared {
     alignas(64) _Atomic uint64_t tail;
 
     /* The same for consumers. */
-    alignas(64) struct side r;
+    alignas(64) struct mp__side r;
     _Atomic uint64_t nget;
     _Atomic uint64_t pending_head, pending_nget;
     uint64_t tail_cache;
@@ -220,52 +193,22 @@ struct mp_queue {
  * leaving the queue as a SIGKILL there would; or (21) a biased owner pauses
  * between its look at the owner and its busy = 1, as a preempted one would,
  * and again once inside; or (22) a biased owner stays inside, once, for
- * FAULT_STAY seconds (a long copy, or a stopped process).
+ * 2 s (a long copy, or a stopped process): those two in side.h.
  * Only test builds (MP_TEST_HOOKS: libmp-test.a) have it, so that the
  * library a program links has neither the writable switch that makes it
  * _exit() nor its branches on the fast path.
  */
 #ifdef MP_TEST_HOOKS
 int mp__queue_fault;
-void (*mp__queue_locked_hook)(void);
-#define FAULT_STALL 21 /* not an exit: a pause in side_lock() */
-#define FAULT_LONG_STAY 22
-#define FAULT_STAY 2.0
 #define FAULT(n)                                                              \
     do {                                                                      \
         if (__builtin_expect(mp__queue_fault == (n), 0))                      \
             _exit(86);                                                        \
     } while (0)
-/* side_lock(): a biased owner preempted before it raises busy (21). */
-#define FAULT_PREEMPTED()                                                     \
-    do {                                                                      \
-        if (__builtin_expect(mp__queue_fault == FAULT_STALL, 0))              \
-            usleep(50);                                                       \
-    } while (0)
-/* side_lock(): a biased owner that stays inside, 50 us (21) or, once,
- * FAULT_STAY seconds (22). */
-#define FAULT_INSIDE()                                                        \
-    do {                                                                      \
-        if (__builtin_expect(mp__queue_fault >= FAULT_STALL, 0)) {            \
-            usleep(mp__queue_fault == FAULT_STALL ? 50 : FAULT_STAY * 1e6);   \
-            if (mp__queue_fault == FAULT_LONG_STAY)                           \
-                mp__queue_fault = 0;                                          \
-        }                                                                     \
-    } while (0)
 #else
 #define FAULT(n) ((void)0)
-#define FAULT_PREEMPTED() ((void)0)
-#define FAULT_INSIDE() ((void)0)
 #endif
 
-/*
- * This process and thread, for the sides.  A thread's token names it as a
- * side's biased owner: random, so that no other thread (of any process, or
- * later) can take it for its own.  A fork child starts again: its only
- * thread gets a token of its own, and it registers for membarrier(2) anew.
- */
-static _Thread_local uint64_t my_token;
-static atomic_int proc_mb;   /* 0: not set up; 1: registered; -1: cannot */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* Serialises the changes to a process's views of queues (see "views"); a
  * fork child gets it free. */
@@ -292,8 +235,6 @@ static unsigned fork_gen;
 static void atfork_child(void)
 {
     fork_gen++;
-    my_token = 0;
-    atomic_store(&proc_mb, 0);
     pthread_mutex_unlock(&view_lock);
     pthread_mutex_unlock(&cache_lock);
 }
@@ -303,56 +244,23 @@ static void register_atfork(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
-/* Before main(), so that the handler runs before any a user registered
- * earlier and that might use a queue in the child (with the parent thread's
- * token, it could enter that thread's slot). */
 __attribute__((constructor)) static void queue_init(void)
 {
     pthread_once(&atfork_once, register_atfork);
 }
 
-static long membarrier(int cmd)
-{
-    return syscall(SYS_membarrier, cmd, 0, 0);
-}
-
 /* Before this process's first put or get, and again in a fork child. */
 static void proc_setup(void)
 {
-    long cmds;
-    int mb = -1;
-
     pthread_once(&atfork_once, register_atfork);
-    cmds = membarrier(MEMBARRIER_CMD_QUERY);
-    if (cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
-        membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0)
-        mb = 1;
-    atomic_store(&proc_mb, mb);
+    mp__membarrier_setup();
 }
 
 static inline void proc_ready(void)
 {
-    if (__builtin_expect(atomic_load_explicit(&proc_mb, memory_order_relaxed)
-                         == 0, 0))
+    if (__builtin_expect(atomic_load_explicit(&mp__membarrier_state,
+                                              memory_order_relaxed) == 0, 0))
         proc_setup();
-}
-
-/* The thread's token, made on first need, and its identity read with it:
- * a /proc that cannot be read then (no descriptor left) is read again
- * before the thread's streak of takes earns it a bias. */
-static uint64_t thread_token(void)
-{
-    if (my_token == 0) {
-        struct mp__thread_id me;
-        uint64_t t = 0;
-        (void)mp__thread_self(&me);
-        if (getrandom(&t, sizeof(t), GRND_NONBLOCK) != (ssize_t)sizeof(t))
-            t = (uint64_t)(mp__now() * 1e9) * 0x9e3779b97f4a7c15ULL ^
-                (uint64_t)(uintptr_t)&t ^
-                (uint64_t)syscall(SYS_gettid) << 32;
-        my_token = t | 1;
-    }
-    return my_token;
 }
 
 /*
@@ -376,7 +284,7 @@ static void wake_fence(const struct shared *s)
     (void)s;
     atomic_signal_fence(memory_order_seq_cst); /* the compiler's order */
 #else
-    if (s->mb && atomic_load_explicit(&proc_mb, memory_order_relaxed) > 0)
+    if (s->mb && mp__membarrier_ok())
         atomic_signal_fence(memory_order_seq_cst);
     else
         atomic_thread_fence(memory_order_seq_cst);
@@ -415,7 +323,7 @@ static void repair_dead(struct shared *s, double deadline);
  * sleeper must not sleep long. */
 static bool sleeper_fence(const struct shared *s)
 {
-    if (s->mb && membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0)
+    if (s->mb && mp__membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0)
         return true;
     atomic_thread_fence(memory_order_seq_cst);
     return !s->mb;
@@ -511,38 +419,16 @@ static bool all_done(const struct shared *s, uint64_t unused)
 }
 
 /*
- * sides
- *
- * A side is held through its robust mutex, or through its bias.  Taking the
- * mutex STREAK times in a row, uncontended, from one thread gives that
- * thread the bias: a slot of the side is the thread's, and side.owner names
- * the slot.  From then on the thread enters with
- *
- *     slot.busy = 1; (compiler barrier) if owner still names my slot: inside
- *
- * and leaves with slot.busy = 0: plain stores and loads.  Anyone else takes
- * the mutex, then revokes: owner = 0, membarrier(GLOBAL_EXPEDITED), then
- * waits for that slot's busy to be 0.  The membarrier runs a full barrier on
- * the owner's CPU at some point P of its program: if its busy = 1 came
- * before P, the revoker sees it; if after, its look at owner (later still)
- * sees 0, and it backs out to the mutex.  So the owner never pays for the
- * store-load fence that every lock needs; the revoker pays, once.
- *
- * A slot is a thread's for as long as it lives, because a thread that read
- * owner, was preempted, and comes back after the bias has gone elsewhere
- * still stores busy = 1 (then backs out): into its own slot, where it
- * cannot hide the current owner's.  An owner killed inside leaves busy at
- * 1: after OWNER_CHECK without progress the revoker asks whether that thread
- * still lives (its ids and start time), and if not repairs the side from the
- * notes, as for a mutex whose holder died.  A side remembers SLOTS threads;
- * the slots of dead threads are taken again, and when all are live no more
- * biases are given (the mutex still works).
+ * sides (side.h): what a dead holder left is repaired here, from the notes
+ * (pending_* in the side's lines).
  */
 
 /* A dead producer: its put committed (tail moved: nput was stored before)
  * or did not (nput goes back to what it was). */
-static void repair_producer(struct shared *s)
+static void repair_producer(void *ctx)
 {
+    struct shared *s = ctx;
+
     if (atomic_load(&s->tail) != atomic_load(&s->pending_tail))
         atomic_store(&s->nput, atomic_load(&s->pending_nput));
     atomic_store(&s->pending_nput, atomic_load(&s->nput));
@@ -550,8 +436,10 @@ static void repair_producer(struct shared *s)
     s->head_cache = atomic_load(&s->head);
 }
 
-static void repair_consumer(struct shared *s)
+static void repair_consumer(void *ctx)
 {
+    struct shared *s = ctx;
+
     if (atomic_load(&s->head) != atomic_load(&s->pending_head))
         atomic_store(&s->nget, atomic_load(&s->pending_nget));
     atomic_store(&s->pending_nget, atomic_load(&s->nget));
@@ -559,327 +447,41 @@ static void repair_consumer(struct shared *s)
     s->tail_cache = atomic_load(&s->tail);
 }
 
-static void repair_side(struct shared *s, struct side *sd)
+/* Takes a side: MP__SIDE_MUTEX or more, for side_unlock(); -ETIMEDOUT
+ * when another thread or process stays inside past the CLOCK_MONOTONIC
+ * deadline (0: only if free now; -t: t seconds from now; INFINITY: no
+ * limit); < 0: another error.  The bias first, inline: a put or get makes
+ * no call on its way in. */
+static inline int side_lock(struct shared *s, struct mp__side *sd,
+                            double deadline)
 {
-    if (sd == &s->w)
-        repair_producer(s);
-    else
-        repair_consumer(s);
+    int held = mp__side_enter(sd);
+
+    if (held != 0)
+        return held;
+    return mp__side_lock(sd, deadline, s->mb != 0,
+                         sd == &s->w ? repair_producer : repair_consumer, s);
 }
 
-/* What side_lock() returns: HELD_MUTEX, or HELD_MUTEX + o for a bias held
- * from slot o - 1. */
-enum { HELD_MUTEX = 1 };
-
-/* The biased owner leaves (or backs out): wakes a revoker waiting for it. */
-static void biased_leave(struct side *sd, uint32_t o)
+static inline void side_unlock(struct mp__side *sd, int held)
 {
-    struct slot *sl = &sd->slot[o - 1];
-
-    atomic_store_explicit(&sl->busy, 0, memory_order_release);
-    atomic_signal_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&sd->owner, memory_order_relaxed) != o)
-        mp__futex_wake(&sl->busy, 1);
-}
-
-/* Whether the slot's thread is surely dead (mp__thread_dead()), or is
- * this thread's ids with another token: a thread before this one's
- * execve(), or a peer's scribble; no one's, so dead.  The ids are read
- * once: what is checked is what is looked up. */
-static bool slot_dead(const struct slot *sl)
-{
-    struct mp__thread_id id = mp__thread_id_read(&sl->id), me;
-
-    if (mp__thread_self(&me) && id.pid == me.pid && id.tid == me.tid &&
-        id.ns == me.ns && id.tns == me.tns)
-        return atomic_load(&sl->token) != thread_token();
-    return mp__thread_dead(&id);
-}
-
-/* A side's owner (or last owner) as the header says it: the slot + 1, or 0
- * for none, which is also what a number that names no slot is taken for
- * (the slot index is checked before any use). */
-static uint32_t slot_index(uint32_t o)
-{
-    return o <= SLOTS ? o : 0;
-}
-
-#ifdef MP_TEST_HOOKS
-static atomic_ulong revokes; /* mp__queue_revoke_count() */
-#define COUNT_REVOKE() atomic_fetch_add_explicit(&revokes, 1, \
-                                                 memory_order_relaxed)
-#else
-#define COUNT_REVOKE() ((void)0)
-#endif
-
-/* With the mutex held: takes the bias back from slot o - 1 (see above). */
-static int bias_revoke(struct shared *s, struct side *sd, uint32_t o,
-                       double deadline)
-{
-    struct slot *sl = &sd->slot[o - 1];
-    uint32_t busy;
-
-    COUNT_REVOKE();
-    atomic_store(&sd->owner, 0);
-    if (my_token != 0 && atomic_load(&sl->token) == my_token) {
-        /* This thread's own slot: it is not inside (it is here), so a
-         * raised busy is a scribble, which it would wait for forever. */
-        atomic_store(&sl->busy, 0);
-        return 0;
-    }
-    for (int tries = 0;
-         membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0; tries++) {
-        /* ENOMEM and EINTR pass: try again.  Only a process that could
-         * register gets a bias; one that cannot run membarrier() at all (a
-         * seccomp filter) waits a millisecond for the owner's store buffer
-         * to drain: a heuristic (store buffers drain in nanoseconds), not a
-         * guarantee. */
-        struct timespec ms = { 0, 1000000 };
-        if ((errno == ENOMEM || errno == EINTR) && tries < 1000) {
-            sched_yield();
-            continue;
-        }
-        nanosleep(&ms, NULL);
-        break;
-    }
-    /* A live owner wakes us when it leaves; a dead one is looked for after
-     * OWNER_CHECK, then less and less often (a stopped owner may be back).
-     * The caller's deadline bounds the wait: a live owner may stay inside
-     * for long (a big copy, a stopped process). */
-    double check = OWNER_CHECK, next_check = 0;
-    for (int i = 0;
-         (busy = atomic_load_explicit(&sl->busy, memory_order_acquire)) != 0;) {
-        double now;
-
-        if (i < SPIN) {
-            i++;
-            mp__cpu_relax();
-            continue;
-        }
-        now = mp__now();
-        if (now >= deadline) { /* one last look: a dead owner is no wait */
-            if (!slot_dead(sl))
-                return -ETIMEDOUT;
-            repair_side(s, sd);
-            atomic_store(&sl->busy, 0);
-            break;
-        }
-        if (next_check == 0) {
-            next_check = now + check;
-        } else if (now >= next_check) { /* by the clock: signals that cut
-                                           the sleeps short do not delay it */
-            if (slot_dead(sl)) {
-                repair_side(s, sd); /* killed inside */
-                atomic_store(&sl->busy, 0);
-                break;
-            }
-            check = check * 2 < RECHECK ? check * 2 : RECHECK;
-            next_check = now + check;
-        }
-        /* The value seen, not 1: a busy a peer set to anything else would
-         * make the wait return at once, a spin until the deadline. */
-        mp__futex_wait(&sl->busy, busy, next_check < deadline ? next_check
-                                                           : deadline);
-    }
-    return 0;
-}
-
-/* What a holder of the mutex may leave owed to the next one. */
-enum {
-    PENDING_REVOKE = 1, /* wait for the last biased owner to leave */
-    PENDING_REPAIR = 2, /* then repair what a dead holder left */
-};
-
-/*
- * After the side's mutex was taken (r: what pthread_mutex_*lock() said):
- * revokes a bias, and repairs what a dead holder left.  A holder that died
- * in the middle of a revocation may have cleared owner before the owner had
- * left: so after a death, the last bias is revoked again in full, before the
- * repair.  A live owner that stays inside past the deadline keeps the side:
- * the revocation and the repair are then owed to the next holder (pending),
- * and the mutex is given back: ETIMEDOUT.
- */
-static int take_over(struct shared *s, struct side *sd, int r,
-                     double deadline)
-{
-    uint32_t o;
-
-    if (r == EOWNERDEAD) {
-        if ((r = pthread_mutex_consistent(&sd->m)) != 0) {
-            mp__robust_unlock(&sd->m);
-            return r;
-        }
-        mp__robust_held(&sd->m); /* its owner changed */
-        sd->pending |= PENDING_REVOKE | PENDING_REPAIR;
-    }
-    if (r != 0)
-        return r;
-    o = slot_index(atomic_load_explicit(&sd->owner, memory_order_relaxed));
-    if (o == 0 && (sd->pending & PENDING_REVOKE))
-        o = slot_index(sd->last);
-    if (o != 0) { /* first: an owner may still be inside */
-        if (bias_revoke(s, sd, o, deadline) < 0) {
-            sd->pending |= PENDING_REVOKE;
-            mp__robust_unlock(&sd->m);
-            return ETIMEDOUT;
-        }
-    }
-    sd->pending &= ~(uint32_t)PENDING_REVOKE;
-    if (sd->pending & PENDING_REPAIR) {
-        repair_side(s, sd);
-        sd->pending = 0;
-    }
-    return 0;
-}
-
-__attribute__((noinline)) static int side_lock_slow(struct shared *s, struct side *sd,
-                                                  double deadline)
-{
-    bool contended;
-    int r;
-
-    if (mp__robust_check(&sd->m) < 0)
-        return MP_EQCORRUPT;
-    r = pthread_mutex_trylock(&sd->m);
-    contended = r == EBUSY;
-    if (deadline < 0) /* -t: t seconds from now, looked up only here */
-        deadline = mp__now() - deadline;
-    if (contended)
-        r = mp__robust_lock_until(&sd->m, deadline);
-    if (r == ETIMEDOUT)
-        return -ETIMEDOUT;
-    if (r != 0 && r != EOWNERDEAD) /* as made, it gives no other error */
-        return MP_EQCORRUPT;
-    mp__robust_held(&sd->m);
-    if ((r = take_over(s, sd, r, deadline)) != 0)
-        return r == ETIMEDOUT ? -r : MP_EQCORRUPT;
-#ifdef MP_TEST_HOOKS
-    if (mp__queue_locked_hook != NULL)
-        mp__queue_locked_hook();
-#endif
-    if (!contended && s->mb &&
-        atomic_load_explicit(&proc_mb, memory_order_relaxed) > 0) {
-        uint64_t me = thread_token();
-        sd->streak = sd->streak_token == me ? sd->streak + 1 : 1;
-        sd->streak_token = me;
-    } else {
-        sd->streak = 0;
-    }
-    return HELD_MUTEX;
-}
-
-/* Takes a side: HELD_MUTEX or more, for side_unlock(); -ETIMEDOUT when
- * another thread or process stays inside past the CLOCK_MONOTONIC deadline
- * (0: only if free now; -t: t seconds from now; INFINITY: no limit); < 0:
- * another error. */
-static int side_lock(struct shared *s, struct side *sd, double deadline)
-{
-    uint32_t o = atomic_load_explicit(&sd->owner, memory_order_relaxed);
-
-    /* o - 1 wraps for 0: one comparison bounds the index a peer may have
-     * written (the look again below is at the same o). */
-    if (my_token != 0 && o - 1 < SLOTS &&
-        atomic_load_explicit(&sd->slot[o - 1].token, memory_order_relaxed) ==
-            my_token) {
-        FAULT_PREEMPTED();
-        atomic_store_explicit(&sd->slot[o - 1].busy, 1, memory_order_relaxed);
-        atomic_signal_fence(memory_order_seq_cst);
-        if (atomic_load_explicit(&sd->owner, memory_order_acquire) == o) {
-            FAULT_INSIDE();
-            return HELD_MUTEX + (int)o;
-        }
-        biased_leave(sd, o); /* revoked meanwhile */
-    }
-    return side_lock_slow(s, sd, deadline);
-}
-
-/* With the mutex held: the slot this thread may own the side from (its
- * own, a free one, or a dead thread's), + 1; 0: none. */
-__attribute__((noinline)) static uint32_t claim_slot(struct side *sd)
-{
-    struct mp__thread_id me;
-    int free_slot = -1;
-
-    if (!mp__thread_self(&me))
-        return 0; /* it could not be told dead */
-    for (int i = 0; i < SLOTS; i++) {
-        uint64_t t = atomic_load(&sd->slot[i].token);
-        if (t == my_token)
-            return (uint32_t)i + 1;
-        if (free_slot < 0 && (t == 0 || slot_dead(&sd->slot[i])))
-            free_slot = i;
-    }
-    if (free_slot < 0)
-        return 0;
-    struct slot *sl = &sd->slot[free_slot];
-    sl->id = me;
-    atomic_store(&sl->busy, 0); /* a dead thread may have left it raised */
-    atomic_store(&sl->token, my_token);
-    return (uint32_t)free_slot + 1;
-}
-
-static void side_unlock(struct side *sd, int held)
-{
-    uint32_t o;
-
-    if (held > HELD_MUTEX) {
-        biased_leave(sd, (uint32_t)(held - HELD_MUTEX));
-        return;
-    }
-    if (sd->streak >= STREAK && sd->streak_token == my_token) {
-        sd->streak = 0; /* no slot: not again before another streak */
-        if ((o = claim_slot(sd)) != 0) {
-            sd->last = o;
-            atomic_store_explicit(&sd->owner, o, memory_order_release);
-        }
-    }
-    mp__robust_unlock(&sd->m);
+    mp__side_unlock(sd, held);
 }
 
 /* Takes and drops each side that is free or held by the dead: the taking
- * repairs; a mutex a live process holds is left alone, and so is a bias
- * whose owner is alive or not inside (a waiter must not wait for a live
- * owner: it has a deadline, and the owner may be stopped). */
+ * repairs (see mp__side_repair_dead()). */
 static void repair_dead(struct shared *s, double deadline)
 {
-    struct side *sides[] = { &s->w, &s->r };
-
-    for (int i = 0; i < 2; i++) {
-        struct side *sd = sides[i];
-        int r = mp__robust_check(&sd->m) < 0 ? EINVAL
-                                        : pthread_mutex_trylock(&sd->m);
-        uint32_t o;
-
-        if (r == 0 || r == EOWNERDEAD)
-            mp__robust_held(&sd->m);
-        if (r == EOWNERDEAD || (r == 0 && sd->pending != 0)) {
-            /* A death, or a revocation or repair a holder left owed: a
-             * live owner still inside keeps it owed. */
-            r = take_over(s, sd, r, 0);
-        } else if (r == 0 &&
-                   (o = slot_index(atomic_load(&sd->owner))) != 0 &&
-                   atomic_load(&sd->slot[o - 1].busy) &&
-                   slot_dead(&sd->slot[o - 1])) {
-            /* It is dead; but a peer may change the slot meanwhile, so the
-             * waiter's deadline still bounds the wait. */
-            (void)bias_revoke(s, sd, o, deadline);
-        }
-        if (r == 0)
-            mp__robust_unlock(&sd->m);
-    }
+    mp__side_repair_dead(&s->w, deadline, repair_producer, s);
+    mp__side_repair_dead(&s->r, deadline, repair_consumer, s);
 }
 
 #ifdef MP_TEST_HOOKS
-/* Tests: revocations this process made; whether it can use membarrier. */
-unsigned long mp__queue_revoke_count(void)
-{
-    return atomic_load(&revokes);
-}
-
+/* Tests: whether this process can use membarrier. */
 int mp__queue_membarrier(void)
 {
     proc_ready();
-    return atomic_load(&proc_mb) > 0;
+    return mp__membarrier_ok();
 }
 
 /* Tests: whether a side has a biased owner; whether it is inside. */
@@ -890,8 +492,8 @@ int mp__queue_biased(mp_queue *q, int producers)
 
 int mp__queue_biased_inside(mp_queue *q, int producers)
 {
-    struct side *sd = producers ? &q->s->w : &q->s->r;
-    uint32_t o = slot_index(atomic_load(&sd->owner));
+    struct mp__side *sd = producers ? &q->s->w : &q->s->r;
+    uint32_t o = mp__side_slot_index(atomic_load(&sd->owner));
 
     return o != 0 && atomic_load(&sd->slot[o - 1].busy) != 0;
 }
@@ -922,7 +524,7 @@ unsigned long long mp__queue_capacity(mp_queue *q)
     SLOT_FIELDS(sd, 9), SLOT_FIELDS(sd, 10), SLOT_FIELDS(sd, 11),             \
     SLOT_FIELDS(sd, 12), SLOT_FIELDS(sd, 13), SLOT_FIELDS(sd, 14),            \
     SLOT_FIELDS(sd, 15)
-_Static_assert(SLOTS == 16, "SLOTS_OF() names every slot");
+_Static_assert(MP__SIDE_SLOTS == 16, "SLOTS_OF() names every slot");
 
 static const struct mp__queue_field fields[] = {
     FIELD(magic, 'u'), FIELD(version, 'u'), FIELD(kind, 'u'),
@@ -1420,11 +1022,10 @@ static int queue_create(mp_queue **out, enum qkind kind, int maxsize)
     s->layout[0].cap = INITIAL_CAP;
     q->w = q->r = (struct checked){ 0, s->layout[0] };
     if ((r = ensure_access(q, INITIAL_CAP)) < 0 ||
-        (r = mp__robust_init(&s->w.m)) < 0 ||
-        (r = mp__robust_init(&s->r.m)) < 0)
+        (r = mp__side_init(&s->w)) < 0 || (r = mp__side_init(&s->r)) < 0)
         goto fail;
     proc_ready();
-    s->mb = atomic_load(&proc_mb) > 0;
+    s->mb = mp__membarrier_ok();
     atomic_store_explicit(&s->magic, QMAGIC, memory_order_release);
     *out = q;
     return 0;
@@ -1776,14 +1377,14 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
             /* The only consumer (a bias), streaming: pause as a waiter
              * would before it looks at tail, so that the producer writes a
              * batch meanwhile instead of losing tail's line every record. */
-            if (held > HELD_MUTEX && !waited)
+            if (held > MP__SIDE_MUTEX && !waited)
                 for (int i = atomic_load_explicit(&q->first_pause,
                                                   memory_order_relaxed);
                      i > 1; i--)
                     mp__cpu_relax();
             s->tail_cache = atomic_load_explicit(&s->tail,
                                                  memory_order_acquire);
-            if (held > HELD_MUTEX && !waited && s->tail_cache != head)
+            if (held > MP__SIDE_MUTEX && !waited && s->tail_cache != head)
                 adapt_first_pause(q, s->tail_cache - head,
                                   atomic_load_explicit(&q->last_rec,
                                                        memory_order_relaxed));
