@@ -33,7 +33,6 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -41,11 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 #include <linux/membarrier.h>
 
@@ -244,6 +240,8 @@ static void register_atfork(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
+/* Before main(), as side.c's and live.c's: no fork, whenever it comes,
+ * copies view_lock or cache_lock held into its child. */
 __attribute__((constructor)) static void queue_init(void)
 {
     pthread_once(&atfork_once, register_atfork);

@@ -53,10 +53,10 @@ static void assert_free(pthread_mutex_t *m)
  * exactly m[i] for each i whose bit is set in `want`. */
 static bool list_is(pthread_mutex_t *m, int n, uint64_t want)
 {
-    struct robust_list_head *head;
-    struct robust_list *at;
+    struct robust_list_head *head = NULL; /* MemorySanitizer does not */
+    struct robust_list *at;               /* see the kernel write them */
     uint64_t seen = 0;
-    size_t len;
+    size_t len = 0;
 
     if (syscall(SYS_get_robust_list, 0, &head, &len) < 0)
         return false;
@@ -201,14 +201,16 @@ TEST(the_table_does_not_fill_up)
 {
     pthread_mutex_t *m = shared_mutexes(NMUTEX);
 
+    /* Always in the order of the array: no cycle for ThreadSanitizer's
+     * deadlock detector. */
     for (int round = 0; round < 4; round++) {
-        for (int i = 0; i < NMUTEX; i++) {
+        for (int i = 0; i + 1 < NMUTEX; i++) {
             lock(&m[i]);
-            lock(&m[(i + 1) % NMUTEX]);
+            lock(&m[i + 1]);
             scribble(&m[i]);
-            scribble(&m[(i + 1) % NMUTEX]);
+            scribble(&m[i + 1]);
             mp__robust_unlock(&m[i]);
-            mp__robust_unlock(&m[(i + 1) % NMUTEX]);
+            mp__robust_unlock(&m[i + 1]);
         }
     }
     for (int i = 0; i < NMUTEX; i++)
