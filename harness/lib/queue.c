@@ -12,11 +12,11 @@
  *
  * Producers hold the producers' side and consumers the consumers' side, only
  * while they copy; nobody sleeps holding one.  A side is a robust
- * process-shared mutex with a bias (see "sides" below): a thread that took
- * the mutex many times in a row, uncontended, is given the side, and then
- * enters and leaves it with plain stores and loads, no atomic
- * read-modify-write, until another thread wants it and revokes the bias with
- * membarrier(2).  A waiter sleeps on a futex sequence word after raising a
+ * process-shared mutex with a bias (side.c): a thread that took the mutex
+ * many times in a row, uncontended, is given the side, and then enters and
+ * leaves it with plain stores and loads, no atomic read-modify-write, until
+ * another thread wants it and revokes the bias with membarrier(2).  A
+ * waiter sleeps on a futex sequence word after raising a
  * flag and running membarrier(2) (or a fence, without it); the other side
  * looks at the flag after its commit and only then makes a system call.
  *
@@ -33,7 +33,6 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -41,34 +40,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
-#include <linux/futex.h>
 #include <linux/membarrier.h>
 
 #include "futex.h"
 #include "internal.h"
+#include "side.h"
 #ifdef MP_TEST_HOOKS
 #include "test_hooks.h"
 #endif
 
-#if defined(__SANITIZE_THREAD__)
-#define QUEUE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define QUEUE_TSAN 1
-#endif
-#endif
-#ifndef QUEUE_TSAN
-#define QUEUE_TSAN 0
-#endif
-
 #define QMAGIC 0x657565517062696cULL /* "libmpQue" */
-#define QVERSION 5
+#define QVERSION 6
 #define HDR_SIZE 4096
 #define MAX_CAP (4ULL << 30) /* the most the ring may grow to */
 #define VIEW_MAX (1ULL << 30) /* the most a process reserves for a ring
@@ -84,14 +69,8 @@
 #define STALL 0.01     /* seconds without a get after which a full ring
                           grows (see put_waits_for_room) */
 #define MAX_ROOM_WAIT 0.02 /* the most one put waits for room in the ring */
-#define STREAK 64      /* uncontended takes in a row that earn a bias */
-#define SLOTS 16       /* threads a side remembers as biased owners */
-#define OWNER_CHECK 0.002 /* seconds a revoker waits before it asks whether
-                             the biased owner is alive */
 #define PUT_GRACE 0.01 /* seconds a non-blocking put waits for another
                           producer to leave the producers' side */
-#define PID_LIMIT (1 << 22) /* the kernel's PID_MAX_LIMIT: no pid or tid is
-                               larger */
 
 enum qkind { Q_QUEUE, Q_JOINABLE, Q_SIMPLE };
 static const char *const kind_names[] = { "Queue", "JoinableQueue",
@@ -128,30 +107,6 @@ static void checked_set(struct checked *c, uint32_t g, struct layout l)
     __atomic_store_n(&c->gen, g, __ATOMIC_RELAXED);
 }
 
-/* A thread that has held a side's bias: its own line of the side, so that a
- * thread that looked at the side too long ago to know it has lost the bias
- * writes nowhere but here. */
-struct slot {
-    alignas(32) _Atomic uint64_t token; /* whose it is; 0: free */
-    _Atomic uint32_t busy;  /* it is inside */
-    int32_t pid, tid;       /* the thread, its start time, and its PID and
-                               time namespaces: to tell a dead owner from a
-                               slow one */
-    uint64_t start, ns, tns;
-};
-
-/* One side of the queue (producers' or consumers'): see "sides" below. */
-struct side {
-    pthread_mutex_t m;        /* robust, process-shared */
-    _Atomic uint32_t owner;   /* the biased thread's slot + 1; 0: none */
-    uint32_t last;            /* with m held: the slot + 1 of the last bias */
-    uint32_t pending;         /* with m held: PENDING_* owed by the last
-                                 holder (see take_over) */
-    uint64_t streak_token;    /* with m held: who took m last, uncontended, */
-    uint32_t streak;          /* and how many times in a row */
-    struct slot slot[SLOTS];
-};
-
 /* Shared by every process: the header page of the memfd.  What producers
  * write, what consumers write and what both only read live on separate cache
  * lines. */
@@ -168,7 +123,7 @@ struct shared {
     /* Producers' lines: their side and what only producers touch; then
      * tail, which consumers read, on a line of its own, so that reading it
      * does not take the producers' lines away from them. */
-    alignas(64) struct side w;
+    alignas(64) struct mp__side w; /* see side.h */
     _Atomic uint64_t nput;
     _Atomic uint64_t pending_tail, pending_nput; /* the note: see repair */
     uint64_t head_cache;
@@ -177,7 +132,7 @@ struct shared {
     alignas(64) _Atomic uint64_t tail;
 
     /* The same for consumers. */
-    alignas(64) struct side r;
+    alignas(64) struct mp__side r;
     _Atomic uint64_t nget;
     _Atomic uint64_t pending_head, pending_nget;
     uint64_t tail_cache;
@@ -234,58 +189,22 @@ struct mp_queue {
  * leaving the queue as a SIGKILL there would; or (21) a biased owner pauses
  * between its look at the owner and its busy = 1, as a preempted one would,
  * and again once inside; or (22) a biased owner stays inside, once, for
- * FAULT_STAY seconds (a long copy, or a stopped process).
+ * 2 s (a long copy, or a stopped process): those two in side.h.
  * Only test builds (MP_TEST_HOOKS: libmp-test.a) have it, so that the
  * library a program links has neither the writable switch that makes it
  * _exit() nor its branches on the fast path.
  */
 #ifdef MP_TEST_HOOKS
 int mp__queue_fault;
-void (*mp__queue_locked_hook)(void);
-#define FAULT_STALL 21 /* not an exit: a pause in side_lock() */
-#define FAULT_LONG_STAY 22
-#define FAULT_STAY 2.0
 #define FAULT(n)                                                              \
     do {                                                                      \
         if (__builtin_expect(mp__queue_fault == (n), 0))                      \
             _exit(86);                                                        \
     } while (0)
-/* side_lock(): a biased owner preempted before it raises busy (21). */
-#define FAULT_PREEMPTED()                                                     \
-    do {                                                                      \
-        if (__builtin_expect(mp__queue_fault == FAULT_STALL, 0))              \
-            usleep(50);                                                       \
-    } while (0)
-/* side_lock(): a biased owner that stays inside, 50 us (21) or, once,
- * FAULT_STAY seconds (22). */
-#define FAULT_INSIDE()                                                        \
-    do {                                                                      \
-        if (__builtin_expect(mp__queue_fault >= FAULT_STALL, 0)) {            \
-            usleep(mp__queue_fault == FAULT_STALL ? 50 : FAULT_STAY * 1e6);   \
-            if (mp__queue_fault == FAULT_LONG_STAY)                           \
-                mp__queue_fault = 0;                                          \
-        }                                                                     \
-    } while (0)
 #else
 #define FAULT(n) ((void)0)
-#define FAULT_PREEMPTED() ((void)0)
-#define FAULT_INSIDE() ((void)0)
 #endif
 
-/*
- * This process and thread, for the sides.  A thread's token names it as a
- * side's biased owner: random, so that no other thread (of any process, or
- * later) can take it for its own.  A fork child starts again: its only
- * thread gets a token of its own, and it registers for membarrier(2) anew.
- */
-static _Thread_local uint64_t my_token;
-static _Thread_local pid_t my_pid, my_tid;
-static _Thread_local uint64_t my_start; /* 0: may not hold a bias */
-/* my_start is 0 only for want of a descriptor or memory when it was read:
- * it is read again when next needed. */
-static _Thread_local bool my_start_later;
-static _Thread_local uint64_t my_ns, my_tns;
-static atomic_int proc_mb;   /* 0: not set up; 1: registered; -1: cannot */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* Serialises the changes to a process's views of queues (see "views"); a
  * fork child gets it free. */
@@ -312,8 +231,6 @@ static unsigned fork_gen;
 static void atfork_child(void)
 {
     fork_gen++;
-    my_token = 0;
-    atomic_store(&proc_mb, 0);
     pthread_mutex_unlock(&view_lock);
     pthread_mutex_unlock(&cache_lock);
 }
@@ -323,147 +240,25 @@ static void register_atfork(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
-/* Before main(), so that the handler runs before any a user registered
- * earlier and that might use a queue in the child (with the parent thread's
- * token, it could enter that thread's slot). */
+/* Before main(), as side.c's and live.c's: no fork, whenever it comes,
+ * copies view_lock or cache_lock held into its child. */
 __attribute__((constructor)) static void queue_init(void)
 {
     pthread_once(&atfork_once, register_atfork);
 }
 
-/* A thread's start time (field 22 of /proc/PID/task/TID/stat): START_DEAD
- * when the thread is gone or a zombie, START_UNKNOWN when /proc cannot say
- * (no descriptor left, hidden, ...): never taken for dead. */
-#define START_DEAD 0
-#define START_UNKNOWN UINT64_MAX
-
-static uint64_t start_time(pid_t pid, pid_t tid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long long start = 0;
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
-             (int)tid);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        /* Gone, if the kernel agrees that no such thread is in that
-         * process (/proc may hide a live one). */
-        if ((errno == ENOENT || errno == ESRCH) &&
-            syscall(SYS_tgkill, pid, tid, 0) < 0 && errno == ESRCH)
-            return START_DEAD;
-        return START_UNKNOWN;
-    }
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return n == 0 || errno == ESRCH ? START_DEAD : START_UNKNOWN;
-    buf[n] = '\0';
-    /* After the name (which may hold anything but ends at the last ')'):
-     * the state, then fields 4 to 21, then the start time. */
-    if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
-        return START_UNKNOWN;
-    if (p[2] == 'Z' || p[2] == 'X' || p[2] == 'x')
-        return START_DEAD;
-    p += 3;
-    for (int field = 3; field < 22 && p != NULL; field++)
-        if ((p = strchr(p, ' ')) != NULL)
-            p++;
-    if (p == NULL || sscanf(p, "%llu", &start) != 1 || start == START_DEAD ||
-        start == START_UNKNOWN)
-        return START_UNKNOWN;
-    return start;
-}
-
-/* The inode of this process's namespace of that name (pid, time): a slot's
- * ids mean nothing in another PID namespace, and its start time is shifted
- * by the reader's time namespace.  0: unknown. */
-static uint64_t ns_inode(const char *name)
-{
-    char path[64];
-    struct stat st;
-
-    snprintf(path, sizeof(path), "/proc/self/ns/%s", name);
-    return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
-}
-
-/* Whether this thread's /proc is its own PID namespace's: a /proc mounted
- * for another one (a PID namespace made without remounting /proc) names
- * other tasks by these numbers. */
-static bool proc_is_mine(pid_t pid, pid_t tid)
-{
-    char want[64], got[64];
-    ssize_t n;
-
-    snprintf(want, sizeof(want), "%d/task/%d", (int)pid, (int)tid);
-    n = readlink("/proc/thread-self", got, sizeof(got) - 1);
-    if (n < 0)
-        return false;
-    got[n] = '\0';
-    return strcmp(got, want) == 0;
-}
-
-static long membarrier(int cmd)
-{
-    return syscall(SYS_membarrier, cmd, 0, 0);
-}
-
 /* Before this process's first put or get, and again in a fork child. */
 static void proc_setup(void)
 {
-    long cmds;
-    int mb = -1;
-
     pthread_once(&atfork_once, register_atfork);
-    cmds = membarrier(MEMBARRIER_CMD_QUERY);
-    if (cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
-        membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0)
-        mb = 1;
-    atomic_store(&proc_mb, mb);
+    mp__membarrier_setup();
 }
 
 static inline void proc_ready(void)
 {
-    if (__builtin_expect(atomic_load_explicit(&proc_mb, memory_order_relaxed)
-                         == 0, 0))
+    if (__builtin_expect(atomic_load_explicit(&mp__membarrier_state,
+                                              memory_order_relaxed) == 0, 0))
         proc_setup();
-}
-
-/* This thread's start time, or 0: it could not be told dead, so it holds
- * no bias, and it tells nobody dead either.  A /proc that could not be
- * opened for want of a descriptor or memory is asked again later: the
- * thread must not stay without a bias, or blind to dead owners, because
- * its first put or get came at such a moment. */
-static void read_my_start(void)
-{
-    int err;
-
-    errno = 0;
-    my_start = proc_is_mine(my_pid, my_tid) ? start_time(my_pid, my_tid)
-                                            : START_UNKNOWN;
-    err = errno;
-    my_start_later = my_start == START_UNKNOWN &&
-                     (err == EMFILE || err == ENFILE || err == ENOMEM);
-    if (my_start == START_UNKNOWN)
-        my_start = 0;
-}
-
-/* The thread's token, made on first need, with what names the thread. */
-static uint64_t thread_token(void)
-{
-    if (my_token == 0) {
-        uint64_t t = 0;
-        my_pid = getpid();
-        my_tid = (pid_t)syscall(SYS_gettid);
-        read_my_start();
-        my_ns = ns_inode("pid");
-        my_tns = ns_inode("time"); /* 0 before Linux 5.6: none to differ */
-        if (getrandom(&t, sizeof(t), GRND_NONBLOCK) != (ssize_t)sizeof(t))
-            t = (uint64_t)(mp__now() * 1e9) * 0x9e3779b97f4a7c15ULL ^
-                (uint64_t)(uintptr_t)&t ^ (uint64_t)my_tid << 32;
-        my_token = t | 1;
-    }
-    return my_token;
 }
 
 /*
@@ -487,7 +282,7 @@ static void wake_fence(const struct shared *s)
     (void)s;
     atomic_signal_fence(memory_order_seq_cst); /* the compiler's order */
 #else
-    if (s->mb && atomic_load_explicit(&proc_mb, memory_order_relaxed) > 0)
+    if (s->mb && mp__membarrier_ok())
         atomic_signal_fence(memory_order_seq_cst);
     else
         atomic_thread_fence(memory_order_seq_cst);
@@ -526,7 +321,7 @@ static void repair_dead(struct shared *s, double deadline);
  * sleeper must not sleep long. */
 static bool sleeper_fence(const struct shared *s)
 {
-    if (s->mb && membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0)
+    if (s->mb && mp__membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0)
         return true;
     atomic_thread_fence(memory_order_seq_cst);
     return !s->mb;
@@ -622,38 +417,16 @@ static bool all_done(const struct shared *s, uint64_t unused)
 }
 
 /*
- * sides
- *
- * A side is held through its robust mutex, or through its bias.  Taking the
- * mutex STREAK times in a row, uncontended, from one thread gives that
- * thread the bias: a slot of the side is the thread's, and side.owner names
- * the slot.  From then on the thread enters with
- *
- *     slot.busy = 1; (compiler barrier) if owner still names my slot: inside
- *
- * and leaves with slot.busy = 0: plain stores and loads.  Anyone else takes
- * the mutex, then revokes: owner = 0, membarrier(GLOBAL_EXPEDITED), then
- * waits for that slot's busy to be 0.  The membarrier runs a full barrier on
- * the owner's CPU at some point P of its program: if its busy = 1 came
- * before P, the revoker sees it; if after, its look at owner (later still)
- * sees 0, and it backs out to the mutex.  So the owner never pays for the
- * store-load fence that every lock needs; the revoker pays, once.
- *
- * A slot is a thread's for as long as it lives, because a thread that read
- * owner, was preempted, and comes back after the bias has gone elsewhere
- * still stores busy = 1 (then backs out): into its own slot, where it
- * cannot hide the current owner's.  An owner killed inside leaves busy at
- * 1: after OWNER_CHECK without progress the revoker asks whether that thread
- * still lives (its ids and start time), and if not repairs the side from the
- * notes, as for a mutex whose holder died.  A side remembers SLOTS threads;
- * the slots of dead threads are taken again, and when all are live no more
- * biases are given (the mutex still works).
+ * sides (side.h): what a dead holder left is repaired here, from the notes
+ * (pending_* in the side's lines).
  */
 
 /* A dead producer: its put committed (tail moved: nput was stored before)
  * or did not (nput goes back to what it was). */
-static void repair_producer(struct shared *s)
+static void repair_producer(void *ctx)
 {
+    struct shared *s = ctx;
+
     if (atomic_load(&s->tail) != atomic_load(&s->pending_tail))
         atomic_store(&s->nput, atomic_load(&s->pending_nput));
     atomic_store(&s->pending_nput, atomic_load(&s->nput));
@@ -661,8 +434,10 @@ static void repair_producer(struct shared *s)
     s->head_cache = atomic_load(&s->head);
 }
 
-static void repair_consumer(struct shared *s)
+static void repair_consumer(void *ctx)
 {
+    struct shared *s = ctx;
+
     if (atomic_load(&s->head) != atomic_load(&s->pending_head))
         atomic_store(&s->nget, atomic_load(&s->pending_nget));
     atomic_store(&s->pending_nget, atomic_load(&s->nget));
@@ -670,479 +445,41 @@ static void repair_consumer(struct shared *s)
     s->tail_cache = atomic_load(&s->tail);
 }
 
-static void repair_side(struct shared *s, struct side *sd)
+/* Takes a side: MP__SIDE_MUTEX or more, for side_unlock(); -ETIMEDOUT
+ * when another thread or process stays inside past the CLOCK_MONOTONIC
+ * deadline (0: only if free now; -t: t seconds from now; INFINITY: no
+ * limit); < 0: another error.  The bias first, inline: a put or get makes
+ * no call on its way in. */
+static inline int side_lock(struct shared *s, struct mp__side *sd,
+                            double deadline)
 {
-    if (sd == &s->w)
-        repair_producer(s);
-    else
-        repair_consumer(s);
+    int held = mp__side_enter(sd);
+
+    if (held != 0)
+        return held;
+    return mp__side_lock(sd, deadline, s->mb != 0,
+                         sd == &s->w ? repair_producer : repair_consumer, s);
 }
 
-/* What side_lock() returns: HELD_MUTEX, or HELD_MUTEX + o for a bias held
- * from slot o - 1. */
-enum { HELD_MUTEX = 1 };
-
-/* The biased owner leaves (or backs out): wakes a revoker waiting for it. */
-static void biased_leave(struct side *sd, uint32_t o)
+static inline void side_unlock(struct mp__side *sd, int held)
 {
-    struct slot *sl = &sd->slot[o - 1];
-
-    atomic_store_explicit(&sl->busy, 0, memory_order_release);
-    atomic_signal_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&sd->owner, memory_order_relaxed) != o)
-        mp__futex_wake(&sl->busy, 1);
-}
-
-/* Whether the slot's thread is surely dead.  Its ids are looked up only in
- * its own PID and time namespaces, through a /proc that is this thread's;
- * where /proc cannot tell, it lives.  A slot with ids no thread can have,
- * or this thread's ids but not its token, is a peer's scribble: no one's,
- * so dead (ids are read once: what is checked is what is looked up). */
-static bool slot_dead(const struct slot *sl)
-{
-    pid_t pid = __atomic_load_n(&sl->pid, __ATOMIC_RELAXED);
-    pid_t tid = __atomic_load_n(&sl->tid, __ATOMIC_RELAXED);
-    uint64_t start;
-
-    thread_token(); /* my_ns, my_tns, my_start */
-    if (my_start_later)
-        read_my_start();
-    if (my_start == 0 || sl->ns == 0 || sl->ns != my_ns ||
-        sl->tns != my_tns)
-        return false;
-    if (pid <= 0 || pid > PID_LIMIT || tid <= 0 || tid > PID_LIMIT)
-        return true;
-    if (pid == my_pid && tid == my_tid)
-        return atomic_load(&sl->token) != my_token;
-    start = start_time(pid, tid);
-    return start != START_UNKNOWN &&
-           start != __atomic_load_n(&sl->start, __ATOMIC_RELAXED);
-}
-
-/* A side's owner (or last owner) as the header says it: the slot + 1, or 0
- * for none, which is also what a number that names no slot is taken for
- * (the slot index is checked before any use). */
-static uint32_t slot_index(uint32_t o)
-{
-    return o <= SLOTS ? o : 0;
-}
-
-#ifdef MP_TEST_HOOKS
-static atomic_ulong revokes; /* mp__queue_revoke_count() */
-#define COUNT_REVOKE() atomic_fetch_add_explicit(&revokes, 1, \
-                                                 memory_order_relaxed)
-#else
-#define COUNT_REVOKE() ((void)0)
-#endif
-
-/* With the mutex held: takes the bias back from slot o - 1 (see above). */
-static int bias_revoke(struct shared *s, struct side *sd, uint32_t o,
-                       double deadline)
-{
-    struct slot *sl = &sd->slot[o - 1];
-    uint32_t busy;
-
-    COUNT_REVOKE();
-    atomic_store(&sd->owner, 0);
-    if (my_token != 0 && atomic_load(&sl->token) == my_token) {
-        /* This thread's own slot: it is not inside (it is here), so a
-         * raised busy is a scribble, which it would wait for forever. */
-        atomic_store(&sl->busy, 0);
-        return 0;
-    }
-    for (int tries = 0;
-         membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0; tries++) {
-        /* ENOMEM and EINTR pass: try again.  Only a process that could
-         * register gets a bias; one that cannot run membarrier() at all (a
-         * seccomp filter) waits a millisecond for the owner's store buffer
-         * to drain: a heuristic (store buffers drain in nanoseconds), not a
-         * guarantee. */
-        struct timespec ms = { 0, 1000000 };
-        if ((errno == ENOMEM || errno == EINTR) && tries < 1000) {
-            sched_yield();
-            continue;
-        }
-        nanosleep(&ms, NULL);
-        break;
-    }
-    /* A live owner wakes us when it leaves; a dead one is looked for after
-     * OWNER_CHECK, then less and less often (a stopped owner may be back).
-     * The caller's deadline bounds the wait: a live owner may stay inside
-     * for long (a big copy, a stopped process). */
-    double check = OWNER_CHECK, next_check = 0;
-    for (int i = 0;
-         (busy = atomic_load_explicit(&sl->busy, memory_order_acquire)) != 0;) {
-        double now;
-
-        if (i < SPIN) {
-            i++;
-            mp__cpu_relax();
-            continue;
-        }
-        now = mp__now();
-        if (now >= deadline) { /* one last look: a dead owner is no wait */
-            if (!slot_dead(sl))
-                return -ETIMEDOUT;
-            repair_side(s, sd);
-            atomic_store(&sl->busy, 0);
-            break;
-        }
-        if (next_check == 0) {
-            next_check = now + check;
-        } else if (now >= next_check) { /* by the clock: signals that cut
-                                           the sleeps short do not delay it */
-            if (slot_dead(sl)) {
-                repair_side(s, sd); /* killed inside */
-                atomic_store(&sl->busy, 0);
-                break;
-            }
-            check = check * 2 < RECHECK ? check * 2 : RECHECK;
-            next_check = now + check;
-        }
-        /* The value seen, not 1: a busy a peer set to anything else would
-         * make the wait return at once, a spin until the deadline. */
-        mp__futex_wait(&sl->busy, busy, next_check < deadline ? next_check
-                                                           : deadline);
-    }
-    return 0;
-}
-
-/*
- * A side's mutex is glibc's robust mutex, in the page every process may
- * write, and glibc trusts what it finds there: the kind chooses how to lock
- * and unlock (a priority-protected kind fails an assertion, an elided one
- * runs XEND outside a transaction: SIGABRT, SIGILL), and while the mutex
- * is held, its links in the holder's list of robust mutexes are what the
- * unlock follows to write.  So before a lock the kind is checked against
- * that of a mutex this process made alike; the holder keeps a copy of the
- * mutex as its lock left it, in its own memory, and before the unlock puts
- * every field but the lock word back, and makes the lock word name itself
- * again (the waiters bit set: a waiter may have set it meanwhile, and a
- * wake-up too many is harmless).  A peer that writes the mutex at the very
- * instant glibc reads it is beyond what a check can catch.  Other C
- * libraries lay the mutex out otherwise, and get none of this.
- */
-static int init_mutex(pthread_mutex_t *m);
-
-#ifdef __GLIBC__
-static pthread_once_t kind_once = PTHREAD_ONCE_INIT;
-static int good_kind = -1;
-
-/* The mutexes this thread holds (both sides of a queue, at most: grow()),
- * as their locks left them. */
-static _Thread_local struct held_copy {
-    pthread_mutex_t *m;
-    pthread_mutex_t copy;
-} held_copy[2];
-
-static void kind_init(void)
-{
-    pthread_mutex_t m;
-
-    /* Zeroed first: the C library's initialisation is not instrumented,
-     * and MemorySanitizer would take the kind it wrote for uninitialised. */
-    memset(&m, 0, sizeof(m));
-    if (init_mutex(&m) == 0) {
-        good_kind = m.__data.__kind;
-        pthread_mutex_destroy(&m);
-    }
-}
-
-/* Before a lock: 0, or MP_EQCORRUPT for a kind this queue does not use. */
-static int mutex_check(pthread_mutex_t *m)
-{
-    pthread_once(&kind_once, kind_init);
-    return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == good_kind
-               ? 0 : MP_EQCORRUPT;
-}
-
-/* After a lock (and after pthread_mutex_consistent()). */
-static void mutex_held(pthread_mutex_t *m)
-{
-    struct held_copy *h = held_copy[0].m == m || held_copy[0].m == NULL
-                              ? &held_copy[0] : &held_copy[1];
-
-    h->m = m;
-    memcpy(&h->copy, m, sizeof(*m));
-}
-
-static void mutex_unlock(pthread_mutex_t *m)
-{
-    struct held_copy *h = held_copy[0].m == m   ? &held_copy[0]
-                          : held_copy[1].m == m ? &held_copy[1] : NULL;
-
-    if (h != NULL) {
-        unsigned char *p = (unsigned char *)m;
-        const unsigned char *c = (const unsigned char *)&h->copy;
-        size_t lk = offsetof(pthread_mutex_t, __data.__lock);
-        size_t rest = lk + sizeof(m->__data.__lock);
-        int *w = &m->__data.__lock;
-
-        /* Written only where it differs: nothing, unless a peer wrote. */
-        if (memcmp(p, c, lk) != 0)
-            memcpy(p, c, lk);
-        if (memcmp(p + rest, c + rest, sizeof(*m) - rest) != 0)
-            memcpy(p + rest, c + rest, sizeof(*m) - rest);
-        if ((__atomic_load_n(w, __ATOMIC_RELAXED) & FUTEX_TID_MASK) !=
-            (h->copy.__data.__lock & FUTEX_TID_MASK))
-            __atomic_store_n(w, (h->copy.__data.__lock & FUTEX_TID_MASK) |
-                                    (int)FUTEX_WAITERS, __ATOMIC_RELAXED);
-        h->m = NULL;
-    }
-    pthread_mutex_unlock(m);
-}
-#else
-static int mutex_check(pthread_mutex_t *m)
-{
-    (void)m;
-    return 0;
-}
-
-static void mutex_held(pthread_mutex_t *m)
-{
-    (void)m;
-}
-
-static void mutex_unlock(pthread_mutex_t *m)
-{
-    pthread_mutex_unlock(m);
-}
-#endif
-
-/* What a holder of the mutex may leave owed to the next one. */
-enum {
-    PENDING_REVOKE = 1, /* wait for the last biased owner to leave */
-    PENDING_REPAIR = 2, /* then repair what a dead holder left */
-};
-
-/*
- * After the side's mutex was taken (r: what pthread_mutex_*lock() said):
- * revokes a bias, and repairs what a dead holder left.  A holder that died
- * in the middle of a revocation may have cleared owner before the owner had
- * left: so after a death, the last bias is revoked again in full, before the
- * repair.  A live owner that stays inside past the deadline keeps the side:
- * the revocation and the repair are then owed to the next holder (pending),
- * and the mutex is given back: ETIMEDOUT.
- */
-static int take_over(struct shared *s, struct side *sd, int r,
-                     double deadline)
-{
-    uint32_t o;
-
-    if (r == EOWNERDEAD) {
-        if ((r = pthread_mutex_consistent(&sd->m)) != 0) {
-            mutex_unlock(&sd->m);
-            return r;
-        }
-        mutex_held(&sd->m); /* its owner changed */
-        sd->pending |= PENDING_REVOKE | PENDING_REPAIR;
-    }
-    if (r != 0)
-        return r;
-    o = slot_index(atomic_load_explicit(&sd->owner, memory_order_relaxed));
-    if (o == 0 && (sd->pending & PENDING_REVOKE))
-        o = slot_index(sd->last);
-    if (o != 0) { /* first: an owner may still be inside */
-        if (bias_revoke(s, sd, o, deadline) < 0) {
-            sd->pending |= PENDING_REVOKE;
-            mutex_unlock(&sd->m);
-            return ETIMEDOUT;
-        }
-    }
-    sd->pending &= ~(uint32_t)PENDING_REVOKE;
-    if (sd->pending & PENDING_REPAIR) {
-        repair_side(s, sd);
-        sd->pending = 0;
-    }
-    return 0;
-}
-
-/* pthread_mutex_lock() until the CLOCK_MONOTONIC deadline: 0, EOWNERDEAD,
- * ETIMEDOUT (0: does not wait). */
-static int mutex_lock_until(pthread_mutex_t *m, double deadline)
-{
-    struct timespec ts;
-
-    if (isinf(deadline))
-        return pthread_mutex_lock(m);
-    if (!(deadline > 0)) { /* EOWNERDEAD and the rest go to take_over() */
-        int r = pthread_mutex_trylock(m);
-        return r == EBUSY ? ETIMEDOUT : r;
-    }
-#if QUEUE_TSAN
-    /* ThreadSanitizer does not intercept pthread_mutex_clocklock(): it
-     * would take the lock for unlocked and report its unlock.  Its build
-     * uses the CLOCK_REALTIME call instead (a clock step moves the
-     * deadline). */
-    {
-        struct timespec rt;
-        double left = deadline - mp__now();
-        clock_gettime(CLOCK_REALTIME, &rt);
-        deadline = (double)rt.tv_sec + rt.tv_nsec / 1e9 + (left > 0 ? left : 0);
-    }
-#endif
-    ts.tv_sec = (time_t)deadline;
-    ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
-#if QUEUE_TSAN
-    return pthread_mutex_timedlock(m, &ts);
-#else
-    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
-#endif
-}
-
-__attribute__((noinline)) static int side_lock_slow(struct shared *s, struct side *sd,
-                                                  double deadline)
-{
-    int r = mutex_check(&sd->m);
-    bool contended;
-
-    if (r < 0)
-        return r;
-    r = pthread_mutex_trylock(&sd->m);
-    contended = r == EBUSY;
-    if (deadline < 0) /* -t: t seconds from now, looked up only here */
-        deadline = mp__now() - deadline;
-    if (contended)
-        r = mutex_lock_until(&sd->m, deadline);
-    if (r == ETIMEDOUT)
-        return -ETIMEDOUT;
-    if (r != 0 && r != EOWNERDEAD) /* as made, it gives no other error */
-        return MP_EQCORRUPT;
-    mutex_held(&sd->m);
-    if ((r = take_over(s, sd, r, deadline)) != 0)
-        return r == ETIMEDOUT ? -r : MP_EQCORRUPT;
-#ifdef MP_TEST_HOOKS
-    if (mp__queue_locked_hook != NULL)
-        mp__queue_locked_hook();
-#endif
-    if (!contended && s->mb &&
-        atomic_load_explicit(&proc_mb, memory_order_relaxed) > 0) {
-        uint64_t me = thread_token();
-        sd->streak = sd->streak_token == me ? sd->streak + 1 : 1;
-        sd->streak_token = me;
-    } else {
-        sd->streak = 0;
-    }
-    return HELD_MUTEX;
-}
-
-/* Takes a side: HELD_MUTEX or more, for side_unlock(); -ETIMEDOUT when
- * another thread or process stays inside past the CLOCK_MONOTONIC deadline
- * (0: only if free now; -t: t seconds from now; INFINITY: no limit); < 0:
- * another error. */
-static int side_lock(struct shared *s, struct side *sd, double deadline)
-{
-    uint32_t o = atomic_load_explicit(&sd->owner, memory_order_relaxed);
-
-    /* o - 1 wraps for 0: one comparison bounds the index a peer may have
-     * written (the look again below is at the same o). */
-    if (my_token != 0 && o - 1 < SLOTS &&
-        atomic_load_explicit(&sd->slot[o - 1].token, memory_order_relaxed) ==
-            my_token) {
-        FAULT_PREEMPTED();
-        atomic_store_explicit(&sd->slot[o - 1].busy, 1, memory_order_relaxed);
-        atomic_signal_fence(memory_order_seq_cst);
-        if (atomic_load_explicit(&sd->owner, memory_order_acquire) == o) {
-            FAULT_INSIDE();
-            return HELD_MUTEX + (int)o;
-        }
-        biased_leave(sd, o); /* revoked meanwhile */
-    }
-    return side_lock_slow(s, sd, deadline);
-}
-
-/* With the mutex held: the slot this thread may own the side from (its
- * own, a free one, or a dead thread's), + 1; 0: none. */
-static uint32_t claim_slot(struct side *sd)
-{
-    int free_slot = -1;
-
-    if (my_start_later)
-        read_my_start();
-    if (my_start == 0 || my_ns == 0)
-        return 0; /* its start time is unknown: it could not be told dead */
-    for (int i = 0; i < SLOTS; i++) {
-        uint64_t t = atomic_load(&sd->slot[i].token);
-        if (t == my_token)
-            return (uint32_t)i + 1;
-        if (free_slot < 0 && (t == 0 || slot_dead(&sd->slot[i])))
-            free_slot = i;
-    }
-    if (free_slot < 0)
-        return 0;
-    struct slot *sl = &sd->slot[free_slot];
-    sl->pid = my_pid;
-    sl->tid = my_tid;
-    sl->start = my_start;
-    sl->ns = my_ns;
-    sl->tns = my_tns;
-    atomic_store(&sl->busy, 0); /* a dead thread may have left it raised */
-    atomic_store(&sl->token, my_token);
-    return (uint32_t)free_slot + 1;
-}
-
-static void side_unlock(struct side *sd, int held)
-{
-    uint32_t o;
-
-    if (held > HELD_MUTEX) {
-        biased_leave(sd, (uint32_t)(held - HELD_MUTEX));
-        return;
-    }
-    if (sd->streak >= STREAK && sd->streak_token == my_token) {
-        sd->streak = 0; /* no slot: not again before another streak */
-        if ((o = claim_slot(sd)) != 0) {
-            sd->last = o;
-            atomic_store_explicit(&sd->owner, o, memory_order_release);
-        }
-    }
-    mutex_unlock(&sd->m);
+    mp__side_unlock(sd, held);
 }
 
 /* Takes and drops each side that is free or held by the dead: the taking
- * repairs; a mutex a live process holds is left alone, and so is a bias
- * whose owner is alive or not inside (a waiter must not wait for a live
- * owner: it has a deadline, and the owner may be stopped). */
+ * repairs (see mp__side_repair_dead()). */
 static void repair_dead(struct shared *s, double deadline)
 {
-    struct side *sides[] = { &s->w, &s->r };
-
-    for (int i = 0; i < 2; i++) {
-        struct side *sd = sides[i];
-        int r = mutex_check(&sd->m) < 0 ? EINVAL
-                                        : pthread_mutex_trylock(&sd->m);
-        uint32_t o;
-
-        if (r == 0 || r == EOWNERDEAD)
-            mutex_held(&sd->m);
-        if (r == EOWNERDEAD || (r == 0 && sd->pending != 0)) {
-            /* A death, or a revocation or repair a holder left owed: a
-             * live owner still inside keeps it owed. */
-            r = take_over(s, sd, r, 0);
-        } else if (r == 0 &&
-                   (o = slot_index(atomic_load(&sd->owner))) != 0 &&
-                   atomic_load(&sd->slot[o - 1].busy) &&
-                   slot_dead(&sd->slot[o - 1])) {
-            /* It is dead; but a peer may change the slot meanwhile, so the
-             * waiter's deadline still bounds the wait. */
-            (void)bias_revoke(s, sd, o, deadline);
-        }
-        if (r == 0)
-            mutex_unlock(&sd->m);
-    }
+    mp__side_repair_dead(&s->w, deadline, repair_producer, s);
+    mp__side_repair_dead(&s->r, deadline, repair_consumer, s);
 }
 
 #ifdef MP_TEST_HOOKS
-/* Tests: revocations this process made; whether it can use membarrier. */
-unsigned long mp__queue_revoke_count(void)
-{
-    return atomic_load(&revokes);
-}
-
+/* Tests: whether this process can use membarrier. */
 int mp__queue_membarrier(void)
 {
     proc_ready();
-    return atomic_load(&proc_mb) > 0;
+    return mp__membarrier_ok();
 }
 
 /* Tests: whether a side has a biased owner; whether it is inside. */
@@ -1153,8 +490,8 @@ int mp__queue_biased(mp_queue *q, int producers)
 
 int mp__queue_biased_inside(mp_queue *q, int producers)
 {
-    struct side *sd = producers ? &q->s->w : &q->s->r;
-    uint32_t o = slot_index(atomic_load(&sd->owner));
+    struct mp__side *sd = producers ? &q->s->w : &q->s->r;
+    uint32_t o = mp__side_slot_index(atomic_load(&sd->owner));
 
     return o != 0 && atomic_load(&sd->slot[o - 1].busy) != 0;
 }
@@ -1175,9 +512,9 @@ unsigned long long mp__queue_capacity(mp_queue *q)
     FIELD(sd.streak, 'u')
 #define SLOT_FIELDS(sd, i)                                                    \
     FIELD(sd.slot[i].token, 'u'), FIELD(sd.slot[i].busy, 'u'),                \
-    FIELD(sd.slot[i].pid, 'i'), FIELD(sd.slot[i].tid, 'i'),                   \
-    FIELD(sd.slot[i].start, 'u'), FIELD(sd.slot[i].ns, 'u'),                  \
-    FIELD(sd.slot[i].tns, 'u')
+    FIELD(sd.slot[i].id.pid, 'i'), FIELD(sd.slot[i].id.tid, 'i'),             \
+    FIELD(sd.slot[i].id.start, 'u'), FIELD(sd.slot[i].id.ns, 'u'),            \
+    FIELD(sd.slot[i].id.tns, 'u')
 #define SLOTS_OF(sd)                                                          \
     SLOT_FIELDS(sd, 0), SLOT_FIELDS(sd, 1), SLOT_FIELDS(sd, 2),               \
     SLOT_FIELDS(sd, 3), SLOT_FIELDS(sd, 4), SLOT_FIELDS(sd, 5),               \
@@ -1185,7 +522,7 @@ unsigned long long mp__queue_capacity(mp_queue *q)
     SLOT_FIELDS(sd, 9), SLOT_FIELDS(sd, 10), SLOT_FIELDS(sd, 11),             \
     SLOT_FIELDS(sd, 12), SLOT_FIELDS(sd, 13), SLOT_FIELDS(sd, 14),            \
     SLOT_FIELDS(sd, 15)
-_Static_assert(SLOTS == 16, "SLOTS_OF() names every slot");
+_Static_assert(MP__SIDE_SLOTS == 16, "SLOTS_OF() names every slot");
 
 static const struct mp__queue_field fields[] = {
     FIELD(magic, 'u'), FIELD(version, 'u'), FIELD(kind, 'u'),
@@ -1217,22 +554,6 @@ void *mp__queue_header(mp_queue *q)
     return q->s;
 }
 #endif /* MP_TEST_HOOKS */
-
-static int init_mutex(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t a;
-    int r;
-
-    if ((r = pthread_mutexattr_init(&a)) != 0)
-        return -r;
-    r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (r == 0)
-        r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (r == 0)
-        r = pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
-    return -r;
-}
 
 /* the ring */
 
@@ -1699,10 +1020,10 @@ static int queue_create(mp_queue **out, enum qkind kind, int maxsize)
     s->layout[0].cap = INITIAL_CAP;
     q->w = q->r = (struct checked){ 0, s->layout[0] };
     if ((r = ensure_access(q, INITIAL_CAP)) < 0 ||
-        (r = init_mutex(&s->w.m)) < 0 || (r = init_mutex(&s->r.m)) < 0)
+        (r = mp__side_init(&s->w)) < 0 || (r = mp__side_init(&s->r)) < 0)
         goto fail;
     proc_ready();
-    s->mb = atomic_load(&proc_mb) > 0;
+    s->mb = mp__membarrier_ok();
     atomic_store_explicit(&s->magic, QMAGIC, memory_order_release);
     *out = q;
     return 0;
@@ -2054,14 +1375,14 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
             /* The only consumer (a bias), streaming: pause as a waiter
              * would before it looks at tail, so that the producer writes a
              * batch meanwhile instead of losing tail's line every record. */
-            if (held > HELD_MUTEX && !waited)
+            if (held > MP__SIDE_MUTEX && !waited)
                 for (int i = atomic_load_explicit(&q->first_pause,
                                                   memory_order_relaxed);
                      i > 1; i--)
                     mp__cpu_relax();
             s->tail_cache = atomic_load_explicit(&s->tail,
                                                  memory_order_acquire);
-            if (held > HELD_MUTEX && !waited && s->tail_cache != head)
+            if (held > MP__SIDE_MUTEX && !waited && s->tail_cache != head)
                 adapt_first_pause(q, s->tail_cache - head,
                                   atomic_load_explicit(&q->last_rec,
                                                        memory_order_relaxed));

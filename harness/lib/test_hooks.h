@@ -15,15 +15,15 @@
 #include "mp.h"
 
 /* queue.c: the point where this process's next put or get _exit()s, or
- * where a biased owner pauses (see FAULT in queue.c); 0: none. */
+ * where a biased owner pauses (see FAULT in queue.c, and side.h); 0: none. */
 extern int mp__queue_fault;
-/* queue.c: when set, called each time this process has taken a side's
+/* side.c: when set, called each time this process has taken a queue side's
  * mutex (not its bias), before it uses the queue: a test makes the holder
  * pause there. */
 extern void (*mp__queue_locked_hook)(void);
 /* queue.c: whether a side (producers: 1) has a biased owner, and whether
- * that owner is inside; the ring's capacity in bytes; revocations this
- * process made; whether it can use membarrier(2). */
+ * that owner is inside; the ring's capacity in bytes; side.c: revocations
+ * this process made; queue.c: whether it can use membarrier(2). */
 int mp__queue_biased(mp_queue *q, int producers);
 int mp__queue_biased_inside(mp_queue *q, int producers);
 unsigned long long mp__queue_capacity(mp_queue *q);
@@ -41,7 +41,7 @@ pid_t mp__forkserver_pid(void);
  * flag, index or id; 'i' a pid or tid; 'd' a double; 'm' a process-shared
  * mutex (its words). */
 struct mp__queue_field {
-    const char *name; /* as in queue.c's struct shared: "w.slot[0].pid" */
+    const char *name; /* as in queue.c's struct shared: "w.slot[0].id.pid" */
     size_t offset, size;
     char type;
 };

@@ -1450,9 +1450,9 @@ TEST(timeouts_hold_while_the_same_side_is_held)
 }
 
 /* A get_nowait that finds the consumers' side busy, while its holder is
- * killed: the holder's death must reach take_over() however the second
- * look at the mutex went (a death between the looks was taken for a clean
- * lock, and the robust mutex was then unrecoverable for good). */
+ * killed: the holder's death must reach side.c's take_over() however the
+ * second look at the mutex went (a death between the looks was taken for a
+ * clean lock, and the robust mutex was then unrecoverable for good). */
 TEST(a_get_nowait_racing_a_dying_holder_leaves_the_queue_usable)
 {
     enum { BIG = 8 << 20 };

@@ -639,9 +639,9 @@ TEST(scribbled_fields_together)
             scenario(label, t, v, 3, &y);
         }
         t[0] = target_of(NAME(n1, "slot[0].busy"));
-        t[1] = target_of(NAME(n2, "slot[0].pid"));
-        t[2] = target_of(NAME(n3, "slot[0].tid"));
-        t[3] = target_of(NAME(n4, "slot[0].start"));
+        t[1] = target_of(NAME(n2, "slot[0].id.pid"));
+        t[2] = target_of(NAME(n3, "slot[0].id.tid"));
+        t[3] = target_of(NAME(n4, "slot[0].id.start"));
         t[4] = target_of(NAME(n5, "slot[0].token"));
         v[0] = 1;
         v[1] = v[2] = (uint64_t)dead_pid();
