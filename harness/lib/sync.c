@@ -960,11 +960,17 @@ int mp_lock_acquire(mp_lock *l, int block, double timeout)
     uint32_t v;
     int r;
 
-    if (l == NULL || isnan(timeout))
+    if (l == NULL)
         return MP_EINVAL;
     if (l->kind == K_RLOCK && is_mine(l)) {
         count_add(l, 1);
         return 1;
+    }
+    /* CPython takes a free lock whatever the timeout, and fails on a NaN
+     * (sem_timedwait()'s EINVAL) only when it has to wait. */
+    if (isnan(timeout)) {
+        r = mp_lock_acquire(l, 0, 0);
+        return r == 0 && block ? MP_EINVAL : r;
     }
     if (l->robust)
         return robust_acquire(l, block, timeout);
@@ -1167,10 +1173,12 @@ int mp_cond_wait(mp_cond *c, double timeout)
 {
     int count, r, back = 1;
 
-    if (c == NULL || isnan(timeout))
+    if (c == NULL)
         return MP_EINVAL;
     if (!is_mine(c->lock))
-        return MP_EWAITNOTOWNED;
+        return MP_EWAITNOTOWNED; /* CPython's assert comes first */
+    if (isnan(timeout))
+        return MP_EINVAL;
     if ((r = sem_post(&c->p->sleeping, INT_MAX)) < 0)
         return r;
     /* All of an RLock's levels, as CPython releases count times. */
@@ -1195,10 +1203,12 @@ int mp_cond_wait_for(mp_cond *c, mp_predicate pred, void *arg,
     bool forever = !(timeout < 1e9);
     int result, r;
 
-    if (c == NULL || pred == NULL || isnan(timeout))
+    if (c == NULL || pred == NULL)
         return MP_EINVAL;
     if ((result = pred(arg)) != 0)
         return result;
+    if (isnan(timeout)) /* CPython's first wait() fails, whoever owns */
+        return mp_cond_wait(c, timeout);
     if (!forever)
         end = mp__now() + timeout;
     while (result == 0) {
@@ -1652,13 +1662,15 @@ int mp_event_wait(mp_event *e, double timeout)
     double deadline;
     int r, slot;
 
-    if (e == NULL || isnan(timeout))
+    if (e == NULL)
         return MP_EINVAL;
     if ((r = rlock(&e->v, e)) < 0)
         return r;
-    if ((r = event_flag(e)) != 0) {
+    /* A set flag answers before the timeout is looked at, as CPython's
+     * wait() returns before its Condition's wait() would fail on a NaN. */
+    if ((r = event_flag(e)) != 0 || isnan(timeout)) {
         runlock(&e->v);
-        return r;
+        return r != 0 ? r : MP_EINVAL;
     }
     deadline = deadline_of(1, timeout);
     slot = slot_claim(&e->v, e, deadline);
