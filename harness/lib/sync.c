@@ -778,13 +778,19 @@ static inline uintptr_t self_token(void)
  * two stores.  The acquirer stores last_tid first and the count after it
  * (release); a reader loads the count (acquire), then last_tid: one that
  * sees the new count sees the new last_tid, and no thread takes another's
- * fresh count with its own stale last_tid for its own.
+ * fresh count with its own stale last_tid for its own.  A robust lock
+ * also names its holder in the page: a thread that glibc gave the
+ * pthread_t of one that ended holding it finds another tid there, and is
+ * not that thread.
  */
 static inline bool is_mine(mp_lock *l)
 {
     return count_get(l) > 0 &&
            atomic_load_explicit(&l->last_tid, memory_order_relaxed) ==
-               self_token();
+               self_token() &&
+           (!l->robust || atomic_load_explicit(&l->s->owner,
+                                               memory_order_relaxed) ==
+                              my_tid());
 }
 
 static void acquired(mp_lock *l)
@@ -925,7 +931,11 @@ static int robust_acquire(mp_lock *l, int block, double timeout)
     FAULT(1); /* held; its state not yet written */
     atomic_store_explicit(&l->s->owner, my_tid(), memory_order_relaxed);
     atomic_store_explicit(&l->s->value, 0, memory_order_relaxed);
-    acquired(l);
+    /* The mutex has one holder: a count this process kept before is that
+     * of a thread of it that ended holding the lock, not this one's. */
+    atomic_store_explicit(&l->last_tid, self_token(), memory_order_relaxed);
+    atomic_store_explicit(&l->count, (uint64_t)gen_now() << 32 | 1,
+                          memory_order_release);
     FAULT(2);
     return r == 1 ? MP_EOWNERDEAD : 1;
 }

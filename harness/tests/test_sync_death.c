@@ -138,6 +138,61 @@ TEST(a_robust_lock_has_an_owner)
     mp_lock_free(l);
 }
 
+/* A thread of this process that ended holding a robust lock leaves this
+ * process's count at 1: the next holder's count is its own, 1, so one
+ * release frees the lock (an RLock's too) and leaves it not mine.  A new
+ * thread that glibc gives the ended one's pthread_t (its cached stack)
+ * is another thread all the same: its acquire is MP_EOWNERDEAD, not a
+ * level of an RLock it never took. */
+static void *take_and_end(void *arg)
+{
+    return (void *)(intptr_t)mp_lock_acquire(arg, 1, MP_FOREVER);
+}
+
+static void *take_after_end(void *arg)
+{
+    mp_lock *l = arg;
+    int r = mp_lock_acquire(l, 1, 5);
+
+    if (r == MP_EOWNERDEAD) {
+        ASSERT_EQ(1, mp_lock_count(l));
+        ASSERT_EQ(0, mp_lock_release(l));
+        ASSERT_EQ(0, mp_lock_is_mine(l));
+    }
+    return (void *)(intptr_t)r;
+}
+
+TEST(a_robust_lock_left_by_a_thread_that_ended_counts_once)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        mp_lock *l;
+        pthread_t th;
+        void *res;
+
+        ASSERT_OK(kind == 0 ? mp_lock_new_robust(&l)
+                            : mp_rlock_new_robust(&l));
+        ASSERT_EQ(0, pthread_create(&th, NULL, take_and_end, l));
+        ASSERT_EQ(0, pthread_join(th, &res));
+        ASSERT_EQ(1, (int)(intptr_t)res);
+        ASSERT_EQ(MP_EOWNERDEAD, mp_lock_acquire(l, 1, 5));
+        ASSERT_EQ(1, mp_lock_count(l));
+        ASSERT_EQ(1, mp_lock_is_mine(l));
+        ASSERT_EQ(0, mp_lock_release(l));
+        ASSERT_EQ(1, mp_lock_get_value(l));
+        ASSERT_EQ(0, mp_lock_is_mine(l));
+        ASSERT_EQ(0, mp_lock_count(l));
+
+        ASSERT_EQ(0, pthread_create(&th, NULL, take_and_end, l));
+        ASSERT_EQ(0, pthread_join(th, &res));
+        ASSERT_EQ(1, (int)(intptr_t)res);
+        ASSERT_EQ(0, pthread_create(&th, NULL, take_after_end, l));
+        ASSERT_EQ(0, pthread_join(th, &res));
+        ASSERT_EQ(MP_EOWNERDEAD, (int)(intptr_t)res);
+        ASSERT_EQ(1, mp_lock_get_value(l));
+        mp_lock_free(l);
+    }
+}
+
 /* The default Lock keeps CPython's behaviour: a dead holder's lock stays
  * taken, and acquire() times out. */
 TEST(a_default_lock_whose_holder_died_stays_taken)
