@@ -1868,9 +1868,10 @@ static int run_action(mp_barrier *b)
 }
 
 /* The barrier's wait in the mutex, slot i held: the index or an error. */
-static int barrier_wait_locked(mp_barrier *b, uint32_t i, double deadline)
+static int barrier_wait_locked(mp_barrier *b, uint32_t i, double timeout)
 {
     struct slot *s = &b->v.slot[i];
+    double deadline;
     int state, index, r, ret;
 
     /* _enter(): wait while it drains or resets. */
@@ -1894,6 +1895,12 @@ static int barrier_wait_locked(mp_barrier *b, uint32_t i, double deadline)
         if (r < 0 && ret == 0)
             ret = r;
     } else { /* _wait(): wait_for(state != 0, timeout) */
+        /* Its clock starts here, as wait_for()'s: not at the call, before
+         * the lock and the drain of the last round.  A timeout <= 0 looks
+         * once, then gives up. */
+        deadline = timeout >= 1e9 ? INFINITY
+                   : timeout > 0  ? mp__now() + timeout
+                                  : 0;
         ret = 0;
         while ((state = bstate(b)) == B_FILLING) {
             if (mp__now() >= deadline) {
@@ -1927,22 +1934,17 @@ static int barrier_wait_locked(mp_barrier *b, uint32_t i, double deadline)
 
 int mp_barrier_wait(mp_barrier *b, double timeout)
 {
-    double deadline;
     int r, slot;
 
     if (b == NULL)
         return MP_EINVAL;
     if (isnan(timeout))
         timeout = b->timeout;
-    /* wait_for() with a timeout <= 0 looks once, then gives up. */
-    deadline = timeout >= 1e9 ? INFINITY
-               : timeout > 0  ? mp__now() + timeout
-                              : 0;
     if ((r = rlock(&b->v, b)) < 0)
         return r;
     if ((slot = slot_claim(&b->v, b, INFINITY)) < 0)
         return slot;
-    r = barrier_wait_locked(b, (uint32_t)slot, deadline);
+    r = barrier_wait_locked(b, (uint32_t)slot, timeout);
     slot_free(&b->v, (uint32_t)slot);
     runlock(&b->v);
     return r;

@@ -1109,6 +1109,69 @@ TEST(a_failing_action_breaks_the_barrier)
     mp_barrier_free(b);
 }
 
+/* A wait's timeout runs from when it is inside the barrier, as CPython's
+ * wait_for() starts its clock there: time spent waiting for the lock (an
+ * action running) or for the last round to drain is not counted. */
+static _Atomic int in_slow_action;
+
+MP_TARGET(slow_action)
+{
+    atomic_store(&in_slow_action, 1);
+    usleep(2000000); /* holds the barrier past the late party's timeout */
+    return 0;
+}
+
+struct late {
+    mp_barrier *b;
+    int result;
+    _Atomic int done;
+};
+
+static void *late_party(void *arg)
+{
+    struct late *t = arg;
+
+    t->result = mp_barrier_wait(t->b, 1.0);
+    atomic_store(&t->done, 1);
+    return NULL;
+}
+
+TEST(a_barrier_timeout_runs_from_the_entry_not_the_call)
+{
+    struct bthread t[2];
+    struct late d = { 0 };
+    pthread_t th[2], dth;
+    mp_barrier *b;
+    double end;
+
+    ASSERT_OK(mp_barrier_new(&b, 2, &slow_action_target, MP_FOREVER));
+    t[0] = (struct bthread){ b, 99 };
+    ASSERT_EQ(0, pthread_create(&th[0], NULL, barrier_thread, &t[0]));
+    wait_n_waiting(b, 1);
+    t[1] = (struct bthread){ b, 99 };
+    ASSERT_EQ(0, pthread_create(&th[1], NULL, barrier_thread, &t[1]));
+    end = check_now() + 30;
+    while (!atomic_load(&in_slow_action)) {
+        ASSERT_TRUE(check_now() < end);
+        usleep(1000);
+    }
+    d.b = b;
+    ASSERT_EQ(0, pthread_create(&dth, NULL, late_party, &d));
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], NULL));
+        ASSERT_TRUE(t[i].result == 0 || t[i].result == 1);
+    }
+    /* The late party is inside the next round, with its second to go. */
+    while (mp_barrier_n_waiting(b) != 1 && !atomic_load(&d.done))
+        usleep(1000);
+    ASSERT_EQ(0, atomic_load(&d.done));
+    ASSERT_EQ(1, mp_barrier_wait(b, 10));
+    ASSERT_EQ(0, pthread_join(dth, NULL));
+    ASSERT_EQ(0, d.result);
+    ASSERT_EQ(0, mp_barrier_broken(b));
+    mp_barrier_free(b);
+}
+
 /* Many rounds between threads: every round gives indices 0..3 once, and
  * the barrier ends empty and whole. */
 struct rounds {
