@@ -1339,6 +1339,7 @@ mp_cond *mp_cond_free(mp_cond *c)
  * over): 0, or MP_ESYNCCORRUPT.  A dead holder's mess is repaired. */
 static int barrier_reap(mp_barrier *b);
 static int event_repair(mp_event *e);
+static int rnotify_all(struct robj_view *v, uint32_t mine);
 
 _Static_assert(offsetof(struct event_page, r) ==
                    offsetof(struct barrier_page, r),
@@ -1349,8 +1350,13 @@ static int rlock(struct robj_view *v, void *obj)
     bool timed_out;
     int r = robust_lock_until(&v->r->m, INFINITY, &timed_out);
 
-    if (r == 1)
-        r = v->barrier ? barrier_reap(obj) : event_repair(obj);
+    /* A Barrier's dead holder may have changed the state (broken it,
+     * drained, reset) and died before it woke every sleeper: all are
+     * woken to look at it.  Those the state does not free sleep again. */
+    if (r == 1 && v->barrier && (r = barrier_reap(obj)) == 0)
+        r = rnotify_all(v, v->nslots);
+    else if (r == 1)
+        r = event_repair(obj);
     return r == -EDEADLK ? MP_ESYNCCORRUPT : r;
 }
 
@@ -1810,6 +1816,7 @@ static void bset(mp_barrier *b, int state)
 static int bbreak(mp_barrier *b, uint32_t mine)
 {
     bset(b, B_BROKEN);
+    FAULT(6); /* broken, nobody woken */
     return rnotify_all(&b->v, mine);
 }
 

@@ -322,6 +322,50 @@ TEST(a_barrier_waiter_killed_breaks_the_barrier_for_the_others)
     mp_event_free(ready);
 }
 
+/* Barrier: an abort() killed with the barrier broken and nobody woken
+ * still wakes every sleeper: whoever takes the dead holder's lock wakes
+ * them all, to look at the state it left. */
+MP_TARGET(abort_and_die)
+{
+    mp__sync_fault = 6;
+    mp_barrier_abort(mp_args_barrier(args, 0));
+    return 3;
+}
+
+TEST(a_barrier_abort_killed_half_way_still_wakes_the_sleepers)
+{
+    struct bwait w[3];
+    pthread_t th[3];
+    mp_barrier *b;
+    mp_process *p;
+    int code = 0;
+    double t0, end;
+
+    ASSERT_OK(mp_barrier_new(&b, 4, NULL, MP_FOREVER));
+    for (int i = 0; i < 3; i++) {
+        w[i] = (struct bwait){ b, 99, 0 };
+        ASSERT_EQ(0, pthread_create(&th[i], NULL, barrier_waiter, &w[i]));
+    }
+    end = check_now() + 30;
+    while (mp_barrier_n_waiting(b) != 3) {
+        ASSERT_TRUE(check_now() < end);
+        usleep(1000);
+    }
+    t0 = check_now();
+    p = start_fork(&abort_and_die_target, MP_ARGS(b));
+    ASSERT_OK(mp_process_join(p, 30));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(-SIGKILL, code);
+    mp_process_free(p);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], NULL));
+        ASSERT_EQ(MP_EBROKENBARRIER, w[i].result);
+        ASSERT_WITHIN(0, 2.0, w[i].at - t0);
+    }
+    ASSERT_EQ(1, mp_barrier_broken(b));
+    mp_barrier_free(b);
+}
+
 /* Event: a set() killed with the flag up and nobody woken still wakes
  * every sleeper: they see the dead holder of the event's lock. */
 MP_TARGET(set_and_die)
