@@ -1336,7 +1336,8 @@ mp_cond *mp_cond_free(mp_cond *c)
 #define LEFT 2
 
 /* Takes the mutex (for ever: the holder is alive, or the kernel hands it
- * over): 0, or MP_ESYNCCORRUPT.  A dead holder's mess is repaired. */
+ * over): 0, or MP_ESYNCCORRUPT and the like, the mutex not held.  A dead
+ * holder's mess is repaired. */
 static int barrier_reap(mp_barrier *b);
 static int event_repair(mp_event *e);
 static int rnotify_all(struct robj_view *v, uint32_t mine);
@@ -1344,6 +1345,11 @@ static int rnotify_all(struct robj_view *v, uint32_t mine);
 _Static_assert(offsetof(struct event_page, r) ==
                    offsetof(struct barrier_page, r),
                "robj_attach() finds the mutex at one offset");
+
+static void runlock(struct robj_view *v)
+{
+    (void)robust_unlock(&v->r->m);
+}
 
 static int rlock(struct robj_view *v, void *obj)
 {
@@ -1353,16 +1359,16 @@ static int rlock(struct robj_view *v, void *obj)
     /* A Barrier's dead holder may have changed the state (broken it,
      * drained, reset) and died before it woke every sleeper: all are
      * woken to look at it.  Those the state does not free sleep again. */
-    if (r == 1 && v->barrier && (r = barrier_reap(obj)) == 0)
-        r = rnotify_all(v, v->nslots);
-    else if (r == 1)
-        r = event_repair(obj);
+    if (r == 1) {
+        r = v->barrier ? barrier_reap(obj) : event_repair(obj);
+        if (r == 0 && v->barrier)
+            r = rnotify_all(v, v->nslots);
+        /* A repair that fails lets the mutex go: a caller that returns
+         * its error must not leave it held for everyone else. */
+        if (r < 0)
+            runlock(v);
+    }
     return r == -EDEADLK ? MP_ESYNCCORRUPT : r;
-}
-
-static void runlock(struct robj_view *v)
-{
-    (void)robust_unlock(&v->r->m);
 }
 
 static void slot_fill(struct slot *s)
@@ -1456,7 +1462,7 @@ static bool party_died(struct robj_view *v, uint32_t mine)
  * until signalled or the deadline, takes the mutex back.  1 signalled, 0
  * timed out, LEFT when a holder of the mutex died (or, for a Barrier, a
  * party): the caller looks at the state again and may wait once more.
- * MP_ESYNCCORRUPT.
+ * MP_ESYNCCORRUPT and the like with the mutex let go.
  */
 static int rwait(struct robj_view *v, void *obj, uint32_t i, double deadline)
 {
@@ -1503,11 +1509,14 @@ static int rwait(struct robj_view *v, void *obj, uint32_t i, double deadline)
         atomic_fetch_add(&v->r->acks, 1);
         mp__futex_wake(&v->r->acks, INT_MAX);
     }
-    lr = rlock(v, obj);
+    if ((lr = rlock(v, obj)) < 0)
+        return lr;
     /* A Barrier's sleeper left for a dead party: it takes them out. */
-    if (lr == 0 && r == LEFT && v->barrier)
-        lr = barrier_reap(obj);
-    return lr < 0 ? lr : r;
+    if (r == LEFT && v->barrier && (lr = barrier_reap(obj)) < 0)
+        r = lr;
+    if (r < 0)
+        runlock(v);
+    return r;
 }
 
 /* notify_all() (mutex held; `mine`: the caller's slot, or nslots): returns
@@ -1702,8 +1711,8 @@ int mp_event_wait(mp_event *e, double timeout)
     do {
         r = rwait(&e->v, e, (uint32_t)slot, deadline);
     } while (r == LEFT && event_flag(e) == 0);
+    slot_free(&e->v, (uint32_t)slot);
     if (r >= 0) {
-        slot_free(&e->v, (uint32_t)slot);
         r = event_flag(e);
         runlock(&e->v);
     }
@@ -1874,8 +1883,10 @@ static int run_action(mp_barrier *b)
     return r < 0 ? r : 0;
 }
 
-/* The barrier's wait in the mutex, slot i held: the index or an error. */
-static int barrier_wait_locked(mp_barrier *b, uint32_t i, double timeout)
+/* The barrier's wait in the mutex, slot i held: the index or an error;
+ * *held false when an error let the mutex go. */
+static int barrier_wait_locked(mp_barrier *b, uint32_t i, double timeout,
+                               bool *held)
 {
     struct slot *s = &b->v.slot[i];
     double deadline;
@@ -1883,8 +1894,10 @@ static int barrier_wait_locked(mp_barrier *b, uint32_t i, double timeout)
 
     /* _enter(): wait while it drains or resets. */
     while ((state = bstate(b)) == B_DRAINING || state == B_RESETTING)
-        if ((r = rwait(&b->v, b, i, INFINITY)) < 0)
+        if ((r = rwait(&b->v, b, i, INFINITY)) < 0) {
+            *held = false;
             return r;
+        }
     if (state < 0)
         return state == B_BROKEN ? MP_EBROKENBARRIER : state;
     if ((index = bcount(b)) < 0)
@@ -1916,8 +1929,10 @@ static int barrier_wait_locked(mp_barrier *b, uint32_t i, double timeout)
                     ret = r;
                 break;
             }
-            if ((r = rwait(&b->v, b, i, deadline)) < 0)
+            if ((r = rwait(&b->v, b, i, deadline)) < 0) {
+                *held = false;
                 return r;
+            }
         }
         if (ret == 0 && state < 0)
             ret = state == B_BROKEN || state == B_RESETTING
@@ -1941,6 +1956,7 @@ static int barrier_wait_locked(mp_barrier *b, uint32_t i, double timeout)
 
 int mp_barrier_wait(mp_barrier *b, double timeout)
 {
+    bool held = true;
     int r, slot;
 
     if (b == NULL)
@@ -1951,9 +1967,10 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
         return r;
     if ((slot = slot_claim(&b->v, b, INFINITY)) < 0)
         return slot;
-    r = barrier_wait_locked(b, (uint32_t)slot, timeout);
+    r = barrier_wait_locked(b, (uint32_t)slot, timeout, &held);
     slot_free(&b->v, (uint32_t)slot);
-    runlock(&b->v);
+    if (held)
+        runlock(&b->v);
     return r;
 }
 

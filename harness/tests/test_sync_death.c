@@ -9,9 +9,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -526,6 +529,153 @@ TEST(a_scribbled_page_is_esynccorrupt)
     ASSERT_EQ(MP_ESYNCCORRUPT, mp_barrier_wait(b, 0));
     ASSERT_EQ(MP_ESYNCCORRUPT, mp_barrier_reset(b));
     mp_barrier_free(b);
+}
+
+/* An Event or Barrier call that meets a scribbled page returns
+ * MP_ESYNCCORRUPT with the object's lock let go: its thread lives on, and
+ * the next caller in another thread gets an answer, not a wait for ever
+ * on a lock that nobody will let go. */
+struct stay {
+    void *obj;
+    int op; /* 0: Event wait(30); 1: Event is_set(); 2: Barrier wait(30) */
+    int result;
+    _Atomic int returned, tid;
+    int hold[2]; /* a pipe: the thread ends once it is closed */
+};
+
+static void *call_and_stay(void *arg)
+{
+    struct stay *t = arg;
+    char c;
+
+    atomic_store(&t->tid, (int)gettid());
+    t->result = t->op == 0   ? mp_event_wait(t->obj, 30)
+                : t->op == 1 ? mp_event_is_set(t->obj)
+                             : mp_barrier_wait(t->obj, 30);
+    atomic_store(&t->returned, 1);
+    while (read(t->hold[0], &c, 1) < 0)
+        ;
+    return NULL;
+}
+
+static void stay_start(struct stay *t, pthread_t *th, void *obj, int op)
+{
+    *t = (struct stay){ .obj = obj, .op = op, .result = 99 };
+    ASSERT_EQ(0, pipe(t->hold));
+    ASSERT_EQ(0, pthread_create(th, NULL, call_and_stay, t));
+}
+
+static void stay_returned(struct stay *t)
+{
+    double end = check_now() + 10;
+
+    while (!atomic_load(&t->returned)) {
+        ASSERT_TRUE(check_now() < end);
+        usleep(1000);
+    }
+}
+
+static void stay_end(struct stay *t, pthread_t th)
+{
+    close(t->hold[1]);
+    ASSERT_EQ(0, pthread_join(th, NULL));
+    close(t->hold[0]);
+}
+
+/* The state word of t's thread's slot, once it sleeps in the page: a
+ * slot is its state, whether it is counted, its pid and tid. */
+static uint32_t *sleeping_slot(unsigned char *page, struct stay *t)
+{
+    double end = check_now() + 10;
+
+    for (;;) {
+        for (size_t i = 0; i + 16 <= 4096; i += 4) {
+            uint32_t *w = (uint32_t *)(void *)(page + i), v[4];
+            for (int k = 0; k < 4; k++) /* written by the sleeper */
+                v[k] = __atomic_load_n(&w[k], __ATOMIC_RELAXED);
+            if (v[0] == 2 && v[1] <= 1 && v[2] == (uint32_t)getpid() &&
+                v[3] == (uint32_t)atomic_load(&t->tid))
+                return w;
+        }
+        ASSERT_TRUE(check_now() < end);
+        usleep(1000);
+    }
+}
+
+static void *other_call(void *arg)
+{
+    struct stay *t = arg;
+
+    return (void *)(intptr_t)(t->op == 1 ? mp_event_is_set(t->obj)
+                                         : mp_barrier_abort(t->obj));
+}
+
+/* is_set() (op 1) or abort() (op 2) from a new thread: answered within
+ * 5 s. */
+static int call_elsewhere(void *obj, int op)
+{
+    struct stay t = { .obj = obj, .op = op };
+    struct timespec ts;
+    pthread_t th;
+    void *res;
+
+    ASSERT_EQ(0, pthread_create(&th, NULL, other_call, &t));
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    ASSERT_EQ(0, pthread_timedjoin_np(th, &res, &ts));
+    return (int)(intptr_t)res;
+}
+
+TEST(an_object_that_finds_a_scribble_lets_its_lock_go)
+{
+    struct stay t;
+    pthread_t th;
+    mp_event *e;
+    mp_barrier *b;
+    mp_process *p;
+    unsigned char *page;
+    size_t at;
+    int code = 0;
+
+    /* A sleeper whose slot a peer wrote over. */
+    ASSERT_OK(mp_event_new(&e));
+    stay_start(&t, &th, e, 0);
+    __atomic_store_n(sleeping_slot(mp__sync_page(e, MP_ARG_EVENT), &t), 7,
+                     __ATOMIC_RELAXED);
+    stay_returned(&t);
+    ASSERT_EQ(MP_ESYNCCORRUPT, t.result);
+    ASSERT_EQ(0, call_elsewhere(e, 1));
+    stay_end(&t, th);
+    mp_event_free(e);
+
+    ASSERT_OK(mp_barrier_new(&b, 2, NULL, MP_FOREVER));
+    stay_start(&t, &th, b, 2);
+    __atomic_store_n(sleeping_slot(mp__sync_page(b, MP_ARG_BARRIER), &t), 7,
+                     __ATOMIC_RELAXED);
+    stay_returned(&t);
+    ASSERT_EQ(MP_ESYNCCORRUPT, t.result);
+    ASSERT_EQ(0, call_elsewhere(b, 2));
+    stay_end(&t, th);
+    mp_barrier_free(b);
+
+    /* A holder killed in set(), and a flag no Event has: the repair
+     * fails. */
+    ASSERT_OK(mp_event_new(&e));
+    page = mp__sync_page(e, MP_ARG_EVENT);
+    at = word_changed_by(page, 4096, set_event, e);
+    ASSERT_OK(mp_event_clear(e));
+    p = start_fork(&set_and_die_target, MP_ARGS(e));
+    ASSERT_OK(mp_process_join(p, 30));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(-SIGKILL, code);
+    mp_process_free(p);
+    *(uint32_t *)(void *)(page + at) = 7;
+    stay_start(&t, &th, e, 1);
+    stay_returned(&t);
+    ASSERT_EQ(MP_ESYNCCORRUPT, t.result);
+    ASSERT_EQ(MP_ESYNCCORRUPT, call_elsewhere(e, 1));
+    stay_end(&t, th);
+    mp_event_free(e);
 }
 
 /* A descriptor handed over as an object must be one: sealed, of this
