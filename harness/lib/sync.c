@@ -1520,21 +1520,24 @@ static int rwait(struct robj_view *v, void *obj, uint32_t i, double deadline)
 }
 
 /* notify_all() (mutex held; `mine`: the caller's slot, or nslots): returns
- * once every sleeper it signalled has woken, or died. */
+ * once every sleeper it signalled has woken, or died: 0, even without
+ * memory. */
 static int rnotify_all(struct robj_view *v, uint32_t mine)
 {
-    unsigned char *sent;
+    /* The slots this call signalled.  Without memory for the list, every
+     * slot SIGNALLED but mine (only a notify_all makes one, under the
+     * mutex): a wake-up owed is never dropped for want of memory. */
+    unsigned char *sent = calloc(v->nslots, 1);
     size_t pending = 0;
     double next;
 
-    if ((sent = calloc(v->nslots, 1)) == NULL)
-        return -ENOMEM;
     for (uint32_t i = 0; i < v->nslots; i++) {
         uint32_t st = S_SLEEPING;
         if (i != mine && atomic_compare_exchange_strong(&v->slot[i].state,
                                                         &st, S_SIGNALLED)) {
             mp__futex_wake(&v->slot[i].state, 1);
-            sent[i] = 1;
+            if (sent != NULL)
+                sent[i] = 1;
             pending++;
         }
     }
@@ -1545,10 +1548,11 @@ static int rnotify_all(struct robj_view *v, uint32_t mine)
 
         pending = 0;
         for (uint32_t i = 0; i < v->nslots; i++) {
-            if (!sent[i])
+            if (sent != NULL ? !sent[i] : i == mine)
                 continue;
             if (atomic_load(&v->slot[i].state) != S_SIGNALLED) {
-                sent[i] = 0;
+                if (sent != NULL)
+                    sent[i] = 0;
             } else if (look && slot_dead(&v->slot[i])) {
                 /* Died asleep or waking: its slot is INSIDE again, for
                  * the Barrier's reap (the Event's is freed there). */
@@ -1557,7 +1561,8 @@ static int rnotify_all(struct robj_view *v, uint32_t mine)
                                                    S_INSIDE) &&
                     !v->barrier)
                     slot_free(v, i);
-                sent[i] = 0;
+                if (sent != NULL)
+                    sent[i] = 0;
             } else {
                 pending++;
             }

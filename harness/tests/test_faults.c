@@ -420,6 +420,82 @@ TEST(spawn_without_memory_for_its_file_actions)
         }
 }
 
+/* An Event's set() and the last party of a Barrier wake their sleepers
+ * with no memory to spare: a set() that failed there would leave the flag
+ * up and its sleepers asleep to their timeout. */
+struct sync_sleeper {
+    void *obj;
+    int barrier;
+    _Atomic int tid;
+    int result;
+    double at;
+};
+
+static void *sync_sleep(void *arg)
+{
+    struct sync_sleeper *t = arg;
+
+    atomic_store(&t->tid, (int)gettid());
+    t->result = t->barrier ? mp_barrier_wait(t->obj, 30)
+                           : mp_event_wait(t->obj, 30);
+    t->at = check_now();
+    return NULL;
+}
+
+/* Until thread tid sleeps in the kernel. */
+static void wait_asleep(_Atomic int *tid)
+{
+    double end = check_now() + 30;
+    char path[64], buf[512], *p;
+    FILE *f;
+
+    while (atomic_load(tid) == 0)
+        ASSERT_TRUE(check_now() < end);
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", atomic_load(tid));
+    for (;;) {
+        ASSERT_TRUE(check_now() < end);
+        f = fopen(path, "r");
+        ASSERT_TRUE(f != NULL);
+        p = fgets(buf, sizeof(buf), f);
+        fclose(f);
+        ASSERT_TRUE(p != NULL && (p = strrchr(buf, ')')) != NULL);
+        if (p[2] == 'S')
+            return;
+        usleep(1000);
+    }
+}
+
+TEST(notify_all_without_memory_still_wakes_every_sleeper)
+{
+    for (int barrier = 0; barrier < 2; barrier++) {
+        struct sync_sleeper t = { 0 };
+        mp_event *e = NULL;
+        mp_barrier *b = NULL;
+        pthread_t th;
+        double t0;
+        int r;
+
+        if (barrier)
+            ASSERT_OK(mp_barrier_new(&b, 2, NULL, MP_FOREVER));
+        else
+            ASSERT_OK(mp_event_new(&e));
+        t.obj = barrier ? (void *)b : (void *)e;
+        t.barrier = barrier;
+        ASSERT_EQ(0, pthread_create(&th, NULL, sync_sleep, &t));
+        wait_asleep(&t.tid);
+        t0 = check_now();
+        arm_only("calloc", 1);
+        r = barrier ? mp_barrier_wait(b, 5) : mp_event_set(e);
+        disarm();
+        ASSERT_EQ(barrier ? 1 : 0, r);
+        ASSERT_EQ(0, pthread_join(th, NULL));
+        ASSERT_EQ(barrier ? 0 : 1, t.result);
+        ASSERT_WITHIN(0, 2.0, t.at - t0);
+        mp_barrier_free(b);
+        mp_event_free(e);
+    }
+}
+
 /* A message that no memory could be found for stays in the connection
  * for the next receive: its length had been read, and reading the rest
  * as the next message would take its bytes for a length. */
