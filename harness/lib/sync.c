@@ -245,9 +245,11 @@ struct mp__thread_id {
     unsigned long long start; /* clock ticks after boot; 0: unknown */
 };
 
-/* /proc/PID/task/TID/stat's state and start time; false if unreadable. */
-static bool read_stat(pid_t pid, pid_t tid, char *state,
-                      unsigned long long *start)
+/* /proc/PID/task/TID/stat's state and start time: 1; 0 when /proc has
+ * no such thread; -1 when it could not be read (no descriptor or memory
+ * left, say: that says nothing of the thread). */
+static int read_stat(pid_t pid, pid_t tid, char *state,
+                     unsigned long long *start)
 {
     char path[64], buf[512], *p;
     ssize_t n;
@@ -255,25 +257,29 @@ static bool read_stat(pid_t pid, pid_t tid, char *state,
 
     snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return false;
+        return errno == ENOENT || errno == ESRCH ? 0 : -1;
     n = read(fd, buf, sizeof(buf) - 1);
+    if (n < 0 && errno == ESRCH) { /* reaped since the open */
+        close(fd);
+        return 0;
+    }
     close(fd);
     if (n <= 0)
-        return false;
+        return -1;
     buf[n] = '\0';
     /* The command may hold spaces and parentheses: fields count from the
      * last ')'. */
     if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
-        return false;
+        return -1;
     p += 2;
     *state = *p;
     for (field = 3; field < 22 && p != NULL; field++)
         if ((p = strchr(p, ' ')) != NULL)
             p++;
     if (p == NULL)
-        return false;
+        return -1;
     *start = strtoull(p, NULL, 10);
-    return true;
+    return 1;
 }
 
 static bool mp__thread_self(struct mp__thread_id *id)
@@ -283,23 +289,36 @@ static bool mp__thread_self(struct mp__thread_id *id)
     id->pid = getpid();
     id->tid = gettid();
     id->start = 0;
-    return read_stat(id->pid, id->tid, &state, &id->start);
+    return read_stat(id->pid, id->tid, &state, &id->start) == 1;
 }
 
 /* Dead: gone, a zombie, or another thread now under its ids.  A /proc
- * that cannot tell (another PID namespace) says alive: others then wait
- * as they would for the living. */
+ * that cannot tell (no descriptor left, no /proc mounted, another PID
+ * namespace's) says alive: others then wait as they would for the
+ * living. */
 static bool mp__thread_dead(const struct mp__thread_id *id)
 {
     char path[64], state;
     unsigned long long start;
 
-    if (read_stat(id->pid, id->tid, &state, &start))
+    switch (read_stat(id->pid, id->tid, &state, &start)) {
+    case 1:
         return state == 'Z' || state == 'X' ||
                (id->start != 0 && start != id->start);
-    snprintf(path, sizeof(path), "/proc/%d", (int)id->pid);
+    case -1:
+        return false;
+    default:
+        break;
+    }
     /* No such thread where the process is visible: it ended. */
-    return access(path, F_OK) == 0 || errno == ENOENT;
+    snprintf(path, sizeof(path), "/proc/%d", (int)id->pid);
+    if (access(path, F_OK) == 0)
+        return true;
+    if (errno != ENOENT)
+        return false;
+    /* No such process in a /proc that shows this one: it ended too. */
+    snprintf(path, sizeof(path), "/proc/%d", (int)getpid());
+    return access(path, F_OK) == 0;
 }
 /* (end of what live.h will provide) */
 

@@ -13,7 +13,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -367,6 +371,84 @@ TEST(a_barrier_abort_killed_half_way_still_wakes_the_sleepers)
     }
     ASSERT_EQ(1, mp_barrier_broken(b));
     mp_barrier_free(b);
+}
+
+/* Barrier: a /proc that cannot say whether a party lives (no descriptor
+ * left to read it, or no /proc at all) says nothing of its death: the
+ * sleepers' looks (every 0.1 s) break nothing, and the round ends whole. */
+static void barrier_round_unseen(void (*blind)(void), void (*restore)(void))
+{
+    struct bwait w[2];
+    pthread_t th[2];
+    mp_barrier *b;
+    double end;
+
+    ASSERT_OK(mp_barrier_new(&b, 3, NULL, MP_FOREVER));
+    for (int i = 0; i < 2; i++) {
+        w[i] = (struct bwait){ b, 99, 0 };
+        ASSERT_EQ(0, pthread_create(&th[i], NULL, barrier_waiter, &w[i]));
+    }
+    end = check_now() + 30;
+    while (mp_barrier_n_waiting(b) != 2) {
+        ASSERT_TRUE(check_now() < end);
+        usleep(1000);
+    }
+    blind();
+    usleep(500000); /* a few looks by each sleeper: nothing to wait for */
+    if (restore != NULL)
+        restore();
+    ASSERT_EQ(0, mp_barrier_broken(b));
+    ASSERT_EQ(2, mp_barrier_wait(b, 10));
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], NULL));
+        ASSERT_TRUE(w[i].result == 0 || w[i].result == 1);
+    }
+    mp_barrier_free(b);
+}
+
+static int fillers[4096], nfill;
+
+static void use_every_descriptor(void)
+{
+    int d;
+
+    while (nfill < 4096 && (d = fcntl(0, F_DUPFD_CLOEXEC, 0)) >= 0)
+        fillers[nfill++] = d;
+    ASSERT_EQ(EMFILE, errno);
+}
+
+static void give_descriptors_back(void)
+{
+    while (nfill > 0)
+        close(fillers[--nfill]);
+}
+
+static void unmount_proc(void)
+{
+    ASSERT_EQ(0, umount2("/proc", MNT_DETACH));
+    ASSERT_TRUE(access("/proc/self", F_OK) < 0);
+}
+
+/* Back for what reads it at exit (LeakSanitizer). */
+static void mount_proc(void)
+{
+    ASSERT_EQ(0, mount("proc", "/proc", "proc", 0, NULL));
+}
+
+TEST(a_barrier_does_not_take_a_party_proc_cannot_see_for_dead)
+{
+    struct rlimit lim;
+
+    ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &lim));
+    lim.rlim_cur = lim.rlim_cur < 1024 ? lim.rlim_cur : 1024;
+    ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &lim));
+    barrier_round_unseen(use_every_descriptor, give_descriptors_back);
+    /* This test's process in a mount namespace of its own, with /proc
+     * unmounted there. */
+    if (unshare(CLONE_NEWNS) < 0 ||
+        mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
+        check_skip("no mount namespace of our own here");
+    barrier_round_unseen(unmount_proc, mount_proc);
 }
 
 /* Event: a set() killed with the flag up and nobody woken still wakes
