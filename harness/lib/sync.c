@@ -755,17 +755,18 @@ static inline int count_get(mp_lock *l)
 }
 
 /*
- * A lock of maximum 1 is held by one thread at a time, and its count
- * changes only while held (acquire after the compare-and-swap, release
- * before it publishes): the value's acquire/release order keeps those
- * changes apart, so a load and a store do.  A semaphore's holders change
- * it at once: a compare-and-swap loop.
+ * An RLock's count, and a robust lock's, changes only in the thread that
+ * holds it (a release by another is refused first): a load and a store.
+ * Any thread may release a Lock, and does so while the thread that
+ * acquired it counts its acquire (the unit it takes orders nothing after
+ * it), and a release that loses its race to another puts its count back:
+ * a compare-and-swap loop, as for a semaphore's holders.
  */
 static inline void count_add(mp_lock *l, int d)
 {
     uint64_t g = (uint64_t)gen_now() << 32, w, n;
 
-    if (l->max == 1) {
+    if (l->kind == K_RLOCK || l->robust) {
         n = g | (uint32_t)(count_get(l) + d);
         atomic_store_explicit(&l->count, n, memory_order_release);
         return;
@@ -1040,9 +1041,9 @@ int mp_lock_release(mp_lock *l)
             count_add(l, -1);
         return r;
     }
-    /* Max 1: the count changes before the unit is published (count_add()),
-     * so the check comes first, and a release that loses a race to another
-     * release puts it back. */
+    /* Max 1: the count changes before the unit is published (an RLock's
+     * holder may take it back at once), so the check comes first, and a
+     * release that loses a race to another release puts it back. */
     v = atomic_load_explicit(&s->value, memory_order_relaxed);
     if (v >= 1)
         return v > 1 ? MP_ESYNCCORRUPT : MP_ERELEASED;

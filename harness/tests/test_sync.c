@@ -249,6 +249,70 @@ TEST(a_lock_is_released_by_another_thread)
     mp_lock_free(l);
 }
 
+/* A Lock handed to and fro between threads, one acquiring as the other
+ * releases (the release of a held Lock, from any thread, is valid), and
+ * a release that races another and fails: this process's count is its
+ * acquires less its successful releases all the same, as CPython's. */
+#define HANDOFFS 200000
+
+static void *acquire_many(void *arg)
+{
+    for (int i = 0; i < HANDOFFS; i++)
+        if (mp_lock_acquire(arg, 1, MP_FOREVER) != 1)
+            return (void *)1;
+    return NULL;
+}
+
+static void *release_when_held(void *arg)
+{
+    for (int i = 0; i < HANDOFFS; i++) {
+        while (mp_lock_get_value(arg) != 0)
+            sched_yield();
+        if (mp_lock_release(arg) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void *release_once(void *arg)
+{
+    return (void *)(intptr_t)mp_lock_release(arg);
+}
+
+TEST(a_lock_handed_between_threads_keeps_its_count)
+{
+    pthread_t th[2];
+    void *res[2];
+    mp_lock *l;
+
+    ASSERT_OK(mp_lock_new(&l));
+    ASSERT_EQ(1, mp_lock_acquire(l, 1, MP_FOREVER));
+    ASSERT_EQ(0, pthread_create(&th[0], NULL, acquire_many, l));
+    ASSERT_EQ(0, pthread_create(&th[1], NULL, release_when_held, l));
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], &res[i]));
+        ASSERT_TRUE(res[i] == NULL);
+    }
+    ASSERT_EQ(0, mp_lock_get_value(l));
+    ASSERT_EQ(1, mp_lock_count(l));
+    ASSERT_EQ(0, mp_lock_release(l));
+    ASSERT_EQ(0, mp_lock_count(l));
+
+    /* Two releases of a held Lock at once: one fails, and the count is
+     * what the other made it. */
+    for (int i = 0; i < 5000; i++) {
+        ASSERT_EQ(1, mp_lock_acquire(l, 1, MP_FOREVER));
+        for (int k = 0; k < 2; k++)
+            ASSERT_EQ(0, pthread_create(&th[k], NULL, release_once, l));
+        for (int k = 0; k < 2; k++)
+            ASSERT_EQ(0, pthread_join(th[k], &res[k]));
+        ASSERT_EQ(MP_ERELEASED, (int)(intptr_t)res[0] +
+                                    (int)(intptr_t)res[1]);
+        ASSERT_EQ(0, mp_lock_count(l));
+    }
+    mp_lock_free(l);
+}
+
 /* Semaphore, BoundedSemaphore */
 
 TEST(semaphores_count_and_bound)
