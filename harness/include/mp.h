@@ -1283,7 +1283,10 @@ mp_queue *mp_child_queue(size_t i);
  * signal or a spurious wake-up never makes a wait longer than asked.
  *
  * Timeouts are CPython's: seconds, MP_FOREVER for None; a negative timeout
- * is 0 (do not wait); with block = 0 the timeout is ignored.
+ * is 0 (do not wait); with block = 0 the timeout is ignored.  A NaN is
+ * MP_EINVAL where the call would wait (CPython's sem_timedwait() fails),
+ * and goes unseen where it need not (a free lock, a set Event), after the
+ * owner checks, as CPython's; Barrier's wait() takes it for its default.
  *
  * Lock, RLock, Semaphore and BoundedSemaphore are one C type, mp_lock, as
  * they are one class in CPython (_multiprocessing.SemLock): a counter with

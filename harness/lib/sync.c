@@ -245,9 +245,11 @@ struct mp__thread_id {
     unsigned long long start; /* clock ticks after boot; 0: unknown */
 };
 
-/* /proc/PID/task/TID/stat's state and start time; false if unreadable. */
-static bool read_stat(pid_t pid, pid_t tid, char *state,
-                      unsigned long long *start)
+/* /proc/PID/task/TID/stat's state and start time: 1; 0 when /proc has
+ * no such thread; -1 when it could not be read (no descriptor or memory
+ * left, say: that says nothing of the thread). */
+static int read_stat(pid_t pid, pid_t tid, char *state,
+                     unsigned long long *start)
 {
     char path[64], buf[512], *p;
     ssize_t n;
@@ -255,25 +257,29 @@ static bool read_stat(pid_t pid, pid_t tid, char *state,
 
     snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return false;
+        return errno == ENOENT || errno == ESRCH ? 0 : -1;
     n = read(fd, buf, sizeof(buf) - 1);
+    if (n < 0 && errno == ESRCH) { /* reaped since the open */
+        close(fd);
+        return 0;
+    }
     close(fd);
     if (n <= 0)
-        return false;
+        return -1;
     buf[n] = '\0';
     /* The command may hold spaces and parentheses: fields count from the
      * last ')'. */
     if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
-        return false;
+        return -1;
     p += 2;
     *state = *p;
     for (field = 3; field < 22 && p != NULL; field++)
         if ((p = strchr(p, ' ')) != NULL)
             p++;
     if (p == NULL)
-        return false;
+        return -1;
     *start = strtoull(p, NULL, 10);
-    return true;
+    return 1;
 }
 
 static bool mp__thread_self(struct mp__thread_id *id)
@@ -283,23 +289,36 @@ static bool mp__thread_self(struct mp__thread_id *id)
     id->pid = getpid();
     id->tid = gettid();
     id->start = 0;
-    return read_stat(id->pid, id->tid, &state, &id->start);
+    return read_stat(id->pid, id->tid, &state, &id->start) == 1;
 }
 
 /* Dead: gone, a zombie, or another thread now under its ids.  A /proc
- * that cannot tell (another PID namespace) says alive: others then wait
- * as they would for the living. */
+ * that cannot tell (no descriptor left, no /proc mounted, another PID
+ * namespace's) says alive: others then wait as they would for the
+ * living. */
 static bool mp__thread_dead(const struct mp__thread_id *id)
 {
     char path[64], state;
     unsigned long long start;
 
-    if (read_stat(id->pid, id->tid, &state, &start))
+    switch (read_stat(id->pid, id->tid, &state, &start)) {
+    case 1:
         return state == 'Z' || state == 'X' ||
                (id->start != 0 && start != id->start);
-    snprintf(path, sizeof(path), "/proc/%d", (int)id->pid);
+    case -1:
+        return false;
+    default:
+        break;
+    }
     /* No such thread where the process is visible: it ended. */
-    return access(path, F_OK) == 0 || errno == ENOENT;
+    snprintf(path, sizeof(path), "/proc/%d", (int)id->pid);
+    if (access(path, F_OK) == 0)
+        return true;
+    if (errno != ENOENT)
+        return false;
+    /* No such process in a /proc that shows this one: it ended too. */
+    snprintf(path, sizeof(path), "/proc/%d", (int)getpid());
+    return access(path, F_OK) == 0;
 }
 /* (end of what live.h will provide) */
 
@@ -736,17 +755,18 @@ static inline int count_get(mp_lock *l)
 }
 
 /*
- * A lock of maximum 1 is held by one thread at a time, and its count
- * changes only while held (acquire after the compare-and-swap, release
- * before it publishes): the value's acquire/release order keeps those
- * changes apart, so a load and a store do.  A semaphore's holders change
- * it at once: a compare-and-swap loop.
+ * An RLock's count, and a robust lock's, changes only in the thread that
+ * holds it (a release by another is refused first): a load and a store.
+ * Any thread may release a Lock, and does so while the thread that
+ * acquired it counts its acquire (the unit it takes orders nothing after
+ * it), and a release that loses its race to another puts its count back:
+ * a compare-and-swap loop, as for a semaphore's holders.
  */
 static inline void count_add(mp_lock *l, int d)
 {
     uint64_t g = (uint64_t)gen_now() << 32, w, n;
 
-    if (l->max == 1) {
+    if (l->kind == K_RLOCK || l->robust) {
         n = g | (uint32_t)(count_get(l) + d);
         atomic_store_explicit(&l->count, n, memory_order_release);
         return;
@@ -778,13 +798,19 @@ static inline uintptr_t self_token(void)
  * two stores.  The acquirer stores last_tid first and the count after it
  * (release); a reader loads the count (acquire), then last_tid: one that
  * sees the new count sees the new last_tid, and no thread takes another's
- * fresh count with its own stale last_tid for its own.
+ * fresh count with its own stale last_tid for its own.  A robust lock
+ * also names its holder in the page: a thread that glibc gave the
+ * pthread_t of one that ended holding it finds another tid there, and is
+ * not that thread.
  */
 static inline bool is_mine(mp_lock *l)
 {
     return count_get(l) > 0 &&
            atomic_load_explicit(&l->last_tid, memory_order_relaxed) ==
-               self_token();
+               self_token() &&
+           (!l->robust || atomic_load_explicit(&l->s->owner,
+                                               memory_order_relaxed) ==
+                              my_tid());
 }
 
 static void acquired(mp_lock *l)
@@ -925,7 +951,11 @@ static int robust_acquire(mp_lock *l, int block, double timeout)
     FAULT(1); /* held; its state not yet written */
     atomic_store_explicit(&l->s->owner, my_tid(), memory_order_relaxed);
     atomic_store_explicit(&l->s->value, 0, memory_order_relaxed);
-    acquired(l);
+    /* The mutex has one holder: a count this process kept before is that
+     * of a thread of it that ended holding the lock, not this one's. */
+    atomic_store_explicit(&l->last_tid, self_token(), memory_order_relaxed);
+    atomic_store_explicit(&l->count, (uint64_t)gen_now() << 32 | 1,
+                          memory_order_release);
     FAULT(2);
     return r == 1 ? MP_EOWNERDEAD : 1;
 }
@@ -960,11 +990,17 @@ int mp_lock_acquire(mp_lock *l, int block, double timeout)
     uint32_t v;
     int r;
 
-    if (l == NULL || isnan(timeout))
+    if (l == NULL)
         return MP_EINVAL;
     if (l->kind == K_RLOCK && is_mine(l)) {
         count_add(l, 1);
         return 1;
+    }
+    /* CPython takes a free lock whatever the timeout, and fails on a NaN
+     * (sem_timedwait()'s EINVAL) only when it has to wait. */
+    if (isnan(timeout)) {
+        r = mp_lock_acquire(l, 0, 0);
+        return r == 0 && block ? MP_EINVAL : r;
     }
     if (l->robust)
         return robust_acquire(l, block, timeout);
@@ -1005,9 +1041,9 @@ int mp_lock_release(mp_lock *l)
             count_add(l, -1);
         return r;
     }
-    /* Max 1: the count changes before the unit is published (count_add()),
-     * so the check comes first, and a release that loses a race to another
-     * release puts it back. */
+    /* Max 1: the count changes before the unit is published (an RLock's
+     * holder may take it back at once), so the check comes first, and a
+     * release that loses a race to another release puts it back. */
     v = atomic_load_explicit(&s->value, memory_order_relaxed);
     if (v >= 1)
         return v > 1 ? MP_ESYNCCORRUPT : MP_ERELEASED;
@@ -1167,10 +1203,12 @@ int mp_cond_wait(mp_cond *c, double timeout)
 {
     int count, r, back = 1;
 
-    if (c == NULL || isnan(timeout))
+    if (c == NULL)
         return MP_EINVAL;
     if (!is_mine(c->lock))
-        return MP_EWAITNOTOWNED;
+        return MP_EWAITNOTOWNED; /* CPython's assert comes first */
+    if (isnan(timeout))
+        return MP_EINVAL;
     if ((r = sem_post(&c->p->sleeping, INT_MAX)) < 0)
         return r;
     /* All of an RLock's levels, as CPython releases count times. */
@@ -1195,10 +1233,12 @@ int mp_cond_wait_for(mp_cond *c, mp_predicate pred, void *arg,
     bool forever = !(timeout < 1e9);
     int result, r;
 
-    if (c == NULL || pred == NULL || isnan(timeout))
+    if (c == NULL || pred == NULL)
         return MP_EINVAL;
     if ((result = pred(arg)) != 0)
         return result;
+    if (isnan(timeout)) /* CPython's first wait() fails, whoever owns */
+        return mp_cond_wait(c, timeout);
     if (!forever)
         end = mp__now() + timeout;
     while (result == 0) {
@@ -1316,27 +1356,39 @@ mp_cond *mp_cond_free(mp_cond *c)
 #define LEFT 2
 
 /* Takes the mutex (for ever: the holder is alive, or the kernel hands it
- * over): 0, or MP_ESYNCCORRUPT.  A dead holder's mess is repaired. */
+ * over): 0, or MP_ESYNCCORRUPT and the like, the mutex not held.  A dead
+ * holder's mess is repaired. */
 static int barrier_reap(mp_barrier *b);
 static int event_repair(mp_event *e);
+static int rnotify_all(struct robj_view *v, uint32_t mine);
 
 _Static_assert(offsetof(struct event_page, r) ==
                    offsetof(struct barrier_page, r),
                "robj_attach() finds the mutex at one offset");
+
+static void runlock(struct robj_view *v)
+{
+    (void)robust_unlock(&v->r->m);
+}
 
 static int rlock(struct robj_view *v, void *obj)
 {
     bool timed_out;
     int r = robust_lock_until(&v->r->m, INFINITY, &timed_out);
 
-    if (r == 1)
+    /* A Barrier's dead holder may have changed the state (broken it,
+     * drained, reset) and died before it woke every sleeper: all are
+     * woken to look at it.  Those the state does not free sleep again. */
+    if (r == 1) {
         r = v->barrier ? barrier_reap(obj) : event_repair(obj);
+        if (r == 0 && v->barrier)
+            r = rnotify_all(v, v->nslots);
+        /* A repair that fails lets the mutex go: a caller that returns
+         * its error must not leave it held for everyone else. */
+        if (r < 0)
+            runlock(v);
+    }
     return r == -EDEADLK ? MP_ESYNCCORRUPT : r;
-}
-
-static void runlock(struct robj_view *v)
-{
-    (void)robust_unlock(&v->r->m);
 }
 
 static void slot_fill(struct slot *s)
@@ -1430,7 +1482,7 @@ static bool party_died(struct robj_view *v, uint32_t mine)
  * until signalled or the deadline, takes the mutex back.  1 signalled, 0
  * timed out, LEFT when a holder of the mutex died (or, for a Barrier, a
  * party): the caller looks at the state again and may wait once more.
- * MP_ESYNCCORRUPT.
+ * MP_ESYNCCORRUPT and the like with the mutex let go.
  */
 static int rwait(struct robj_view *v, void *obj, uint32_t i, double deadline)
 {
@@ -1477,29 +1529,35 @@ static int rwait(struct robj_view *v, void *obj, uint32_t i, double deadline)
         atomic_fetch_add(&v->r->acks, 1);
         mp__futex_wake(&v->r->acks, INT_MAX);
     }
-    lr = rlock(v, obj);
+    if ((lr = rlock(v, obj)) < 0)
+        return lr;
     /* A Barrier's sleeper left for a dead party: it takes them out. */
-    if (lr == 0 && r == LEFT && v->barrier)
-        lr = barrier_reap(obj);
-    return lr < 0 ? lr : r;
+    if (r == LEFT && v->barrier && (lr = barrier_reap(obj)) < 0)
+        r = lr;
+    if (r < 0)
+        runlock(v);
+    return r;
 }
 
 /* notify_all() (mutex held; `mine`: the caller's slot, or nslots): returns
- * once every sleeper it signalled has woken, or died. */
+ * once every sleeper it signalled has woken, or died: 0, even without
+ * memory. */
 static int rnotify_all(struct robj_view *v, uint32_t mine)
 {
-    unsigned char *sent;
+    /* The slots this call signalled.  Without memory for the list, every
+     * slot SIGNALLED but mine (only a notify_all makes one, under the
+     * mutex): a wake-up owed is never dropped for want of memory. */
+    unsigned char *sent = calloc(v->nslots, 1);
     size_t pending = 0;
     double next;
 
-    if ((sent = calloc(v->nslots, 1)) == NULL)
-        return -ENOMEM;
     for (uint32_t i = 0; i < v->nslots; i++) {
         uint32_t st = S_SLEEPING;
         if (i != mine && atomic_compare_exchange_strong(&v->slot[i].state,
                                                         &st, S_SIGNALLED)) {
             mp__futex_wake(&v->slot[i].state, 1);
-            sent[i] = 1;
+            if (sent != NULL)
+                sent[i] = 1;
             pending++;
         }
     }
@@ -1510,10 +1568,11 @@ static int rnotify_all(struct robj_view *v, uint32_t mine)
 
         pending = 0;
         for (uint32_t i = 0; i < v->nslots; i++) {
-            if (!sent[i])
+            if (sent != NULL ? !sent[i] : i == mine)
                 continue;
             if (atomic_load(&v->slot[i].state) != S_SIGNALLED) {
-                sent[i] = 0;
+                if (sent != NULL)
+                    sent[i] = 0;
             } else if (look && slot_dead(&v->slot[i])) {
                 /* Died asleep or waking: its slot is INSIDE again, for
                  * the Barrier's reap (the Event's is freed there). */
@@ -1522,7 +1581,8 @@ static int rnotify_all(struct robj_view *v, uint32_t mine)
                                                    S_INSIDE) &&
                     !v->barrier)
                     slot_free(v, i);
-                sent[i] = 0;
+                if (sent != NULL)
+                    sent[i] = 0;
             } else {
                 pending++;
             }
@@ -1652,13 +1712,15 @@ int mp_event_wait(mp_event *e, double timeout)
     double deadline;
     int r, slot;
 
-    if (e == NULL || isnan(timeout))
+    if (e == NULL)
         return MP_EINVAL;
     if ((r = rlock(&e->v, e)) < 0)
         return r;
-    if ((r = event_flag(e)) != 0) {
+    /* A set flag answers before the timeout is looked at, as CPython's
+     * wait() returns before its Condition's wait() would fail on a NaN. */
+    if ((r = event_flag(e)) != 0 || isnan(timeout)) {
         runlock(&e->v);
-        return r;
+        return r != 0 ? r : MP_EINVAL;
     }
     deadline = deadline_of(1, timeout);
     slot = slot_claim(&e->v, e, deadline);
@@ -1674,8 +1736,8 @@ int mp_event_wait(mp_event *e, double timeout)
     do {
         r = rwait(&e->v, e, (uint32_t)slot, deadline);
     } while (r == LEFT && event_flag(e) == 0);
+    slot_free(&e->v, (uint32_t)slot);
     if (r >= 0) {
-        slot_free(&e->v, (uint32_t)slot);
         r = event_flag(e);
         runlock(&e->v);
     }
@@ -1788,6 +1850,7 @@ static void bset(mp_barrier *b, int state)
 static int bbreak(mp_barrier *b, uint32_t mine)
 {
     bset(b, B_BROKEN);
+    FAULT(6); /* broken, nobody woken */
     return rnotify_all(&b->v, mine);
 }
 
@@ -1845,16 +1908,21 @@ static int run_action(mp_barrier *b)
     return r < 0 ? r : 0;
 }
 
-/* The barrier's wait in the mutex, slot i held: the index or an error. */
-static int barrier_wait_locked(mp_barrier *b, uint32_t i, double deadline)
+/* The barrier's wait in the mutex, slot i held: the index or an error;
+ * *held false when an error let the mutex go. */
+static int barrier_wait_locked(mp_barrier *b, uint32_t i, double timeout,
+                               bool *held)
 {
     struct slot *s = &b->v.slot[i];
+    double deadline;
     int state, index, r, ret;
 
     /* _enter(): wait while it drains or resets. */
     while ((state = bstate(b)) == B_DRAINING || state == B_RESETTING)
-        if ((r = rwait(&b->v, b, i, INFINITY)) < 0)
+        if ((r = rwait(&b->v, b, i, INFINITY)) < 0) {
+            *held = false;
             return r;
+        }
     if (state < 0)
         return state == B_BROKEN ? MP_EBROKENBARRIER : state;
     if ((index = bcount(b)) < 0)
@@ -1872,6 +1940,12 @@ static int barrier_wait_locked(mp_barrier *b, uint32_t i, double deadline)
         if (r < 0 && ret == 0)
             ret = r;
     } else { /* _wait(): wait_for(state != 0, timeout) */
+        /* Its clock starts here, as wait_for()'s: not at the call, before
+         * the lock and the drain of the last round.  A timeout <= 0 looks
+         * once, then gives up. */
+        deadline = timeout >= 1e9 ? INFINITY
+                   : timeout > 0  ? mp__now() + timeout
+                                  : 0;
         ret = 0;
         while ((state = bstate(b)) == B_FILLING) {
             if (mp__now() >= deadline) {
@@ -1880,8 +1954,10 @@ static int barrier_wait_locked(mp_barrier *b, uint32_t i, double deadline)
                     ret = r;
                 break;
             }
-            if ((r = rwait(&b->v, b, i, deadline)) < 0)
+            if ((r = rwait(&b->v, b, i, deadline)) < 0) {
+                *held = false;
                 return r;
+            }
         }
         if (ret == 0 && state < 0)
             ret = state == B_BROKEN || state == B_RESETTING
@@ -1905,24 +1981,21 @@ static int barrier_wait_locked(mp_barrier *b, uint32_t i, double deadline)
 
 int mp_barrier_wait(mp_barrier *b, double timeout)
 {
-    double deadline;
+    bool held = true;
     int r, slot;
 
     if (b == NULL)
         return MP_EINVAL;
     if (isnan(timeout))
         timeout = b->timeout;
-    /* wait_for() with a timeout <= 0 looks once, then gives up. */
-    deadline = timeout >= 1e9 ? INFINITY
-               : timeout > 0  ? mp__now() + timeout
-                              : 0;
     if ((r = rlock(&b->v, b)) < 0)
         return r;
     if ((slot = slot_claim(&b->v, b, INFINITY)) < 0)
         return slot;
-    r = barrier_wait_locked(b, (uint32_t)slot, deadline);
+    r = barrier_wait_locked(b, (uint32_t)slot, timeout, &held);
     slot_free(&b->v, (uint32_t)slot);
-    runlock(&b->v);
+    if (held)
+        runlock(&b->v);
     return r;
 }
 

@@ -55,12 +55,13 @@ void *mp__queue_header(mp_queue *q);
 unsigned char *mp__queue_ring_at(mp_queue *q, unsigned long long pos);
 
 /* sync.c: the point where this process's next robust acquire or release,
- * or Event set(), dies by SIGKILL (see FAULT in sync.c); 0: none.
+ * Event set() or Barrier break, dies by SIGKILL (see FAULT in sync.c); 0: none.
  *   1 acquire: the mutex taken, the lock's state not yet written
  *   2 acquire: the state written, before the return
  *   3 release: the state marked free, the mutex still held
  *   4 release: the mutex let go
- *   5 Event set(): the flag up, no sleeper signalled */
+ *   5 Event set(): the flag up, no sleeper signalled
+ *   6 Barrier broken (abort(), a timeout): no sleeper signalled */
 extern int mp__sync_fault;
 /* sync.c: the shared page of a Lock (type MP_ARG_LOCK), Condition, Event
  * or Barrier, for tests that write over it. */

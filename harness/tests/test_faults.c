@@ -17,9 +17,10 @@
  * The operations: a start under each method (the fork server running, and
  * started anew), a start handing a queue and a connection as typed
  * arguments, a start with stdin, stdout and stderr piped and a working
- * directory (and capture()), a pipe of each kind with its receives, and a
+ * directory (and capture()), a pipe of each kind with its receives, a
  * queue of each kind made, put to, grown (from empty, and around a record)
- * and got from.  For each N: the operation returns a clean error (-EMFILE,
+ * and got from, and every kind of synchronisation object made, used and
+ * handed to a child under each method.  For each N: the operation returns a clean error (-EMFILE,
  * -ENOMEM or -EAGAIN: what was injected, or an alternative the step names,
  * as MP_EFULL for a put that may wait for room), leaves no descriptor open
  * that it did not leave open before (/proc/self/fd), no child running or
@@ -418,6 +419,82 @@ TEST(spawn_without_memory_for_its_file_actions)
             join_code(p, 5);
             mp_process_free(p);
         }
+}
+
+/* An Event's set() and the last party of a Barrier wake their sleepers
+ * with no memory to spare: a set() that failed there would leave the flag
+ * up and its sleepers asleep to their timeout. */
+struct sync_sleeper {
+    void *obj;
+    int barrier;
+    _Atomic int tid;
+    int result;
+    double at;
+};
+
+static void *sync_sleep(void *arg)
+{
+    struct sync_sleeper *t = arg;
+
+    atomic_store(&t->tid, (int)gettid());
+    t->result = t->barrier ? mp_barrier_wait(t->obj, 30)
+                           : mp_event_wait(t->obj, 30);
+    t->at = check_now();
+    return NULL;
+}
+
+/* Until thread tid sleeps in the kernel. */
+static void wait_asleep(_Atomic int *tid)
+{
+    double end = check_now() + 30;
+    char path[64], buf[512], *p;
+    FILE *f;
+
+    while (atomic_load(tid) == 0)
+        ASSERT_TRUE(check_now() < end);
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", atomic_load(tid));
+    for (;;) {
+        ASSERT_TRUE(check_now() < end);
+        f = fopen(path, "r");
+        ASSERT_TRUE(f != NULL);
+        p = fgets(buf, sizeof(buf), f);
+        fclose(f);
+        ASSERT_TRUE(p != NULL && (p = strrchr(buf, ')')) != NULL);
+        if (p[2] == 'S')
+            return;
+        usleep(1000);
+    }
+}
+
+TEST(notify_all_without_memory_still_wakes_every_sleeper)
+{
+    for (int barrier = 0; barrier < 2; barrier++) {
+        struct sync_sleeper t = { 0 };
+        mp_event *e = NULL;
+        mp_barrier *b = NULL;
+        pthread_t th;
+        double t0;
+        int r;
+
+        if (barrier)
+            ASSERT_OK(mp_barrier_new(&b, 2, NULL, MP_FOREVER));
+        else
+            ASSERT_OK(mp_event_new(&e));
+        t.obj = barrier ? (void *)b : (void *)e;
+        t.barrier = barrier;
+        ASSERT_EQ(0, pthread_create(&th, NULL, sync_sleep, &t));
+        wait_asleep(&t.tid);
+        t0 = check_now();
+        arm_only("calloc", 1);
+        r = barrier ? mp_barrier_wait(b, 5) : mp_event_set(e);
+        disarm();
+        ASSERT_EQ(barrier ? 1 : 0, r);
+        ASSERT_EQ(0, pthread_join(th, NULL));
+        ASSERT_EQ(barrier ? 0 : 1, t.result);
+        ASSERT_WITHIN(0, 2.0, t.at - t0);
+        mp_barrier_free(b);
+        mp_event_free(e);
+    }
 }
 
 /* A message that no memory could be found for stays in the connection
@@ -915,6 +992,67 @@ static int op_args(int m, int *alt)
     return r;
 }
 
+/* Uses the synchronisation objects it was handed. */
+MP_TARGET(use_sync)
+{
+    mp_lock *l = mp_args_lock(args, 0), *r = mp_args_lock(args, 4);
+    mp_cond *c = mp_args_cond(args, 1);
+    mp_event *e = mp_args_event(args, 2);
+    mp_barrier *b = mp_args_barrier(args, 3);
+
+    if (mp_lock_acquire(l, 1, 30) != 1 || mp_lock_release(l) != 0)
+        return 3;
+    if (mp_cond_acquire(c, 1, 30) != 1 || mp_cond_notify_all(c) != 0 ||
+        mp_cond_release(c) != 0)
+        return 4;
+    if (mp_lock_acquire(r, 1, 30) != 1 || mp_lock_release(r) != 0)
+        return 5;
+    if (mp_barrier_wait(b, 30) != 0 || mp_event_set(e) != 0)
+        return 6;
+    return 0;
+}
+
+/* Every kind of synchronisation object made, used here and handed to a
+ * child (a Condition with a lock of its own, a robust RLock). */
+static int op_sync(int m, int *alt)
+{
+    mp_process_options o = opts(m);
+    mp_process *p = NULL;
+    mp_lock *l = NULL, *s = NULL, *r = NULL;
+    mp_cond *c = NULL, *c2 = NULL;
+    mp_event *e = NULL;
+    mp_barrier *b = NULL;
+    int res = 0;
+
+    (void)alt;
+    STEP(res, mp_lock_new(&l));
+    STEP(res, mp_bounded_semaphore_new(&s, 2));
+    STEP(res, mp_rlock_new_robust(&r));
+    STEP(res, mp_cond_new(&c, NULL));
+    STEP(res, mp_cond_new(&c2, l));
+    STEP(res, mp_event_new(&e));
+    STEP(res, mp_barrier_new(&b, 1, NULL, MP_FOREVER));
+    OP_EXPECT(1, mp_lock_acquire(s, 1, 0));
+    OP_EXPECT(0, mp_lock_release(s));
+    OP_EXPECT(1, mp_cond_acquire(c2, 1, 0));
+    OP_EXPECT(0, mp_cond_wait(c2, 0));
+    OP_EXPECT(0, mp_cond_release(c2));
+    STEP(res, mp_process_create(&p, &use_sync_target,
+                                MP_ARGS(l, c, e, b, r), &o));
+    STEP(res, mp_process_start(p));
+    join_free(p, 0);
+    OP_EXPECT(1, mp_event_wait(e, 0));
+    OP_EXPECT(0, mp_barrier_wait(b, 0));
+    mp_lock_free(l);
+    mp_lock_free(s);
+    mp_lock_free(r);
+    mp_cond_free(c);
+    mp_cond_free(c2);
+    mp_event_free(e);
+    mp_barrier_free(b);
+    return res;
+}
+
 /* Copies stdin to stdout, says "err" on stderr and where it runs. */
 MP_TARGET(streams)
 {
@@ -1277,6 +1415,15 @@ TEST(faults_typed_arguments_forkserver)
     run_loops("args forkserver", op_args, 2, false);
 }
 
+TEST(faults_sync_objects_fork) { run_loops("sync fork", op_sync, 0, false); }
+TEST(faults_sync_objects_spawn)
+{
+    run_loops("sync spawn", op_sync, 1, false);
+}
+TEST(faults_sync_objects_forkserver)
+{
+    run_loops("sync forkserver", op_sync, 2, false);
+}
 TEST(faults_stdio_fork) { run_loops("stdio fork", op_stdio, 0, false); }
 TEST(faults_stdio_spawn) { run_loops("stdio spawn", op_stdio, 1, false); }
 TEST(faults_stdio_forkserver)

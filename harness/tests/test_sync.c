@@ -96,7 +96,6 @@ TEST(lock_acquire_release_value_and_repr)
     ASSERT_EQ(MP_ERELEASED, mp_lock_release(l));
     ASSERT_EQ(1, mp_lock_get_value(l));
     ASSERT_EQ(MP_EINVAL, mp_lock_acquire(NULL, 1, 0));
-    ASSERT_EQ(MP_EINVAL, mp_lock_acquire(l, 1, __builtin_nan("")));
     ASSERT_TRUE(mp_lock_free(l) == NULL);
     ASSERT_TRUE(mp_lock_free(NULL) == NULL);
 }
@@ -247,6 +246,70 @@ TEST(a_lock_is_released_by_another_thread)
     ASSERT_EQ(1, mp_lock_get_value(l));
     ASSERT_EQ(0, mp_lock_count(l));
     expect_repr_lock(l, "<Lock(owner=None)>");
+    mp_lock_free(l);
+}
+
+/* A Lock handed to and fro between threads, one acquiring as the other
+ * releases (the release of a held Lock, from any thread, is valid), and
+ * a release that races another and fails: this process's count is its
+ * acquires less its successful releases all the same, as CPython's. */
+#define HANDOFFS 200000
+
+static void *acquire_many(void *arg)
+{
+    for (int i = 0; i < HANDOFFS; i++)
+        if (mp_lock_acquire(arg, 1, MP_FOREVER) != 1)
+            return (void *)1;
+    return NULL;
+}
+
+static void *release_when_held(void *arg)
+{
+    for (int i = 0; i < HANDOFFS; i++) {
+        while (mp_lock_get_value(arg) != 0)
+            sched_yield();
+        if (mp_lock_release(arg) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void *release_once(void *arg)
+{
+    return (void *)(intptr_t)mp_lock_release(arg);
+}
+
+TEST(a_lock_handed_between_threads_keeps_its_count)
+{
+    pthread_t th[2];
+    void *res[2];
+    mp_lock *l;
+
+    ASSERT_OK(mp_lock_new(&l));
+    ASSERT_EQ(1, mp_lock_acquire(l, 1, MP_FOREVER));
+    ASSERT_EQ(0, pthread_create(&th[0], NULL, acquire_many, l));
+    ASSERT_EQ(0, pthread_create(&th[1], NULL, release_when_held, l));
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], &res[i]));
+        ASSERT_TRUE(res[i] == NULL);
+    }
+    ASSERT_EQ(0, mp_lock_get_value(l));
+    ASSERT_EQ(1, mp_lock_count(l));
+    ASSERT_EQ(0, mp_lock_release(l));
+    ASSERT_EQ(0, mp_lock_count(l));
+
+    /* Two releases of a held Lock at once: one fails, and the count is
+     * what the other made it. */
+    for (int i = 0; i < 5000; i++) {
+        ASSERT_EQ(1, mp_lock_acquire(l, 1, MP_FOREVER));
+        for (int k = 0; k < 2; k++)
+            ASSERT_EQ(0, pthread_create(&th[k], NULL, release_once, l));
+        for (int k = 0; k < 2; k++)
+            ASSERT_EQ(0, pthread_join(th[k], &res[k]));
+        ASSERT_EQ(MP_ERELEASED, (int)(intptr_t)res[0] +
+                                    (int)(intptr_t)res[1]);
+        ASSERT_EQ(0, mp_lock_count(l));
+    }
     mp_lock_free(l);
 }
 
@@ -691,6 +754,57 @@ TEST(condition_checks_its_lock_and_times_out)
     mp_cond_free(c);
 }
 
+/* A NaN timeout is CPython's OSError only where it would make the call
+ * wait: a free lock is taken, block = 0 ignores it, an RLock's holder
+ * goes up a level, a Condition's owner check and a set Event answer
+ * first. */
+static int always(void *arg)
+{
+    (void)arg;
+    return 5;
+}
+
+TEST(a_nan_timeout_fails_only_where_cpython_would_wait)
+{
+    const double nan = __builtin_nan("");
+    mp_lock *l;
+    mp_cond *c;
+    mp_event *e;
+
+    for (int robust = 0; robust < 2; robust++) {
+        ASSERT_OK(robust ? mp_lock_new_robust(&l) : mp_lock_new(&l));
+        ASSERT_EQ(1, mp_lock_acquire(l, 1, nan));
+        ASSERT_EQ(0, mp_lock_acquire(l, 0, nan));
+        ASSERT_EQ(MP_EINVAL, mp_lock_acquire(l, 1, nan));
+        ASSERT_EQ(0, mp_lock_release(l));
+        mp_lock_free(l);
+        ASSERT_OK(robust ? mp_rlock_new_robust(&l) : mp_rlock_new(&l));
+        ASSERT_EQ(1, mp_lock_acquire(l, 0, nan));
+        ASSERT_EQ(1, mp_lock_acquire(l, 1, nan));
+        ASSERT_EQ(2, mp_lock_count(l));
+        ASSERT_EQ(0, mp_lock_release(l));
+        ASSERT_EQ(0, mp_lock_release(l));
+        mp_lock_free(l);
+    }
+
+    ASSERT_OK(mp_cond_new(&c, NULL));
+    ASSERT_EQ(MP_EWAITNOTOWNED, mp_cond_wait(c, nan));
+    ASSERT_EQ(5, mp_cond_wait_for(c, always, NULL, nan));
+    ASSERT_EQ(MP_EWAITNOTOWNED, mp_cond_wait_for(c, predicate, NULL, nan));
+    ASSERT_EQ(1, mp_cond_acquire(c, 1, MP_FOREVER));
+    ASSERT_EQ(MP_EINVAL, mp_cond_wait(c, nan));
+    ASSERT_EQ(MP_EINVAL, mp_cond_wait_for(c, predicate, NULL, nan));
+    ASSERT_EQ(1, mp_lock_count(mp_cond_lock(c)));
+    ASSERT_OK(mp_cond_release(c));
+    mp_cond_free(c);
+
+    ASSERT_OK(mp_event_new(&e));
+    ASSERT_EQ(MP_EINVAL, mp_event_wait(e, nan));
+    ASSERT_OK(mp_event_set(e));
+    ASSERT_EQ(1, mp_event_wait(e, nan));
+    mp_event_free(e);
+}
+
 /* notify(n) wakes exactly n of several sleeping processes, and returns
  * once they woke; repr counts the rest. */
 MP_TARGET(cond_sleeper)
@@ -1056,6 +1170,69 @@ TEST(a_failing_action_breaks_the_barrier)
     ASSERT_EQ(0, pthread_join(th, NULL));
     ASSERT_EQ(MP_EBROKENBARRIER, t.result);
     ASSERT_EQ(1, mp_barrier_broken(b));
+    mp_barrier_free(b);
+}
+
+/* A wait's timeout runs from when it is inside the barrier, as CPython's
+ * wait_for() starts its clock there: time spent waiting for the lock (an
+ * action running) or for the last round to drain is not counted. */
+static _Atomic int in_slow_action;
+
+MP_TARGET(slow_action)
+{
+    atomic_store(&in_slow_action, 1);
+    usleep(2000000); /* holds the barrier past the late party's timeout */
+    return 0;
+}
+
+struct late {
+    mp_barrier *b;
+    int result;
+    _Atomic int done;
+};
+
+static void *late_party(void *arg)
+{
+    struct late *t = arg;
+
+    t->result = mp_barrier_wait(t->b, 1.0);
+    atomic_store(&t->done, 1);
+    return NULL;
+}
+
+TEST(a_barrier_timeout_runs_from_the_entry_not_the_call)
+{
+    struct bthread t[2];
+    struct late d = { 0 };
+    pthread_t th[2], dth;
+    mp_barrier *b;
+    double end;
+
+    ASSERT_OK(mp_barrier_new(&b, 2, &slow_action_target, MP_FOREVER));
+    t[0] = (struct bthread){ b, 99 };
+    ASSERT_EQ(0, pthread_create(&th[0], NULL, barrier_thread, &t[0]));
+    wait_n_waiting(b, 1);
+    t[1] = (struct bthread){ b, 99 };
+    ASSERT_EQ(0, pthread_create(&th[1], NULL, barrier_thread, &t[1]));
+    end = check_now() + 30;
+    while (!atomic_load(&in_slow_action)) {
+        ASSERT_TRUE(check_now() < end);
+        usleep(1000);
+    }
+    d.b = b;
+    ASSERT_EQ(0, pthread_create(&dth, NULL, late_party, &d));
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], NULL));
+        ASSERT_TRUE(t[i].result == 0 || t[i].result == 1);
+    }
+    /* The late party is inside the next round, with its second to go. */
+    while (mp_barrier_n_waiting(b) != 1 && !atomic_load(&d.done))
+        usleep(1000);
+    ASSERT_EQ(0, atomic_load(&d.done));
+    ASSERT_EQ(1, mp_barrier_wait(b, 10));
+    ASSERT_EQ(0, pthread_join(dth, NULL));
+    ASSERT_EQ(0, d.result);
+    ASSERT_EQ(0, mp_barrier_broken(b));
     mp_barrier_free(b);
 }
 

@@ -9,9 +9,16 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -136,6 +143,61 @@ TEST(a_robust_lock_has_an_owner)
                  "holds it", mp_strerror(MP_EROBUSTOWNER));
     ASSERT_STREQ("OSError", mp_exception_name(MP_ESYNCCORRUPT));
     mp_lock_free(l);
+}
+
+/* A thread of this process that ended holding a robust lock leaves this
+ * process's count at 1: the next holder's count is its own, 1, so one
+ * release frees the lock (an RLock's too) and leaves it not mine.  A new
+ * thread that glibc gives the ended one's pthread_t (its cached stack)
+ * is another thread all the same: its acquire is MP_EOWNERDEAD, not a
+ * level of an RLock it never took. */
+static void *take_and_end(void *arg)
+{
+    return (void *)(intptr_t)mp_lock_acquire(arg, 1, MP_FOREVER);
+}
+
+static void *take_after_end(void *arg)
+{
+    mp_lock *l = arg;
+    int r = mp_lock_acquire(l, 1, 5);
+
+    if (r == MP_EOWNERDEAD) {
+        ASSERT_EQ(1, mp_lock_count(l));
+        ASSERT_EQ(0, mp_lock_release(l));
+        ASSERT_EQ(0, mp_lock_is_mine(l));
+    }
+    return (void *)(intptr_t)r;
+}
+
+TEST(a_robust_lock_left_by_a_thread_that_ended_counts_once)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        mp_lock *l;
+        pthread_t th;
+        void *res;
+
+        ASSERT_OK(kind == 0 ? mp_lock_new_robust(&l)
+                            : mp_rlock_new_robust(&l));
+        ASSERT_EQ(0, pthread_create(&th, NULL, take_and_end, l));
+        ASSERT_EQ(0, pthread_join(th, &res));
+        ASSERT_EQ(1, (int)(intptr_t)res);
+        ASSERT_EQ(MP_EOWNERDEAD, mp_lock_acquire(l, 1, 5));
+        ASSERT_EQ(1, mp_lock_count(l));
+        ASSERT_EQ(1, mp_lock_is_mine(l));
+        ASSERT_EQ(0, mp_lock_release(l));
+        ASSERT_EQ(1, mp_lock_get_value(l));
+        ASSERT_EQ(0, mp_lock_is_mine(l));
+        ASSERT_EQ(0, mp_lock_count(l));
+
+        ASSERT_EQ(0, pthread_create(&th, NULL, take_and_end, l));
+        ASSERT_EQ(0, pthread_join(th, &res));
+        ASSERT_EQ(1, (int)(intptr_t)res);
+        ASSERT_EQ(0, pthread_create(&th, NULL, take_after_end, l));
+        ASSERT_EQ(0, pthread_join(th, &res));
+        ASSERT_EQ(MP_EOWNERDEAD, (int)(intptr_t)res);
+        ASSERT_EQ(1, mp_lock_get_value(l));
+        mp_lock_free(l);
+    }
 }
 
 /* The default Lock keeps CPython's behaviour: a dead holder's lock stays
@@ -265,6 +327,128 @@ TEST(a_barrier_waiter_killed_breaks_the_barrier_for_the_others)
     ASSERT_EQ(0, mp_barrier_broken(b));
     mp_barrier_free(b);
     mp_event_free(ready);
+}
+
+/* Barrier: an abort() killed with the barrier broken and nobody woken
+ * still wakes every sleeper: whoever takes the dead holder's lock wakes
+ * them all, to look at the state it left. */
+MP_TARGET(abort_and_die)
+{
+    mp__sync_fault = 6;
+    mp_barrier_abort(mp_args_barrier(args, 0));
+    return 3;
+}
+
+TEST(a_barrier_abort_killed_half_way_still_wakes_the_sleepers)
+{
+    struct bwait w[3];
+    pthread_t th[3];
+    mp_barrier *b;
+    mp_process *p;
+    int code = 0;
+    double t0, end;
+
+    ASSERT_OK(mp_barrier_new(&b, 4, NULL, MP_FOREVER));
+    for (int i = 0; i < 3; i++) {
+        w[i] = (struct bwait){ b, 99, 0 };
+        ASSERT_EQ(0, pthread_create(&th[i], NULL, barrier_waiter, &w[i]));
+    }
+    end = check_now() + 30;
+    while (mp_barrier_n_waiting(b) != 3) {
+        ASSERT_TRUE(check_now() < end);
+        usleep(1000);
+    }
+    t0 = check_now();
+    p = start_fork(&abort_and_die_target, MP_ARGS(b));
+    ASSERT_OK(mp_process_join(p, 30));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(-SIGKILL, code);
+    mp_process_free(p);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], NULL));
+        ASSERT_EQ(MP_EBROKENBARRIER, w[i].result);
+        ASSERT_WITHIN(0, 2.0, w[i].at - t0);
+    }
+    ASSERT_EQ(1, mp_barrier_broken(b));
+    mp_barrier_free(b);
+}
+
+/* Barrier: a /proc that cannot say whether a party lives (no descriptor
+ * left to read it, or no /proc at all) says nothing of its death: the
+ * sleepers' looks (every 0.1 s) break nothing, and the round ends whole. */
+static void barrier_round_unseen(void (*blind)(void), void (*restore)(void))
+{
+    struct bwait w[2];
+    pthread_t th[2];
+    mp_barrier *b;
+    double end;
+
+    ASSERT_OK(mp_barrier_new(&b, 3, NULL, MP_FOREVER));
+    for (int i = 0; i < 2; i++) {
+        w[i] = (struct bwait){ b, 99, 0 };
+        ASSERT_EQ(0, pthread_create(&th[i], NULL, barrier_waiter, &w[i]));
+    }
+    end = check_now() + 30;
+    while (mp_barrier_n_waiting(b) != 2) {
+        ASSERT_TRUE(check_now() < end);
+        usleep(1000);
+    }
+    blind();
+    usleep(500000); /* a few looks by each sleeper: nothing to wait for */
+    if (restore != NULL)
+        restore();
+    ASSERT_EQ(0, mp_barrier_broken(b));
+    ASSERT_EQ(2, mp_barrier_wait(b, 10));
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], NULL));
+        ASSERT_TRUE(w[i].result == 0 || w[i].result == 1);
+    }
+    mp_barrier_free(b);
+}
+
+static int fillers[4096], nfill;
+
+static void use_every_descriptor(void)
+{
+    int d;
+
+    while (nfill < 4096 && (d = fcntl(0, F_DUPFD_CLOEXEC, 0)) >= 0)
+        fillers[nfill++] = d;
+    ASSERT_EQ(EMFILE, errno);
+}
+
+static void give_descriptors_back(void)
+{
+    while (nfill > 0)
+        close(fillers[--nfill]);
+}
+
+static void unmount_proc(void)
+{
+    ASSERT_EQ(0, umount2("/proc", MNT_DETACH));
+    ASSERT_TRUE(access("/proc/self", F_OK) < 0);
+}
+
+/* Back for what reads it at exit (LeakSanitizer). */
+static void mount_proc(void)
+{
+    ASSERT_EQ(0, mount("proc", "/proc", "proc", 0, NULL));
+}
+
+TEST(a_barrier_does_not_take_a_party_proc_cannot_see_for_dead)
+{
+    struct rlimit lim;
+
+    ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &lim));
+    lim.rlim_cur = lim.rlim_cur < 1024 ? lim.rlim_cur : 1024;
+    ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &lim));
+    barrier_round_unseen(use_every_descriptor, give_descriptors_back);
+    /* This test's process in a mount namespace of its own, with /proc
+     * unmounted there. */
+    if (unshare(CLONE_NEWNS) < 0 ||
+        mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
+        check_skip("no mount namespace of our own here");
+    barrier_round_unseen(unmount_proc, mount_proc);
 }
 
 /* Event: a set() killed with the flag up and nobody woken still wakes
@@ -427,6 +611,153 @@ TEST(a_scribbled_page_is_esynccorrupt)
     ASSERT_EQ(MP_ESYNCCORRUPT, mp_barrier_wait(b, 0));
     ASSERT_EQ(MP_ESYNCCORRUPT, mp_barrier_reset(b));
     mp_barrier_free(b);
+}
+
+/* An Event or Barrier call that meets a scribbled page returns
+ * MP_ESYNCCORRUPT with the object's lock let go: its thread lives on, and
+ * the next caller in another thread gets an answer, not a wait for ever
+ * on a lock that nobody will let go. */
+struct stay {
+    void *obj;
+    int op; /* 0: Event wait(30); 1: Event is_set(); 2: Barrier wait(30) */
+    int result;
+    _Atomic int returned, tid;
+    int hold[2]; /* a pipe: the thread ends once it is closed */
+};
+
+static void *call_and_stay(void *arg)
+{
+    struct stay *t = arg;
+    char c;
+
+    atomic_store(&t->tid, (int)gettid());
+    t->result = t->op == 0   ? mp_event_wait(t->obj, 30)
+                : t->op == 1 ? mp_event_is_set(t->obj)
+                             : mp_barrier_wait(t->obj, 30);
+    atomic_store(&t->returned, 1);
+    while (read(t->hold[0], &c, 1) < 0)
+        ;
+    return NULL;
+}
+
+static void stay_start(struct stay *t, pthread_t *th, void *obj, int op)
+{
+    *t = (struct stay){ .obj = obj, .op = op, .result = 99 };
+    ASSERT_EQ(0, pipe(t->hold));
+    ASSERT_EQ(0, pthread_create(th, NULL, call_and_stay, t));
+}
+
+static void stay_returned(struct stay *t)
+{
+    double end = check_now() + 10;
+
+    while (!atomic_load(&t->returned)) {
+        ASSERT_TRUE(check_now() < end);
+        usleep(1000);
+    }
+}
+
+static void stay_end(struct stay *t, pthread_t th)
+{
+    close(t->hold[1]);
+    ASSERT_EQ(0, pthread_join(th, NULL));
+    close(t->hold[0]);
+}
+
+/* The state word of t's thread's slot, once it sleeps in the page: a
+ * slot is its state, whether it is counted, its pid and tid. */
+static uint32_t *sleeping_slot(unsigned char *page, struct stay *t)
+{
+    double end = check_now() + 10;
+
+    for (;;) {
+        for (size_t i = 0; i + 16 <= 4096; i += 4) {
+            uint32_t *w = (uint32_t *)(void *)(page + i), v[4];
+            for (int k = 0; k < 4; k++) /* written by the sleeper */
+                v[k] = __atomic_load_n(&w[k], __ATOMIC_RELAXED);
+            if (v[0] == 2 && v[1] <= 1 && v[2] == (uint32_t)getpid() &&
+                v[3] == (uint32_t)atomic_load(&t->tid))
+                return w;
+        }
+        ASSERT_TRUE(check_now() < end);
+        usleep(1000);
+    }
+}
+
+static void *other_call(void *arg)
+{
+    struct stay *t = arg;
+
+    return (void *)(intptr_t)(t->op == 1 ? mp_event_is_set(t->obj)
+                                         : mp_barrier_abort(t->obj));
+}
+
+/* is_set() (op 1) or abort() (op 2) from a new thread: answered within
+ * 5 s. */
+static int call_elsewhere(void *obj, int op)
+{
+    struct stay t = { .obj = obj, .op = op };
+    struct timespec ts;
+    pthread_t th;
+    void *res;
+
+    ASSERT_EQ(0, pthread_create(&th, NULL, other_call, &t));
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    ASSERT_EQ(0, pthread_timedjoin_np(th, &res, &ts));
+    return (int)(intptr_t)res;
+}
+
+TEST(an_object_that_finds_a_scribble_lets_its_lock_go)
+{
+    struct stay t;
+    pthread_t th;
+    mp_event *e;
+    mp_barrier *b;
+    mp_process *p;
+    unsigned char *page;
+    size_t at;
+    int code = 0;
+
+    /* A sleeper whose slot a peer wrote over. */
+    ASSERT_OK(mp_event_new(&e));
+    stay_start(&t, &th, e, 0);
+    __atomic_store_n(sleeping_slot(mp__sync_page(e, MP_ARG_EVENT), &t), 7,
+                     __ATOMIC_RELAXED);
+    stay_returned(&t);
+    ASSERT_EQ(MP_ESYNCCORRUPT, t.result);
+    ASSERT_EQ(0, call_elsewhere(e, 1));
+    stay_end(&t, th);
+    mp_event_free(e);
+
+    ASSERT_OK(mp_barrier_new(&b, 2, NULL, MP_FOREVER));
+    stay_start(&t, &th, b, 2);
+    __atomic_store_n(sleeping_slot(mp__sync_page(b, MP_ARG_BARRIER), &t), 7,
+                     __ATOMIC_RELAXED);
+    stay_returned(&t);
+    ASSERT_EQ(MP_ESYNCCORRUPT, t.result);
+    ASSERT_EQ(0, call_elsewhere(b, 2));
+    stay_end(&t, th);
+    mp_barrier_free(b);
+
+    /* A holder killed in set(), and a flag no Event has: the repair
+     * fails. */
+    ASSERT_OK(mp_event_new(&e));
+    page = mp__sync_page(e, MP_ARG_EVENT);
+    at = word_changed_by(page, 4096, set_event, e);
+    ASSERT_OK(mp_event_clear(e));
+    p = start_fork(&set_and_die_target, MP_ARGS(e));
+    ASSERT_OK(mp_process_join(p, 30));
+    ASSERT_EQ(1, mp_process_exitcode(p, &code));
+    ASSERT_EQ(-SIGKILL, code);
+    mp_process_free(p);
+    *(uint32_t *)(void *)(page + at) = 7;
+    stay_start(&t, &th, e, 1);
+    stay_returned(&t);
+    ASSERT_EQ(MP_ESYNCCORRUPT, t.result);
+    ASSERT_EQ(MP_ESYNCCORRUPT, call_elsewhere(e, 1));
+    stay_end(&t, th);
+    mp_event_free(e);
 }
 
 /* A descriptor handed over as an object must be one: sealed, of this
