@@ -60,8 +60,8 @@ VOCAB_FILE = os.path.join(
     "harness", "runner", "ops.json")
 _TYPES = ("string", "number", "integer", "boolean", "null", "array", "any")
 _OP_KEYS = ("op", "group", "child", "outcome", "does", "value", "args")
-_ARG_KEYS = ("name", "type", "required", "default", "min", "enum", "object",
-             "objects", "new", "length", "steps", "event", "doc")
+_ARG_KEYS = ("name", "type", "required", "default", "min", "max", "enum",
+             "object", "objects", "new", "length", "steps", "event", "doc")
 _KINDS = ("process", "connection", "queue", "thread")
 _vocab = None
 
@@ -101,7 +101,7 @@ def vocab():
                 spec["enum"] = list(raw[e] if isinstance(e, str) else e)
                 if isinstance(e, str):
                     spec["enum_name"] = e
-            for k in ("default", "min", "length"):
+            for k in ("default", "min", "max", "length"):
                 if k in a:
                     spec[k] = a[k]
             for k, allowed in (("object", _KINDS), ("new", _KINDS),
@@ -764,9 +764,13 @@ class _Validator(object):
             else:
                 self.err(w, '"%s" must be %s' % (arg, _type_text(a["type"])))
             return False
-        if "min" in a and v < a["min"]:
+        if "min" in a and _is_num(v) and v < a["min"]:
             self.err(w, '"%s" must be %s of at least %s'
                      % (arg, _type_text(a["type"]), a["min"]))
+            return False
+        if "max" in a and _is_num(v) and v > a["max"]:
+            self.err(w, '"%s" must be %s of at most %s'
+                     % (arg, _type_text(a["type"]), a["max"]))
             return False
         if "enum" in a:
             named = a.get("enum_name")

@@ -248,6 +248,12 @@ static bool check_arg(struct vctx *v, const struct vocab_arg *a, json_t *val,
         return fail(v, where, op, "\"%s\" must be %s of at least %g", a->name,
                     text, a->min);
     }
+    if (a->has_max && json_is_number(val) &&
+        json_number_value(val) > a->max) {
+        type_text(a->types, text, sizeof(text));
+        return fail(v, where, op, "\"%s\" must be %s of at most %.15g",
+                    a->name, text, a->max);
+    }
     if (a->enumv != NULL && !vocab_enum_has(a, s)) {
         if (a->enum_name != NULL)
             return fail(v, where, op, "\"%s\": unknown %.*s %s", a->name,

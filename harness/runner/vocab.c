@@ -105,7 +105,7 @@ static const char *kind_field(json_t *a, const char *key,
 static void parse_arg(struct vocab_arg *va, json_t *a, const char *op)
 {
     static const char *const keys[] = {
-        "name", "type", "required", "default", "min", "enum", "object",
+        "name", "type", "required", "default", "min", "max", "enum", "object",
         "objects", "new", "length", "steps", "event", "doc",
     };
     static const char *const scopes[] = { "any", "own" };
@@ -127,6 +127,12 @@ static void parse_arg(struct vocab_arg *va, json_t *a, const char *op)
             bad(op, name, "\"min\" must be a number");
         va->has_min = true;
         va->min = json_number_value(v);
+    }
+    if ((v = json_object_get(a, "max")) != NULL) {
+        if (!json_is_number(v))
+            bad(op, name, "\"max\" must be a number");
+        va->has_max = true;
+        va->max = json_number_value(v);
     }
     if ((v = json_object_get(a, "enum")) != NULL) {
         json_t *e;
@@ -278,6 +284,8 @@ static json_t *arg_json(const struct vocab_arg *a)
         json_object_set(o, "default", a->dflt);
     if (a->has_min)
         json_object_set_new(o, "min", json_real(a->min));
+    if (a->has_max)
+        json_object_set_new(o, "max", json_real(a->max));
     if (a->enumv != NULL)
         json_object_set(o, "enum", a->enumv);
     if (a->object != NULL)
