@@ -25,8 +25,11 @@ static const struct { const char *name; unsigned bit; } type_names[] = {
     { "any", VT_ANY },
 };
 
-static const char *const object_kinds[] = { "process", "connection",
-                                            "queue", "thread" };
+static const char *const object_kinds[] = {
+    "process", "connection", "queue", "thread", "lock", "condition", "event",
+    "barrier",
+};
+#define NKINDS (sizeof(object_kinds) / sizeof(*object_kinds))
 
 static json_t *root;
 static struct vocab_op *ops;
@@ -156,8 +159,10 @@ static void parse_arg(struct vocab_arg *va, json_t *a, const char *op)
             n += (size_t)sprintf(va->enum_text + n, "%s\"%s\"",
                                  i > 0 ? ", " : "", json_string_value(e));
     }
-    va->object = kind_field(a, "object", object_kinds, 4, op, name);
-    va->new_kind = kind_field(a, "new", object_kinds, 4, op, name);
+    va->object = kind_field(a, "object", object_kinds, NKINDS, op,
+                            name);
+    va->new_kind = kind_field(a, "new", object_kinds, NKINDS, op,
+                              name);
     va->objects = kind_field(a, "objects", scopes, 2, op, name);
     va->length = (size_t)json_integer_value(json_object_get(a, "length"));
     va->steps = json_is_true(json_object_get(a, "steps"));
