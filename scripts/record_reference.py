@@ -291,7 +291,9 @@ def _op_thread(ctx, st):
     import threading
     path = st["as"] if ctx.path == "main" else ctx.path + "." + st["as"]
     objs = dict((n, _obj(ctx, n)) for n in st.get("pass", []))
-    t = threading.Thread(target=_thread_steps,
+    # Named as the C interpreter names it, within Linux's 15 bytes: a
+    # lock's repr names the thread that holds it.
+    t = threading.Thread(target=_thread_steps, name=st["as"][:15],
                          args=(_Ctx(path, ctx.scratch, objs, False),
                                st["target"]))
     t.start()

@@ -134,6 +134,7 @@ static void write_line(struct interp *in, json_t *o)
 
 struct hthread {
     pthread_t id;
+    char name[16];   /* its `as`, as far as a thread's name goes */
     bool joined;
     json_t *steps;
     struct interp in;
@@ -1996,6 +1997,9 @@ static void *thread_main(void *arg)
 {
     struct hthread *t = arg;
 
+    /* Named before its first step, as CPython's Thread(name=...) is: a
+     * lock's repr names the thread that holds it. */
+    pthread_setname_np(pthread_self(), t->name);
     steps_run(&t->in, t->steps);
     join_threads(&t->in);
     for (size_t i = 0; i < t->in.nobj; i++)
@@ -2021,6 +2025,7 @@ static json_t *op_thread(struct call *c)
     if (t == NULL)
         return failed(c, -ENOMEM);
     t->steps = arg(c, "target");
+    snprintf(t->name, sizeof(t->name), "%s", as);
     t->in.dir = in->dir;
     t->in.child = t->in.thread = true;
     if (snprintf(t->in.path, sizeof(t->in.path), "%s%s%s",
