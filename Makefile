@@ -235,6 +235,8 @@ CHECK_CASES := $(addprefix cases/process/,exitcode_sys_exit_small_ints.json \
     close_use_after_close.json exitcode_raise_valueerror.json \
     parent_process_in_grandchild.json active_children_counts.json \
     terminate_orphans_grandchild.json)
+CHECK_CASES += $(addprefix cases/sync/,cond_over_passed_lock.json \
+    barrier_action_raises.json lock_held_by_child.json)
 
 run-tests:
 	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) MP_LIB=$(B)/libmp.a \

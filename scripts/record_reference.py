@@ -60,9 +60,10 @@ VOCAB_FILE = os.path.join(
     "harness", "runner", "ops.json")
 _TYPES = ("string", "number", "integer", "boolean", "null", "array", "any")
 _OP_KEYS = ("op", "group", "child", "outcome", "does", "value", "args")
-_ARG_KEYS = ("name", "type", "required", "default", "min", "enum", "object",
-             "objects", "new", "length", "steps", "event", "doc")
-_KINDS = ("process", "connection", "queue", "thread")
+_ARG_KEYS = ("name", "type", "required", "default", "min", "max", "enum",
+             "object", "objects", "new", "length", "steps", "event", "doc")
+_KINDS = ("process", "connection", "queue", "thread", "lock", "condition",
+          "event", "barrier")
 _vocab = None
 
 
@@ -101,7 +102,7 @@ def vocab():
                 spec["enum"] = list(raw[e] if isinstance(e, str) else e)
                 if isinstance(e, str):
                     spec["enum_name"] = e
-            for k in ("default", "min", "length"):
+            for k in ("default", "min", "max", "length"):
                 if k in a:
                     spec[k] = a[k]
             for k, allowed in (("object", _KINDS), ("new", _KINDS),
@@ -290,7 +291,9 @@ def _op_thread(ctx, st):
     import threading
     path = st["as"] if ctx.path == "main" else ctx.path + "." + st["as"]
     objs = dict((n, _obj(ctx, n)) for n in st.get("pass", []))
-    t = threading.Thread(target=_thread_steps,
+    # Named as the C interpreter names it, within Linux's 15 bytes: a
+    # lock's repr names the thread that holds it.
+    t = threading.Thread(target=_thread_steps, name=st["as"][:15],
                          args=(_Ctx(path, ctx.scratch, objs, False),
                                st["target"]))
     t.start()
@@ -509,6 +512,70 @@ def _op_wait(ctx, st):
     return sorted(found)
 
 
+# Synchronisation objects: made with the default context, or with the one
+# "context" names (get_context(m).Lock()).
+
+def _mp_or_context(st):
+    import multiprocessing
+    if "context" in st:
+        return multiprocessing.get_context(st["context"])
+    return multiprocessing
+
+
+def _op_lock(ctx, st):
+    kind = _arg(st, "kind")
+    cls = getattr(_mp_or_context(st), kind)
+    if kind in ("Semaphore", "BoundedSemaphore"):
+        ctx.objs[st["as"]] = cls(_arg(st, "value"))
+    else:
+        ctx.objs[st["as"]] = cls()
+
+
+def _op_condition(ctx, st):
+    lock = _obj(ctx, st["lock"]) if "lock" in st else None
+    ctx.objs[st["as"]] = _mp_or_context(st).Condition(lock)
+
+
+def _op_event_object(ctx, st):
+    ctx.objs[st["as"]] = _mp_or_context(st).Event()
+
+
+def _barrier_print_name():
+    """A Barrier's "print_name" action (module level: spawn pickles it by
+    name)."""
+    import multiprocessing
+    print(multiprocessing.current_process().name)
+
+
+def _barrier_raise():
+    """A Barrier's "raise" action."""
+    raise ValueError("barrier action failed")
+
+
+_BARRIER_ACTIONS = {"print_name": _barrier_print_name,
+                    "raise": _barrier_raise}
+
+
+def _op_barrier(ctx, st):
+    action = _BARRIER_ACTIONS[st["action"]] if "action" in st else None
+    ctx.objs[st["as"]] = _mp_or_context(st).Barrier(
+        st["parties"], action, st.get("timeout"))
+
+
+def _l(ctx, st, key="lock"):
+    return _obj(ctx, st[key])
+
+
+def _op_cond_wait_for(ctx, st):
+    if "value_of" in st:
+        sem = _obj(ctx, st["value_of"])
+        predicate = lambda: sem.get_value()   # noqa: E731
+    else:
+        value = _arg(st, "value")
+        predicate = lambda: value             # noqa: E731
+    return _l(ctx, st, "cond").wait_for(predicate, st.get("timeout"))
+
+
 OPS = {
     "process": _op_process,
     "start": lambda c, s: _p(c, s).start(),
@@ -567,6 +634,34 @@ OPS = {
     "cancel_join_thread": lambda c, s: _q(c, s).cancel_join_thread(),
     "task_done": lambda c, s: _q(c, s).task_done(),
     "queue_join": lambda c, s: _q(c, s).join(),
+    "lock": _op_lock,
+    "acquire": lambda c, s: _l(c, s).acquire(_arg(s, "block"),
+                                             s.get("timeout")),
+    "release": lambda c, s: _l(c, s).release(),
+    "get_value": lambda c, s: _l(c, s).get_value(),
+    "lock_repr": lambda c, s: normalise_string(repr(_l(c, s))),
+    "condition": _op_condition,
+    "cond_acquire": lambda c, s: _l(c, s, "cond").acquire(
+        _arg(s, "block"), s.get("timeout")),
+    "cond_release": lambda c, s: _l(c, s, "cond").release(),
+    "cond_wait": lambda c, s: _l(c, s, "cond").wait(s.get("timeout")),
+    "cond_wait_for": _op_cond_wait_for,
+    "cond_notify": lambda c, s: _l(c, s, "cond").notify(_arg(s, "n")),
+    "cond_notify_all": lambda c, s: _l(c, s, "cond").notify_all(),
+    "cond_repr": lambda c, s: normalise_string(repr(_l(c, s, "cond"))),
+    "event_object": _op_event_object,
+    "event_is_set": lambda c, s: _l(c, s, "event").is_set(),
+    "event_set": lambda c, s: _l(c, s, "event").set(),
+    "event_clear": lambda c, s: _l(c, s, "event").clear(),
+    "event_wait": lambda c, s: _l(c, s, "event").wait(s.get("timeout")),
+    "event_repr": lambda c, s: normalise_string(repr(_l(c, s, "event"))),
+    "barrier": _op_barrier,
+    "barrier_wait": lambda c, s: _l(c, s, "barrier").wait(s.get("timeout")),
+    "barrier_reset": lambda c, s: _l(c, s, "barrier").reset(),
+    "barrier_abort": lambda c, s: _l(c, s, "barrier").abort(),
+    "barrier_parties": lambda c, s: _l(c, s, "barrier").parties,
+    "barrier_n_waiting": lambda c, s: _l(c, s, "barrier").n_waiting,
+    "barrier_broken": lambda c, s: _l(c, s, "barrier").broken,
     "event": _op_event,
     "wait_event": _op_wait_event,
     "thread": _op_thread,
@@ -764,9 +859,13 @@ class _Validator(object):
             else:
                 self.err(w, '"%s" must be %s' % (arg, _type_text(a["type"])))
             return False
-        if "min" in a and v < a["min"]:
+        if "min" in a and _is_num(v) and v < a["min"]:
             self.err(w, '"%s" must be %s of at least %s'
                      % (arg, _type_text(a["type"]), a["min"]))
+            return False
+        if "max" in a and _is_num(v) and v > a["max"]:
+            self.err(w, '"%s" must be %s of at most %s'
+                     % (arg, _type_text(a["type"]), a["max"]))
             return False
         if "enum" in a:
             named = a.get("enum_name")
@@ -786,7 +885,9 @@ class _Validator(object):
             if k is None:
                 self.err(w, 'unknown object "%s"' % v)
             elif k != a["object"]:
-                self.err(w, '"%s" is not a %s' % (v, a["object"]))
+                self.err(w, '"%s" is not %s %s' % (
+                    v, "an" if a["object"][0] in "aeiou" else "a",
+                    a["object"]))
             return k == a["object"]
         if "objects" in a:
             # "any": the built-in names too; "own": this process's objects

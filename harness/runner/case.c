@@ -248,6 +248,12 @@ static bool check_arg(struct vctx *v, const struct vocab_arg *a, json_t *val,
         return fail(v, where, op, "\"%s\" must be %s of at least %g", a->name,
                     text, a->min);
     }
+    if (a->has_max && json_is_number(val) &&
+        json_number_value(val) > a->max) {
+        type_text(a->types, text, sizeof(text));
+        return fail(v, where, op, "\"%s\" must be %s of at most %.15g",
+                    a->name, text, a->max);
+    }
     if (a->enumv != NULL && !vocab_enum_has(a, s)) {
         if (a->enum_name != NULL)
             return fail(v, where, op, "\"%s\": unknown %.*s %s", a->name,
@@ -259,7 +265,9 @@ static bool check_arg(struct vctx *v, const struct vocab_arg *a, json_t *val,
         if (!in_scope(scope, s))
             return fail(v, where, op, "unknown object \"%s\"", s);
         if (strcmp(kind_of(scope, s), a->object) != 0)
-            return fail(v, where, op, "\"%s\" is not a %s", s, a->object);
+            return fail(v, where, op, "\"%s\" is not %s %s", s,
+                        strchr("aeiou", a->object[0]) != NULL ? "an" : "a",
+                        a->object);
     }
     if (a->new_kind != NULL && a->length == 0)
         return new_name(v, scope, s, a->name, where, op,

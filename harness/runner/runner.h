@@ -38,6 +38,8 @@ struct vocab_arg {
     json_t *dflt;         /* the value an omitted argument means, or NULL */
     bool has_min;
     double min;
+    bool has_max;
+    double max;
     json_t *enumv;        /* the strings it may be, or NULL */
     const char *enum_name; /* the list's name in ops.json ("signals") */
     char *enum_text;      /* "\"self\", \"parent\"", for messages */

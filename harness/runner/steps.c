@@ -8,6 +8,7 @@
  * wall time), so a process that is killed keeps what it did.  A harness
  * problem (a wait_event that times out) is a {"harness_error": ...} line.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -36,7 +37,11 @@ struct obj {
     mp_process *p;   /* a process, */
     mp_conn *c;      /* or a connection, */
     mp_queue *q;     /* or a queue, */
-    struct hthread *t; /* or a thread */
+    struct hthread *t; /* or a thread, */
+    mp_lock *l;      /* or a Lock, RLock, Semaphore or BoundedSemaphore, */
+    mp_cond *cv;     /* or a Condition, */
+    mp_event *ev;    /* or an Event, */
+    mp_barrier *b;   /* or a Barrier */
     bool inherited;  /* handed over by the parent: not ours to free */
     bool daemon_int; /* the daemon flag is an int (set_daemon, or inherited
                       * from the process that made it): report it as one */
@@ -129,6 +134,7 @@ static void write_line(struct interp *in, json_t *o)
 
 struct hthread {
     pthread_t id;
+    char name[16];   /* its `as`, as far as a thread's name goes */
     bool joined;
     json_t *steps;
     struct interp in;
@@ -140,18 +146,27 @@ static void free_thread(struct hthread *t)
         free(t);
 }
 
+/* Drops what this process holds of an object it made. */
+static void free_obj(struct obj *o)
+{
+    mp_process_free(o->p);
+    mp_conn_free(o->c);
+    mp_queue_free(o->q);
+    free_thread(o->t);
+    mp_lock_free(o->l);
+    mp_cond_free(o->cv);
+    mp_event_free(o->ev);
+    mp_barrier_free(o->b);
+}
+
 /* Frees what the main process holds, so leak checkers see a clean exit; the
  * children still running stay in libmp's registry and are joined at exit. */
 static void main_cleanup(void)
 {
     if (main_interp == NULL)
         return;
-    for (size_t i = 0; i < main_interp->nobj; i++) {
-        mp_process_free(main_interp->objs[i].p);
-        mp_conn_free(main_interp->objs[i].c);
-        mp_queue_free(main_interp->objs[i].q);
-        free_thread(main_interp->objs[i].t);
-    }
+    for (size_t i = 0; i < main_interp->nobj; i++)
+        free_obj(&main_interp->objs[i]);
     free(main_interp->objs);
     main_interp->objs = NULL;
     close(main_interp->out_fd);
@@ -393,8 +408,26 @@ static void do_wait_event(struct interp *in, const char *name, double timeout)
 
 static int steps_run(struct interp *in, json_t *steps);
 
-/* The argument a child gets: its path, the run's directory, its steps and
- * the objects passed to it (pointers: the fork start method shares memory). */
+MP_TARGET_DECLARE(harness_child);
+
+/* A synchronisation object, as a typed argument of a child; type 0 for
+ * any other kind of object. */
+static mp_arg sync_arg(const struct obj *o)
+{
+    mp_arg none = { .type = 0 };
+
+    if (o == NULL)
+        return none;
+    return o->l != NULL ? mp_arg_lock(o->l) : o->cv != NULL
+           ? mp_arg_cond(o->cv) : o->ev != NULL ? mp_arg_event(o->ev)
+           : o->b != NULL ? mp_arg_barrier(o->b) : none;
+}
+
+/* The text a child gets (its first typed argument): its path, the run's
+ * directory, its steps and the objects passed to it: a connection or queue
+ * by its index among those added to the process, a synchronisation object
+ * by its place among the typed arguments (from 1), a process as a pointer
+ * (the fork start method shares memory). */
 static char *child_arg(struct interp *in, json_t *step, const char *as)
 {
     json_t *a = json_object(), *passed = json_object(), *e;
@@ -404,9 +437,15 @@ static char *child_arg(struct interp *in, json_t *step, const char *as)
     if (snprintf(path, sizeof(path), "%s%s%s", in->child ? in->path : "",
                  in->child ? "." : "", as) >= (int)sizeof(path))
         harness_error(in, "processes nested too deep");
-    size_t nconn = 0, nqueue = 0;
+    size_t nconn = 0, nqueue = 0, nsync = 1;
     json_array_foreach(json_object_get(step, "pass"), i, e) {
         struct obj *o = find_obj(in, json_string_value(e));
+        if (sync_arg(o).type != 0) { /* mp_args_get_lock(args, index)... */
+            json_object_set_new(passed, json_string_value(e),
+                                json_pack("{s:I}", "arg",
+                                          (json_int_t)nsync++));
+            continue;
+        }
         if (o != NULL && o->c != NULL) { /* mp_child_conn(index) */
             json_object_set_new(passed, json_string_value(e),
                                 json_pack("{s:I}", "conn",
@@ -541,7 +580,8 @@ static json_t *op_process(struct call *c)
     mp_context *cx = NULL;
     mp_process *np = NULL;
     char *text = NULL;
-    size_t k;
+    mp_arg *args = NULL;
+    size_t k, nargs = 0;
     int r;
 
     json_array_foreach(arg(c, "pass"), k, e) {
@@ -554,15 +594,28 @@ static json_t *op_process(struct call *c)
     }
     if (cname != NULL && (r = mp_get_context(&cx, cname)) < 0)
         return failed(c, r); /* ValueError: cannot find context for 'x' */
-    if (arg(c, "target") != NULL)
+    opt.context = cx;
+    /* the target's arguments: its steps as text, then the synchronisation
+     * objects passed to it (CPython: only a process with a target gets
+     * args) */
+    if (arg(c, "target") != NULL) {
+        json_t *pass = arg(c, "pass");
         text = child_arg(in, c->step, as);
-    if (cx != NULL)
-        r = mp_context_process_new(cx, &np, text != NULL ? "harness_child"
-                                   : NULL, text, text != NULL ?
-                                   strlen(text) + 1 : 0, &opt);
-    else
-        r = mp_process_new(&np, text != NULL ? "harness_child" : NULL, text,
-                           text != NULL ? strlen(text) + 1 : 0, &opt);
+        if ((args = calloc(json_array_size(pass) + 1, sizeof(*args))) ==
+            NULL) {
+            free(text);
+            return failed(c, -ENOMEM);
+        }
+        args[nargs++] = mp_arg_str(text);
+        json_array_foreach(pass, k, e) {
+            mp_arg a = sync_arg(find_obj(in, json_string_value(e)));
+            if (a.type != 0)
+                args[nargs++] = a;
+        }
+    }
+    r = mp_process_create(&np, text != NULL ? &harness_child_target : NULL,
+                          args, nargs, &opt);
+    free(args);
     free(text);
     if (r < 0)
         return failed(c, r);
@@ -1274,6 +1327,386 @@ static json_t *op_queue_join(struct call *c)
                      : queue_null(c, mp_queue_join(q, MP_FOREVER), repr);
 }
 
+static void put_text_line(FILE *f, const char *text, size_t n);
+
+/* synchronisation objects: Lock, RLock, Semaphore, BoundedSemaphore,
+ * Condition, Event, Barrier */
+
+/* The context a making step names, checked as get_context() checks it;
+ * without one, the default context, which that fixes (CPython's
+ * multiprocessing.Lock() asks for it).  libmp's objects serve every start
+ * method: the context changes nothing else.  false with the outcome set. */
+static bool sync_context(struct call *c)
+{
+    mp_context *cx;
+    int r = mp_get_context(&cx, arg_str(c, "context"));
+
+    if (r < 0)
+        c->err = r;
+    return r >= 0;
+}
+
+/* The object a step's `key` names, of the kind ops.json says. */
+static struct obj *sync_obj(struct call *c, const char *key)
+{
+    struct obj *o = find_obj(c->in, arg_str(c, key));
+
+    if (o == NULL || sync_arg(o).type == 0)
+        harness_error(c->in, "not a synchronisation object (the case "
+                      "validator missed it)");
+    return o;
+}
+
+static mp_lock *lock_of(struct call *c, const char *key)
+{
+    struct obj *o = sync_obj(c, key);
+
+    if (o->l == NULL)
+        harness_error(c->in, "not a lock (the case validator missed it)");
+    return o->l;
+}
+
+static mp_cond *cond_of(struct call *c)
+{
+    struct obj *o = sync_obj(c, "cond");
+
+    if (o->cv == NULL)
+        harness_error(c->in, "not a condition (the case validator missed "
+                      "it)");
+    return o->cv;
+}
+
+static mp_event *event_of(struct call *c)
+{
+    struct obj *o = sync_obj(c, "event");
+
+    if (o->ev == NULL)
+        harness_error(c->in, "not an event (the case validator missed it)");
+    return o->ev;
+}
+
+static mp_barrier *barrier_of(struct call *c)
+{
+    struct obj *o = sync_obj(c, "barrier");
+
+    if (o->b == NULL)
+        harness_error(c->in, "not a barrier (the case validator missed it)");
+    return o->b;
+}
+
+/* A wait's timeout: null or omitted is None (ops.json bounds the rest). */
+static double timeout_arg(struct call *c, double none)
+{
+    json_t *t = arg(c, "timeout");
+
+    return t == NULL || json_is_null(t) ? none : json_number_value(t);
+}
+
+/* A repr libmp formats, normalised as CPython's is. */
+static json_t *repr_value(const char *buf)
+{
+    char *norm = norm_line(buf);
+    json_t *v = json_string(norm != NULL ? norm : "");
+
+    free(norm);
+    return v;
+}
+
+/* The class of an mp_lock, "Lock", "RLock", "Semaphore" or
+ * "BoundedSemaphore", as its repr begins. */
+static void lock_kind(mp_lock *l, char *kind, size_t size)
+{
+    char repr[256];
+    size_t n = 0;
+
+    mp_lock_repr(l, repr, sizeof(repr));
+    while (n + 1 < size && isalpha((unsigned char)repr[n + 1])) {
+        kind[n] = repr[n + 1];
+        n++;
+    }
+    kind[n] = '\0';
+}
+
+/* Only the semaphores have get_value() (SemLock's own is _get_value()). */
+static bool has_get_value(const char *kind)
+{
+    return strcmp(kind, "Semaphore") == 0 ||
+           strcmp(kind, "BoundedSemaphore") == 0;
+}
+
+static char *no_get_value(const char *kind)
+{
+    char *s;
+
+    if (asprintf(&s, "AttributeError: '%s' object has no attribute "
+                 "'get_value'", kind) < 0)
+        s = NULL;
+    return s;
+}
+
+static json_t *op_lock(struct call *c)
+{
+    const char *kind = arg_str(c, "kind");
+    int value = (int)json_integer_value(arg(c, "value")), r;
+    mp_lock *l;
+
+    if (!sync_context(c))
+        return NULL;
+    r = strcmp(kind, "Lock") == 0 ? mp_lock_new(&l)
+        : strcmp(kind, "RLock") == 0 ? mp_rlock_new(&l)
+        : strcmp(kind, "Semaphore") == 0 ? mp_semaphore_new(&l, value)
+        : mp_bounded_semaphore_new(&l, value);
+    if (r < 0)
+        return failed(c, r);
+    new_obj(c->in, arg_str(c, "as"))->l = l;
+    return json_null();
+}
+
+static json_t *op_acquire(struct call *c)
+{
+    int r = mp_lock_acquire(lock_of(c, "lock"),
+                            json_is_true(arg(c, "block")),
+                            timeout_arg(c, MP_FOREVER));
+
+    return r < 0 ? failed(c, r) : json_boolean(r);
+}
+
+static json_t *op_release(struct call *c)
+{
+    return null_or_failed(c, mp_lock_release(lock_of(c, "lock")));
+}
+
+static json_t *op_get_value(struct call *c)
+{
+    mp_lock *l = lock_of(c, "lock");
+    char kind[32];
+    int r;
+
+    lock_kind(l, kind, sizeof(kind));
+    if (!has_get_value(kind))
+        return raise_text(c, no_get_value(kind));
+    r = mp_lock_get_value(l);
+    return r < 0 ? failed(c, r) : json_integer(r);
+}
+
+static json_t *op_lock_repr(struct call *c)
+{
+    char buf[256];
+
+    mp_lock_repr(lock_of(c, "lock"), buf, sizeof(buf));
+    return repr_value(buf);
+}
+
+static json_t *op_condition(struct call *c)
+{
+    mp_lock *l = arg(c, "lock") != NULL ? lock_of(c, "lock") : NULL;
+    mp_cond *cv;
+    int r;
+
+    if (!sync_context(c))
+        return NULL;
+    if ((r = mp_cond_new(&cv, l)) < 0)
+        return failed(c, r);
+    new_obj(c->in, arg_str(c, "as"))->cv = cv;
+    return json_null();
+}
+
+static json_t *op_cond_acquire(struct call *c)
+{
+    int r = mp_cond_acquire(cond_of(c), json_is_true(arg(c, "block")),
+                            timeout_arg(c, MP_FOREVER));
+
+    return r < 0 ? failed(c, r) : json_boolean(r);
+}
+
+static json_t *op_cond_release(struct call *c)
+{
+    return null_or_failed(c, mp_cond_release(cond_of(c)));
+}
+
+static json_t *op_cond_wait(struct call *c)
+{
+    int r = mp_cond_wait(cond_of(c), timeout_arg(c, MP_FOREVER));
+
+    return r < 0 ? failed(c, r) : json_boolean(r);
+}
+
+/* cond_wait_for's predicate: a semaphore's get_value(), or a constant. */
+struct predicate {
+    mp_lock *sem;  /* NULL: the constant */
+    int value;
+    char kind[32]; /* the lock's class */
+};
+
+static int predicate(void *arg)
+{
+    struct predicate *p = arg;
+
+    if (p->sem == NULL)
+        return p->value;
+    if (!has_get_value(p->kind)) /* CPython's lambda raises it */
+        return mp_raise("AttributeError", "'%s' object has no attribute "
+                        "'get_value'", p->kind);
+    return mp_lock_get_value(p->sem);
+}
+
+static json_t *op_cond_wait_for(struct call *c)
+{
+    struct predicate p = {
+        .sem = arg(c, "value_of") != NULL ? lock_of(c, "value_of") : NULL,
+        .value = (int)json_integer_value(arg(c, "value")),
+    };
+    int r;
+
+    if (p.sem != NULL)
+        lock_kind(p.sem, p.kind, sizeof(p.kind));
+    r = mp_cond_wait_for(cond_of(c), predicate, &p,
+                         timeout_arg(c, MP_FOREVER));
+    return r < 0 ? failed(c, r) : json_integer(r);
+}
+
+static json_t *op_cond_notify(struct call *c)
+{
+    json_int_t n = json_integer_value(arg(c, "n"));
+
+    /* notify(n) wakes at most n: any n beyond a C int wakes them all, and
+     * none below 1 wakes any */
+    return null_or_failed(c, mp_cond_notify(cond_of(c), n > INT_MAX ? INT_MAX
+                                            : n < 0 ? 0 : (int)n));
+}
+
+static json_t *op_cond_notify_all(struct call *c)
+{
+    return null_or_failed(c, mp_cond_notify_all(cond_of(c)));
+}
+
+static json_t *op_cond_repr(struct call *c)
+{
+    char buf[512];
+
+    mp_cond_repr(cond_of(c), buf, sizeof(buf));
+    return repr_value(buf);
+}
+
+static json_t *op_event_object(struct call *c)
+{
+    mp_event *ev;
+    int r;
+
+    if (!sync_context(c))
+        return NULL;
+    if ((r = mp_event_new(&ev)) < 0)
+        return failed(c, r);
+    new_obj(c->in, arg_str(c, "as"))->ev = ev;
+    return json_null();
+}
+
+static json_t *op_event_is_set(struct call *c)
+{
+    int r = mp_event_is_set(event_of(c));
+
+    return r < 0 ? failed(c, r) : json_boolean(r);
+}
+
+static json_t *op_event_set(struct call *c)
+{
+    return null_or_failed(c, mp_event_set(event_of(c)));
+}
+
+static json_t *op_event_clear(struct call *c)
+{
+    return null_or_failed(c, mp_event_clear(event_of(c)));
+}
+
+static json_t *op_event_wait(struct call *c)
+{
+    int r = mp_event_wait(event_of(c), timeout_arg(c, MP_FOREVER));
+
+    return r < 0 ? failed(c, r) : json_boolean(r);
+}
+
+static json_t *op_event_repr(struct call *c)
+{
+    char buf[256];
+
+    mp_event_repr(event_of(c), buf, sizeof(buf));
+    return repr_value(buf);
+}
+
+/* The barrier actions ops.json names: run by the last party to arrive, in
+ * whichever process that is (every process of this program registers
+ * them). */
+MP_TARGET(harness_barrier_print_name)
+{
+    const char *name = mp_process_name(mp_current_process());
+
+    put_text_line(stdout, name, strlen(name));
+    return 0;
+}
+
+MP_TARGET(harness_barrier_raise)
+{
+    return mp_raise("ValueError", "barrier action failed");
+}
+
+static json_t *op_barrier(struct call *c)
+{
+    const char *action = arg_str(c, "action");
+    const mp_target *t = action == NULL ? NULL
+                         : strcmp(action, "print_name") == 0
+                             ? &harness_barrier_print_name_target
+                             : &harness_barrier_raise_target;
+    mp_barrier *b;
+    int r;
+
+    if (!sync_context(c))
+        return NULL;
+    r = mp_barrier_new(&b, (int)json_integer_value(arg(c, "parties")), t,
+                       timeout_arg(c, MP_FOREVER));
+    if (r < 0)
+        return failed(c, r);
+    new_obj(c->in, arg_str(c, "as"))->b = b;
+    return json_null();
+}
+
+static json_t *op_barrier_wait(struct call *c)
+{
+    int r = mp_barrier_wait(barrier_of(c), timeout_arg(c, MP_BARRIER_DEFAULT));
+
+    return r < 0 ? failed(c, r) : json_integer(r);
+}
+
+static json_t *op_barrier_reset(struct call *c)
+{
+    return null_or_failed(c, mp_barrier_reset(barrier_of(c)));
+}
+
+static json_t *op_barrier_abort(struct call *c)
+{
+    return null_or_failed(c, mp_barrier_abort(barrier_of(c)));
+}
+
+static json_t *op_barrier_parties(struct call *c)
+{
+    int r = mp_barrier_parties(barrier_of(c));
+
+    return r < 0 ? failed(c, r) : json_integer(r);
+}
+
+static json_t *op_barrier_n_waiting(struct call *c)
+{
+    int r = mp_barrier_n_waiting(barrier_of(c));
+
+    return r < 0 ? failed(c, r) : json_integer(r);
+}
+
+static json_t *op_barrier_broken(struct call *c)
+{
+    int r = mp_barrier_broken(barrier_of(c));
+
+    return r < 0 ? failed(c, r) : json_boolean(r);
+}
+
 /* making a process behave */
 
 static json_t *op_sleep(struct call *c)
@@ -1564,15 +1997,14 @@ static void *thread_main(void *arg)
 {
     struct hthread *t = arg;
 
+    /* Named before its first step, as CPython's Thread(name=...) is: a
+     * lock's repr names the thread that holds it. */
+    pthread_setname_np(pthread_self(), t->name);
     steps_run(&t->in, t->steps);
     join_threads(&t->in);
     for (size_t i = 0; i < t->in.nobj; i++)
-        if (!t->in.objs[i].inherited) {
-            mp_process_free(t->in.objs[i].p);
-            mp_conn_free(t->in.objs[i].c);
-            mp_queue_free(t->in.objs[i].q);
-            free_thread(t->in.objs[i].t);
-        }
+        if (!t->in.objs[i].inherited)
+            free_obj(&t->in.objs[i]);
     free(t->in.objs);
     t->in.objs = NULL;
     t->in.nobj = t->in.cap = 0;
@@ -1593,6 +2025,7 @@ static json_t *op_thread(struct call *c)
     if (t == NULL)
         return failed(c, -ENOMEM);
     t->steps = arg(c, "target");
+    snprintf(t->name, sizeof(t->name), "%s", as);
     t->in.dir = in->dir;
     t->in.child = t->in.thread = true;
     if (snprintf(t->in.path, sizeof(t->in.path), "%s%s%s",
@@ -1665,6 +2098,13 @@ static const struct handler {
     OP(queue), OP(put), OP(put_nowait), OP(get), OP(get_nowait), OP(qsize),
     OP(empty), OP(full), OP(queue_close), OP(join_thread),
     OP(cancel_join_thread), OP(task_done), OP(queue_join),
+    OP(lock), OP(acquire), OP(release), OP(get_value), OP(lock_repr),
+    OP(condition), OP(cond_acquire), OP(cond_release), OP(cond_wait),
+    OP(cond_wait_for), OP(cond_notify), OP(cond_notify_all), OP(cond_repr),
+    OP(event_object), OP(event_is_set), OP(event_set), OP(event_clear),
+    OP(event_wait), OP(event_repr),
+    OP(barrier), OP(barrier_wait), OP(barrier_reset), OP(barrier_abort),
+    OP(barrier_parties), OP(barrier_n_waiting), OP(barrier_broken),
     OP(sleep), OP(exit), OP(os_exit), OP(raise), OP(signal_self),
     OP(ignore_signal), OP(default_signal), OP(signal_handler), OP(abort), OP(print), OP(event),
     OP(wait_event), OP(thread), OP(thread_join),
@@ -1796,11 +2236,13 @@ static void read_daemon_int(struct interp *in)
     fclose(f);
 }
 
-/* A child: its steps arrive as JSON text. */
+/* A child: its steps arrive as JSON text, its first argument. */
 MP_TARGET(harness_child)
 {
     struct interp in = { .child = true };
-    json_t *a = json_loadb(arg, len > 0 ? len - 1 : 0, JSON_ALLOW_NUL, NULL);
+    const char *text = NULL;
+    json_t *a = mp_args_get_str(args, 0, &text) < 0 ? NULL
+                : json_loads(text, JSON_ALLOW_NUL, NULL);
     json_t *passed;
     const char *name;
     json_t *ptr;
@@ -1820,9 +2262,22 @@ MP_TARGET(harness_child)
         void *pp = NULL;
         json_t *ci = json_object_get(ptr, "conn");
         json_t *qi = json_object_get(ptr, "queue");
+        json_t *ai = json_object_get(ptr, "arg");
         struct obj *o = new_obj(&in, name);
         o->inherited = true;
-        if (ci != NULL) {
+        if (ai != NULL) { /* the typed arguments own it */
+            size_t at = (size_t)json_integer_value(ai);
+            int type = mp_args_type(args, at);
+            if ((type == MP_ARG_LOCK && mp_args_get_lock(args, at, &o->l) < 0)
+                || (type == MP_ARG_COND &&
+                    mp_args_get_cond(args, at, &o->cv) < 0) ||
+                (type == MP_ARG_EVENT &&
+                 mp_args_get_event(args, at, &o->ev) < 0) ||
+                (type == MP_ARG_BARRIER &&
+                 mp_args_get_barrier(args, at, &o->b) < 0) ||
+                sync_arg(o).type == 0)
+                harness_error(&in, "a passed object did not arrive");
+        } else if (ci != NULL) {
             o->c = mp_child_conn((size_t)json_integer_value(ci));
         } else if (qi != NULL) {
             o->q = mp_child_queue((size_t)json_integer_value(qi));
@@ -1836,12 +2291,8 @@ MP_TARGET(harness_child)
     /* A spawned child ends with exit(): leave nothing unreachable behind
      * (leak checkers look), the objects it made included. */
     for (size_t i = 0; i < in.nobj; i++)
-        if (!in.objs[i].inherited) {
-            mp_process_free(in.objs[i].p);
-            mp_conn_free(in.objs[i].c);
-            mp_queue_free(in.objs[i].q);
-            free_thread(in.objs[i].t);
-        }
+        if (!in.objs[i].inherited)
+            free_obj(&in.objs[i]);
     free(in.objs);
     close(in.out_fd);
     json_decref(a);

@@ -25,8 +25,11 @@ static const struct { const char *name; unsigned bit; } type_names[] = {
     { "any", VT_ANY },
 };
 
-static const char *const object_kinds[] = { "process", "connection",
-                                            "queue", "thread" };
+static const char *const object_kinds[] = {
+    "process", "connection", "queue", "thread", "lock", "condition", "event",
+    "barrier",
+};
+#define NKINDS (sizeof(object_kinds) / sizeof(*object_kinds))
 
 static json_t *root;
 static struct vocab_op *ops;
@@ -105,7 +108,7 @@ static const char *kind_field(json_t *a, const char *key,
 static void parse_arg(struct vocab_arg *va, json_t *a, const char *op)
 {
     static const char *const keys[] = {
-        "name", "type", "required", "default", "min", "enum", "object",
+        "name", "type", "required", "default", "min", "max", "enum", "object",
         "objects", "new", "length", "steps", "event", "doc",
     };
     static const char *const scopes[] = { "any", "own" };
@@ -127,6 +130,12 @@ static void parse_arg(struct vocab_arg *va, json_t *a, const char *op)
             bad(op, name, "\"min\" must be a number");
         va->has_min = true;
         va->min = json_number_value(v);
+    }
+    if ((v = json_object_get(a, "max")) != NULL) {
+        if (!json_is_number(v))
+            bad(op, name, "\"max\" must be a number");
+        va->has_max = true;
+        va->max = json_number_value(v);
     }
     if ((v = json_object_get(a, "enum")) != NULL) {
         json_t *e;
@@ -150,8 +159,10 @@ static void parse_arg(struct vocab_arg *va, json_t *a, const char *op)
             n += (size_t)sprintf(va->enum_text + n, "%s\"%s\"",
                                  i > 0 ? ", " : "", json_string_value(e));
     }
-    va->object = kind_field(a, "object", object_kinds, 4, op, name);
-    va->new_kind = kind_field(a, "new", object_kinds, 4, op, name);
+    va->object = kind_field(a, "object", object_kinds, NKINDS, op,
+                            name);
+    va->new_kind = kind_field(a, "new", object_kinds, NKINDS, op,
+                              name);
     va->objects = kind_field(a, "objects", scopes, 2, op, name);
     va->length = (size_t)json_integer_value(json_object_get(a, "length"));
     va->steps = json_is_true(json_object_get(a, "steps"));
@@ -278,6 +289,8 @@ static json_t *arg_json(const struct vocab_arg *a)
         json_object_set(o, "default", a->dflt);
     if (a->has_min)
         json_object_set_new(o, "min", json_real(a->min));
+    if (a->has_max)
+        json_object_set_new(o, "max", json_real(a->max));
     if (a->enumv != NULL)
         json_object_set(o, "enum", a->enumv);
     if (a->object != NULL)

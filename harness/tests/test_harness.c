@@ -607,6 +607,31 @@ TEST(bad_cases_name_the_problem)
                                 "[{\"op\":\"recv_bytes\",\"conn\":\"b\"}]},"
                                 "{\"op\":\"wait\",\"objects\":[\"a\",\"q\"],"
                                 "\"timeout\":null}]}"));
+    /* A bound above is the validator's too (CPython misbehaves beyond), and
+     * null is no number to bound. */
+    ASSERT_CONTAINS("steps[1] (acquire): \"timeout\" must be a number or "
+                    "null of at most 86400",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"lock"
+                               "\",\"as\":\"l\"},{\"op\":\"acquire\","
+                               "\"lock\":\"l\",\"timeout\":86401}]}"));
+    ASSERT_CONTAINS("\"value\" must be an integer of at most 2147483647",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"lock"
+                               "\",\"as\":\"s\",\"kind\":\"Semaphore\","
+                               "\"value\":2147483648}]}"));
+    ASSERT_STREQ("", case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"lock"
+                                "\",\"as\":\"l\"},{\"op\":\"acquire\","
+                                "\"lock\":\"l\",\"timeout\":null}]}"));
+    /* Synchronisation objects keep their kind, in a child too. */
+    ASSERT_CONTAINS("steps[1] (cond_wait): \"l\" is not a condition",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":\"lock"
+                               "\",\"as\":\"l\"},{\"op\":\"cond_wait\","
+                               "\"cond\":\"l\"}]}"));
+    ASSERT_CONTAINS("steps[1].target[0] (event_set): \"b\" is not an event",
+                    case_error("{\"about\":\"x\",\"steps\":[{\"op\":"
+                               "\"barrier\",\"as\":\"b\",\"parties\":2},"
+                               "{\"op\":\"process\",\"as\":\"p\",\"pass"
+                               "\":[\"b\"],\"target\":[{\"op\":"
+                               "\"event_set\",\"event\":\"b\"}]}]}"));
     ASSERT_CONTAINS("methods: unknown start method",
                     case_error("{\"about\":\"x\",\"methods\":[\"vfork\"],"
                                "\"steps\":[{\"op\":\"cpu_count\"}]}"));
