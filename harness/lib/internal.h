@@ -143,6 +143,18 @@ void mp__fork_close(mp_process *p);
 bool mp__only_we_reap(void);
 /* No pidfds: held from making a child's sentinel pipe until the parent has
  * closed the child's end, so no fork child holds it meanwhile. */
+/*
+ * A fork child's reset of what shared-memory objects keep per thread and
+ * per process (its one thread is none of its parent's): live.c's identity,
+ * robust.c's held mutexes, side.c's bias token, sync.c's fork generation.
+ * One handler, queue.c's, registered before main(), runs them all, so that
+ * a fork walks one handler for them, not one each.
+ */
+void mp__live_forked(void);
+void mp__robust_forked(void);
+void mp__side_forked(void);
+void mp__sync_forked(void);
+void mp__forked(void);
 void mp__pipes_lock(void);
 void mp__pipes_unlock(void);
 /* No pidfds: the write end of this child's own sentinel, kept from its

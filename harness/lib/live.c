@@ -32,23 +32,10 @@ static _Thread_local struct {
     bool later;              /* start to be read again when next needed */
 } me;
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void atfork_child(void)
+/* A fork child's one thread is not its parent's thread (mp__forked()). */
+void mp__live_forked(void)
 {
     memset(&me, 0, sizeof(me));
-}
-
-static void register_atfork(void)
-{
-    pthread_atfork(NULL, NULL, atfork_child);
-}
-
-/* Before main(), so that the handler runs before any a program registers,
- * which might look for the dead in the child with its parent's ids. */
-__attribute__((constructor)) static void live_init(void)
-{
-    pthread_once(&atfork_once, register_atfork);
 }
 
 /* Field 22 of /proc/PID/task/TID/stat. */
@@ -140,7 +127,6 @@ static void read_start(void)
 static void read_me(void)
 {
     if (!me.read) {
-        pthread_once(&atfork_once, register_atfork);
         me.id.pid = getpid();
         me.id.tid = (pid_t)syscall(SYS_gettid);
         read_start();

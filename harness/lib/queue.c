@@ -228,9 +228,18 @@ static void atfork_parent(void)
  * what marks a queue's puts as this process's (mp_queue.fed). */
 static unsigned fork_gen;
 
+void mp__forked(void)
+{
+    mp__live_forked();
+    mp__robust_forked();
+    mp__side_forked();
+    mp__sync_forked();
+}
+
 static void atfork_child(void)
 {
     fork_gen++;
+    mp__forked();
     pthread_mutex_unlock(&view_lock);
     pthread_mutex_unlock(&cache_lock);
 }
@@ -240,8 +249,10 @@ static void register_atfork(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
-/* Before main(), as side.c's and live.c's: no fork, whenever it comes,
- * copies view_lock or cache_lock held into its child. */
+/* Before main(): no fork, whenever it comes, copies view_lock or
+ * cache_lock held into its child, and the handler runs before any a
+ * program registers, which might use a queue or a lock in the child (with
+ * its parent thread's token, ids or held mutexes). */
 __attribute__((constructor)) static void queue_init(void)
 {
     pthread_once(&atfork_once, register_atfork);

@@ -80,8 +80,7 @@ int mp__robust_init(pthread_mutex_t *m)
  */
 #define HELD_MAX 8 /* a queue's two sides, and a few nested locks */
 
-static pthread_once_t kind_once = PTHREAD_ONCE_INIT, atfork_once =
-    PTHREAD_ONCE_INIT;
+static pthread_once_t kind_once = PTHREAD_ONCE_INIT;
 static int good_kind = -1;
 
 struct held_copy {
@@ -111,21 +110,9 @@ static void kind_init(void)
 
 /* A fork child holds none of its parent's mutexes (glibc empties the
  * list). */
-static void atfork_child(void)
+void mp__robust_forked(void)
 {
     memset(&held, 0, sizeof(held));
-}
-
-static void register_atfork(void)
-{
-    pthread_atfork(NULL, NULL, atfork_child);
-}
-
-/* Before main(), and before this thread's first copy: a handler
- * registered later, that locks in the child, must find the table empty. */
-__attribute__((constructor)) static void robust_ctor(void)
-{
-    pthread_once(&atfork_once, register_atfork);
 }
 
 int mp__robust_check(pthread_mutex_t *m)
@@ -176,7 +163,6 @@ void mp__robust_held(pthread_mutex_t *m)
 
     if (!held.asked) {
         size_t len;
-        pthread_once(&atfork_once, register_atfork);
         if (syscall(SYS_get_robust_list, 0, &held.head, &len) < 0)
             held.head = NULL;
         held.asked = true;

@@ -58,25 +58,11 @@
  */
 _Thread_local uint64_t mp__side_token;
 atomic_int mp__membarrier_state;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void atfork_child(void)
+/* A fork child's thread gets a token of its own, and registers anew. */
+void mp__side_forked(void)
 {
     mp__side_token = 0;
     atomic_store(&mp__membarrier_state, 0);
-}
-
-static void register_atfork(void)
-{
-    pthread_atfork(NULL, NULL, atfork_child);
-}
-
-/* Before main(), so that the handler runs before any a program registered
- * earlier and that might use a queue in the child (with the parent
- * thread's token, it could enter that thread's slot). */
-__attribute__((constructor)) static void side_init(void)
-{
-    pthread_once(&atfork_once, register_atfork);
 }
 
 void mp__membarrier_setup(void)
@@ -84,7 +70,6 @@ void mp__membarrier_setup(void)
     long cmds;
     int mb = -1;
 
-    pthread_once(&atfork_once, register_atfork);
     cmds = mp__membarrier(MEMBARRIER_CMD_QUERY);
     if (cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
         mp__membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0)

@@ -225,14 +225,9 @@ struct mp_barrier {
 /* Forks this process came through: a count kept before it is 0. */
 static _Atomic uint32_t fork_gen;
 
-static void atfork_child(void)
+void mp__sync_forked(void)
 {
     atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
-}
-
-__attribute__((constructor)) static void sync_init(void)
-{
-    pthread_atfork(NULL, NULL, atfork_child);
 }
 
 /*
