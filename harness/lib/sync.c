@@ -56,6 +56,16 @@
 #define SYNC_TSAN 0
 #endif
 
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define SYNC_HAVE_SINGLE_THREADED 1
+#endif
+#endif
+#ifndef SYNC_HAVE_SINGLE_THREADED
+#define SYNC_HAVE_SINGLE_THREADED 0
+#endif
+
 #ifdef MP_TEST_HOOKS
 int mp__sync_fault;
 /* The process dies at fault point n, as a SIGKILL at that instant would
@@ -747,36 +757,60 @@ static inline uint32_t gen_now(void)
     return atomic_load_explicit(&fork_gen, memory_order_relaxed);
 }
 
+/* The count is kept as count + COUNT_BIAS in the low half of its word, so
+ * that a count that dips below 0 (a release by one thread before the
+ * acquirer's increment) borrows nothing from the generation above it. */
+#define COUNT_BIAS 0x80000000u
+#define GEN_MASK 0xffffffff00000000ULL
+
 static inline int count_get(mp_lock *l)
 {
     uint64_t w = atomic_load_explicit(&l->count, memory_order_acquire);
 
-    return (uint32_t)(w >> 32) == gen_now() ? (int)(int32_t)(uint32_t)w : 0;
+    return (uint32_t)(w >> 32) == gen_now()
+               ? (int)(int32_t)((uint32_t)w - COUNT_BIAS)
+               : 0;
+}
+
+/* Whether no other thread of this process can be running: one that was
+ * never given a second thread (glibc says so).  Unknown: no. */
+static inline bool single_threaded(void)
+{
+#if SYNC_HAVE_SINGLE_THREADED
+    return __libc_single_threaded != 0;
+#else
+    return false;
+#endif
 }
 
 /*
  * An RLock's count, and a robust lock's, changes only in the thread that
  * holds it (a release by another is refused first): a load and a store.
- * Any thread may release a Lock, and does so while the thread that
- * acquired it counts its acquire (the unit it takes orders nothing after
- * it), and a release that loses its race to another puts its count back:
- * a compare-and-swap loop, as for a semaphore's holders.
+ * Any thread may release a Lock or a semaphore, and does so while the
+ * thread that acquired it counts its acquire (the unit it takes orders
+ * nothing after it), and a release that loses its race to another puts
+ * its count back: so an update is one atomic addition, unless the process
+ * has only the one thread, whose own load and store nobody can interleave.
+ * A count of an earlier fork generation is replaced, not added to (a
+ * compare-and-swap: a thread of the child may be doing the same).
  */
 static inline void count_add(mp_lock *l, int d)
 {
-    uint64_t g = (uint64_t)gen_now() << 32, w, n;
+    uint64_t g = (uint64_t)gen_now() << 32;
+    uint64_t w = atomic_load_explicit(&l->count, memory_order_relaxed);
+    uint64_t dd = (uint64_t)(int64_t)d;
 
-    if (l->kind == K_RLOCK || l->robust) {
-        n = g | (uint32_t)(count_get(l) + d);
-        atomic_store_explicit(&l->count, n, memory_order_release);
+    if (l->kind == K_RLOCK || l->robust || single_threaded()) {
+        w = (w & GEN_MASK) == g ? w + dd : g | (uint32_t)(COUNT_BIAS + dd);
+        atomic_store_explicit(&l->count, w, memory_order_release);
         return;
     }
-    w = atomic_load_explicit(&l->count, memory_order_relaxed);
-    do {
-        int c = (w & ~0xffffffffULL) == g ? (int)(int32_t)(uint32_t)w : 0;
-        n = g | (uint32_t)(c + d);
-    } while (!atomic_compare_exchange_weak_explicit(
-        &l->count, &w, n, memory_order_release, memory_order_relaxed));
+    while ((w & GEN_MASK) != g)
+        if (atomic_compare_exchange_weak_explicit(
+                &l->count, &w, g | (uint32_t)(COUNT_BIAS + dd),
+                memory_order_release, memory_order_relaxed))
+            return;
+    atomic_fetch_add_explicit(&l->count, dd, memory_order_release);
 }
 
 /* CPython's thread ident (pthread_self()): unique among live threads.
@@ -828,6 +862,7 @@ static mp_lock *lock_alloc(struct sync_map *map, struct sem *s)
     if (l == NULL)
         return NULL;
     atomic_init(&l->refs, 1);
+    atomic_init(&l->count, (uint64_t)gen_now() << 32 | COUNT_BIAS);
     l->map = map;
     l->s = s;
     l->kind = (int)s->kind;
@@ -954,7 +989,8 @@ static int robust_acquire(mp_lock *l, int block, double timeout)
     /* The mutex has one holder: a count this process kept before is that
      * of a thread of it that ended holding the lock, not this one's. */
     atomic_store_explicit(&l->last_tid, self_token(), memory_order_relaxed);
-    atomic_store_explicit(&l->count, (uint64_t)gen_now() << 32 | 1,
+    atomic_store_explicit(&l->count,
+                          (uint64_t)gen_now() << 32 | (COUNT_BIAS + 1),
                           memory_order_release);
     FAULT(2);
     return r == 1 ? MP_EOWNERDEAD : 1;
