@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -116,7 +117,7 @@ struct sem {
     uint32_t kind;            /* K_* */
     int32_t maxvalue;
     _Atomic int32_t owner; /* robust: the holder's kernel thread id */
-    uint32_t pad;
+    _Atomic int32_t waker_cpu; /* where the last wake-up came from */
     pthread_mutex_t m; /* robust only */
 };
 
@@ -194,6 +195,7 @@ struct mp_lock {
      * gen << 32 | (uint32_t)count. */
     _Atomic uint64_t count;
     _Atomic uintptr_t last_tid; /* pthread_self() of the last acquirer */
+    _Atomic int32_t spin;       /* a waiter's spin, ns (sem_spin()) */
 };
 
 struct mp_cond {
@@ -202,6 +204,7 @@ struct mp_cond {
     struct sync_map *map;
     struct cond_page *p;
     mp_lock *lock; /* a reference of the condition's own */
+    _Atomic int32_t spin[2]; /* the waits on `wait` and on `woken` */
 };
 
 /* What an Event and a Barrier share: the mutex and the slots. */
@@ -651,6 +654,91 @@ static inline int sem_try(struct sem *s, uint32_t max)
 }
 
 /*
+ * A waiter's spin before it sleeps, bounded in time and adapted per object
+ * and per process (the queue's waits adapt alike: adapt_first_pause() in
+ * queue.c).  A spin pays where the holder runs on another CPU: it releases
+ * within a round trip (0.1 to 0.5 us between two processes), where a sleep
+ * and a wake-up cost two system calls and a context switch (5 us; 20 us
+ * when the sleeper's virtual CPU has gone idle).  Where the holder shares
+ * the waiter's CPU, it cannot run to release until the spin ends: every
+ * pause there is lost.
+ *
+ * So a spin that ends with the unit doubles the next one's length, up to
+ * SPIN_MAX_NS, and one that ends in a sleep says, once woken, whether the
+ * waker ran on the CPU the waiter spun on (the waker writes its CPU beside
+ * the word).  If so, the spin could not succeed, and the next one is a
+ * quarter as long, down to none at all: the wake-ups that follow say when
+ * the two no longer share a CPU.  If not, the holder was slow (preempted,
+ * or asleep itself and slow to wake), and the next spin is twice as long,
+ * long enough to see a peer that was just woken come back: a spin that
+ * shrank for that would leave two processes on two CPUs waking each other
+ * for ever, each round trip two wake-ups of an idle CPU.  The length is
+ * time, not pauses: a pause takes 1 ns on some CPUs and 25 on others (this
+ * project's VM); the clock is read every SPIN_LOOKS pauses.
+ */
+#define SPIN_MIN_NS 250 /* shorter: none */
+#define SPIN_START_NS 1000
+#define SPIN_MAX_NS 8000
+#define SPIN_LOOKS 8
+
+static void spin_init(_Atomic int32_t *budget)
+{
+    atomic_init(budget, SPIN_START_NS);
+}
+
+static void spin_grow(_Atomic int32_t *budget)
+{
+    int32_t b = atomic_load_explicit(budget, memory_order_relaxed);
+
+    b = b < SPIN_MIN_NS ? SPIN_MIN_NS : b < SPIN_MAX_NS / 2 ? b * 2
+                                                            : SPIN_MAX_NS;
+    atomic_store_explicit(budget, b, memory_order_relaxed);
+}
+
+static void spin_shrink(_Atomic int32_t *budget)
+{
+    int32_t b = atomic_load_explicit(budget, memory_order_relaxed) / 4;
+
+    atomic_store_explicit(budget, b < SPIN_MIN_NS ? 0 : b,
+                          memory_order_relaxed);
+}
+
+/* Spins for a unit until the budget or the deadline ends: 1, 0 (none
+ * came), MP_ESYNCCORRUPT. */
+static int sem_spin(struct sem *s, uint32_t max, double deadline,
+                    _Atomic int32_t *budget)
+{
+    int32_t b = atomic_load_explicit(budget, memory_order_relaxed);
+    double end;
+    int r;
+
+    if (b == 0)
+        return 0;
+    end = mp__now() + b * 1e-9;
+    if (end > deadline)
+        end = deadline;
+    do {
+        for (int i = 0; i < SPIN_LOOKS; i++) {
+            mp__cpu_relax();
+            if (atomic_load_explicit(&s->value, memory_order_relaxed) != 0 &&
+                (r = sem_try(s, max)) != 0) {
+                spin_grow(budget);
+                return r;
+            }
+        }
+    } while (mp__now() < end);
+    return 0;
+}
+
+/* A release's wake-up of one sleeper, and where it came from. */
+static inline void sem_wake(struct sem *s)
+{
+    atomic_store_explicit(&s->waker_cpu, sched_getcpu(),
+                          memory_order_relaxed);
+    mp__futex_wake(&s->value, 1);
+}
+
+/*
  * The wait for a unit, until the deadline: 1, 0, MP_ESYNCCORRUPT.
  *
  * No wake-up is lost: the sleeper raises `waiters` and then reads `value`
@@ -667,20 +755,14 @@ static inline int sem_try(struct sem *s, uint32_t max)
  */
 __attribute__((noinline)) static int sem_wait_slow(struct sem *s,
                                                    uint32_t max,
-                                                   double deadline)
+                                                   double deadline,
+                                                   _Atomic int32_t *budget)
 {
-    int r;
+    int r, cpu;
 
-    /* A short spin: a holder on another CPU often releases within it, and
-     * a sleep and a wake-up cost two system calls and a context switch.
-     * 256 pauses cover a round trip between two processes (0.1 to 0.9 us
-     * against 5 us asleep; 64 pauses were too few to matter). */
-    for (int i = 0; i < 256; i++) {
-        mp__cpu_relax();
-        if (atomic_load_explicit(&s->value, memory_order_relaxed) != 0 &&
-            (r = sem_try(s, max)) != 0)
-            return r;
-    }
+    if ((r = sem_spin(s, max, deadline, budget)) != 0)
+        return r;
+    cpu = sched_getcpu();
     atomic_fetch_add(&s->waiters, 1);
     for (;;) {
         if ((r = sem_try(s, max)) != 0)
@@ -691,11 +773,17 @@ __attribute__((noinline)) static int sem_wait_slow(struct sem *s,
         }
     }
     atomic_fetch_sub(&s->waiters, 1);
+    if (r == 1 && cpu >= 0) {
+        if (atomic_load_explicit(&s->waker_cpu, memory_order_relaxed) == cpu)
+            spin_shrink(budget);
+        else
+            spin_grow(budget);
+    }
     return r;
 }
 
 static int sem_acquire(struct sem *s, uint32_t max, int block,
-                       double timeout)
+                       double timeout, _Atomic int32_t *budget)
 {
     int r = sem_try(s, max);
     double deadline;
@@ -705,7 +793,7 @@ static int sem_acquire(struct sem *s, uint32_t max, int block,
     deadline = deadline_of(block, timeout);
     if (deadline == 0)
         return 0;
-    return sem_wait_slow(s, max, deadline);
+    return sem_wait_slow(s, max, deadline, budget);
 }
 
 /* Adds one unit unless the value is at max: 0, MP_ERELEASED,
@@ -721,7 +809,7 @@ static inline int sem_post(struct sem *s, uint32_t max)
             return v > max ? MP_ESYNCCORRUPT : MP_ERELEASED;
     } while (!atomic_compare_exchange_weak(&s->value, &v, v + 1));
     if (atomic_load(&s->waiters) != 0)
-        mp__futex_wake(&s->value, 1);
+        sem_wake(s);
     return 0;
 }
 
@@ -732,6 +820,7 @@ static void sem_init(struct sem *s, int kind, uint32_t value, uint32_t max)
     s->kind = (uint32_t)kind;
     s->maxvalue = (int32_t)max;
     atomic_init(&s->owner, 0);
+    atomic_init(&s->waker_cpu, -1);
 }
 
 /* Whether a cell is one libmp can have made, as a lock of kind `kind`
@@ -863,6 +952,7 @@ static mp_lock *lock_alloc(struct sync_map *map, struct sem *s)
         return NULL;
     atomic_init(&l->refs, 1);
     atomic_init(&l->count, (uint64_t)gen_now() << 32 | COUNT_BIAS);
+    spin_init(&l->spin);
     l->map = map;
     l->s = s;
     l->kind = (int)s->kind;
@@ -1047,7 +1137,7 @@ int mp_lock_acquire(mp_lock *l, int block, double timeout)
         acquired(l);
         return 1;
     }
-    if ((r = sem_acquire(s, l->max, block, timeout)) == 1)
+    if ((r = sem_acquire(s, l->max, block, timeout, &l->spin)) == 1)
         acquired(l);
     return r;
 }
@@ -1089,7 +1179,7 @@ int mp_lock_release(mp_lock *l)
         return v > 1 ? MP_ESYNCCORRUPT : MP_ERELEASED;
     }
     if (atomic_load(&s->waiters) != 0)
-        mp__futex_wake(&s->value, 1);
+        sem_wake(s);
     return 0;
 }
 
@@ -1214,6 +1304,8 @@ int mp_cond_new(mp_cond **out, mp_lock *lock)
     }
     hdr_publish(&p->h, T_COND, lock == NULL ? F_OWN_LOCK : 0, 0);
     atomic_init(&c->refs, 1);
+    spin_init(&c->spin[0]);
+    spin_init(&c->spin[1]);
     c->map = m;
     c->p = p;
     *out = c;
@@ -1252,7 +1344,7 @@ int mp_cond_wait(mp_cond *c, double timeout)
     for (int i = 0; i < count; i++)
         if ((r = mp_lock_release(c->lock)) < 0)
             return r;
-    r = sem_acquire(&c->p->wait, INT_MAX, 1, timeout);
+    r = sem_acquire(&c->p->wait, INT_MAX, 1, timeout, &c->spin[0]);
     (void)sem_post(&c->p->woken, INT_MAX);
     for (int i = 0; i < count; i++) {
         int a = mp_lock_acquire(c->lock, 1, MP_FOREVER);
@@ -1320,7 +1412,8 @@ int mp_cond_notify(mp_cond *c, int n)
         return r;
     /* Each woken sleeper says so before it takes the lock back. */
     for (int i = 0; i < sleepers; i++)
-        if ((r = sem_acquire(&p->woken, INT_MAX, 1, MP_FOREVER)) < 0)
+        if ((r = sem_acquire(&p->woken, INT_MAX, 1, MP_FOREVER,
+                                &c->spin[1])) < 0)
             return r;
     /* What a sleeper that timed out meanwhile left in wait goes. */
     while ((r = sem_try(&p->wait, INT_MAX)) == 1)
@@ -2206,6 +2299,8 @@ mp_cond *mp__cond_view(mp_conn *handle, mp_lock *lock)
         return NULL;
     }
     atomic_init(&c->refs, 1);
+    spin_init(&c->spin[0]);
+    spin_init(&c->spin[1]);
     c->borrowed = true;
     c->map = m;
     c->p = p;
