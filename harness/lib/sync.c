@@ -17,10 +17,11 @@
  * one, then a wake-up when someone sleeps.  What CPython keeps per process
  * (SemLock.count, last_tid) is kept in the process's mp_lock.
  *
- * Robust locks, Event and Barrier use glibc's robust process-shared mutex,
- * and Event and Barrier a condition of their own whose sleepers each have
- * a slot naming their thread, so that the death of any of them is seen
- * (see "slots" below).  harness/lib/README.md has the design.
+ * An Event is one futex word: its flag, whether anyone sleeps, and a
+ * generation.  Robust locks and Barrier use glibc's robust process-shared
+ * mutex, and Barrier a condition of its own whose sleepers each have a
+ * slot naming their thread, so that the death of any of them is seen (see
+ * "slots" below).  harness/lib/README.md has the design.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -81,7 +82,7 @@ int mp__sync_fault;
 #endif
 
 #define SMAGIC 0x636e79537062696cULL /* "libmpSync" */
-#define SVERSION 1
+#define SVERSION 2
 
 enum { T_LOCK = 1, T_COND = 2, T_EVENT = 3, T_BARRIER = 4 };
 /* A lock's kind, as its repr names it. */
@@ -96,8 +97,7 @@ enum {
  * wakes no futex sleeper when another process dies (only the waiters of
  * a robust mutex the dead held). */
 #define RECHECK 0.1
-/* Slots of an Event; a Barrier has its parties' and these more. */
-#define EVENT_SLOTS 128
+/* A Barrier's slots: its parties' and these more. */
 #define SPARE_SLOTS 64
 #define MAX_SLOTS 65536
 #define ACTION_MAX MP_TARGET_NAME_MAX
@@ -151,12 +151,11 @@ struct robj {
     uint32_t pad;
 };
 
+/* An Event: one futex word (see "Event" below). */
 struct event_page {
     struct hdr h;
-    struct robj r;
-    _Atomic uint32_t flag;
+    _Atomic uint32_t word;
     uint32_t pad;
-    struct slot slot[];
 };
 
 struct barrier_page {
@@ -219,7 +218,7 @@ struct robj_view {
 struct mp_event {
     _Atomic int refs;
     bool borrowed;
-    struct robj_view v;
+    struct sync_map *map;
     struct event_page *p;
 };
 
@@ -1475,8 +1474,8 @@ mp_cond *mp_cond_free(mp_cond *c)
  * INSIDE) and is not counted, as CPython's notify counts off those that
  * timed out.  A signalled sleeper that died is seen at the next look
  * (every RECHECK seconds, from /proc).  The slots' mutex is robust: whoever
- * takes it after a holder died repairs the object (event_repair(),
- * barrier_reap()), and sleepers look for that death at the same interval:
+ * takes it after a holder died repairs the object (barrier_reap()), and
+ * sleepers look for that death at the same interval:
  * the kernel wakes a robust mutex's waiters when its holder dies, but
  * nobody sleeping elsewhere.
  */
@@ -1488,12 +1487,7 @@ mp_cond *mp_cond_free(mp_cond *c)
  * over): 0, or MP_ESYNCCORRUPT and the like, the mutex not held.  A dead
  * holder's mess is repaired. */
 static int barrier_reap(mp_barrier *b);
-static int event_repair(mp_event *e);
 static int rnotify_all(struct robj_view *v, uint32_t mine);
-
-_Static_assert(offsetof(struct event_page, r) ==
-                   offsetof(struct barrier_page, r),
-               "robj_attach() finds the mutex at one offset");
 
 static void runlock(struct robj_view *v)
 {
@@ -1509,8 +1503,8 @@ static int rlock(struct robj_view *v, void *obj)
      * drained, reset) and died before it woke every sleeper: all are
      * woken to look at it.  Those the state does not free sleep again. */
     if (r == 1) {
-        r = v->barrier ? barrier_reap(obj) : event_repair(obj);
-        if (r == 0 && v->barrier)
+        r = barrier_reap(obj);
+        if (r == 0)
             r = rnotify_all(v, v->nslots);
         /* A repair that fails lets the mutex go: a caller that returns
          * its error must not leave it held for everyone else. */
@@ -1733,21 +1727,39 @@ static bool robj_attach(struct robj_view *v, struct sync_map *m,
         slots_at + (size_t)nslots * sizeof(struct slot) > m->len)
         return false;
     v->map = m;
-    v->r = (struct robj *)((char *)m->base + offsetof(struct event_page, r));
+    v->r = (struct robj *)((char *)m->base + offsetof(struct barrier_page, r));
     v->slot = (struct slot *)((char *)m->base + slots_at);
     v->nslots = nslots;
     v->barrier = barrier;
     return true;
 }
 
-/* Event: CPython's Condition(Lock()) and a Semaphore(0) flag.  The flag
- * is a word under the mutex: it is only ever read and changed there, as
- * CPython's flag is. */
+/*
+ * Event: one futex word, E_FLAG (set), E_SLEEPERS (someone may sleep on
+ * the word) and a generation above them, which clear() advances.
+ *
+ * set() raises the flag with a compare-and-swap while nobody sleeps; when
+ * someone may, it raises it and wakes every sleeper in one system call
+ * (FUTEX_WAKE_OP), so a process killed in set() has either set nothing or
+ * set the flag and woken everyone: there is no half-done set() to finish,
+ * and no lock, so nothing a death can leave held.  Nobody sleeps on a set
+ * flag (a sleeper sleeps on the word with the flag down, and the kernel
+ * compares it first), so clear() takes E_SLEEPERS down with the flag.  A
+ * waiter returns 1 once the flag is up, or once the generation moved
+ * since it started: a set() and a clear() between two of its looks were a
+ * set() during its wait.  CPython's waiter may miss such a pair (it needs
+ * the lock back before it looks, by when the flag can be down again);
+ * either answer is one CPython can give.  Bits CPython's flag cannot
+ * hold (E_RESERVED) are MP_ESYNCCORRUPT.
+ */
+#define E_FLAG 1u
+#define E_SLEEPERS 2u
+#define E_RESERVED 0xfcu
+#define E_GEN_ONE 0x100u
 
 int mp_event_new(mp_event **out)
 {
     struct sync_map *m;
-    struct event_page *p;
     mp_event *e;
     int r;
 
@@ -1756,121 +1768,114 @@ int mp_event_new(mp_event **out)
     *out = NULL;
     if ((e = calloc(1, sizeof(*e))) == NULL)
         return -ENOMEM;
-    if ((r = map_new(&m, sizeof(*p) + EVENT_SLOTS * sizeof(struct slot))) <
-        0) {
+    if ((r = map_new(&m, sizeof(struct event_page))) < 0) {
         free(e);
         return r;
     }
-    p = m->base;
-    if ((r = robust_init(&p->r.m)) < 0) {
-        map_unref(m);
-        free(e);
-        return r;
-    }
-    hdr_publish(&p->h, T_EVENT, 0, EVENT_SLOTS);
-    robj_attach(&e->v, m, offsetof(struct event_page, slot), EVENT_SLOTS,
-                false);
+    e->p = m->base;
+    hdr_publish(&e->p->h, T_EVENT, 0, 0);
     atomic_init(&e->refs, 1);
-    e->p = p;
+    e->map = m;
     *out = e;
     return 0;
 }
 
-/* The flag, checked: 0, 1 or MP_ESYNCCORRUPT. */
-static int event_flag(mp_event *e)
+static inline uint32_t event_word(mp_event *e)
 {
-    uint32_t f = atomic_load_explicit(&e->p->flag, memory_order_relaxed);
-
-    return f <= 1 ? (int)f : MP_ESYNCCORRUPT;
-}
-
-/* After a holder died: a set() it did not finish is finished (its flag is
- * up, so no sleeper may stay asleep); nothing else is ever half done. */
-static int event_repair(mp_event *e)
-{
-    int f = event_flag(e);
-
-    if (f < 0)
-        return f;
-    return f == 1 ? rnotify_all(&e->v, e->v.nslots) : 0;
+    return atomic_load(&e->p->word);
 }
 
 int mp_event_is_set(mp_event *e)
 {
-    int r;
+    uint32_t w;
 
     if (e == NULL)
         return MP_EINVAL;
-    if ((r = rlock(&e->v, e)) < 0)
-        return r;
-    r = event_flag(e);
-    runlock(&e->v);
-    return r;
+    w = event_word(e);
+    return (w & E_RESERVED) != 0 ? MP_ESYNCCORRUPT : (int)(w & E_FLAG);
 }
 
 int mp_event_set(mp_event *e)
 {
-    int r;
+    uint32_t w;
 
     if (e == NULL)
         return MP_EINVAL;
-    if ((r = rlock(&e->v, e)) < 0)
-        return r;
-    atomic_store_explicit(&e->p->flag, 1, memory_order_relaxed);
-    FAULT(5); /* set, nobody woken */
-    r = rnotify_all(&e->v, e->v.nslots);
-    runlock(&e->v);
-    return r;
+    w = event_word(e);
+    for (;;) {
+        if ((w & E_RESERVED) != 0)
+            return MP_ESYNCCORRUPT;
+        if ((w & E_FLAG) != 0)
+            return 0;
+        if ((w & E_SLEEPERS) != 0)
+            break;
+        if (atomic_compare_exchange_weak(&e->p->word, &w, w | E_FLAG)) {
+            FAULT(5);
+            return 0;
+        }
+    }
+#if SYNC_TSAN
+    /* ThreadSanitizer does not see the kernel's write: this release is
+     * what the waiters' loads of the word are ordered after. */
+    atomic_fetch_or_explicit(&e->p->word, 0, memory_order_release);
+#endif
+    mp__futex_wake_or(&e->p->word, E_FLAG);
+    FAULT(5);
+    return 0;
 }
 
 int mp_event_clear(mp_event *e)
 {
-    int r;
+    uint32_t w;
 
     if (e == NULL)
         return MP_EINVAL;
-    if ((r = rlock(&e->v, e)) < 0)
-        return r;
-    atomic_store_explicit(&e->p->flag, 0, memory_order_relaxed);
-    runlock(&e->v);
-    return 0;
+    w = event_word(e);
+    for (;;) {
+        if ((w & E_RESERVED) != 0)
+            return MP_ESYNCCORRUPT;
+        if ((w & E_FLAG) == 0)
+            return 0;
+        if (atomic_compare_exchange_weak(
+                &e->p->word, &w, (w & ~(E_FLAG | E_SLEEPERS)) + E_GEN_ONE))
+            return 0;
+    }
 }
 
 int mp_event_wait(mp_event *e, double timeout)
 {
+    uint32_t w, gen;
     double deadline;
-    int r, slot;
 
     if (e == NULL)
         return MP_EINVAL;
-    if ((r = rlock(&e->v, e)) < 0)
-        return r;
+    w = event_word(e);
     /* A set flag answers before the timeout is looked at, as CPython's
      * wait() returns before its Condition's wait() would fail on a NaN. */
-    if ((r = event_flag(e)) != 0 || isnan(timeout)) {
-        runlock(&e->v);
-        return r != 0 ? r : MP_EINVAL;
+    if ((w & E_RESERVED) != 0)
+        return MP_ESYNCCORRUPT;
+    if ((w & E_FLAG) != 0)
+        return 1;
+    if (isnan(timeout))
+        return MP_EINVAL;
+    if ((deadline = deadline_of(1, timeout)) == 0)
+        return 0;
+    gen = w & ~(E_FLAG | E_SLEEPERS | E_RESERVED);
+    for (bool timed_out = false;; w = event_word(e)) {
+        if ((w & E_RESERVED) != 0)
+            return MP_ESYNCCORRUPT;
+        if ((w & E_FLAG) != 0 ||
+            (w & ~(E_FLAG | E_SLEEPERS | E_RESERVED)) != gen)
+            return 1;
+        if (timed_out)
+            return 0;
+        if ((w & E_SLEEPERS) == 0 &&
+            !atomic_compare_exchange_strong(&e->p->word, &w,
+                                            w | E_SLEEPERS))
+            continue;
+        timed_out = mp__futex_wait(&e->p->word, w | E_SLEEPERS, deadline) ==
+                    MP_ETIMEDOUT;
     }
-    deadline = deadline_of(1, timeout);
-    slot = slot_claim(&e->v, e, deadline);
-    if (slot == MP_ETIMEDOUT) {
-        r = event_flag(e);
-        runlock(&e->v);
-        return r;
-    }
-    if (slot < 0)
-        return slot;
-    /* CPython waits once; a wait cut short by a death (LEFT) is not a
-     * wake-up, and goes on while the flag is down. */
-    do {
-        r = rwait(&e->v, e, (uint32_t)slot, deadline);
-    } while (r == LEFT && event_flag(e) == 0);
-    slot_free(&e->v, (uint32_t)slot);
-    if (r >= 0) {
-        r = event_flag(e);
-        runlock(&e->v);
-    }
-    return r;
 }
 
 int mp_event_repr(mp_event *e, char *buf, size_t size)
@@ -1890,7 +1895,7 @@ mp_event *mp_event_free(mp_event *e)
     if (e == NULL || e->borrowed ||
         atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
         return NULL;
-    map_unref(e->v.map);
+    map_unref(e->map);
     free(e);
     return NULL;
 }
@@ -2215,7 +2220,7 @@ mp_conn *mp__cond_handle(mp_cond *c)
 
 mp_conn *mp__event_handle(mp_event *e)
 {
-    return e->v.map->handle;
+    return e->map->handle;
 }
 
 mp_conn *mp__barrier_handle(mp_barrier *b)
@@ -2317,20 +2322,15 @@ mp_event *mp__event_view(mp_conn *handle)
     if (m == NULL)
         return NULL;
     h = attach_hdr(m, T_EVENT);
-    if (h == NULL || h->flags != 0 || h->nslots != EVENT_SLOTS ||
+    if (h == NULL || h->flags != 0 || h->nslots != 0 ||
+        m->len < sizeof(struct event_page) ||
         (e = calloc(1, sizeof(*e))) == NULL) {
         map_unref(m);
         return NULL;
     }
-    if (!robj_attach(&e->v, m, offsetof(struct event_page, slot),
-                     EVENT_SLOTS, false) ||
-        robust_check(&e->v.r->m) < 0) {
-        map_unref(m);
-        free(e);
-        return NULL;
-    }
     atomic_init(&e->refs, 1);
     e->borrowed = true;
+    e->map = m;
     e->p = m->base;
     return e;
 }
@@ -2387,7 +2387,7 @@ void mp__cond_view_free(mp_cond *c)
 void mp__event_view_free(mp_event *e)
 {
     if (e != NULL) {
-        map_unref(e->v.map);
+        map_unref(e->map);
         free(e);
     }
 }
@@ -2409,7 +2409,7 @@ void *mp__sync_page(const void *obj, int type)
     case MP_ARG_COND:
         return ((const mp_cond *)obj)->map->base;
     case MP_ARG_EVENT:
-        return ((const mp_event *)obj)->v.map->base;
+        return ((const mp_event *)obj)->map->base;
     case MP_ARG_BARRIER:
         return ((const mp_barrier *)obj)->v.map->base;
     default:
