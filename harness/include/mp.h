@@ -1308,15 +1308,15 @@ mp_queue *mp_child_queue(size_t i);
  * A Barrier never hangs on the dead: a waiter that dies while waiting
  * breaks the barrier (MP_EBROKENBARRIER for the others), where CPython's
  * others wait for their timeout, or for ever, and the barrier stays stuck.
- * Event and Barrier guard their state with robust locks of their own, so a
- * process killed inside set(), clear() or wait() never hangs the others:
- * a set() cut short after raising the flag is finished by the next process
- * to take the Event's lock, or by its sleepers, which look every 0.1 s
- * (the kernel wakes no futex sleeper for another process's death); a
- * sleeper that died costs the set() that waits for it to wake one such
- * look.  A Barrier's sleepers look as often for a party that died (in
- * /proc: a thread's ids and start time; in a PID namespace other than the
- * dead party's, /proc cannot tell, and they wait).  A Barrier round in
+ * An Event is one word that set(), clear() and wait() each change in one
+ * atomic step (set()'s wake-up of the sleepers included), so a process
+ * killed inside them leaves the Event set or unset, never half done, and
+ * holds nothing another waits for.  Barrier guards its state with a robust
+ * lock of its own, so a process killed inside its calls never hangs the
+ * others; its sleepers look every 0.1 s for a party that died (the kernel
+ * wakes no futex sleeper for another process's death; in /proc: a
+ * thread's ids and start time; in a PID namespace other than the dead
+ * party's, /proc cannot tell, and they wait).  A Barrier round in
  * which nobody dies reads nothing from /proc beyond each thread's first
  * arrival.  A Condition keeps CPython's algorithm exactly, and with it
  * CPython's weakness: a waiter that dies inside wait() makes the next
@@ -1429,8 +1429,7 @@ int mp_cond_notify_all(mp_cond *c);
 int mp_cond_repr(mp_cond *c, char *buf, size_t size);
 mp_cond *mp_cond_free(mp_cond *c);
 
-/* Event(): unset.  Up to 128 threads may sleep in wait() at once; more
- * wait for one of them to leave first (within their timeout). */
+/* Event(): unset. */
 int mp_event_new(mp_event **e);
 /* is_set(): 1 or 0. */
 int mp_event_is_set(mp_event *e);
@@ -1438,7 +1437,9 @@ int mp_event_is_set(mp_event *e);
 int mp_event_set(mp_event *e);
 int mp_event_clear(mp_event *e);
 /* wait(timeout): 1 when the event is set (at once if it is), 0 when the
- * timeout ran out. */
+ * timeout ran out.  1 also when it was set and cleared again while this
+ * wait slept (CPython's may return either, as its waiter needs a lock
+ * back before it looks at the flag). */
 int mp_event_wait(mp_event *e, double timeout);
 /* repr() as CPython 3.12 and later: "<Event at 0x... set>" or "unset". */
 int mp_event_repr(mp_event *e, char *buf, size_t size);

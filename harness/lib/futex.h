@@ -62,4 +62,18 @@ static inline void mp__futex_wake(_Atomic uint32_t *w, int n)
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
+/* Sets `bits` in *w and wakes every sleeper on it, in one step that no
+ * death can split (FUTEX_WAKE_OP: the kernel's atomic OR, then the wake-up,
+ * under its lock).  Where the kernel lacks it, the OR and then the wake-up,
+ * as two steps. */
+static inline void mp__futex_wake_or(_Atomic uint32_t *w, uint32_t bits)
+{
+    if (syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_OP, INT_MAX, NULL,
+                (uint32_t *)w,
+                FUTEX_OP(FUTEX_OP_OR, bits, FUTEX_OP_CMP_EQ, 0)) < 0) {
+        atomic_fetch_or(w, bits);
+        mp__futex_wake(w, INT_MAX);
+    }
+}
+
 #endif /* MP_FUTEX_H */

@@ -17,16 +17,18 @@
  * one, then a wake-up when someone sleeps.  What CPython keeps per process
  * (SemLock.count, last_tid) is kept in the process's mp_lock.
  *
- * Robust locks, Event and Barrier use glibc's robust process-shared mutex,
- * and Event and Barrier a condition of their own whose sleepers each have
- * a slot naming their thread, so that the death of any of them is seen
- * (see "slots" below).  harness/lib/README.md has the design.
+ * An Event is one futex word: its flag, whether anyone sleeps, and a
+ * generation.  Robust locks and Barrier use glibc's robust process-shared
+ * mutex, and Barrier a condition of its own whose sleepers each have a
+ * slot naming their thread, so that the death of any of them is seen (see
+ * "slots" below).  harness/lib/README.md has the design.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -56,6 +58,16 @@
 #define SYNC_TSAN 0
 #endif
 
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define SYNC_HAVE_SINGLE_THREADED 1
+#endif
+#endif
+#ifndef SYNC_HAVE_SINGLE_THREADED
+#define SYNC_HAVE_SINGLE_THREADED 0
+#endif
+
 #ifdef MP_TEST_HOOKS
 int mp__sync_fault;
 /* The process dies at fault point n, as a SIGKILL at that instant would
@@ -70,7 +82,7 @@ int mp__sync_fault;
 #endif
 
 #define SMAGIC 0x636e79537062696cULL /* "libmpSync" */
-#define SVERSION 1
+#define SVERSION 2
 
 enum { T_LOCK = 1, T_COND = 2, T_EVENT = 3, T_BARRIER = 4 };
 /* A lock's kind, as its repr names it. */
@@ -85,8 +97,7 @@ enum {
  * wakes no futex sleeper when another process dies (only the waiters of
  * a robust mutex the dead held). */
 #define RECHECK 0.1
-/* Slots of an Event; a Barrier has its parties' and these more. */
-#define EVENT_SLOTS 128
+/* A Barrier's slots: its parties' and these more. */
 #define SPARE_SLOTS 64
 #define MAX_SLOTS 65536
 #define ACTION_MAX MP_TARGET_NAME_MAX
@@ -106,7 +117,7 @@ struct sem {
     uint32_t kind;            /* K_* */
     int32_t maxvalue;
     _Atomic int32_t owner; /* robust: the holder's kernel thread id */
-    uint32_t pad;
+    _Atomic int32_t waker_cpu; /* where the last wake-up came from */
     pthread_mutex_t m; /* robust only */
 };
 
@@ -140,12 +151,11 @@ struct robj {
     uint32_t pad;
 };
 
+/* An Event: one futex word (see "Event" below). */
 struct event_page {
     struct hdr h;
-    struct robj r;
-    _Atomic uint32_t flag;
+    _Atomic uint32_t word;
     uint32_t pad;
-    struct slot slot[];
 };
 
 struct barrier_page {
@@ -184,6 +194,7 @@ struct mp_lock {
      * gen << 32 | (uint32_t)count. */
     _Atomic uint64_t count;
     _Atomic uintptr_t last_tid; /* pthread_self() of the last acquirer */
+    _Atomic int32_t spin;       /* a waiter's spin, ns (sem_spin()) */
 };
 
 struct mp_cond {
@@ -192,6 +203,7 @@ struct mp_cond {
     struct sync_map *map;
     struct cond_page *p;
     mp_lock *lock; /* a reference of the condition's own */
+    _Atomic int32_t spin[2]; /* the waits on `wait` and on `woken` */
 };
 
 /* What an Event and a Barrier share: the mutex and the slots. */
@@ -206,7 +218,7 @@ struct robj_view {
 struct mp_event {
     _Atomic int refs;
     bool borrowed;
-    struct robj_view v;
+    struct sync_map *map;
     struct event_page *p;
 };
 
@@ -636,6 +648,91 @@ static inline int sem_try(struct sem *s, uint32_t max)
 }
 
 /*
+ * A waiter's spin before it sleeps, bounded in time and adapted per object
+ * and per process (the queue's waits adapt alike: adapt_first_pause() in
+ * queue.c).  A spin pays where the holder runs on another CPU: it releases
+ * within a round trip (0.1 to 0.5 us between two processes), where a sleep
+ * and a wake-up cost two system calls and a context switch (5 us; 20 us
+ * when the sleeper's virtual CPU has gone idle).  Where the holder shares
+ * the waiter's CPU, it cannot run to release until the spin ends: every
+ * pause there is lost.
+ *
+ * So a spin that ends with the unit doubles the next one's length, up to
+ * SPIN_MAX_NS, and one that ends in a sleep says, once woken, whether the
+ * waker ran on the CPU the waiter spun on (the waker writes its CPU beside
+ * the word).  If so, the spin could not succeed, and the next one is a
+ * quarter as long, down to none at all: the wake-ups that follow say when
+ * the two no longer share a CPU.  If not, the holder was slow (preempted,
+ * or asleep itself and slow to wake), and the next spin is twice as long,
+ * long enough to see a peer that was just woken come back: a spin that
+ * shrank for that would leave two processes on two CPUs waking each other
+ * for ever, each round trip two wake-ups of an idle CPU.  The length is
+ * time, not pauses: a pause takes 1 ns on some CPUs and 25 on others (this
+ * project's VM); the clock is read every SPIN_LOOKS pauses.
+ */
+#define SPIN_MIN_NS 250 /* shorter: none */
+#define SPIN_START_NS 1000
+#define SPIN_MAX_NS 8000
+#define SPIN_LOOKS 8
+
+static void spin_init(_Atomic int32_t *budget)
+{
+    atomic_init(budget, SPIN_START_NS);
+}
+
+static void spin_grow(_Atomic int32_t *budget)
+{
+    int32_t b = atomic_load_explicit(budget, memory_order_relaxed);
+
+    b = b < SPIN_MIN_NS ? SPIN_MIN_NS : b < SPIN_MAX_NS / 2 ? b * 2
+                                                            : SPIN_MAX_NS;
+    atomic_store_explicit(budget, b, memory_order_relaxed);
+}
+
+static void spin_shrink(_Atomic int32_t *budget)
+{
+    int32_t b = atomic_load_explicit(budget, memory_order_relaxed) / 4;
+
+    atomic_store_explicit(budget, b < SPIN_MIN_NS ? 0 : b,
+                          memory_order_relaxed);
+}
+
+/* Spins for a unit until the budget or the deadline ends: 1, 0 (none
+ * came), MP_ESYNCCORRUPT. */
+static int sem_spin(struct sem *s, uint32_t max, double deadline,
+                    _Atomic int32_t *budget)
+{
+    int32_t b = atomic_load_explicit(budget, memory_order_relaxed);
+    double end;
+    int r;
+
+    if (b == 0)
+        return 0;
+    end = mp__now() + b * 1e-9;
+    if (end > deadline)
+        end = deadline;
+    do {
+        for (int i = 0; i < SPIN_LOOKS; i++) {
+            mp__cpu_relax();
+            if (atomic_load_explicit(&s->value, memory_order_relaxed) != 0 &&
+                (r = sem_try(s, max)) != 0) {
+                spin_grow(budget);
+                return r;
+            }
+        }
+    } while (mp__now() < end);
+    return 0;
+}
+
+/* A release's wake-up of one sleeper, and where it came from. */
+static inline void sem_wake(struct sem *s)
+{
+    atomic_store_explicit(&s->waker_cpu, sched_getcpu(),
+                          memory_order_relaxed);
+    mp__futex_wake(&s->value, 1);
+}
+
+/*
  * The wait for a unit, until the deadline: 1, 0, MP_ESYNCCORRUPT.
  *
  * No wake-up is lost: the sleeper raises `waiters` and then reads `value`
@@ -652,20 +749,14 @@ static inline int sem_try(struct sem *s, uint32_t max)
  */
 __attribute__((noinline)) static int sem_wait_slow(struct sem *s,
                                                    uint32_t max,
-                                                   double deadline)
+                                                   double deadline,
+                                                   _Atomic int32_t *budget)
 {
-    int r;
+    int r, cpu;
 
-    /* A short spin: a holder on another CPU often releases within it, and
-     * a sleep and a wake-up cost two system calls and a context switch.
-     * 256 pauses cover a round trip between two processes (0.1 to 0.9 us
-     * against 5 us asleep; 64 pauses were too few to matter). */
-    for (int i = 0; i < 256; i++) {
-        mp__cpu_relax();
-        if (atomic_load_explicit(&s->value, memory_order_relaxed) != 0 &&
-            (r = sem_try(s, max)) != 0)
-            return r;
-    }
+    if ((r = sem_spin(s, max, deadline, budget)) != 0)
+        return r;
+    cpu = sched_getcpu();
     atomic_fetch_add(&s->waiters, 1);
     for (;;) {
         if ((r = sem_try(s, max)) != 0)
@@ -676,11 +767,17 @@ __attribute__((noinline)) static int sem_wait_slow(struct sem *s,
         }
     }
     atomic_fetch_sub(&s->waiters, 1);
+    if (r == 1 && cpu >= 0) {
+        if (atomic_load_explicit(&s->waker_cpu, memory_order_relaxed) == cpu)
+            spin_shrink(budget);
+        else
+            spin_grow(budget);
+    }
     return r;
 }
 
 static int sem_acquire(struct sem *s, uint32_t max, int block,
-                       double timeout)
+                       double timeout, _Atomic int32_t *budget)
 {
     int r = sem_try(s, max);
     double deadline;
@@ -690,7 +787,7 @@ static int sem_acquire(struct sem *s, uint32_t max, int block,
     deadline = deadline_of(block, timeout);
     if (deadline == 0)
         return 0;
-    return sem_wait_slow(s, max, deadline);
+    return sem_wait_slow(s, max, deadline, budget);
 }
 
 /* Adds one unit unless the value is at max: 0, MP_ERELEASED,
@@ -706,7 +803,7 @@ static inline int sem_post(struct sem *s, uint32_t max)
             return v > max ? MP_ESYNCCORRUPT : MP_ERELEASED;
     } while (!atomic_compare_exchange_weak(&s->value, &v, v + 1));
     if (atomic_load(&s->waiters) != 0)
-        mp__futex_wake(&s->value, 1);
+        sem_wake(s);
     return 0;
 }
 
@@ -717,6 +814,7 @@ static void sem_init(struct sem *s, int kind, uint32_t value, uint32_t max)
     s->kind = (uint32_t)kind;
     s->maxvalue = (int32_t)max;
     atomic_init(&s->owner, 0);
+    atomic_init(&s->waker_cpu, -1);
 }
 
 /* Whether a cell is one libmp can have made, as a lock of kind `kind`
@@ -742,36 +840,60 @@ static inline uint32_t gen_now(void)
     return atomic_load_explicit(&fork_gen, memory_order_relaxed);
 }
 
+/* The count is kept as count + COUNT_BIAS in the low half of its word, so
+ * that a count that dips below 0 (a release by one thread before the
+ * acquirer's increment) borrows nothing from the generation above it. */
+#define COUNT_BIAS 0x80000000u
+#define GEN_MASK 0xffffffff00000000ULL
+
 static inline int count_get(mp_lock *l)
 {
     uint64_t w = atomic_load_explicit(&l->count, memory_order_acquire);
 
-    return (uint32_t)(w >> 32) == gen_now() ? (int)(int32_t)(uint32_t)w : 0;
+    return (uint32_t)(w >> 32) == gen_now()
+               ? (int)(int32_t)((uint32_t)w - COUNT_BIAS)
+               : 0;
+}
+
+/* Whether no other thread of this process can be running: one that was
+ * never given a second thread (glibc says so).  Unknown: no. */
+static inline bool single_threaded(void)
+{
+#if SYNC_HAVE_SINGLE_THREADED
+    return __libc_single_threaded != 0;
+#else
+    return false;
+#endif
 }
 
 /*
  * An RLock's count, and a robust lock's, changes only in the thread that
  * holds it (a release by another is refused first): a load and a store.
- * Any thread may release a Lock, and does so while the thread that
- * acquired it counts its acquire (the unit it takes orders nothing after
- * it), and a release that loses its race to another puts its count back:
- * a compare-and-swap loop, as for a semaphore's holders.
+ * Any thread may release a Lock or a semaphore, and does so while the
+ * thread that acquired it counts its acquire (the unit it takes orders
+ * nothing after it), and a release that loses its race to another puts
+ * its count back: so an update is one atomic addition, unless the process
+ * has only the one thread, whose own load and store nobody can interleave.
+ * A count of an earlier fork generation is replaced, not added to (a
+ * compare-and-swap: a thread of the child may be doing the same).
  */
 static inline void count_add(mp_lock *l, int d)
 {
-    uint64_t g = (uint64_t)gen_now() << 32, w, n;
+    uint64_t g = (uint64_t)gen_now() << 32;
+    uint64_t w = atomic_load_explicit(&l->count, memory_order_relaxed);
+    uint64_t dd = (uint64_t)(int64_t)d;
 
-    if (l->kind == K_RLOCK || l->robust) {
-        n = g | (uint32_t)(count_get(l) + d);
-        atomic_store_explicit(&l->count, n, memory_order_release);
+    if (l->kind == K_RLOCK || l->robust || single_threaded()) {
+        w = (w & GEN_MASK) == g ? w + dd : g | (uint32_t)(COUNT_BIAS + dd);
+        atomic_store_explicit(&l->count, w, memory_order_release);
         return;
     }
-    w = atomic_load_explicit(&l->count, memory_order_relaxed);
-    do {
-        int c = (w & ~0xffffffffULL) == g ? (int)(int32_t)(uint32_t)w : 0;
-        n = g | (uint32_t)(c + d);
-    } while (!atomic_compare_exchange_weak_explicit(
-        &l->count, &w, n, memory_order_release, memory_order_relaxed));
+    while ((w & GEN_MASK) != g)
+        if (atomic_compare_exchange_weak_explicit(
+                &l->count, &w, g | (uint32_t)(COUNT_BIAS + dd),
+                memory_order_release, memory_order_relaxed))
+            return;
+    atomic_fetch_add_explicit(&l->count, dd, memory_order_release);
 }
 
 /* CPython's thread ident (pthread_self()): unique among live threads.
@@ -823,6 +945,8 @@ static mp_lock *lock_alloc(struct sync_map *map, struct sem *s)
     if (l == NULL)
         return NULL;
     atomic_init(&l->refs, 1);
+    atomic_init(&l->count, (uint64_t)gen_now() << 32 | COUNT_BIAS);
+    spin_init(&l->spin);
     l->map = map;
     l->s = s;
     l->kind = (int)s->kind;
@@ -949,7 +1073,8 @@ static int robust_acquire(mp_lock *l, int block, double timeout)
     /* The mutex has one holder: a count this process kept before is that
      * of a thread of it that ended holding the lock, not this one's. */
     atomic_store_explicit(&l->last_tid, self_token(), memory_order_relaxed);
-    atomic_store_explicit(&l->count, (uint64_t)gen_now() << 32 | 1,
+    atomic_store_explicit(&l->count,
+                          (uint64_t)gen_now() << 32 | (COUNT_BIAS + 1),
                           memory_order_release);
     FAULT(2);
     return r == 1 ? MP_EOWNERDEAD : 1;
@@ -1006,7 +1131,7 @@ int mp_lock_acquire(mp_lock *l, int block, double timeout)
         acquired(l);
         return 1;
     }
-    if ((r = sem_acquire(s, l->max, block, timeout)) == 1)
+    if ((r = sem_acquire(s, l->max, block, timeout, &l->spin)) == 1)
         acquired(l);
     return r;
 }
@@ -1048,7 +1173,7 @@ int mp_lock_release(mp_lock *l)
         return v > 1 ? MP_ESYNCCORRUPT : MP_ERELEASED;
     }
     if (atomic_load(&s->waiters) != 0)
-        mp__futex_wake(&s->value, 1);
+        sem_wake(s);
     return 0;
 }
 
@@ -1173,6 +1298,8 @@ int mp_cond_new(mp_cond **out, mp_lock *lock)
     }
     hdr_publish(&p->h, T_COND, lock == NULL ? F_OWN_LOCK : 0, 0);
     atomic_init(&c->refs, 1);
+    spin_init(&c->spin[0]);
+    spin_init(&c->spin[1]);
     c->map = m;
     c->p = p;
     *out = c;
@@ -1211,7 +1338,7 @@ int mp_cond_wait(mp_cond *c, double timeout)
     for (int i = 0; i < count; i++)
         if ((r = mp_lock_release(c->lock)) < 0)
             return r;
-    r = sem_acquire(&c->p->wait, INT_MAX, 1, timeout);
+    r = sem_acquire(&c->p->wait, INT_MAX, 1, timeout, &c->spin[0]);
     (void)sem_post(&c->p->woken, INT_MAX);
     for (int i = 0; i < count; i++) {
         int a = mp_lock_acquire(c->lock, 1, MP_FOREVER);
@@ -1279,7 +1406,8 @@ int mp_cond_notify(mp_cond *c, int n)
         return r;
     /* Each woken sleeper says so before it takes the lock back. */
     for (int i = 0; i < sleepers; i++)
-        if ((r = sem_acquire(&p->woken, INT_MAX, 1, MP_FOREVER)) < 0)
+        if ((r = sem_acquire(&p->woken, INT_MAX, 1, MP_FOREVER,
+                                &c->spin[1])) < 0)
             return r;
     /* What a sleeper that timed out meanwhile left in wait goes. */
     while ((r = sem_try(&p->wait, INT_MAX)) == 1)
@@ -1341,8 +1469,8 @@ mp_cond *mp_cond_free(mp_cond *c)
  * INSIDE) and is not counted, as CPython's notify counts off those that
  * timed out.  A signalled sleeper that died is seen at the next look
  * (every RECHECK seconds, from /proc).  The slots' mutex is robust: whoever
- * takes it after a holder died repairs the object (event_repair(),
- * barrier_reap()), and sleepers look for that death at the same interval:
+ * takes it after a holder died repairs the object (barrier_reap()), and
+ * sleepers look for that death at the same interval:
  * the kernel wakes a robust mutex's waiters when its holder dies, but
  * nobody sleeping elsewhere.
  */
@@ -1354,12 +1482,7 @@ mp_cond *mp_cond_free(mp_cond *c)
  * over): 0, or MP_ESYNCCORRUPT and the like, the mutex not held.  A dead
  * holder's mess is repaired. */
 static int barrier_reap(mp_barrier *b);
-static int event_repair(mp_event *e);
 static int rnotify_all(struct robj_view *v, uint32_t mine);
-
-_Static_assert(offsetof(struct event_page, r) ==
-                   offsetof(struct barrier_page, r),
-               "robj_attach() finds the mutex at one offset");
 
 static void runlock(struct robj_view *v)
 {
@@ -1375,8 +1498,8 @@ static int rlock(struct robj_view *v, void *obj)
      * drained, reset) and died before it woke every sleeper: all are
      * woken to look at it.  Those the state does not free sleep again. */
     if (r == 1) {
-        r = v->barrier ? barrier_reap(obj) : event_repair(obj);
-        if (r == 0 && v->barrier)
+        r = barrier_reap(obj);
+        if (r == 0)
             r = rnotify_all(v, v->nslots);
         /* A repair that fails lets the mutex go: a caller that returns
          * its error must not leave it held for everyone else. */
@@ -1599,21 +1722,39 @@ static bool robj_attach(struct robj_view *v, struct sync_map *m,
         slots_at + (size_t)nslots * sizeof(struct slot) > m->len)
         return false;
     v->map = m;
-    v->r = (struct robj *)((char *)m->base + offsetof(struct event_page, r));
+    v->r = (struct robj *)((char *)m->base + offsetof(struct barrier_page, r));
     v->slot = (struct slot *)((char *)m->base + slots_at);
     v->nslots = nslots;
     v->barrier = barrier;
     return true;
 }
 
-/* Event: CPython's Condition(Lock()) and a Semaphore(0) flag.  The flag
- * is a word under the mutex: it is only ever read and changed there, as
- * CPython's flag is. */
+/*
+ * Event: one futex word, E_FLAG (set), E_SLEEPERS (someone may sleep on
+ * the word) and a generation above them, which clear() advances.
+ *
+ * set() raises the flag with a compare-and-swap while nobody sleeps; when
+ * someone may, it raises it and wakes every sleeper in one system call
+ * (FUTEX_WAKE_OP), so a process killed in set() has either set nothing or
+ * set the flag and woken everyone: there is no half-done set() to finish,
+ * and no lock, so nothing a death can leave held.  Nobody sleeps on a set
+ * flag (a sleeper sleeps on the word with the flag down, and the kernel
+ * compares it first), so clear() takes E_SLEEPERS down with the flag.  A
+ * waiter returns 1 once the flag is up, or once the generation moved
+ * since it started: a set() and a clear() between two of its looks were a
+ * set() during its wait.  CPython's waiter may miss such a pair (it needs
+ * the lock back before it looks, by when the flag can be down again);
+ * either answer is one CPython can give.  Bits CPython's flag cannot
+ * hold (E_RESERVED) are MP_ESYNCCORRUPT.
+ */
+#define E_FLAG 1u
+#define E_SLEEPERS 2u
+#define E_RESERVED 0xfcu
+#define E_GEN_ONE 0x100u
 
 int mp_event_new(mp_event **out)
 {
     struct sync_map *m;
-    struct event_page *p;
     mp_event *e;
     int r;
 
@@ -1622,121 +1763,114 @@ int mp_event_new(mp_event **out)
     *out = NULL;
     if ((e = calloc(1, sizeof(*e))) == NULL)
         return -ENOMEM;
-    if ((r = map_new(&m, sizeof(*p) + EVENT_SLOTS * sizeof(struct slot))) <
-        0) {
+    if ((r = map_new(&m, sizeof(struct event_page))) < 0) {
         free(e);
         return r;
     }
-    p = m->base;
-    if ((r = robust_init(&p->r.m)) < 0) {
-        map_unref(m);
-        free(e);
-        return r;
-    }
-    hdr_publish(&p->h, T_EVENT, 0, EVENT_SLOTS);
-    robj_attach(&e->v, m, offsetof(struct event_page, slot), EVENT_SLOTS,
-                false);
+    e->p = m->base;
+    hdr_publish(&e->p->h, T_EVENT, 0, 0);
     atomic_init(&e->refs, 1);
-    e->p = p;
+    e->map = m;
     *out = e;
     return 0;
 }
 
-/* The flag, checked: 0, 1 or MP_ESYNCCORRUPT. */
-static int event_flag(mp_event *e)
+static inline uint32_t event_word(mp_event *e)
 {
-    uint32_t f = atomic_load_explicit(&e->p->flag, memory_order_relaxed);
-
-    return f <= 1 ? (int)f : MP_ESYNCCORRUPT;
-}
-
-/* After a holder died: a set() it did not finish is finished (its flag is
- * up, so no sleeper may stay asleep); nothing else is ever half done. */
-static int event_repair(mp_event *e)
-{
-    int f = event_flag(e);
-
-    if (f < 0)
-        return f;
-    return f == 1 ? rnotify_all(&e->v, e->v.nslots) : 0;
+    return atomic_load(&e->p->word);
 }
 
 int mp_event_is_set(mp_event *e)
 {
-    int r;
+    uint32_t w;
 
     if (e == NULL)
         return MP_EINVAL;
-    if ((r = rlock(&e->v, e)) < 0)
-        return r;
-    r = event_flag(e);
-    runlock(&e->v);
-    return r;
+    w = event_word(e);
+    return (w & E_RESERVED) != 0 ? MP_ESYNCCORRUPT : (int)(w & E_FLAG);
 }
 
 int mp_event_set(mp_event *e)
 {
-    int r;
+    uint32_t w;
 
     if (e == NULL)
         return MP_EINVAL;
-    if ((r = rlock(&e->v, e)) < 0)
-        return r;
-    atomic_store_explicit(&e->p->flag, 1, memory_order_relaxed);
-    FAULT(5); /* set, nobody woken */
-    r = rnotify_all(&e->v, e->v.nslots);
-    runlock(&e->v);
-    return r;
+    w = event_word(e);
+    for (;;) {
+        if ((w & E_RESERVED) != 0)
+            return MP_ESYNCCORRUPT;
+        if ((w & E_FLAG) != 0)
+            return 0;
+        if ((w & E_SLEEPERS) != 0)
+            break;
+        if (atomic_compare_exchange_weak(&e->p->word, &w, w | E_FLAG)) {
+            FAULT(5);
+            return 0;
+        }
+    }
+#if SYNC_TSAN
+    /* ThreadSanitizer does not see the kernel's write: this release is
+     * what the waiters' loads of the word are ordered after. */
+    atomic_fetch_or_explicit(&e->p->word, 0, memory_order_release);
+#endif
+    mp__futex_wake_or(&e->p->word, E_FLAG);
+    FAULT(5);
+    return 0;
 }
 
 int mp_event_clear(mp_event *e)
 {
-    int r;
+    uint32_t w;
 
     if (e == NULL)
         return MP_EINVAL;
-    if ((r = rlock(&e->v, e)) < 0)
-        return r;
-    atomic_store_explicit(&e->p->flag, 0, memory_order_relaxed);
-    runlock(&e->v);
-    return 0;
+    w = event_word(e);
+    for (;;) {
+        if ((w & E_RESERVED) != 0)
+            return MP_ESYNCCORRUPT;
+        if ((w & E_FLAG) == 0)
+            return 0;
+        if (atomic_compare_exchange_weak(
+                &e->p->word, &w, (w & ~(E_FLAG | E_SLEEPERS)) + E_GEN_ONE))
+            return 0;
+    }
 }
 
 int mp_event_wait(mp_event *e, double timeout)
 {
+    uint32_t w, gen;
     double deadline;
-    int r, slot;
 
     if (e == NULL)
         return MP_EINVAL;
-    if ((r = rlock(&e->v, e)) < 0)
-        return r;
+    w = event_word(e);
     /* A set flag answers before the timeout is looked at, as CPython's
      * wait() returns before its Condition's wait() would fail on a NaN. */
-    if ((r = event_flag(e)) != 0 || isnan(timeout)) {
-        runlock(&e->v);
-        return r != 0 ? r : MP_EINVAL;
+    if ((w & E_RESERVED) != 0)
+        return MP_ESYNCCORRUPT;
+    if ((w & E_FLAG) != 0)
+        return 1;
+    if (isnan(timeout))
+        return MP_EINVAL;
+    if ((deadline = deadline_of(1, timeout)) == 0)
+        return 0;
+    gen = w & ~(E_FLAG | E_SLEEPERS | E_RESERVED);
+    for (bool timed_out = false;; w = event_word(e)) {
+        if ((w & E_RESERVED) != 0)
+            return MP_ESYNCCORRUPT;
+        if ((w & E_FLAG) != 0 ||
+            (w & ~(E_FLAG | E_SLEEPERS | E_RESERVED)) != gen)
+            return 1;
+        if (timed_out)
+            return 0;
+        if ((w & E_SLEEPERS) == 0 &&
+            !atomic_compare_exchange_strong(&e->p->word, &w,
+                                            w | E_SLEEPERS))
+            continue;
+        timed_out = mp__futex_wait(&e->p->word, w | E_SLEEPERS, deadline) ==
+                    MP_ETIMEDOUT;
     }
-    deadline = deadline_of(1, timeout);
-    slot = slot_claim(&e->v, e, deadline);
-    if (slot == MP_ETIMEDOUT) {
-        r = event_flag(e);
-        runlock(&e->v);
-        return r;
-    }
-    if (slot < 0)
-        return slot;
-    /* CPython waits once; a wait cut short by a death (LEFT) is not a
-     * wake-up, and goes on while the flag is down. */
-    do {
-        r = rwait(&e->v, e, (uint32_t)slot, deadline);
-    } while (r == LEFT && event_flag(e) == 0);
-    slot_free(&e->v, (uint32_t)slot);
-    if (r >= 0) {
-        r = event_flag(e);
-        runlock(&e->v);
-    }
-    return r;
 }
 
 int mp_event_repr(mp_event *e, char *buf, size_t size)
@@ -1756,7 +1890,7 @@ mp_event *mp_event_free(mp_event *e)
     if (e == NULL || e->borrowed ||
         atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
         return NULL;
-    map_unref(e->v.map);
+    map_unref(e->map);
     free(e);
     return NULL;
 }
@@ -2081,7 +2215,7 @@ mp_conn *mp__cond_handle(mp_cond *c)
 
 mp_conn *mp__event_handle(mp_event *e)
 {
-    return e->v.map->handle;
+    return e->map->handle;
 }
 
 mp_conn *mp__barrier_handle(mp_barrier *b)
@@ -2165,6 +2299,8 @@ mp_cond *mp__cond_view(mp_conn *handle, mp_lock *lock)
         return NULL;
     }
     atomic_init(&c->refs, 1);
+    spin_init(&c->spin[0]);
+    spin_init(&c->spin[1]);
     c->borrowed = true;
     c->map = m;
     c->p = p;
@@ -2181,20 +2317,15 @@ mp_event *mp__event_view(mp_conn *handle)
     if (m == NULL)
         return NULL;
     h = attach_hdr(m, T_EVENT);
-    if (h == NULL || h->flags != 0 || h->nslots != EVENT_SLOTS ||
+    if (h == NULL || h->flags != 0 || h->nslots != 0 ||
+        m->len < sizeof(struct event_page) ||
         (e = calloc(1, sizeof(*e))) == NULL) {
         map_unref(m);
         return NULL;
     }
-    if (!robj_attach(&e->v, m, offsetof(struct event_page, slot),
-                     EVENT_SLOTS, false) ||
-        robust_check(&e->v.r->m) < 0) {
-        map_unref(m);
-        free(e);
-        return NULL;
-    }
     atomic_init(&e->refs, 1);
     e->borrowed = true;
+    e->map = m;
     e->p = m->base;
     return e;
 }
@@ -2251,7 +2382,7 @@ void mp__cond_view_free(mp_cond *c)
 void mp__event_view_free(mp_event *e)
 {
     if (e != NULL) {
-        map_unref(e->v.map);
+        map_unref(e->map);
         free(e);
     }
 }
@@ -2273,7 +2404,7 @@ void *mp__sync_page(const void *obj, int type)
     case MP_ARG_COND:
         return ((const mp_cond *)obj)->map->base;
     case MP_ARG_EVENT:
-        return ((const mp_event *)obj)->v.map->base;
+        return ((const mp_event *)obj)->map->base;
     case MP_ARG_BARRIER:
         return ((const mp_barrier *)obj)->v.map->base;
     default:

@@ -60,7 +60,7 @@ unsigned char *mp__queue_ring_at(mp_queue *q, unsigned long long pos);
  *   2 acquire: the state written, before the return
  *   3 release: the state marked free, the mutex still held
  *   4 release: the mutex let go
- *   5 Event set(): the flag up, no sleeper signalled
+ *   5 Event set(): the flag up (its sleepers woken in the same step)
  *   6 Barrier broken (abort(), a timeout): no sleeper signalled */
 extern int mp__sync_fault;
 /* sync.c: the shared page of a Lock (type MP_ARG_LOCK), Condition, Event

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -989,6 +990,94 @@ TEST(event_set_wakes_every_waiting_process)
     for (int i = 0; i < 6; i++)
         join_ok(p[i]);
     mp_queue_free(q);
+    mp_event_free(e);
+}
+
+/* More sleepers than an Event once had room for: every one is woken. */
+struct ewaiter {
+    mp_event *e;
+    _Atomic int tid;
+    int result;
+};
+
+static void *event_thread(void *arg)
+{
+    struct ewaiter *w = arg;
+
+    atomic_store(&w->tid, (int)gettid());
+    w->result = mp_event_wait(w->e, 30);
+    return NULL;
+}
+
+#define MANY_SLEEPERS 200
+
+TEST(event_set_wakes_every_waiting_thread)
+{
+    static struct ewaiter w[MANY_SLEEPERS];
+    static pthread_t th[MANY_SLEEPERS];
+    mp_event *e;
+    double t0;
+
+    ASSERT_OK(mp_event_new(&e));
+    for (int i = 0; i < MANY_SLEEPERS; i++) {
+        w[i] = (struct ewaiter){ e, 0, 99 };
+        ASSERT_EQ(0, pthread_create(&th[i], NULL, event_thread, &w[i]));
+    }
+    usleep(100000); /* most asleep: the others find the flag up */
+    t0 = check_now();
+    ASSERT_OK(mp_event_set(e));
+    for (int i = 0; i < MANY_SLEEPERS; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], NULL));
+        ASSERT_EQ(1, w[i].result);
+    }
+    ASSERT_WITHIN(0, 10, check_now() - t0);
+    mp_event_free(e);
+}
+
+/* Until thread tid sleeps in the kernel (its /proc stat says S). */
+static void await_asleep(_Atomic int *tid)
+{
+    double end = check_now() + 30;
+    char path[64], buf[512], *p;
+    FILE *f;
+
+    while (atomic_load(tid) == 0)
+        ASSERT_TRUE(check_now() < end);
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", atomic_load(tid));
+    for (;;) {
+        ASSERT_TRUE(check_now() < end);
+        ASSERT_TRUE((f = fopen(path, "r")) != NULL);
+        p = fgets(buf, sizeof(buf), f);
+        fclose(f);
+        ASSERT_TRUE(p != NULL && (p = strrchr(buf, ')')) != NULL);
+        if (p[2] == 'S')
+            return;
+        usleep(1000);
+    }
+}
+
+/* A set() and a clear() while a waiter sleeps: the waiter saw the event
+ * set during its wait, and returns 1 at once, not at its timeout. */
+TEST(a_set_and_clear_during_a_wait_wake_it_with_1)
+{
+    struct ewaiter w;
+    pthread_t th;
+    mp_event *e;
+    double t0;
+
+    ASSERT_OK(mp_event_new(&e));
+    for (int i = 0; i < 20; i++) {
+        w = (struct ewaiter){ e, 0, 99 };
+        ASSERT_EQ(0, pthread_create(&th, NULL, event_thread, &w));
+        await_asleep(&w.tid);
+        t0 = check_now();
+        ASSERT_OK(mp_event_set(e));
+        ASSERT_OK(mp_event_clear(e));
+        ASSERT_EQ(0, pthread_join(th, NULL));
+        ASSERT_EQ(1, w.result);
+        ASSERT_WITHIN(0, 10, check_now() - t0);
+        ASSERT_EQ(0, mp_event_is_set(e));
+    }
     mp_event_free(e);
 }
 
