@@ -225,17 +225,28 @@ struct mp_barrier {
 
 /* threads and forks */
 
-/* Forks this process came through: a count kept before it is 0. */
+/* Forks this process came through since it first had an object: a count
+ * kept before it is 0. */
 static _Atomic uint32_t fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void atfork_child(void)
 {
     atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
 }
 
-__attribute__((constructor)) static void sync_init(void)
+static void register_atfork(void)
 {
     pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* Before this process's first object: a handler registered at load would
+ * cost every fork of every program linked with libmp a call (44
+ * instructions of a fork's parent), objects or none.  Nothing is counted
+ * per process before there is an object. */
+static void sync_used(void)
+{
+    pthread_once(&atfork_once, register_atfork);
 }
 
 /*
@@ -511,6 +522,7 @@ static int map_new(struct sync_map **out, size_t size)
     struct sync_map *m = calloc(1, sizeof(*m));
     int fd, r;
 
+    sync_used();
     *out = NULL;
     if (m == NULL)
         return -ENOMEM;
@@ -552,6 +564,7 @@ static struct sync_map *map_attach(mp_conn *handle)
     struct hdr *h;
     int fd = handle != NULL ? mp_conn_fileno(handle) : -1;
 
+    sync_used();
     if (fd < 0 || fstat(fd, &st) < 0 ||
         st.st_size < (off_t)sizeof(struct hdr) ||
         (uint64_t)st.st_size > page_round(sizeof(struct barrier_page) +
