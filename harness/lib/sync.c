@@ -42,6 +42,8 @@
 
 #include "futex.h"
 #include "internal.h"
+#include "live.h"
+#include "robust.h"
 
 #ifdef MP_TEST_HOOKS
 #include "test_hooks.h"
@@ -138,12 +140,6 @@ struct event_page {
     struct hdr h;
     _Atomic uint32_t word;
     uint32_t pad;
-};
-
-/* Until harness/lib/live.h exists (see "threads and forks" below). */
-struct mp__thread_id {
-    pid_t pid, tid;
-    unsigned long long start; /* clock ticks after boot; 0: unknown */
 };
 
 /* A thread inside a Barrier's wait(): its tag (see "Barrier" below) and
@@ -249,124 +245,23 @@ static void sync_used(void)
     pthread_once(&atfork_once, register_atfork);
 }
 
-/*
- * Until harness/lib/live.h exists: a thread's identity across processes,
- * and whether it has ended.  Delete these two and the struct when it lands
- * (it has the same interface).
- */
-
-/* /proc/PID/task/TID/stat's state and start time: 1; 0 when /proc has
- * no such thread; -1 when it could not be read (no descriptor or memory
- * left, say: that says nothing of the thread). */
-static int read_stat(pid_t pid, pid_t tid, char *state,
-                     unsigned long long *start)
-{
-    char path[64], buf[512], *p;
-    ssize_t n;
-    int fd, field;
-
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return errno == ENOENT || errno == ESRCH ? 0 : -1;
-    n = read(fd, buf, sizeof(buf) - 1);
-    if (n < 0 && errno == ESRCH) { /* reaped since the open */
-        close(fd);
-        return 0;
-    }
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    /* The command may hold spaces and parentheses: fields count from the
-     * last ')'. */
-    if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
-        return -1;
-    p += 2;
-    *state = *p;
-    for (field = 3; field < 22 && p != NULL; field++)
-        if ((p = strchr(p, ' ')) != NULL)
-            p++;
-    if (p == NULL)
-        return -1;
-    *start = strtoull(p, NULL, 10);
-    return 1;
-}
-
-static bool mp__thread_self(struct mp__thread_id *id)
-{
-    char state;
-
-    id->pid = getpid();
-    id->tid = gettid();
-    id->start = 0;
-    return read_stat(id->pid, id->tid, &state, &id->start) == 1;
-}
-
-/* Dead: gone, a zombie, or another thread now under its ids.  A /proc
- * that cannot tell (no descriptor left, no /proc mounted, another PID
- * namespace's) says alive: others then wait as they would for the
- * living. */
-static bool mp__thread_dead(const struct mp__thread_id *id)
-{
-    char path[64], state;
-    unsigned long long start;
-
-    switch (read_stat(id->pid, id->tid, &state, &start)) {
-    case 1:
-        return state == 'Z' || state == 'X' ||
-               (id->start != 0 && start != id->start);
-    case -1:
-        return false;
-    default:
-        break;
-    }
-    /* No such thread where the process is visible: it ended. */
-    snprintf(path, sizeof(path), "/proc/%d", (int)id->pid);
-    if (access(path, F_OK) == 0)
-        return true;
-    if (errno != ENOENT)
-        return false;
-    /* No such process in a /proc that shows this one: it ended too. */
-    snprintf(path, sizeof(path), "/proc/%d", (int)getpid());
-    return access(path, F_OK) == 0;
-}
-/* (end of what live.h will provide) */
-
-/* This thread's kernel id and identity, cached for this fork generation
- * (a fork child's thread has new ones). */
+/* This thread's kernel id, cached for this fork generation (a fork
+ * child's thread has another): what a robust lock's page names its holder
+ * by, looked at on every robust release. */
 static _Thread_local struct {
     uint32_t gen1; /* fork_gen + 1 when filled */
     pid_t tid;
-    bool have_id;
-    struct mp__thread_id id;
 } me;
 
-static inline void me_refresh(void)
+static pid_t my_tid(void)
 {
     uint32_t g = atomic_load_explicit(&fork_gen, memory_order_relaxed) + 1;
 
     if (__builtin_expect(me.gen1 != g, 0)) {
         me.gen1 = g;
         me.tid = gettid();
-        me.have_id = false;
     }
-}
-
-static pid_t my_tid(void)
-{
-    me_refresh();
     return me.tid;
-}
-
-static const struct mp__thread_id *my_id(void)
-{
-    me_refresh();
-    if (!me.have_id) {
-        /* An unknown start time (0) still names the thread by its ids. */
-        (void)mp__thread_self(&me.id);
-        me.have_id = true;
-    }
-    return &me.id;
 }
 
 /* deadlines */
@@ -380,129 +275,6 @@ static double deadline_of(int block, double timeout)
     if (timeout >= 1e9) /* 30 years: for ever, and no time_t overflow */
         return INFINITY;
     return mp__now() + timeout;
-}
-
-/* robust mutexes: the one place sync.c calls them (robust.h will have
- * them) */
-
-#ifdef __GLIBC__
-static pthread_once_t kind_once = PTHREAD_ONCE_INIT;
-static int good_kind = -1;
-#endif
-
-static int robust_init(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t a;
-    int r;
-
-    if ((r = pthread_mutexattr_init(&a)) != 0)
-        return -r;
-    r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (r == 0)
-        r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    /* An owner is what a robust lock has: a relock is EDEADLK, an unlock
-     * by another thread EPERM, whatever glibc does for a plain kind. */
-    if (r == 0)
-        r = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
-    if (r == 0)
-        r = pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
-    return -r;
-}
-
-#ifdef __GLIBC__
-static void kind_init(void)
-{
-    pthread_mutex_t m;
-
-    memset(&m, 0, sizeof(m)); /* MemorySanitizer: glibc is not built
-                                 with it */
-    if (robust_init(&m) == 0) {
-        good_kind = m.__data.__kind;
-        pthread_mutex_destroy(&m);
-    }
-}
-#endif
-
-/* glibc chooses how to lock by the kind it finds in the mutex, which any
- * process can write: a kind this file does not make is corruption. */
-static int robust_check(pthread_mutex_t *m)
-{
-#ifdef __GLIBC__
-    pthread_once(&kind_once, kind_init);
-    if (__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != good_kind)
-        return MP_ESYNCCORRUPT;
-#else
-    (void)m;
-#endif
-    return 0;
-}
-
-/*
- * Locks until the CLOCK_MONOTONIC deadline (0: a try; INFINITY: none):
- * 0, 1 when the holder had died (made consistent: the caller holds it and
- * repairs), 0 with *timed_out, MP_EDEADLK-like -EDEADLK when this thread
- * holds it, MP_ESYNCCORRUPT for anything else.
- */
-static int robust_lock_until(pthread_mutex_t *m, double deadline,
-                             bool *timed_out)
-{
-    struct timespec ts;
-    int r;
-
-    *timed_out = false;
-    if ((r = robust_check(m)) < 0)
-        return r;
-    if (isinf(deadline)) {
-        r = pthread_mutex_lock(m);
-    } else if (!(deadline > 0)) {
-        r = pthread_mutex_trylock(m);
-        if (r == EBUSY)
-            r = ETIMEDOUT;
-    } else {
-        if ((r = pthread_mutex_trylock(m)) == EBUSY) {
-#if SYNC_TSAN
-            /* TSan does not intercept pthread_mutex_clocklock(): its build
-             * uses the CLOCK_REALTIME call (a clock step moves the
-             * deadline). */
-            struct timespec rt;
-            double left = deadline - mp__now();
-            clock_gettime(CLOCK_REALTIME, &rt);
-            deadline = (double)rt.tv_sec + rt.tv_nsec / 1e9 +
-                       (left > 0 ? left : 0);
-#endif
-            ts.tv_sec = (time_t)deadline;
-            ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
-#if SYNC_TSAN
-            r = pthread_mutex_timedlock(m, &ts);
-#else
-            r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
-#endif
-        }
-    }
-    switch (r) {
-    case 0:
-        return 0;
-    case EOWNERDEAD:
-        if (pthread_mutex_consistent(m) != 0) {
-            pthread_mutex_unlock(m);
-            return MP_ESYNCCORRUPT;
-        }
-        return 1;
-    case ETIMEDOUT:
-        *timed_out = true;
-        return 0;
-    case EDEADLK:
-        return -EDEADLK;
-    default: /* ENOTRECOVERABLE and the like: none that this file makes */
-        return MP_ESYNCCORRUPT;
-    }
-}
-
-/* 0, or EPERM when this thread does not hold it. */
-static int robust_unlock(pthread_mutex_t *m)
-{
-    return pthread_mutex_unlock(m);
 }
 
 /* mappings */
@@ -995,7 +767,8 @@ static int lock_create(mp_lock **out, int kind, int value, int max,
         return r;
     p = m->base;
     sem_init(&p->s, kind, (uint32_t)value, (uint32_t)max);
-    if (robust && (r = robust_init(&p->s.m)) < 0) {
+    if (robust &&
+        (r = mp__robust_init(&p->s.m, PTHREAD_MUTEX_ERRORCHECK)) < 0) {
         map_unref(m);
         return r;
     }
@@ -1080,18 +853,37 @@ static int wait_for_self(double deadline)
     return 0;
 }
 
+/* A robust lock's mutex is error-checking: its holder's relock is
+ * EDEADLK (CPython's Lock then waits for itself), an unlock by another
+ * thread EPERM, whatever glibc does for a plain kind. */
+#define ROBUST_TYPE PTHREAD_MUTEX_ERRORCHECK
+
 static int robust_acquire(mp_lock *l, int block, double timeout)
 {
+    pthread_mutex_t *m = &l->s->m;
     double deadline = deadline_of(block, timeout);
-    bool timed_out;
-    int r = robust_lock_until(&l->s->m, deadline, &timed_out);
+    int r;
 
-    if (r == -EDEADLK)
-        return wait_for_self(deadline);
-    if (r < 0)
-        return r;
-    if (timed_out)
+    if (mp__robust_check(m, ROBUST_TYPE) < 0)
+        return MP_ESYNCCORRUPT;
+    switch ((r = mp__robust_lock_until(m, deadline))) {
+    case 0:
+        break;
+    case EOWNERDEAD:
+        mp__robust_held(m);
+        if (pthread_mutex_consistent(m) != 0) {
+            mp__robust_unlock(m);
+            return MP_ESYNCCORRUPT;
+        }
+        break;
+    case ETIMEDOUT:
         return 0;
+    case EDEADLK:
+        return wait_for_self(deadline);
+    default: /* ENOTRECOVERABLE and the like: none that this file makes */
+        return MP_ESYNCCORRUPT;
+    }
+    mp__robust_held(m);
     FAULT(1); /* held; its state not yet written */
     atomic_store_explicit(&l->s->owner, my_tid(), memory_order_relaxed);
     atomic_store_explicit(&l->s->value, 0, memory_order_relaxed);
@@ -1102,7 +894,7 @@ static int robust_acquire(mp_lock *l, int block, double timeout)
                           (uint64_t)gen_now() << 32 | (COUNT_BIAS + 1),
                           memory_order_release);
     FAULT(2);
-    return r == 1 ? MP_EOWNERDEAD : 1;
+    return r == EOWNERDEAD ? MP_EOWNERDEAD : 1;
 }
 
 static int robust_release(mp_lock *l)
@@ -1117,12 +909,8 @@ static int robust_release(mp_lock *l)
     atomic_store_explicit(&s->owner, 0, memory_order_relaxed);
     atomic_store_explicit(&s->value, 1, memory_order_relaxed);
     FAULT(3); /* marked free, still held */
-    if (robust_unlock(&s->m) != 0) {
-        /* The mark said this thread held it; glibc says not: the page was
-         * written by someone else. */
-        count_add(l, 1);
-        return MP_ESYNCCORRUPT;
-    }
+    /* What a peer wrote over the mutex meanwhile is put back first. */
+    mp__robust_unlock(&s->m);
     FAULT(4);
     return 0;
 }
@@ -1646,22 +1434,20 @@ mp_event *mp_event_free(mp_event *e)
 
 /* slots: who is inside a Barrier's wait() */
 
-static struct mp__thread_id slot_id(const struct bslot *s)
-{
-    struct mp__thread_id id = {
-        __atomic_load_n(&s->id.pid, __ATOMIC_RELAXED),
-        __atomic_load_n(&s->id.tid, __ATOMIC_RELAXED),
-        __atomic_load_n(&s->id.start, __ATOMIC_RELAXED),
-    };
-
-    return id;
-}
-
 static void slot_id_write(struct bslot *s, const struct mp__thread_id *id)
 {
     __atomic_store_n(&s->id.pid, id->pid, __ATOMIC_RELAXED);
     __atomic_store_n(&s->id.tid, id->tid, __ATOMIC_RELAXED);
     __atomic_store_n(&s->id.start, id->start, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->id.ns, id->ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->id.tns, id->tns, __ATOMIC_RELAXED);
+}
+
+static bool same_id(const struct mp__thread_id *a,
+                    const struct mp__thread_id *b)
+{
+    return a->pid == b->pid && a->tid == b->tid && a->start == b->start &&
+           a->ns == b->ns && a->tns == b->tns;
 }
 
 /* Ids no thread has are what a peer wrote: nobody's, dead. */
@@ -1803,12 +1589,12 @@ static inline uint64_t tag_of(mp_barrier *b, uint32_t i)
 static bool bslot_reap(mp_barrier *b, uint32_t i, uint64_t t)
 {
     struct bslot *s = &b->slot[i];
-    struct mp__thread_id id = slot_id(s), again;
+    struct mp__thread_id id = mp__thread_id_read(&s->id), again;
 
     if (!slot_id_dead(&id))
         return false;
-    again = slot_id(s);
-    if (memcmp(&id, &again, sizeof(id)) != 0)
+    again = mp__thread_id_read(&s->id);
+    if (!same_id(&id, &again))
         return false;
     return atomic_compare_exchange_strong(&s->tag, &t, T_FREE);
 }
@@ -1911,10 +1697,15 @@ static int bslot_free_one(mp_barrier *b, uint32_t start)
 static int bslot_claim(mp_barrier *b)
 {
     static _Thread_local uint32_t hint;
-    const struct mp__thread_id *me_id = my_id();
-    uint32_t n = b->nslots, start = hint != 0 ? hint : (uint32_t)me_id->tid;
-    double next_dead = 0;
+    struct mp__thread_id me_id;
+    uint32_t n = b->nslots, start;
     int found = -1;
+
+    /* One that cannot be told dead (an unknown start time) is named all
+     * the same: its peers then take it for alive. */
+    (void)mp__thread_self(&me_id);
+    start = hint != 0 ? hint : (uint32_t)me_id.tid;
+    double next_dead = 0;
 
     while ((found = bslot_free_one(b, start)) < 0) {
         uint32_t seen;
@@ -1945,7 +1736,7 @@ static int bslot_claim(mp_barrier *b)
         atomic_fetch_sub(&b->p->freewait, 1);
     }
     hint = (uint32_t)found;
-    slot_id_write(&b->slot[found], me_id);
+    slot_id_write(&b->slot[found], &me_id);
     return found;
 }
 
@@ -2305,7 +2096,8 @@ mp_lock *mp__lock_view(mp_conn *handle)
         (h->flags & ~(uint32_t)F_ROBUST) == 0) {
         s = &((struct lock_page *)m->base)->s;
         robust = (h->flags & F_ROBUST) != 0;
-        if (!sem_valid(s, 0) || (robust && robust_check(&s->m) < 0))
+        if (!sem_valid(s, 0) ||
+            (robust && mp__robust_check(&s->m, ROBUST_TYPE) < 0))
             s = NULL;
     } else if (h->type == T_COND && m->len >= sizeof(struct cond_page) &&
                h->flags == F_OWN_LOCK) {
