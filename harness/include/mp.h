@@ -1311,12 +1311,12 @@ mp_queue *mp_child_queue(size_t i);
  * An Event is one word that set(), clear() and wait() each change in one
  * atomic step (set()'s wake-up of the sleepers included), so a process
  * killed inside them leaves the Event set or unset, never half done, and
- * holds nothing another waits for.  Barrier guards its state with a robust
- * lock of its own, so a process killed inside its calls never hangs the
- * others; its sleepers look every 0.1 s for a party that died (the kernel
- * wakes no futex sleeper for another process's death; in /proc: a
- * thread's ids and start time; in a PID namespace other than the dead
- * party's, /proc cannot tell, and they wait).  A Barrier round in
+ * holds nothing another waits for.  A Barrier's state is one word too, so
+ * a process killed inside its calls leaves it whole; its sleepers look
+ * every 0.1 s for a party that died (the kernel wakes no futex sleeper for
+ * another process's death; in /proc: a thread's ids and start time; in a
+ * PID namespace other than the dead party's, /proc cannot tell, and they
+ * wait).  A Barrier round in
  * which nobody dies reads nothing from /proc beyond each thread's first
  * arrival.  A Condition keeps CPython's algorithm exactly, and with it
  * CPython's weakness: a waiter that dies inside wait() makes the next
@@ -1451,9 +1451,10 @@ mp_event *mp_event_free(mp_event *e);
  * times out).  action, if not NULL, is a target run once a round, with no
  * arguments, by the last party to arrive, before any is released; it is
  * found by name in that process, so it must be registered there (MP_TARGET
- * does that in every process of the program); it runs with the barrier's
- * lock held (do not call the barrier from it), and a negative return is
- * its failure, as a raise is CPython's.  timeout is the default for wait()
+ * does that in every process of the program); while it runs, late
+ * arrivals, reset() and abort() wait for it, as CPython's wait for the
+ * lock it runs under (do not call the barrier from it), and a negative
+ * return is its failure, as a raise is CPython's.  timeout is the default for wait()
  * (MP_FOREVER: none).  MP_EINVAL for a NaN timeout, an action without a
  * name or one over MP_TARGET_NAME_MAX bytes, or over 65472 parties (each
  * has a slot in shared memory); MP_ENOTARGET for an action not registered
@@ -1475,9 +1476,11 @@ int mp_barrier_wait(mp_barrier *b, double timeout);
  * abort(): broken until reset().  0. */
 int mp_barrier_reset(mp_barrier *b);
 int mp_barrier_abort(mp_barrier *b);
-/* parties, n_waiting (0 while draining or resetting), broken (1 or 0);
- * n_waiting and broken read the shared state without the lock, as
- * CPython's (MP_ESYNCCORRUPT if it holds what no barrier can). */
+/* parties, n_waiting (0 while resetting or broken), broken (1 or 0);
+ * n_waiting and broken read the shared state without a lock, as
+ * CPython's (MP_ESYNCCORRUPT if it holds what no barrier can).  libmp's
+ * Barrier has no draining phase: a party of the next round counts in
+ * n_waiting at once. */
 int mp_barrier_parties(mp_barrier *b);
 int mp_barrier_n_waiting(mp_barrier *b);
 int mp_barrier_broken(mp_barrier *b);

@@ -41,7 +41,7 @@
 #define ROBUST_TSAN 0
 #endif
 
-int mp__robust_init(pthread_mutex_t *m)
+int mp__robust_init(pthread_mutex_t *m, int type)
 {
     pthread_mutexattr_t a;
     int r;
@@ -51,6 +51,8 @@ int mp__robust_init(pthread_mutex_t *m)
     r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
     if (r == 0)
         r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (r == 0 && type != PTHREAD_MUTEX_DEFAULT)
+        r = pthread_mutexattr_settype(&a, type);
     if (r == 0)
         r = pthread_mutex_init(m, &a);
     pthread_mutexattr_destroy(&a);
@@ -81,7 +83,9 @@ int mp__robust_init(pthread_mutex_t *m)
 #define HELD_MAX 8 /* a queue's two sides, and a few nested locks */
 
 static pthread_once_t kind_once = PTHREAD_ONCE_INIT;
-static int good_kind = -1;
+/* The kinds mp__robust_init() makes: [0] the default type's, [1] the
+ * error-checking one's. */
+static int good_kind[2] = { -1, -1 };
 
 struct held_copy {
     pthread_mutex_t *m; /* NULL: free */
@@ -97,14 +101,19 @@ static _Thread_local struct {
 
 static void kind_init(void)
 {
+    static const int types[2] = { PTHREAD_MUTEX_DEFAULT,
+                                  PTHREAD_MUTEX_ERRORCHECK };
     pthread_mutex_t m;
 
-    /* Zeroed first: the C library's initialisation is not instrumented,
-     * and MemorySanitizer would take the kind it wrote for uninitialised. */
-    memset(&m, 0, sizeof(m));
-    if (mp__robust_init(&m) == 0) {
-        good_kind = m.__data.__kind;
-        pthread_mutex_destroy(&m);
+    for (int i = 0; i < 2; i++) {
+        /* Zeroed first: the C library's initialisation is not
+         * instrumented, and MemorySanitizer would take the kind it wrote
+         * for uninitialised. */
+        memset(&m, 0, sizeof(m));
+        if (mp__robust_init(&m, types[i]) == 0) {
+            good_kind[i] = m.__data.__kind;
+            pthread_mutex_destroy(&m);
+        }
     }
 }
 
@@ -115,10 +124,11 @@ void mp__robust_forked(void)
     memset(&held, 0, sizeof(held));
 }
 
-int mp__robust_check(pthread_mutex_t *m)
+int mp__robust_check(pthread_mutex_t *m, int type)
 {
     pthread_once(&kind_once, kind_init);
-    return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == good_kind
+    return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) ==
+                   good_kind[type == PTHREAD_MUTEX_ERRORCHECK]
                ? 0 : -EINVAL;
 }
 
@@ -259,9 +269,10 @@ out:
     }
 }
 #else
-int mp__robust_check(pthread_mutex_t *m)
+int mp__robust_check(pthread_mutex_t *m, int type)
 {
     (void)m;
+    (void)type;
     return 0;
 }
 

@@ -15,13 +15,17 @@
 
 #include <pthread.h>
 
-/* Initialises *m as process-shared and robust: 0, or -errno. */
-int mp__robust_init(pthread_mutex_t *m);
+/* Initialises *m as process-shared and robust, of `type`:
+ * PTHREAD_MUTEX_DEFAULT (a queue's), or PTHREAD_MUTEX_ERRORCHECK (a
+ * synchronisation object's robust lock, which needs EDEADLK when its holder
+ * locks it again).  0, or -errno. */
+int mp__robust_init(pthread_mutex_t *m, int type);
 
 /* Before a lock: 0, or -EINVAL when *m is not of the kind
- * mp__robust_init() makes (a peer wrote over it); the caller then must not
- * lock it, and maps the error to its own code (MP_EQCORRUPT for a queue). */
-int mp__robust_check(pthread_mutex_t *m);
+ * mp__robust_init() makes for `type` (a peer wrote over it); the caller
+ * then must not lock it, and maps the error to its own code (MP_EQCORRUPT
+ * for a queue). */
+int mp__robust_check(pthread_mutex_t *m, int type);
 
 /* After a lock that gave 0 or EOWNERDEAD, and again after
  * pthread_mutex_consistent(): keeps a copy of *m as the lock left it, in

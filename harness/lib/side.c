@@ -247,7 +247,7 @@ static int take_over(struct mp__side *sd, int r, double deadline,
 
 int mp__side_init(struct mp__side *sd)
 {
-    return mp__robust_init(&sd->m);
+    return mp__robust_init(&sd->m, PTHREAD_MUTEX_DEFAULT);
 }
 
 int mp__side_lock(struct mp__side *sd, double deadline, bool bias,
@@ -256,7 +256,7 @@ int mp__side_lock(struct mp__side *sd, double deadline, bool bias,
     bool contended;
     int r;
 
-    if (mp__robust_check(&sd->m) < 0)
+    if (mp__robust_check(&sd->m, PTHREAD_MUTEX_DEFAULT) < 0)
         return MP_EQCORRUPT;
     r = pthread_mutex_trylock(&sd->m);
     contended = r == EBUSY;
@@ -327,8 +327,9 @@ void mp__side_unlock_mutex(struct mp__side *sd)
 void mp__side_repair_dead(struct mp__side *sd, double deadline,
                           mp__side_repair_fn *repair, void *ctx)
 {
-    int r = mp__robust_check(&sd->m) < 0 ? EINVAL
-                                         : pthread_mutex_trylock(&sd->m);
+    int r = mp__robust_check(&sd->m, PTHREAD_MUTEX_DEFAULT) < 0
+                ? EINVAL
+                : pthread_mutex_trylock(&sd->m);
     uint32_t o;
 
     if (r == 0 || r == EOWNERDEAD)

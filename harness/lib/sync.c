@@ -18,10 +18,10 @@
  * (SemLock.count, last_tid) is kept in the process's mp_lock.
  *
  * An Event is one futex word: its flag, whether anyone sleeps, and a
- * generation.  Robust locks and Barrier use glibc's robust process-shared
- * mutex, and Barrier a condition of its own whose sleepers each have a
- * slot naming their thread, so that the death of any of them is seen (see
- * "slots" below).  harness/lib/README.md has the design.
+ * generation.  A Barrier is one 64-bit word (generation, phase, count),
+ * and a slot for each thread inside it that names the thread, so that the
+ * death of any of them is seen.  Robust locks use glibc's robust
+ * process-shared mutex.  harness/lib/README.md has the design.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +42,8 @@
 
 #include "futex.h"
 #include "internal.h"
+#include "live.h"
+#include "robust.h"
 
 #ifdef MP_TEST_HOOKS
 #include "test_hooks.h"
@@ -133,24 +135,6 @@ struct cond_page {
     struct sem sleeping, woken, wait;
 };
 
-/* A thread inside an Event's or a Barrier's wait(). */
-struct slot {
-    _Atomic uint32_t state;   /* S_*: the sleeper's futex word */
-    _Atomic uint32_t counted; /* a Barrier's party, in its count */
-    _Atomic int32_t pid, tid;
-    _Atomic uint64_t start; /* the thread's start time (/proc) */
-};
-enum { S_FREE = 0, S_INSIDE = 1, S_SLEEPING = 2, S_SIGNALLED = 3 };
-
-/* The robust mutex and the slotted condition of an Event or a Barrier. */
-struct robj {
-    pthread_mutex_t m;
-    _Atomic uint32_t acks;     /* futex: a signalled sleeper woke */
-    _Atomic uint32_t freed;    /* futex: a slot became free */
-    _Atomic uint32_t freewait; /* threads waiting for a free slot */
-    uint32_t pad;
-};
-
 /* An Event: one futex word (see "Event" below). */
 struct event_page {
     struct hdr h;
@@ -158,16 +142,25 @@ struct event_page {
     uint32_t pad;
 };
 
+/* A thread inside a Barrier's wait(): its tag (see "Barrier" below) and
+ * who it is. */
+struct bslot {
+    _Atomic uint64_t tag;
+    struct mp__thread_id id;
+};
+
 struct barrier_page {
     struct hdr h;
-    struct robj r;
-    _Atomic int32_t state; /* 0 filling, 1 draining, -1 resetting, -2 broken */
-    _Atomic int32_t count;
     int32_t parties;
     uint32_t action_len;
     double timeout;
     char action[ACTION_MAX + 1];
-    struct slot slot[];
+    _Alignas(64) _Atomic uint64_t word;
+    _Atomic uint32_t freed;    /* futex: a slot became free */
+    _Atomic uint32_t freewait; /* threads waiting for a free slot */
+    _Atomic int32_t waker_cpu; /* where the last wake-up came from */
+    uint32_t pad;
+    struct bslot slot[];
 };
 
 /* This process's objects. */
@@ -206,15 +199,6 @@ struct mp_cond {
     _Atomic int32_t spin[2]; /* the waits on `wait` and on `woken` */
 };
 
-/* What an Event and a Barrier share: the mutex and the slots. */
-struct robj_view {
-    struct sync_map *map;
-    struct robj *r;
-    struct slot *slot;
-    uint32_t nslots;
-    bool barrier;
-};
-
 struct mp_event {
     _Atomic int refs;
     bool borrowed;
@@ -225,16 +209,20 @@ struct mp_event {
 struct mp_barrier {
     _Atomic int refs;
     bool borrowed;
-    struct robj_view v;
+    struct sync_map *map;
     struct barrier_page *p;
+    struct bslot *slot;
+    uint32_t nslots;
     int parties;
     double timeout;
     char action[ACTION_MAX + 1];
+    _Atomic int32_t spin; /* a sleeper's spin, ns (sem_spin()) */
 };
 
 /* threads and forks */
 
-/* Forks this process came through: a count kept before it is 0. */
+/* Forks this process came through (queue.c's one fork handler counts
+ * them: mp__forked()): a count kept before it is 0. */
 static _Atomic uint32_t fork_gen;
 
 void mp__sync_forked(void)
@@ -242,128 +230,24 @@ void mp__sync_forked(void)
     atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
 }
 
-/*
- * Until harness/lib/live.h exists: a thread's identity across processes,
- * and whether it has ended.  Delete these two and the struct when it lands
- * (it has the same interface).
- */
-struct mp__thread_id {
-    pid_t pid, tid;
-    unsigned long long start; /* clock ticks after boot; 0: unknown */
-};
 
-/* /proc/PID/task/TID/stat's state and start time: 1; 0 when /proc has
- * no such thread; -1 when it could not be read (no descriptor or memory
- * left, say: that says nothing of the thread). */
-static int read_stat(pid_t pid, pid_t tid, char *state,
-                     unsigned long long *start)
-{
-    char path[64], buf[512], *p;
-    ssize_t n;
-    int fd, field;
-
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return errno == ENOENT || errno == ESRCH ? 0 : -1;
-    n = read(fd, buf, sizeof(buf) - 1);
-    if (n < 0 && errno == ESRCH) { /* reaped since the open */
-        close(fd);
-        return 0;
-    }
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    /* The command may hold spaces and parentheses: fields count from the
-     * last ')'. */
-    if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
-        return -1;
-    p += 2;
-    *state = *p;
-    for (field = 3; field < 22 && p != NULL; field++)
-        if ((p = strchr(p, ' ')) != NULL)
-            p++;
-    if (p == NULL)
-        return -1;
-    *start = strtoull(p, NULL, 10);
-    return 1;
-}
-
-static bool mp__thread_self(struct mp__thread_id *id)
-{
-    char state;
-
-    id->pid = getpid();
-    id->tid = gettid();
-    id->start = 0;
-    return read_stat(id->pid, id->tid, &state, &id->start) == 1;
-}
-
-/* Dead: gone, a zombie, or another thread now under its ids.  A /proc
- * that cannot tell (no descriptor left, no /proc mounted, another PID
- * namespace's) says alive: others then wait as they would for the
- * living. */
-static bool mp__thread_dead(const struct mp__thread_id *id)
-{
-    char path[64], state;
-    unsigned long long start;
-
-    switch (read_stat(id->pid, id->tid, &state, &start)) {
-    case 1:
-        return state == 'Z' || state == 'X' ||
-               (id->start != 0 && start != id->start);
-    case -1:
-        return false;
-    default:
-        break;
-    }
-    /* No such thread where the process is visible: it ended. */
-    snprintf(path, sizeof(path), "/proc/%d", (int)id->pid);
-    if (access(path, F_OK) == 0)
-        return true;
-    if (errno != ENOENT)
-        return false;
-    /* No such process in a /proc that shows this one: it ended too. */
-    snprintf(path, sizeof(path), "/proc/%d", (int)getpid());
-    return access(path, F_OK) == 0;
-}
-/* (end of what live.h will provide) */
-
-/* This thread's kernel id and identity, cached for this fork generation
- * (a fork child's thread has new ones). */
+/* This thread's kernel id, cached for this fork generation (a fork
+ * child's thread has another): what a robust lock's page names its holder
+ * by, looked at on every robust release. */
 static _Thread_local struct {
     uint32_t gen1; /* fork_gen + 1 when filled */
     pid_t tid;
-    bool have_id;
-    struct mp__thread_id id;
 } me;
 
-static inline void me_refresh(void)
+static pid_t my_tid(void)
 {
     uint32_t g = atomic_load_explicit(&fork_gen, memory_order_relaxed) + 1;
 
     if (__builtin_expect(me.gen1 != g, 0)) {
         me.gen1 = g;
         me.tid = gettid();
-        me.have_id = false;
     }
-}
-
-static pid_t my_tid(void)
-{
-    me_refresh();
     return me.tid;
-}
-
-static const struct mp__thread_id *my_id(void)
-{
-    me_refresh();
-    if (!me.have_id) {
-        /* An unknown start time (0) still names the thread by its ids. */
-        (void)mp__thread_self(&me.id);
-        me.have_id = true;
-    }
-    return &me.id;
 }
 
 /* deadlines */
@@ -377,142 +261,6 @@ static double deadline_of(int block, double timeout)
     if (timeout >= 1e9) /* 30 years: for ever, and no time_t overflow */
         return INFINITY;
     return mp__now() + timeout;
-}
-
-/* robust mutexes: the one place sync.c calls them (robust.h will have
- * them) */
-
-#ifdef __GLIBC__
-static pthread_once_t kind_once = PTHREAD_ONCE_INIT;
-static int good_kind = -1;
-#endif
-
-static int robust_init(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t a;
-    int r;
-
-    if ((r = pthread_mutexattr_init(&a)) != 0)
-        return -r;
-    r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (r == 0)
-        r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    /* An owner is what a robust lock has: a relock is EDEADLK, an unlock
-     * by another thread EPERM, whatever glibc does for a plain kind. */
-    if (r == 0)
-        r = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
-    if (r == 0)
-        r = pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
-    return -r;
-}
-
-#ifdef __GLIBC__
-static void kind_init(void)
-{
-    pthread_mutex_t m;
-
-    memset(&m, 0, sizeof(m)); /* MemorySanitizer: glibc is not built
-                                 with it */
-    if (robust_init(&m) == 0) {
-        good_kind = m.__data.__kind;
-        pthread_mutex_destroy(&m);
-    }
-}
-#endif
-
-/* glibc chooses how to lock by the kind it finds in the mutex, which any
- * process can write: a kind this file does not make is corruption. */
-static int robust_check(pthread_mutex_t *m)
-{
-#ifdef __GLIBC__
-    pthread_once(&kind_once, kind_init);
-    if (__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != good_kind)
-        return MP_ESYNCCORRUPT;
-#else
-    (void)m;
-#endif
-    return 0;
-}
-
-/* Whether the mutex's holder died and nobody has taken it since (the
- * kernel's mark in the lock word).  Without glibc: never seen. */
-static bool robust_owner_died(pthread_mutex_t *m)
-{
-#ifdef __GLIBC__
-    return (__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) &
-            FUTEX_OWNER_DIED) != 0;
-#else
-    (void)m;
-    return false;
-#endif
-}
-
-/*
- * Locks until the CLOCK_MONOTONIC deadline (0: a try; INFINITY: none):
- * 0, 1 when the holder had died (made consistent: the caller holds it and
- * repairs), 0 with *timed_out, MP_EDEADLK-like -EDEADLK when this thread
- * holds it, MP_ESYNCCORRUPT for anything else.
- */
-static int robust_lock_until(pthread_mutex_t *m, double deadline,
-                             bool *timed_out)
-{
-    struct timespec ts;
-    int r;
-
-    *timed_out = false;
-    if ((r = robust_check(m)) < 0)
-        return r;
-    if (isinf(deadline)) {
-        r = pthread_mutex_lock(m);
-    } else if (!(deadline > 0)) {
-        r = pthread_mutex_trylock(m);
-        if (r == EBUSY)
-            r = ETIMEDOUT;
-    } else {
-        if ((r = pthread_mutex_trylock(m)) == EBUSY) {
-#if SYNC_TSAN
-            /* TSan does not intercept pthread_mutex_clocklock(): its build
-             * uses the CLOCK_REALTIME call (a clock step moves the
-             * deadline). */
-            struct timespec rt;
-            double left = deadline - mp__now();
-            clock_gettime(CLOCK_REALTIME, &rt);
-            deadline = (double)rt.tv_sec + rt.tv_nsec / 1e9 +
-                       (left > 0 ? left : 0);
-#endif
-            ts.tv_sec = (time_t)deadline;
-            ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
-#if SYNC_TSAN
-            r = pthread_mutex_timedlock(m, &ts);
-#else
-            r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
-#endif
-        }
-    }
-    switch (r) {
-    case 0:
-        return 0;
-    case EOWNERDEAD:
-        if (pthread_mutex_consistent(m) != 0) {
-            pthread_mutex_unlock(m);
-            return MP_ESYNCCORRUPT;
-        }
-        return 1;
-    case ETIMEDOUT:
-        *timed_out = true;
-        return 0;
-    case EDEADLK:
-        return -EDEADLK;
-    default: /* ENOTRECOVERABLE and the like: none that this file makes */
-        return MP_ESYNCCORRUPT;
-    }
-}
-
-/* 0, or EPERM when this thread does not hold it. */
-static int robust_unlock(pthread_mutex_t *m)
-{
-    return pthread_mutex_unlock(m);
 }
 
 /* mappings */
@@ -577,7 +325,7 @@ static struct sync_map *map_attach(mp_conn *handle)
         st.st_size < (off_t)sizeof(struct hdr) ||
         (uint64_t)st.st_size > page_round(sizeof(struct barrier_page) +
                                           (size_t)MAX_SLOTS *
-                                              sizeof(struct slot)) ||
+                                              sizeof(struct bslot)) ||
         fcntl(fd, F_GET_SEALS) !=
             (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))
         return NULL;
@@ -697,20 +445,56 @@ static void spin_shrink(_Atomic int32_t *budget)
                           memory_order_relaxed);
 }
 
+/* CPUs online, read once: a Barrier's sleepers spin only if all its
+ * parties can run at once (with more, spinning takes the CPU from a party
+ * still to come: 4 processes on 2 CPUs made 15 to 20% fewer rounds). */
+static int online_cpus(void)
+{
+    static _Atomic int n;
+    int k = atomic_load_explicit(&n, memory_order_relaxed);
+
+    if (k == 0) {
+        long v = sysconf(_SC_NPROCESSORS_ONLN);
+        k = v > 0 && v < INT_MAX ? (int)v : 1;
+        atomic_store_explicit(&n, k, memory_order_relaxed);
+    }
+    return k;
+}
+
+/* When a spin that starts now ends (its budget, or the deadline first);
+ * 0: no spin. */
+static double spin_end(_Atomic int32_t *budget, double deadline)
+{
+    int32_t b = atomic_load_explicit(budget, memory_order_relaxed);
+    double end;
+
+    if (b == 0)
+        return 0;
+    end = mp__now() + b * 1e-9;
+    return end < deadline ? end : deadline;
+}
+
+/* After a sleep on CPU `cpu` that a wake-up from `waker` ended. */
+static void spin_learn(_Atomic int32_t *budget, int cpu, int waker)
+{
+    if (cpu < 0)
+        return;
+    if (waker == cpu)
+        spin_shrink(budget);
+    else
+        spin_grow(budget);
+}
+
 /* Spins for a unit until the budget or the deadline ends: 1, 0 (none
  * came), MP_ESYNCCORRUPT. */
 static int sem_spin(struct sem *s, uint32_t max, double deadline,
                     _Atomic int32_t *budget)
 {
-    int32_t b = atomic_load_explicit(budget, memory_order_relaxed);
-    double end;
+    double end = spin_end(budget, deadline);
     int r;
 
-    if (b == 0)
+    if (end == 0)
         return 0;
-    end = mp__now() + b * 1e-9;
-    if (end > deadline)
-        end = deadline;
     do {
         for (int i = 0; i < SPIN_LOOKS; i++) {
             mp__cpu_relax();
@@ -767,12 +551,9 @@ __attribute__((noinline)) static int sem_wait_slow(struct sem *s,
         }
     }
     atomic_fetch_sub(&s->waiters, 1);
-    if (r == 1 && cpu >= 0) {
-        if (atomic_load_explicit(&s->waker_cpu, memory_order_relaxed) == cpu)
-            spin_shrink(budget);
-        else
-            spin_grow(budget);
-    }
+    if (r == 1)
+        spin_learn(budget, cpu,
+                   atomic_load_explicit(&s->waker_cpu, memory_order_relaxed));
     return r;
 }
 
@@ -970,7 +751,8 @@ static int lock_create(mp_lock **out, int kind, int value, int max,
         return r;
     p = m->base;
     sem_init(&p->s, kind, (uint32_t)value, (uint32_t)max);
-    if (robust && (r = robust_init(&p->s.m)) < 0) {
+    if (robust &&
+        (r = mp__robust_init(&p->s.m, PTHREAD_MUTEX_ERRORCHECK)) < 0) {
         map_unref(m);
         return r;
     }
@@ -1055,18 +837,37 @@ static int wait_for_self(double deadline)
     return 0;
 }
 
+/* A robust lock's mutex is error-checking: its holder's relock is
+ * EDEADLK (CPython's Lock then waits for itself), an unlock by another
+ * thread EPERM, whatever glibc does for a plain kind. */
+#define ROBUST_TYPE PTHREAD_MUTEX_ERRORCHECK
+
 static int robust_acquire(mp_lock *l, int block, double timeout)
 {
+    pthread_mutex_t *m = &l->s->m;
     double deadline = deadline_of(block, timeout);
-    bool timed_out;
-    int r = robust_lock_until(&l->s->m, deadline, &timed_out);
+    int r;
 
-    if (r == -EDEADLK)
-        return wait_for_self(deadline);
-    if (r < 0)
-        return r;
-    if (timed_out)
+    if (mp__robust_check(m, ROBUST_TYPE) < 0)
+        return MP_ESYNCCORRUPT;
+    switch ((r = mp__robust_lock_until(m, deadline))) {
+    case 0:
+        break;
+    case EOWNERDEAD:
+        mp__robust_held(m);
+        if (pthread_mutex_consistent(m) != 0) {
+            mp__robust_unlock(m);
+            return MP_ESYNCCORRUPT;
+        }
+        break;
+    case ETIMEDOUT:
         return 0;
+    case EDEADLK:
+        return wait_for_self(deadline);
+    default: /* ENOTRECOVERABLE and the like: none that this file makes */
+        return MP_ESYNCCORRUPT;
+    }
+    mp__robust_held(m);
     FAULT(1); /* held; its state not yet written */
     atomic_store_explicit(&l->s->owner, my_tid(), memory_order_relaxed);
     atomic_store_explicit(&l->s->value, 0, memory_order_relaxed);
@@ -1077,7 +878,7 @@ static int robust_acquire(mp_lock *l, int block, double timeout)
                           (uint64_t)gen_now() << 32 | (COUNT_BIAS + 1),
                           memory_order_release);
     FAULT(2);
-    return r == 1 ? MP_EOWNERDEAD : 1;
+    return r == EOWNERDEAD ? MP_EOWNERDEAD : 1;
 }
 
 static int robust_release(mp_lock *l)
@@ -1092,12 +893,8 @@ static int robust_release(mp_lock *l)
     atomic_store_explicit(&s->owner, 0, memory_order_relaxed);
     atomic_store_explicit(&s->value, 1, memory_order_relaxed);
     FAULT(3); /* marked free, still held */
-    if (robust_unlock(&s->m) != 0) {
-        /* The mark said this thread held it; glibc says not: the page was
-         * written by someone else. */
-        count_add(l, 1);
-        return MP_ESYNCCORRUPT;
-    }
+    /* What a peer wrote over the mutex meanwhile is put back first. */
+    mp__robust_unlock(&s->m);
     FAULT(4);
     return 0;
 }
@@ -1454,282 +1251,6 @@ mp_cond *mp_cond_free(mp_cond *c)
 }
 
 /*
- * slots: the condition of an Event and a Barrier
- *
- * CPython's Condition counts its sleepers in semaphores, and a process that
- * dies between two of its steps leaves a count that makes the next
- * notify() wait for ever.  Event and Barrier give each thread inside a
- * slot instead, which names the thread and holds its state in one word:
- * FREE, INSIDE (holding the mutex, or about to), SLEEPING, SIGNALLED.
- * Every step is one store or compare-and-swap on one slot, so a death
- * between two leaves nothing half done.  notify_all() signals every
- * sleeper (SLEEPING -> SIGNALLED, a wake-up on its word) and, as CPython's,
- * returns once each has woken (SIGNALLED -> INSIDE, then a wake-up on
- * `acks`); a sleeper that times out takes its slot back first (SLEEPING ->
- * INSIDE) and is not counted, as CPython's notify counts off those that
- * timed out.  A signalled sleeper that died is seen at the next look
- * (every RECHECK seconds, from /proc).  The slots' mutex is robust: whoever
- * takes it after a holder died repairs the object (barrier_reap()), and
- * sleepers look for that death at the same interval:
- * the kernel wakes a robust mutex's waiters when its holder dies, but
- * nobody sleeping elsewhere.
- */
-
-/* rwait()'s results besides 1 (notified) and 0 (timed out). */
-#define LEFT 2
-
-/* Takes the mutex (for ever: the holder is alive, or the kernel hands it
- * over): 0, or MP_ESYNCCORRUPT and the like, the mutex not held.  A dead
- * holder's mess is repaired. */
-static int barrier_reap(mp_barrier *b);
-static int rnotify_all(struct robj_view *v, uint32_t mine);
-
-static void runlock(struct robj_view *v)
-{
-    (void)robust_unlock(&v->r->m);
-}
-
-static int rlock(struct robj_view *v, void *obj)
-{
-    bool timed_out;
-    int r = robust_lock_until(&v->r->m, INFINITY, &timed_out);
-
-    /* A Barrier's dead holder may have changed the state (broken it,
-     * drained, reset) and died before it woke every sleeper: all are
-     * woken to look at it.  Those the state does not free sleep again. */
-    if (r == 1) {
-        r = barrier_reap(obj);
-        if (r == 0)
-            r = rnotify_all(v, v->nslots);
-        /* A repair that fails lets the mutex go: a caller that returns
-         * its error must not leave it held for everyone else. */
-        if (r < 0)
-            runlock(v);
-    }
-    return r == -EDEADLK ? MP_ESYNCCORRUPT : r;
-}
-
-static void slot_fill(struct slot *s)
-{
-    const struct mp__thread_id *id = my_id();
-
-    atomic_store_explicit(&s->pid, id->pid, memory_order_relaxed);
-    atomic_store_explicit(&s->tid, id->tid, memory_order_relaxed);
-    atomic_store_explicit(&s->start, id->start, memory_order_relaxed);
-    atomic_store_explicit(&s->counted, 0, memory_order_relaxed);
-    atomic_store(&s->state, S_INSIDE);
-}
-
-static bool slot_dead(struct slot *s)
-{
-    struct mp__thread_id id = {
-        atomic_load_explicit(&s->pid, memory_order_relaxed),
-        atomic_load_explicit(&s->tid, memory_order_relaxed),
-        atomic_load_explicit(&s->start, memory_order_relaxed),
-    };
-
-    if (id.pid <= 0 || id.tid <= 0) /* not a thread: what a peer wrote */
-        return true;
-    if (id.pid == getpid() && id.tid == my_tid())
-        return false;
-    return mp__thread_dead(&id);
-}
-
-static void slot_free(struct robj_view *v, uint32_t i)
-{
-    atomic_store(&v->slot[i].state, S_FREE);
-    atomic_fetch_add(&v->r->freed, 1);
-    if (atomic_load(&v->r->freewait) != 0)
-        mp__futex_wake(&v->r->freed, INT_MAX);
-}
-
-/*
- * A slot for this thread (mutex held; it may be let go and taken back
- * while the table is full): its index, MP_ETIMEDOUT when the deadline
- * passes first, MP_ESYNCCORRUPT.  A full table is looked through for the
- * dead first.
- */
-static int slot_claim(struct robj_view *v, void *obj, double deadline)
-{
-    for (;;) {
-        uint32_t seen;
-        int r;
-
-        for (uint32_t i = 0; i < v->nslots; i++)
-            if (atomic_load_explicit(&v->slot[i].state,
-                                     memory_order_relaxed) == S_FREE) {
-                slot_fill(&v->slot[i]);
-                return (int)i;
-            }
-        for (uint32_t i = 0; i < v->nslots; i++)
-            if (atomic_load(&v->slot[i].state) != S_FREE &&
-                !atomic_load(&v->slot[i].counted) && slot_dead(&v->slot[i])) {
-                slot_fill(&v->slot[i]);
-                return (int)i;
-            }
-        if (mp__now() >= deadline)
-            return MP_ETIMEDOUT;
-        seen = atomic_load(&v->r->freed);
-        atomic_fetch_add(&v->r->freewait, 1);
-        runlock(v);
-        {
-            double t = mp__now() + RECHECK;
-            mp__futex_wait(&v->r->freed, seen, t < deadline ? t : deadline);
-        }
-        atomic_fetch_sub(&v->r->freewait, 1);
-        if ((r = rlock(v, obj)) < 0)
-            return r;
-    }
-}
-
-/* Whether a thread inside a Barrier (slot != FREE, other than mine) has
- * died: what a Barrier's sleepers look for. */
-static bool party_died(struct robj_view *v, uint32_t mine)
-{
-    for (uint32_t i = 0; i < v->nslots; i++)
-        if (i != mine &&
-            atomic_load_explicit(&v->slot[i].state, memory_order_relaxed) !=
-                S_FREE &&
-            slot_dead(&v->slot[i]))
-            return true;
-    return false;
-}
-
-/*
- * wait() on slot i (mutex held, slot INSIDE): lets the mutex go, sleeps
- * until signalled or the deadline, takes the mutex back.  1 signalled, 0
- * timed out, LEFT when a holder of the mutex died (or, for a Barrier, a
- * party): the caller looks at the state again and may wait once more.
- * MP_ESYNCCORRUPT and the like with the mutex let go.
- */
-static int rwait(struct robj_view *v, void *obj, uint32_t i, double deadline)
-{
-    struct slot *s = &v->slot[i];
-    double next = mp__now() + RECHECK;
-    uint32_t st;
-    int r = -1, lr;
-
-    atomic_store(&s->state, S_SLEEPING);
-    runlock(v);
-    while (r < 0) {
-        double now;
-
-        if ((st = atomic_load(&s->state)) == S_SIGNALLED) {
-            r = 1;
-            break;
-        }
-        if (st != S_SLEEPING) { /* a peer wrote it: the slot is lost */
-            r = MP_ESYNCCORRUPT;
-            break;
-        }
-        now = mp__now();
-        if (now >= deadline || now >= next) {
-            bool left = now < deadline;
-            if (left && !robust_owner_died(&v->r->m) &&
-                !(v->barrier && party_died(v, i))) {
-                next = now + RECHECK;
-                continue;
-            }
-            st = S_SLEEPING;
-            if (atomic_compare_exchange_strong(&s->state, &st, S_INSIDE))
-                r = left ? LEFT : 0;
-            else
-                r = 1; /* signalled meanwhile: that counts */
-            break;
-        }
-        mp__futex_wait(&s->state, S_SLEEPING, next < deadline ? next
-                                                               : deadline);
-    }
-    if (r == 1) {
-        /* Woken: said before the mutex is taken back, which the notifier
-         * holds until every one it signalled has said it. */
-        atomic_store(&s->state, S_INSIDE);
-        atomic_fetch_add(&v->r->acks, 1);
-        mp__futex_wake(&v->r->acks, INT_MAX);
-    }
-    if ((lr = rlock(v, obj)) < 0)
-        return lr;
-    /* A Barrier's sleeper left for a dead party: it takes them out. */
-    if (r == LEFT && v->barrier && (lr = barrier_reap(obj)) < 0)
-        r = lr;
-    if (r < 0)
-        runlock(v);
-    return r;
-}
-
-/* notify_all() (mutex held; `mine`: the caller's slot, or nslots): returns
- * once every sleeper it signalled has woken, or died: 0, even without
- * memory. */
-static int rnotify_all(struct robj_view *v, uint32_t mine)
-{
-    /* The slots this call signalled.  Without memory for the list, every
-     * slot SIGNALLED but mine (only a notify_all makes one, under the
-     * mutex): a wake-up owed is never dropped for want of memory. */
-    unsigned char *sent = calloc(v->nslots, 1);
-    size_t pending = 0;
-    double next;
-
-    for (uint32_t i = 0; i < v->nslots; i++) {
-        uint32_t st = S_SLEEPING;
-        if (i != mine && atomic_compare_exchange_strong(&v->slot[i].state,
-                                                        &st, S_SIGNALLED)) {
-            mp__futex_wake(&v->slot[i].state, 1);
-            if (sent != NULL)
-                sent[i] = 1;
-            pending++;
-        }
-    }
-    next = mp__now() + RECHECK;
-    while (pending > 0) {
-        uint32_t seen = atomic_load(&v->r->acks);
-        bool look = mp__now() >= next;
-
-        pending = 0;
-        for (uint32_t i = 0; i < v->nslots; i++) {
-            if (sent != NULL ? !sent[i] : i == mine)
-                continue;
-            if (atomic_load(&v->slot[i].state) != S_SIGNALLED) {
-                if (sent != NULL)
-                    sent[i] = 0;
-            } else if (look && slot_dead(&v->slot[i])) {
-                /* Died asleep or waking: its slot is INSIDE again, for
-                 * the Barrier's reap (the Event's is freed there). */
-                uint32_t st = S_SIGNALLED;
-                if (atomic_compare_exchange_strong(&v->slot[i].state, &st,
-                                                   S_INSIDE) &&
-                    !v->barrier)
-                    slot_free(v, i);
-                if (sent != NULL)
-                    sent[i] = 0;
-            } else {
-                pending++;
-            }
-        }
-        if (look)
-            next = mp__now() + RECHECK;
-        if (pending > 0)
-            mp__futex_wait(&v->r->acks, seen, next);
-    }
-    free(sent);
-    return 0;
-}
-
-/* The page of an Event or a Barrier, checked: its slots' view. */
-static bool robj_attach(struct robj_view *v, struct sync_map *m,
-                        size_t slots_at, uint32_t nslots, bool barrier)
-{
-    if (nslots == 0 || nslots > MAX_SLOTS ||
-        slots_at + (size_t)nslots * sizeof(struct slot) > m->len)
-        return false;
-    v->map = m;
-    v->r = (struct robj *)((char *)m->base + offsetof(struct barrier_page, r));
-    v->slot = (struct slot *)((char *)m->base + slots_at);
-    v->nslots = nslots;
-    v->barrier = barrier;
-    return true;
-}
-
-/*
  * Event: one futex word, E_FLAG (set), E_SLEEPERS (someone may sleep on
  * the word) and a generation above them, which clear() advances.
  *
@@ -1895,13 +1416,558 @@ mp_event *mp_event_free(mp_event *e)
     return NULL;
 }
 
-/* Barrier: threading.Barrier's state machine over the slots */
+/* slots: who is inside a Barrier's wait() */
 
-enum { B_FILLING = 0, B_DRAINING = 1, B_RESETTING = -1, B_BROKEN = -2 };
+static void slot_id_write(struct bslot *s, const struct mp__thread_id *id)
+{
+    __atomic_store_n(&s->id.pid, id->pid, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->id.tid, id->tid, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->id.start, id->start, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->id.ns, id->ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->id.tns, id->tns, __ATOMIC_RELAXED);
+}
+
+static bool same_id(const struct mp__thread_id *a,
+                    const struct mp__thread_id *b)
+{
+    return a->pid == b->pid && a->tid == b->tid && a->start == b->start &&
+           a->ns == b->ns && a->tns == b->tns;
+}
+
+/* Ids no thread has are what a peer wrote: nobody's, dead. */
+static bool slot_id_dead(const struct mp__thread_id *id)
+{
+    if (id->pid <= 0 || id->tid <= 0)
+        return true;
+    if (id->pid == getpid() && id->tid == my_tid())
+        return false;
+    return mp__thread_dead(id);
+}
+
+/*
+ * Barrier: threading.Barrier's rounds on one 64-bit word, `word`: the
+ * number of parties in the round (B_COUNT), the phase (filling, resetting,
+ * broken), B_SLEEPERS (someone may sleep on it) and the generation above
+ * them, which each release advances.  Its low half is the futex word
+ * sleepers sleep on: every change of the word changes it.
+ *
+ * A round: each arrival takes its index with one compare-and-swap
+ * (filling, count + 1); the last runs the action, then advances the
+ * generation (count 0) and wakes every sleeper with one FUTEX_WAKE; a
+ * sleeper wakes to a new generation, and leaves, released, touching
+ * nothing shared but its slot.  CPython's draining phase (the next
+ * round's arrivals wait until the last one's parties have left, each
+ * taking the lock) is left out: a party's leaving is done when the
+ * generation moves, and an arrival of the next round is counted in the
+ * next generation at once, which only timing tells apart.  A round whose
+ * count is full (its action running, under the lock in CPython) makes
+ * late arrivals, reset() and abort() wait for its end, and sleepers stop
+ * counting their timeout, as CPython's do while they wait for the lock.
+ *
+ * What ends a round otherwise keeps its generation: break (a timeout,
+ * abort(), an action's failure, a party's death) makes it broken, and its
+ * parties leave with MP_EBROKENBARRIER; reset() makes it resetting until
+ * every party of it has left, then a new generation fills.  So a sleeper
+ * that finds another generation was released, whenever it looks.
+ *
+ * Who is inside a round is in the slots, one per thread in wait(): a word
+ * (free; claimed; inside generation g, stored before the arrival's
+ * compare-and-swap) and the thread's identity.  They serve the rare
+ * paths: a reset ends when no slot is inside its generation (whoever
+ * leaves a resetting round, or finds one, looks); and a round that lasts
+ * RECHECK seconds makes its sleepers look for a dead party in /proc (the
+ * kernel wakes no futex sleeper for another process's death): one that
+ * died inside a filling round breaks it, as a waiter's timeout would, and
+ * one that died inside a resetting round is taken out.  A process killed
+ * at any point leaves one of these states, each a single word.
+ */
+#define B_COUNT 0xffffULL
+#define B_PHASE (3ULL << 16)
+#define B_FILLING 0ULL
+#define B_RESETTING (1ULL << 16)
+#define B_BROKEN (2ULL << 16)
+#define B_SLEEPERS (1ULL << 18)
+#define B_GEN_SHIFT 19
+
+/* A slot's tag: free, claimed (inside no round), inside generation g. */
+#define T_FREE 0ULL
+#define T_CLAIMED 1ULL
+#define T_INSIDE(g) ((g) << 1 | 1)
 
 static uint32_t barrier_slots(int parties)
 {
     return (uint32_t)(parties > 0 ? parties : 0) + SPARE_SLOTS;
+}
+
+static inline uint64_t bgen(uint64_t w)
+{
+    return w >> B_GEN_SHIFT;
+}
+
+/* The word's low half: the futex word. */
+static inline _Atomic uint32_t *bfutex(mp_barrier *b)
+{
+    return (_Atomic uint32_t *)(void *)((char *)&b->p->word +
+                                        (__BYTE_ORDER__ ==
+                                                 __ORDER_BIG_ENDIAN__
+                                             ? 4
+                                             : 0));
+}
+
+/* Whether a round of count parties has them all (Barrier(0) never has). */
+static inline bool bfull(mp_barrier *b, uint64_t w)
+{
+    return b->parties > 0 && (w & B_COUNT) >= (uint64_t)b->parties;
+}
+
+/* The word, checked: 0, or MP_ESYNCCORRUPT for what no barrier holds. */
+static int bload(mp_barrier *b, uint64_t *w)
+{
+    uint64_t limit = b->parties > 0 ? (uint64_t)b->parties : b->nslots;
+
+    *w = atomic_load(&b->p->word);
+    return (*w & B_PHASE) == B_PHASE || (*w & B_COUNT) > limit ||
+                   bgen(*w) == 0
+               ? MP_ESYNCCORRUPT
+               : 0;
+}
+
+/* Replaces the word w with n: false when it was no longer w.  Sleepers
+ * are woken when there were any. */
+static bool bswap(mp_barrier *b, uint64_t w, uint64_t n)
+{
+    if (!atomic_compare_exchange_strong(&b->p->word, &w, n))
+        return false;
+    if ((n & B_PHASE) == B_BROKEN)
+        FAULT(6); /* broken, nobody woken */
+    if (w & B_SLEEPERS) {
+        atomic_store_explicit(&b->p->waker_cpu, sched_getcpu(),
+                              memory_order_relaxed);
+        mp__futex_wake(bfutex(b), INT_MAX);
+    }
+    return true;
+}
+
+/* Sleeps while the word is w, until `until` (a wake-up, a change or a
+ * signal end it sooner). */
+static void bsleep(mp_barrier *b, uint64_t w, double until)
+{
+    if ((w & B_SLEEPERS) == 0) {
+        if (!atomic_compare_exchange_strong(&b->p->word, &w,
+                                            w | B_SLEEPERS))
+            return;
+        w |= B_SLEEPERS;
+    }
+    mp__futex_wait(bfutex(b), (uint32_t)w, until);
+}
+
+static inline uint64_t tag_of(mp_barrier *b, uint32_t i)
+{
+    return atomic_load(&b->slot[i].tag);
+}
+
+/* Whether the thread in slot i, whose tag is t, has died; if so its slot
+ * is freed (true).  Its identity is read twice around the verdict: a slot
+ * freed and claimed again meanwhile is another thread's, and its tag was
+ * not t while its identity was being written. */
+static bool bslot_reap(mp_barrier *b, uint32_t i, uint64_t t)
+{
+    struct bslot *s = &b->slot[i];
+    struct mp__thread_id id = mp__thread_id_read(&s->id), again;
+
+    if (!slot_id_dead(&id))
+        return false;
+    again = mp__thread_id_read(&s->id);
+    if (!same_id(&id, &again))
+        return false;
+    return atomic_compare_exchange_strong(&s->tag, &t, T_FREE);
+}
+
+/*
+ * Ends the reset of generation g once no slot is inside it: the next
+ * generation fills.  `reap`: a slot inside it whose thread died is taken
+ * out (a look in /proc: the rare paths only).  0, or MP_ESYNCCORRUPT.
+ */
+static int bend_reset(mp_barrier *b, uint64_t g, bool reap)
+{
+    uint64_t w;
+    int r;
+
+    for (uint32_t i = 0; i < b->nslots; i++) {
+        uint64_t t = tag_of(b, i);
+        if (t == T_INSIDE(g) && !(reap && bslot_reap(b, i, t)))
+            return 0;
+    }
+    do {
+        if ((r = bload(b, &w)) < 0)
+            return r;
+        if ((w & B_PHASE) != B_RESETTING || bgen(w) != g)
+            return 0;
+    } while (!bswap(b, w, (g + 1) << B_GEN_SHIFT));
+    return 0;
+}
+
+/* A look for the dead in the round of generation g (every RECHECK
+ * seconds of a wait, while the round lasts): a dead party breaks a
+ * filling round, and leaves a resetting one.  0, or MP_ESYNCCORRUPT. */
+static int bdead(mp_barrier *b, uint64_t g, uint32_t mine)
+{
+    bool died = false;
+    uint64_t w;
+    int r;
+
+    for (uint32_t i = 0; i < b->nslots; i++) {
+        uint64_t t = tag_of(b, i);
+        if (i != mine && t == T_INSIDE(g) && bslot_reap(b, i, t))
+            died = true;
+    }
+    if (!died)
+        return 0;
+    for (;;) {
+        if ((r = bload(b, &w)) < 0)
+            return r;
+        if (bgen(w) != g)
+            return 0;
+        if ((w & B_PHASE) == B_RESETTING)
+            return bend_reset(b, g, false);
+        if ((w & B_PHASE) == B_BROKEN ||
+            bswap(b, w, (w & ~(B_PHASE | B_SLEEPERS)) | B_BROKEN))
+            return 0;
+    }
+}
+
+/* Waits for the word to change from w (a full round's end, a reset's):
+ * 0, or MP_ESYNCCORRUPT.  *next: when to look for the dead. */
+static int bwait_change(mp_barrier *b, uint64_t w, uint32_t mine,
+                        double *next)
+{
+    double now = mp__now();
+
+    if (now >= *next) {
+        *next = now + RECHECK;
+        return bdead(b, bgen(w), mine);
+    }
+    bsleep(b, w, *next);
+    return 0;
+}
+
+static bool bslot_any_free(mp_barrier *b)
+{
+    for (uint32_t i = 0; i < b->nslots; i++)
+        if (tag_of(b, i) == T_FREE)
+            return true;
+    return false;
+}
+
+/* Claims a free slot, looking from `start` on: its index, or -1. */
+static int bslot_free_one(mp_barrier *b, uint32_t start)
+{
+    for (uint32_t k = 0; k < b->nslots; k++) {
+        uint32_t i = (start + k) % b->nslots;
+        uint64_t t = T_FREE;
+        if (tag_of(b, i) == T_FREE &&
+            atomic_compare_exchange_strong(&b->slot[i].tag, &t, T_CLAIMED))
+            return (int)i;
+    }
+    return -1;
+}
+
+/*
+ * A slot for this thread, claimed: its index, or MP_ESYNCCORRUPT.  Each
+ * thread starts where it last found one.  A full table is looked through
+ * for the dead (a dead party of a filling round breaks it first, as it
+ * would have for the sleepers' next look), and waited on.
+ */
+static int bslot_claim(mp_barrier *b)
+{
+    static _Thread_local uint32_t hint;
+    struct mp__thread_id me_id;
+    uint32_t n = b->nslots, start;
+    int found = -1;
+
+    /* One that cannot be told dead (an unknown start time) is named all
+     * the same: its peers then take it for alive. */
+    (void)mp__thread_self(&me_id);
+    start = hint != 0 ? hint : (uint32_t)me_id.tid;
+    double next_dead = 0;
+
+    while ((found = bslot_free_one(b, start)) < 0) {
+        uint32_t seen;
+        uint64_t w;
+        int r;
+
+        /* Full: the dead are looked for at once, then every RECHECK. */
+        if (mp__now() >= next_dead) {
+            next_dead = mp__now() + RECHECK;
+            if ((r = bload(b, &w)) < 0 || (r = bdead(b, bgen(w), n)) < 0 ||
+                (r = bload(b, &w)) < 0)
+                return r;
+            /* Any other dead thread's: the current round's dead were
+             * bdead()'s to take out. */
+            for (uint32_t i = 0; i < n; i++) {
+                uint64_t t = tag_of(b, i);
+                if (t != T_FREE && t != T_INSIDE(bgen(w)))
+                    (void)bslot_reap(b, i, t);
+            }
+            continue;
+        }
+        /* The freer raises `freed` only when it sees a waiter: the
+         * waiter counts itself before it looks again. */
+        atomic_fetch_add(&b->p->freewait, 1);
+        seen = atomic_load(&b->p->freed);
+        if (!bslot_any_free(b))
+            mp__futex_wait(&b->p->freed, seen, next_dead);
+        atomic_fetch_sub(&b->p->freewait, 1);
+    }
+    hint = (uint32_t)found;
+    slot_id_write(&b->slot[found], &me_id);
+    return found;
+}
+
+/* Sets slot i's tag; a thread that leaves a resetting round it was
+ * inside looks whether it was the last. */
+static int btag(mp_barrier *b, uint32_t i, uint64_t t)
+{
+    uint64_t old = atomic_exchange(&b->slot[i].tag, t), w;
+    int r;
+
+    if (t == T_FREE && atomic_load(&b->p->freewait) != 0) {
+        atomic_fetch_add(&b->p->freed, 1);
+        mp__futex_wake(&b->p->freed, INT_MAX);
+    }
+    if (old == T_FREE || old == T_CLAIMED || old == t)
+        return 0;
+    if ((r = bload(b, &w)) < 0)
+        return r;
+    if ((w & B_PHASE) == B_RESETTING && T_INSIDE(bgen(w)) == old)
+        return bend_reset(b, bgen(w), false);
+    return 0;
+}
+
+/* The action, by the last to arrive: 0, or its error (the barrier breaks:
+ * a target that is not registered here is MP_ENOTARGET). */
+static int run_action(mp_barrier *b)
+{
+    mp_target_fn fn;
+    int r;
+
+    if (b->action[0] == '\0')
+        return 0;
+    if ((fn = mp_target_lookup(b->action)) == NULL)
+        return mp__target_missing(b->action);
+    r = fn("", 0);
+    return r < 0 ? r : 0;
+}
+
+/* _enter(): this thread's arrival in a filling round, slot i held.  Its
+ * index, and the round's generation in *g; MP_EBROKENBARRIER,
+ * MP_ESYNCCORRUPT. */
+static int barrier_enter(mp_barrier *b, uint32_t i, uint64_t *g)
+{
+    double next = mp__now() + RECHECK;
+    uint64_t w;
+    int r;
+
+    for (;;) {
+        if ((r = bload(b, &w)) < 0)
+            return r;
+        if ((w & B_PHASE) == B_BROKEN)
+            return MP_EBROKENBARRIER;
+        if ((w & B_PHASE) == B_RESETTING || bfull(b, w)) {
+            /* CPython waits for the reset to end, or for the lock the
+             * last arrival holds while its action runs. */
+            if ((r = btag(b, i, T_CLAIMED)) < 0 ||
+                (r = bwait_change(b, w, i, &next)) < 0)
+                return r;
+            continue;
+        }
+        *g = bgen(w);
+        if ((r = btag(b, i, T_INSIDE(*g))) < 0)
+            return r;
+        if (atomic_compare_exchange_strong(&b->p->word, &w, w + 1)) {
+            FAULT(7); /* counted in the round */
+            return (int)(w & B_COUNT);
+        }
+    }
+}
+
+/* _release(): the last arrival runs the action, then lets the round go
+ * (the next generation), or breaks it when the action fails. */
+static int barrier_release(mp_barrier *b, uint64_t g, int index)
+{
+    int ret = run_action(b), r;
+    uint64_t w;
+
+    FAULT(8); /* the action run, the round not let go */
+    for (;;) {
+        if ((r = bload(b, &w)) < 0)
+            return r;
+        if (bgen(w) != g || (w & B_PHASE) == B_RESETTING)
+            return MP_ESYNCCORRUPT; /* a full round is the last's alone */
+        if ((w & B_PHASE) == B_BROKEN) /* a party died meanwhile */
+            return ret < 0 ? ret : MP_EBROKENBARRIER;
+        if (bswap(b, w, ret < 0 ? (w & ~(B_PHASE | B_SLEEPERS)) | B_BROKEN
+                                : (g + 1) << B_GEN_SHIFT))
+            return ret < 0 ? ret : index;
+    }
+}
+
+/* _wait(): until the round of generation g is released (index), broken
+ * or reset (MP_EBROKENBARRIER).  The timeout runs from here, as
+ * wait_for()'s, not from the call; <= 0 looks once.  A timeout breaks the
+ * round. */
+static int barrier_sleep(mp_barrier *b, uint32_t i, uint64_t g, int index,
+                         double timeout)
+{
+    double now = mp__now(), next = now + RECHECK;
+    double deadline = timeout >= 1e9 ? INFINITY
+                      : timeout > 0  ? now + timeout
+                                     : 0;
+    double spin = b->parties <= online_cpus() ? spin_end(&b->spin, deadline)
+                                              : 0;
+    uint64_t w;
+    int r, cpu = -1;
+
+    for (;;) {
+        if ((r = bload(b, &w)) < 0)
+            return r;
+        if (bgen(w) != g) {
+            if (cpu >= 0)
+                spin_learn(&b->spin, cpu,
+                           atomic_load_explicit(&b->p->waker_cpu,
+                                                memory_order_relaxed));
+            return index;
+        }
+        if ((w & B_PHASE) != B_FILLING)
+            return MP_EBROKENBARRIER;
+        if (tag_of(b, i) != T_INSIDE(g))
+            return MP_ESYNCCORRUPT; /* a peer wrote over the slot */
+        now = mp__now();
+        if (!bfull(b, w) && now >= deadline) {
+            if (bswap(b, w, (w & ~(B_PHASE | B_SLEEPERS)) | B_BROKEN))
+                return MP_EBROKENBARRIER;
+            continue;
+        }
+        if (now >= next) {
+            next = now + RECHECK;
+            if ((r = bdead(b, g, i)) < 0)
+                return r;
+            continue;
+        }
+        if (now < spin) { /* the same spin as a semaphore's waiter */
+            for (int k = 0; k < SPIN_LOOKS; k++)
+                mp__cpu_relax();
+            if (atomic_load_explicit(&b->p->word, memory_order_relaxed) ==
+                    w &&
+                mp__now() < spin)
+                continue;
+            if (atomic_load_explicit(&b->p->word, memory_order_relaxed) !=
+                w)
+                spin_grow(&b->spin);
+            spin = 0;
+            continue;
+        }
+        if (cpu < 0)
+            cpu = sched_getcpu();
+        bsleep(b, w, bfull(b, w) || next < deadline ? next : deadline);
+    }
+}
+
+int mp_barrier_wait(mp_barrier *b, double timeout)
+{
+    uint64_t g = 0;
+    int i, r, index, left;
+
+    if (b == NULL)
+        return MP_EINVAL;
+    if (isnan(timeout))
+        timeout = b->timeout;
+    if ((i = bslot_claim(b)) < 0)
+        return i;
+    if ((r = index = barrier_enter(b, (uint32_t)i, &g)) >= 0)
+        r = index + 1 == b->parties
+                ? barrier_release(b, g, index)
+                : barrier_sleep(b, (uint32_t)i, g, index, timeout);
+    left = btag(b, (uint32_t)i, T_FREE);
+    return r >= 0 && left < 0 ? left : r;
+}
+
+int mp_barrier_reset(mp_barrier *b)
+{
+    double next = mp__now() + RECHECK;
+    uint64_t w;
+    int r;
+
+    if (b == NULL)
+        return MP_EINVAL;
+    for (;;) {
+        if ((r = bload(b, &w)) < 0)
+            return r;
+        if ((w & B_PHASE) == B_FILLING && bfull(b, w)) {
+            if ((r = bwait_change(b, w, b->nslots, &next)) < 0)
+                return r;
+            continue;
+        }
+        /* Nobody inside, or a reset under way: nothing to do. */
+        if ((w & B_PHASE) == B_RESETTING ||
+            ((w & B_PHASE) == B_FILLING && (w & B_COUNT) == 0))
+            return 0;
+        if (bswap(b, w, (w & ~(B_PHASE | B_SLEEPERS)) | B_RESETTING))
+            return bend_reset(b, bgen(w), true);
+    }
+}
+
+int mp_barrier_abort(mp_barrier *b)
+{
+    double next = mp__now() + RECHECK;
+    uint64_t w;
+    int r;
+
+    if (b == NULL)
+        return MP_EINVAL;
+    for (;;) {
+        if ((r = bload(b, &w)) < 0)
+            return r;
+        if ((w & B_PHASE) == B_BROKEN)
+            return 0;
+        if ((w & B_PHASE) == B_FILLING && bfull(b, w)) {
+            if ((r = bwait_change(b, w, b->nslots, &next)) < 0)
+                return r;
+            continue;
+        }
+        if (bswap(b, w, (w & ~(B_PHASE | B_SLEEPERS)) | B_BROKEN))
+            return 0;
+    }
+}
+
+int mp_barrier_parties(mp_barrier *b)
+{
+    return b != NULL ? b->parties : MP_EINVAL;
+}
+
+/* As CPython's, read without the lock: a moment's value. */
+int mp_barrier_n_waiting(mp_barrier *b)
+{
+    uint64_t w;
+    int r;
+
+    if (b == NULL)
+        return MP_EINVAL;
+    if ((r = bload(b, &w)) < 0)
+        return r;
+    return (w & B_PHASE) == B_FILLING ? (int)(w & B_COUNT) : 0;
+}
+
+int mp_barrier_broken(mp_barrier *b)
+{
+    uint64_t w;
+    int r;
+
+    if (b == NULL)
+        return MP_EINVAL;
+    if ((r = bload(b, &w)) < 0)
+        return r;
+    return (w & B_PHASE) == B_BROKEN;
 }
 
 int mp_barrier_new(mp_barrier **out, int parties, const mp_target *action,
@@ -1929,266 +1995,29 @@ int mp_barrier_new(mp_barrier **out, int parties, const mp_target *action,
     n = barrier_slots(parties);
     if ((b = calloc(1, sizeof(*b))) == NULL)
         return -ENOMEM;
-    if ((r = map_new(&m, sizeof(*p) + n * sizeof(struct slot))) < 0) {
+    if ((r = map_new(&m, sizeof(*p) + n * sizeof(struct bslot))) < 0) {
         free(b);
         return r;
     }
     p = m->base;
-    if ((r = robust_init(&p->r.m)) < 0) {
-        map_unref(m);
-        free(b);
-        return r;
-    }
     p->parties = parties;
     p->timeout = timeout;
     p->action_len = (uint32_t)alen;
     if (alen > 0)
         memcpy(p->action, action->name, alen);
+    atomic_init(&p->word, 1ULL << B_GEN_SHIFT);
     hdr_publish(&p->h, T_BARRIER, 0, n);
-    robj_attach(&b->v, m, offsetof(struct barrier_page, slot), n, true);
     atomic_init(&b->refs, 1);
+    b->map = m;
     b->p = p;
+    b->slot = p->slot;
+    b->nslots = n;
     b->parties = parties;
     b->timeout = timeout;
     memcpy(b->action, p->action, sizeof(b->action));
+    spin_init(&b->spin);
     *out = b;
     return 0;
-}
-
-/* The state and count, checked: a state below B_BROKEN is an error. */
-static int bstate(mp_barrier *b)
-{
-    int32_t s = atomic_load_explicit(&b->p->state, memory_order_relaxed);
-
-    return s >= B_BROKEN && s <= B_DRAINING ? s : MP_ESYNCCORRUPT;
-}
-
-static int bcount(mp_barrier *b)
-{
-    int32_t c = atomic_load_explicit(&b->p->count, memory_order_relaxed);
-
-    return c >= 0 && (uint32_t)c <= b->v.nslots ? c : MP_ESYNCCORRUPT;
-}
-
-static void bset(mp_barrier *b, int state)
-{
-    atomic_store_explicit(&b->p->state, state, memory_order_relaxed);
-}
-
-/* _break(): broken, everyone woken. */
-static int bbreak(mp_barrier *b, uint32_t mine)
-{
-    bset(b, B_BROKEN);
-    FAULT(6); /* broken, nobody woken */
-    return rnotify_all(&b->v, mine);
-}
-
-/*
- * Takes out the parties that died inside (mutex held): their slots free,
- * the count what the living make.  One that died while the barrier filled
- * was waiting: the barrier breaks, as for a waiter's timeout; one that died
- * draining or resetting had been let go, and the last to leave ends that
- * state, as _exit() does.  Also what the next holder of the mutex does
- * after a holder died, wherever it was.
- */
-static int barrier_reap(mp_barrier *b)
-{
-    struct robj_view *v = &b->v;
-    int dead = 0, count = 0, state;
-
-    for (uint32_t i = 0; i < v->nslots; i++) {
-        struct slot *s = &v->slot[i];
-        if (atomic_load(&s->state) == S_FREE)
-            continue;
-        if (slot_dead(s)) {
-            dead += atomic_load(&s->counted) != 0;
-            atomic_store(&s->counted, 0);
-            slot_free(v, i);
-        } else if (atomic_load(&s->counted)) {
-            count++;
-        }
-    }
-    if ((state = bstate(b)) < B_BROKEN)
-        return state;
-    atomic_store_explicit(&b->p->count, count, memory_order_relaxed);
-    if (dead == 0)
-        return 0;
-    if (state == B_FILLING)
-        return bbreak(b, v->nslots);
-    if ((state == B_DRAINING || state == B_RESETTING) && count == 0) {
-        bset(b, B_FILLING);
-        return rnotify_all(v, v->nslots);
-    }
-    return 0;
-}
-
-/* The action, by the last to arrive: 0, or its error (the barrier breaks:
- * a target that is not registered here is MP_ENOTARGET). */
-static int run_action(mp_barrier *b)
-{
-    mp_target_fn fn;
-    int r;
-
-    if (b->action[0] == '\0')
-        return 0;
-    if ((fn = mp_target_lookup(b->action)) == NULL)
-        return mp__target_missing(b->action);
-    r = fn("", 0);
-    return r < 0 ? r : 0;
-}
-
-/* The barrier's wait in the mutex, slot i held: the index or an error;
- * *held false when an error let the mutex go. */
-static int barrier_wait_locked(mp_barrier *b, uint32_t i, double timeout,
-                               bool *held)
-{
-    struct slot *s = &b->v.slot[i];
-    double deadline;
-    int state, index, r, ret;
-
-    /* _enter(): wait while it drains or resets. */
-    while ((state = bstate(b)) == B_DRAINING || state == B_RESETTING)
-        if ((r = rwait(&b->v, b, i, INFINITY)) < 0) {
-            *held = false;
-            return r;
-        }
-    if (state < 0)
-        return state == B_BROKEN ? MP_EBROKENBARRIER : state;
-    if ((index = bcount(b)) < 0)
-        return index;
-    atomic_store_explicit(&b->p->count, index + 1, memory_order_relaxed);
-    atomic_store(&s->counted, 1);
-    if (index + 1 == b->parties) { /* _release() */
-        ret = run_action(b);
-        if (ret == 0) {
-            bset(b, B_DRAINING);
-            r = rnotify_all(&b->v, i);
-        } else {
-            r = bbreak(b, i);
-        }
-        if (r < 0 && ret == 0)
-            ret = r;
-    } else { /* _wait(): wait_for(state != 0, timeout) */
-        /* Its clock starts here, as wait_for()'s: not at the call, before
-         * the lock and the drain of the last round.  A timeout <= 0 looks
-         * once, then gives up. */
-        deadline = timeout >= 1e9 ? INFINITY
-                   : timeout > 0  ? mp__now() + timeout
-                                  : 0;
-        ret = 0;
-        while ((state = bstate(b)) == B_FILLING) {
-            if (mp__now() >= deadline) {
-                ret = MP_EBROKENBARRIER;
-                if ((r = bbreak(b, i)) < 0)
-                    ret = r;
-                break;
-            }
-            if ((r = rwait(&b->v, b, i, deadline)) < 0) {
-                *held = false;
-                return r;
-            }
-        }
-        if (ret == 0 && state < 0)
-            ret = state == B_BROKEN || state == B_RESETTING
-                      ? MP_EBROKENBARRIER
-                      : state;
-    }
-    /* finally: count -= 1; _exit() */
-    atomic_store(&s->counted, 0);
-    if ((r = bcount(b)) < 0)
-        return r;
-    atomic_store_explicit(&b->p->count, r > 0 ? r - 1 : 0,
-                          memory_order_relaxed);
-    if (r <= 1 && ((state = bstate(b)) == B_DRAINING ||
-                   state == B_RESETTING)) {
-        bset(b, B_FILLING);
-        if ((r = rnotify_all(&b->v, i)) < 0)
-            return r;
-    }
-    return ret < 0 ? ret : index;
-}
-
-int mp_barrier_wait(mp_barrier *b, double timeout)
-{
-    bool held = true;
-    int r, slot;
-
-    if (b == NULL)
-        return MP_EINVAL;
-    if (isnan(timeout))
-        timeout = b->timeout;
-    if ((r = rlock(&b->v, b)) < 0)
-        return r;
-    if ((slot = slot_claim(&b->v, b, INFINITY)) < 0)
-        return slot;
-    r = barrier_wait_locked(b, (uint32_t)slot, timeout, &held);
-    slot_free(&b->v, (uint32_t)slot);
-    if (held)
-        runlock(&b->v);
-    return r;
-}
-
-int mp_barrier_reset(mp_barrier *b)
-{
-    int r, count, state;
-
-    if (b == NULL)
-        return MP_EINVAL;
-    if ((r = rlock(&b->v, b)) < 0)
-        return r;
-    if ((count = bcount(b)) < 0 || (state = bstate(b)) < B_BROKEN) {
-        runlock(&b->v);
-        return MP_ESYNCCORRUPT;
-    }
-    if (count > 0) {
-        if (state == B_FILLING || state == B_BROKEN)
-            bset(b, B_RESETTING);
-    } else {
-        bset(b, B_FILLING);
-    }
-    r = rnotify_all(&b->v, b->v.nslots);
-    runlock(&b->v);
-    return r;
-}
-
-int mp_barrier_abort(mp_barrier *b)
-{
-    int r;
-
-    if (b == NULL)
-        return MP_EINVAL;
-    if ((r = rlock(&b->v, b)) < 0)
-        return r;
-    r = bbreak(b, b->v.nslots);
-    runlock(&b->v);
-    return r;
-}
-
-int mp_barrier_parties(mp_barrier *b)
-{
-    return b != NULL ? b->parties : MP_EINVAL;
-}
-
-/* As CPython's, read without the lock: a moment's value. */
-int mp_barrier_n_waiting(mp_barrier *b)
-{
-    int state;
-
-    if (b == NULL)
-        return MP_EINVAL;
-    if ((state = bstate(b)) < B_BROKEN)
-        return state;
-    return state == B_FILLING ? bcount(b) : 0;
-}
-
-int mp_barrier_broken(mp_barrier *b)
-{
-    int state;
-
-    if (b == NULL)
-        return MP_EINVAL;
-    state = bstate(b);
-    return state < B_BROKEN ? state : state == B_BROKEN;
 }
 
 mp_barrier *mp_barrier_free(mp_barrier *b)
@@ -2196,7 +2025,7 @@ mp_barrier *mp_barrier_free(mp_barrier *b)
     if (b == NULL || b->borrowed ||
         atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
         return NULL;
-    map_unref(b->v.map);
+    map_unref(b->map);
     free(b);
     return NULL;
 }
@@ -2220,7 +2049,7 @@ mp_conn *mp__event_handle(mp_event *e)
 
 mp_conn *mp__barrier_handle(mp_barrier *b)
 {
-    return b->v.map->handle;
+    return b->map->handle;
 }
 
 int mp__lock_kind(mp_lock *l)
@@ -2251,7 +2080,8 @@ mp_lock *mp__lock_view(mp_conn *handle)
         (h->flags & ~(uint32_t)F_ROBUST) == 0) {
         s = &((struct lock_page *)m->base)->s;
         robust = (h->flags & F_ROBUST) != 0;
-        if (!sem_valid(s, 0) || (robust && robust_check(&s->m) < 0))
+        if (!sem_valid(s, 0) ||
+            (robust && mp__robust_check(&s->m, ROBUST_TYPE) < 0))
             s = NULL;
     } else if (h->type == T_COND && m->len >= sizeof(struct cond_page) &&
                h->flags == F_OWN_LOCK) {
@@ -2344,25 +2174,23 @@ mp_barrier *mp__barrier_view(mp_conn *handle)
     p = m->base;
     if (h == NULL || h->flags != 0 || m->len < sizeof(*p) ||
         p->parties > MAX_SLOTS - SPARE_SLOTS ||
-        h->nslots != barrier_slots(p->parties) || isnan(p->timeout) ||
-        (alen = p->action_len) > ACTION_MAX ||
+        h->nslots != barrier_slots(p->parties) ||
+        sizeof(*p) + (size_t)h->nslots * sizeof(struct bslot) > m->len ||
+        isnan(p->timeout) || (alen = p->action_len) > ACTION_MAX ||
         memchr(p->action, '\0', alen) != NULL ||
         (b = calloc(1, sizeof(*b))) == NULL) {
         map_unref(m);
         return NULL;
     }
-    if (!robj_attach(&b->v, m, offsetof(struct barrier_page, slot),
-                     h->nslots, true) ||
-        robust_check(&b->v.r->m) < 0) {
-        map_unref(m);
-        free(b);
-        return NULL;
-    }
     atomic_init(&b->refs, 1);
     b->borrowed = true;
+    b->map = m;
     b->p = p;
+    b->slot = p->slot;
+    b->nslots = h->nslots;
     b->parties = p->parties;
     b->timeout = p->timeout;
+    spin_init(&b->spin);
     memcpy(b->action, p->action, alen);
     b->action[alen] = '\0';
     return b;
@@ -2390,7 +2218,7 @@ void mp__event_view_free(mp_event *e)
 void mp__barrier_view_free(mp_barrier *b)
 {
     if (b != NULL) {
-        map_unref(b->v.map);
+        map_unref(b->map);
         free(b);
     }
 }
@@ -2406,7 +2234,7 @@ void *mp__sync_page(const void *obj, int type)
     case MP_ARG_EVENT:
         return ((const mp_event *)obj)->map->base;
     case MP_ARG_BARRIER:
-        return ((const mp_barrier *)obj)->v.map->base;
+        return ((const mp_barrier *)obj)->map->base;
     default:
         return NULL;
     }

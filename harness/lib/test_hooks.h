@@ -61,7 +61,10 @@ unsigned char *mp__queue_ring_at(mp_queue *q, unsigned long long pos);
  *   3 release: the state marked free, the mutex still held
  *   4 release: the mutex let go
  *   5 Event set(): the flag up (its sleepers woken in the same step)
- *   6 Barrier broken (abort(), a timeout): no sleeper signalled */
+ *   6 Barrier broken (abort(), a timeout): no sleeper signalled
+ *   7 Barrier wait(): counted in the round, before anything else
+ *   8 Barrier wait(), the last to arrive: its action run, the round not
+ *     yet let go */
 extern int mp__sync_fault;
 /* sync.c: the shared page of a Lock (type MP_ARG_LOCK), Condition, Event
  * or Barrier, for tests that write over it. */

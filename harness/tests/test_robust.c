@@ -1,8 +1,9 @@
 /*
  * test_robust.c - the hardened robust mutex of libmp's shared-memory objects
  * (robust.c): a kind a peer wrote is refused, a holder's unlock survives a
- * peer's writes over the mutex however many mutexes it holds, and a lock
- * by a deadline times out or takes over from a dead holder.
+ * peer's writes over the mutex however many mutexes it holds, a lock by a
+ * deadline times out or takes over from a dead holder, and the
+ * error-checking kind refuses its holder's relock.
  */
 #include <errno.h>
 #include <math.h>
@@ -29,13 +30,13 @@ static pthread_mutex_t *shared_mutexes(int n)
 
     ASSERT_TRUE(m != MAP_FAILED);
     for (int i = 0; i < n; i++)
-        ASSERT_EQ(0, mp__robust_init(&m[i]));
+        ASSERT_EQ(0, mp__robust_init(&m[i], PTHREAD_MUTEX_DEFAULT));
     return m;
 }
 
 static void lock(pthread_mutex_t *m)
 {
-    ASSERT_EQ(0, mp__robust_check(m));
+    ASSERT_EQ(0, mp__robust_check(m, PTHREAD_MUTEX_DEFAULT));
     ASSERT_EQ(0, mp__robust_lock_until(m, INFINITY));
     mp__robust_held(m);
 }
@@ -87,11 +88,33 @@ TEST(a_kind_a_peer_wrote_is_refused)
     pthread_mutex_t *m = shared_mutexes(1);
     int kind = m->__data.__kind;
 
-    ASSERT_EQ(0, mp__robust_check(m));
+    ASSERT_EQ(0, mp__robust_check(m, PTHREAD_MUTEX_DEFAULT));
     m->__data.__kind = kind ^ 0x40; /* priority-protected */
-    ASSERT_EQ(-EINVAL, mp__robust_check(m));
+    ASSERT_EQ(-EINVAL, mp__robust_check(m, PTHREAD_MUTEX_DEFAULT));
     m->__data.__kind = kind;
-    ASSERT_EQ(0, mp__robust_check(m));
+    ASSERT_EQ(0, mp__robust_check(m, PTHREAD_MUTEX_DEFAULT));
+}
+
+/* The error-checking kind (a robust lock's): its holder's relock is
+ * EDEADLK, and each kind's check refuses the other's. */
+TEST(an_error_checking_mutex_refuses_its_holders_relock)
+{
+    pthread_mutex_t *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pthread_mutex_t *d = shared_mutexes(1);
+
+    ASSERT_TRUE(m != MAP_FAILED);
+    ASSERT_EQ(0, mp__robust_init(m, PTHREAD_MUTEX_ERRORCHECK));
+    ASSERT_EQ(0, mp__robust_check(m, PTHREAD_MUTEX_ERRORCHECK));
+    ASSERT_EQ(-EINVAL, mp__robust_check(m, PTHREAD_MUTEX_DEFAULT));
+    ASSERT_EQ(-EINVAL, mp__robust_check(d, PTHREAD_MUTEX_ERRORCHECK));
+    ASSERT_EQ(0, mp__robust_lock_until(m, INFINITY));
+    mp__robust_held(m);
+    ASSERT_EQ(EDEADLK, mp__robust_lock_until(m, INFINITY));
+    ASSERT_EQ(EDEADLK, mp__robust_lock_until(m, 0));
+    mp__robust_unlock(m);
+    assert_free(m);
+    munmap(m, sizeof(*m));
 }
 
 TEST(held_mutexes_are_put_back_before_the_unlock)

@@ -1195,6 +1195,14 @@ static void *barrier_thread(void *arg)
     return NULL;
 }
 
+static void *barrier_default_wait(void *arg)
+{
+    struct bthread *t = arg;
+
+    t->result = mp_barrier_wait(t->b, MP_BARRIER_DEFAULT);
+    return NULL;
+}
+
 static void wait_n_waiting(mp_barrier *b, int n)
 {
     double end = check_now() + 30;
@@ -1362,6 +1370,32 @@ TEST(a_barrier_holds_for_thousands_of_rounds_between_threads)
     ASSERT_EQ(0, mp_barrier_n_waiting(r.b));
     ASSERT_EQ(0, mp_barrier_broken(r.b));
     mp_barrier_free(r.b);
+}
+
+/* More threads than a Barrier has slots (its parties and 64 more): the
+ * others wait for a slot, and all see the round that a timeout broke. */
+#define OVER_SLOTS 100
+
+TEST(threads_beyond_a_barriers_slots_wait_for_one)
+{
+    static struct bthread t[OVER_SLOTS];
+    static pthread_t th[OVER_SLOTS];
+    mp_barrier *b;
+    double t0 = check_now();
+
+    ASSERT_OK(mp_barrier_new(&b, 0, NULL, 1.0));
+    for (int i = 0; i < OVER_SLOTS; i++) {
+        t[i] = (struct bthread){ b, 99 };
+        ASSERT_EQ(0, pthread_create(&th[i], NULL, barrier_default_wait,
+                                    &t[i]));
+    }
+    for (int i = 0; i < OVER_SLOTS; i++) {
+        ASSERT_EQ(0, pthread_join(th[i], NULL));
+        ASSERT_EQ(MP_EBROKENBARRIER, t[i].result);
+    }
+    ASSERT_WITHIN(0.9, 10, check_now() - t0);
+    ASSERT_EQ(1, mp_barrier_broken(b));
+    mp_barrier_free(b);
 }
 
 /* Events handed back and forth between two processes: every set() is

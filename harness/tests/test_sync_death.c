@@ -333,6 +333,56 @@ TEST(a_barrier_waiter_killed_breaks_the_barrier_for_the_others)
     mp_event_free(ready);
 }
 
+/* Barrier: a party killed as it arrives (counted, before it sleeps), or
+ * as the last one after its action and before it lets the round go,
+ * breaks the round for the others, who look for the dead every 0.1 s. */
+MP_TARGET(arrive_and_die)
+{
+    mp__sync_fault = (int)mp_args_int(args, 1);
+    mp_barrier_wait(mp_args_barrier(args, 0), MP_FOREVER);
+    return 3;
+}
+
+TEST(a_barrier_party_killed_arriving_or_releasing_breaks_the_round)
+{
+    for (int point = 7; point <= 8; point++) {
+        struct bwait w[2];
+        pthread_t th[2];
+        mp_barrier *b;
+        mp_process *p;
+        int code = 0;
+        double t0, end;
+
+        ASSERT_OK(mp_barrier_new(&b, 3, NULL, MP_FOREVER));
+        for (int i = 0; i < 2; i++) {
+            w[i] = (struct bwait){ b, 99, 0 };
+            ASSERT_EQ(0, pthread_create(&th[i], NULL, barrier_waiter, &w[i]));
+        }
+        end = check_now() + 30;
+        while (mp_barrier_n_waiting(b) != 2) {
+            ASSERT_TRUE(check_now() < end);
+            usleep(1000);
+        }
+        t0 = check_now();
+        p = start_fork(&arrive_and_die_target, MP_ARGS(b, point));
+        ASSERT_OK(mp_process_join(p, 30));
+        ASSERT_EQ(1, mp_process_exitcode(p, &code));
+        ASSERT_EQ(-SIGKILL, code);
+        mp_process_free(p);
+        for (int i = 0; i < 2; i++) {
+            ASSERT_EQ(0, pthread_join(th[i], NULL));
+            ASSERT_EQ(MP_EBROKENBARRIER, w[i].result);
+            ASSERT_WITHIN(0, 2.0, w[i].at - t0);
+        }
+        ASSERT_EQ(1, mp_barrier_broken(b));
+        /* Whole again after reset(), the dead one not counted. */
+        ASSERT_OK(mp_barrier_reset(b));
+        ASSERT_EQ(0, mp_barrier_broken(b));
+        ASSERT_EQ(0, mp_barrier_n_waiting(b));
+        mp_barrier_free(b);
+    }
+}
+
 /* Barrier: an abort() killed with the barrier broken and nobody woken
  * still wakes every sleeper: whoever takes the dead holder's lock wakes
  * them all, to look at the state it left. */
@@ -670,20 +720,23 @@ static void stay_end(struct stay *t, pthread_t th)
     close(t->hold[0]);
 }
 
-/* The state word of t's thread's slot, once it sleeps in the page: a
- * slot is its state, whether it is counted, its pid and tid. */
+/* The tag of t's thread's slot, once it is inside a round: a slot is a
+ * 64-bit tag (odd for a thread inside a round), then the thread's pid and
+ * tid. */
 static uint32_t *sleeping_slot(unsigned char *page, struct stay *t)
 {
     double end = check_now() + 10;
 
     for (;;) {
-        for (size_t i = 0; i + 16 <= 4096; i += 4) {
-            uint32_t *w = (uint32_t *)(void *)(page + i), v[4];
-            for (int k = 0; k < 4; k++) /* written by the sleeper */
-                v[k] = __atomic_load_n(&w[k], __ATOMIC_RELAXED);
-            if (v[0] == 2 && v[1] <= 1 && v[2] == (uint32_t)getpid() &&
-                v[3] == (uint32_t)atomic_load(&t->tid))
-                return w;
+        for (size_t i = 0; i + 16 <= 4096; i += 8) {
+            uint64_t *tag = (uint64_t *)(void *)(page + i);
+            int32_t *ids = (int32_t *)(void *)(page + i + 8);
+            uint64_t v = __atomic_load_n(tag, __ATOMIC_RELAXED);
+            if ((v & 1) != 0 && v > 1 &&
+                __atomic_load_n(&ids[0], __ATOMIC_RELAXED) == getpid() &&
+                __atomic_load_n(&ids[1], __ATOMIC_RELAXED) ==
+                    atomic_load(&t->tid))
+                return (uint32_t *)(void *)tag;
         }
         ASSERT_TRUE(check_now() < end);
         usleep(1000);
