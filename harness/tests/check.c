@@ -93,6 +93,49 @@ double check_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void check_sleeper_init(struct check_sleeper *s)
+{
+    s->tid = 0;
+    if (sem_init(&s->ready, 0, 0) != 0)
+        check_fail(__FILE__, __LINE__, "sem_init: %s", strerror(errno));
+}
+
+void check_sleeper_destroy(struct check_sleeper *s)
+{
+    sem_destroy(&s->ready);
+}
+
+void check_announce(struct check_sleeper *s)
+{
+    s->tid = (int)syscall(SYS_gettid);
+    sem_post(&s->ready);
+}
+
+void check_await_asleep(struct check_sleeper *s)
+{
+    double end = check_now() + 30 * check_slowdown();
+    char path[64], buf[512], *p;
+    FILE *f;
+
+    while (sem_wait(&s->ready) != 0)
+        if (errno != EINTR)
+            check_fail(__FILE__, __LINE__, "sem_wait: %s", strerror(errno));
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", s->tid);
+    for (;;) {
+        if ((f = fopen(path, "r")) == NULL)
+            check_fail(__FILE__, __LINE__, "%s: %s", path, strerror(errno));
+        p = fgets(buf, sizeof(buf), f);
+        fclose(f);
+        if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+            check_fail(__FILE__, __LINE__, "%s: no state", path);
+        if (p[1] == ' ' && p[2] == 'S')
+            return;
+        if (check_now() >= end)
+            check_fail(__FILE__, __LINE__, "thread %d never slept", s->tid);
+        usleep(1000);
+    }
+}
+
 int check_output(void (*child)(void *), void *arg, char *out, size_t size)
 {
     size_t len = 0;

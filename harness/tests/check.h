@@ -16,6 +16,7 @@
 #ifndef CHECK_H
 #define CHECK_H
 
+#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -76,6 +77,21 @@ int check_output(void (*child)(void *), void *arg, char *out, size_t size);
 int check_uses_pidfds(void);
 /* CLOCK_MONOTONIC seconds, for measuring durations in tests. */
 double check_now(void);
+/* A thread about to block announces itself (check_announce(), from that
+ * thread); check_await_asleep() waits for the announcement, then until the
+ * kernel reports the thread asleep (state S in /proc), failing the test
+ * after 30 s times CHECK_SLOWDOWN.  Nothing but /proc says a thread
+ * sleeps, hence short sleeps between its reads.  A thread that waits
+ * for valgrind's scheduler is in state S too: a test passes either way,
+ * it only checks less. */
+struct check_sleeper {
+    sem_t ready;
+    int tid;
+};
+void check_sleeper_init(struct check_sleeper *s);
+void check_sleeper_destroy(struct check_sleeper *s);
+void check_announce(struct check_sleeper *s);
+void check_await_asleep(struct check_sleeper *s);
 /* STRESS_SECONDS: how long a test with a long form runs it; 0 (unset):
  * the short form that make check runs. */
 double check_stress_seconds(void);

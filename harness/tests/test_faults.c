@@ -56,7 +56,6 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -427,7 +426,7 @@ TEST(spawn_without_memory_for_its_file_actions)
 struct sync_sleeper {
     void *obj;
     int barrier;
-    _Atomic int tid;
+    struct check_sleeper me;
     int result;
     double at;
 };
@@ -436,34 +435,11 @@ static void *sync_sleep(void *arg)
 {
     struct sync_sleeper *t = arg;
 
-    atomic_store(&t->tid, (int)gettid());
+    check_announce(&t->me);
     t->result = t->barrier ? mp_barrier_wait(t->obj, 30)
                            : mp_event_wait(t->obj, 30);
     t->at = check_now();
     return NULL;
-}
-
-/* Until thread tid sleeps in the kernel. */
-static void wait_asleep(_Atomic int *tid)
-{
-    double end = check_now() + 30;
-    char path[64], buf[512], *p;
-    FILE *f;
-
-    while (atomic_load(tid) == 0)
-        ASSERT_TRUE(check_now() < end);
-    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", atomic_load(tid));
-    for (;;) {
-        ASSERT_TRUE(check_now() < end);
-        f = fopen(path, "r");
-        ASSERT_TRUE(f != NULL);
-        p = fgets(buf, sizeof(buf), f);
-        fclose(f);
-        ASSERT_TRUE(p != NULL && (p = strrchr(buf, ')')) != NULL);
-        if (p[2] == 'S')
-            return;
-        usleep(1000);
-    }
 }
 
 TEST(notify_all_without_memory_still_wakes_every_sleeper)
@@ -482,8 +458,9 @@ TEST(notify_all_without_memory_still_wakes_every_sleeper)
             ASSERT_OK(mp_event_new(&e));
         t.obj = barrier ? (void *)b : (void *)e;
         t.barrier = barrier;
+        check_sleeper_init(&t.me);
         ASSERT_EQ(0, pthread_create(&th, NULL, sync_sleep, &t));
-        wait_asleep(&t.tid);
+        check_await_asleep(&t.me);
         t0 = check_now();
         arm_only("calloc", 1);
         r = barrier ? mp_barrier_wait(b, 5) : mp_event_set(e);
@@ -494,6 +471,7 @@ TEST(notify_all_without_memory_still_wakes_every_sleeper)
         ASSERT_WITHIN(0, 2.0, t.at - t0);
         mp_barrier_free(b);
         mp_event_free(e);
+        check_sleeper_destroy(&t.me);
     }
 }
 

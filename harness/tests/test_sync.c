@@ -126,7 +126,7 @@ TEST(a_timed_acquire_of_a_held_lock_returns_0_after_the_timeout)
  * timeout: the futex protocol loses no wake-up. */
 struct sleeper {
     mp_lock *l;
-    _Atomic int tid;
+    struct check_sleeper me;
     int result;
     double took;
 };
@@ -136,34 +136,10 @@ static void *acquire_asleep(void *arg)
     struct sleeper *s = arg;
     double t0 = check_now();
 
-    atomic_store(&s->tid, gettid());
+    check_announce(&s->me);
     s->result = mp_lock_acquire(s->l, 1, 30);
     s->took = check_now() - t0;
     return NULL;
-}
-
-/* Waits until thread tid of this process sleeps in the kernel: nothing
- * says so but its state in /proc. */
-static void wait_asleep(_Atomic int *tid)
-{
-    double end = check_now() + 30;
-    char path[64], buf[512], *p;
-    FILE *f;
-
-    while (atomic_load(tid) == 0)
-        ASSERT_TRUE(check_now() < end);
-    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", atomic_load(tid));
-    for (;;) {
-        ASSERT_TRUE(check_now() < end);
-        f = fopen(path, "r");
-        ASSERT_TRUE(f != NULL);
-        p = fgets(buf, sizeof(buf), f);
-        fclose(f);
-        ASSERT_TRUE(p != NULL && (p = strrchr(buf, ')')) != NULL);
-        if (p[2] == 'S')
-            return;
-        usleep(1000);
-    }
 }
 
 TEST(a_sleeping_acquirer_is_woken_by_the_release)
@@ -176,14 +152,16 @@ TEST(a_sleeping_acquirer_is_woken_by_the_release)
                   : kind == 1 ? mp_semaphore_new(&s.l, 1)
                               : mp_lock_new_robust(&s.l));
         ASSERT_EQ(1, mp_lock_acquire(s.l, 1, MP_FOREVER));
+        check_sleeper_init(&s.me);
         ASSERT_EQ(0, pthread_create(&th, NULL, acquire_asleep, &s));
-        wait_asleep(&s.tid);
+        check_await_asleep(&s.me);
         ASSERT_EQ(0, mp_lock_release(s.l));
         ASSERT_EQ(0, pthread_join(th, NULL));
         ASSERT_EQ(1, s.result);
         ASSERT_WITHIN(0, 5.0, s.took);
         ASSERT_EQ(0, mp_lock_get_value(s.l));
         mp_lock_free(s.l);
+        check_sleeper_destroy(&s.me);
     }
 }
 
@@ -996,7 +974,7 @@ TEST(event_set_wakes_every_waiting_process)
 /* More sleepers than an Event once had room for: every one is woken. */
 struct ewaiter {
     mp_event *e;
-    _Atomic int tid;
+    struct check_sleeper me;
     int result;
 };
 
@@ -1004,7 +982,7 @@ static void *event_thread(void *arg)
 {
     struct ewaiter *w = arg;
 
-    atomic_store(&w->tid, (int)gettid());
+    check_announce(&w->me);
     w->result = mp_event_wait(w->e, 30);
     return NULL;
 }
@@ -1020,7 +998,8 @@ TEST(event_set_wakes_every_waiting_thread)
 
     ASSERT_OK(mp_event_new(&e));
     for (int i = 0; i < MANY_SLEEPERS; i++) {
-        w[i] = (struct ewaiter){ e, 0, 99 };
+        w[i] = (struct ewaiter){ .e = e, .result = 99 };
+        check_sleeper_init(&w[i].me);
         ASSERT_EQ(0, pthread_create(&th[i], NULL, event_thread, &w[i]));
     }
     usleep(100000); /* most asleep: the others find the flag up */
@@ -1029,31 +1008,10 @@ TEST(event_set_wakes_every_waiting_thread)
     for (int i = 0; i < MANY_SLEEPERS; i++) {
         ASSERT_EQ(0, pthread_join(th[i], NULL));
         ASSERT_EQ(1, w[i].result);
+        check_sleeper_destroy(&w[i].me);
     }
     ASSERT_WITHIN(0, 10, check_now() - t0);
     mp_event_free(e);
-}
-
-/* Until thread tid sleeps in the kernel (its /proc stat says S). */
-static void await_asleep(_Atomic int *tid)
-{
-    double end = check_now() + 30;
-    char path[64], buf[512], *p;
-    FILE *f;
-
-    while (atomic_load(tid) == 0)
-        ASSERT_TRUE(check_now() < end);
-    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", atomic_load(tid));
-    for (;;) {
-        ASSERT_TRUE(check_now() < end);
-        ASSERT_TRUE((f = fopen(path, "r")) != NULL);
-        p = fgets(buf, sizeof(buf), f);
-        fclose(f);
-        ASSERT_TRUE(p != NULL && (p = strrchr(buf, ')')) != NULL);
-        if (p[2] == 'S')
-            return;
-        usleep(1000);
-    }
 }
 
 /* A set() and a clear() while a waiter sleeps: the waiter saw the event
@@ -1067,9 +1025,10 @@ TEST(a_set_and_clear_during_a_wait_wake_it_with_1)
 
     ASSERT_OK(mp_event_new(&e));
     for (int i = 0; i < 20; i++) {
-        w = (struct ewaiter){ e, 0, 99 };
+        w = (struct ewaiter){ .e = e, .result = 99 };
+        check_sleeper_init(&w.me);
         ASSERT_EQ(0, pthread_create(&th, NULL, event_thread, &w));
-        await_asleep(&w.tid);
+        check_await_asleep(&w.me);
         t0 = check_now();
         ASSERT_OK(mp_event_set(e));
         ASSERT_OK(mp_event_clear(e));
@@ -1077,6 +1036,7 @@ TEST(a_set_and_clear_during_a_wait_wake_it_with_1)
         ASSERT_EQ(1, w.result);
         ASSERT_WITHIN(0, 10, check_now() - t0);
         ASSERT_EQ(0, mp_event_is_set(e));
+        check_sleeper_destroy(&w.me);
     }
     mp_event_free(e);
 }

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -677,7 +676,8 @@ struct stay {
     void *obj;
     int op; /* 0: Event wait(30); 1: Event is_set(); 2: Barrier wait(30) */
     int result;
-    _Atomic int returned, tid;
+    struct check_sleeper me;
+    sem_t returned;
     int hold[2]; /* a pipe: the thread ends once it is closed */
 };
 
@@ -686,11 +686,11 @@ static void *call_and_stay(void *arg)
     struct stay *t = arg;
     char c;
 
-    atomic_store(&t->tid, (int)gettid());
+    check_announce(&t->me);
     t->result = t->op == 0   ? mp_event_wait(t->obj, 30)
                 : t->op == 1 ? mp_event_is_set(t->obj)
                              : mp_barrier_wait(t->obj, 30);
-    atomic_store(&t->returned, 1);
+    sem_post(&t->returned);
     while (read(t->hold[0], &c, 1) < 0)
         ;
     return NULL;
@@ -699,18 +699,20 @@ static void *call_and_stay(void *arg)
 static void stay_start(struct stay *t, pthread_t *th, void *obj, int op)
 {
     *t = (struct stay){ .obj = obj, .op = op, .result = 99 };
+    check_sleeper_init(&t->me);
+    ASSERT_EQ(0, sem_init(&t->returned, 0, 0));
     ASSERT_EQ(0, pipe(t->hold));
     ASSERT_EQ(0, pthread_create(th, NULL, call_and_stay, t));
 }
 
 static void stay_returned(struct stay *t)
 {
-    double end = check_now() + 10;
+    struct timespec ts;
 
-    while (!atomic_load(&t->returned)) {
-        ASSERT_TRUE(check_now() < end);
-        usleep(1000);
-    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(10 * check_slowdown());
+    while (sem_timedwait(&t->returned, &ts) != 0)
+        ASSERT_EQ(EINTR, errno);
 }
 
 static void stay_end(struct stay *t, pthread_t th)
@@ -718,6 +720,8 @@ static void stay_end(struct stay *t, pthread_t th)
     close(t->hold[1]);
     ASSERT_EQ(0, pthread_join(th, NULL));
     close(t->hold[0]);
+    sem_destroy(&t->returned);
+    check_sleeper_destroy(&t->me);
 }
 
 /* The tag of t's thread's slot, once it is inside a round: a slot is a
@@ -725,7 +729,10 @@ static void stay_end(struct stay *t, pthread_t th)
  * tid. */
 static uint32_t *sleeping_slot(unsigned char *page, struct stay *t)
 {
-    double end = check_now() + 10;
+    double end = check_now() + 10 * check_slowdown();
+
+    while (sem_wait(&t->me.ready) != 0)
+        ASSERT_EQ(EINTR, errno);
 
     for (;;) {
         for (size_t i = 0; i + 16 <= 4096; i += 8) {
@@ -734,8 +741,7 @@ static uint32_t *sleeping_slot(unsigned char *page, struct stay *t)
             uint64_t v = __atomic_load_n(tag, __ATOMIC_RELAXED);
             if ((v & 1) != 0 && v > 1 &&
                 __atomic_load_n(&ids[0], __ATOMIC_RELAXED) == getpid() &&
-                __atomic_load_n(&ids[1], __ATOMIC_RELAXED) ==
-                    atomic_load(&t->tid))
+                __atomic_load_n(&ids[1], __ATOMIC_RELAXED) == t->me.tid)
                 return (uint32_t *)(void *)tag;
         }
         ASSERT_TRUE(check_now() < end);
@@ -752,7 +758,7 @@ static void *other_call(void *arg)
 }
 
 /* is_set() (op 1) or abort() (op 2) from a new thread: answered within
- * 5 s. */
+ * 5 s times CHECK_SLOWDOWN. */
 static int call_elsewhere(void *obj, int op)
 {
     struct stay t = { .obj = obj, .op = op };
@@ -762,31 +768,9 @@ static int call_elsewhere(void *obj, int op)
 
     ASSERT_EQ(0, pthread_create(&th, NULL, other_call, &t));
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 5;
+    ts.tv_sec += (time_t)(5 * check_slowdown());
     ASSERT_EQ(0, pthread_timedjoin_np(th, &res, &ts));
     return (int)(intptr_t)res;
-}
-
-/* Until thread tid sleeps in the kernel (its /proc stat says S). */
-static void await_asleep(_Atomic int *tid)
-{
-    double end = check_now() + 10;
-    char path[64], buf[512], *p;
-    FILE *f;
-
-    while (atomic_load(tid) == 0)
-        ASSERT_TRUE(check_now() < end);
-    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", atomic_load(tid));
-    for (;;) {
-        ASSERT_TRUE(check_now() < end);
-        ASSERT_TRUE((f = fopen(path, "r")) != NULL);
-        p = fgets(buf, sizeof(buf), f);
-        fclose(f);
-        ASSERT_TRUE(p != NULL && (p = strrchr(buf, ')')) != NULL);
-        if (p[2] == 'S')
-            return;
-        usleep(1000);
-    }
 }
 
 TEST(an_object_that_finds_a_scribble_lets_its_lock_go)
@@ -805,7 +789,7 @@ TEST(an_object_that_finds_a_scribble_lets_its_lock_go)
                                                        set_event, e));
     ASSERT_OK(mp_event_clear(e));
     stay_start(&t, &th, e, 0);
-    await_asleep(&t.tid);
+    check_await_asleep(&t.me);
     __atomic_store_n(word, 0xffffffffu, __ATOMIC_RELAXED);
     syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     stay_returned(&t);
