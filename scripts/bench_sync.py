@@ -15,6 +15,11 @@ Scenarios (N operations in all):
                   (the median of N samples)
   barrier         rounds/s of P processes waiting on one Barrier
   semaphore       acquire+release pairs/s of P processes on a Semaphore(2)
+  lock_timeout, cond_timeout, event_timeout, barrier_timeout
+                  seconds past 0.1 that Lock.acquire(timeout=0.1) on a held
+                  Lock, Condition.wait(0.1), Event.wait(0.1) on a clear
+                  Event or Barrier(2).wait(0.1) alone returns (the median of
+                  N samples; the Barrier's reset() is not timed)
 
 Prints one JSON object: {"python": ..., "scenario": ..., "value": ...}.
 """
@@ -24,6 +29,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 
 CHUNKS = 5
@@ -129,9 +135,13 @@ def event_latency(ctx, n):
             lat.append(t1 - t0)
     os.close(fd)
     join(p)
-    lat.sort()
-    m = len(lat) // 2
-    return lat[m] if len(lat) % 2 else (lat[m - 1] + lat[m]) / 2
+    return median(lat)
+
+
+def median(v):
+    v = sorted(v)
+    m = len(v) // 2
+    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
 
 
 def barrier_child(barrier, back, n):
@@ -187,6 +197,52 @@ def semaphore(ctx, procs, n):
     return v
 
 
+TIMEOUT = 0.1
+
+
+def timeout(ctx, kind, n):
+    """The median of n waits' lateness past TIMEOUT."""
+    reset = None
+    if kind == "lock":
+        lock = ctx.Lock()
+        lock.acquire()
+
+        def wait():
+            return lock.acquire(timeout=TIMEOUT)
+    elif kind == "cond":
+        cond = ctx.Condition()
+        cond.acquire()
+
+        def wait():
+            return cond.wait(TIMEOUT)
+    elif kind == "event":
+        ev = ctx.Event()
+
+        def wait():
+            return ev.wait(TIMEOUT)
+    else:
+        b = ctx.Barrier(2)
+        reset = b.reset
+
+        def wait():
+            try:
+                b.wait(TIMEOUT)
+            except threading.BrokenBarrierError:
+                return False
+            return True
+    late = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        got = wait()
+        t1 = time.monotonic()
+        if got:
+            raise SystemExit("bench_sync: a %s wait did not time out" % kind)
+        if reset is not None:
+            reset()
+        late.append(t1 - t0 - TIMEOUT)
+    return median(late)
+
+
 def join(p):
     p.join()
     if p.exitcode != 0:
@@ -219,6 +275,8 @@ def main(argv):
         "barrier": lambda: barrier(ctx, a.procs, a.n),
         "semaphore": lambda: semaphore(ctx, a.procs, a.n),
     }
+    for kind in ("lock", "cond", "event", "barrier"):
+        runs[kind + "_timeout"] = (lambda k: lambda: timeout(ctx, k, a.n))(kind)
     if a.scenario not in runs:
         ap.error("unknown scenario %r" % a.scenario)
     value = runs[a.scenario]()

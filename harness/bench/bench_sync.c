@@ -19,6 +19,14 @@
  *                         again: rounds a second
  *   semaphore (4)         four processes acquire and release one
  *                         Semaphore(2): pairs a second, all of them together
+ *   lock_timeout, cond_timeout, event_timeout, barrier_timeout
+ *                         one process: Lock.acquire(timeout=0.1) on a held
+ *                         Lock, Condition.wait(0.1), Event.wait(0.1) on a
+ *                         clear Event, Barrier(2).wait(0.1) alone (then
+ *                         reset(), untimed): seconds past 0.1 that the call
+ *                         returns (the median of a run's samples); the raw
+ *                         limit is a FUTEX_WAIT of 0.1 s on a word nobody
+ *                         changes
  *
  * One run; in every round each scenario runs libmp, CPython and the raw
  * limit in an order that rotates from round to round, so the machine's load
@@ -67,34 +75,44 @@ static const char *const impl_names[NIMPL] = { "raw futex", "libmp",
                                                "CPython" };
 
 enum scen { LOCK_UNC, RLOCK_UNC, LOCK_PP, COND_PP, EVENT_LAT, BARRIER_2,
-            BARRIER_4, BARRIER_8, SEM_4, NSCEN };
+            BARRIER_4, BARRIER_8, SEM_4, LOCK_TO, COND_TO, EVENT_TO,
+            BARRIER_TO, NSCEN };
 static const struct scenario {
     const char *name;    /* the results' "scenario", bench_sync.py's */
     const char *key;     /* the ratios': sync.<key>.X_over_Y */
     const char *label;   /* the printed table's */
     int procs;
     bool rate;           /* a figure per second, else seconds an operation */
+    double shown;        /* the printed table's unit, in the figure's */
     const char *unit;
     double count[NIMPL]; /* operations a run at scale 1 */
 } scens[NSCEN] = {
     { "lock_uncontended", "lock_uncontended", "Lock acquire+release, ns",
-      1, false, "s", { 1e7, 1e7, 2e6 } },
+      1, false, 1e9, "s", { 1e7, 1e7, 2e6 } },
     { "rlock_uncontended", "rlock_uncontended", "RLock acquire+release, ns",
-      1, false, "s", { 1e7, 1e7, 2e6 } },
+      1, false, 1e9, "s", { 1e7, 1e7, 2e6 } },
     { "lock_pingpong", "lock_pingpong", "Lock ping-pong, round trips/s",
-      2, true, "round trips/s", { 2e4, 2e4, 2e4 } },
+      2, true, 1, "round trips/s", { 2e4, 2e4, 2e4 } },
     { "cond_pingpong", "cond_pingpong", "Condition ping-pong, round trips/s",
-      2, true, "round trips/s", { 2e4, 2e4, 1e4 } },
+      2, true, 1, "round trips/s", { 2e4, 2e4, 1e4 } },
     { "event_latency", "event_latency", "Event set -> waiter awake, us",
-      2, false, "s", { 2000, 2000, 1000 } },
+      2, false, 1e6, "s", { 2000, 2000, 1000 } },
     { "barrier", "barrier.2p", "Barrier, 2 processes, rounds/s",
-      2, true, "rounds/s", { 2e4, 2e4, 3e3 } },
+      2, true, 1, "rounds/s", { 2e4, 2e4, 3e3 } },
     { "barrier", "barrier.4p", "Barrier, 4 processes, rounds/s",
-      4, true, "rounds/s", { 1e4, 1e4, 1500 } },
+      4, true, 1, "rounds/s", { 1e4, 1e4, 1500 } },
     { "barrier", "barrier.8p", "Barrier, 8 processes, rounds/s",
-      8, true, "rounds/s", { 5e3, 5e3, 600 } },
+      8, true, 1, "rounds/s", { 5e3, 5e3, 600 } },
     { "semaphore", "semaphore.4p", "Semaphore(2), 4 processes, pairs/s",
-      4, true, "acquire+release/s", { 4e6, 4e6, 2e6 } },
+      4, true, 1, "acquire+release/s", { 4e6, 4e6, 2e6 } },
+    { "lock_timeout", "lock_timeout", "Lock.acquire(timeout=0.1) late, us",
+      1, false, 1e6, "s", { 20, 20, 20 } },
+    { "cond_timeout", "cond_timeout", "Condition.wait(0.1) late, us",
+      1, false, 1e6, "s", { 20, 20, 20 } },
+    { "event_timeout", "event_timeout", "Event.wait(0.1) late, us",
+      1, false, 1e6, "s", { 20, 20, 20 } },
+    { "barrier_timeout", "barrier_timeout", "Barrier.wait(0.1) late, us",
+      1, false, 1e6, "s", { 20, 20, 20 } },
 };
 
 /* One figure a round: [scenario][impl][round]. */
@@ -107,6 +125,8 @@ static char py_version[32] = "?";
  * is a few milliseconds, at the mercy of one time slice of the host. */
 static long count_for(enum scen s, enum impl i)
 {
+    if (s >= LOCK_TO) /* 0.1 s a sample */
+        return (long)fmax(5, scens[s].count[i] * scale);
     if (scens[s].procs == 1)
         return (long)fmax(5000, scens[s].count[i] * fmax(scale, 0.5));
     return (long)fmax(50, scens[s].count[i] * scale);
@@ -121,6 +141,7 @@ static struct raw_area {
     struct raw_event event;
     struct raw_barrier barrier;
     struct raw_sem sem;
+    alignas(64) _Atomic uint32_t idle; /* nobody changes it */
 } *raw;
 
 /* children: Processes of the fork context, daemonic so that a benchmark
@@ -652,6 +673,67 @@ static double run_sem(enum impl i, int procs, long n)
     return v;
 }
 
+/* timeouts: one process waits 0.1 s on an object nobody will signal and
+ * records how late the call returns */
+
+#define TIMEOUT 0.1
+
+static double run_timeout(enum scen s, enum impl i, long n)
+{
+    static const struct timespec rel = { 0, (long)(TIMEOUT * 1e9) };
+    double *late = malloc((size_t)n * sizeof(*late)), m;
+    mp_lock *l = NULL;
+    mp_cond *c = NULL;
+    mp_event *e = NULL;
+    mp_barrier *b = NULL;
+
+    if (late == NULL)
+        bench_die("out of memory");
+    if (i == LIBMP) {
+        if (s == LOCK_TO) {
+            check(mp_lock_new(&l), 0, "Lock()");
+            check(mp_lock_acquire(l, 1, MP_FOREVER), 1, "Lock.acquire");
+        } else if (s == COND_TO) {
+            check(mp_cond_new(&c, NULL), 0, "Condition()");
+            check(mp_cond_acquire(c, 1, MP_FOREVER), 1, "Condition.acquire");
+        } else if (s == EVENT_TO) {
+            check(mp_event_new(&e), 0, "Event()");
+        } else {
+            check(mp_barrier_new(&b, 2, NULL, MP_FOREVER), 0, "Barrier(2)");
+        }
+    }
+    for (long k = 0; k < n; k++) {
+        double t0 = bench_now(), t1;
+        int r = 0, want = 0;
+        if (i == RAW)
+            raw_futex_wait_for(&raw->idle, 0, &rel);
+        else if (s == LOCK_TO)
+            r = mp_lock_acquire(l, 1, TIMEOUT);
+        else if (s == COND_TO)
+            r = mp_cond_wait(c, TIMEOUT);
+        else if (s == EVENT_TO)
+            r = mp_event_wait(e, TIMEOUT);
+        else
+            r = mp_barrier_wait(b, TIMEOUT), want = MP_EBROKENBARRIER;
+        t1 = bench_now();
+        check(r, want, "a wait that should have timed out");
+        if (b != NULL)
+            check(mp_barrier_reset(b), 0, "Barrier.reset");
+        late[k] = t1 - t0 - TIMEOUT;
+    }
+    if (l != NULL)
+        check(mp_lock_release(l), 0, "Lock.release");
+    if (c != NULL)
+        check(mp_cond_release(c), 0, "Condition.release");
+    mp_lock_free(l);
+    mp_cond_free(c);
+    mp_event_free(e);
+    mp_barrier_free(b);
+    m = median(late, (int)n);
+    free(late);
+    return m;
+}
+
 static double run_c(enum scen s, enum impl i)
 {
     long n = count_for(s, i);
@@ -663,6 +745,8 @@ static double run_c(enum scen s, enum impl i)
     case COND_PP: return run_cond_pp(i, n);
     case EVENT_LAT: return run_event(i, n);
     case SEM_4: return run_sem(i, scens[s].procs, n);
+    case LOCK_TO: case COND_TO: case EVENT_TO: case BARRIER_TO:
+        return run_timeout(s, i, n);
     default: return run_barrier(i, scens[s].procs, n);
     }
 }
@@ -725,7 +809,7 @@ static json_t *ratio(enum scen s, enum impl a, enum impl b, double *m)
 static void print_fig(enum scen s, double v)
 {
     if (!scens[s].rate)
-        printf(" %12.3f", v * (s == EVENT_LAT ? 1e6 : 1e9));
+        printf(" %12.3f", v * scens[s].shown);
     else
         printf(" %12.0f", v);
 }
@@ -799,7 +883,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < NIMPL; i++) {
             double lo = bench_quantile(fig[s][i], (size_t)rounds, 0);
             double hi = bench_quantile(fig[s][i], (size_t)rounds, 1);
-            double k = scens[s].rate ? 1 : s == EVENT_LAT ? 1e6 : 1e9;
+            double k = scens[s].shown;
             printf(" %5.*f-%-6.*f", scens[s].rate ? 0 : 1, lo * k,
                    scens[s].rate ? 0 : 1, hi * k);
         }

@@ -15,12 +15,21 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
 
 static inline void raw_futex_wait(_Atomic uint32_t *w, uint32_t val)
 {
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, NULL, NULL, 0);
+}
+
+/* A wait that nothing ends but its timeout: FUTEX_WAIT's timeout is
+ * relative, on CLOCK_MONOTONIC. */
+static inline void raw_futex_wait_for(_Atomic uint32_t *w, uint32_t val,
+                                      const struct timespec *timeout)
+{
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, timeout, NULL, 0);
 }
 
 static inline void raw_futex_wake(_Atomic uint32_t *w, int n)
