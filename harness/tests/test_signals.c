@@ -14,7 +14,9 @@
  * child), put on a full bounded queue and get on an empty one (timed and
  * not, every get form), JoinableQueue.join, a put that grows the ring,
  * poll, recv_bytes, recv_bytes_into and send of a message far larger than
- * a pipe holds (on a pipe and on a socket), and wait().  Each call must
+ * a pipe holds (on a pipe and on a socket), wait(), and the waits of the
+ * synchronisation objects (Lock, Semaphore and robust Lock acquire,
+ * Condition wait and wait_for, Event wait, Barrier wait).  Each call must
  * give the result it gives without signals, and a timed call must neither
  * return before its timeout nor more than LATE after it (widened by
  * CHECK_SLOWDOWN; those over SLOW are counted).  A timed call during which
@@ -421,6 +423,13 @@ MP_TARGET(put_later)
     return mp_queue_put_str(mp_args_queue(args, 0), "from a child") < 0;
 }
 
+/* A child that sets an Event after a delay (the waiter's other process). */
+MP_TARGET(set_later)
+{
+    nap(DELAY);
+    return mp_event_set(mp_args_event(args, 0)) < 0;
+}
+
 /* processes */
 
 static mp_process *make(int m, const mp_target *t, const mp_arg *a, size_t n,
@@ -758,6 +767,137 @@ TEST(storm_over_queue_calls)
         rounds++;
     } while (check_now() < end);
     stats_report(&st, "queue", rounds);
+}
+
+/* synchronisation objects */
+
+/* Another thread holds the lock until told to let it go (a robust lock
+ * can only be released by its holder), then lets it go after DELAY. */
+struct holder {
+    mp_lock *l;
+    sem_t held, go;
+};
+
+static void hold_lock(void *arg)
+{
+    struct holder *h = arg;
+
+    ASSERT_EQ(1, mp_lock_acquire(h->l, 1, MP_FOREVER));
+    sem_post(&h->held);
+    while (sem_wait(&h->go) != 0)
+        ASSERT_EQ(EINTR, errno);
+    nap(DELAY);
+    ASSERT_OK(mp_lock_release(h->l));
+}
+
+static void notify_cond(void *arg)
+{
+    ASSERT_EQ(1, mp_cond_acquire(arg, 1, MP_FOREVER));
+    ASSERT_OK(mp_cond_notify(arg, 1));
+    ASSERT_OK(mp_cond_release(arg));
+}
+
+static void set_event(void *arg)
+{
+    ASSERT_OK(mp_event_set(arg));
+}
+
+static void barrier_party(void *arg)
+{
+    ASSERT_EQ(1, mp_barrier_wait(arg, MP_FOREVER));
+}
+
+static int never(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void sync_round(struct stats *st, unsigned round)
+{
+    struct actor a;
+    struct holder h;
+    mp_cond *c;
+    mp_event *e;
+    mp_barrier *b;
+
+    /* a Lock, Semaphore(1) and robust Lock that another thread holds:
+     * acquire(timeout), then acquire() for ever until it lets go */
+    ASSERT_EQ(0, sem_init(&h.held, 0, 0));
+    ASSERT_EQ(0, sem_init(&h.go, 0, 0));
+    for (int kind = 0; kind < 3; kind++) {
+        ASSERT_OK(kind == 0   ? mp_lock_new(&h.l)
+                  : kind == 1 ? mp_semaphore_new(&h.l, 1)
+                              : mp_lock_new_robust(&h.l));
+        actor_start(&a, 0, hold_lock, &h);
+        while (sem_wait(&h.held) != 0)
+            ASSERT_EQ(EINTR, errno);
+        TIMED(st, TIMEOUT, 0, mp_lock_acquire(h.l, 1, TIMEOUT));
+        sem_post(&h.go);
+        UNTIMED(st, 1, mp_lock_acquire(h.l, 1, MP_FOREVER));
+        actor_join(&a);
+        ASSERT_OK(mp_lock_release(h.l));
+        mp_lock_free(h.l);
+    }
+    sem_destroy(&h.held);
+    sem_destroy(&h.go);
+
+    /* Condition: wait(timeout), wait_for(timeout), then wait() for ever */
+    ASSERT_OK(mp_cond_new(&c, NULL));
+    ASSERT_EQ(1, mp_cond_acquire(c, 1, MP_FOREVER));
+    TIMED(st, TIMEOUT, 0, mp_cond_wait(c, TIMEOUT));
+    TIMED(st, TIMEOUT, 0, mp_cond_wait_for(c, never, NULL, TIMEOUT));
+    actor_start(&a, DELAY, notify_cond, c);
+    UNTIMED(st, 1, mp_cond_wait(c, MP_FOREVER));
+    ASSERT_OK(mp_cond_release(c));
+    actor_join(&a);
+    mp_cond_free(c);
+
+    /* Event: wait(timeout), then wait() for ever, set by a thread or, in
+     * every other round, by a child process */
+    ASSERT_OK(mp_event_new(&e));
+    TIMED(st, TIMEOUT, 0, mp_event_wait(e, TIMEOUT));
+    if (round % 2 == 0) {
+        actor_start(&a, DELAY, set_event, e);
+        UNTIMED(st, 1, mp_event_wait(e, MP_FOREVER));
+        actor_join(&a);
+    } else {
+        mp_process *p = make(0, &set_later_target, MP_ARGS(e), NULL);
+
+        start(st, p);
+        UNTIMED(st, 1, mp_event_wait(e, MP_FOREVER));
+        UNTIMED(st, 0, mp_process_join(p, MP_FOREVER));
+        ASSERT_EQ(0, exitcode(p));
+        mp_process_free(p);
+    }
+    mp_event_free(e);
+
+    /* Barrier(2): wait(timeout) alone breaks it; after reset(), wait() for
+     * ever until the other party arrives (this one first: index 0) */
+    ASSERT_OK(mp_barrier_new(&b, 2, NULL, MP_FOREVER));
+    TIMED(st, TIMEOUT, MP_EBROKENBARRIER, mp_barrier_wait(b, TIMEOUT));
+    ASSERT_OK(mp_barrier_reset(b));
+    actor_start(&a, DELAY, barrier_party, b);
+    UNTIMED(st, 0, mp_barrier_wait(b, MP_FOREVER));
+    actor_join(&a);
+    mp_barrier_free(b);
+}
+
+TEST(storm_over_sync_calls)
+{
+    struct stats st;
+    struct storm s;
+    double end = test_end();
+    unsigned rounds = 0;
+
+    stats_begin(&st);
+    do {
+        storm_start(&s, rounds % 2 == 1, false);
+        sync_round(&st, rounds);
+        storm_stop(&s);
+        rounds++;
+    } while (check_now() < end);
+    stats_report(&st, "sync", rounds);
 }
 
 /* connections and wait() */
