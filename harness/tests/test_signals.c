@@ -271,6 +271,30 @@ static void stats_report(const struct stats *st, const char *part,
     }
 }
 
+/* Runs round(st, r) under a storm until the test's end (the storm from a
+ * thread in even rounds, from another process in odd ones; before(), if
+ * any, ahead of each storm), then reports the figures of part. */
+static void storm_rounds(const char *part,
+                         void (*round)(struct stats *st, unsigned r),
+                         void (*before)(void))
+{
+    struct stats st;
+    struct storm s;
+    double end = test_end();
+    unsigned rounds = 0;
+
+    stats_begin(&st);
+    do {
+        if (before != NULL)
+            before();
+        storm_start(&s, rounds % 2 == 1, false);
+        round(&st, rounds);
+        storm_stop(&s);
+        rounds++;
+    } while (check_now() < end);
+    stats_report(&st, part, rounds);
+}
+
 /* the other side: a thread that acts after a delay */
 
 static void nap(double s)
@@ -601,24 +625,24 @@ static void process_round(int m, struct stats *st)
     mp_conn_free(w);
 }
 
+static int method; /* the process tests' */
+
+static void process_rounds(struct stats *st, unsigned round)
+{
+    (void)round;
+    process_round(method, st);
+}
+
+/* The fork server started anew under the storm, every round. */
+static void new_forkserver(void)
+{
+    mp__forkserver_stop();
+}
+
 static void process_test(int m)
 {
-    struct stats st;
-    struct storm s;
-    double end = test_end();
-    unsigned rounds = 0;
-
-    stats_begin(&st);
-    do {
-        /* The fork server started anew under the storm, every round. */
-        if (m == 2)
-            mp__forkserver_stop();
-        storm_start(&s, rounds % 2 == 1, false);
-        process_round(m, &st);
-        storm_stop(&s);
-        rounds++;
-    } while (check_now() < end);
-    stats_report(&st, methods[m], rounds);
+    method = m;
+    storm_rounds(methods[m], process_rounds, m == 2 ? new_forkserver : NULL);
 }
 
 TEST(storm_over_process_calls_fork) { process_test(0); }
@@ -675,8 +699,9 @@ static void expect_str(struct stats *st, mp_queue *q, const char *want)
     free(s);
 }
 
-static void queue_round(struct stats *st)
+static void queue_round(struct stats *st, unsigned round)
 {
+    (void)round;
     mp_queue *q, *jq, *sq;
     struct actor a;
     char buf[64];
@@ -754,19 +779,7 @@ static void queue_round(struct stats *st)
 
 TEST(storm_over_queue_calls)
 {
-    struct stats st;
-    struct storm s;
-    double end = test_end();
-    unsigned rounds = 0;
-
-    stats_begin(&st);
-    do {
-        storm_start(&s, rounds % 2 == 1, false);
-        queue_round(&st);
-        storm_stop(&s);
-        rounds++;
-    } while (check_now() < end);
-    stats_report(&st, "queue", rounds);
+    storm_rounds("queue", queue_round, NULL);
 }
 
 /* synchronisation objects */
@@ -885,19 +898,7 @@ static void sync_round(struct stats *st, unsigned round)
 
 TEST(storm_over_sync_calls)
 {
-    struct stats st;
-    struct storm s;
-    double end = test_end();
-    unsigned rounds = 0;
-
-    stats_begin(&st);
-    do {
-        storm_start(&s, rounds % 2 == 1, false);
-        sync_round(&st, rounds);
-        storm_stop(&s);
-        rounds++;
-    } while (check_now() < end);
-    stats_report(&st, "sync", rounds);
+    storm_rounds("sync", sync_round, NULL);
 }
 
 /* connections and wait() */
@@ -1028,20 +1029,13 @@ static void conn_round(struct stats *st, int duplex, unsigned seed)
     mp_conn_free(b);
 }
 
+static void conn_rounds(struct stats *st, unsigned round)
+{
+    conn_round(st, 0, round);
+    conn_round(st, 1, round + 7);
+}
+
 TEST(storm_over_connection_calls)
 {
-    struct stats st;
-    struct storm s;
-    double end = test_end();
-    unsigned rounds = 0;
-
-    stats_begin(&st);
-    do {
-        storm_start(&s, rounds % 2 == 1, false);
-        conn_round(&st, 0, rounds);
-        conn_round(&st, 1, rounds + 7);
-        storm_stop(&s);
-        rounds++;
-    } while (check_now() < end);
-    stats_report(&st, "connection", rounds);
+    storm_rounds("connection", conn_rounds, NULL);
 }
