@@ -224,6 +224,9 @@ static void pool_release(mp_pool *p)
     free(p->wargs);
     free(p->workers);
     free(p->table);
+    free(p->wfds);
+    free(p->wslot);
+    free(p->rbuf);
     if (p->efd >= 0)
         close(p->efd);
     pthread_mutex_destroy(&p->lock);

@@ -15,6 +15,8 @@
 
 #include "internal.h"
 
+struct pollfd;
+
 /*
  * The page the pool shares with its workers (a memfd): one slot per
  * worker, on cache lines of its own, where the worker notes the task it
@@ -177,6 +179,12 @@ struct mp_pool {
     size_t live;
     bool stops_sent;
     int efd; /* wakes the watcher */
+    /* The threads' buffers, here so that a fork child's copy frees them
+     * too: the watcher's poll list, the result thread's message. */
+    struct pollfd *wfds;
+    size_t *wslot;
+    char *rbuf;
+    size_t rcap;
     pthread_t watcher, resulter;
     bool has_watcher, has_resulter;
     _Atomic bool result_stop; /* terminate() from a callback */

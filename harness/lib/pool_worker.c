@@ -36,7 +36,8 @@
 int mp__pool_fault;
 #define FAULT(n)                                                              \
     do {                                                                      \
-        if (__builtin_expect(mp__pool_fault == (n), 0))                       \
+        if (__builtin_expect(__atomic_load_n(&mp__pool_fault,                 \
+                                             __ATOMIC_RELAXED) == (n), 0))    \
             kill(getpid(), SIGKILL);                                          \
     } while (0)
 #else

@@ -198,7 +198,8 @@ struct mp_queue {
 int mp__queue_fault;
 #define FAULT(n)                                                              \
     do {                                                                      \
-        if (__builtin_expect(mp__queue_fault == (n), 0))                      \
+        if (__builtin_expect(__atomic_load_n(&mp__queue_fault,                \
+                                             __ATOMIC_RELAXED) == (n), 0))    \
             _exit(86);                                                        \
     } while (0)
 #else

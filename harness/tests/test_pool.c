@@ -228,6 +228,7 @@ static void basics(const char *method, const char *prefix)
     ASSERT_OK(mp_pool_join(p));
     ASSERT_OK(mp_active_children(&kids, &nkids));
     ASSERT_EQ(0, nkids);
+    mp_process_list_free(kids, nkids);
     mp_pool_free(p);
 }
 
