@@ -72,7 +72,7 @@ struct mp__res_hdr {
     uint64_t job, chunk, n;
 };
 
-/* pool_msg.c */
+/* pool_msg.c: a task is appended to o (several make a batch). */
 void mp__task_begin(struct mp__out *o, uint64_t tid, uint64_t job,
                     uint64_t chunk, uint32_t nitems, const char *name);
 void mp__task_item(struct mp__out *o, const mp_arg *v, size_t n);
