@@ -501,7 +501,7 @@ static int submit(mp_pool *p, const mp_target *f, const struct batch *b,
         (r = chunksize_of(p, b->kind, n, chunksize, &cs)) < 0 ||
         (r = check_target(f)) < 0 || (r = check_batch(b)) < 0)
         return r;
-    if (cs > 0 && n / cs >= UINT32_MAX)
+    if ((cs < n ? cs : n) > UINT32_MAX) /* a task's items are counted so */
         return MP_EINVAL;
     if ((j = mp__job_new(b->kind, n, cs, cb)) == NULL)
         return -ENOMEM;

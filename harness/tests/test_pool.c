@@ -1102,14 +1102,16 @@ TEST(map_larger_than_the_ring)
 /* A process that exits with a pool still running terminates it first,
  * as CPython's finalizer does: the exit does not wait on a worker that
  * the pool would have replaced, and leaves none. */
+static mp_pool *exiting_pool;
+static mp_result *exiting_results[2]; /* kept: no leak to report */
+
 static void exit_with_pool(void *arg)
 {
-    mp_pool *p = pool_of("fork", 2, 0);
-    mp_result *r;
-
     (void)arg;
-    mp_pool_apply_async(p, &sleep_forever_target, NULL, 0, NULL, &r);
-    mp_pool_apply_async(p, &sleep_forever_target, NULL, 0, NULL, &r);
+    exiting_pool = pool_of("fork", 2, 0);
+    for (size_t i = 0; i < 2; i++)
+        mp_pool_apply_async(exiting_pool, &sleep_forever_target, NULL, 0,
+                            NULL, &exiting_results[i]);
     exit(0);
 }
 
