@@ -1121,3 +1121,26 @@ TEST(exit_terminates_pools)
 
     ASSERT_EQ(0, check_output(exit_with_pool, NULL, out, sizeof(out)));
 }
+
+/* NULL where an object belongs. */
+TEST(null_arguments)
+{
+    const mp_arg *v = (const mp_arg *)1;
+    mp_pool *p = NULL;
+
+    ASSERT_EQ(MP_EINVAL, mp_pool_processes(NULL));
+    ASSERT_EQ(MP_EINVAL, mp_pool_repr(NULL, NULL, 0));
+    ASSERT_EQ(MP_EINVAL, mp_result_get(NULL, 0));
+    ASSERT_EQ(MP_EINVAL, mp_result_wait(NULL, 0));
+    ASSERT_EQ(MP_EINVAL, mp_result_ready(NULL));
+    ASSERT_EQ(MP_EINVAL, mp_result_successful(NULL));
+    ASSERT_EQ(0, mp_result_len(NULL));
+    ASSERT_TRUE(mp_result_value(NULL, 0) == NULL);
+    ASSERT_TRUE(mp_result_free(NULL) == NULL);
+    ASSERT_EQ(MP_EINVAL, mp_imap_next(NULL, 0, &v));
+    ASSERT_TRUE(mp_imap_free(NULL) == NULL);
+    mp_pool_cleanup(NULL);
+    mp_pool_cleanup(&p);
+    ASSERT_EQ(MP_EINVAL, mp_pool_imap(NULL, &square_target, ints, 1, 1,
+                                      NULL));
+}
