@@ -129,7 +129,18 @@ extern "C" {
     X(EROBUSTOWNER, -4041, "RuntimeError",                                    \
       "a robust lock can only be released by the thread that holds it")      \
     X(ESYNCCORRUPT, -4042, "OSError",                                         \
-      "not a libmp synchronisation object (bad shared memory)")
+      "not a libmp synchronisation object (bad shared memory)")               \
+    X(EPOOLPROCS, -4043, "ValueError",                                        \
+      "Number of processes must be at least 1")                               \
+    X(EPOOLNOTRUNNING, -4044, "ValueError", "Pool not running")              \
+    X(EPOOLRUNNING, -4045, "ValueError", "Pool is still running")            \
+    X(EMAXTASKS, -4046, "ValueError",                                         \
+      "maxtasksperchild must be a positive int or None")                      \
+    X(ERESULTTIMEOUT, -4047, "multiprocessing.context.TimeoutError", "")     \
+    X(EWORKERLOST, -4048, "WorkerLostError",                                  \
+      "a pool worker died running the task")                                  \
+    X(EPOOLTERMINATED, -4049, "RuntimeError",                                 \
+      "the pool was terminated before the task ended")
 
 #define MP__ERROR_ENUM(name, code, exc, msg) MP_##name = (code),
 enum { MP_ERROR_MAP(MP__ERROR_ENUM) MP__ERROR_END };
@@ -1485,6 +1496,231 @@ int mp_barrier_parties(mp_barrier *b);
 int mp_barrier_n_waiting(mp_barrier *b);
 int mp_barrier_broken(mp_barrier *b);
 mp_barrier *mp_barrier_free(mp_barrier *b);
+
+/* pools */
+
+/*
+ * Pool(processes, initializer, initargs, maxtasksperchild, context):
+ * CPython's multiprocessing.Pool, whose tasks are targets (MP_TARGET) found
+ * by name in the worker, with typed arguments in (mp_arg, as a Process's)
+ * and one typed value out (mp_task_return()).
+ *
+ * A task is a target run in a worker with the task's arguments as `args`
+ * (the blob is empty).  What it returns decides its result, as CPython's
+ * worker does:
+ *   0       success; the value is the last mp_task_return()'s, or None
+ *           (MP_ARG_NONE) if it made none;
+ *   n < 0   the task raised: the caller's get() returns that code, and for
+ *           MP_ERAISED mp_exception_name() and mp_exception_message() give
+ *           the task's ("ValueError", "bad 3"), as CPython re-raises the
+ *           worker's exception in the caller;
+ *   n > 0   sys.exit(n): the worker exits with n, as CPython's does
+ *           (SystemExit is no Exception), and is replaced.
+ * An error raised where no caller can take it (mp_check(), mp_args_int()
+ * on a str, ...) is sent as the task's, then ends the worker as it would
+ * any process (C cannot unwind the task), and the worker is replaced.
+ *
+ * Tasks and results travel through libmp queues (no pickling, no feeder
+ * thread); two threads of the pool's process collect results and watch the
+ * workers (pidfds: nobody polls).  Callbacks run in the result thread, as
+ * CPython's run in its result-handler thread; a callback must not wait on
+ * the pool's results.
+ *
+ * Beyond CPython: nothing waits for a result that cannot come.  A worker
+ * that dies running a task (SIGKILL, _exit(), a crash, sys.exit) makes that
+ * task's result MP_EWORKERLOST (every item of its chunk), the worker is
+ * replaced and every other task goes on; CPython loses the result, and a
+ * get() without a timeout hangs for ever.  terminate() makes the results
+ * still pending MP_EPOOLTERMINATED, where CPython's never become ready.
+ *
+ * Workers are daemonic Processes of the pool's context, named as
+ * CPython's: "ForkPoolWorker-N", "SpawnPoolWorker-N",
+ * "ForkServerPoolWorker-N"; they die with the pool's process (CPython's
+ * see EOF on their pipe then and exit).  A pool is used by the process
+ * that made it, from any of its threads: in a fork child, its copy's
+ * calls (and a wait on a result that was not ready at the fork) return
+ * MP_EPOOLNOTRUNNING, and mp_pool_free() releases the copy's memory and
+ * touches no worker.
+ */
+typedef struct mp_pool mp_pool;
+/* AsyncResult (ApplyResult, MapResult). */
+typedef struct mp_result mp_result;
+/* IMapIterator: imap() and imap_unordered(). */
+typedef struct mp_imap mp_imap;
+
+/* A result value that is None (a task that made no mp_task_return()), or a
+ * map chunk's item under chunksize 0. */
+enum { MP_ARG_NONE = 0 };
+
+/* Pool(processes=None): os.cpu_count() workers (mp_cpu_count(); 1 when
+ * unknown). */
+#define MP_POOL_CPUS (-__INT_MAX__ - 1)
+/* chunksize=None: map()'s CPython default (len / (4 * processes), rounded
+ * up), imap()'s 1. */
+#define MP_CHUNKSIZE_AUTO (-__LONG_MAX__ - 1L)
+
+/* Every field zero is CPython's default. */
+typedef struct mp_pool_options {
+    /* run in each worker before its first task, with initargs (which may
+     * hold queues, connections and the synchronisation objects: they reach
+     * the worker as a Process's arguments do); a negative return ends the
+     * worker as an uncaught exception (exit code 1), and it is replaced, as
+     * CPython's */
+    const mp_target *initializer;
+    const mp_arg *initargs;
+    size_t n_initargs;
+    /* tasks a worker runs before it exits and is replaced; 0 is None
+     * (C has no None): a negative value is MP_EMAXTASKS, as CPython's 0
+     * and negatives are */
+    long maxtasksperchild;
+    mp_context *context; /* NULL: the default context */
+} mp_pool_options;
+
+/*
+ * Starts the workers.  MP_EPOOLPROCS for processes < 1 (other than
+ * MP_POOL_CPUS), MP_EMAXTASKS, MP_ENOTARGET for an initializer not
+ * registered, MP_EINVAL for bad initargs; a worker that cannot start is
+ * start()'s error.
+ */
+int mp_pool_new(mp_pool **pool, int processes, const mp_pool_options *opts);
+/* The number of workers. */
+int mp_pool_processes(const mp_pool *pool);
+/* repr(): "<multiprocessing.pool.Pool state=RUN pool_size=2>" (RUN, CLOSE
+ * or TERMINATE).  Like snprintf. */
+int mp_pool_repr(const mp_pool *pool, char *buf, size_t size);
+
+/* One call's arguments: apply()'s, and each item of starmap(). */
+typedef struct mp_call {
+    const mp_arg *args;
+    size_t n;
+} mp_call;
+
+/*
+ * callback(result) and error_callback(exception), run in the pool's result
+ * thread once the result is in, before it is ready (so a get() that
+ * returns finds its callback done), as CPython's.  callback runs on
+ * success, error_callback on failure with the code get() will return (the
+ * task's exception set in the calling thread for MP_ERAISED).  `arg` is
+ * passed through.  A map's callbacks get the whole result.
+ */
+typedef struct mp_pool_callbacks {
+    void (*callback)(mp_result *r, void *arg);
+    void (*error_callback)(mp_result *r, int err, void *arg);
+    void *arg;
+} mp_pool_callbacks;
+
+/*
+ * The submitting calls.  Each returns 0 and a new result in *out (the
+ * caller frees it; freeing one still pending is allowed), or an error and
+ * no result: MP_EPOOLNOTRUNNING after close() or terminate(), MP_ENOTARGET
+ * for a target not registered, MP_EINVAL for a NULL target or a bad value;
+ * a queue, connection or synchronisation object among a task's arguments
+ * is MP_ERAISED "RuntimeError: Queue objects should only be shared between
+ * processes through inheritance" (Lock, Condition, ... for the others), as
+ * CPython's pickling refuses them (initargs can hold them).  cb may be
+ * NULL.
+ *
+ * apply_async(f, args): one call.
+ * map_async(f, items): one call per item, with that item as its only
+ * argument; chunksize is MP_CHUNKSIZE_AUTO or the items a worker takes at
+ * once; chunksize <= 0 makes a result of n None values at once, no task
+ * run, as CPython's map does (an empty map's result is ready at once).
+ * starmap_async(f, calls): one call per mp_call, with its arguments.
+ */
+int mp_pool_apply_async(mp_pool *pool, const mp_target *f, const mp_arg *args,
+                        size_t n, const mp_pool_callbacks *cb,
+                        mp_result **out);
+int mp_pool_map_async(mp_pool *pool, const mp_target *f, const mp_arg *items,
+                      size_t n, long chunksize, const mp_pool_callbacks *cb,
+                      mp_result **out);
+int mp_pool_starmap_async(mp_pool *pool, const mp_target *f,
+                          const mp_call *calls, size_t n, long chunksize,
+                          const mp_pool_callbacks *cb, mp_result **out);
+/*
+ * apply(), map(), starmap(): the above, then mp_result_get(*out,
+ * MP_FOREVER); they return get()'s code.  *out is set whenever the task
+ * was submitted (free it even on a task's failure), else NULL.
+ */
+int mp_pool_apply(mp_pool *pool, const mp_target *f, const mp_arg *args,
+                  size_t n, mp_result **out);
+int mp_pool_map(mp_pool *pool, const mp_target *f, const mp_arg *items,
+                size_t n, long chunksize, mp_result **out);
+int mp_pool_starmap(mp_pool *pool, const mp_target *f, const mp_call *calls,
+                    size_t n, long chunksize, mp_result **out);
+
+/*
+ * imap(f, items, chunksize) and imap_unordered(): an iterator over the
+ * results, in the items' order or as they come.  chunksize
+ * MP_CHUNKSIZE_AUTO is 1; below 1 is MP_ERAISED "ValueError: Chunksize
+ * must be 1+, not 0", as CPython's.
+ */
+int mp_pool_imap(mp_pool *pool, const mp_target *f, const mp_arg *items,
+                 size_t n, long chunksize, mp_imap **out);
+int mp_pool_imap_unordered(mp_pool *pool, const mp_target *f,
+                           const mp_arg *items, size_t n, long chunksize,
+                           mp_imap **out);
+/*
+ * next(timeout): 1 and the next value in *value (owned by the iterator,
+ * valid until its next call), 0 at the end (StopIteration),
+ * MP_ERESULTTIMEOUT when none came in time, or that item's task's error
+ * (iteration goes on with the next item, as CPython's).  With a chunksize
+ * above 1, a failed chunk's error comes once, at its first item, and the
+ * iteration ends there, as CPython's generator ends when it raises.
+ */
+int mp_imap_next(mp_imap *it, double timeout, const mp_arg **value);
+mp_imap *mp_imap_free(mp_imap *it);
+
+/*
+ * AsyncResult.get(timeout): 0 once the result is in and successful (its
+ * values then readable), MP_ERESULTTIMEOUT when it is not ready in time,
+ * else the task's error (a map's: the first failed item's), MP_EWORKERLOST
+ * or MP_EPOOLTERMINATED.
+ */
+int mp_result_get(mp_result *r, double timeout);
+/* wait(timeout): 1 if ready, 0 if not in time. */
+int mp_result_wait(mp_result *r, double timeout);
+/* ready(): 1 or 0. */
+int mp_result_ready(mp_result *r);
+/* successful(): 1 or 0; MP_ERAISED "ValueError: <multiprocessing.pool.
+ * ApplyResult object at 0x...> not ready" (MapResult for a map) before it
+ * is ready. */
+int mp_result_successful(mp_result *r);
+/* The number of values of a successful result: 1 for apply, n for a map. */
+size_t mp_result_len(const mp_result *r);
+/* The i-th value (owned by r), or NULL if r is not successful or i is out
+ * of range. */
+const mp_arg *mp_result_value(const mp_result *r, size_t i);
+mp_result *mp_result_free(mp_result *r);
+
+/*
+ * In a task: its result, a copy of v (int, float, str, bytes or
+ * MP_ARG_NONE; a handle is MP_EINVAL); the last call wins.  0, or
+ * MP_EINVAL outside a pool's task.  `return mp_task_return(MP_ARG(x * x));`
+ */
+int mp_task_return(mp_arg v);
+
+/*
+ * close(): no more tasks; the workers exit once the queued ones are done.
+ * terminate(): the workers are stopped at once (SIGTERM, as CPython's;
+ * one still running 1 s later gets SIGKILL) and reaped, and pending
+ * results fail with MP_EPOOLTERMINATED (no callback runs for them); it
+ * may be called from a callback.  join(): waits for every worker to exit;
+ * MP_EPOOLRUNNING before close() or terminate(), as CPython's.  Each 0
+ * otherwise.  At the exit of the process that made them, pools still
+ * running are terminated, as CPython's finalizer does.
+ */
+int mp_pool_close(mp_pool *pool);
+int mp_pool_terminate(mp_pool *pool);
+int mp_pool_join(mp_pool *pool);
+/* terminate() if still running, join(), and free; results outlive it
+ * (pending ones failed).  Not from a callback (nor join()): they wait for
+ * the thread that runs it. */
+mp_pool *mp_pool_free(mp_pool *pool);
+/* `with Pool() as p:`: MP_POOL_SCOPED mp_pool *p = NULL; frees the pool
+ * (terminating it) when p goes out of scope, as CPython's __exit__ calls
+ * terminate(). */
+void mp_pool_cleanup(mp_pool **pool);
+#define MP_POOL_SCOPED __attribute__((cleanup(mp_pool_cleanup)))
 
 #ifdef __cplusplus
 }

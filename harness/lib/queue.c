@@ -198,7 +198,8 @@ struct mp_queue {
 int mp__queue_fault;
 #define FAULT(n)                                                              \
     do {                                                                      \
-        if (__builtin_expect(mp__queue_fault == (n), 0))                      \
+        if (__builtin_expect(__atomic_load_n(&mp__queue_fault,                \
+                                             __ATOMIC_RELAXED) == (n), 0))    \
             _exit(86);                                                        \
     } while (0)
 #else
@@ -234,6 +235,7 @@ void mp__forked(void)
     mp__robust_forked();
     mp__side_forked();
     mp__sync_forked();
+    mp__pool_forked();
 }
 
 static void atfork_child(void)
@@ -1309,6 +1311,83 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
     }
 }
 
+/*
+ * Up to n puts of an unbounded queue at once, in one hold of the
+ * producers' side and one commit (pool.c submits a map's tasks so): the
+ * records that fit the ring as it is, never waiting or growing.  0 and
+ * *done the number put, maybe none: then mp_queue_put() the next, which
+ * waits or grows as a put does.  A death inside commits all or none.
+ */
+int mp__queue_put_many(mp_queue *q, const char *buf, const size_t *lens,
+                       size_t n, size_t *done)
+{
+    struct shared *s = q->s;
+    uint64_t tail, nput, used, cap, at;
+    const struct layout *l;
+    size_t k = 0;
+    bool fresh = false;
+    int r, held;
+
+    *done = 0;
+    if (q->closed)
+        return closed_error(q);
+    if (q->maxsize > 0)
+        return 0; /* a bounded queue counts each put against maxsize */
+    proc_ready();
+    if ((held = side_lock(s, &s->w, INFINITY)) < 0)
+        return held;
+    tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+    nput = atomic_load_explicit(&s->nput, memory_order_relaxed);
+    if ((l = cur_layout(q, &q->w, &r)) == NULL) {
+        side_unlock(&s->w, held);
+        return r;
+    }
+    cap = cap_of(l);
+    used = tail - s->head_cache;
+    for (at = tail; k < n && lens[k] <= MAX_MSG; k++) {
+        uint64_t rec = rec_size(lens[k]), hdr = lens[k];
+
+        if (used > cap || cap - used < rec) {
+            if (fresh)
+                break;
+            /* Once a batch: the consumers' head, as a put looks. */
+            s->head_cache = atomic_load_explicit(&s->head,
+                                                 memory_order_acquire);
+            used = at - s->head_cache;
+            fresh = true;
+            if (used > cap) {
+                side_unlock(&s->w, held);
+                return MP_EQCORRUPT;
+            }
+            if (cap - used < rec)
+                break;
+        }
+        ring_write(q, l, at, &hdr, 8);
+        ring_write(q, l, at + 8, buf, lens[k]);
+        buf += lens[k];
+        at += rec;
+        used += rec;
+    }
+    if (k > 0) {
+        atomic_store_explicit(&s->pending_nput, nput, memory_order_relaxed);
+        atomic_store_explicit(&s->pending_tail, at, memory_order_release);
+        FAULT(1);
+        atomic_store_explicit(&s->nput, nput + k, memory_order_release);
+        FAULT(2);
+        publish(&s->tail, at);
+        FAULT(3);
+    }
+    side_unlock(&s->w, held);
+    if (k > 0) {
+        FAULT(4);
+        wake(s, &s->data_wait, &s->data_seq);
+        if (__atomic_load_n(&q->fed, __ATOMIC_RELAXED) != fork_gen + 1)
+            __atomic_store_n(&q->fed, fork_gen + 1, __ATOMIC_RELAXED);
+    }
+    *done = k;
+    return 0;
+}
+
 int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t n)
 {
     return mp_queue_put(q, buf, n, 0, 0);
@@ -1344,6 +1423,8 @@ struct sink {
     size_t size;
     size_t *len;
     bool exact;
+    mp__queue_claim_fn claim; /* NULL, or called before the commit */
+    void *ctx;
 };
 
 /* With the consumers' side held, tail_cache - head past the ring: the
@@ -1443,6 +1524,8 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
         dst = k->buf;
     }
     ring_read(q, l, head + 8, dst, (size_t)n);
+    if (k->claim != NULL)
+        k->claim(k->ctx, head, dst, (size_t)n);
     nget = atomic_load_explicit(&s->nget, memory_order_relaxed);
     atomic_store_explicit(&s->pending_nget, nget, memory_order_relaxed);
     atomic_store_explicit(&s->pending_head, head + rec_size(n),
@@ -1468,7 +1551,7 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
 int mp_queue_get(mp_queue *q, void **out, size_t *len, int block,
                  double timeout)
 {
-    struct sink k = { out, NULL, 0, len, false };
+    struct sink k = { out, NULL, 0, len, false, NULL, NULL };
 
     if (out == NULL)
         return MP_EINVAL;
@@ -1484,11 +1567,29 @@ int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len)
 int mp_queue_get_into(mp_queue *q, void *buf, size_t size, size_t *len,
                       int block, double timeout)
 {
-    struct sink k = { NULL, buf, size, len, false };
+    struct sink k = { NULL, buf, size, len, false, NULL, NULL };
 
     if (buf == NULL && size > 0)
         return MP_EINVAL;
     return get_common(q, &k, block, timeout);
+}
+
+int mp__queue_get_claim(mp_queue *q, void *buf, size_t size, size_t *len,
+                        mp__queue_claim_fn claim, void *ctx)
+{
+    struct sink k = { NULL, buf, size, len, false, claim, ctx };
+
+    return get_common(q, &k, 1, MP_FOREVER);
+}
+
+uint64_t mp__queue_head(mp_queue *q)
+{
+    return atomic_load_explicit(&q->s->head, memory_order_acquire);
+}
+
+const char *mp__queue_kind_name(const mp_queue *q)
+{
+    return kind_names[q->kind];
 }
 
 /* state */
@@ -1617,7 +1718,7 @@ int mp_queue_put_double(mp_queue *q, double v)
 static int get8(mp_queue *q, void *v, double timeout)
 {
     size_t len;
-    struct sink k = { NULL, v, 8, &len, true };
+    struct sink k = { NULL, v, 8, &len, true, NULL, NULL };
 
     return get_common(q, &k, 1, timeout);
 }
