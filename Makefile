@@ -57,6 +57,7 @@ CXX_TEST  := $(B)/tests/cxx_header
 BENCH     := $(B)/mp-bench-process
 QBENCH    := $(B)/mp-bench-queue
 SBENCH    := $(B)/mp-bench-sync
+PBENCH    := $(B)/mp-bench-pool
 SCENARIO  := $(B)/mp-scenario
 STRESS_BIN := $(B)/mp-stress
 STRESS_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard harness/stress/*.c))
@@ -78,7 +79,7 @@ PROVE     := prove -e ''
         stress install uninstall clean deps reference reference-all \
         diff-reference gate compare fuzz fuzzers fuzz-seeds FORCE
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(CXX_TEST) $(HELPERS) \
-     $(BENCH) $(QBENCH) $(SBENCH) $(SCENARIO) $(STRESS_BIN) $(EXAMPLES) $(REPLAY)
+     $(BENCH) $(QBENCH) $(SBENCH) $(PBENCH) $(SCENARIO) $(STRESS_BIN) $(EXAMPLES) $(REPLAY)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -199,6 +200,9 @@ $(QBENCH): $(B)/harness/bench/bench_queue.o $(B)/harness/bench/common.o $(B)/lib
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
 $(SBENCH): $(B)/harness/bench/bench_sync.o $(B)/harness/bench/common.o $(B)/libmp.a
+	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
+
+$(PBENCH): $(B)/harness/bench/bench_pool.o $(B)/harness/bench/common.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
 $(SCENARIO): $(B)/harness/bench/scenario.o $(B)/libmp.a
