@@ -422,11 +422,13 @@ bench:
 	    --out results/bench-queue.json
 	$(SBENCH) $(if $(QUICK),--quick) --python $(PYTHON) \
 	    --out results/bench-sync.json
+	$(PBENCH) $(if $(QUICK),--quick) --python $(PYTHON) \
+	    --out results/bench-pool.json
 	$(PYTHON) scripts/bench_whole $(if $(QUICK),--quick) --python $(PYTHON) \
 	    --build $(B) --out results/bench-whole.json
 	$(PYTHON) scripts/gate --stamp results/bench-process.json \
 	    results/bench-queue.json results/bench-sync.json \
-	    results/bench-whole.json
+	    results/bench-pool.json results/bench-whole.json
 	$(if $(CALLGRIND),$(PYTHON) scripts/bench_callgrind --python $(PYTHON) \
 	    $(if $(QUICK),--libmp-only) --cc "$(CC)" --cflags "$(CFLAGS)" \
 	    --build $(B) --out results/bench-callgrind.json)
