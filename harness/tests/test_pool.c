@@ -228,6 +228,7 @@ static void basics(const char *method, const char *prefix)
     ASSERT_OK(mp_pool_join(p));
     ASSERT_OK(mp_active_children(&kids, &nkids));
     ASSERT_EQ(0, nkids);
+    mp_process_list_free(kids, nkids);
     mp_pool_free(p);
 }
 
@@ -1077,4 +1078,44 @@ TEST(target_missing_in_worker)
     ASSERT_EQ(MP_ENOTARGET, mp_pool_apply(p, &late, NULL, 0, &r));
     mp_result_free(r);
     mp_pool_free(p);
+}
+
+/* A map whose tasks outgrow the task queue's ring: its batches of puts
+ * fall back to a put that waits or grows, and every value comes back in
+ * its place. */
+TEST(map_larger_than_the_ring)
+{
+    enum { N = 20000 };
+    static mp_arg items[N];
+    mp_pool *p = pool_of("fork", 2, 0);
+    mp_result *r;
+
+    for (size_t i = 0; i < N; i++)
+        items[i] = mp_arg_int((long long)i);
+    ASSERT_EQ(0, mp_pool_map(p, &square_target, items, N, 1, &r));
+    for (size_t i = 0; i < N; i++)
+        ASSERT_EQ((long long)(i * i), int_at(r, i));
+    mp_result_free(r);
+    mp_pool_free(p);
+}
+
+/* A process that exits with a pool still running terminates it first,
+ * as CPython's finalizer does: the exit does not wait on a worker that
+ * the pool would have replaced, and leaves none. */
+static void exit_with_pool(void *arg)
+{
+    mp_pool *p = pool_of("fork", 2, 0);
+    mp_result *r;
+
+    (void)arg;
+    mp_pool_apply_async(p, &sleep_forever_target, NULL, 0, NULL, &r);
+    mp_pool_apply_async(p, &sleep_forever_target, NULL, 0, NULL, &r);
+    exit(0);
+}
+
+TEST(exit_terminates_pools)
+{
+    char out[16];
+
+    ASSERT_EQ(0, check_output(exit_with_pool, NULL, out, sizeof(out)));
 }

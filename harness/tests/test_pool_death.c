@@ -47,9 +47,10 @@ static mp_pool *pool_with_fault(int *var, int point)
     mp_pool *p;
 
     ASSERT_OK(mp_get_context(&o.context, "fork"));
-    *var = point;
+    /* Atomic: the pool's threads read it (relaxed, in FAULT()). */
+    __atomic_store_n(var, point, __ATOMIC_RELAXED);
     ASSERT_OK(mp_pool_new(&p, 1, &o));
-    *var = 0;
+    __atomic_store_n(var, 0, __ATOMIC_RELAXED);
     return p;
 }
 
@@ -158,7 +159,7 @@ TEST(idle_worker_killed)
 
 /* Kills a random worker every few milliseconds until told to stop. */
 struct killer {
-    volatile int stop;
+    _Atomic int stop;
     int kills;
 };
 
