@@ -310,7 +310,8 @@ static void raw_put(struct raw_pool *rp, int op, long long idx,
         rp->cap = len;
     }
     rp->buf[0] = op, rp->buf[1] = idx, rp->buf[2] = n;
-    memcpy(rp->buf + HDR, v, (size_t)n * sizeof(*v));
+    if (n > 0) /* a stop has no values, and v is NULL */
+        memcpy(rp->buf + HDR, v, (size_t)n * sizeof(*v));
     check(mp_queue_put(rp->tasks, rp->buf, len, 1, MP_FOREVER), 0,
           "the limit's put");
 }
@@ -760,7 +761,12 @@ int main(int argc, char **argv)
         /* how far the limit itself is from CPython: information */
         add_ratio(ratios, (enum scen)s, "cpython_over_raw", CPY, RAW,
                   &cpy_raw);
-        printf(" %9.2f %9.2f %9.3f\n", cpy_lib, ex_lib, lib_raw);
+        printf(" %9.2f", cpy_lib);
+        if (isnan(ex_lib))
+            printf(" %9s", "-");
+        else
+            printf(" %9.2f", ex_lib);
+        printf(" %9.3f\n", lib_raw);
         printf("  %-40s", "  (min-max of rounds)");
         for (int i = 0; i < NIMPL; i++) {
             double lo = bench_quantile(fig[s][i], (size_t)rounds, 0);
