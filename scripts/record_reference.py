@@ -58,12 +58,15 @@ HARNESS_ERROR_EXIT = 70
 VOCAB_FILE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     "harness", "runner", "ops.json")
-_TYPES = ("string", "number", "integer", "boolean", "null", "array", "any")
+_TYPES = ("string", "number", "integer", "boolean", "null", "array",
+          "object", "any")
 _OP_KEYS = ("op", "group", "child", "outcome", "does", "value", "args")
 _ARG_KEYS = ("name", "type", "required", "default", "min", "max", "enum",
-             "object", "objects", "new", "length", "steps", "event", "doc")
+             "object", "objects", "kinds", "new", "length", "steps", "event",
+             "items", "doc")
+_ITEM_KEYS = ("type", "min", "max", "items")
 _KINDS = ("process", "connection", "queue", "thread", "lock", "condition",
-          "event", "barrier")
+          "event", "barrier", "pool", "result", "iterator")
 _vocab = None
 
 
@@ -79,6 +82,23 @@ def vocab():
 
     def bad(what):
         raise ValueError("%s: %s" % (VOCAB_FILE, what))
+
+    def items_spec(name, arg, spec, depth=0):
+        """An "items" spec made canonical, as the C harness shows it."""
+        if not isinstance(spec, dict) or set(spec) - set(_ITEM_KEYS) or \
+                depth > 4:
+            bad("op %r, argument %r: bad \"items\"" % (name, arg))
+        t = spec.get("type")
+        t = t if isinstance(t, list) else [t]
+        if not t or set(t) - set(_TYPES) or "any" in t:
+            bad("op %r, argument %r: bad \"items\" type" % (name, arg))
+        out = {"type": [x for x in _TYPES if x in t]}
+        for k in ("min", "max"):
+            if k in spec:
+                out[k] = spec[k]
+        if "items" in spec:
+            out["items"] = items_spec(name, arg, spec["items"], depth + 1)
+        return out
     ops = {}
     for o in raw["ops"]:
         name = o.get("op")
@@ -115,6 +135,14 @@ def vocab():
             for k in ("steps", "event"):
                 if a.get(k):
                     spec[k] = True
+            if "kinds" in a:
+                if "objects" not in a or not a["kinds"] or \
+                        set(a["kinds"]) - set(_KINDS):
+                    bad("op %r, argument %r: bad \"kinds\""
+                        % (name, a["name"]))
+                spec["kinds"] = list(a["kinds"])
+            if "items" in a:
+                spec["items"] = items_spec(name, a["name"], a["items"])
             args[a["name"]] = spec
         ops[name] = {"child": o["child"], "outcome": o["outcome"],
                      "args": args}
@@ -792,7 +820,8 @@ def _object_kind(scope, name):
 
 _TYPE_TEXT = (("integer", "an integer"), ("number", "a number"),
               ("null", "null"), ("boolean", "a boolean"),
-              ("string", "a string"), ("array", "a list"))
+              ("string", "a string"), ("array", "a list"),
+              ("object", "an object"))
 
 
 def _type_ok(types, v):
@@ -802,7 +831,8 @@ def _type_ok(types, v):
                (t == "integer" and _is_int(v)) or
                (t == "boolean" and isinstance(v, bool)) or
                (t == "null" and v is None) or
-               (t == "array" and isinstance(v, list)) for t in types)
+               (t == "array" and isinstance(v, list)) or
+               (t == "object" and isinstance(v, dict)) for t in types)
 
 
 def _type_text(types):
@@ -851,6 +881,41 @@ class _Validator(object):
             return True
         return False
 
+    def check_keys(self, w, what, v):
+        """An object's keys are names (the C interpreter passes them as
+        keyword arguments' names)."""
+        for k in v:
+            if not (NAME_RE.match(k) and len(k) <= 63):
+                self.err(w, '%s: key "%s" must be a name matching '
+                         '[A-Za-z_][A-Za-z0-9_]* of at most 63 characters'
+                         % (what, k))
+                return False
+        return True
+
+    def check_value(self, w, what, spec, v):
+        """One item of an array (value of an object) against its spec."""
+        if not _type_ok(spec["type"], v):
+            self.err(w, "%s must be %s" % (what, _type_text(spec["type"])))
+            return False
+        for k, word in (("min", "least"), ("max", "most")):
+            if k in spec and _is_num(v) and \
+                    (v < spec[k] if k == "min" else v > spec[k]):
+                self.err(w, "%s must be %s of at %s %.15g"
+                         % (what, _type_text(spec["type"]), word, spec[k]))
+                return False
+        if "items" in spec and isinstance(v, (list, dict)):
+            return self.check_items(w, what, spec["items"], v)
+        return True
+
+    def check_items(self, w, what, spec, v):
+        if isinstance(v, dict):
+            if not self.check_keys(w, what, v):
+                return False
+            return all(self.check_value(w, '%s["%s"]' % (what, k), spec, x)
+                       for k, x in v.items())
+        return all(self.check_value(w, "%s[%d]" % (what, i), spec, x)
+                   for i, x in enumerate(v))
+
     def check_arg(self, w, arg, a, v, scope, is_main):
         """One argument against its ops.json description; True if valid."""
         if not _type_ok(a["type"], v):
@@ -858,6 +923,12 @@ class _Validator(object):
                 self.err(w, '"%s" must be a name' % arg)
             else:
                 self.err(w, '"%s" must be %s' % (arg, _type_text(a["type"])))
+            return False
+        if isinstance(v, dict) and "items" not in a and \
+                not self.check_keys(w, '"%s"' % arg, v):
+            return False
+        if "items" in a and isinstance(v, (list, dict)) and \
+                not self.check_items(w, '"%s"' % arg, a["items"], v):
             return False
         if "min" in a and _is_num(v) and v < a["min"]:
             self.err(w, '"%s" must be %s of at least %s'
@@ -895,6 +966,13 @@ class _Validator(object):
                 if a["objects"] == "any" else (lambda n: n in scope)
             n_err = len(self.errors)
             self.check_names(w, arg, v, known)
+            for i, n in enumerate(v):
+                k = _object_kind(scope, n) if isinstance(n, str) else None
+                if len(self.errors) == n_err and "kinds" in a and \
+                        k is not None and k not in a["kinds"]:
+                    self.err(w, '"%s"[%d]: "%s" is %s %s, which cannot be '
+                             'listed here' % (arg, i, n, "an" if k[0] in
+                                              "aeiou" else "a", k))
             return len(self.errors) == n_err
         if "new" in a and "length" not in a:
             return self.new_name(w, arg, v, scope, a["new"], is_main)

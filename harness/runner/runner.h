@@ -28,7 +28,7 @@ extern const char *const harness_methods[HARNESS_METHODS];
 /* JSON types an argument may have (ops.json's "type"). */
 enum {
     VT_STRING = 1, VT_NUMBER = 2, VT_INTEGER = 4, VT_BOOLEAN = 8,
-    VT_NULL = 16, VT_ARRAY = 32, VT_ANY = 64,
+    VT_NULL = 16, VT_ARRAY = 32, VT_ANY = 64, VT_OBJECT = 128,
 };
 
 struct vocab_arg {
@@ -45,6 +45,9 @@ struct vocab_arg {
     char *enum_text;      /* "\"self\", \"parent\"", for messages */
     const char *object;   /* names an object of this kind, or NULL */
     const char *objects;  /* a list of names: "any" or "own", or NULL */
+    json_t *kinds;        /* with objects: the kinds they may be, or NULL */
+    json_t *items;        /* an array's items (an object's values): a spec
+                           * {"type": [...], "min", "max", "items"}, or NULL */
     const char *new_kind; /* makes an object of this kind, or NULL */
     size_t length;        /* with new_kind: an array of this many names */
     bool steps;           /* a child's steps */
