@@ -39,6 +39,7 @@ import re
 import select
 import signal
 import sys
+import threading
 import time
 
 METHODS = ("fork", "spawn", "forkserver")
@@ -604,6 +605,178 @@ def _op_cond_wait_for(ctx, st):
     return _l(ctx, st, "cond").wait_for(predicate, st.get("timeout"))
 
 
+# Pools: the task library, at module level so that spawn and forkserver
+# workers find each function by its name, as pickle does; the C
+# interpreter has an MP_TARGET twin of each (harness/runner/steps_pool.c).
+
+def square(x):
+    return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def sleep_then_return(seconds, value=None):
+    time.sleep(seconds)
+    return seconds if value is None else value
+
+
+def fail_on(x, k=3):
+    if x == k:
+        raise ValueError("bad %d" % x)
+    return x
+
+
+def exit_with(n):
+    sys.exit(n)
+
+
+def worker_name(x=None):
+    import multiprocessing
+    return multiprocessing.current_process().name
+
+
+def worker_pid(x=None):
+    return os.getpid()
+
+
+def get_global(x=None):
+    return GLOBAL
+
+
+def init_global(value):
+    global GLOBAL
+    GLOBAL = value
+
+
+TASKS = dict((f.__name__, f) for f in (
+    square, add, sleep_then_return, fail_on, exit_with, worker_name,
+    worker_pid, get_global))
+INITIALIZERS = {"init_global": init_global}
+
+# A worker's pid is recorded as its class: the order in which this process
+# first recorded it (0, 1, ...), so that runs compare.
+_PID_CLASSES = {}
+_PID_LOCK = threading.Lock()
+
+
+def _classed(func, v):
+    if func != "worker_pid":
+        return v
+    if isinstance(v, list):
+        return [_classed(func, x) for x in v]
+    if isinstance(v, int) and not isinstance(v, bool):
+        with _PID_LOCK:
+            return _PID_CLASSES.setdefault(v, len(_PID_CLASSES))
+    return v
+
+
+class _Result(object):
+    """An AsyncResult, the task's name, and what its callbacks received."""
+
+    def __init__(self, func):
+        self.func = func
+        self.calls = []
+        self.r = None
+
+
+class _Iter(object):
+    def __init__(self, it, func):
+        self.it = it
+        self.func = func
+
+
+def _op_pool(ctx, st):
+    init = st.get("initializer")
+    ctx.objs[st["as"]] = _mp_or_context(st).Pool(
+        st.get("processes"), INITIALIZERS[init] if init else None,
+        tuple(st.get("initargs", ())), st.get("maxtasksperchild"))
+
+
+def _pl(ctx, st):
+    return _obj(ctx, st["pool"])
+
+
+def _callbacks(st, res):
+    """apply_async's and map_async's callback and error_callback."""
+    cb = ecb = None
+    if _arg(st, "callback"):
+        def cb(v):
+            res.calls.append(["callback", v])
+    if _arg(st, "error_callback"):
+        def ecb(e):
+            res.calls.append(["error_callback",
+                              normalise_string(exception_name(e))])
+    return cb, ecb
+
+
+def _op_apply(ctx, st):
+    f = st["func"]
+    return _classed(f, _pl(ctx, st).apply(
+        TASKS[f], tuple(_arg(st, "args")), dict(_arg(st, "kwds"))))
+
+
+def _op_apply_async(ctx, st):
+    res = _Result(st["func"])
+    cb, ecb = _callbacks(st, res)
+    res.r = _pl(ctx, st).apply_async(
+        TASKS[st["func"]], tuple(_arg(st, "args")), dict(_arg(st, "kwds")),
+        cb, ecb)
+    ctx.objs[st["as"]] = res
+
+
+def _star(st):
+    return [tuple(x) for x in st["items"]]
+
+
+def _op_map_async(ctx, st, star=False):
+    res = _Result(st["func"])
+    cb, ecb = _callbacks(st, res)
+    call = _pl(ctx, st).starmap_async if star else _pl(ctx, st).map_async
+    res.r = call(TASKS[st["func"]], _star(st) if star else st["items"],
+                 st.get("chunksize"), cb, ecb)
+    ctx.objs[st["as"]] = res
+
+
+def _op_imap(ctx, st, unordered=False):
+    pool = _pl(ctx, st)
+    call = pool.imap_unordered if unordered else pool.imap
+    ctx.objs[st["as"]] = _Iter(call(TASKS[st["func"]], st["items"],
+                                    _arg(st, "chunksize")), st["func"])
+
+
+def _op_imap_next(ctx, st):
+    h = _obj(ctx, st["iterator"])
+    if "timeout" in st:
+        return _classed(h.func, h.it.next(st["timeout"]))
+    return _classed(h.func, next(h.it))
+
+
+def _op_imap_drain(ctx, st):
+    h = _obj(ctx, st["iterator"])
+    out = []
+    while True:
+        try:
+            v = next(h.it)
+        except StopIteration:
+            return out
+        except Exception as e:
+            out.append({"raises": normalise_string(exception_name(e))})
+        else:
+            out.append({"value": _classed(h.func, v)})
+
+
+def _op_result_callbacks(ctx, st):
+    h = _obj(ctx, st["result"])
+    return [[k, _classed(h.func, v) if k == "callback" else v]
+            for k, v in list(h.calls)]
+
+
+def _rs(ctx, st):
+    return _obj(ctx, st["result"])
+
+
 OPS = {
     "process": _op_process,
     "start": lambda c, s: _p(c, s).start(),
@@ -694,6 +867,30 @@ OPS = {
     "wait_event": _op_wait_event,
     "thread": _op_thread,
     "thread_join": lambda c, s: _obj(c, s["thread"]).join(),
+    "pool": _op_pool,
+    "apply": _op_apply,
+    "apply_async": _op_apply_async,
+    "map": lambda c, s: _classed(s["func"], _pl(c, s).map(
+        TASKS[s["func"]], s["items"], s.get("chunksize"))),
+    "map_async": _op_map_async,
+    "starmap": lambda c, s: _classed(s["func"], _pl(c, s).starmap(
+        TASKS[s["func"]], _star(s), s.get("chunksize"))),
+    "starmap_async": lambda c, s: _op_map_async(c, s, star=True),
+    "imap": _op_imap,
+    "imap_unordered": lambda c, s: _op_imap(c, s, unordered=True),
+    "pool_close": lambda c, s: _pl(c, s).close(),
+    "pool_terminate": lambda c, s: _pl(c, s).terminate(),
+    "pool_join": lambda c, s: _pl(c, s).join(),
+    "pool_exit": lambda c, s: _pl(c, s).__exit__(None, None, None),
+    "pool_repr": lambda c, s: normalise_string(repr(_pl(c, s))),
+    "result_get": lambda c, s: _classed(_rs(c, s).func, _rs(c, s).r.get(
+        s.get("timeout"))),
+    "result_wait": lambda c, s: _rs(c, s).r.wait(s.get("timeout")),
+    "result_ready": lambda c, s: _rs(c, s).r.ready(),
+    "result_successful": lambda c, s: _rs(c, s).r.successful(),
+    "result_callbacks": _op_result_callbacks,
+    "imap_next": _op_imap_next,
+    "imap_drain": _op_imap_drain,
 }
 
 
@@ -850,7 +1047,8 @@ class _Validator(object):
         self.gathers = set()
         # what this CPython has, of the names ops.json lists
         self.present = {"exceptions": _builtin_exception_names(),
-                        "signals": _signal_names()}
+                        "signals": _signal_names(),
+                        "tasks": set(TASKS)}
 
     def err(self, where, msg):
         self.errors.append("%s: %s" % (where, msg) if where else msg)
