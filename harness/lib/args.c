@@ -205,6 +205,46 @@ static int check(const mp_arg *v, size_t n)
     return handles > MP__MAX_HANDLES ? MP_EINVAL : 0;
 }
 
+/* Appends the encoding of n checked values to o. */
+static void encode_to(struct mp__out *o, const mp_arg *v, size_t n,
+                      mp_conn **handles, size_t *nh)
+{
+    mp__put_u64(o, n);
+    for (size_t i = 0; i < n; i++) {
+        const mp_arg *a = &v[i];
+        uint64_t bits;
+
+        mp__put_u64(o, (uint64_t)a->type);
+        mp__put_str(o, a->name != NULL ? a->name : "",
+                a->name != NULL ? strlen(a->name) : 0);
+        switch (a->type) {
+        case MP_ARG_INT:
+            mp__put_u64(o, (uint64_t)a->u.i);
+            break;
+        case MP_ARG_DOUBLE:
+            memcpy(&bits, &a->u.d, sizeof(bits));
+            mp__put_u64(o, bits);
+            break;
+        case MP_ARG_STR:
+            mp__put_str(o, a->u.s, strlen(a->u.s));
+            break;
+        case MP_ARG_BYTES:
+            mp__put_str(o, a->u.b.len > 0 ? a->u.b.buf : "", a->u.b.len);
+            break;
+        default: /* a handle: its index among the process's handles */
+            mp__put_u64(o, handle_index(handles, nh, handle_of(a)));
+            if (a->type == MP_ARG_COND)
+                mp__put_u64(o, handle_index(handles, nh,
+                                            cond_lock_handle(a)));
+            /* Which of the four a lock is, for the messages of a child
+             * that has not mapped it. */
+            if (a->type == MP_ARG_LOCK)
+                mp__put_u64(o, (uint64_t)mp__lock_kind(a->u.l));
+            break;
+        }
+    }
+}
+
 int mp__args_encode(const mp_arg *v, size_t n, char **out, size_t *len,
                     mp_conn **handles, size_t *nhandles)
 {
@@ -217,40 +257,7 @@ int mp__args_encode(const mp_arg *v, size_t n, char **out, size_t *len,
     *nhandles = 0;
     if (r < 0)
         return r;
-    mp__put_u64(&o, n);
-    for (size_t i = 0; i < n; i++) {
-        const mp_arg *a = &v[i];
-        uint64_t bits;
-
-        mp__put_u64(&o, (uint64_t)a->type);
-        mp__put_str(&o, a->name != NULL ? a->name : "",
-                a->name != NULL ? strlen(a->name) : 0);
-        switch (a->type) {
-        case MP_ARG_INT:
-            mp__put_u64(&o, (uint64_t)a->u.i);
-            break;
-        case MP_ARG_DOUBLE:
-            memcpy(&bits, &a->u.d, sizeof(bits));
-            mp__put_u64(&o, bits);
-            break;
-        case MP_ARG_STR:
-            mp__put_str(&o, a->u.s, strlen(a->u.s));
-            break;
-        case MP_ARG_BYTES:
-            mp__put_str(&o, a->u.b.len > 0 ? a->u.b.buf : "", a->u.b.len);
-            break;
-        default: /* a handle: its index among the process's handles */
-            mp__put_u64(&o, handle_index(handles, &nh, handle_of(a)));
-            if (a->type == MP_ARG_COND)
-                mp__put_u64(&o, handle_index(handles, &nh,
-                                             cond_lock_handle(a)));
-            /* Which of the four a lock is, for the messages of a child
-             * that has not mapped it. */
-            if (a->type == MP_ARG_LOCK)
-                mp__put_u64(&o, (uint64_t)mp__lock_kind(a->u.l));
-            break;
-        }
-    }
+    encode_to(&o, v, n, handles, &nh);
     if (o.failed) {
         free(o.p);
         return -ENOMEM;
@@ -259,6 +266,47 @@ int mp__args_encode(const mp_arg *v, size_t n, char **out, size_t *len,
     *len = o.len;
     *nhandles = nh;
     return 0;
+}
+
+/* Pool tasks: values only, as CPython pickles a task's arguments, which
+ * refuses its queues and synchronisation objects (assert_spawning). */
+
+/* The class CPython names when it refuses to pickle the object a handle
+ * value stands for: an Event and a Barrier pickle their Condition. */
+static const char *refused_name(const mp_arg *a)
+{
+    static const char *const locks[] = { "Lock", "Lock", "RLock",
+                                         "Semaphore", "BoundedSemaphore" };
+    int kind;
+
+    switch (a->type) {
+    case MP_ARG_QUEUE:
+        return a->u.q != NULL ? mp__queue_kind_name(a->u.q) : "Queue";
+    case MP_ARG_CONN:
+        return "Connection";
+    case MP_ARG_LOCK:
+        kind = a->u.l != NULL ? mp__lock_kind(a->u.l) : 1;
+        return locks[kind >= 1 && kind <= 4 ? kind : 1];
+    default:
+        return "Condition";
+    }
+}
+
+int mp__args_check_plain(const mp_arg *v, size_t n)
+{
+    if (v == NULL && n > 0)
+        return MP_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].type >= MP_ARG_QUEUE && v[i].type <= MP_ARG_BARRIER)
+            return mp_raise("RuntimeError", "%s objects should only be "
+                            "shared between processes through inheritance",
+                            refused_name(&v[i]));
+    return check(v, n);
+}
+
+void mp__args_encode_plain(struct mp__out *o, const mp_arg *v, size_t n)
+{
+    encode_to(o, v, n, NULL, NULL);
 }
 
 /* decoding, in the child */
@@ -283,6 +331,11 @@ struct arg {
 struct mp_args {
     size_t n;
     struct arg *v;
+    /* mp__args_decode_reuse()'s: the room in v, and the memory its
+     * strings and names are copied to */
+    size_t cap;
+    char *arena;
+    size_t arena_cap;
 };
 
 /* Whether a view was met before value i (as a view or a lock). */
@@ -447,6 +500,127 @@ void mp__args_free(mp_args *a)
     args_free(a);
 }
 
+/* A value of a pool task: plain types only, its strings copied to *at in
+ * the arena (room for them was made). */
+static bool decode_plain(struct mp__in *r, struct arg *e, char **at)
+{
+    uint64_t type = mp__get_u64(r), n, bits;
+
+    e->type = type >= MP_ARG_INT && type <= MP_ARG_BYTES ? (int)type : 0;
+    e->name = NULL;
+    e->buf = NULL;
+    e->len = 0;
+    for (int k = 0; k < 2; k++) {
+        if (k == 1 && e->type != MP_ARG_STR && e->type != MP_ARG_BYTES)
+            break;
+        n = mp__get_u64(r);
+        if (r->failed || n > r->left || (k == 0 && n > MP_TARGET_NAME_MAX))
+            return false;
+        if (k == 0 && n == 0)
+            continue;
+        memcpy(*at, r->p, (size_t)n);
+        (*at)[n] = '\0';
+        if ((e->type == MP_ARG_STR || k == 0) && strlen(*at) != n)
+            return false; /* a NUL inside: what strlen() never gave */
+        if (k == 0) {
+            e->name = *at;
+        } else {
+            e->buf = *at;
+            e->len = (size_t)n;
+        }
+        *at += n + 1;
+        r->p += n;
+        r->left -= (size_t)n;
+    }
+    switch (e->type) {
+    case MP_ARG_INT:
+        e->i = (long long)mp__get_u64(r);
+        return !r->failed;
+    case MP_ARG_DOUBLE:
+        bits = mp__get_u64(r);
+        memcpy(&e->d, &bits, sizeof(bits));
+        return !r->failed;
+    case MP_ARG_STR:
+    case MP_ARG_BYTES:
+        return true;
+    default:
+        return false;
+    }
+}
+
+int mp__args_decode_reuse(mp_args **out, const char *buf, size_t len)
+{
+    struct mp__in r = { buf, len, false };
+    mp_args *a = *out;
+    uint64_t n;
+    char *at;
+
+    if (a == NULL && (a = *out = calloc(1, sizeof(*a))) == NULL)
+        return -ENOMEM;
+    a->n = 0;
+    n = mp__get_u64(&r);
+    if (r.failed || n > r.left / 16) /* a value takes two words at least */
+        return -EPROTO;
+    if (n > a->cap) {
+        struct arg *v = realloc(a->v, (size_t)n * sizeof(*v));
+        if (v == NULL)
+            return -ENOMEM;
+        memset(v, 0, (size_t)n * sizeof(*v));
+        a->v = v;
+        a->cap = (size_t)n;
+    }
+    /* Every string and name is at most what is left, plus its NUL. */
+    if (len + 2 * (size_t)n + 1 > a->arena_cap) {
+        char *grown = realloc(a->arena, len + 2 * (size_t)n + 1);
+        if (grown == NULL)
+            return -ENOMEM;
+        a->arena = grown;
+        a->arena_cap = len + 2 * (size_t)n + 1;
+    }
+    at = a->arena;
+    for (size_t i = 0; i < n; i++)
+        if (!decode_plain(&r, &a->v[i], &at))
+            return -EPROTO;
+    if (r.left != 0)
+        return -EPROTO;
+    for (size_t i = 0; i < n; i++) /* names are unique, as check() saw */
+        for (size_t j = 0; a->v[i].name != NULL && j < i; j++)
+            if (a->v[j].name != NULL &&
+                strcmp(a->v[j].name, a->v[i].name) == 0)
+                return -EPROTO;
+    a->n = (size_t)n;
+    return 0;
+}
+
+void mp__args_reuse_free(mp_args *a)
+{
+    if (a == NULL)
+        return;
+    free(a->v);
+    free(a->arena);
+    free(a);
+}
+
+mp_args *mp__args_prefix(const mp_args *a, size_t n)
+{
+    mp_args *p = calloc(1, sizeof(*p));
+
+    if (p != NULL && a != NULL) {
+        p->n = n < a->n ? n : a->n;
+        p->v = a->v;
+    }
+    return p;
+}
+
+/* What mp_child_args() returns in a pool worker while it runs a task or
+ * its initializer. */
+static _Thread_local const mp_args *task_args;
+
+void mp__set_task_args(const mp_args *a)
+{
+    task_args = a;
+}
+
 /* reading */
 
 /* Decoding and attaching queues happen once, under this lock, whichever
@@ -465,8 +639,10 @@ static const mp_args empty;
 
 const mp_args *mp_child_args(void)
 {
-    const mp_args *a;
+    const mp_args *a = task_args;
 
+    if (a != NULL)
+        return a;
     /* Every target asks (MP_TARGET), most have no typed arguments: then
      * nothing to decode, and no fork handlers to register in a child that
      * would write libc's list of them and wake the once's waiters. */

@@ -154,6 +154,7 @@ void mp__live_forked(void);
 void mp__robust_forked(void);
 void mp__side_forked(void);
 void mp__sync_forked(void);
+void mp__pool_forked(void);
 void mp__forked(void);
 void mp__pipes_lock(void);
 void mp__pipes_unlock(void);
@@ -248,6 +249,24 @@ int mp__args_encode(const mp_arg *v, size_t n, char **out, size_t *len,
 int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
                     const unsigned char *use, size_t nconns, mp_args **out);
 void mp__args_free(mp_args *a);
+/* Pool tasks (pool*.c): a list of values without handles.  check_plain()
+ * is check() that refuses a handle as CPython's pickling does
+ * (MP_ERAISED "RuntimeError: Queue objects should only be shared between
+ * processes through inheritance"); encode_plain() appends the encoding
+ * of a list check_plain() passed. */
+int mp__args_check_plain(const mp_arg *v, size_t n);
+void mp__args_encode_plain(struct mp__out *o, const mp_arg *v, size_t n);
+/* Decodes such a list into *a (NULL at first), reusing its memory from
+ * one call to the next: a worker's tasks make no allocation once it has
+ * grown.  -EPROTO for anything malformed or a handle, -ENOMEM.  Freed by
+ * mp__args_reuse_free(). */
+int mp__args_decode_reuse(mp_args **a, const char *buf, size_t len);
+void mp__args_reuse_free(mp_args *a);
+/* A list of a's first n values, sharing them (free() it; a outlives it). */
+mp_args *mp__args_prefix(const mp_args *a, size_t n);
+/* What mp_child_args() returns in this thread (NULL: the process's own
+ * list): a pool worker's task's or initializer's arguments. */
+void mp__set_task_args(const mp_args *a);
 /* Whether the current process was given typed arguments. */
 bool mp__current_has_args(void);
 /* process.c: the current process's arguments, decoded on first use (with
@@ -263,6 +282,17 @@ _Noreturn void mp__uncaught(int err);
 mp_conn *mp__queue_handle(mp_queue *q);
 mp_queue *mp__queue_view(mp_conn *handle);
 void mp__queue_view_free(mp_queue *q);
+/* A blocking get into buf that calls claim(ctx, pos, msg, n) with the
+ * consumers' side held, after the copy and before the commit: pos is
+ * where the record starts, and the record is taken once mp__queue_head()
+ * has passed pos (pool workers note the task they take: pool_worker.c). */
+typedef void (*mp__queue_claim_fn)(void *ctx, uint64_t pos, const void *msg,
+                                   size_t n);
+int mp__queue_get_claim(mp_queue *q, void *buf, size_t size, size_t *len,
+                        mp__queue_claim_fn claim, void *ctx);
+uint64_t mp__queue_head(mp_queue *q);
+/* "Queue", "JoinableQueue" or "SimpleQueue". */
+const char *mp__queue_kind_name(const mp_queue *q);
 
 /* sync.c: the handle (memfd) each object is handed to a child with, and
  * the objects another process's handles name (views), which the argument
@@ -320,6 +350,13 @@ void mp__forkserver_reap(void);
 
 /* process.c */
 mp_process *mp__process_ref(mp_process *p);
+/* mp_process_create() of arguments already encoded (mp__args_encode()),
+ * with a blob: handles[0..nh) are referenced, targs and blob copied. */
+int mp__process_create_encoded(mp_process **out, const char *target,
+                               const void *blob, size_t blob_len,
+                               const char *targs, size_t targs_len,
+                               mp_conn *const *handles, size_t nh,
+                               const mp_process_options *options);
 /* Sets up a freshly forked child: registry, counter, current and parent
  * objects, stdin. */
 void mp__child_init(mp_process *self, int parent_sentinel);
@@ -400,5 +437,10 @@ int mp__target_missing(const char *name);
 
 /* error.c */
 int mp__set_raised(const char *exc, const char *msg);
+
+/* pool_worker.c: in a pool worker's task, an uncaught error (mp_check(),
+ * mp_args_int()...) is first sent as the task's result; elsewhere,
+ * nothing. */
+void mp__pool_task_uncaught(int err);
 
 #endif /* MP_INTERNAL_H */

@@ -605,6 +605,39 @@ int mp_process_add_conn(mp_process *p, mp_conn *c)
     return r;
 }
 
+int mp__process_create_encoded(mp_process **out, const char *target,
+                               const void *blob, size_t blob_len,
+                               const char *targs, size_t targs_len,
+                               mp_conn *const *handles, size_t nh,
+                               const mp_process_options *options)
+{
+    char *enc = NULL;
+    mp_process *p;
+    int r;
+
+    *out = NULL;
+    if (targs_len > 0 && (enc = malloc(targs_len)) == NULL)
+        return -ENOMEM;
+    if (targs_len > 0)
+        memcpy(enc, targs, targs_len);
+    r = process_new(NULL, &p, target, blob, blob_len, options);
+    if (r < 0) {
+        free(enc);
+        return r;
+    }
+    p->targs = enc;
+    p->targs_len = targs_len;
+    /* p is new and ours alone: its handles are the arguments' from 0. */
+    for (size_t i = 0; r == 0 && i < nh; i++)
+        r = add_handle(p, handles[i], MP__USE_ARG);
+    if (r < 0) {
+        mp_process_free(p);
+        return r;
+    }
+    *out = p;
+    return 0;
+}
+
 int mp_process_create(mp_process **out, const mp_target *target,
                       const mp_arg *args, size_t n,
                       const mp_process_options *options)
@@ -613,7 +646,6 @@ int mp_process_create(mp_process **out, const mp_target *target,
     size_t nh = 0;
     char *enc = NULL;
     size_t len = 0;
-    mp_process *p;
     int r;
 
     if (out == NULL)
@@ -634,23 +666,11 @@ int mp_process_create(mp_process **out, const mp_target *target,
     }
     if ((r = mp__args_encode(args, n, &enc, &len, handles, &nh)) < 0)
         return r;
-    r = process_new(NULL, &p, target != NULL ? target->name : NULL, NULL, 0,
-                    options);
-    if (r < 0) {
-        free(enc);
-        return r;
-    }
-    p->targs = enc;
-    p->targs_len = len;
-    /* p is new and ours alone: its handles are the arguments' from 0. */
-    for (size_t i = 0; r == 0 && i < nh; i++)
-        r = add_handle(p, handles[i], MP__USE_ARG);
-    if (r < 0) {
-        mp_process_free(p);
-        return r;
-    }
-    *out = p;
-    return 0;
+    r = mp__process_create_encoded(out,
+                                   target != NULL ? target->name : NULL,
+                                   NULL, 0, enc, len, handles, nh, options);
+    free(enc);
+    return r;
 }
 
 bool mp__current_has_args(void)
@@ -1521,6 +1541,9 @@ _Noreturn void mp__uncaught(int err)
      * traceback. */
     char line[1024];
 
+    /* In a pool's task, its caller gets the error before the worker ends
+     * (CPython's worker catches it and goes on; C cannot unwind). */
+    mp__pool_task_uncaught(err);
     mp_format_exception(err, line, sizeof(line));
     if (current_child != NULL) {
         fprintf(stderr, "Process %s:\n%s\n", mp_process_name(current_child),

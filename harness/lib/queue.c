@@ -234,6 +234,7 @@ void mp__forked(void)
     mp__robust_forked();
     mp__side_forked();
     mp__sync_forked();
+    mp__pool_forked();
 }
 
 static void atfork_child(void)
@@ -1344,6 +1345,8 @@ struct sink {
     size_t size;
     size_t *len;
     bool exact;
+    mp__queue_claim_fn claim; /* NULL, or called before the commit */
+    void *ctx;
 };
 
 /* With the consumers' side held, tail_cache - head past the ring: the
@@ -1443,6 +1446,8 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
         dst = k->buf;
     }
     ring_read(q, l, head + 8, dst, (size_t)n);
+    if (k->claim != NULL)
+        k->claim(k->ctx, head, dst, (size_t)n);
     nget = atomic_load_explicit(&s->nget, memory_order_relaxed);
     atomic_store_explicit(&s->pending_nget, nget, memory_order_relaxed);
     atomic_store_explicit(&s->pending_head, head + rec_size(n),
@@ -1468,7 +1473,7 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
 int mp_queue_get(mp_queue *q, void **out, size_t *len, int block,
                  double timeout)
 {
-    struct sink k = { out, NULL, 0, len, false };
+    struct sink k = { out, NULL, 0, len, false, NULL, NULL };
 
     if (out == NULL)
         return MP_EINVAL;
@@ -1484,11 +1489,29 @@ int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len)
 int mp_queue_get_into(mp_queue *q, void *buf, size_t size, size_t *len,
                       int block, double timeout)
 {
-    struct sink k = { NULL, buf, size, len, false };
+    struct sink k = { NULL, buf, size, len, false, NULL, NULL };
 
     if (buf == NULL && size > 0)
         return MP_EINVAL;
     return get_common(q, &k, block, timeout);
+}
+
+int mp__queue_get_claim(mp_queue *q, void *buf, size_t size, size_t *len,
+                        mp__queue_claim_fn claim, void *ctx)
+{
+    struct sink k = { NULL, buf, size, len, false, claim, ctx };
+
+    return get_common(q, &k, 1, MP_FOREVER);
+}
+
+uint64_t mp__queue_head(mp_queue *q)
+{
+    return atomic_load_explicit(&q->s->head, memory_order_acquire);
+}
+
+const char *mp__queue_kind_name(const mp_queue *q)
+{
+    return kind_names[q->kind];
 }
 
 /* state */
@@ -1617,7 +1640,7 @@ int mp_queue_put_double(mp_queue *q, double v)
 static int get8(mp_queue *q, void *v, double timeout)
 {
     size_t len;
-    struct sink k = { NULL, v, 8, &len, true };
+    struct sink k = { NULL, v, 8, &len, true, NULL, NULL };
 
     return get_common(q, &k, 1, timeout);
 }

@@ -70,4 +70,19 @@ extern int mp__sync_fault;
  * or Barrier, for tests that write over it. */
 void *mp__sync_page(const void *obj, int type);
 
+/* pool_worker.c: the point where a pool worker kills itself (SIGKILL)
+ * in its next task; 0: none.  A fork worker inherits it from the pool's
+ * process when it starts.
+ *   1 the task's record copied out of the task queue, the slot not yet
+ *     written (the take not committed)
+ *   2 the slot written, the take not committed
+ *   3 the take committed, the task not yet run
+ *   4 the task run, its result not yet put
+ *   5 the result put, the slot not yet cleared
+ * queue.c's mp__queue_fault covers the inside of the get (11-14) and of
+ * the put (1-5). */
+extern int mp__pool_fault;
+/* pool_result.c: results this process dropped as a chunk's second. */
+unsigned long mp__pool_duplicates(void);
+
 #endif /* MP_TEST_HOOKS_H */

@@ -1,0 +1,678 @@
+/*
+ * pool.c - Pool: its making, its state (RUN, CLOSE, TERMINATE), the
+ * submission of tasks, close(), terminate(), join() (CPython: pool.py's
+ * Pool).
+ *
+ * CPython's Pool has three threads: one feeds tasks to the workers'
+ * pipe, one collects results, one maintains the workers.  Here a submit
+ * puts its tasks into the task queue itself (a libmp queue's put copies
+ * and returns: no feeder is needed), so two threads remain: the result
+ * thread (pool_result.c) and the watcher (pool_watch.c).  A pool belongs
+ * to the process that made it: in a fork child its copy is inert.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+/* Forks this process came through (queue.c's fork handler counts them):
+ * a pool made in another generation is a copy from before a fork. */
+static _Atomic unsigned fork_gen;
+
+void mp__pool_forked(void)
+{
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+    mp__pool_task_forked();
+}
+
+unsigned mp__pool_gen(void)
+{
+    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+static bool foreign(const mp_pool *p)
+{
+    return p->gen != mp__pool_gen();
+}
+
+void mp__pool_wake(mp_pool *p)
+{
+    uint64_t one = 1;
+
+    /* The counter cannot overflow in practice; a full one wakes too. */
+    if (write(p->efd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the watcher has wake-ups pending already */
+    }
+}
+
+/* The pools of this process, terminated at its exit as CPython's
+ * finalizer (exitpriority 15) does before util._exit_function joins
+ * the children.  Registered with mp_atexit() once per fork generation. */
+static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
+static mp_pool *pools;
+static unsigned registered; /* fork generation + 1 */
+
+static void terminate_all(void *unused)
+{
+    (void)unused;
+    for (;;) {
+        mp_pool *p;
+
+        pthread_mutex_lock(&pools_lock);
+        for (p = pools; p != NULL; p = p->next_pool)
+            if (!foreign(p) && p->state != MP__POOL_TERMINATE)
+                break;
+        pthread_mutex_unlock(&pools_lock);
+        if (p == NULL)
+            return;
+        mp_pool_terminate(p);
+    }
+}
+
+static int pools_add(mp_pool *p)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&pools_lock);
+    if (registered != mp__pool_gen() + 1) {
+        if ((r = mp_atexit(terminate_all, NULL)) == 0)
+            registered = mp__pool_gen() + 1;
+    }
+    if (r == 0) {
+        p->next_pool = pools;
+        pools = p;
+    }
+    pthread_mutex_unlock(&pools_lock);
+    return r;
+}
+
+static void pools_remove(mp_pool *p)
+{
+    pthread_mutex_lock(&pools_lock);
+    for (mp_pool **pp = &pools; *pp != NULL; pp = &(*pp)->next_pool)
+        if (*pp == p) {
+            *pp = p->next_pool;
+            break;
+        }
+    pthread_mutex_unlock(&pools_lock);
+}
+
+/* making */
+
+/* The page of worker slots, as a memfd the workers are handed. */
+static int page_new(mp_pool *p)
+{
+    size_t len = sizeof(struct mp__pool_page) +
+                 (size_t)p->processes * sizeof(struct mp__pool_slot);
+    int fd = memfd_create("libmp-pool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int r = 0;
+
+    if (fd < 0)
+        return -errno;
+    if ((p->page_handle = mp__conn_wrap(fd, 0)) == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    if (ftruncate(fd, (off_t)len) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) <
+            0)
+        return -errno;
+    p->page = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p->page == MAP_FAILED) {
+        r = -errno;
+        p->page = NULL;
+        return r;
+    }
+    p->page_len = len;
+    p->page->nslots = (uint64_t)p->processes;
+    atomic_store(&p->page->magic, MP__POOL_MAGIC);
+    return 0;
+}
+
+/* The workers' typed arguments: the initargs, then the queues and the
+ * page, encoded once for every worker the pool will start. */
+static int wargs_new(mp_pool *p, const mp_pool_options *o)
+{
+    size_t ninit = o != NULL ? o->n_initargs : 0;
+    mp_arg *v;
+    int r;
+
+    if (ninit > 0 && o->initargs == NULL)
+        return MP_EINVAL;
+    if ((v = calloc(ninit + 3, sizeof(*v))) == NULL)
+        return -ENOMEM;
+    if (ninit > 0)
+        memcpy(v, o->initargs, ninit * sizeof(*v));
+    v[ninit] = mp_arg_queue(p->tasks);
+    v[ninit + 1] = mp_arg_queue(p->results);
+    v[ninit + 2] = mp_arg_conn(p->page_handle);
+    r = mp__args_encode(v, ninit + 3, &p->wargs, &p->wargs_len, p->whandles,
+                        &p->nwh);
+    free(v);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < p->nwh; i++)
+        mp__conn_ref(p->whandles[i]);
+    p->ninit = ninit;
+    return 0;
+}
+
+static int check_options(int *processes, const mp_pool_options *o)
+{
+    if (*processes == MP_POOL_CPUS) {
+        int n = mp_cpu_count();
+        *processes = n > 0 ? n : 1;
+    }
+    if (*processes < 1)
+        return MP_EPOOLPROCS;
+    if (o == NULL)
+        return 0;
+    if (o->maxtasksperchild < 0)
+        return MP_EMAXTASKS;
+    if (o->initializer != NULL) {
+        mp_target_fn fn;
+        if (o->initializer->name == NULL || o->initializer->fn == NULL)
+            return MP_EINVAL;
+        if ((fn = mp_target_lookup(o->initializer->name)) == NULL)
+            return mp__target_missing(o->initializer->name);
+        if (fn != o->initializer->fn)
+            return MP_EINVAL;
+    }
+    return 0;
+}
+
+static mp_pool *pool_alloc(int processes, const mp_pool_options *o)
+{
+    mp_pool *p = calloc(1, sizeof(*p));
+    pthread_condattr_t ca;
+
+    if (p == NULL)
+        return NULL;
+    p->efd = -1;
+    p->processes = processes;
+    p->gen = mp__pool_gen();
+    p->maxtasks = o != NULL ? o->maxtasksperchild : 0;
+    if (o != NULL && o->initializer != NULL)
+        snprintf(p->initializer, sizeof(p->initializer), "%s",
+                 o->initializer->name);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return p;
+}
+
+/* Frees what pool_alloc() and the making took (threads and workers are
+ * gone by then). */
+static void pool_release(mp_pool *p)
+{
+    mp_queue_free(p->tasks);
+    mp_queue_free(p->results);
+    if (p->page != NULL)
+        munmap(p->page, p->page_len);
+    mp_conn_free(p->page_handle);
+    for (size_t i = 0; i < p->nwh; i++)
+        mp_conn_free(p->whandles[i]);
+    free(p->wargs);
+    free(p->workers);
+    free(p->table);
+    if (p->efd >= 0)
+        close(p->efd);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    free(p);
+}
+
+int mp_pool_new(mp_pool **out, int processes, const mp_pool_options *o)
+{
+    mp_pool *p;
+    int r;
+
+    if (out == NULL)
+        return MP_EINVAL;
+    *out = NULL;
+    if ((r = check_options(&processes, o)) < 0)
+        return r;
+    if ((p = pool_alloc(processes, o)) == NULL)
+        return -ENOMEM;
+    if (o != NULL && o->context != NULL)
+        p->ctx = o->context;
+    else if ((r = mp_get_context(&p->ctx, NULL)) < 0)
+        goto fail;
+    /* A forkserver child's OS parent is the server. */
+    p->check_parent = strcmp(mp_context_name(p->ctx), "forkserver") != 0;
+    p->workers = calloc((size_t)processes, sizeof(*p->workers));
+    p->tcap = 64;
+    p->table = calloc(p->tcap, sizeof(*p->table));
+    if (p->workers == NULL || p->table == NULL) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    if ((p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    if ((r = mp_simple_queue_new(&p->tasks)) < 0 ||
+        (r = mp_simple_queue_new(&p->results)) < 0 ||
+        (r = page_new(p)) < 0 || (r = wargs_new(p, o)) < 0)
+        goto fail;
+    if ((r = mp__results_start(p)) < 0)
+        goto fail;
+    if ((r = mp__watch_start(p)) < 0) {
+        mp__results_stop(p);
+        goto fail;
+    }
+    if ((r = pools_add(p)) < 0) {
+        mp_pool_terminate(p);
+        mp__results_stop(p);
+        goto fail;
+    }
+    *out = p;
+    return 0;
+fail:
+    pool_release(p);
+    return r;
+}
+
+int mp_pool_processes(const mp_pool *p)
+{
+    return p != NULL ? p->processes : MP_EINVAL;
+}
+
+int mp_pool_repr(const mp_pool *p, char *buf, size_t size)
+{
+    static const char *const states[] = { "RUN", "CLOSE", "TERMINATE" };
+    int state;
+
+    if (p == NULL || (buf == NULL && size > 0))
+        return MP_EINVAL;
+    pthread_mutex_lock((pthread_mutex_t *)&p->lock);
+    state = p->state;
+    pthread_mutex_unlock((pthread_mutex_t *)&p->lock);
+    return snprintf(buf, size, "<multiprocessing.pool.Pool state=%s "
+                    "pool_size=%d>", states[state], p->processes);
+}
+
+/* submitting */
+
+/* What a submission runs: apply's one call, map's items, starmap's
+ * calls. */
+struct batch {
+    int kind; /* MP__JOB_* */
+    const mp_arg *items;
+    const mp_call *calls;
+    size_t n;
+};
+
+static void item_of(const struct batch *b, size_t i, const mp_arg **v,
+                    size_t *n)
+{
+    if (b->calls != NULL) {
+        *v = b->calls[i].args;
+        *n = b->calls[i].n;
+    } else if (b->kind == MP__JOB_APPLY) {
+        *v = b->items;
+        *n = b->n;
+    } else {
+        *v = &b->items[i];
+        *n = 1;
+    }
+}
+
+static size_t batch_len(const struct batch *b)
+{
+    return b->kind == MP__JOB_APPLY && b->calls == NULL ? 1 : b->n;
+}
+
+static int check_target(const mp_target *f)
+{
+    mp_target_fn fn;
+
+    if (f == NULL || f->name == NULL || f->fn == NULL)
+        return MP_EINVAL;
+    if ((fn = mp_target_lookup(f->name)) == NULL)
+        return mp__target_missing(f->name);
+    if (fn != f->fn)
+        return mp_raise("ValueError", "target '%s' is not the function "
+                        "registered under that name", f->name);
+    return 0;
+}
+
+static int check_batch(const struct batch *b)
+{
+    size_t n = batch_len(b);
+
+    if (b->kind != MP__JOB_APPLY && n > 0 && b->items == NULL &&
+        b->calls == NULL)
+        return MP_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const mp_arg *v;
+        size_t nv;
+        int r;
+
+        item_of(b, i, &v, &nv);
+        if ((r = mp__args_check_plain(v, nv)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int state_check(mp_pool *p)
+{
+    int r = 0;
+
+    if (foreign(p))
+        return MP_EPOOLNOTRUNNING;
+    pthread_mutex_lock(&p->lock);
+    if (p->state != MP__POOL_RUN)
+        r = MP_EPOOLNOTRUNNING;
+    pthread_mutex_unlock(&p->lock);
+    return r;
+}
+
+/* CPython's chunksize: map's default is len / (4 * processes) rounded
+ * up, 0 for no items; imap's is 1 and below 1 is refused. */
+static int chunksize_of(mp_pool *p, int kind, size_t n, long cs,
+                        size_t *out)
+{
+    if (kind == MP__JOB_IMAP || kind == MP__JOB_IMAP_UNORDERED) {
+        if (cs == MP_CHUNKSIZE_AUTO)
+            cs = 1;
+        if (cs < 1)
+            return mp_raise("ValueError", "Chunksize must be 1+, not %ld",
+                            cs);
+        *out = (size_t)cs;
+        return 0;
+    }
+    if (kind == MP__JOB_APPLY) {
+        *out = 1;
+        return 0;
+    }
+    if (cs == MP_CHUNKSIZE_AUTO) {
+        size_t per = 4 * (size_t)p->processes;
+        *out = n / per + (n % per != 0);
+    } else {
+        *out = cs > 0 ? (size_t)cs : 0;
+    }
+    if (n == 0)
+        *out = 0;
+    return 0;
+}
+
+/* Puts the job's tasks: one message a chunk, built in one buffer. */
+static int put_tasks(mp_pool *p, struct mp_result *j, const mp_target *f,
+                     const struct batch *b, uint64_t tid)
+{
+    struct mp__out o = { 0 };
+    size_t c = 0;
+    int r = 0;
+
+    for (; c < j->nchunks; c++) {
+        size_t lo = c * j->chunksize;
+        size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
+
+        mp__task_begin(&o, tid + c, j->id, c, (uint32_t)(hi - lo), f->name);
+        for (size_t i = lo; i < hi; i++) {
+            const mp_arg *v;
+            size_t nv;
+            item_of(b, i, &v, &nv);
+            mp__task_item(&o, v, nv);
+        }
+        if (o.failed) {
+            r = -ENOMEM;
+            break;
+        }
+        if ((r = mp_queue_put(p->tasks, o.p, o.len, 1, MP_FOREVER)) < 0)
+            break;
+    }
+    free(o.p);
+    if (r < 0) /* the chunks that never went out fail, through the results */
+        mp__job_post_error(p, j->id, c, j->nchunks, r);
+    return 0;
+}
+
+static int submit(mp_pool *p, const mp_target *f, const struct batch *b,
+                  long chunksize, const mp_pool_callbacks *cb,
+                  struct mp_result **out)
+{
+    size_t n = batch_len(b), cs = 0;
+    struct mp_result *j;
+    uint64_t tid;
+    int r;
+
+    if (out == NULL)
+        return MP_EINVAL;
+    *out = NULL;
+    if (p == NULL)
+        return MP_EINVAL;
+    if ((r = state_check(p)) < 0 ||
+        (r = chunksize_of(p, b->kind, n, chunksize, &cs)) < 0 ||
+        (r = check_target(f)) < 0 || (r = check_batch(b)) < 0)
+        return r;
+    if (cs > 0 && n / cs >= UINT32_MAX)
+        return MP_EINVAL;
+    if ((j = mp__job_new(b->kind, n, cs, cb)) == NULL)
+        return -ENOMEM;
+    j->gen = p->gen;
+    if (j->nchunks == 0) {
+        /* CPython's MapResult with chunksize <= 0: n Nones at once, no
+         * task, no callback (an imap of nothing ends at once). */
+        mp__job_ready_now(j);
+        *out = j;
+        return 0;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (p->state != MP__POOL_RUN)
+        r = MP_EPOOLNOTRUNNING;
+    else if ((r = mp__table_insert(p, j)) == 0) {
+        atomic_fetch_add(&j->refs, 1); /* the pool's, while pending */
+        p->pending++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (r < 0) {
+        mp__job_unref(j);
+        return r;
+    }
+    tid = atomic_fetch_add(&p->next_tid, j->nchunks) + 1;
+    put_tasks(p, j, f, b, tid);
+    *out = j;
+    return 0;
+}
+
+int mp_pool_apply_async(mp_pool *pool, const mp_target *f, const mp_arg *args,
+                        size_t n, const mp_pool_callbacks *cb,
+                        mp_result **out)
+{
+    struct batch b = { MP__JOB_APPLY, args, NULL, n };
+
+    return submit(pool, f, &b, 1, cb, out);
+}
+
+int mp_pool_map_async(mp_pool *pool, const mp_target *f, const mp_arg *items,
+                      size_t n, long chunksize, const mp_pool_callbacks *cb,
+                      mp_result **out)
+{
+    struct batch b = { MP__JOB_MAP, items, NULL, n };
+
+    return submit(pool, f, &b, chunksize, cb, out);
+}
+
+int mp_pool_starmap_async(mp_pool *pool, const mp_target *f,
+                          const mp_call *calls, size_t n, long chunksize,
+                          const mp_pool_callbacks *cb, mp_result **out)
+{
+    struct batch b = { MP__JOB_MAP, NULL, calls, n };
+
+    if (calls == NULL && n > 0) {
+        if (out != NULL)
+            *out = NULL;
+        return MP_EINVAL;
+    }
+    return submit(pool, f, &b, chunksize, cb, out);
+}
+
+int mp_pool_apply(mp_pool *pool, const mp_target *f, const mp_arg *args,
+                  size_t n, mp_result **out)
+{
+    int r = mp_pool_apply_async(pool, f, args, n, NULL, out);
+
+    return r < 0 ? r : mp_result_get(*out, MP_FOREVER);
+}
+
+int mp_pool_map(mp_pool *pool, const mp_target *f, const mp_arg *items,
+                size_t n, long chunksize, mp_result **out)
+{
+    int r = mp_pool_map_async(pool, f, items, n, chunksize, NULL, out);
+
+    return r < 0 ? r : mp_result_get(*out, MP_FOREVER);
+}
+
+int mp_pool_starmap(mp_pool *pool, const mp_target *f, const mp_call *calls,
+                    size_t n, long chunksize, mp_result **out)
+{
+    int r = mp_pool_starmap_async(pool, f, calls, n, chunksize, NULL, out);
+
+    return r < 0 ? r : mp_result_get(*out, MP_FOREVER);
+}
+
+static int imap(mp_pool *pool, int kind, const mp_target *f,
+                const mp_arg *items, size_t n, long chunksize, mp_imap **out)
+{
+    struct batch b = { kind, items, NULL, n };
+    struct mp_result *j = NULL;
+    int r;
+
+    if (out == NULL)
+        return MP_EINVAL;
+    r = submit(pool, f, &b, chunksize, NULL, &j);
+    *out = (mp_imap *)j;
+    return r;
+}
+
+int mp_pool_imap(mp_pool *pool, const mp_target *f, const mp_arg *items,
+                 size_t n, long chunksize, mp_imap **out)
+{
+    return imap(pool, MP__JOB_IMAP, f, items, n, chunksize, out);
+}
+
+int mp_pool_imap_unordered(mp_pool *pool, const mp_target *f,
+                           const mp_arg *items, size_t n, long chunksize,
+                           mp_imap **out)
+{
+    return imap(pool, MP__JOB_IMAP_UNORDERED, f, items, n, chunksize, out);
+}
+
+/* close, terminate, join */
+
+int mp_pool_close(mp_pool *p)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    if (foreign(p))
+        return MP_EPOOLNOTRUNNING;
+    pthread_mutex_lock(&p->lock);
+    if (p->state == MP__POOL_RUN)
+        p->state = MP__POOL_CLOSE;
+    pthread_mutex_unlock(&p->lock);
+    mp__pool_wake(p);
+    return 0;
+}
+
+int mp_pool_terminate(mp_pool *p)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    if (foreign(p))
+        return MP_EPOOLNOTRUNNING;
+    pthread_mutex_lock(&p->lock);
+    if (p->state == MP__POOL_TERMINATE) { /* another thread's, or done */
+        while (!p->finished)
+            pthread_cond_wait(&p->cond, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+        return 0;
+    }
+    p->state = MP__POOL_TERMINATE;
+    p->finished = false;
+    pthread_mutex_unlock(&p->lock);
+    mp__watch_stop(p);
+    mp__workers_stop(p);
+    mp__results_stop(p);
+    mp__jobs_fail_all(p, MP_EPOOLTERMINATED);
+    pthread_mutex_lock(&p->lock);
+    p->finished = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+int mp_pool_join(mp_pool *p)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    if (foreign(p))
+        return MP_EPOOLNOTRUNNING;
+    pthread_mutex_lock(&p->lock);
+    if (p->state == MP__POOL_RUN) {
+        pthread_mutex_unlock(&p->lock);
+        return MP_EPOOLRUNNING;
+    }
+    while (!p->finished)
+        pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+/* A fork child's copy: the threads and workers are the parent's; only
+ * the memory is this process's.  Nothing is locked (a lock copied held
+ * would stay held): the child's one thread is all there is. */
+static void release_copy(mp_pool *p)
+{
+    for (size_t i = 0; i < p->tcap; i++)
+        for (struct mp_result *j = p->table[i], *next; j != NULL; j = next) {
+            next = j->hnext;
+            mp__job_unref(j);
+        }
+    for (int i = 0; i < p->processes; i++)
+        mp_process_free(p->workers[i].proc);
+    pool_release(p);
+}
+
+mp_pool *mp_pool_free(mp_pool *p)
+{
+    int state;
+
+    if (p == NULL)
+        return NULL;
+    if (foreign(p)) {
+        release_copy(p);
+        return NULL;
+    }
+    pthread_mutex_lock(&p->lock);
+    state = p->state;
+    pthread_mutex_unlock(&p->lock);
+    if (state == MP__POOL_RUN)
+        mp_pool_terminate(p);
+    mp_pool_join(p);
+    mp__watch_stop(p);
+    mp__results_stop(p);
+    pools_remove(p);
+    pool_release(p);
+    return NULL;
+}
+
+void mp_pool_cleanup(mp_pool **pp)
+{
+    if (pp == NULL || *pp == NULL)
+        return;
+    if (!foreign(*pp))
+        mp_pool_terminate(*pp);
+    *pp = mp_pool_free(*pp);
+}
