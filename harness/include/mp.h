@@ -1516,6 +1516,9 @@ mp_barrier *mp_barrier_free(mp_barrier *b);
  *           worker's exception in the caller;
  *   n > 0   sys.exit(n): the worker exits with n, as CPython's does
  *           (SystemExit is no Exception), and is replaced.
+ * An error raised where no caller can take it (mp_check(), mp_args_int()
+ * on a str, ...) is sent as the task's, then ends the worker as it would
+ * any process (C cannot unwind the task), and the worker is replaced.
  *
  * Tasks and results travel through libmp queues (no pickling, no feeder
  * thread); two threads of the pool's process collect results and watch the
@@ -1532,8 +1535,12 @@ mp_barrier *mp_barrier_free(mp_barrier *b);
  *
  * Workers are daemonic Processes of the pool's context, named as
  * CPython's: "ForkPoolWorker-N", "SpawnPoolWorker-N",
- * "ForkServerPoolWorker-N".  A pool is used by the process that made it,
- * from any of its threads.
+ * "ForkServerPoolWorker-N"; they die with the pool's process (CPython's
+ * see EOF on their pipe then and exit).  A pool is used by the process
+ * that made it, from any of its threads: in a fork child, its copy's
+ * calls (and a wait on a result that was not ready at the fork) return
+ * MP_EPOOLNOTRUNNING, and mp_pool_free() releases the copy's memory and
+ * touches no worker.
  */
 typedef struct mp_pool mp_pool;
 /* AsyncResult (ApplyResult, MapResult). */
@@ -1656,7 +1663,9 @@ int mp_pool_imap_unordered(mp_pool *pool, const mp_target *f,
  * next(timeout): 1 and the next value in *value (owned by the iterator,
  * valid until its next call), 0 at the end (StopIteration),
  * MP_ERESULTTIMEOUT when none came in time, or that item's task's error
- * (iteration goes on with the next item, as CPython's).
+ * (iteration goes on with the next item, as CPython's).  With a chunksize
+ * above 1, a failed chunk's error comes once, at its first item, and the
+ * iteration ends there, as CPython's generator ends when it raises.
  */
 int mp_imap_next(mp_imap *it, double timeout, const mp_arg **value);
 mp_imap *mp_imap_free(mp_imap *it);
@@ -1692,16 +1701,20 @@ int mp_task_return(mp_arg v);
 
 /*
  * close(): no more tasks; the workers exit once the queued ones are done.
- * terminate(): the workers are stopped at once (SIGTERM, as CPython's),
- * and pending results fail with MP_EPOOLTERMINATED.  join(): waits for
- * every worker to exit; MP_EPOOLRUNNING before close() or terminate(), as
- * CPython's.  Each 0 otherwise.
+ * terminate(): the workers are stopped at once (SIGTERM, as CPython's;
+ * one still running 1 s later gets SIGKILL) and reaped, and pending
+ * results fail with MP_EPOOLTERMINATED (no callback runs for them); it
+ * may be called from a callback.  join(): waits for every worker to exit;
+ * MP_EPOOLRUNNING before close() or terminate(), as CPython's.  Each 0
+ * otherwise.  At the exit of the process that made them, pools still
+ * running are terminated, as CPython's finalizer does.
  */
 int mp_pool_close(mp_pool *pool);
 int mp_pool_terminate(mp_pool *pool);
 int mp_pool_join(mp_pool *pool);
 /* terminate() if still running, join(), and free; results outlive it
- * (pending ones failed). */
+ * (pending ones failed).  Not from a callback (nor join()): they wait for
+ * the thread that runs it. */
 mp_pool *mp_pool_free(mp_pool *pool);
 /* `with Pool() as p:`: MP_POOL_SCOPED mp_pool *p = NULL; frees the pool
  * (terminating it) when p goes out of scope, as CPython's __exit__ calls

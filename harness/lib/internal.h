@@ -291,6 +291,11 @@ typedef void (*mp__queue_claim_fn)(void *ctx, uint64_t pos, const void *msg,
 int mp__queue_get_claim(mp_queue *q, void *buf, size_t size, size_t *len,
                         mp__queue_claim_fn claim, void *ctx);
 uint64_t mp__queue_head(mp_queue *q);
+/* Up to n puts of an unbounded queue in one commit, the messages one after
+ * another in buf: those that fit the ring as it is (*done; none, maybe:
+ * then mp_queue_put() the next, which waits or grows). */
+int mp__queue_put_many(mp_queue *q, const char *buf, const size_t *lens,
+                       size_t n, size_t *done);
 /* "Queue", "JoinableQueue" or "SimpleQueue". */
 const char *mp__queue_kind_name(const mp_queue *q);
 

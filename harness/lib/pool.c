@@ -224,6 +224,9 @@ static void pool_release(mp_pool *p)
     free(p->wargs);
     free(p->workers);
     free(p->table);
+    free(p->wfds);
+    free(p->wslot);
+    free(p->rbuf);
     if (p->efd >= 0)
         close(p->efd);
     pthread_mutex_destroy(&p->lock);
@@ -407,36 +410,77 @@ static int chunksize_of(mp_pool *p, int kind, size_t n, long cs,
     return 0;
 }
 
-/* Puts the job's tasks: one message a chunk, built in one buffer. */
-static int put_tasks(mp_pool *p, struct mp_result *j, const mp_target *f,
-                     const struct batch *b, uint64_t tid)
+/* Tasks go to the queue BATCH at a time, in one commit each. */
+#define BATCH 32
+
+/* Puts n messages laid one after another in buf: how many went, up to
+ * the first failure (*err). */
+static size_t put_batch(mp_pool *p, const char *buf, const size_t *lens,
+                        size_t n, int *err)
+{
+    size_t put = 0;
+
+    *err = 0;
+    while (put < n) {
+        size_t done = 0;
+
+        if ((*err = mp__queue_put_many(p->tasks, buf, lens + put, n - put,
+                                       &done)) < 0)
+            break;
+        for (size_t i = 0; i < done; i++)
+            buf += lens[put + i];
+        put += done;
+        if (put == n)
+            break;
+        /* The ring is full: a put waits for room, or grows it. */
+        if ((*err = mp_queue_put(p->tasks, buf, lens[put], 1, MP_FOREVER)) <
+            0)
+            break;
+        buf += lens[put++];
+    }
+    return put;
+}
+
+/* Puts the job's tasks: one message a chunk, BATCH chunks encoded
+ * together and put in one commit. */
+static void put_tasks(mp_pool *p, struct mp_result *j, const mp_target *f,
+                      const struct batch *b, uint64_t tid)
 {
     struct mp__out o = { 0 };
+    size_t lens[BATCH];
     size_t c = 0;
     int r = 0;
 
-    for (; c < j->nchunks; c++) {
-        size_t lo = c * j->chunksize;
-        size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
+    while (c < j->nchunks) {
+        size_t k = 0, put;
 
-        mp__task_begin(&o, tid + c, j->id, c, (uint32_t)(hi - lo), f->name);
-        for (size_t i = lo; i < hi; i++) {
-            const mp_arg *v;
-            size_t nv;
-            item_of(b, i, &v, &nv);
-            mp__task_item(&o, v, nv);
+        o.len = 0;
+        for (; k < BATCH && c + k < j->nchunks; k++) {
+            size_t lo = (c + k) * j->chunksize, at = o.len;
+            size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
+
+            mp__task_begin(&o, tid + c + k, j->id, c + k,
+                           (uint32_t)(hi - lo), f->name);
+            for (size_t i = lo; i < hi; i++) {
+                const mp_arg *v;
+                size_t nv;
+                item_of(b, i, &v, &nv);
+                mp__task_item(&o, v, nv);
+            }
+            lens[k] = o.len - at;
         }
         if (o.failed) {
             r = -ENOMEM;
             break;
         }
-        if ((r = mp_queue_put(p->tasks, o.p, o.len, 1, MP_FOREVER)) < 0)
+        put = put_batch(p, o.p, lens, k, &r);
+        c += put;
+        if (r < 0)
             break;
     }
     free(o.p);
     if (r < 0) /* the chunks that never went out fail, through the results */
         mp__job_post_error(p, j->id, c, j->nchunks, r);
-    return 0;
 }
 
 static int submit(mp_pool *p, const mp_target *f, const struct batch *b,
@@ -457,7 +501,7 @@ static int submit(mp_pool *p, const mp_target *f, const struct batch *b,
         (r = chunksize_of(p, b->kind, n, chunksize, &cs)) < 0 ||
         (r = check_target(f)) < 0 || (r = check_batch(b)) < 0)
         return r;
-    if (cs > 0 && n / cs >= UINT32_MAX)
+    if ((cs < n ? cs : n) > UINT32_MAX) /* a task's items are counted so */
         return MP_EINVAL;
     if ((j = mp__job_new(b->kind, n, cs, cb)) == NULL)
         return -ENOMEM;

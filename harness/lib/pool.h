@@ -15,6 +15,8 @@
 
 #include "internal.h"
 
+struct pollfd;
+
 /*
  * The page the pool shares with its workers (a memfd): one slot per
  * worker, on cache lines of its own, where the worker notes the task it
@@ -70,7 +72,7 @@ struct mp__res_hdr {
     uint64_t job, chunk, n;
 };
 
-/* pool_msg.c */
+/* pool_msg.c: a task is appended to o (several make a batch). */
 void mp__task_begin(struct mp__out *o, uint64_t tid, uint64_t job,
                     uint64_t chunk, uint32_t nitems, const char *name);
 void mp__task_item(struct mp__out *o, const mp_arg *v, size_t n);
@@ -177,6 +179,12 @@ struct mp_pool {
     size_t live;
     bool stops_sent;
     int efd; /* wakes the watcher */
+    /* The threads' buffers, here so that a fork child's copy frees them
+     * too: the watcher's poll list, the result thread's message. */
+    struct pollfd *wfds;
+    size_t *wslot;
+    char *rbuf;
+    size_t rcap;
     pthread_t watcher, resulter;
     bool has_watcher, has_resulter;
     _Atomic bool result_stop; /* terminate() from a callback */

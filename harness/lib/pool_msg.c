@@ -17,8 +17,6 @@ void mp__task_begin(struct mp__out *o, uint64_t tid, uint64_t job,
     size_t n = name != NULL ? strlen(name) : 0;
     struct mp__task_hdr h = { tid, job, chunk, nitems, (uint32_t)n };
 
-    o->len = 0;
-    o->failed = false;
     mp__put(o, &h, sizeof(h));
     mp__put(o, name, n);
 }

@@ -262,6 +262,21 @@ static bool read_values(struct mp_result *j, size_t lo, size_t count,
     return in->left == 0;
 }
 
+/* An imap chunk's failure, kept for the iterator (j->lock held).  false
+ * without memory: the chunk then counts as done with no error (its
+ * values None), rather than never. */
+static bool keep_chunk_error(struct mp_result *j, size_t c,
+                             const struct mp__pool_err *e)
+{
+    if (j->errs == NULL &&
+        (j->errs = calloc(j->nchunks, sizeof(*j->errs))) == NULL)
+        return false;
+    if ((j->errs[c] = malloc(sizeof(*e))) == NULL)
+        return false;
+    *j->errs[c] = *e;
+    return true;
+}
+
 /* A chunk's result, into its job (CPython's _set()). */
 static void dispatch(mp_pool *p, const struct mp__res_hdr *h,
                      struct mp__in *in, bool callbacks)
@@ -282,19 +297,19 @@ static void dispatch(mp_pool *p, const struct mp__res_hdr *h,
         read_error(h, in, &e);
     else if (!read_values(j, lo, count, h, in))
         e.err = -EPROTO;
-    if (e.err != 0 && j->kind <= MP__JOB_MAP && j->ok) {
-        j->ok = false; /* CPython keeps the first failure that comes */
-        j->err = e;
-    } else if (e.err != 0 && j->kind > MP__JOB_MAP &&
-               (j->errs != NULL ||
-                (j->errs = calloc(j->nchunks, sizeof(*j->errs))) != NULL) &&
-               (j->errs[h->chunk] = malloc(sizeof(e))) != NULL) {
-        *j->errs[h->chunk] = e;
+    if (j->kind <= MP__JOB_MAP) {
+        if (e.err != 0 && j->ok) {
+            j->ok = false; /* CPython keeps the first failure that comes */
+            j->err = e;
+        } else {
+            err_free(&e);
+        }
+        j->done[h->chunk] = 1;
+        --j->left;
     } else {
-        err_free(&e);
-    }
-    if (j->kind > MP__JOB_MAP) {
-        pthread_mutex_lock(&j->lock);
+        pthread_mutex_lock(&j->lock); /* the iterator reads as it goes */
+        if (e.err != 0 && !keep_chunk_error(j, (size_t)h->chunk, &e))
+            err_free(&e);
         j->done[h->chunk] = 1;
         if (j->order != NULL)
             j->order[j->narrived++] = (size_t)h->chunk;
@@ -303,9 +318,6 @@ static void dispatch(mp_pool *p, const struct mp__res_hdr *h,
         if (j->sleepers > 0)
             pthread_cond_broadcast(&j->cond);
         pthread_mutex_unlock(&j->lock);
-    } else {
-        j->done[h->chunk] = 1;
-        --j->left;
     }
     if (j->left == 0)
         complete(p, j, callbacks);
@@ -360,36 +372,37 @@ void mp__job_post_error(mp_pool *p, uint64_t job, size_t from, size_t to,
 static void *result_main(void *arg)
 {
     mp_pool *p = arg;
-    size_t cap = 4096, len;
-    char *buf = malloc(cap);
+    size_t len;
     int r = 0;
 
-    while (buf != NULL && !atomic_load(&p->result_stop)) {
+    p->rcap = 4096;
+    p->rbuf = malloc(p->rcap);
+    while (p->rbuf != NULL && !atomic_load(&p->result_stop)) {
         struct mp__res_hdr h;
         struct mp__in in;
 
-        r = mp_queue_get_into(p->results, buf, cap, &len, 1, MP_FOREVER);
+        r = mp_queue_get_into(p->results, p->rbuf, p->rcap, &len, 1,
+                              MP_FOREVER);
         if (r == MP_ETOOSHORT) {
-            char *grown = realloc(buf, len);
+            char *grown = realloc(p->rbuf, len);
             if (grown == NULL) {
                 r = -ENOMEM;
                 break;
             }
-            buf = grown;
-            cap = len;
+            p->rbuf = grown;
+            p->rcap = len;
             continue;
         }
         if (r < 0)
             break;
-        if (mp__res_parse(buf, len, &h, &in) < 0)
+        if (mp__res_parse(p->rbuf, len, &h, &in) < 0)
             continue; /* not a result: no job can be named */
         if (h.kind == MP__RES_STOP)
             break;
         dispatch(p, &h, &in, true);
     }
-    free(buf);
-    if (buf == NULL || r < 0) /* no result can come: none is waited for */
-        mp__jobs_fail_all(p, buf == NULL ? -ENOMEM : r);
+    if (p->rbuf == NULL || r < 0) /* no result can come: none is waited for */
+        mp__jobs_fail_all(p, p->rbuf == NULL ? -ENOMEM : r);
     return NULL;
 }
 

@@ -200,8 +200,8 @@ static bool should_stop(mp_pool *p)
 static void watch(mp_pool *p)
 {
     size_t n = (size_t)p->processes;
-    struct pollfd *fds = calloc(n + 1, sizeof(*fds));
-    size_t *slot_of = calloc(n + 1, sizeof(*slot_of));
+    struct pollfd *fds = p->wfds = calloc(n + 1, sizeof(*fds));
+    size_t *slot_of = p->wslot = calloc(n + 1, sizeof(*slot_of));
     double wake_at = INFINITY;
 
     while (fds != NULL && slot_of != NULL) {
@@ -232,8 +232,6 @@ static void watch(mp_pool *p)
         if (maintain(p, &wake_at))
             break;
     }
-    free(fds);
-    free(slot_of);
 }
 
 static void *watch_main(void *arg)

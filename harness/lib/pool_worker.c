@@ -36,7 +36,8 @@
 int mp__pool_fault;
 #define FAULT(n)                                                              \
     do {                                                                      \
-        if (__builtin_expect(mp__pool_fault == (n), 0))                       \
+        if (__builtin_expect(__atomic_load_n(&mp__pool_fault,                 \
+                                             __ATOMIC_RELAXED) == (n), 0))    \
             kill(getpid(), SIGKILL);                                          \
     } while (0)
 #else
@@ -111,6 +112,7 @@ struct worker {
     struct mp__out res; /* the result being built */
     mp_args *args;      /* the item's arguments, reused */
     char fn_name[MP_TARGET_NAME_MAX + 1];
+    size_t fn_len;
     mp_target_fn fn;    /* the target last looked up, by that name */
     uint64_t job, chunk;
 };
@@ -168,11 +170,14 @@ static int take(struct worker *w, size_t *len)
     }
 }
 
-static mp_target_fn target(struct worker *w, const char *name)
+/* The task's target, looked up once for a run of tasks of one target. */
+static mp_target_fn target(struct worker *w, const struct mp__task *t)
 {
-    if (w->fn == NULL || strcmp(w->fn_name, name) != 0) {
-        w->fn = mp_target_lookup(name);
-        strcpy(w->fn_name, name);
+    if (w->fn == NULL || w->fn_len != t->h.namelen ||
+        memcmp(w->fn_name, t->name, t->h.namelen) != 0) {
+        w->fn = mp_target_lookup(t->name);
+        memcpy(w->fn_name, t->name, t->h.namelen + 1);
+        w->fn_len = t->h.namelen;
     }
     return w->fn;
 }
@@ -182,7 +187,7 @@ static mp_target_fn target(struct worker *w, const char *name)
 static int run(struct worker *w, struct mp__task *t)
 {
     static const char empty[1] = "";
-    mp_target_fn fn = target(w, t->name);
+    mp_target_fn fn = target(w, t);
     uint32_t done = 0;
     int r = 0;
 

@@ -198,7 +198,8 @@ struct mp_queue {
 int mp__queue_fault;
 #define FAULT(n)                                                              \
     do {                                                                      \
-        if (__builtin_expect(mp__queue_fault == (n), 0))                      \
+        if (__builtin_expect(__atomic_load_n(&mp__queue_fault,                \
+                                             __ATOMIC_RELAXED) == (n), 0))    \
             _exit(86);                                                        \
     } while (0)
 #else
@@ -1308,6 +1309,83 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
             __atomic_store_n(&q->fed, fork_gen + 1, __ATOMIC_RELAXED);
         return 0;
     }
+}
+
+/*
+ * Up to n puts of an unbounded queue at once, in one hold of the
+ * producers' side and one commit (pool.c submits a map's tasks so): the
+ * records that fit the ring as it is, never waiting or growing.  0 and
+ * *done the number put, maybe none: then mp_queue_put() the next, which
+ * waits or grows as a put does.  A death inside commits all or none.
+ */
+int mp__queue_put_many(mp_queue *q, const char *buf, const size_t *lens,
+                       size_t n, size_t *done)
+{
+    struct shared *s = q->s;
+    uint64_t tail, nput, used, cap, at;
+    const struct layout *l;
+    size_t k = 0;
+    bool fresh = false;
+    int r, held;
+
+    *done = 0;
+    if (q->closed)
+        return closed_error(q);
+    if (q->maxsize > 0)
+        return 0; /* a bounded queue counts each put against maxsize */
+    proc_ready();
+    if ((held = side_lock(s, &s->w, INFINITY)) < 0)
+        return held;
+    tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+    nput = atomic_load_explicit(&s->nput, memory_order_relaxed);
+    if ((l = cur_layout(q, &q->w, &r)) == NULL) {
+        side_unlock(&s->w, held);
+        return r;
+    }
+    cap = cap_of(l);
+    used = tail - s->head_cache;
+    for (at = tail; k < n && lens[k] <= MAX_MSG; k++) {
+        uint64_t rec = rec_size(lens[k]), hdr = lens[k];
+
+        if (used > cap || cap - used < rec) {
+            if (fresh)
+                break;
+            /* Once a batch: the consumers' head, as a put looks. */
+            s->head_cache = atomic_load_explicit(&s->head,
+                                                 memory_order_acquire);
+            used = at - s->head_cache;
+            fresh = true;
+            if (used > cap) {
+                side_unlock(&s->w, held);
+                return MP_EQCORRUPT;
+            }
+            if (cap - used < rec)
+                break;
+        }
+        ring_write(q, l, at, &hdr, 8);
+        ring_write(q, l, at + 8, buf, lens[k]);
+        buf += lens[k];
+        at += rec;
+        used += rec;
+    }
+    if (k > 0) {
+        atomic_store_explicit(&s->pending_nput, nput, memory_order_relaxed);
+        atomic_store_explicit(&s->pending_tail, at, memory_order_release);
+        FAULT(1);
+        atomic_store_explicit(&s->nput, nput + k, memory_order_release);
+        FAULT(2);
+        publish(&s->tail, at);
+        FAULT(3);
+    }
+    side_unlock(&s->w, held);
+    if (k > 0) {
+        FAULT(4);
+        wake(s, &s->data_wait, &s->data_seq);
+        if (__atomic_load_n(&q->fed, __ATOMIC_RELAXED) != fork_gen + 1)
+            __atomic_store_n(&q->fed, fork_gen + 1, __ATOMIC_RELAXED);
+    }
+    *done = k;
+    return 0;
 }
 
 int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t n)

@@ -1,0 +1,229 @@
+/*
+ * test_pool_death.c - pool workers that die: at each point of taking a
+ * task and returning its result (the fault points of test_hooks.h, in
+ * pool_worker.c and inside the queues' get and put), while idle, and at
+ * random instants under load.  Nothing hangs, a task whose result cannot
+ * come is MP_EWORKERLOST, every other result arrives exactly once, and
+ * the pool goes on with new workers.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "test_hooks.h"
+
+MP_TARGET(ident)
+{
+    return mp_task_return(MP_ARG(mp_args_int(args, 0)));
+}
+
+/* ident, after about 0.2 ms of work, so that kills land inside tasks. */
+MP_TARGET(ident_slow)
+{
+    double until = check_now() + 0.0002;
+
+    while (check_now() < until)
+        ;
+    return mp_task_return(MP_ARG(mp_args_int(args, 0)));
+}
+
+static mp_arg ints[2000];
+
+__attribute__((constructor)) static void ints_init(void)
+{
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+        ints[i] = mp_arg_int((long long)i);
+}
+
+/* A Pool(1) whose first worker carries the fault; its replacements,
+ * forked after the reset, do not. */
+static mp_pool *pool_with_fault(int *var, int point)
+{
+    mp_pool_options o = { 0 };
+    mp_pool *p;
+
+    ASSERT_OK(mp_get_context(&o.context, "fork"));
+    /* Atomic: the pool's threads read it (relaxed, in FAULT()). */
+    __atomic_store_n(var, point, __ATOMIC_RELAXED);
+    ASSERT_OK(mp_pool_new(&p, 1, &o));
+    __atomic_store_n(var, 0, __ATOMIC_RELAXED);
+    return p;
+}
+
+/* The first worker dies at the point: item 0's outcome is `first` (1
+ * for its value, or MP_EWORKERLOST), items 1..4 come whole and once;
+ * `dups` results are dropped as a chunk's second (the loss reported
+ * after the result it covers). */
+static void die_at(int *var, int point, int first, unsigned long dups)
+{
+    unsigned long dropped = mp__pool_duplicates();
+    mp_pool *p = pool_with_fault(var, point);
+    mp_imap *it;
+    const mp_arg *v;
+    mp_result *r;
+
+    ASSERT_OK(mp_pool_imap(p, &ident_target, ints, 5, 1, &it));
+    ASSERT_EQ(first, mp_imap_next(it, 60, &v));
+    if (first == 1)
+        ASSERT_EQ(0, v->u.i);
+    for (long long i = 1; i < 5; i++) {
+        ASSERT_EQ(1, mp_imap_next(it, 60, &v));
+        ASSERT_EQ(i, v->u.i);
+    }
+    ASSERT_EQ(0, mp_imap_next(it, 60, &v));
+    mp_imap_free(it);
+    /* Whatever the dead worker left held in the queues, they work. */
+    ASSERT_EQ(0, mp_pool_map(p, &ident_target, ints, 100, 1, &r));
+    mp_result_free(r);
+    mp_pool_close(p);
+    ASSERT_OK(mp_pool_join(p)); /* the last results came before */
+    ASSERT_EQ(dups, mp__pool_duplicates() - dropped);
+    mp_pool_free(p);
+}
+
+/* Taken out of the queue but not committed: still there, run again. */
+TEST(die_before_slot_written)
+{
+    die_at(&mp__pool_fault, 1, 1, 0);
+}
+
+TEST(die_slot_written_not_committed)
+{
+    die_at(&mp__pool_fault, 2, 1, 0);
+}
+
+TEST(die_in_get_before_commit)
+{
+    die_at(&mp__queue_fault, 11, 1, 0);
+    die_at(&mp__queue_fault, 12, 1, 0);
+}
+
+TEST(die_in_get_after_commit)
+{
+    die_at(&mp__queue_fault, 13, MP_EWORKERLOST, 0);
+    die_at(&mp__queue_fault, 14, MP_EWORKERLOST, 0);
+}
+
+TEST(die_after_take)
+{
+    die_at(&mp__pool_fault, 3, MP_EWORKERLOST, 0);
+}
+
+TEST(die_before_result_put)
+{
+    die_at(&mp__pool_fault, 4, MP_EWORKERLOST, 0);
+}
+
+/* Inside the result's put: before its commit the result is lost; after
+ * it, the result counts and the loss report is dropped. */
+TEST(die_in_put)
+{
+    die_at(&mp__queue_fault, 1, MP_EWORKERLOST, 0);
+    die_at(&mp__queue_fault, 2, MP_EWORKERLOST, 0);
+    die_at(&mp__queue_fault, 3, 1, 1);
+    die_at(&mp__queue_fault, 4, 1, 1);
+}
+
+TEST(die_after_result_put)
+{
+    die_at(&mp__pool_fault, 5, 1, 1);
+}
+
+/* A worker killed while it waits for a task loses nothing. */
+TEST(idle_worker_killed)
+{
+    mp_pool_options o = { 0 };
+    mp_process **kids;
+    size_t n;
+    mp_pool *p;
+    mp_result *r;
+    pid_t pid;
+
+    ASSERT_OK(mp_get_context(&o.context, "fork"));
+    ASSERT_OK(mp_pool_new(&p, 1, &o));
+    ASSERT_OK(mp_active_children(&kids, &n));
+    ASSERT_EQ(1, n);
+    ASSERT_EQ(1, mp_process_pid(kids[0], &pid));
+    ASSERT_OK(mp_process_kill(kids[0]));
+    ASSERT_OK(mp_process_join(kids[0], 30));
+    mp_process_list_free(kids, n);
+    ASSERT_EQ(0, mp_pool_map(p, &ident_target, ints, 20, 1, &r));
+    ASSERT_EQ(19, mp_result_value(r, 19)->u.i);
+    mp_result_free(r);
+    mp_pool_free(p);
+}
+
+/* Kills a random worker every few milliseconds until told to stop. */
+struct killer {
+    _Atomic int stop;
+    int kills;
+};
+
+static void *kill_workers(void *arg)
+{
+    struct killer *k = arg;
+    unsigned seed = 1;
+
+    while (!k->stop && k->kills < 40) {
+        mp_process **kids;
+        size_t n;
+        struct timespec ts = { 0, 3000000 + rand_r(&seed) % 4000000 };
+
+        nanosleep(&ts, NULL); /* the pace of the storm, not a wait */
+        if (mp_active_children(&kids, &n) < 0)
+            continue;
+        if (n > 0 && mp_process_kill(kids[rand_r(&seed) % n]) == 0)
+            k->kills++;
+        mp_process_list_free(kids, n);
+    }
+    return NULL;
+}
+
+/* Under load, workers SIGKILLed at random instants: every item comes
+ * exactly once, as its value or as MP_EWORKERLOST (at most one per
+ * kill), and the pool is whole afterwards. */
+TEST(random_kills_under_load)
+{
+    enum { N = 2000 };
+    static unsigned char seen[N];
+    struct killer k = { 0, 0 };
+    mp_pool_options o = { 0 };
+    pthread_t t;
+    mp_pool *p;
+    mp_imap *it;
+    mp_result *r;
+    const mp_arg *v;
+    int got, ok = 0, lost = 0;
+
+    ASSERT_OK(mp_get_context(&o.context, "fork"));
+    ASSERT_OK(mp_pool_new(&p, 2, &o));
+    ASSERT_OK(mp_pool_imap_unordered(p, &ident_slow_target, ints, N, 1, &it));
+    ASSERT_EQ(0, pthread_create(&t, NULL, kill_workers, &k));
+    while ((got = mp_imap_next(it, 60, &v)) != 0) {
+        if (got == MP_EWORKERLOST) {
+            lost++;
+            continue;
+        }
+        ASSERT_EQ(1, got);
+        ASSERT_TRUE(v->u.i >= 0 && v->u.i < N);
+        ASSERT_EQ(0, seen[v->u.i]);
+        seen[v->u.i] = 1;
+        ok++;
+    }
+    k.stop = 1;
+    pthread_join(t, NULL);
+    mp_imap_free(it);
+    check_diag("%d kills, %d tasks lost", k.kills, lost);
+    ASSERT_EQ(N, ok + lost);
+    ASSERT_TRUE(lost <= k.kills);
+    ASSERT_TRUE(k.kills > 0);
+    ASSERT_EQ(0, mp_pool_map(p, &ident_target, ints, N, 1, &r));
+    for (size_t i = 0; i < N; i++)
+        ASSERT_EQ((long long)i, mp_result_value(r, i)->u.i);
+    mp_result_free(r);
+    mp_pool_free(p);
+}
