@@ -295,7 +295,8 @@ static mp_process *resolve(struct interp *in, json_t *step, struct obj **o)
         return mp_parent_process();
     found = steps_find_obj(in, name);
     if (found == NULL)
-        steps_harness_error(in, "unknown object (the case validator missed it)");
+        steps_harness_error(in, "unknown object (the case validator missed "
+                            "it)");
     *o = found;
     return found->p;
 }
@@ -511,8 +512,9 @@ static json_t *op_process(struct call *c)
         if (po != NULL && po->p != NULL &&
             strcmp(mp_get_start_method(0), "fork") != 0)
             steps_harness_error(in, "libmp cannot hand a process object to a "
-                          "child that is not forked: arguments are bytes, "
-                          "and a process object is not (CPython pickles it)");
+                                "child that is not forked: arguments are "
+                                "bytes, and a process object is not (CPython "
+                                "pickles it)");
     }
     if (cname != NULL && (r = mp_get_context(&cx, cname)) < 0)
         return failed(c, r); /* ValueError: cannot find context for 'x' */
@@ -900,8 +902,8 @@ static mp_conn *conn_of(struct call *c)
     struct obj *o = steps_find_obj(c->in, arg_str(c, "conn"));
 
     if (o == NULL || o->c == NULL)
-        steps_harness_error(c->in, "not a connection (the case validator missed "
-                      "it)");
+        steps_harness_error(c->in, "not a connection (the case validator "
+                            "missed it)");
     return o->c;
 }
 
@@ -1056,7 +1058,8 @@ static mp_queue *queue_of(struct call *c, char *repr, size_t size)
     char kind[32] = "";
 
     if (o == NULL || o->q == NULL)
-        steps_harness_error(c->in, "not a queue (the case validator missed it)");
+        steps_harness_error(c->in, "not a queue (the case validator missed "
+                            "it)");
     mp_queue_repr(o->q, repr, size);
     sscanf(repr, "<multiprocessing.queues.%31[A-Za-z]", kind);
     if ((missing = missing_method(kind, c->vo->op)) != NULL) {
@@ -1275,7 +1278,7 @@ static struct obj *sync_obj(struct call *c, const char *key)
 
     if (o == NULL || sync_arg(o).type == 0)
         steps_harness_error(c->in, "not a synchronisation object (the case "
-                      "validator missed it)");
+                            "validator missed it)");
     return o;
 }
 
@@ -1294,7 +1297,7 @@ static mp_cond *cond_of(struct call *c)
 
     if (o->cv == NULL)
         steps_harness_error(c->in, "not a condition (the case validator missed "
-                      "it)");
+                            "it)");
     return o->cv;
 }
 
@@ -1303,7 +1306,8 @@ static mp_event *event_of(struct call *c)
     struct obj *o = sync_obj(c, "event");
 
     if (o->ev == NULL)
-        steps_harness_error(c->in, "not an event (the case validator missed it)");
+        steps_harness_error(c->in, "not an event (the case validator missed "
+                            "it)");
     return o->ev;
 }
 
@@ -1312,7 +1316,8 @@ static mp_barrier *barrier_of(struct call *c)
     struct obj *o = sync_obj(c, "barrier");
 
     if (o->b == NULL)
-        steps_harness_error(c->in, "not a barrier (the case validator missed it)");
+        steps_harness_error(c->in, "not a barrier (the case validator missed "
+                            "it)");
     return o->b;
 }
 
@@ -1957,7 +1962,8 @@ static json_t *op_thread(struct call *c)
     json_array_foreach(arg(c, "pass"), k, e) {
         struct obj *o = steps_find_obj(in, json_string_value(e));
         if (o == NULL)
-            steps_harness_error(in, "unknown object (the case validator missed it)");
+            steps_harness_error(in, "unknown object (the case validator missed "
+                                "it)");
         struct obj *d = steps_new_obj(&t->in, o->name);
         *d = *o;
         d->inherited = true;
@@ -1983,7 +1989,8 @@ static json_t *op_thread_join(struct call *c)
     struct obj *o = steps_find_obj(c->in, arg_str(c, "thread"));
 
     if (o == NULL || o->t == NULL)
-        steps_harness_error(c->in, "not a thread (the case validator missed it)");
+        steps_harness_error(c->in, "not a thread (the case validator missed "
+                            "it)");
     if (!o->t->joined) { /* joining a joined thread returns at once */
         pthread_join(o->t->id, NULL);
         o->t->joined = true;
