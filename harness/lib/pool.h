@@ -1,9 +1,9 @@
 /*
- * pool.h - what the pool's files share: the pool and its jobs (pool.c),
- * the workers and their watcher (pool_watch.c), the results
- * (pool_result.c), the worker's loop (pool_worker.c) and the messages
- * between them (pool_msg.c).  CPython: Lib/multiprocessing/pool.py.
- * Not installed.
+ * pool.h - what the pool's files share: the pool (pool.c), its
+ * submissions (pool_submit.c), the workers and their watcher
+ * (pool_watch.c), the results (pool_result.c), the worker's loop
+ * (pool_worker.c) and the messages between them (pool_msg.c).  CPython:
+ * Lib/multiprocessing/pool.py.  Not installed.
  */
 #ifndef MP_POOL_H
 #define MP_POOL_H
@@ -199,6 +199,8 @@ struct mp_pool {
 
 /* pool.c */
 unsigned mp__pool_gen(void);
+/* A copy from before a fork: none of its calls may act. */
+bool mp__pool_foreign(const mp_pool *p);
 /* Wakes the watcher. */
 void mp__pool_wake(mp_pool *p);
 

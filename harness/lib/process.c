@@ -605,27 +605,22 @@ int mp_process_add_conn(mp_process *p, mp_conn *c)
     return r;
 }
 
-int mp__process_create_encoded(mp_process **out, const char *target,
-                               const void *blob, size_t blob_len,
-                               const char *targs, size_t targs_len,
-                               mp_conn *const *handles, size_t nh,
-                               const mp_process_options *options)
+/* A process of encoded arguments, which it takes (freed on failure). */
+static int create_owning(mp_process **out, const char *target,
+                         const void *blob, size_t blob_len, char *targs,
+                         size_t targs_len, mp_conn *const *handles, size_t nh,
+                         const mp_process_options *options)
 {
-    char *enc = NULL;
     mp_process *p;
     int r;
 
     *out = NULL;
-    if (targs_len > 0 && (enc = malloc(targs_len)) == NULL)
-        return -ENOMEM;
-    if (targs_len > 0)
-        memcpy(enc, targs, targs_len);
     r = process_new(NULL, &p, target, blob, blob_len, options);
     if (r < 0) {
-        free(enc);
+        free(targs);
         return r;
     }
-    p->targs = enc;
+    p->targs = targs;
     p->targs_len = targs_len;
     /* p is new and ours alone: its handles are the arguments' from 0. */
     for (size_t i = 0; r == 0 && i < nh; i++)
@@ -636,6 +631,23 @@ int mp__process_create_encoded(mp_process **out, const char *target,
     }
     *out = p;
     return 0;
+}
+
+int mp__process_create_encoded(mp_process **out, const char *target,
+                               const void *blob, size_t blob_len,
+                               const char *targs, size_t targs_len,
+                               mp_conn *const *handles, size_t nh,
+                               const mp_process_options *options)
+{
+    char *enc = NULL;
+
+    *out = NULL;
+    if (targs_len > 0 && (enc = malloc(targs_len)) == NULL)
+        return -ENOMEM;
+    if (targs_len > 0)
+        memcpy(enc, targs, targs_len);
+    return create_owning(out, target, blob, blob_len, enc, targs_len,
+                         handles, nh, options);
 }
 
 int mp_process_create(mp_process **out, const mp_target *target,
@@ -666,11 +678,8 @@ int mp_process_create(mp_process **out, const mp_target *target,
     }
     if ((r = mp__args_encode(args, n, &enc, &len, handles, &nh)) < 0)
         return r;
-    r = mp__process_create_encoded(out,
-                                   target != NULL ? target->name : NULL,
-                                   NULL, 0, enc, len, handles, nh, options);
-    free(enc);
-    return r;
+    return create_owning(out, target != NULL ? target->name : NULL, NULL, 0,
+                         enc, len, handles, nh, options);
 }
 
 bool mp__current_has_args(void)

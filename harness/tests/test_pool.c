@@ -26,7 +26,8 @@ MP_TARGET(square)
 /* add(a, b): by position, or by name (kwargs). */
 MP_TARGET(add)
 {
-    long long a = mp_args_int_or(args, "a", 0), b = mp_args_int_or(args, "b", 0);
+    long long a = mp_args_int_or(args, "a", 0);
+    long long b = mp_args_int_or(args, "b", 0);
 
     if (mp_args_count(args) == 2 && mp_args_name(args, 0) == NULL) {
         a = mp_args_int(args, 0);
@@ -894,8 +895,9 @@ TEST(initializer_with_queue)
 }
 
 /* SCENARIOS #192: imap keeps the items' order, imap_unordered yields in
- * the order they end.  Item 0 waits for a token that item 2 puts, so it
- * ends last. */
+ * the order they end.  Item 0 waits for a token the test puts: before
+ * the imap, or once imap_unordered has yielded the two others (were it
+ * to keep the items' order, it would wait for item 0: a timeout). */
 static mp_queue *token;
 
 MP_TARGET(ordered_by_token)
@@ -903,9 +905,7 @@ MP_TARGET(ordered_by_token)
     long long x = mp_args_int(args, 0), t;
 
     if (x == 0)
-        mp_check(mp_queue_get_i64(token, &t, 30));
-    if (x == 2)
-        mp_check(mp_queue_put_i64(token, 1));
+        mp_check(mp_queue_get_i64(token, &t, 60));
     return mp_task_return(MP_ARG(x));
 }
 
@@ -914,25 +914,30 @@ TEST(imap_order)
     mp_pool *p;
     mp_imap *it;
     const mp_arg *v;
+    long long sum = 0;
 
     ASSERT_OK(mp_queue_new(&token, 0));
     ASSERT_OK(mp_event_new(&shared_event));
     p = pool_of("fork", 3, 0);
+    ASSERT_OK(mp_queue_put_i64(token, 1));
     ASSERT_OK(mp_pool_imap(p, &ordered_by_token_target, ints, 3, 1, &it));
     for (long long i = 0; i < 3; i++) {
-        ASSERT_EQ(1, mp_imap_next(it, MP_FOREVER, &v));
+        ASSERT_EQ(1, mp_imap_next(it, 30, &v));
         ASSERT_EQ(i, v->u.i);
     }
     mp_imap_free(it);
     ASSERT_OK(mp_pool_imap_unordered(p, &ordered_by_token_target, ints, 3, 1,
                                      &it));
-    ASSERT_EQ(1, mp_imap_next(it, MP_FOREVER, &v));
-    ASSERT_TRUE(v->u.i != 0);
-    ASSERT_EQ(1, mp_imap_next(it, MP_FOREVER, &v));
-    ASSERT_TRUE(v->u.i != 0);
-    ASSERT_EQ(1, mp_imap_next(it, MP_FOREVER, &v));
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(1, mp_imap_next(it, 10, &v));
+        ASSERT_TRUE(v->u.i != 0);
+        sum += v->u.i;
+    }
+    ASSERT_EQ(1 + 2, sum);
+    ASSERT_OK(mp_queue_put_i64(token, 1));
+    ASSERT_EQ(1, mp_imap_next(it, 30, &v));
     ASSERT_EQ(0, v->u.i);
-    ASSERT_EQ(0, mp_imap_next(it, MP_FOREVER, &v));
+    ASSERT_EQ(0, mp_imap_next(it, 30, &v));
     mp_imap_free(it);
     /* next(timeout) on an item that has not come */
     ASSERT_OK(mp_pool_imap(p, &wait_event_target, ints, 1, 1, &it));
@@ -1120,4 +1125,27 @@ TEST(exit_terminates_pools)
     char out[16];
 
     ASSERT_EQ(0, check_output(exit_with_pool, NULL, out, sizeof(out)));
+}
+
+/* NULL where an object belongs. */
+TEST(null_arguments)
+{
+    const mp_arg *v = (const mp_arg *)1;
+    mp_pool *p = NULL;
+
+    ASSERT_EQ(MP_EINVAL, mp_pool_processes(NULL));
+    ASSERT_EQ(MP_EINVAL, mp_pool_repr(NULL, NULL, 0));
+    ASSERT_EQ(MP_EINVAL, mp_result_get(NULL, 0));
+    ASSERT_EQ(MP_EINVAL, mp_result_wait(NULL, 0));
+    ASSERT_EQ(MP_EINVAL, mp_result_ready(NULL));
+    ASSERT_EQ(MP_EINVAL, mp_result_successful(NULL));
+    ASSERT_EQ(0, mp_result_len(NULL));
+    ASSERT_TRUE(mp_result_value(NULL, 0) == NULL);
+    ASSERT_TRUE(mp_result_free(NULL) == NULL);
+    ASSERT_EQ(MP_EINVAL, mp_imap_next(NULL, 0, &v));
+    ASSERT_TRUE(mp_imap_free(NULL) == NULL);
+    mp_pool_cleanup(NULL);
+    mp_pool_cleanup(&p);
+    ASSERT_EQ(MP_EINVAL, mp_pool_imap(NULL, &square_target, ints, 1, 1,
+                                      NULL));
 }
