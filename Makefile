@@ -241,6 +241,8 @@ CHECK_CASES := $(addprefix cases/process/,exitcode_sys_exit_small_ints.json \
     terminate_orphans_grandchild.json)
 CHECK_CASES += $(addprefix cases/sync/,cond_over_passed_lock.json \
     barrier_action_raises.json lock_held_by_child.json)
+CHECK_CASES += $(addprefix cases/pool/,map_apply_starmap_imap.json \
+    callbacks.json maxtasksperchild.json)
 
 run-tests:
 	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) MP_LIB=$(B)/libmp.a \

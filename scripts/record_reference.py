@@ -39,6 +39,7 @@ import re
 import select
 import signal
 import sys
+import threading
 import time
 
 METHODS = ("fork", "spawn", "forkserver")
@@ -58,12 +59,15 @@ HARNESS_ERROR_EXIT = 70
 VOCAB_FILE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     "harness", "runner", "ops.json")
-_TYPES = ("string", "number", "integer", "boolean", "null", "array", "any")
+_TYPES = ("string", "number", "integer", "boolean", "null", "array",
+          "object", "any")
 _OP_KEYS = ("op", "group", "child", "outcome", "does", "value", "args")
 _ARG_KEYS = ("name", "type", "required", "default", "min", "max", "enum",
-             "object", "objects", "new", "length", "steps", "event", "doc")
+             "object", "objects", "kinds", "new", "length", "steps", "event",
+             "items", "doc")
+_ITEM_KEYS = ("type", "min", "max", "items")
 _KINDS = ("process", "connection", "queue", "thread", "lock", "condition",
-          "event", "barrier")
+          "event", "barrier", "pool", "result", "iterator")
 _vocab = None
 
 
@@ -79,6 +83,23 @@ def vocab():
 
     def bad(what):
         raise ValueError("%s: %s" % (VOCAB_FILE, what))
+
+    def items_spec(name, arg, spec, depth=0):
+        """An "items" spec made canonical, as the C harness shows it."""
+        if not isinstance(spec, dict) or set(spec) - set(_ITEM_KEYS) or \
+                depth > 4:
+            bad("op %r, argument %r: bad \"items\"" % (name, arg))
+        t = spec.get("type")
+        t = t if isinstance(t, list) else [t]
+        if not t or set(t) - set(_TYPES) or "any" in t:
+            bad("op %r, argument %r: bad \"items\" type" % (name, arg))
+        out = {"type": [x for x in _TYPES if x in t]}
+        for k in ("min", "max"):
+            if k in spec:
+                out[k] = spec[k]
+        if "items" in spec:
+            out["items"] = items_spec(name, arg, spec["items"], depth + 1)
+        return out
     ops = {}
     for o in raw["ops"]:
         name = o.get("op")
@@ -115,6 +136,14 @@ def vocab():
             for k in ("steps", "event"):
                 if a.get(k):
                     spec[k] = True
+            if "kinds" in a:
+                if "objects" not in a or not a["kinds"] or \
+                        set(a["kinds"]) - set(_KINDS):
+                    bad("op %r, argument %r: bad \"kinds\""
+                        % (name, a["name"]))
+                spec["kinds"] = list(a["kinds"])
+            if "items" in a:
+                spec["items"] = items_spec(name, a["name"], a["items"])
             args[a["name"]] = spec
         ops[name] = {"child": o["child"], "outcome": o["outcome"],
                      "args": args}
@@ -576,6 +605,178 @@ def _op_cond_wait_for(ctx, st):
     return _l(ctx, st, "cond").wait_for(predicate, st.get("timeout"))
 
 
+# Pools: the task library, at module level so that spawn and forkserver
+# workers find each function by its name, as pickle does; the C
+# interpreter has an MP_TARGET twin of each (harness/runner/steps_pool.c).
+
+def square(x):
+    return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def sleep_then_return(seconds, value=None):
+    time.sleep(seconds)
+    return seconds if value is None else value
+
+
+def fail_on(x, k=3):
+    if x == k:
+        raise ValueError("bad %d" % x)
+    return x
+
+
+def exit_with(n):
+    sys.exit(n)
+
+
+def worker_name(x=None):
+    import multiprocessing
+    return multiprocessing.current_process().name
+
+
+def worker_pid(x=None):
+    return os.getpid()
+
+
+def get_global(x=None):
+    return GLOBAL
+
+
+def init_global(value):
+    global GLOBAL
+    GLOBAL = value
+
+
+TASKS = dict((f.__name__, f) for f in (
+    square, add, sleep_then_return, fail_on, exit_with, worker_name,
+    worker_pid, get_global))
+INITIALIZERS = {"init_global": init_global}
+
+# A worker's pid is recorded as its class: the order in which this process
+# first recorded it (0, 1, ...), so that runs compare.
+_PID_CLASSES = {}
+_PID_LOCK = threading.Lock()
+
+
+def _classed(func, v):
+    if func != "worker_pid":
+        return v
+    if isinstance(v, list):
+        return [_classed(func, x) for x in v]
+    if isinstance(v, int) and not isinstance(v, bool):
+        with _PID_LOCK:
+            return _PID_CLASSES.setdefault(v, len(_PID_CLASSES))
+    return v
+
+
+class _Result(object):
+    """An AsyncResult, the task's name, and what its callbacks received."""
+
+    def __init__(self, func):
+        self.func = func
+        self.calls = []
+        self.r = None
+
+
+class _Iter(object):
+    def __init__(self, it, func):
+        self.it = it
+        self.func = func
+
+
+def _op_pool(ctx, st):
+    init = st.get("initializer")
+    ctx.objs[st["as"]] = _mp_or_context(st).Pool(
+        st.get("processes"), INITIALIZERS[init] if init else None,
+        tuple(st.get("initargs", ())), st.get("maxtasksperchild"))
+
+
+def _pl(ctx, st):
+    return _obj(ctx, st["pool"])
+
+
+def _callbacks(st, res):
+    """apply_async's and map_async's callback and error_callback."""
+    cb = ecb = None
+    if _arg(st, "callback"):
+        def cb(v):
+            res.calls.append(["callback", v])
+    if _arg(st, "error_callback"):
+        def ecb(e):
+            res.calls.append(["error_callback",
+                              normalise_string(exception_name(e))])
+    return cb, ecb
+
+
+def _op_apply(ctx, st):
+    f = st["func"]
+    return _classed(f, _pl(ctx, st).apply(
+        TASKS[f], tuple(_arg(st, "args")), dict(_arg(st, "kwds"))))
+
+
+def _op_apply_async(ctx, st):
+    res = _Result(st["func"])
+    cb, ecb = _callbacks(st, res)
+    res.r = _pl(ctx, st).apply_async(
+        TASKS[st["func"]], tuple(_arg(st, "args")), dict(_arg(st, "kwds")),
+        cb, ecb)
+    ctx.objs[st["as"]] = res
+
+
+def _star(st):
+    return [tuple(x) for x in st["items"]]
+
+
+def _op_map_async(ctx, st, star=False):
+    res = _Result(st["func"])
+    cb, ecb = _callbacks(st, res)
+    call = _pl(ctx, st).starmap_async if star else _pl(ctx, st).map_async
+    res.r = call(TASKS[st["func"]], _star(st) if star else st["items"],
+                 st.get("chunksize"), cb, ecb)
+    ctx.objs[st["as"]] = res
+
+
+def _op_imap(ctx, st, unordered=False):
+    pool = _pl(ctx, st)
+    call = pool.imap_unordered if unordered else pool.imap
+    ctx.objs[st["as"]] = _Iter(call(TASKS[st["func"]], st["items"],
+                                    _arg(st, "chunksize")), st["func"])
+
+
+def _op_imap_next(ctx, st):
+    h = _obj(ctx, st["iterator"])
+    if "timeout" in st:
+        return _classed(h.func, h.it.next(st["timeout"]))
+    return _classed(h.func, next(h.it))
+
+
+def _op_imap_drain(ctx, st):
+    h = _obj(ctx, st["iterator"])
+    out = []
+    while True:
+        try:
+            v = next(h.it)
+        except StopIteration:
+            return out
+        except Exception as e:
+            out.append({"raises": normalise_string(exception_name(e))})
+        else:
+            out.append({"value": _classed(h.func, v)})
+
+
+def _op_result_callbacks(ctx, st):
+    h = _obj(ctx, st["result"])
+    return [[k, _classed(h.func, v) if k == "callback" else v]
+            for k, v in list(h.calls)]
+
+
+def _rs(ctx, st):
+    return _obj(ctx, st["result"])
+
+
 OPS = {
     "process": _op_process,
     "start": lambda c, s: _p(c, s).start(),
@@ -666,6 +867,30 @@ OPS = {
     "wait_event": _op_wait_event,
     "thread": _op_thread,
     "thread_join": lambda c, s: _obj(c, s["thread"]).join(),
+    "pool": _op_pool,
+    "apply": _op_apply,
+    "apply_async": _op_apply_async,
+    "map": lambda c, s: _classed(s["func"], _pl(c, s).map(
+        TASKS[s["func"]], s["items"], s.get("chunksize"))),
+    "map_async": _op_map_async,
+    "starmap": lambda c, s: _classed(s["func"], _pl(c, s).starmap(
+        TASKS[s["func"]], _star(s), s.get("chunksize"))),
+    "starmap_async": lambda c, s: _op_map_async(c, s, star=True),
+    "imap": _op_imap,
+    "imap_unordered": lambda c, s: _op_imap(c, s, unordered=True),
+    "pool_close": lambda c, s: _pl(c, s).close(),
+    "pool_terminate": lambda c, s: _pl(c, s).terminate(),
+    "pool_join": lambda c, s: _pl(c, s).join(),
+    "pool_exit": lambda c, s: _pl(c, s).__exit__(None, None, None),
+    "pool_repr": lambda c, s: normalise_string(repr(_pl(c, s))),
+    "result_get": lambda c, s: _classed(_rs(c, s).func, _rs(c, s).r.get(
+        s.get("timeout"))),
+    "result_wait": lambda c, s: _rs(c, s).r.wait(s.get("timeout")),
+    "result_ready": lambda c, s: _rs(c, s).r.ready(),
+    "result_successful": lambda c, s: _rs(c, s).r.successful(),
+    "result_callbacks": _op_result_callbacks,
+    "imap_next": _op_imap_next,
+    "imap_drain": _op_imap_drain,
 }
 
 
@@ -792,7 +1017,8 @@ def _object_kind(scope, name):
 
 _TYPE_TEXT = (("integer", "an integer"), ("number", "a number"),
               ("null", "null"), ("boolean", "a boolean"),
-              ("string", "a string"), ("array", "a list"))
+              ("string", "a string"), ("array", "a list"),
+              ("object", "an object"))
 
 
 def _type_ok(types, v):
@@ -802,7 +1028,8 @@ def _type_ok(types, v):
                (t == "integer" and _is_int(v)) or
                (t == "boolean" and isinstance(v, bool)) or
                (t == "null" and v is None) or
-               (t == "array" and isinstance(v, list)) for t in types)
+               (t == "array" and isinstance(v, list)) or
+               (t == "object" and isinstance(v, dict)) for t in types)
 
 
 def _type_text(types):
@@ -820,7 +1047,8 @@ class _Validator(object):
         self.gathers = set()
         # what this CPython has, of the names ops.json lists
         self.present = {"exceptions": _builtin_exception_names(),
-                        "signals": _signal_names()}
+                        "signals": _signal_names(),
+                        "tasks": set(TASKS)}
 
     def err(self, where, msg):
         self.errors.append("%s: %s" % (where, msg) if where else msg)
@@ -851,6 +1079,41 @@ class _Validator(object):
             return True
         return False
 
+    def check_keys(self, w, what, v):
+        """An object's keys are names (the C interpreter passes them as
+        keyword arguments' names)."""
+        for k in v:
+            if not (NAME_RE.match(k) and len(k) <= 63):
+                self.err(w, '%s: key "%s" must be a name matching '
+                         '[A-Za-z_][A-Za-z0-9_]* of at most 63 characters'
+                         % (what, k))
+                return False
+        return True
+
+    def check_value(self, w, what, spec, v):
+        """One item of an array (value of an object) against its spec."""
+        if not _type_ok(spec["type"], v):
+            self.err(w, "%s must be %s" % (what, _type_text(spec["type"])))
+            return False
+        for k, word in (("min", "least"), ("max", "most")):
+            if k in spec and _is_num(v) and \
+                    (v < spec[k] if k == "min" else v > spec[k]):
+                self.err(w, "%s must be %s of at %s %.15g"
+                         % (what, _type_text(spec["type"]), word, spec[k]))
+                return False
+        if "items" in spec and isinstance(v, (list, dict)):
+            return self.check_items(w, what, spec["items"], v)
+        return True
+
+    def check_items(self, w, what, spec, v):
+        if isinstance(v, dict):
+            if not self.check_keys(w, what, v):
+                return False
+            return all(self.check_value(w, '%s["%s"]' % (what, k), spec, x)
+                       for k, x in v.items())
+        return all(self.check_value(w, "%s[%d]" % (what, i), spec, x)
+                   for i, x in enumerate(v))
+
     def check_arg(self, w, arg, a, v, scope, is_main):
         """One argument against its ops.json description; True if valid."""
         if not _type_ok(a["type"], v):
@@ -858,6 +1121,12 @@ class _Validator(object):
                 self.err(w, '"%s" must be a name' % arg)
             else:
                 self.err(w, '"%s" must be %s' % (arg, _type_text(a["type"])))
+            return False
+        if isinstance(v, dict) and "items" not in a and \
+                not self.check_keys(w, '"%s"' % arg, v):
+            return False
+        if "items" in a and isinstance(v, (list, dict)) and \
+                not self.check_items(w, '"%s"' % arg, a["items"], v):
             return False
         if "min" in a and _is_num(v) and v < a["min"]:
             self.err(w, '"%s" must be %s of at least %s'
@@ -895,6 +1164,13 @@ class _Validator(object):
                 if a["objects"] == "any" else (lambda n: n in scope)
             n_err = len(self.errors)
             self.check_names(w, arg, v, known)
+            for i, n in enumerate(v):
+                k = _object_kind(scope, n) if isinstance(n, str) else None
+                if len(self.errors) == n_err and "kinds" in a and \
+                        k is not None and k not in a["kinds"]:
+                    self.err(w, '"%s"[%d]: "%s" is %s %s, which cannot be '
+                             'listed here' % (arg, i, n, "an" if k[0] in
+                                              "aeiou" else "a", k))
             return len(self.errors) == n_err
         if "new" in a and "length" not in a:
             return self.new_name(w, arg, v, scope, a["new"], is_main)

@@ -174,6 +174,7 @@ static bool type_ok(unsigned types, json_t *val)
     case JSON_TRUE: case JSON_FALSE: return types & (VT_BOOLEAN | VT_ANY);
     case JSON_NULL: return types & (VT_NULL | VT_ANY);
     case JSON_ARRAY: return types & (VT_ARRAY | VT_ANY);
+    case JSON_OBJECT: return types & (VT_OBJECT | VT_ANY);
     default: return types & VT_ANY;
     }
 }
@@ -185,6 +186,7 @@ static void type_text(unsigned types, char *buf, size_t size)
         { VT_INTEGER, "an integer" }, { VT_NUMBER, "a number" },
         { VT_NULL, "null" }, { VT_BOOLEAN, "a boolean" },
         { VT_STRING, "a string" }, { VT_ARRAY, "a list" },
+        { VT_OBJECT, "an object" },
     };
     size_t n = 0, left = 0;
 
@@ -201,8 +203,91 @@ static void type_text(unsigned types, char *buf, size_t size)
     }
 }
 
+static bool check_value(struct vctx *v, json_t *spec, json_t *val,
+                        const char *what, const char *where, const char *op,
+                        int depth);
+
+/* Each item of an array, or each value of an object (whose keys are
+ * names), against spec; `what` places the container in messages. */
+static bool check_items(struct vctx *v, json_t *spec, json_t *val,
+                        const char *what, const char *where, const char *op,
+                        int depth)
+{
+    char sub[192];
+    const char *key;
+    json_t *e;
+    size_t i;
+
+    if (json_is_object(val)) {
+        json_object_foreach(val, key, e) {
+            if (!is_identifier(key))
+                return fail(v, where, op, "%s: key \"%s\" must be a name "
+                            "matching [A-Za-z_][A-Za-z0-9_]* of at most %d "
+                            "characters", what, key, NAME_MAX_LEN);
+            snprintf(sub, sizeof(sub), "%s[\"%s\"]", what, key);
+            if (!check_value(v, spec, e, sub, where, op, depth))
+                return false;
+        }
+        return true;
+    }
+    json_array_foreach(val, i, e) {
+        snprintf(sub, sizeof(sub), "%s[%zu]", what, i);
+        if (!check_value(v, spec, e, sub, where, op, depth))
+            return false;
+    }
+    return true;
+}
+
+/* One item against its spec: {"type", "min", "max", "items"} (vocab.c). */
+static bool check_value(struct vctx *v, json_t *spec, json_t *val,
+                        const char *what, const char *where, const char *op,
+                        int depth)
+{
+    json_t *types = json_object_get(spec, "type"), *lim, *e;
+    unsigned bits = 0;
+    char text[128];
+    size_t i;
+
+    json_array_foreach(types, i, e) {
+        const char *t = json_string_value(e);
+        bits |= strcmp(t, "string") == 0 ? VT_STRING
+                : strcmp(t, "number") == 0 ? VT_NUMBER
+                : strcmp(t, "integer") == 0 ? VT_INTEGER
+                : strcmp(t, "boolean") == 0 ? VT_BOOLEAN
+                : strcmp(t, "null") == 0 ? VT_NULL
+                : strcmp(t, "array") == 0 ? VT_ARRAY
+                : strcmp(t, "object") == 0 ? VT_OBJECT : 0;
+    }
+    type_text(bits, text, sizeof(text));
+    if (!type_ok(bits, val))
+        return fail(v, where, op, "%s must be %s", what, text);
+    if ((lim = json_object_get(spec, "min")) != NULL && json_is_number(val) &&
+        json_number_value(val) < json_number_value(lim))
+        return fail(v, where, op, "%s must be %s of at least %.15g", what,
+                    text, json_number_value(lim));
+    if ((lim = json_object_get(spec, "max")) != NULL && json_is_number(val) &&
+        json_number_value(val) > json_number_value(lim))
+        return fail(v, where, op, "%s must be %s of at most %.15g", what,
+                    text, json_number_value(lim));
+    if ((e = json_object_get(spec, "items")) != NULL &&
+        (json_is_array(val) || json_is_object(val)))
+        return check_items(v, e, val, what, where, op, depth + 1);
+    return true;
+}
+
 /* A list of distinct names, each known: "own" objects of this process, or
  * "any", the built-in names included. */
+static bool kind_allowed(json_t *kinds, const char *kind)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(kinds, i, e)
+        if (kind != NULL && strcmp(json_string_value(e), kind) == 0)
+            return true;
+    return false;
+}
+
 static bool check_names(struct vctx *v, const struct vocab_arg *a,
                         json_t *val, const char *where, const char *op,
                         json_t *scope)
@@ -223,6 +308,14 @@ static bool check_names(struct vctx *v, const struct vocab_arg *a,
             json_decref(seen);
             return fail(v, where, op, "object \"%s\" listed twice in "
                         "\"%s\"", nm, a->name);
+        }
+        if (a->kinds != NULL && !kind_allowed(a->kinds,
+                                              kind_of(scope, nm))) {
+            json_decref(seen);
+            return fail(v, where, op, "\"%s\"[%zu]: \"%s\" is %s %s, "
+                        "which cannot be listed here", a->name, i, nm,
+                        strchr("aeiou", kind_of(scope, nm)[0]) != NULL
+                            ? "an" : "a", kind_of(scope, nm));
         }
         json_object_set_new(seen, nm, json_true());
     }
@@ -294,6 +387,21 @@ static bool check_arg(struct vctx *v, const struct vocab_arg *a, json_t *val,
                         "[A-Za-z_][A-Za-z0-9_]* of at most %d characters",
                         a->name, NAME_MAX_LEN);
         add_event(v, s);
+    }
+    if (json_is_object(val) && a->items == NULL) {
+        const char *key;
+        json_t *e;
+        json_object_foreach(val, key, e)
+            if (!is_identifier(key))
+                return fail(v, where, op, "\"%s\": key \"%s\" must be a "
+                            "name matching [A-Za-z_][A-Za-z0-9_]* of at most "
+                            "%d characters", a->name, key, NAME_MAX_LEN);
+    }
+    if (a->items != NULL && (json_is_array(val) || json_is_object(val))) {
+        char what[80];
+        snprintf(what, sizeof(what), "\"%s\"", a->name);
+        if (!check_items(v, a->items, val, what, where, op, 0))
+            return false;
     }
     if (a->objects != NULL)
         return check_names(v, a, val, where, op, scope);

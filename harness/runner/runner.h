@@ -6,6 +6,7 @@
  *   vocab.c    the ops a case may use, from ops.json (built in)
  *   case.c     loading and validating case files (jansson)
  *   steps.c    the step interpreter over libmp (main process and children)
+ *   steps_pool.c  its ops on pools, results and imap iterators
  *   exec.c     one run: scratch dir, process group, deadline, collection
  *   ref.c      loading and validating reference files (jansson)
  *   compare.c  a run against its reference: mismatches, timing windows
@@ -20,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "mp.h"
+
 #define HARNESS_METHODS 3
 extern const char *const harness_methods[HARNESS_METHODS];
 
@@ -28,7 +31,7 @@ extern const char *const harness_methods[HARNESS_METHODS];
 /* JSON types an argument may have (ops.json's "type"). */
 enum {
     VT_STRING = 1, VT_NUMBER = 2, VT_INTEGER = 4, VT_BOOLEAN = 8,
-    VT_NULL = 16, VT_ARRAY = 32, VT_ANY = 64,
+    VT_NULL = 16, VT_ARRAY = 32, VT_ANY = 64, VT_OBJECT = 128,
 };
 
 struct vocab_arg {
@@ -45,6 +48,9 @@ struct vocab_arg {
     char *enum_text;      /* "\"self\", \"parent\"", for messages */
     const char *object;   /* names an object of this kind, or NULL */
     const char *objects;  /* a list of names: "any" or "own", or NULL */
+    json_t *kinds;        /* with objects: the kinds they may be, or NULL */
+    json_t *items;        /* an array's items (an object's values): a spec
+                           * {"type": [...], "min", "max", "items"}, or NULL */
     const char *new_kind; /* makes an object of this kind, or NULL */
     size_t length;        /* with new_kind: an array of this many names */
     bool steps;           /* a child's steps */
@@ -100,13 +106,128 @@ int signal_by_name(const char *name);
  * target of q inside p), or NULL. */
 json_t *case_steps_for(const struct hcase *c, const char *path);
 
-/* steps.c */
+/* steps.c: the step interpreter; steps_pool.c: its pool ops */
 
 /* The ops the interpreter has a handler for (a new array of names). */
 json_t *steps_handlers(void);
 /* Runs a case's main steps in this (fresh) process; never returns. */
 _Noreturn void steps_main(const char *file, const char *method,
                           const char *dir);
+
+/* An object a process's (or a thread's) steps made or were passed. */
+struct hthread;
+struct hpool;
+struct hresult;
+struct hiter;
+
+struct obj {
+    char name[64];
+    mp_process *p;   /* a process, */
+    mp_conn *c;      /* or a connection, */
+    mp_queue *q;     /* or a queue, */
+    struct hthread *t; /* or a thread, */
+    mp_lock *l;      /* or a Lock, RLock, Semaphore or BoundedSemaphore, */
+    mp_cond *cv;     /* or a Condition, */
+    mp_event *ev;    /* or an Event, */
+    mp_barrier *b;   /* or a Barrier, */
+    struct hpool *pool;  /* or a Pool, */
+    struct hresult *res; /* or an AsyncResult, */
+    struct hiter *iter;  /* or an imap iterator */
+    bool inherited;  /* handed over by the parent: not ours to free */
+    bool daemon_int; /* the daemon flag is an int (set_daemon, or inherited
+                      * from the process that made it): report it as one */
+    json_int_t daemon_value;
+    bool ended_seen; /* a step saw it end: CPython's popen.returncode */
+    bool closed;     /* queue_close succeeded here: CPython's q._closed */
+};
+
+struct interp {
+    const char *dir;
+    char path[256]; /* "main", "p", "p.q" */
+    bool child;      /* a child process's steps, or a thread's */
+    bool thread;     /* a thread's steps */
+    int out_fd;
+    struct obj *objs; /* grown as steps make objects: no fixed limit */
+    size_t nobj, cap;
+    int raised; /* the MP_ERAISED code a `raise` step made */
+    /* current_process().daemon as an int, when it is one: CPython copies
+     * the flag into every Process() this process makes. */
+    bool daemon_int;
+    json_int_t daemon_value;
+};
+
+/* The steps of one process, or of one thread. */
+
+/* One step being run: what a handler reads, and where it leaves a failure. */
+struct call {
+    struct interp *in;
+    json_t *step;
+    const struct vocab_op *vo;
+    struct obj *o;   /* the harness's record of the process "proc" names */
+    mp_process *p;   /* that process */
+    int err;         /* a libmp error: the outcome raises it */
+    char *raised;    /* or the exception's text, put together here */
+};
+
+/* A step's argument, or the default ops.json gives for it (NULL: none). */
+static inline json_t *arg(struct call *c, const char *name)
+{
+    json_t *v = json_object_get(c->step, name);
+    const struct vocab_arg *a;
+
+    if (v == NULL && (a = vocab_arg(c->vo, name)) != NULL)
+        v = a->dflt;
+    return v;
+}
+
+static inline const char *arg_str(struct call *c, const char *name)
+{
+    return json_string_value(arg(c, name));
+}
+
+static inline json_t *failed(struct call *c, int r)
+{
+    c->err = r;
+    return NULL;
+}
+
+static inline json_t *null_or_failed(struct call *c, int r)
+{
+    return r < 0 ? failed(c, r) : json_null();
+}
+
+static inline json_t *raise_text(struct call *c, char *text)
+{
+    c->raised = text;
+    return NULL;
+}
+
+/* An op's handler: the outcome's value (a new reference), or NULL with
+ * c->err or c->raised set.  OP(x) registers op_x as op "x". */
+struct step_handler {
+    const char *op;
+    json_t *(*run)(struct call *c);
+};
+#define OP(name) { #name, op_##name }
+
+/* The pool ops' handlers (steps_pool.c), looked up after steps.c's own. */
+extern const struct step_handler steps_pool_handlers[];
+extern const size_t steps_pool_nhandlers;
+/* Drops what this process holds of a pool, result or iterator it made. */
+void steps_pool_free_obj(struct obj *o);
+
+/* The program's global of set_global/get_global (a pool's initializer
+ * sets it too). */
+extern json_int_t steps_global;
+/* The named object of this step list (the last made of that name), or
+ * NULL. */
+struct obj *steps_find_obj(struct interp *in, const char *name);
+/* A new object record of that name, zeroed. */
+struct obj *steps_new_obj(struct interp *in, const char *name);
+/* Records a harness problem (not an outcome) and ends the process. */
+_Noreturn void steps_harness_error(struct interp *in, const char *msg);
+/* Sleeps that long, whatever interrupts it. */
+void steps_sleep_for(double seconds);
 
 /* exec.c */
 

@@ -30,41 +30,6 @@
 
 #define STOP_RAISED INT_MIN /* steps_run: a `raise` step ends the process */
 
-struct hthread;
-
-struct obj {
-    char name[64];
-    mp_process *p;   /* a process, */
-    mp_conn *c;      /* or a connection, */
-    mp_queue *q;     /* or a queue, */
-    struct hthread *t; /* or a thread, */
-    mp_lock *l;      /* or a Lock, RLock, Semaphore or BoundedSemaphore, */
-    mp_cond *cv;     /* or a Condition, */
-    mp_event *ev;    /* or an Event, */
-    mp_barrier *b;   /* or a Barrier */
-    bool inherited;  /* handed over by the parent: not ours to free */
-    bool daemon_int; /* the daemon flag is an int (set_daemon, or inherited
-                      * from the process that made it): report it as one */
-    json_int_t daemon_value;
-    bool ended_seen; /* a step saw it end: CPython's popen.returncode */
-    bool closed;     /* queue_close succeeded here: CPython's q._closed */
-};
-
-struct interp {
-    const char *dir;
-    char path[256]; /* "main", "p", "p.q" */
-    bool child;      /* a child process's steps, or a thread's */
-    bool thread;     /* a thread's steps */
-    int out_fd;
-    struct obj *objs; /* grown as steps make objects: no fixed limit */
-    size_t nobj, cap;
-    int raised; /* the MP_ERAISED code a `raise` step made */
-    /* current_process().daemon as an int, when it is one: CPython copies
-     * the flag into every Process() this process makes. */
-    bool daemon_int;
-    json_int_t daemon_value;
-};
-
 /* SIGINT's Python default: the handler sets a flag, and the step that
  * caused it raises KeyboardInterrupt (signal_self); the process survives. */
 static volatile sig_atomic_t sigint_pending;
@@ -95,7 +60,7 @@ static void sigint_exit(void)
 }
 
 static struct interp *main_interp;
-static json_int_t global_value; /* set_global/get_global */
+json_int_t steps_global; /* set_global/get_global, init_global */
 
 /* register_atexit: prints its text, as atexit.register(print, text): a
  * JSON string, which may hold NULs. */
@@ -157,6 +122,7 @@ static void free_obj(struct obj *o)
     mp_cond_free(o->cv);
     mp_event_free(o->ev);
     mp_barrier_free(o->b);
+    steps_pool_free_obj(o);
 }
 
 /* Frees what the main process holds, so leak checkers see a clean exit; the
@@ -175,7 +141,7 @@ static void main_cleanup(void)
     main_case = NULL;
 }
 
-_Noreturn static void harness_error(struct interp *in, const char *msg)
+_Noreturn void steps_harness_error(struct interp *in, const char *msg)
 {
     json_t *o = json_pack("{s:s}", "harness_error", msg);
 
@@ -307,7 +273,7 @@ static json_t *apply_compare(json_t *v, const char *mode)
     return v;
 }
 
-static struct obj *find_obj(struct interp *in, const char *name)
+struct obj *steps_find_obj(struct interp *in, const char *name)
 {
     for (size_t i = in->nobj; i-- > 0;)
         if (strcmp(in->objs[i].name, name) == 0)
@@ -327,9 +293,10 @@ static mp_process *resolve(struct interp *in, json_t *step, struct obj **o)
         return mp_current_process();
     if (strcmp(name, "@parent") == 0)
         return mp_parent_process();
-    found = find_obj(in, name);
+    found = steps_find_obj(in, name);
     if (found == NULL)
-        harness_error(in, "unknown object (the case validator missed it)");
+        steps_harness_error(in, "unknown object (the case validator missed "
+                            "it)");
     *o = found;
     return found->p;
 }
@@ -344,7 +311,7 @@ static const char *attribute_of(const char *op)
     return op;
 }
 
-static void sleep_for(double seconds)
+void steps_sleep_for(double seconds)
 {
     double end = now() + seconds;
     struct timespec ts;
@@ -361,7 +328,7 @@ static char *fifo_path(struct interp *in, const char *name)
     char *s;
 
     if (asprintf(&s, "%s/ev/%s", in->dir, name) < 0)
-        harness_error(in, "out of memory");
+        steps_harness_error(in, "out of memory");
     return s;
 }
 
@@ -390,7 +357,7 @@ static void do_wait_event(struct interp *in, const char *name, double timeout)
 
     free(path);
     if (fd < 0)
-        harness_error(in, "wait_event: cannot open the event's FIFO");
+        steps_harness_error(in, "wait_event: cannot open the event's FIFO");
     for (;;) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
         double left = end - now();
@@ -399,7 +366,7 @@ static void do_wait_event(struct interp *in, const char *name, double timeout)
         if (left <= 0) {
             snprintf(msg, sizeof(msg), "wait_event \"%s\" timed out after "
                      "%gs", name, timeout);
-            harness_error(in, msg);
+            steps_harness_error(in, msg);
         }
         poll(&pfd, 1, (int)ceil(left * 1000));
     }
@@ -436,10 +403,10 @@ static char *child_arg(struct interp *in, json_t *step, const char *as)
 
     if (snprintf(path, sizeof(path), "%s%s%s", in->child ? in->path : "",
                  in->child ? "." : "", as) >= (int)sizeof(path))
-        harness_error(in, "processes nested too deep");
+        steps_harness_error(in, "processes nested too deep");
     size_t nconn = 0, nqueue = 0, nsync = 1;
     json_array_foreach(json_object_get(step, "pass"), i, e) {
-        struct obj *o = find_obj(in, json_string_value(e));
+        struct obj *o = steps_find_obj(in, json_string_value(e));
         if (sync_arg(o).type != 0) { /* mp_args_get_lock(args, index)... */
             json_object_set_new(passed, json_string_value(e),
                                 json_pack("{s:I}", "arg",
@@ -469,50 +436,6 @@ static char *child_arg(struct interp *in, json_t *step, const char *as)
     text = json_dumps(a, JSON_COMPACT);
     json_decref(a);
     return text;
-}
-
-/* One step being run: what a handler reads, and where it leaves a failure. */
-struct call {
-    struct interp *in;
-    json_t *step;
-    const struct vocab_op *vo;
-    struct obj *o;   /* the harness's record of the process "proc" names */
-    mp_process *p;   /* that process */
-    int err;         /* a libmp error: the outcome raises it */
-    char *raised;    /* or the exception's text, put together here */
-};
-
-/* A step's argument, or the default ops.json gives for it (NULL: none). */
-static json_t *arg(struct call *c, const char *name)
-{
-    json_t *v = json_object_get(c->step, name);
-    const struct vocab_arg *a;
-
-    if (v == NULL && (a = vocab_arg(c->vo, name)) != NULL)
-        v = a->dflt;
-    return v;
-}
-
-static const char *arg_str(struct call *c, const char *name)
-{
-    return json_string_value(arg(c, name));
-}
-
-static json_t *failed(struct call *c, int r)
-{
-    c->err = r;
-    return NULL;
-}
-
-static json_t *null_or_failed(struct call *c, int r)
-{
-    return r < 0 ? failed(c, r) : json_null();
-}
-
-static json_t *raise_text(struct call *c, char *text)
-{
-    c->raised = text;
-    return NULL;
 }
 
 /* A JSON integer that CPython hands to a C int parameter ("i"). */
@@ -547,7 +470,7 @@ static const char *wait_overflow(json_t *t)
     return NULL;
 }
 
-static struct obj *new_obj(struct interp *in, const char *name)
+struct obj *steps_new_obj(struct interp *in, const char *name)
 {
     struct obj *o;
 
@@ -555,7 +478,7 @@ static struct obj *new_obj(struct interp *in, const char *name)
         size_t cap = in->cap > 0 ? 2 * in->cap : 16;
         struct obj *grown = realloc(in->objs, cap * sizeof(*grown));
         if (grown == NULL)
-            harness_error(in, "out of memory");
+            steps_harness_error(in, "out of memory");
         in->objs = grown;
         in->cap = cap;
     }
@@ -585,12 +508,13 @@ static json_t *op_process(struct call *c)
     int r;
 
     json_array_foreach(arg(c, "pass"), k, e) {
-        struct obj *po = find_obj(in, json_string_value(e));
+        struct obj *po = steps_find_obj(in, json_string_value(e));
         if (po != NULL && po->p != NULL &&
             strcmp(mp_get_start_method(0), "fork") != 0)
-            harness_error(in, "libmp cannot hand a process object to a "
-                          "child that is not forked: arguments are bytes, "
-                          "and a process object is not (CPython pickles it)");
+            steps_harness_error(in, "libmp cannot hand a process object to a "
+                                "child that is not forked: arguments are "
+                                "bytes, and a process object is not (CPython "
+                                "pickles it)");
     }
     if (cname != NULL && (r = mp_get_context(&cx, cname)) < 0)
         return failed(c, r); /* ValueError: cannot find context for 'x' */
@@ -608,7 +532,7 @@ static json_t *op_process(struct call *c)
         }
         args[nargs++] = mp_arg_str(text);
         json_array_foreach(pass, k, e) {
-            mp_arg a = sync_arg(find_obj(in, json_string_value(e)));
+            mp_arg a = sync_arg(steps_find_obj(in, json_string_value(e)));
             if (a.type != 0)
                 args[nargs++] = a;
         }
@@ -621,7 +545,7 @@ static json_t *op_process(struct call *c)
         return failed(c, r);
     /* connections and queues reach the child under every start method */
     json_array_foreach(arg(c, "pass"), k, e) {
-        struct obj *co = find_obj(in, json_string_value(e));
+        struct obj *co = steps_find_obj(in, json_string_value(e));
         if (co != NULL && (co->c != NULL || co->q != NULL) &&
             (r = co->c != NULL ? mp_process_add_conn(np, co->c)
                                : mp_process_add_queue(np, co->q)) < 0) {
@@ -630,7 +554,7 @@ static json_t *op_process(struct call *c)
         }
     }
     {
-        struct obj *o = new_obj(in, as);
+        struct obj *o = steps_new_obj(in, as);
         o->p = np;
         if (daemon == NULL) { /* the current process's flag, as it is */
             o->daemon_int = in->daemon_int;
@@ -648,8 +572,8 @@ static json_t *op_pipe(struct call *c)
 
     if ((r = mp_pipe(&a, &b, json_is_true(arg(c, "duplex")))) < 0)
         return failed(c, r);
-    new_obj(c->in, json_string_value(json_array_get(ends, 0)))->c = a;
-    new_obj(c->in, json_string_value(json_array_get(ends, 1)))->c = b;
+    steps_new_obj(c->in, json_string_value(json_array_get(ends, 0)))->c = a;
+    steps_new_obj(c->in, json_string_value(json_array_get(ends, 1)))->c = b;
     return json_null();
 }
 
@@ -675,7 +599,7 @@ static json_t *op_queue(struct call *c)
             : mp_simple_queue_new(&nq);
     if (r < 0)
         return failed(c, r);
-    new_obj(c->in, arg_str(c, "as"))->q = nq;
+    steps_new_obj(c->in, arg_str(c, "as"))->q = nq;
     return json_null();
 }
 
@@ -694,7 +618,7 @@ static json_t *op_wait(struct call *c)
     }
     json_array_foreach(objs, k, e) {
         const char *nm = json_string_value(e);
-        struct obj *wo = nm[0] == '@' ? NULL : find_obj(c->in, nm);
+        struct obj *wo = nm[0] == '@' ? NULL : steps_find_obj(c->in, nm);
         mp_process *wp = nm[0] == '@' ? (strcmp(nm, "@current") == 0
                                          ? mp_current_process()
                                          : mp_parent_process())
@@ -739,7 +663,7 @@ static void pass_daemon_int(struct call *c)
              c->in->child ? c->in->path : "", c->in->child ? "." : "",
              c->o->name);
     if ((f = fopen(file, "w")) == NULL)
-        harness_error(c->in, "cannot pass the daemon flag to the child");
+        steps_harness_error(c->in, "cannot pass the daemon flag to the child");
     fprintf(f, "%" JSON_INTEGER_FORMAT "\n", c->o->daemon_value);
     fclose(f);
 }
@@ -951,14 +875,14 @@ static json_t *op_set_start_method(struct call *c)
 
 static json_t *op_set_global(struct call *c)
 {
-    global_value = json_integer_value(arg(c, "value"));
+    steps_global = json_integer_value(arg(c, "value"));
     return json_null();
 }
 
 static json_t *op_get_global(struct call *c)
 {
     (void)c;
-    return json_integer(global_value);
+    return json_integer(steps_global);
 }
 
 static json_t *op_register_atexit(struct call *c)
@@ -975,11 +899,11 @@ static json_t *op_register_atexit(struct call *c)
 
 static mp_conn *conn_of(struct call *c)
 {
-    struct obj *o = find_obj(c->in, arg_str(c, "conn"));
+    struct obj *o = steps_find_obj(c->in, arg_str(c, "conn"));
 
     if (o == NULL || o->c == NULL)
-        harness_error(c->in, "not a connection (the case validator missed "
-                      "it)");
+        steps_harness_error(c->in, "not a connection (the case validator "
+                            "missed it)");
     return o->c;
 }
 
@@ -1129,12 +1053,13 @@ static const char *missing_method(const char *kind, const char *op)
  * no such method (c->raised says so). */
 static mp_queue *queue_of(struct call *c, char *repr, size_t size)
 {
-    struct obj *o = find_obj(c->in, arg_str(c, "queue"));
+    struct obj *o = steps_find_obj(c->in, arg_str(c, "queue"));
     const char *missing;
     char kind[32] = "";
 
     if (o == NULL || o->q == NULL)
-        harness_error(c->in, "not a queue (the case validator missed it)");
+        steps_harness_error(c->in, "not a queue (the case validator missed "
+                            "it)");
     mp_queue_repr(o->q, repr, size);
     sscanf(repr, "<multiprocessing.queues.%31[A-Za-z]", kind);
     if ((missing = missing_method(kind, c->vo->op)) != NULL) {
@@ -1225,7 +1150,7 @@ static json_t *get(struct call *c, bool nowait)
         return NULL;
     /* get(True, timeout) polls with the timeout once the queue is open */
     if (!nowait && block && wait_overflow(arg(c, "timeout")) != NULL)
-        return find_obj(c->in, arg_str(c, "queue"))->closed
+        return steps_find_obj(c->in, arg_str(c, "queue"))->closed
                    ? queue_failed(c, MP_EQCLOSED, repr)
                    : raise_text(c, strdup(wait_overflow(arg(c, "timeout"))));
     r = nowait ? mp_queue_get_nowait(q, &buf, &len)
@@ -1289,7 +1214,7 @@ static json_t *op_queue_close(struct call *c)
     int r = q != NULL ? mp_queue_close(q) : 0;
 
     if (q != NULL && r == 0)
-        find_obj(c->in, arg_str(c, "queue"))->closed = true;
+        steps_find_obj(c->in, arg_str(c, "queue"))->closed = true;
     return q == NULL ? NULL : queue_null(c, r, repr);
 }
 
@@ -1349,11 +1274,11 @@ static bool sync_context(struct call *c)
 /* The object a step's `key` names, of the kind ops.json says. */
 static struct obj *sync_obj(struct call *c, const char *key)
 {
-    struct obj *o = find_obj(c->in, arg_str(c, key));
+    struct obj *o = steps_find_obj(c->in, arg_str(c, key));
 
     if (o == NULL || sync_arg(o).type == 0)
-        harness_error(c->in, "not a synchronisation object (the case "
-                      "validator missed it)");
+        steps_harness_error(c->in, "not a synchronisation object (the case "
+                            "validator missed it)");
     return o;
 }
 
@@ -1362,7 +1287,7 @@ static mp_lock *lock_of(struct call *c, const char *key)
     struct obj *o = sync_obj(c, key);
 
     if (o->l == NULL)
-        harness_error(c->in, "not a lock (the case validator missed it)");
+        steps_harness_error(c->in, "not a lock (the case validator missed it)");
     return o->l;
 }
 
@@ -1371,8 +1296,8 @@ static mp_cond *cond_of(struct call *c)
     struct obj *o = sync_obj(c, "cond");
 
     if (o->cv == NULL)
-        harness_error(c->in, "not a condition (the case validator missed "
-                      "it)");
+        steps_harness_error(c->in, "not a condition (the case validator missed "
+                            "it)");
     return o->cv;
 }
 
@@ -1381,7 +1306,8 @@ static mp_event *event_of(struct call *c)
     struct obj *o = sync_obj(c, "event");
 
     if (o->ev == NULL)
-        harness_error(c->in, "not an event (the case validator missed it)");
+        steps_harness_error(c->in, "not an event (the case validator missed "
+                            "it)");
     return o->ev;
 }
 
@@ -1390,7 +1316,8 @@ static mp_barrier *barrier_of(struct call *c)
     struct obj *o = sync_obj(c, "barrier");
 
     if (o->b == NULL)
-        harness_error(c->in, "not a barrier (the case validator missed it)");
+        steps_harness_error(c->in, "not a barrier (the case validator missed "
+                            "it)");
     return o->b;
 }
 
@@ -1458,7 +1385,7 @@ static json_t *op_lock(struct call *c)
         : mp_bounded_semaphore_new(&l, value);
     if (r < 0)
         return failed(c, r);
-    new_obj(c->in, arg_str(c, "as"))->l = l;
+    steps_new_obj(c->in, arg_str(c, "as"))->l = l;
     return json_null();
 }
 
@@ -1507,7 +1434,7 @@ static json_t *op_condition(struct call *c)
         return NULL;
     if ((r = mp_cond_new(&cv, l)) < 0)
         return failed(c, r);
-    new_obj(c->in, arg_str(c, "as"))->cv = cv;
+    steps_new_obj(c->in, arg_str(c, "as"))->cv = cv;
     return json_null();
 }
 
@@ -1597,7 +1524,7 @@ static json_t *op_event_object(struct call *c)
         return NULL;
     if ((r = mp_event_new(&ev)) < 0)
         return failed(c, r);
-    new_obj(c->in, arg_str(c, "as"))->ev = ev;
+    steps_new_obj(c->in, arg_str(c, "as"))->ev = ev;
     return json_null();
 }
 
@@ -1665,7 +1592,7 @@ static json_t *op_barrier(struct call *c)
                        timeout_arg(c, MP_FOREVER));
     if (r < 0)
         return failed(c, r);
-    new_obj(c->in, arg_str(c, "as"))->b = b;
+    steps_new_obj(c->in, arg_str(c, "as"))->b = b;
     return json_null();
 }
 
@@ -1726,7 +1653,7 @@ static json_t *op_sleep(struct call *c)
     if (s < 0) /* time.sleep's own check */
         return raise_text(c, strdup("ValueError: sleep length must be "
                                     "non-negative"));
-    sleep_for(s);
+    steps_sleep_for(s);
     return json_null();
 }
 
@@ -1767,7 +1694,7 @@ static json_t *op_exit(struct call *c)
         size_t len;
         char *text = pyrepr_str(code, &len);
         if (text == NULL)
-            harness_error(c->in, "out of memory");
+            steps_harness_error(c->in, "out of memory");
         put_text_line(stderr, text, len);
         free(text);
         do_exit(c->in, 1);
@@ -1790,7 +1717,7 @@ _Noreturn static void uncaught(struct interp *in, const char *exc,
         fprintf(stderr, "Process %s:\n", mp_process_name(
                                              mp_current_process()));
     if (line == NULL)
-        harness_error(in, "out of memory");
+        steps_harness_error(in, "out of memory");
     memcpy(line, exc, elen);
     if (mlen > 0) {
         memcpy(line + elen, ": ", 2);
@@ -1982,7 +1909,7 @@ static json_t *op_event(struct call *c)
 {
     if (do_event(c->in, arg_str(c, "name"),
                  json_integer_value(arg(c, "count"))) < 0)
-        harness_error(c->in, "event: cannot signal the event's FIFO");
+        steps_harness_error(c->in, "event: cannot signal the event's FIFO");
     return json_null();
 }
 
@@ -2031,12 +1958,13 @@ static json_t *op_thread(struct call *c)
     if (snprintf(t->in.path, sizeof(t->in.path), "%s%s%s",
                  in->child ? in->path : "", in->child ? "." : "", as) >=
         (int)sizeof(t->in.path))
-        harness_error(in, "threads nested too deep");
+        steps_harness_error(in, "threads nested too deep");
     json_array_foreach(arg(c, "pass"), k, e) {
-        struct obj *o = find_obj(in, json_string_value(e));
+        struct obj *o = steps_find_obj(in, json_string_value(e));
         if (o == NULL)
-            harness_error(in, "unknown object (the case validator missed it)");
-        struct obj *d = new_obj(&t->in, o->name);
+            steps_harness_error(in, "unknown object (the case validator missed "
+                                "it)");
+        struct obj *d = steps_new_obj(&t->in, o->name);
         *d = *o;
         d->inherited = true;
     }
@@ -2045,23 +1973,24 @@ static json_t *op_thread(struct call *c)
     t->in.out_fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
                         0644);
     if (t->in.out_fd < 0)
-        harness_error(in, "thread: cannot write its outcomes");
+        steps_harness_error(in, "thread: cannot write its outcomes");
     if ((r = pthread_create(&t->id, NULL, thread_main, t)) != 0) {
         close(t->in.out_fd);
         free(t->in.objs);
         free(t);
         return failed(c, -r);
     }
-    new_obj(in, as)->t = t;
+    steps_new_obj(in, as)->t = t;
     return json_null();
 }
 
 static json_t *op_thread_join(struct call *c)
 {
-    struct obj *o = find_obj(c->in, arg_str(c, "thread"));
+    struct obj *o = steps_find_obj(c->in, arg_str(c, "thread"));
 
     if (o == NULL || o->t == NULL)
-        harness_error(c->in, "not a thread (the case validator missed it)");
+        steps_harness_error(c->in, "not a thread (the case validator missed "
+                            "it)");
     if (!o->t->joined) { /* joining a joined thread returns at once */
         pthread_join(o->t->id, NULL);
         o->t->joined = true;
@@ -2081,12 +2010,9 @@ static void join_threads(struct interp *in)
         }
 }
 
-/* The handlers, one per op of ops.json (scripts/test-vocab checks it). */
-#define OP(name) { #name, op_##name }
-static const struct handler {
-    const char *op;
-    json_t *(*run)(struct call *c);
-} handlers[] = {
+/* The handlers, one per op of ops.json with steps_pool_handlers
+ * (scripts/test-vocab checks it). */
+static const struct step_handler handlers[] = {
     OP(process), OP(start), OP(join), OP(is_alive), OP(exitcode), OP(pid),
     OP(pid_is), OP(name), OP(set_name), OP(daemon), OP(set_daemon),
     OP(sentinel), OP(wait_sentinel), OP(terminate), OP(kill), OP(close),
@@ -2109,7 +2035,6 @@ static const struct handler {
     OP(ignore_signal), OP(default_signal), OP(signal_handler), OP(abort), OP(print), OP(event),
     OP(wait_event), OP(thread), OP(thread_join),
 };
-#undef OP
 
 json_t *steps_handlers(void)
 {
@@ -2117,14 +2042,19 @@ json_t *steps_handlers(void)
 
     for (size_t i = 0; i < sizeof(handlers) / sizeof(*handlers); i++)
         json_array_append_new(names, json_string(handlers[i].op));
+    for (size_t i = 0; i < steps_pool_nhandlers; i++)
+        json_array_append_new(names, json_string(steps_pool_handlers[i].op));
     return names;
 }
 
-static const struct handler *handler_for(const char *op)
+static const struct step_handler *handler_for(const char *op)
 {
     for (size_t i = 0; i < sizeof(handlers) / sizeof(*handlers); i++)
         if (strcmp(handlers[i].op, op) == 0)
             return &handlers[i];
+    for (size_t i = 0; i < steps_pool_nhandlers; i++)
+        if (strcmp(steps_pool_handlers[i].op, op) == 0)
+            return &steps_pool_handlers[i];
     return NULL;
 }
 
@@ -2132,10 +2062,10 @@ static const struct handler *handler_for(const char *op)
  * c->err or c->raised set. */
 static json_t *run_step(struct call *c)
 {
-    const struct handler *h = handler_for(c->vo->op);
+    const struct step_handler *h = handler_for(c->vo->op);
 
     if (h == NULL)
-        harness_error(c->in, "an op the interpreter does not know");
+        steps_harness_error(c->in, "an op the interpreter does not know");
     if (json_object_get(c->step, "proc") != NULL) {
         c->p = resolve(c->in, c->step, &c->o);
         if (c->p == NULL) { /* None: @parent in the main process */
@@ -2168,7 +2098,7 @@ static int steps_run(struct interp *in, json_t *steps)
         json_t *value, *o;
 
         if (c.vo == NULL)
-            harness_error(in, "an op the vocabulary does not know");
+            steps_harness_error(in, "an op the vocabulary does not know");
         if (strcmp(c.vo->outcome, "first") == 0) {
             /* Recorded before the op acts: a process killed as soon as its
              * event is seen has still recorded the step (so does the
@@ -2263,7 +2193,7 @@ MP_TARGET(harness_child)
         json_t *ci = json_object_get(ptr, "conn");
         json_t *qi = json_object_get(ptr, "queue");
         json_t *ai = json_object_get(ptr, "arg");
-        struct obj *o = new_obj(&in, name);
+        struct obj *o = steps_new_obj(&in, name);
         o->inherited = true;
         if (ai != NULL) { /* the typed arguments own it */
             size_t at = (size_t)json_integer_value(ai);
@@ -2276,7 +2206,7 @@ MP_TARGET(harness_child)
                 (type == MP_ARG_BARRIER &&
                  mp_args_get_barrier(args, at, &o->b) < 0) ||
                 sync_arg(o).type == 0)
-                harness_error(&in, "a passed object did not arrive");
+                steps_harness_error(&in, "a passed object did not arrive");
         } else if (ci != NULL) {
             o->c = mp_child_conn((size_t)json_integer_value(ci));
         } else if (qi != NULL) {
@@ -2314,11 +2244,11 @@ void steps_main(const char *file, const char *method, const char *dir)
     main_interp = &in;
     main_case = case_load(file);
     if (main_case->error != NULL)
-        harness_error(&in, main_case->error);
+        steps_harness_error(&in, main_case->error);
     if (mp_set_start_method(method, 1) < 0)
-        harness_error(&in, "libmp has no such start method");
+        steps_harness_error(&in, "libmp has no such start method");
     if (steps_run(&in, main_case->steps) == STOP_RAISED)
-        harness_error(&in, "raise escaped the main process");
+        steps_harness_error(&in, "raise escaped the main process");
     join_threads(&in); /* the interpreter's threading._shutdown() */
     main_cleanup();
     exit(0);

@@ -22,12 +22,12 @@ static const char ops_json[] =
 static const struct { const char *name; unsigned bit; } type_names[] = {
     { "string", VT_STRING }, { "number", VT_NUMBER }, { "integer", VT_INTEGER },
     { "boolean", VT_BOOLEAN }, { "null", VT_NULL }, { "array", VT_ARRAY },
-    { "any", VT_ANY },
+    { "object", VT_OBJECT }, { "any", VT_ANY },
 };
 
 static const char *const object_kinds[] = {
     "process", "connection", "queue", "thread", "lock", "condition", "event",
-    "barrier",
+    "barrier", "pool", "result", "iterator",
 };
 #define NKINDS (sizeof(object_kinds) / sizeof(*object_kinds))
 
@@ -105,11 +105,55 @@ static const char *kind_field(json_t *a, const char *key,
     return json_string_value(v);
 }
 
+static json_t *types_json(unsigned bits)
+{
+    json_t *types = json_array();
+
+    for (size_t k = 0; k < sizeof(type_names) / sizeof(*type_names); k++)
+        if (bits & type_names[k].bit)
+            json_array_append_new(types, json_string(type_names[k].name));
+    return types;
+}
+
+/* An "items" spec, checked and made canonical: {"type": [names in this
+ * file's order], "min", "max" (reals), "items"}, what `ops --json` shows. */
+static json_t *parse_items(json_t *spec, const char *op, const char *arg,
+                           int depth)
+{
+    static const char *const keys[] = { "type", "min", "max", "items" };
+    json_t *out, *v;
+    unsigned bits;
+
+    if (depth > 4)
+        bad(op, arg, "\"items\" nested too deep");
+    check_keys(spec, keys, sizeof(keys) / sizeof(*keys), op, arg);
+    bits = parse_types(json_object_get(spec, "type"), op, arg);
+    if ((bits & VT_ANY) != 0)
+        bad(op, arg, "\"items\" must say which types");
+    out = json_pack("{s:o}", "type", types_json(bits));
+    if ((v = json_object_get(spec, "min")) != NULL) {
+        if (!json_is_number(v))
+            bad(op, arg, "\"items\": \"min\" must be a number");
+        json_object_set_new(out, "min", json_real(json_number_value(v)));
+    }
+    if ((v = json_object_get(spec, "max")) != NULL) {
+        if (!json_is_number(v))
+            bad(op, arg, "\"items\": \"max\" must be a number");
+        json_object_set_new(out, "max", json_real(json_number_value(v)));
+    }
+    if ((v = json_object_get(spec, "items")) != NULL) {
+        if ((bits & (VT_ARRAY | VT_OBJECT)) == 0)
+            bad(op, arg, "\"items\" of items that hold none");
+        json_object_set_new(out, "items", parse_items(v, op, arg, depth + 1));
+    }
+    return out;
+}
+
 static void parse_arg(struct vocab_arg *va, json_t *a, const char *op)
 {
     static const char *const keys[] = {
         "name", "type", "required", "default", "min", "max", "enum", "object",
-        "objects", "new", "length", "steps", "event", "doc",
+        "objects", "kinds", "new", "length", "steps", "event", "items", "doc",
     };
     static const char *const scopes[] = { "any", "own" };
     const char *name = json_string_value(json_object_get(a, "name"));
@@ -164,6 +208,21 @@ static void parse_arg(struct vocab_arg *va, json_t *a, const char *op)
     va->new_kind = kind_field(a, "new", object_kinds, NKINDS, op,
                               name);
     va->objects = kind_field(a, "objects", scopes, 2, op, name);
+    if ((v = json_object_get(a, "kinds")) != NULL) {
+        json_t *e;
+        if (va->objects == NULL || !json_is_array(v) ||
+            json_array_size(v) == 0)
+            bad(op, name, "\"kinds\" is a list, with \"objects\"");
+        json_array_foreach(v, i, e)
+            if (!in_list(json_string_value(e), object_kinds, NKINDS))
+                bad(op, name, "unknown object kind in \"kinds\"");
+        va->kinds = v;
+    }
+    if ((v = json_object_get(a, "items")) != NULL) {
+        if ((va->types & ~(VT_ARRAY | VT_OBJECT | VT_NULL)) != 0)
+            bad(op, name, "\"items\" is for an array or an object");
+        va->items = parse_items(v, op, name, 0);
+    }
     va->length = (size_t)json_integer_value(json_object_get(a, "length"));
     va->steps = json_is_true(json_object_get(a, "steps"));
     va->event = json_is_true(json_object_get(a, "event"));
@@ -277,13 +336,10 @@ bool vocab_enum_has(const struct vocab_arg *a, const char *s)
 
 static json_t *arg_json(const struct vocab_arg *a)
 {
-    json_t *o = json_object(), *types = json_array();
+    json_t *o = json_object();
 
-    for (size_t k = 0; k < sizeof(type_names) / sizeof(*type_names); k++)
-        if (a->types & type_names[k].bit)
-            json_array_append_new(types, json_string(type_names[k].name));
     json_object_set_new(o, "name", json_string(a->name));
-    json_object_set_new(o, "type", types);
+    json_object_set_new(o, "type", types_json(a->types));
     json_object_set_new(o, "required", json_boolean(a->required));
     if (a->dflt != NULL)
         json_object_set(o, "default", a->dflt);
@@ -297,6 +353,10 @@ static json_t *arg_json(const struct vocab_arg *a)
         json_object_set_new(o, "object", json_string(a->object));
     if (a->objects != NULL)
         json_object_set_new(o, "objects", json_string(a->objects));
+    if (a->kinds != NULL)
+        json_object_set(o, "kinds", a->kinds);
+    if (a->items != NULL)
+        json_object_set(o, "items", a->items);
     if (a->new_kind != NULL)
         json_object_set_new(o, "new", json_string(a->new_kind));
     if (a->length > 0)

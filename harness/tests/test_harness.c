@@ -645,6 +645,48 @@ TEST(bad_cases_name_the_problem)
                                 "\",\"as\":\"p\"},{\"op\":\"process\",\"as\":"
                                 "\"q\",\"pass\":[\"p\"],\"target\":[{\"op\":"
                                 "\"start\",\"proc\":\"p\"}]}]}"));
+    /* A task's arguments: numbers in range, by position and by name. */
+#define POOL "{\"about\":\"x\",\"steps\":[{\"op\":\"pool\",\"as\":\"p\"},"
+    ASSERT_STREQ("", case_error(POOL "{\"op\":\"apply\",\"pool\":\"p\","
+                                "\"func\":\"add\",\"args\":[1,2.5],\"kwds\":"
+                                "{\"b\":-2147483648}}]}"));
+    ASSERT_CONTAINS("steps[1] (apply): \"args\"[1] must be a number",
+                    case_error(POOL "{\"op\":\"apply\",\"pool\":\"p\","
+                               "\"func\":\"add\",\"args\":[1,\"2\"]}]}"));
+    ASSERT_CONTAINS("\"kwds\"[\"b\"] must be a number of at most 2147483647",
+                    case_error(POOL "{\"op\":\"apply\",\"pool\":\"p\","
+                               "\"func\":\"add\",\"kwds\":{\"b\":2147483648}"
+                               "}]}"));
+    ASSERT_CONTAINS("\"kwds\": key \"1b\" must be a name",
+                    case_error(POOL "{\"op\":\"apply\",\"pool\":\"p\","
+                               "\"func\":\"add\",\"kwds\":{\"1b\":2}}]}"));
+    ASSERT_CONTAINS("\"kwds\" must be an object",
+                    case_error(POOL "{\"op\":\"apply\",\"pool\":\"p\","
+                               "\"func\":\"add\",\"kwds\":[2]}]}"));
+    ASSERT_CONTAINS("\"items\"[1][0] must be a number",
+                    case_error(POOL "{\"op\":\"starmap\",\"pool\":\"p\","
+                               "\"func\":\"add\",\"items\":[[1],[null]]}]}"));
+    ASSERT_CONTAINS("\"items\"[0] must be a list",
+                    case_error(POOL "{\"op\":\"starmap\",\"pool\":\"p\","
+                               "\"func\":\"add\",\"items\":[1]}]}"));
+    ASSERT_CONTAINS("\"func\": unknown task cube",
+                    case_error(POOL "{\"op\":\"map\",\"pool\":\"p\","
+                               "\"func\":\"cube\",\"items\":[]}]}"));
+    /* A pool reaches a thread, never a process (CPython cannot pickle it). */
+    ASSERT_STREQ("", case_error(POOL "{\"op\":\"thread\",\"as\":\"t\","
+                                "\"pass\":[\"p\"],\"target\":[{\"op\":"
+                                "\"pool_repr\",\"pool\":\"p\"}]}]}"));
+    ASSERT_CONTAINS("steps[1] (process): \"pass\"[0]: \"p\" is a pool, "
+                    "which cannot be listed here",
+                    case_error(POOL "{\"op\":\"process\",\"as\":\"c\","
+                               "\"pass\":[\"p\"],\"target\":[{\"op\":"
+                               "\"pool_repr\",\"pool\":\"p\"}]}]}"));
+    ASSERT_CONTAINS("steps[2] (result_get): \"i\" is not a result",
+                    case_error(POOL "{\"op\":\"imap\",\"as\":\"i\","
+                               "\"pool\":\"p\",\"func\":\"square\","
+                               "\"items\":[]},{\"op\":\"result_get\","
+                               "\"result\":\"i\"}]}"));
+#undef POOL
 }
 
 /* Writes text as dir/t/x.json and loads it as the reference of "t/x";
