@@ -369,12 +369,22 @@ void mp__job_post_error(mp_pool *p, uint64_t job, size_t from, size_t to,
 
 /* the result thread */
 
+/* The pool whose result thread this is (a pthread_t can be reused once
+ * joined; this cannot name a thread that is not one). */
+static _Thread_local const mp_pool *result_thread_of;
+
+bool mp__in_result_thread(const mp_pool *p)
+{
+    return result_thread_of == p;
+}
+
 static void *result_main(void *arg)
 {
     mp_pool *p = arg;
     size_t len;
     int r = 0;
 
+    result_thread_of = p;
     p->rcap = 4096;
     p->rbuf = malloc(p->rcap);
     while (p->rbuf != NULL && !atomic_load(&p->result_stop)) {
