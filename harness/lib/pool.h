@@ -188,6 +188,7 @@ struct mp_pool {
     pthread_t watcher, resulter;
     bool has_watcher, has_resulter;
     _Atomic bool result_stop; /* terminate() from a callback */
+    int broken; /* the error that ended the result thread (p->lock) */
     /* Pending jobs by id (a chained table), and how many. */
     struct mp_result **table;
     size_t tcap, pending;

@@ -30,6 +30,8 @@
 static _Atomic unsigned long duplicates;
 
 #ifdef MP_TEST_HOOKS
+int mp__pool_results_break;
+
 unsigned long mp__pool_duplicates(void)
 {
     return atomic_load(&duplicates);
@@ -393,6 +395,12 @@ static void *result_main(void *arg)
 
         r = mp_queue_get_into(p->results, p->rbuf, p->rcap, &len, 1,
                               MP_FOREVER);
+#ifdef MP_TEST_HOOKS
+        if (r == 0 && __atomic_load_n(&mp__pool_results_break,
+                                      __ATOMIC_RELAXED) < 0)
+            r = __atomic_exchange_n(&mp__pool_results_break, 0,
+                                    __ATOMIC_RELAXED);
+#endif
         if (r == MP_ETOOSHORT) {
             char *grown = realloc(p->rbuf, len);
             if (grown == NULL) {
@@ -411,8 +419,14 @@ static void *result_main(void *arg)
             break;
         dispatch(p, &h, &in, true);
     }
-    if (p->rbuf == NULL || r < 0) /* no result can come: none is waited for */
+    if (p->rbuf == NULL || r < 0) {
+        /* No result can come: none is waited for, and no job is made
+         * (submit() looks under p->lock, before jobs_fail_all's scan). */
+        pthread_mutex_lock(&p->lock);
+        p->broken = p->rbuf == NULL ? -ENOMEM : r;
+        pthread_mutex_unlock(&p->lock);
         mp__jobs_fail_all(p, p->rbuf == NULL ? -ENOMEM : r);
+    }
     return NULL;
 }
 
