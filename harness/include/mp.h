@@ -1612,7 +1612,9 @@ typedef struct mp_pool_callbacks {
 /*
  * The submitting calls.  Each returns 0 and a new result in *out (the
  * caller frees it; freeing one still pending is allowed), or an error and
- * no result: MP_EPOOLNOTRUNNING after close() or terminate(), MP_ENOTARGET
+ * no result: MP_EPOOLNOTRUNNING after close() or terminate(), the error
+ * that broke the pool's result queue (MP_EQCORRUPT: a peer wrote over
+ * it; no result could come, and those pending failed with it), MP_ENOTARGET
  * for a target not registered, MP_EINVAL for a NULL target or a bad value;
  * a queue, connection or synchronisation object among a task's arguments
  * is MP_ERAISED "RuntimeError: Queue objects should only be shared between

@@ -333,7 +333,9 @@ int mp_pool_terminate(mp_pool *p)
         return MP_EPOOLNOTRUNNING;
     pthread_mutex_lock(&p->lock);
     if (p->state == MP__POOL_TERMINATE) { /* another thread's, or done */
-        while (!p->finished)
+        /* From a callback, while another thread's terminate() waits for
+         * this thread to end: waiting here would wait for ever. */
+        while (!p->finished && !mp__in_result_thread(p))
             pthread_cond_wait(&p->cond, &p->lock);
         pthread_mutex_unlock(&p->lock);
         return 0;

@@ -188,6 +188,7 @@ struct mp_pool {
     pthread_t watcher, resulter;
     bool has_watcher, has_resulter;
     _Atomic bool result_stop; /* terminate() from a callback */
+    int broken; /* the error that ended the result thread (p->lock) */
     /* Pending jobs by id (a chained table), and how many. */
     struct mp_result **table;
     size_t tcap, pending;
@@ -229,6 +230,8 @@ void mp__jobs_fail_all(mp_pool *p, int err);
 void mp__job_post_error(mp_pool *p, uint64_t job, size_t from, size_t to,
                         int err);
 int mp__results_start(mp_pool *p);
+/* Whether the calling thread is p's result thread (a callback runs). */
+bool mp__in_result_thread(const mp_pool *p);
 void mp__results_stop(mp_pool *p);
 
 /* pool_worker.c: the fork child's reset of a task's state. */

@@ -30,6 +30,8 @@
 static _Atomic unsigned long duplicates;
 
 #ifdef MP_TEST_HOOKS
+int mp__pool_results_break;
+
 unsigned long mp__pool_duplicates(void)
 {
     return atomic_load(&duplicates);
@@ -369,12 +371,22 @@ void mp__job_post_error(mp_pool *p, uint64_t job, size_t from, size_t to,
 
 /* the result thread */
 
+/* The pool whose result thread this is (a pthread_t can be reused once
+ * joined; this cannot name a thread that is not one). */
+static _Thread_local const mp_pool *result_thread_of;
+
+bool mp__in_result_thread(const mp_pool *p)
+{
+    return result_thread_of == p;
+}
+
 static void *result_main(void *arg)
 {
     mp_pool *p = arg;
     size_t len;
     int r = 0;
 
+    result_thread_of = p;
     p->rcap = 4096;
     p->rbuf = malloc(p->rcap);
     while (p->rbuf != NULL && !atomic_load(&p->result_stop)) {
@@ -383,6 +395,12 @@ static void *result_main(void *arg)
 
         r = mp_queue_get_into(p->results, p->rbuf, p->rcap, &len, 1,
                               MP_FOREVER);
+#ifdef MP_TEST_HOOKS
+        if (r == 0 && __atomic_load_n(&mp__pool_results_break,
+                                      __ATOMIC_RELAXED) < 0)
+            r = __atomic_exchange_n(&mp__pool_results_break, 0,
+                                    __ATOMIC_RELAXED);
+#endif
         if (r == MP_ETOOSHORT) {
             char *grown = realloc(p->rbuf, len);
             if (grown == NULL) {
@@ -401,8 +419,14 @@ static void *result_main(void *arg)
             break;
         dispatch(p, &h, &in, true);
     }
-    if (p->rbuf == NULL || r < 0) /* no result can come: none is waited for */
+    if (p->rbuf == NULL || r < 0) {
+        /* No result can come: none is waited for, and no job is made
+         * (submit() looks under p->lock, before jobs_fail_all's scan). */
+        pthread_mutex_lock(&p->lock);
+        p->broken = p->rbuf == NULL ? -ENOMEM : r;
+        pthread_mutex_unlock(&p->lock);
         mp__jobs_fail_all(p, p->rbuf == NULL ? -ENOMEM : r);
+    }
     return NULL;
 }
 

@@ -225,6 +225,8 @@ static int submit(mp_pool *p, const mp_target *f, const struct batch *b,
     pthread_mutex_lock(&p->lock);
     if (p->state != MP__POOL_RUN)
         r = MP_EPOOLNOTRUNNING;
+    else if (p->broken < 0)
+        r = p->broken;
     else if ((r = mp__table_insert(p, j)) == 0) {
         atomic_fetch_add(&j->refs, 1); /* the pool's, while pending */
         p->pending++;

@@ -84,5 +84,8 @@ void *mp__sync_page(const void *obj, int type);
 extern int mp__pool_fault;
 /* pool_result.c: results this process dropped as a chunk's second. */
 unsigned long mp__pool_duplicates(void);
+/* pool_result.c: when set, the result thread's next take from the result
+ * queue fails with this error, as if the queue were broken; then 0. */
+extern int mp__pool_results_break;
 
 #endif /* MP_TEST_HOOKS_H */

@@ -7,11 +7,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -779,6 +782,65 @@ TEST(terminate_from_callback)
     mp_pool_free(t.p);
     mp_result_free(stuck);
     mp_result_free(r);
+}
+
+/* terminate() from a callback while another thread's terminate() waits
+ * for the result thread to end: the callback's returns (that thread can
+ * end only after it), and both return 0. */
+struct race {
+    mp_pool *p;
+    sem_t in_cb, done;
+    int cb_r, r;
+};
+
+static void terminate_when_terminating(mp_result *r, void *arg)
+{
+    struct race *t = arg;
+    char repr[96];
+    double until = check_now() + 30 * check_slowdown();
+
+    (void)r;
+    sem_post(&t->in_cb);
+    /* The pool's state has no wake-up to wait on: look every 1 ms. */
+    while (mp_pool_repr(t->p, repr, sizeof(repr)) > 0 &&
+           strstr(repr, "TERMINATE") == NULL && check_now() < until)
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    t->cb_r = mp_pool_terminate(t->p);
+}
+
+static void *terminator(void *arg)
+{
+    struct race *t = arg;
+
+    t->r = mp_pool_terminate(t->p);
+    sem_post(&t->done);
+    return NULL;
+}
+
+TEST(terminate_from_callback_while_terminating)
+{
+    struct race t = { .p = pool_of("fork", 1, 0), .cb_r = -1, .r = -1 };
+    mp_pool_callbacks cb = { terminate_when_terminating, NULL, &t };
+    struct timespec ts;
+    pthread_t th;
+    mp_result *r;
+
+    sem_init(&t.in_cb, 0, 0);
+    sem_init(&t.done, 0, 0);
+    ASSERT_OK(mp_pool_apply_async(t.p, &square_target, MP_ARGS(2), &cb, &r));
+    ASSERT_EQ(0, sem_wait(&t.in_cb));
+    ASSERT_EQ(0, pthread_create(&th, NULL, terminator, &t));
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(20 * check_slowdown());
+    ASSERT_EQ(0, sem_timedwait(&t.done, &ts));
+    ASSERT_EQ(0, pthread_join(th, NULL));
+    ASSERT_EQ(0, t.r);
+    ASSERT_EQ(0, t.cb_r);
+    ASSERT_EQ(0, mp_result_get(r, MP_FOREVER));
+    mp_pool_free(t.p);
+    mp_result_free(r);
+    sem_destroy(&t.in_cb);
+    sem_destroy(&t.done);
 }
 
 /* SCENARIOS #200: maxtasksperchild replaces a worker after that many

@@ -54,6 +54,29 @@ static mp_pool *pool_with_fault(int *var, int point)
     return p;
 }
 
+/* A result queue that breaks ends the result thread: what was pending
+ * fails with the queue's error, and so does every later submission
+ * instead of making a result nothing would fill. */
+TEST(result_queue_breaks)
+{
+    mp_pool *p = pool_with_fault(&mp__pool_fault, 0);
+    mp_result *a, *b = NULL;
+    int r;
+
+    __atomic_store_n(&mp__pool_results_break, MP_EQCORRUPT, __ATOMIC_RELAXED);
+    ASSERT_OK(mp_pool_apply_async(p, &ident_target, MP_ARGS(1), NULL, &a));
+    ASSERT_EQ(MP_EQCORRUPT, mp_result_get(a, 60));
+    r = mp_pool_apply_async(p, &ident_target, MP_ARGS(2), NULL, &b);
+    if (r == 0) /* a result: it must not be left waiting */
+        r = mp_result_get(b, 5);
+    ASSERT_EQ(MP_EQCORRUPT, r);
+    ASSERT_TRUE(b == NULL);
+    ASSERT_OK(mp_pool_close(p));
+    ASSERT_OK(mp_pool_join(p));
+    mp_result_free(a);
+    mp_pool_free(p);
+}
+
 /* The first worker dies at the point: item 0's outcome is `first` (1
  * for its value, or MP_EWORKERLOST), items 1..4 come whole and once;
  * `dups` results are dropped as a chunk's second (the loss reported
