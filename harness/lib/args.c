@@ -999,62 +999,22 @@ const void *mp_args_bytes(const mp_args *args, size_t i, size_t *len)
     return buf;
 }
 
-mp_queue *mp_args_queue(const mp_args *args, size_t i)
-{
-    mp_queue *q = NULL;
-    int r = mp_args_get_queue(args, i, &q);
+/* The handle getters that raise: each is its mp_args_get_ twin, with an
+ * error taken as uncaught (mp__uncaught() does not return). */
+#define MP__HANDLE_GETTER(type, name)                                         \
+    type *mp_args_##name(const mp_args *args, size_t i)                       \
+    {                                                                         \
+        type *h = NULL;                                                       \
+        int r = mp_args_get_##name(args, i, &h);                              \
+                                                                              \
+        if (r < 0)                                                            \
+            mp__uncaught(r);                                                  \
+        return h;                                                             \
+    }
 
-    if (r < 0)
-        mp__uncaught(r);
-    return q;
-}
-
-mp_conn *mp_args_conn(const mp_args *args, size_t i)
-{
-    mp_conn *c = NULL;
-    int r = mp_args_get_conn(args, i, &c);
-
-    if (r < 0)
-        mp__uncaught(r);
-    return c;
-}
-
-mp_lock *mp_args_lock(const mp_args *args, size_t i)
-{
-    mp_lock *l = NULL;
-    int r = mp_args_get_lock(args, i, &l);
-
-    if (r < 0)
-        mp__uncaught(r);
-    return l;
-}
-
-mp_cond *mp_args_cond(const mp_args *args, size_t i)
-{
-    mp_cond *c = NULL;
-    int r = mp_args_get_cond(args, i, &c);
-
-    if (r < 0)
-        mp__uncaught(r);
-    return c;
-}
-
-mp_event *mp_args_event(const mp_args *args, size_t i)
-{
-    mp_event *e = NULL;
-    int r = mp_args_get_event(args, i, &e);
-
-    if (r < 0)
-        mp__uncaught(r);
-    return e;
-}
-
-mp_barrier *mp_args_barrier(const mp_args *args, size_t i)
-{
-    mp_barrier *b = NULL;
-    int r = mp_args_get_barrier(args, i, &b);
-
-    if (r < 0)
-        mp__uncaught(r);
-    return b;
-}
+MP__HANDLE_GETTER(mp_queue, queue)
+MP__HANDLE_GETTER(mp_conn, conn)
+MP__HANDLE_GETTER(mp_lock, lock)
+MP__HANDLE_GETTER(mp_cond, cond)
+MP__HANDLE_GETTER(mp_event, event)
+MP__HANDLE_GETTER(mp_barrier, barrier)
