@@ -653,15 +653,11 @@ static double time_of(enum scen s, enum impl i, int r)
 /* a's time over b's, round by round; the median of those. */
 static json_t *ratio(enum scen s, enum impl a, enum impl b, double *m)
 {
-    json_t *rs = json_array();
-    double v[64];
+    double ta[64], tb[64];
 
-    for (int r = 0; r < rounds; r++) {
-        v[r] = time_of(s, a, r) / time_of(s, b, r);
-        json_array_append_new(rs, json_real(v[r]));
-    }
-    *m = med(v);
-    return json_pack("{s:f, s:o}", "median", *m, "rounds", rs);
+    for (int r = 0; r < rounds; r++)
+        ta[r] = time_of(s, a, r), tb[r] = time_of(s, b, r);
+    return bench_round_ratios(ta, tb, rounds, m);
 }
 
 static void print_fig(enum scen s, enum impl i)

@@ -643,15 +643,10 @@ static json_t *ratios;
  * (X_over_libmp higher is better, libmp_over_X lower is better). */
 static void ratio(const char *key, const double *thr_a, const double *thr_b)
 {
-    json_t *rs = json_array();
-    double v[64];
+    double m;
 
-    for (int r = 0; r < rounds; r++) {
-        v[r] = thr_b[r] / thr_a[r];
-        json_array_append_new(rs, json_real(v[r]));
-    }
-    json_object_set_new(ratios, key, json_pack("{s:f, s:o}", "median",
-                                               med(v), "rounds", rs));
+    json_object_set_new(ratios, key,
+                        bench_round_ratios(thr_b, thr_a, rounds, &m));
 }
 
 static json_t *series(const char *impl, int size, int procs, const char *unit,

@@ -60,6 +60,22 @@ double bench_quantile(const double *v, size_t n, double q)
     return r;
 }
 
+json_t *bench_round_ratios(const double *num, const double *den, int rounds,
+                           double *median)
+{
+    json_t *rs = json_array();
+    double v[64];
+
+    if (rounds > 64)
+        bench_die("more than 64 rounds");
+    for (int r = 0; r < rounds; r++) {
+        v[r] = num[r] / den[r];
+        json_array_append_new(rs, json_real(v[r]));
+    }
+    *median = bench_quantile(v, (size_t)rounds, 0.5);
+    return json_pack("{s:f, s:o}", "median", *median, "rounds", rs);
+}
+
 char *bench_capture(char *const argv[])
 {
     int fds[2], status;

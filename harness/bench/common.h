@@ -19,6 +19,10 @@ double bench_now(void);
 _Noreturn void bench_die(const char *what);
 /* Quantile q of v[0..n): nearest rank; the median averages the middle two. */
 double bench_quantile(const double *v, size_t n, double q);
+/* A ratio as bench-*.json holds it: {"median": m, "rounds": [...]}, the
+ * rounds' num[r] / den[r] and their median (also in *median). */
+json_t *bench_round_ratios(const double *num, const double *den, int rounds,
+                           double *median);
 /* Runs argv[0] (a path) and returns what it printed on stdout (malloc'd),
  * or NULL if it failed. */
 char *bench_capture(char *const argv[]);
