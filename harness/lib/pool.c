@@ -255,8 +255,12 @@ int mp_pool_new(mp_pool **out, int processes, const mp_pool_options *o)
         p->ctx = o->context;
     else if ((r = mp_get_context(&p->ctx, NULL)) < 0)
         goto fail;
-    /* A forkserver child's OS parent is the server. */
+    /* A forkserver child's OS parent is the server: the worker watches
+     * the pool's process itself, known by its start time as well as its
+     * pid (which may be another's by the time the worker looks). */
     p->check_parent = strcmp(mp_context_name(p->ctx), "forkserver") != 0;
+    if (!p->check_parent)
+        mp__process_self(&p->owner);
     p->workers = calloc((size_t)processes, sizeof(*p->workers));
     p->tcap = 64;
     p->table = calloc(p->tcap, sizeof(*p->table));

@@ -85,6 +85,7 @@ static int worker_start(mp_pool *p, size_t i)
         .maxtasks = p->maxtasks,
         .ninit = p->ninit,
         .check_parent = p->check_parent,
+        .owner = p->owner,
     };
     mp_process_options o = { .daemon = MP_DAEMON_YES, .context = p->ctx };
     mp_process *w = NULL;

@@ -7,10 +7,15 @@
  * the pool goes on with new workers.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -249,4 +254,136 @@ TEST(random_kills_under_load)
         ASSERT_EQ((long long)i, mp_result_value(r, i)->u.i);
     mp_result_free(r);
     mp_pool_free(p);
+}
+
+/* The initializer: puts this worker's pid to the queue it is given. */
+MP_TARGET(put_pid)
+{
+    mp_queue *q;
+    int r = mp_args_get_queue(args, 0, &q);
+
+    return r < 0 ? r : mp_queue_put_i64(q, (long long)getpid());
+}
+
+/* Whether the process pidfd names ends before the deadline. */
+static bool ends_by(int pidfd, double deadline)
+{
+    struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+    double left;
+
+    while ((left = deadline - check_now()) > 0) {
+        int r = poll(&pfd, 1, (int)(left * 1000) + 1);
+        if (r > 0)
+            return true;
+        if (r < 0 && errno != EINTR)
+            return false;
+    }
+    return false;
+}
+
+/* The pool's process, in the test's child: a Pool(3) under the method,
+ * then the workers' pids and the fork server's (0: none) on fd. */
+static _Noreturn void pool_owner(const char *method, int fd)
+{
+    enum { N = 3 };
+    mp_pool_options o = { .initializer = &put_pid_target, .n_initargs = 1 };
+    mp_queue *q;
+    mp_pool *p;
+    long long pid[N];
+
+    if (mp_queue_new(&q, 0) < 0 || mp_get_context(&o.context, method) < 0)
+        _exit(2);
+    o.initargs = (mp_arg[]){ mp_arg_queue(q) };
+    if (mp_pool_new(&p, N, &o) < 0)
+        _exit(3);
+    for (size_t i = 0; i < N; i++)
+        if (mp_queue_get_i64(q, &pid[i], 60) < 0)
+            _exit(4);
+    check_say(fd, "%lld %lld %lld %d\n", pid[0], pid[1], pid[2],
+              (int)mp__forkserver_pid());
+    for (;;)
+        pause();
+}
+
+/* mp.h: a pool's workers die with the pool's process, as CPython's do
+ * (they see EOF on the task pipe), whatever the start method: SIGKILL
+ * the process that made the pool and every worker ends. */
+static void workers_die_with_pool(const char *method)
+{
+    enum { N = 3 };
+    int fds[2], status, pidfd[N], server_fd = -1;
+    long long pid[N];
+    int server = 0, left = 0;
+    char buf[256];
+    size_t len = 0;
+    double deadline;
+    pid_t child;
+
+    if (!check_uses_pidfds())
+        check_skip("no pidfds to wait on the workers with");
+    ASSERT_EQ(0, pipe(fds));
+    fflush(NULL);
+    if ((child = fork()) == 0) {
+        close(fds[0]);
+        pool_owner(method, fds[1]);
+    }
+    ASSERT_TRUE(child > 0);
+    close(fds[1]);
+    while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL) {
+        ssize_t n = read(fds[0], buf + len, sizeof(buf) - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(fds[0]);
+    if (sscanf(buf, "%lld %lld %lld %d", &pid[0], &pid[1], &pid[2],
+               &server) != 4) {
+        waitpid(child, &status, 0);
+        check_fail(__FILE__, __LINE__, "the pool's process said \"%s\", "
+                   "status %#x", buf, status);
+    }
+    /* The workers live while the pool's process does: these name them. */
+    for (size_t i = 0; i < N; i++) {
+        pidfd[i] = (int)syscall(SYS_pidfd_open, (pid_t)pid[i], 0);
+        ASSERT_TRUE(pidfd[i] >= 0);
+    }
+    if (server > 0)
+        server_fd = (int)syscall(SYS_pidfd_open, (pid_t)server, 0);
+    ASSERT_EQ(0, kill(child, SIGKILL));
+    ASSERT_EQ(child, waitpid(child, &status, 0));
+    deadline = check_now() + 10 * check_slowdown();
+    for (size_t i = 0; i < N; i++) {
+        if (!ends_by(pidfd[i], deadline)) {
+            left++;
+            syscall(SYS_pidfd_send_signal, pidfd[i], SIGKILL, NULL, 0);
+        }
+        close(pidfd[i]);
+    }
+    check_diag("%s: %.2f s for the workers to end", method,
+               check_now() - deadline + 10 * check_slowdown());
+    if (server_fd >= 0) {
+        bool ended = ends_by(server_fd, check_now() + 5 * check_slowdown());
+        check_diag("%s: the fork server %s the pool's process", method,
+                   ended ? "ends with" : "outlives");
+        if (!ended)
+            syscall(SYS_pidfd_send_signal, server_fd, SIGKILL, NULL, 0);
+        close(server_fd);
+    }
+    ASSERT_EQ(0, left);
+}
+
+TEST(workers_die_with_pool_fork)
+{
+    workers_die_with_pool("fork");
+}
+
+TEST(workers_die_with_pool_spawn)
+{
+    workers_die_with_pool("spawn");
+}
+
+TEST(workers_die_with_pool_forkserver)
+{
+    workers_die_with_pool("forkserver");
 }
