@@ -234,6 +234,9 @@ void mp__jobs_fail_all(mp_pool *p, int err);
  * result queue (a submission whose put failed). */
 void mp__job_post_error(mp_pool *p, uint64_t job, size_t from, size_t to,
                         int err);
+/* Posts an RES_ERR of err, through the result queue, for every chunk of
+ * every pending job (the watcher ending on an error). */
+void mp__jobs_post_error_all(mp_pool *p, int err);
 int mp__results_start(mp_pool *p);
 /* Whether the calling thread is p's result thread (a callback runs). */
 bool mp__in_result_thread(const mp_pool *p);

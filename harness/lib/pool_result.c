@@ -369,6 +369,33 @@ void mp__job_post_error(mp_pool *p, uint64_t job, size_t from, size_t to,
     }
 }
 
+void mp__jobs_post_error_all(mp_pool *p, int err)
+{
+    uint64_t after = 0;
+
+    /* Job ids grow: each pass takes the pending job next after the last
+     * one posted, and posts with p->lock let go (the result thread takes
+     * it).  A chunk whose result came first drops the error; a job freed
+     * since drops them all. */
+    for (;;) {
+        uint64_t id = UINT64_MAX;
+        size_t nchunks = 0;
+
+        pthread_mutex_lock(&p->lock);
+        for (size_t i = 0; i < p->tcap; i++)
+            for (struct mp_result *j = p->table[i]; j != NULL; j = j->hnext)
+                if (j->id > after && j->id < id) {
+                    id = j->id;
+                    nchunks = j->nchunks;
+                }
+        pthread_mutex_unlock(&p->lock);
+        if (id == UINT64_MAX)
+            return;
+        mp__job_post_error(p, id, 0, nchunks, err);
+        after = id;
+    }
+}
+
 /* the result thread */
 
 /* The pool whose result thread this is (a pthread_t can be reused once

@@ -87,5 +87,8 @@ unsigned long mp__pool_duplicates(void);
 /* pool_result.c: when set, the result thread's next take from the result
  * queue fails with this error, as if the queue were broken; then 0. */
 extern int mp__pool_results_break;
+/* pool_watch.c: when set, the watcher's next poll() fails with this error
+ * instead of the events it had; then 0. */
+extern int mp__pool_watch_break;
 
 #endif /* MP_TEST_HOOKS_H */

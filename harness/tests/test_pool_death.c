@@ -82,6 +82,41 @@ TEST(result_queue_breaks)
     mp_pool_free(p);
 }
 
+/* A watcher that cannot go on (its poll() failed, no memory for its
+ * list) leaves a pool that join() and free() end: what was pending
+ * fails with the watcher's error, later submissions too, and the
+ * workers are stopped. */
+MP_TARGET(sleep_forever)
+{
+    (void)args;
+    pause();
+    return 0;
+}
+
+TEST(watcher_fails)
+{
+    mp_pool *p = pool_with_fault(&mp__pool_fault, 0);
+    mp_result *a, *b = NULL;
+    mp_process **kids;
+    size_t n;
+    int r;
+
+    ASSERT_OK(mp_pool_apply_async(p, &sleep_forever_target, NULL, 0, NULL,
+                                  &a));
+    __atomic_store_n(&mp__pool_watch_break, -ENOMEM, __ATOMIC_RELAXED);
+    ASSERT_OK(mp_pool_close(p)); /* wakes the watcher */
+    ASSERT_OK(mp_pool_join(p));
+    ASSERT_EQ(-ENOMEM, mp_result_get(a, 60));
+    r = mp_pool_apply_async(p, &ident_target, MP_ARGS(2), NULL, &b);
+    ASSERT_TRUE(r < 0 && b == NULL);
+    ASSERT_OK(mp_active_children(&kids, &n));
+    mp_process_list_free(kids, n);
+    ASSERT_EQ(0, n);
+    ASSERT_OK(mp_pool_terminate(p));
+    mp_result_free(a);
+    mp_pool_free(p);
+}
+
 /* The first worker dies at the point: item 0's outcome is `first` (1
  * for its value, or MP_EWORKERLOST), items 1..4 come whole and once;
  * `dups` results are dropped as a chunk's second (the loss reported
