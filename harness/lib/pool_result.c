@@ -615,6 +615,17 @@ mp_result *mp_result_free(mp_result *r)
  * with a larger chunksize it ends there, as the generator CPython returns
  * then ((item for chunk in result for item in chunk)) ends when it raises.
  */
+static bool position_sane(const struct mp_result *j)
+{
+    if (j->kind == MP__JOB_IMAP)
+        return j->next <= j->n;
+    if (j->taken > j->narrived || j->narrived > j->nchunks)
+        return false;
+    return j->taken == j->narrived ||
+           (j->order[j->taken] < j->nchunks && j->sub < j->chunksize &&
+            j->order[j->taken] * j->chunksize + j->sub < j->n);
+}
+
 static int imap_take(struct mp_result *j, const mp_arg **value)
 {
     size_t c;
@@ -668,6 +679,19 @@ int mp_imap_next(mp_imap *it, double timeout, const mp_arg **value)
     if (j == NULL || value == NULL || isnan(timeout))
         return MP_EINVAL;
     *value = NULL;
+    if (j->gen != mp__pool_gen()) {
+        /* A fork child's copy: no lock (one copied held would stay held),
+         * and only a job complete at the fork, whose items no thread
+         * writes, gives them.  The reading position may have been
+         * half-moved by a thread of the parent at the fork. */
+        if (!atomic_load_explicit(&j->ready, memory_order_acquire) ||
+            !position_sane(j))
+            return MP_EPOOLNOTRUNNING;
+        if ((r = imap_take(j, &v)) == -EAGAIN)
+            r = MP_EPOOLNOTRUNNING;
+        *value = v;
+        return r;
+    }
     deadline = deadline_of(timeout);
     pthread_mutex_lock(&j->lock);
     while ((r = imap_take(j, &v)) == -EAGAIN) {
@@ -684,6 +708,13 @@ int mp_imap_next(mp_imap *it, double timeout, const mp_arg **value)
     *value = v;
     return r;
 }
+
+#ifdef MP_TEST_HOOKS
+pthread_mutex_t *mp__imap_mutex(mp_imap *it)
+{
+    return &it->r.lock;
+}
+#endif
 
 mp_imap *mp_imap_free(mp_imap *it)
 {

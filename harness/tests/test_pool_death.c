@@ -422,3 +422,50 @@ TEST(workers_die_with_pool_forkserver)
 {
     workers_die_with_pool("forkserver");
 }
+
+/* A fork child's copies of a pool and its iterators take no lock: one
+ * copied held (another thread's at the fork) would stay held.  An
+ * iterator whose job was ready at the fork still gives its items; one
+ * that was not is MP_EPOOLNOTRUNNING. */
+TEST(fork_child_takes_no_lock)
+{
+    mp_pool *p = pool_with_fault(&mp__pool_fault, 0);
+    mp_imap *done, *pending;
+    mp_result *r;
+    const mp_arg *v;
+    int status;
+    pid_t pid;
+
+    ASSERT_OK(mp_pool_imap(p, &ident_target, ints, 3, 1, &done));
+    /* One worker runs the tasks in order: this result comes after the
+     * imap's, which is then ready. */
+    ASSERT_OK(mp_pool_apply(p, &ident_target, MP_ARGS(9), &r));
+    mp_result_free(r);
+    ASSERT_OK(mp_pool_imap(p, &sleep_forever_target, ints, 1, 1,
+                           &pending));
+    pthread_mutex_lock(mp__pool_mutex(p));
+    pthread_mutex_lock(mp__imap_mutex(done));
+    pthread_mutex_lock(mp__imap_mutex(pending));
+    fflush(NULL);
+    if ((pid = fork()) == 0) {
+        char buf[128];
+        int bad = 0;
+
+        alarm(10); /* a lock taken here would never be let go */
+        bad |= mp_pool_repr(p, buf, sizeof(buf)) <= 0 ||
+               strstr(buf, "pool_size=1") == NULL;
+        for (long long i = 0; i < 3; i++)
+            bad |= (mp_imap_next(done, 5, &v) != 1 || v->u.i != i) << 1;
+        bad |= (mp_imap_next(done, 5, &v) != 0) << 2;
+        bad |= (mp_imap_next(pending, 5, &v) != MP_EPOOLNOTRUNNING) << 3;
+        _exit(bad);
+    }
+    pthread_mutex_unlock(mp__imap_mutex(pending));
+    pthread_mutex_unlock(mp__imap_mutex(done));
+    pthread_mutex_unlock(mp__pool_mutex(p));
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_EQ(0, status);
+    mp_imap_free(done);
+    mp_imap_free(pending);
+    mp_pool_free(p);
+}
