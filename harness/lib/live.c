@@ -38,8 +38,10 @@ void mp__live_forked(void)
     memset(&me, 0, sizeof(me));
 }
 
-/* Field 22 of /proc/PID/task/TID/stat. */
-static uint64_t start_time(pid_t pid, pid_t tid)
+/* Field 22 of /proc/PID/task/TID/stat.  A zombie is dead unless
+ * zombie_ok: a process's leader stays a zombie while its other threads
+ * run, and keeps its start time until the process is reaped. */
+static uint64_t start_time(pid_t pid, pid_t tid, bool zombie_ok)
 {
     char path[64], buf[1024], *p;
     unsigned long long start = 0;
@@ -65,7 +67,7 @@ static uint64_t start_time(pid_t pid, pid_t tid)
      * the state, then fields 4 to 21, then the start time. */
     if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
         return START_UNKNOWN;
-    if (p[2] == 'Z' || p[2] == 'X' || p[2] == 'x')
+    if (!zombie_ok && (p[2] == 'Z' || p[2] == 'X' || p[2] == 'x'))
         return START_DEAD;
     p += 3;
     for (int field = 3; field < 22 && p != NULL; field++)
@@ -116,7 +118,7 @@ static void read_start(void)
 
     errno = 0;
     start = proc_is_mine(me.id.pid, me.id.tid)
-                ? start_time(me.id.pid, me.id.tid) : START_UNKNOWN;
+                ? start_time(me.id.pid, me.id.tid, false) : START_UNKNOWN;
     err = errno;
     me.later = start == START_UNKNOWN &&
                (err == EMFILE || err == ENFILE || err == ENOMEM);
@@ -158,6 +160,37 @@ bool mp__thread_dead(const struct mp__thread_id *id)
         return true;
     if (t.pid == me.id.pid && t.tid == me.id.tid)
         return t.start != me.id.start;
-    start = start_time(t.pid, t.tid);
+    start = start_time(t.pid, t.tid, false);
     return start != START_UNKNOWN && start != t.start;
+}
+
+bool mp__process_self(struct mp__thread_id *id)
+{
+    uint64_t start = START_UNKNOWN;
+
+    read_me();
+    if (me.id.start != 0 && me.id.ns != 0)
+        start = start_time(me.id.pid, me.id.pid, true);
+    *id = (struct mp__thread_id){ me.id.pid, me.id.pid, 0, me.id.ns,
+                                  me.id.tns };
+    if (start == START_DEAD || start == START_UNKNOWN)
+        return false;
+    id->start = start;
+    return true;
+}
+
+int mp__process_check(const struct mp__thread_id *id)
+{
+    uint64_t start;
+
+    read_me();
+    if (me.id.start == 0 || id->ns == 0 || id->start == 0 ||
+        id->ns != me.id.ns || id->tns != me.id.tns)
+        return -1;
+    if (id->pid <= 0 || id->pid > PID_LIMIT)
+        return 0;
+    start = start_time(id->pid, id->pid, true);
+    if (start == START_UNKNOWN)
+        return -1;
+    return start == id->start;
 }

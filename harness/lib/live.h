@@ -41,6 +41,18 @@ bool mp__thread_self(struct mp__thread_id *id);
  * its own start time are alive. */
 bool mp__thread_dead(const struct mp__thread_id *id);
 
+/* This process's identity: its pid as pid and tid, the process's start
+ * time (its leader's, which a leader thread that ended keeps while the
+ * process lives) and its namespaces.  false when it cannot be told (as
+ * mp__thread_self()); then id->start is 0. */
+bool mp__process_self(struct mp__thread_id *id);
+
+/* Of the process mp__process_self() gave as *id (in memory nobody else
+ * writes): 1 it is still there (alive, or a zombie not yet reaped), 0
+ * it is gone (its pid free, or another process's), -1 this process cannot
+ * tell (another PID or time namespace, /proc unreadable or hidden). */
+int mp__process_check(const struct mp__thread_id *id);
+
 /* *id read once, field by field, from memory another process may write
  * at the same time. */
 static inline struct mp__thread_id mp__thread_id_read(

@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 #include "pool.h"
+#ifdef MP_TEST_HOOKS
+#include "test_hooks.h"
+#endif
 
 /* Forks this process came through (queue.c's fork handler counts them):
  * a pool made in another generation is a copy from before a fork. */
@@ -46,6 +49,13 @@ static bool foreign(const mp_pool *p)
 {
     return mp__pool_foreign(p);
 }
+
+#ifdef MP_TEST_HOOKS
+pthread_mutex_t *mp__pool_mutex(mp_pool *p)
+{
+    return &p->lock;
+}
+#endif
 
 void mp__pool_wake(mp_pool *p)
 {
@@ -255,8 +265,12 @@ int mp_pool_new(mp_pool **out, int processes, const mp_pool_options *o)
         p->ctx = o->context;
     else if ((r = mp_get_context(&p->ctx, NULL)) < 0)
         goto fail;
-    /* A forkserver child's OS parent is the server. */
+    /* A forkserver child's OS parent is the server: the worker watches
+     * the pool's process itself, known by its start time as well as its
+     * pid (which may be another's by the time the worker looks). */
     p->check_parent = strcmp(mp_context_name(p->ctx), "forkserver") != 0;
+    if (!p->check_parent)
+        mp__process_self(&p->owner);
     p->workers = calloc((size_t)processes, sizeof(*p->workers));
     p->tcap = 64;
     p->table = calloc(p->tcap, sizeof(*p->table));
@@ -302,9 +316,15 @@ int mp_pool_repr(const mp_pool *p, char *buf, size_t size)
 
     if (p == NULL || (buf == NULL && size > 0))
         return MP_EINVAL;
-    pthread_mutex_lock((pthread_mutex_t *)&p->lock);
-    state = p->state;
-    pthread_mutex_unlock((pthread_mutex_t *)&p->lock);
+    if (foreign(p)) { /* its one thread: nothing to lock against */
+        state = p->state;
+    } else {
+        pthread_mutex_lock((pthread_mutex_t *)&p->lock);
+        state = p->state;
+        pthread_mutex_unlock((pthread_mutex_t *)&p->lock);
+    }
+    if (state < MP__POOL_RUN || state > MP__POOL_TERMINATE)
+        return MP_EINVAL;
     return snprintf(buf, size, "<multiprocessing.pool.Pool state=%s "
                     "pool_size=%d>", states[state], p->processes);
 }

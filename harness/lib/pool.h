@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "internal.h"
+#include "live.h"
 
 struct pollfd;
 
@@ -48,6 +49,9 @@ struct mp__pool_blob {
     uint64_t ninit;        /* the initargs */
     uint32_t check_parent; /* the OS parent is the pool's process */
     uint32_t pad;
+    /* Else the pool's process, for the worker to watch (start 0: not
+     * known, not watched). */
+    struct mp__thread_id owner;
     char initializer[MP_TARGET_NAME_MAX + 1]; /* "": none */
 };
 #define MP__POOL_WORKER "libmp.pool_worker"
@@ -165,6 +169,7 @@ struct mp_pool {
     long maxtasks;
     mp_context *ctx;
     bool check_parent;
+    struct mp__thread_id owner; /* the blob's */
     char initializer[MP_TARGET_NAME_MAX + 1];
     /* The workers' arguments, encoded once, their handles referenced. */
     char *wargs;
@@ -229,6 +234,9 @@ void mp__jobs_fail_all(mp_pool *p, int err);
  * result queue (a submission whose put failed). */
 void mp__job_post_error(mp_pool *p, uint64_t job, size_t from, size_t to,
                         int err);
+/* Posts an RES_ERR of err, through the result queue, for every chunk of
+ * every pending job (the watcher ending on an error). */
+void mp__jobs_post_error_all(mp_pool *p, int err);
 int mp__results_start(mp_pool *p);
 /* Whether the calling thread is p's result thread (a callback runs). */
 bool mp__in_result_thread(const mp_pool *p);

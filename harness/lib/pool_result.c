@@ -369,6 +369,33 @@ void mp__job_post_error(mp_pool *p, uint64_t job, size_t from, size_t to,
     }
 }
 
+void mp__jobs_post_error_all(mp_pool *p, int err)
+{
+    uint64_t after = 0;
+
+    /* Job ids grow: each pass takes the pending job next after the last
+     * one posted, and posts with p->lock let go (the result thread takes
+     * it).  A chunk whose result came first drops the error; a job freed
+     * since drops them all. */
+    for (;;) {
+        uint64_t id = UINT64_MAX;
+        size_t nchunks = 0;
+
+        pthread_mutex_lock(&p->lock);
+        for (size_t i = 0; i < p->tcap; i++)
+            for (struct mp_result *j = p->table[i]; j != NULL; j = j->hnext)
+                if (j->id > after && j->id < id) {
+                    id = j->id;
+                    nchunks = j->nchunks;
+                }
+        pthread_mutex_unlock(&p->lock);
+        if (id == UINT64_MAX)
+            return;
+        mp__job_post_error(p, id, 0, nchunks, err);
+        after = id;
+    }
+}
+
 /* the result thread */
 
 /* The pool whose result thread this is (a pthread_t can be reused once
@@ -588,6 +615,17 @@ mp_result *mp_result_free(mp_result *r)
  * with a larger chunksize it ends there, as the generator CPython returns
  * then ((item for chunk in result for item in chunk)) ends when it raises.
  */
+static bool position_sane(const struct mp_result *j)
+{
+    if (j->kind == MP__JOB_IMAP)
+        return j->next <= j->n;
+    if (j->taken > j->narrived || j->narrived > j->nchunks)
+        return false;
+    return j->taken == j->narrived ||
+           (j->order[j->taken] < j->nchunks && j->sub < j->chunksize &&
+            j->order[j->taken] * j->chunksize + j->sub < j->n);
+}
+
 static int imap_take(struct mp_result *j, const mp_arg **value)
 {
     size_t c;
@@ -641,6 +679,19 @@ int mp_imap_next(mp_imap *it, double timeout, const mp_arg **value)
     if (j == NULL || value == NULL || isnan(timeout))
         return MP_EINVAL;
     *value = NULL;
+    if (j->gen != mp__pool_gen()) {
+        /* A fork child's copy: no lock (one copied held would stay held),
+         * and only a job complete at the fork, whose items no thread
+         * writes, gives them.  The reading position may have been
+         * half-moved by a thread of the parent at the fork. */
+        if (!atomic_load_explicit(&j->ready, memory_order_acquire) ||
+            !position_sane(j))
+            return MP_EPOOLNOTRUNNING;
+        if ((r = imap_take(j, &v)) == -EAGAIN)
+            r = MP_EPOOLNOTRUNNING;
+        *value = v;
+        return r;
+    }
     deadline = deadline_of(timeout);
     pthread_mutex_lock(&j->lock);
     while ((r = imap_take(j, &v)) == -EAGAIN) {
@@ -657,6 +708,13 @@ int mp_imap_next(mp_imap *it, double timeout, const mp_arg **value)
     *value = v;
     return r;
 }
+
+#ifdef MP_TEST_HOOKS
+pthread_mutex_t *mp__imap_mutex(mp_imap *it)
+{
+    return &it->r.lock;
+}
+#endif
 
 mp_imap *mp_imap_free(mp_imap *it)
 {

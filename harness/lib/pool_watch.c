@@ -35,6 +35,11 @@
 #include <unistd.h>
 
 #include "pool.h"
+#ifdef MP_TEST_HOOKS
+#include "test_hooks.h"
+
+int mp__pool_watch_break;
+#endif
 
 /* Seconds a worker that outlives terminate()'s SIGTERM gets before a
  * SIGKILL; a worker's start that failed is tried again after RETRY. */
@@ -85,6 +90,7 @@ static int worker_start(mp_pool *p, size_t i)
         .maxtasks = p->maxtasks,
         .ninit = p->ninit,
         .check_parent = p->check_parent,
+        .owner = p->owner,
     };
     mp_process_options o = { .daemon = MP_DAEMON_YES, .context = p->ctx };
     mp_process *w = NULL;
@@ -197,14 +203,36 @@ static bool should_stop(mp_pool *p)
     return stop;
 }
 
+/* The watcher cannot go on (its poll() failed, no memory for its poll
+ * list): no worker would be replaced, no stop sent, and join() would wait
+ * for ever.  The pool ends as terminate() ends it, from here: later
+ * submissions fail with err, the workers are stopped, every pending job
+ * fails with err (through the result thread, which may be running a
+ * callback that calls terminate(), itself waiting for this thread: so
+ * nothing here waits for the result thread), and join() returns. */
+static void watch_failed(mp_pool *p, int err)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->broken == 0)
+        p->broken = err;
+    pthread_mutex_unlock(&p->lock);
+    mp__workers_stop(p);
+    mp__jobs_post_error_all(p, err);
+    pthread_mutex_lock(&p->lock);
+    p->finished = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
 static void watch(mp_pool *p)
 {
     size_t n = (size_t)p->processes;
     struct pollfd *fds = p->wfds = calloc(n + 1, sizeof(*fds));
     size_t *slot_of = p->wslot = calloc(n + 1, sizeof(*slot_of));
     double wake_at = INFINITY;
+    int err = fds == NULL || slot_of == NULL ? -ENOMEM : 0;
 
-    while (fds != NULL && slot_of != NULL) {
+    while (err == 0) {
         size_t k = 1;
         uint64_t count;
         int r;
@@ -217,8 +245,16 @@ static void watch(mp_pool *p)
                 slot_of[k++] = i;
             }
         r = mp__ppoll_until(fds, k, wake_at);
-        if (r < 0)
+#ifdef MP_TEST_HOOKS
+        if (r >= 0 && __atomic_load_n(&mp__pool_watch_break,
+                                      __ATOMIC_RELAXED) < 0)
+            r = __atomic_exchange_n(&mp__pool_watch_break, 0,
+                                    __ATOMIC_RELAXED);
+#endif
+        if (r < 0) {
+            err = r;
             break;
+        }
         if (fds[0].revents & POLLIN) {
             if (read(p->efd, &count, sizeof(count)) < 0) {
                 /* EAGAIN: another read took the count */
@@ -232,6 +268,8 @@ static void watch(mp_pool *p)
         if (maintain(p, &wake_at))
             break;
     }
+    if (err < 0)
+        watch_failed(p, err);
 }
 
 static void *watch_main(void *arg)

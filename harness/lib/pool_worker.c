@@ -15,7 +15,10 @@
  * next, so the loop makes no allocation once it has grown.
  */
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -298,6 +301,52 @@ static int initialize(const struct mp__pool_blob *b, const mp_args *all)
     return r;
 }
 
+static void *owner_watch(void *arg)
+{
+    struct pollfd pfd = { .fd = (int)(intptr_t)arg, .events = POLLIN };
+    int r;
+
+    while ((r = poll(&pfd, 1, -1)) < 0 && errno == EINTR)
+        ;
+    if (r > 0)
+        _exit(1);
+    close(pfd.fd);
+    return NULL;
+}
+
+/* A forkserver worker's OS parent is the server, so no PDEATHSIG: a
+ * thread sleeps on a pidfd of the pool's process and ends the worker
+ * when that process ends.  The pidfd is opened before the process is
+ * checked to be the pool's, so that it names the pool's process or, if
+ * the pid was free or another's by then, the check says so.  1: the
+ * pool's process is already gone.  Where it cannot be told (no pidfds,
+ * another PID namespace), the worker goes unwatched. */
+static int watch_owner(const struct mp__pool_blob *b)
+{
+    struct mp__thread_id owner = b->owner;
+    sigset_t all, old;
+    pthread_t t;
+    int fd, r;
+
+    if (owner.start == 0)
+        return 0;
+    fd = mp__pidfd_open(owner.pid);
+    if ((r = mp__process_check(&owner)) != 1 || fd < 0) {
+        mp__fd_close(fd);
+        return r == 0;
+    }
+    /* Signals are the worker's other threads' to take. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    r = pthread_create(&t, NULL, owner_watch, (void *)(intptr_t)fd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0)
+        mp__fd_close(fd);
+    else
+        pthread_detach(t);
+    return 0;
+}
+
 static int pool_worker(const void *arg, size_t len)
 {
     struct mp__pool_blob b;
@@ -324,6 +373,8 @@ static int pool_worker(const void *arg, size_t len)
         mp_process_pid(mp_parent_process(), &parent);
         if (getppid() != parent)
             return 1;
+    } else if (watch_owner(&b)) {
+        return 1;
     }
     if ((r = mp_args_get_queue(a, n - 3, &w.tasks)) < 0 ||
         (r = mp_args_get_queue(a, n - 2, &w.results)) < 0 ||

@@ -10,6 +10,7 @@
 #error "test_hooks.h: the hooks exist only in builds with -DMP_TEST_HOOKS"
 #endif
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "mp.h"
@@ -87,5 +88,12 @@ unsigned long mp__pool_duplicates(void);
 /* pool_result.c: when set, the result thread's next take from the result
  * queue fails with this error, as if the queue were broken; then 0. */
 extern int mp__pool_results_break;
+/* pool_watch.c: when set, the watcher's next poll() fails with this error
+ * instead of the events it had; then 0. */
+extern int mp__pool_watch_break;
+/* pool.c, pool_result.c: a pool's lock, an iterator's, for a test that
+ * forks while one is held. */
+pthread_mutex_t *mp__pool_mutex(mp_pool *p);
+pthread_mutex_t *mp__imap_mutex(mp_imap *it);
 
 #endif /* MP_TEST_HOOKS_H */

@@ -7,10 +7,15 @@
  * the pool goes on with new workers.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -73,6 +78,41 @@ TEST(result_queue_breaks)
     ASSERT_TRUE(b == NULL);
     ASSERT_OK(mp_pool_close(p));
     ASSERT_OK(mp_pool_join(p));
+    mp_result_free(a);
+    mp_pool_free(p);
+}
+
+/* A watcher that cannot go on (its poll() failed, no memory for its
+ * list) leaves a pool that join() and free() end: what was pending
+ * fails with the watcher's error, later submissions too, and the
+ * workers are stopped. */
+MP_TARGET(sleep_forever)
+{
+    (void)args;
+    pause();
+    return 0;
+}
+
+TEST(watcher_fails)
+{
+    mp_pool *p = pool_with_fault(&mp__pool_fault, 0);
+    mp_result *a, *b = NULL;
+    mp_process **kids;
+    size_t n;
+    int r;
+
+    ASSERT_OK(mp_pool_apply_async(p, &sleep_forever_target, NULL, 0, NULL,
+                                  &a));
+    __atomic_store_n(&mp__pool_watch_break, -ENOMEM, __ATOMIC_RELAXED);
+    ASSERT_OK(mp_pool_close(p)); /* wakes the watcher */
+    ASSERT_OK(mp_pool_join(p));
+    ASSERT_EQ(-ENOMEM, mp_result_get(a, 60));
+    r = mp_pool_apply_async(p, &ident_target, MP_ARGS(2), NULL, &b);
+    ASSERT_TRUE(r < 0 && b == NULL);
+    ASSERT_OK(mp_active_children(&kids, &n));
+    mp_process_list_free(kids, n);
+    ASSERT_EQ(0, n);
+    ASSERT_OK(mp_pool_terminate(p));
     mp_result_free(a);
     mp_pool_free(p);
 }
@@ -248,5 +288,184 @@ TEST(random_kills_under_load)
     for (size_t i = 0; i < N; i++)
         ASSERT_EQ((long long)i, mp_result_value(r, i)->u.i);
     mp_result_free(r);
+    mp_pool_free(p);
+}
+
+/* The initializer: puts this worker's pid to the queue it is given. */
+MP_TARGET(put_pid)
+{
+    mp_queue *q;
+    int r = mp_args_get_queue(args, 0, &q);
+
+    return r < 0 ? r : mp_queue_put_i64(q, (long long)getpid());
+}
+
+/* Whether the process pidfd names ends before the deadline. */
+static bool ends_by(int pidfd, double deadline)
+{
+    struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+    double left;
+
+    while ((left = deadline - check_now()) > 0) {
+        int r = poll(&pfd, 1, (int)(left * 1000) + 1);
+        if (r > 0)
+            return true;
+        if (r < 0 && errno != EINTR)
+            return false;
+    }
+    return false;
+}
+
+/* The pool's process, in the test's child: a Pool(3) under the method,
+ * then the workers' pids and the fork server's (0: none) on fd. */
+static _Noreturn void pool_owner(const char *method, int fd)
+{
+    enum { N = 3 };
+    mp_pool_options o = { .initializer = &put_pid_target, .n_initargs = 1 };
+    mp_queue *q;
+    mp_pool *p;
+    long long pid[N];
+
+    if (mp_queue_new(&q, 0) < 0 || mp_get_context(&o.context, method) < 0)
+        _exit(2);
+    o.initargs = (mp_arg[]){ mp_arg_queue(q) };
+    if (mp_pool_new(&p, N, &o) < 0)
+        _exit(3);
+    for (size_t i = 0; i < N; i++)
+        if (mp_queue_get_i64(q, &pid[i], 60) < 0)
+            _exit(4);
+    check_say(fd, "%lld %lld %lld %d\n", pid[0], pid[1], pid[2],
+              (int)mp__forkserver_pid());
+    for (;;)
+        pause();
+}
+
+/* mp.h: a pool's workers die with the pool's process, as CPython's do
+ * (they see EOF on the task pipe), whatever the start method: SIGKILL
+ * the process that made the pool and every worker ends. */
+static void workers_die_with_pool(const char *method)
+{
+    enum { N = 3 };
+    int fds[2], status, pidfd[N], server_fd = -1;
+    long long pid[N];
+    int server = 0, left = 0;
+    char buf[256];
+    size_t len = 0;
+    double deadline;
+    pid_t child;
+
+    if (!check_uses_pidfds())
+        check_skip("no pidfds to wait on the workers with");
+    ASSERT_EQ(0, pipe(fds));
+    fflush(NULL);
+    if ((child = fork()) == 0) {
+        close(fds[0]);
+        pool_owner(method, fds[1]);
+    }
+    ASSERT_TRUE(child > 0);
+    close(fds[1]);
+    while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL) {
+        ssize_t n = read(fds[0], buf + len, sizeof(buf) - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(fds[0]);
+    if (sscanf(buf, "%lld %lld %lld %d", &pid[0], &pid[1], &pid[2],
+               &server) != 4) {
+        waitpid(child, &status, 0);
+        check_fail(__FILE__, __LINE__, "the pool's process said \"%s\", "
+                   "status %#x", buf, status);
+    }
+    /* The workers live while the pool's process does: these name them. */
+    for (size_t i = 0; i < N; i++) {
+        pidfd[i] = (int)syscall(SYS_pidfd_open, (pid_t)pid[i], 0);
+        ASSERT_TRUE(pidfd[i] >= 0);
+    }
+    if (server > 0)
+        server_fd = (int)syscall(SYS_pidfd_open, (pid_t)server, 0);
+    ASSERT_EQ(0, kill(child, SIGKILL));
+    ASSERT_EQ(child, waitpid(child, &status, 0));
+    deadline = check_now() + 10 * check_slowdown();
+    for (size_t i = 0; i < N; i++) {
+        if (!ends_by(pidfd[i], deadline)) {
+            left++;
+            syscall(SYS_pidfd_send_signal, pidfd[i], SIGKILL, NULL, 0);
+        }
+        close(pidfd[i]);
+    }
+    check_diag("%s: %.2f s for the workers to end", method,
+               check_now() - deadline + 10 * check_slowdown());
+    if (server_fd >= 0) {
+        bool ended = ends_by(server_fd, check_now() + 5 * check_slowdown());
+        check_diag("%s: the fork server %s the pool's process", method,
+                   ended ? "ends with" : "outlives");
+        if (!ended)
+            syscall(SYS_pidfd_send_signal, server_fd, SIGKILL, NULL, 0);
+        close(server_fd);
+    }
+    ASSERT_EQ(0, left);
+}
+
+TEST(workers_die_with_pool_fork)
+{
+    workers_die_with_pool("fork");
+}
+
+TEST(workers_die_with_pool_spawn)
+{
+    workers_die_with_pool("spawn");
+}
+
+TEST(workers_die_with_pool_forkserver)
+{
+    workers_die_with_pool("forkserver");
+}
+
+/* A fork child's copies of a pool and its iterators take no lock: one
+ * copied held (another thread's at the fork) would stay held.  An
+ * iterator whose job was ready at the fork still gives its items; one
+ * that was not is MP_EPOOLNOTRUNNING. */
+TEST(fork_child_takes_no_lock)
+{
+    mp_pool *p = pool_with_fault(&mp__pool_fault, 0);
+    mp_imap *done, *pending;
+    mp_result *r;
+    const mp_arg *v;
+    int status;
+    pid_t pid;
+
+    ASSERT_OK(mp_pool_imap(p, &ident_target, ints, 3, 1, &done));
+    /* One worker runs the tasks in order: this result comes after the
+     * imap's, which is then ready. */
+    ASSERT_OK(mp_pool_apply(p, &ident_target, MP_ARGS(9), &r));
+    mp_result_free(r);
+    ASSERT_OK(mp_pool_imap(p, &sleep_forever_target, ints, 1, 1,
+                           &pending));
+    pthread_mutex_lock(mp__pool_mutex(p));
+    pthread_mutex_lock(mp__imap_mutex(done));
+    pthread_mutex_lock(mp__imap_mutex(pending));
+    fflush(NULL);
+    if ((pid = fork()) == 0) {
+        char buf[128];
+        int bad = 0;
+
+        alarm(10); /* a lock taken here would never be let go */
+        bad |= mp_pool_repr(p, buf, sizeof(buf)) <= 0 ||
+               strstr(buf, "pool_size=1") == NULL;
+        for (long long i = 0; i < 3; i++)
+            bad |= (mp_imap_next(done, 5, &v) != 1 || v->u.i != i) << 1;
+        bad |= (mp_imap_next(done, 5, &v) != 0) << 2;
+        bad |= (mp_imap_next(pending, 5, &v) != MP_EPOOLNOTRUNNING) << 3;
+        _exit(bad);
+    }
+    pthread_mutex_unlock(mp__imap_mutex(pending));
+    pthread_mutex_unlock(mp__imap_mutex(done));
+    pthread_mutex_unlock(mp__pool_mutex(p));
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_EQ(0, status);
+    mp_imap_free(done);
+    mp_imap_free(pending);
     mp_pool_free(p);
 }
