@@ -741,12 +741,15 @@ TEST(a_fork_child_may_use_the_parents_object)
     mp_value_free(v);
 }
 
-/* 20000 increments of the value, each under the lock. */
+/* 20000 increments of the value, each under the lock, once all the
+ * adders are there. */
 MP_TARGET(add_locked)
 {
     mp_value *v = mp_args_value(args, 0);
     int n = (int)mp_args_int(args, 1);
 
+    if (mp_barrier_wait(mp_args_barrier(args, 2), 60) < 0)
+        return 5;
     for (int i = 0; i < n; i++) {
         if (mp_value_acquire(v, 1, MP_FOREVER) != 1)
             return 3;
@@ -764,17 +767,21 @@ MP_TARGET(add_locked)
 TEST(locked_increments_from_four_processes_lose_nothing)
 {
     mp_value *v;
+    mp_barrier *b;
     mp_process *p[4];
     long long x;
 
     ASSERT_OK(mp_value_new(&v, 'i', MP_ARG(0), NULL));
+    ASSERT_OK(mp_barrier_new(&b, 4, NULL, MP_FOREVER));
     for (int i = 0; i < 4; i++)
-        p[i] = start(methods[i % 3], &add_locked_target, MP_ARGS(v, 20000));
+        p[i] = start(methods[i % 3], &add_locked_target,
+                     MP_ARGS(v, 20000, b));
     for (int i = 0; i < 4; i++)
         join_code(p[i], 0);
     ASSERT_OK(mp_value_get_int(v, &x));
     ASSERT_EQ(80000, x);
     mp_value_free(v);
+    mp_barrier_free(b);
 }
 
 /* Threads too: the one-call accesses of two threads never tear a value. */
