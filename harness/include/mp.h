@@ -484,11 +484,12 @@ mp_arg mp_arg_of(mp_arg a);
  * given)", "TypeError: argument 1 ('n') is str, not int" (the names are
  * Python's: int, float, str, bytes, Queue, Connection, Lock (for every
  * mp_lock: "RLock", "Semaphore", "BoundedSemaphore" in messages), Condition,
- * Event, Barrier, Value (any of the four kinds); an int is read as a float too, as Python's float
- * operations take it).  A string and bytes point into the list, with a NUL
- * after their length, valid as long as the list; a queue, connection or
- * synchronisation object belongs to the list (do not free it): in the child
- * it lives as long as the child.  Values that name one object give one
+ * Event, Barrier, Value (any of the four kinds); an int is read as a
+ * float too, as Python's float operations take it).  A string and bytes
+ * point into the list, with a NUL after their length, valid as long as
+ * the list; a queue, connection, synchronisation object or value belongs
+ * to the list (do not free it): in the child it lives as long as the
+ * child.  Values that name one object give one
  * object (a lock passed twice, or passed and used by a condition or a
  * value passed too, is one mp_lock in the child, so its owner checks
  * hold).  A value whose memory is not a libmp shared value (a descriptor

@@ -1,6 +1,7 @@
 /*
- * value.c - Value, RawValue, Array and RawArray (CPython: sharedctypes.py,
- * and the conversions of the ctypes types it makes).
+ * value.c - Value, RawValue, Array and RawArray (CPython: sharedctypes.py):
+ * the objects, their locking, and their handing over to children.  The
+ * ctypes side (conversions, names, reprs) is value_conv.c's.
  *
  * A value is a memfd of its own, sealed against shrinking and growing so
  * that no process can cut it short under another's mapping, holding a
@@ -20,10 +21,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <float.h>
-#include <inttypes.h>
-#include <limits.h>
-#include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,9 +29,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <wchar.h>
 
-#include "internal.h"
+#include "value.h"
 
 #define VMAGIC 0x6c61566d7062696cULL /* "libmpVal" */
 #define VVERSION 1
@@ -53,96 +49,12 @@ struct value_page {
 
 _Static_assert(sizeof(struct value_page) <= VDATA, "the header fits");
 
-/* How a typecode's elements convert. */
-enum { SIGNED, UNSIGNED, REAL, CHAR, WCHAR };
-
-struct vtype {
-    char code;
-    unsigned char size;
-    unsigned char kind;
-    const char *ctype; /* its ctypes name */
-};
-
-struct mp_value {
-    bool borrowed; /* a child's argument: the list frees it */
-    bool array;
-    const struct vtype *t;
-    size_t n;
-    mp_lock *lock; /* a reference of the value's own; NULL: raw */
-    mp_conn *handle;
-    void *base;
-    size_t maplen;
-    unsigned char *data;
-};
-
-/* ctypes' aliases: c_int is c_long where the two have one size, and
- * c_longlong is c_long where those do (Lib/ctypes/__init__.py). */
-#if INT_MAX == LONG_MAX
-#define INT_NAME "c_long"
-#define UINT_NAME "c_ulong"
-#else
-#define INT_NAME "c_int"
-#define UINT_NAME "c_uint"
-#endif
-#if LONG_MAX == LLONG_MAX
-#define LL_NAME "c_long"
-#define ULL_NAME "c_ulong"
-#else
-#define LL_NAME "c_longlong"
-#define ULL_NAME "c_ulonglong"
-#endif
-
-static const struct vtype *vtype_of(char code)
-{
-    static const struct vtype types[] = {
-        { 'b', 1, SIGNED, "c_byte" },      { 'B', 1, UNSIGNED, "c_ubyte" },
-        { 'h', 2, SIGNED, "c_short" },     { 'H', 2, UNSIGNED, "c_ushort" },
-        { 'i', sizeof(int), SIGNED, INT_NAME },
-        { 'I', sizeof(int), UNSIGNED, UINT_NAME },
-        { 'l', sizeof(long), SIGNED, "c_long" },
-        { 'L', sizeof(long), UNSIGNED, "c_ulong" },
-        { 'q', 8, SIGNED, LL_NAME },       { 'Q', 8, UNSIGNED, ULL_NAME },
-        { 'f', 4, REAL, "c_float" },       { 'd', 8, REAL, "c_double" },
-        { 'c', 1, CHAR, "c_char" },
-        { 'u', sizeof(wchar_t), WCHAR, "c_wchar" },
-    };
-
-    for (size_t i = 0; code != '\0' && i < ARRAY_SIZE(types); i++)
-        if (types[i].code == code)
-            return &types[i];
-    return NULL;
-}
-
-/* names, as CPython's messages give them */
-
-/* The class of the object: "Synchronized", "c_int", ... */
-static const char *class_name(const mp_value *v, char *buf, size_t size)
-{
-    if (v->lock != NULL)
-        return !v->array           ? "Synchronized"
-               : v->t->kind == CHAR ? "SynchronizedString"
-                                   : "SynchronizedArray";
-    if (!v->array)
-        return v->t->ctype;
-    snprintf(buf, size, "%s_Array_%zu", v->t->ctype, v->n);
-    return buf;
-}
-
-/* The ctypes object's own type: "c_int", "c_int_Array_5". */
-static const char *obj_name(const mp_value *v, char *buf, size_t size)
-{
-    if (!v->array)
-        return v->t->ctype;
-    snprintf(buf, size, "%s_Array_%zu", v->t->ctype, v->n);
-    return buf;
-}
-
 static int no_attribute(const mp_value *v, const char *attr)
 {
     char buf[64];
 
     return mp_raise("AttributeError", "'%s' object has no attribute '%s'",
-                    class_name(v, buf, sizeof(buf)), attr);
+                    mp__value_class(v, buf, sizeof(buf)), attr);
 }
 
 static int not_subscriptable(const mp_value *v)
@@ -150,267 +62,7 @@ static int not_subscriptable(const mp_value *v)
     char buf[64];
 
     return mp_raise("TypeError", "'%s' object is not subscriptable",
-                    class_name(v, buf, sizeof(buf)));
-}
-
-/* The Python type of an argument, as a TypeError names it. */
-static const char *arg_type_name(const mp_arg *x, char *buf, size_t size)
-{
-    static const char *const locks[] = { "Lock", "Lock", "RLock",
-                                         "Semaphore", "BoundedSemaphore" };
-    int k;
-
-    switch (x->type) {
-    case MP_ARG_NONE:
-        return x->u.i != 0 ? "int" : "NoneType";
-    case MP_ARG_INT:
-        return "int";
-    case MP_ARG_DOUBLE:
-        return "float";
-    case MP_ARG_STR:
-        return "str";
-    case MP_ARG_BYTES:
-        return "bytes";
-    case MP_ARG_QUEUE:
-        return x->u.q != NULL ? mp__queue_kind_name(x->u.q) : "Queue";
-    case MP_ARG_CONN:
-        return "Connection";
-    case MP_ARG_LOCK:
-        k = x->u.l != NULL ? mp__lock_kind(x->u.l) : 1;
-        return locks[k >= 1 && k <= 4 ? k : 1];
-    case MP_ARG_COND:
-        return "Condition";
-    case MP_ARG_EVENT:
-        return "Event";
-    case MP_ARG_BARRIER:
-        return "Barrier";
-    case MP_ARG_VALUE:
-        return x->u.v != NULL ? class_name(x->u.v, buf, size) : "Synchronized";
-    default:
-        return "object";
-    }
-}
-
-/* conversions in */
-
-/* The one code point of a UTF-8 string: 1 and *cp, 0 for another count,
- * -1 for what is not UTF-8 (overlong forms and surrogates included). */
-static int utf8_single(const char *s, uint32_t *cp)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    int count = 0;
-
-    while (*p != '\0') {
-        uint32_t c = *p, min;
-        int more;
-
-        if (c < 0x80) {
-            more = 0, min = 0;
-        } else if ((c & 0xe0) == 0xc0) {
-            more = 1, min = 0x80, c &= 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            more = 2, min = 0x800, c &= 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            more = 3, min = 0x10000, c &= 0x07;
-        } else {
-            return -1;
-        }
-        p++;
-        for (int k = 0; k < more; k++, p++) {
-            if ((*p & 0xc0) != 0x80)
-                return -1;
-            c = c << 6 | (*p & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return -1;
-        *cp = c;
-        count++;
-    }
-    return count == 1 ? 1 : 0;
-}
-
-/* x as the bits of one element of type t (its low t->size bytes). */
-static int convert(const struct vtype *t, const mp_arg *x, uint64_t *bits)
-{
-    char buf[64];
-    const char *tn = arg_type_name(x, buf, sizeof(buf));
-    bool is_int = x->type == MP_ARG_INT ||
-                  (x->type == MP_ARG_NONE && x->u.i != 0);
-    uint32_t cp;
-    float f;
-    double d;
-    int r;
-
-    switch (t->kind) {
-    case SIGNED:
-    case UNSIGNED:
-        if (!is_int)
-            return mp_raise("TypeError", "'%s' object cannot be interpreted "
-                            "as an integer", tn);
-        *bits = (uint64_t)x->u.i; /* wrapped as ctypes' masks do */
-        return 0;
-    case REAL:
-        if (x->type == MP_ARG_DOUBLE)
-            d = x->u.d;
-        else if (x->type == MP_ARG_INT)
-            d = (double)x->u.i;
-        else if (is_int)
-            d = (double)(uint64_t)x->u.i;
-        else
-            return mp_raise("TypeError", "must be real number, not %s", tn);
-        if (t->size == 8) {
-            memcpy(bits, &d, 8);
-        } else {
-            uint32_t b;
-            f = (float)d; /* IEEE 754: the nearest, or inf */
-            memcpy(&b, &f, 4);
-            *bits = b;
-        }
-        return 0;
-    case CHAR:
-        if (x->type == MP_ARG_BYTES && x->u.b.len == 1 && x->u.b.buf != NULL)
-            *bits = *(const unsigned char *)x->u.b.buf;
-        else if (x->type == MP_ARG_INT && x->u.i >= 0 && x->u.i <= 255)
-            *bits = (uint64_t)x->u.i;
-        else
-            return mp_raise("TypeError", "one character bytes, bytearray or "
-                            "integer expected");
-        return 0;
-    default: /* WCHAR */
-        if (x->type != MP_ARG_STR)
-            return mp_raise("TypeError", "unicode string expected instead "
-                            "of %s instance", tn);
-        if (x->u.s == NULL || (r = utf8_single(x->u.s, &cp)) < 0)
-            return MP_EINVAL;
-        if (r == 0)
-            return mp_raise("TypeError", "one character unicode string "
-                            "expected");
-        *bits = cp;
-        return 0;
-    }
-}
-
-/* elements */
-
-static uint64_t load(const mp_value *v, size_t i)
-{
-    unsigned char *p = v->data + i * v->t->size;
-
-    switch (v->t->size) {
-    case 1:
-        return __atomic_load_n(p, __ATOMIC_RELAXED);
-    case 2:
-        return __atomic_load_n((uint16_t *)(void *)p, __ATOMIC_RELAXED);
-    case 4:
-        return __atomic_load_n((uint32_t *)(void *)p, __ATOMIC_RELAXED);
-    default:
-        return __atomic_load_n((uint64_t *)(void *)p, __ATOMIC_RELAXED);
-    }
-}
-
-static void store(mp_value *v, size_t i, uint64_t bits)
-{
-    unsigned char *p = v->data + i * v->t->size;
-
-    switch (v->t->size) {
-    case 1:
-        __atomic_store_n(p, (uint8_t)bits, __ATOMIC_RELAXED);
-        break;
-    case 2:
-        __atomic_store_n((uint16_t *)(void *)p, (uint16_t)bits,
-                         __ATOMIC_RELAXED);
-        break;
-    case 4:
-        __atomic_store_n((uint32_t *)(void *)p, (uint32_t)bits,
-                         __ATOMIC_RELAXED);
-        break;
-    default:
-        __atomic_store_n((uint64_t *)(void *)p, bits, __ATOMIC_RELAXED);
-        break;
-    }
-}
-
-/* An element's bits as a signed integer of its width. */
-static long long sign_extend(uint64_t bits, unsigned size)
-{
-    switch (size) {
-    case 1:
-        return (int8_t)bits;
-    case 2:
-        return (int16_t)bits;
-    case 4:
-        return (int32_t)bits;
-    default:
-        return (int64_t)bits;
-    }
-}
-
-static double real_of(const struct vtype *t, uint64_t bits)
-{
-    double d;
-    float f;
-    uint32_t b = (uint32_t)bits;
-
-    if (t->size == 8) {
-        memcpy(&d, &bits, 8);
-        return d;
-    }
-    memcpy(&f, &b, 4);
-    return f;
-}
-
-/* A c_wchar's code point, or the ValueError of one no str holds. */
-static int wchar_of(uint64_t bits, unsigned size, uint32_t *cp)
-{
-    uint32_t c = size == 4 ? (uint32_t)bits : (uint32_t)(bits & 0xffff);
-
-    if (c > 0x10ffff)
-        return mp_raise("ValueError", "character U+%" PRIx32 " is not in "
-                        "range [U+0000; U+10ffff]", c);
-    *cp = c;
-    return 0;
-}
-
-static int int_of(const struct vtype *t, uint64_t bits, long long *out)
-{
-    uint32_t cp = 0;
-    int r;
-
-    switch (t->kind) {
-    case SIGNED:
-        *out = sign_extend(bits, t->size);
-        return 0;
-    case UNSIGNED:
-    case CHAR:
-        *out = (long long)bits;
-        return 0;
-    case WCHAR:
-        if ((r = wchar_of(bits, t->size, &cp)) < 0)
-            return r;
-        *out = cp;
-        return 0;
-    default:
-        return mp_raise("TypeError", "'float' object cannot be interpreted "
-                        "as an integer");
-    }
-}
-
-static int double_of(const struct vtype *t, uint64_t bits, double *out)
-{
-    switch (t->kind) {
-    case SIGNED:
-        *out = (double)sign_extend(bits, t->size);
-        return 0;
-    case UNSIGNED:
-        *out = (double)bits;
-        return 0;
-    case REAL:
-        *out = real_of(t, bits);
-        return 0;
-    default:
-        return mp_raise("TypeError", "must be real number, not %s",
-                        t->kind == CHAR ? "bytes" : "str");
-    }
+                    mp__value_class(v, buf, sizeof(buf)));
 }
 
 /* locking: every access through the calls below */
@@ -467,7 +119,7 @@ static void value_release(mp_value *v)
 static int value_make(mp_value **out, char code, size_t n, bool array,
                       const mp_value_options *o)
 {
-    const struct vtype *t = vtype_of(code);
+    const struct vtype *t = mp__vtype_of(code);
     struct value_page *p;
     mp_value *v;
     size_t len;
@@ -540,7 +192,7 @@ mp_arg mp_arg_none(void)
 int mp_value_new(mp_value **v, char typecode, mp_arg init,
                  const mp_value_options *opts)
 {
-    const struct vtype *t = vtype_of(typecode);
+    const struct vtype *t = mp__vtype_of(typecode);
     bool none = init.type == MP_ARG_NONE && init.u.i == 0;
     uint64_t bits = 0;
     int r;
@@ -550,11 +202,11 @@ int mp_value_new(mp_value **v, char typecode, mp_arg init,
     *v = NULL;
     if (t == NULL)
         return MP_EVALSIZE;
-    if (!none && (r = convert(t, &init, &bits)) < 0)
+    if (!none && (r = mp__value_convert(t, &init, &bits)) < 0)
         return r;
     if ((r = value_make(v, typecode, 1, false, opts)) < 0)
         return r;
-    store(*v, 0, bits);
+    value_store(*v, 0, bits);
     return 0;
 }
 
@@ -577,11 +229,11 @@ int mp_array_from(mp_value **a, char typecode, const mp_arg *init, size_t n,
     if ((r = value_make(a, typecode, n, true, opts)) < 0)
         return r;
     for (size_t i = 0; i < n; i++) {
-        if ((r = convert((*a)->t, &init[i], &bits)) < 0) {
+        if ((r = mp__value_convert((*a)->t, &init[i], &bits)) < 0) {
             *a = mp_value_free(*a);
             return r;
         }
-        store(*a, i, bits);
+        value_store(*a, i, bits);
     }
     return 0;
 }
@@ -630,7 +282,7 @@ static int value_read(mp_value *v, uint64_t *bits, bool want_int)
         return no_attribute(v, "value");
     if ((r = lock_in(v, &dead)) < 0)
         return r;
-    *bits = load(v, 0);
+    *bits = value_load(v, 0);
     return (int)lock_out(v, dead, 0);
 }
 
@@ -644,7 +296,7 @@ int mp_value_get_int(mp_value *v, long long *out)
         return MP_EINVAL;
     if ((r = value_read(v, &bits, true)) < 0 && r != MP_EOWNERDEAD)
         return r;
-    if ((c = int_of(v->t, bits, &x)) < 0)
+    if ((c = mp__value_int_of(v->t, bits, &x)) < 0)
         return c;
     *out = x;
     return r;
@@ -660,7 +312,7 @@ int mp_value_get_double(mp_value *v, double *out)
         return MP_EINVAL;
     if ((r = value_read(v, &bits, false)) < 0 && r != MP_EOWNERDEAD)
         return r;
-    if ((c = double_of(v->t, bits, &x)) < 0)
+    if ((c = mp__value_double_of(v->t, bits, &x)) < 0)
         return c;
     *out = x;
     return r;
@@ -680,15 +332,16 @@ int mp_value_set(mp_value *v, mp_arg x)
         if (x.type != MP_ARG_BYTES) {
             char buf[64];
             return mp_raise("TypeError", "bytes expected instead of %s "
-                            "instance", arg_type_name(&x, buf, sizeof(buf)));
+                            "instance",
+                            mp__value_arg_type(&x, buf, sizeof(buf)));
         }
         return mp_array_set_value(v, x.u.b.buf, x.u.b.len);
     }
-    if ((r = convert(v->t, &x, &bits)) < 0)
+    if ((r = mp__value_convert(v->t, &x, &bits)) < 0)
         return r;
     if ((r = lock_in(v, &dead)) < 0)
         return r;
-    store(v, 0, bits);
+    value_store(v, 0, bits);
     return (int)lock_out(v, dead, 0);
 }
 
@@ -714,7 +367,7 @@ static int element_read(mp_value *a, long long index, uint64_t *bits)
 
     if ((r = index_of(a, index, &i)) < 0 || (r = lock_in(a, &dead)) < 0)
         return r;
-    *bits = load(a, i);
+    *bits = value_load(a, i);
     return (int)lock_out(a, dead, 0);
 }
 
@@ -728,7 +381,7 @@ int mp_array_get_int(mp_value *a, long long index, long long *out)
         return MP_EINVAL;
     if ((r = element_read(a, index, &bits)) < 0 && r != MP_EOWNERDEAD)
         return r;
-    if ((c = int_of(a->t, bits, &x)) < 0)
+    if ((c = mp__value_int_of(a->t, bits, &x)) < 0)
         return c;
     *out = x;
     return r;
@@ -744,7 +397,7 @@ int mp_array_get_double(mp_value *a, long long index, double *out)
         return MP_EINVAL;
     if ((r = element_read(a, index, &bits)) < 0 && r != MP_EOWNERDEAD)
         return r;
-    if ((c = double_of(a->t, bits, &x)) < 0)
+    if ((c = mp__value_double_of(a->t, bits, &x)) < 0)
         return c;
     *out = x;
     return r;
@@ -761,9 +414,10 @@ int mp_array_set(mp_value *a, long long index, mp_arg x)
         return MP_EINVAL;
     /* CPython looks at the index first, then converts. */
     if ((r = index_of(a, index, &i)) < 0 ||
-        (r = convert(a->t, &x, &bits)) < 0 || (r = lock_in(a, &dead)) < 0)
+        (r = mp__value_convert(a->t, &x, &bits)) < 0 ||
+        (r = lock_in(a, &dead)) < 0)
         return r;
-    store(a, i, bits);
+    value_store(a, i, bits);
     return (int)lock_out(a, dead, 0);
 }
 
@@ -868,7 +522,7 @@ static long long text_read(mp_value *a, void *out, size_t cap, bool raw)
     if (raw)
         len = a->n;
     else
-        while (len < a->n && load(a, len) != 0)
+        while (len < a->n && value_load(a, len) != 0)
             len++;
     copy = len < cap ? len : cap;
     if (copy > 0)
@@ -907,7 +561,7 @@ static int text_write(mp_value *a, const void *buf, size_t len, bool raw)
     if (len > 0)
         memcpy(a->data, buf, len * size);
     if (!raw && len < a->n)
-        store(a, len, 0);
+        value_store(a, len, 0);
     return (int)lock_out(a, dead, 0);
 }
 
@@ -972,169 +626,6 @@ int mp_value_release(mp_value *v)
                            : no_attribute(v, "release");
 }
 
-/* repr() */
-
-/* Python's repr() of a float: the shortest digits that read back as x,
- * in exponent form when the point is more than 16 places right or 4
- * places left of them (float_repr_style 'short'). */
-static void float_repr(double x, char *out, size_t size)
-{
-    char e[40], digits[24], exp[16];
-    int prec, ex, nd = 0, point;
-    char *s, *mant;
-
-    if (isnan(x) || isinf(x)) {
-        snprintf(out, size, "%s", isnan(x) ? "nan" : x < 0 ? "-inf" : "inf");
-        return;
-    }
-    for (prec = 0; prec < 17; prec++) {
-        snprintf(e, sizeof(e), "%.*e", prec, x);
-        if (strtod(e, NULL) == x)
-            break;
-    }
-    s = e;
-    mant = s[0] == '-' ? s + 1 : s;
-    for (char *c = mant; *c != 'e'; c++)
-        if (*c != '.')
-            digits[nd++] = *c;
-    while (nd > 1 && digits[nd - 1] == '0')
-        nd--;
-    digits[nd] = '\0';
-    ex = atoi(strchr(mant, 'e') + 1);
-    point = ex + 1;
-    if (point > 16 || point <= -4) {
-        snprintf(exp, sizeof(exp), "e%c%02d", ex < 0 ? '-' : '+',
-                 ex < 0 ? -ex : ex);
-        snprintf(out, size, "%s%c%s%s%s", s[0] == '-' ? "-" : "", digits[0],
-                 nd > 1 ? "." : "", digits + 1, exp);
-    } else if (point <= 0) {
-        snprintf(out, size, "%s0.%.*s%s", s[0] == '-' ? "-" : "", -point,
-                 "0000", digits);
-    } else if (point >= nd) {
-        snprintf(out, size, "%s%s%.*s.0", s[0] == '-' ? "-" : "", digits,
-                 point - nd, "0000000000000000");
-    } else {
-        snprintf(out, size, "%s%.*s.%s", s[0] == '-' ? "-" : "", point,
-                 digits, digits + point);
-    }
-}
-
-/* Code points Python's str.isprintable() rejects, as far as ranges can
- * say: controls, spaces but ' ', format characters, surrogates, private
- * use, non-characters (not those Unicode leaves unassigned). */
-static bool printable(uint32_t c)
-{
-    static const uint32_t no[][2] = {
-        { 0x0000, 0x001f },   { 0x007f, 0x00a0 },   { 0x00ad, 0x00ad },
-        { 0x0600, 0x0605 },   { 0x061c, 0x061c },   { 0x06dd, 0x06dd },
-        { 0x070f, 0x070f },   { 0x08e2, 0x08e2 },   { 0x1680, 0x1680 },
-        { 0x180e, 0x180e },   { 0x2000, 0x200f },   { 0x2028, 0x202f },
-        { 0x205f, 0x2064 },   { 0x2066, 0x206f },   { 0x3000, 0x3000 },
-        { 0xd800, 0xf8ff },   { 0xfdd0, 0xfdef },   { 0xfeff, 0xfeff },
-        { 0xfff9, 0xfffb },   { 0x110bd, 0x110bd }, { 0x110cd, 0x110cd },
-        { 0x13430, 0x1343f }, { 0x1bca0, 0x1bca3 }, { 0x1d173, 0x1d17a },
-        { 0xe0001, 0xe0001 }, { 0xe0020, 0xe007f }, { 0xf0000, 0x10ffff },
-    };
-
-    if ((c & 0xfffe) == 0xfffe)
-        return false;
-    for (size_t i = 0; i < ARRAY_SIZE(no); i++)
-        if (c >= no[i][0] && c <= no[i][1])
-            return false;
-    return true;
-}
-
-/* Python's repr() of a one-element bytes (is_str 0) or str: the quotes
- * and escapes CPython chooses. */
-static void char_repr(uint32_t c, bool is_str, char *out, size_t size)
-{
-    char q = c == '\'' ? '"' : '\'', body[16];
-
-    if (c == '\\' || c == (uint32_t)q)
-        snprintf(body, sizeof(body), "\\%c", (char)c);
-    else if (c == '\t' || c == '\n' || c == '\r')
-        snprintf(body, sizeof(body), "\\%c",
-                 c == '\t' ? 't' : c == '\n' ? 'n' : 'r');
-    else if (c >= 0x20 && c < 0x7f)
-        snprintf(body, sizeof(body), "%c", (char)c);
-    else if (!is_str || c < 0x80 || (!printable(c) && c < 0x100))
-        snprintf(body, sizeof(body), "\\x%02" PRIx32, c);
-    else if (!printable(c))
-        snprintf(body, sizeof(body), c < 0x10000 ? "\\u%04" PRIx32
-                                                 : "\\U%08" PRIx32, c);
-    else if (c < 0x800)
-        snprintf(body, sizeof(body), "%c%c", (char)(0xc0 | c >> 6),
-                 (char)(0x80 | (c & 0x3f)));
-    else if (c < 0x10000)
-        snprintf(body, sizeof(body), "%c%c%c", (char)(0xe0 | c >> 12),
-                 (char)(0x80 | (c >> 6 & 0x3f)), (char)(0x80 | (c & 0x3f)));
-    else
-        snprintf(body, sizeof(body), "%c%c%c%c", (char)(0xf0 | c >> 18),
-                 (char)(0x80 | (c >> 12 & 0x3f)),
-                 (char)(0x80 | (c >> 6 & 0x3f)), (char)(0x80 | (c & 0x3f)));
-    snprintf(out, size, "%s%c%s%c", is_str ? "" : "b", q, body, q);
-}
-
-/* "c_int(3)": the ctypes object's repr. */
-static int scalar_repr(const mp_value *v, char *out, size_t size)
-{
-    uint64_t bits = load(v, 0);
-    const struct vtype *t = v->t;
-    uint32_t cp = 0;
-    int r;
-
-    switch (t->kind) {
-    case SIGNED:
-        snprintf(out, size, "%s(%lld)", t->ctype, sign_extend(bits, t->size));
-        return 0;
-    case UNSIGNED:
-        snprintf(out, size, "%s(%llu)", t->ctype, (unsigned long long)bits);
-        return 0;
-    case REAL: {
-        char f[80];
-        float_repr(real_of(t, bits), f, sizeof(f));
-        snprintf(out, size, "%s(%s)", t->ctype, f);
-        return 0;
-    }
-    case CHAR: {
-        char c[16];
-        char_repr((uint32_t)bits, false, c, sizeof(c));
-        snprintf(out, size, "%s(%s)", t->ctype, c);
-        return 0;
-    }
-    default:
-        if ((r = wchar_of(bits, t->size, &cp)) < 0)
-            return r;
-        {
-            char c[24];
-            char_repr(cp, true, c, sizeof(c));
-            snprintf(out, size, "%s(%s)", t->ctype, c);
-        }
-        return 0;
-    }
-}
-
-int mp_value_repr(mp_value *v, char *buf, size_t size)
-{
-    char obj[160], name[64];
-    int r;
-
-    if (v == NULL || (buf == NULL && size > 0))
-        return MP_EINVAL;
-    if (!v->array) {
-        if ((r = scalar_repr(v, obj, sizeof(obj))) < 0)
-            return r;
-    } else {
-        snprintf(obj, sizeof(obj),
-                 "<multiprocessing.sharedctypes.%s object at 0x%" PRIxPTR
-                 ">", obj_name(v, name, sizeof(name)), (uintptr_t)v);
-    }
-    if (v->lock == NULL)
-        return snprintf(buf, size, "%s", obj);
-    return snprintf(buf, size, "<%s wrapper for %s>",
-                    class_name(v, name, sizeof(name)), obj);
-}
-
 /* handing over (args.c) */
 
 mp_conn *mp__value_handle(mp_value *v)
@@ -1156,7 +647,7 @@ int mp__value_refuse(mp_value *v)
         return MP_EVALSHARE;
     return mp_raise("RuntimeError", "%s objects should only be shared "
                     "between processes through inheritance",
-                    v != NULL ? class_name(v, buf, sizeof(buf))
+                    v != NULL ? mp__value_class(v, buf, sizeof(buf))
                               : "Synchronized");
 }
 
@@ -1169,7 +660,8 @@ static bool page_valid(const struct value_page *p, size_t maplen)
 
     if (atomic_load_explicit(&p->magic, memory_order_acquire) != VMAGIC ||
         p->version != VVERSION || p->typecode > 0x7f ||
-        (t = vtype_of((char)p->typecode)) == NULL || p->itemsize != t->size ||
+        (t = mp__vtype_of((char)p->typecode)) == NULL ||
+        p->itemsize != t->size ||
         (p->flags & ~(uint32_t)VF_ARRAY) != 0 ||
         (!(p->flags & VF_ARRAY) && p->count != 1))
         return false;
@@ -1207,7 +699,7 @@ mp_value *mp__value_view(mp_conn *handle, mp_lock *lock)
     }
     v->borrowed = true;
     v->array = (copy.flags & VF_ARRAY) != 0;
-    v->t = vtype_of((char)copy.typecode);
+    v->t = mp__vtype_of((char)copy.typecode);
     v->n = (size_t)copy.count;
     v->handle = handle;
     v->base = base;
