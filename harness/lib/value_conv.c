@@ -159,7 +159,6 @@ int mp__value_convert(const struct vtype *t, const mp_arg *x,
                       uint64_t *bits)
 {
     char buf[64];
-    const char *tn = mp__value_arg_type(x, buf, sizeof(buf));
     bool is_int = x->type == MP_ARG_INT ||
                   (x->type == MP_ARG_NONE && x->u.i != 0);
     uint32_t cp;
@@ -172,7 +171,8 @@ int mp__value_convert(const struct vtype *t, const mp_arg *x,
     case UNSIGNED:
         if (!is_int)
             return mp_raise("TypeError", "'%s' object cannot be interpreted "
-                            "as an integer", tn);
+                            "as an integer",
+                            mp__value_arg_type(x, buf, sizeof(buf)));
         *bits = (uint64_t)x->u.i; /* wrapped as ctypes' masks do */
         return 0;
     case REAL:
@@ -183,7 +183,8 @@ int mp__value_convert(const struct vtype *t, const mp_arg *x,
         else if (is_int)
             d = (double)(uint64_t)x->u.i;
         else
-            return mp_raise("TypeError", "must be real number, not %s", tn);
+            return mp_raise("TypeError", "must be real number, not %s",
+                            mp__value_arg_type(x, buf, sizeof(buf)));
         if (t->size == 8) {
             memcpy(bits, &d, 8);
         } else {
@@ -205,7 +206,8 @@ int mp__value_convert(const struct vtype *t, const mp_arg *x,
     default: /* WCHAR */
         if (x->type != MP_ARG_STR)
             return mp_raise("TypeError", "unicode string expected instead "
-                            "of %s instance", tn);
+                            "of %s instance",
+                            mp__value_arg_type(x, buf, sizeof(buf)));
         if (x->u.s == NULL || (r = utf8_single(x->u.s, &cp)) < 0)
             return MP_EINVAL;
         if (r == 0)
