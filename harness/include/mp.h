@@ -1738,23 +1738,22 @@ void mp_pool_cleanup(mp_pool **pool);
  *
  * Beyond CPython: the lifetime of a segment.  CPython leaves it to unlink()
  * (its resource tracker unlinks at exit what was not, warning about
- * "leaked shared_memory objects", and before 3.13 also what an attaching
- * process registered, while others may still use it).  libmp removes a
- * segment's name, after the creating process has exited, once no process
- * has the segment mapped any more, killed processes included: each
- * attacher and the creator hold a shared flock(2) on the segment while it
- * is mapped, the creating process holds one more until it (with the fork
- * children that inherited its libmp state) has exited, and a reaper, one
- * process per creating process (started by the first create, outliving
- * it), removes the name when it can take the exclusive lock.  So a
- * segment is never removed while a libmp process maps it (a CPython
- * process attached to it does not count: its mapping stays valid, the
- * name may go), a creator that closes without unlinking keeps it
- * attachable while it lives, as in CPython, and none is left in /dev/shm
- * after every user has gone.  unlink() is immediate, as in CPython.
- * harness/lib/README.md ("SharedMemory") has the details and the limits
- * (a killed reaper, no inotify instance left, the program not runnable
- * again).
+ * "leaked shared_memory objects", and an attaching process's tracker
+ * too, 3.8 to 3.13 unless 3.13's track=False, while others may still use
+ * it).  libmp removes a segment's name, after the creating process has
+ * exited, once no process has the segment mapped any more, killed
+ * processes included: each attacher and the creator hold a shared
+ * flock(2) on the segment while it is mapped, the creating process holds
+ * one more until it has exited, and a reaper, one process per creating
+ * process (started by its first create, outliving it), removes the name
+ * when it can take the exclusive lock.  So a segment is never removed
+ * while a libmp process maps it (a CPython process attached to it does
+ * not count: its mapping stays valid, the name may go), a creator that
+ * closes without unlinking keeps it attachable while it lives, as in
+ * CPython, and none is left in /dev/shm after every user has gone.
+ * unlink() is immediate, as in CPython.  harness/lib/README.md
+ * ("SharedMemory") has the details and the limits (a killed reaper, a
+ * program that cannot be run again).
  */
 typedef struct mp_shm mp_shm;
 
