@@ -36,7 +36,7 @@ static int is_generated(const char *name)
 
 TEST(create_names_sizes_buf_repr_close_unlink)
 {
-    mp_shm *s, *a;
+    mp_shm *s, *a, *t;
     char line[200], want[200];
     unsigned char *buf;
 
@@ -80,7 +80,8 @@ TEST(create_names_sizes_buf_repr_close_unlink)
              mp_shm_name(s));
     expect_raise(want, mp_shm_unlink(s));
     expect_raise(want, mp_shm_unlink(a));
-    expect_raise(want, mp_shm_new(&a, mp_shm_name(s), 0, 0));
+    expect_raise(want, mp_shm_new(&t, mp_shm_name(s), 0, 0));
+    ASSERT_TRUE(t == NULL);
     mp_shm_free(a);
     mp_shm_free(s);
     ASSERT_TRUE(mp_shm_free(NULL) == NULL);

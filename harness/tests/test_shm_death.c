@@ -47,6 +47,7 @@ MP_TARGET(creator)
         mp_shm_close(s[0]);
         mp_check(mp_queue_put_str(q, "closed"));
         mp_event_wait(end, MP_FOREVER);
+        mp_shm_free(s[0]);
         return 0;
     case FORK_HOLDER: {
         pid_t pid = fork();
@@ -59,6 +60,7 @@ MP_TARGET(creator)
     }
     case EXIT_ON_GO:
         mp_event_wait(go, MP_FOREVER);
+        mp_shm_free(s[0]);
         return 0;
     case MANY:
         for (int i = 0; i < n; i++)
