@@ -244,10 +244,14 @@ CHECK_CASES += $(addprefix cases/sync/,cond_over_passed_lock.json \
 CHECK_CASES += $(addprefix cases/pool/,map_apply_starmap_imap.json \
     callbacks.json maxtasksperchild.json)
 
+# The SharedMemory tests record the names they make in SHM_MADE; the last
+# test checks that none is left in /dev/shm once everything has run.
+SHM_MADE = $(B)/tests/shm-made
 run-tests:
+	@rm -f $(SHM_MADE)
 	MP_HARNESS=$(HARNESS) MP_NO_MAIN_HELPER=$(NO_MAIN) MP_LIB=$(B)/libmp.a \
 	MP_HELPERS=$(B)/tests MP_EXAMPLES=$(B)/examples PYTHON=$(PYTHON) \
-	MP_FUZZ=$(B)/fuzz \
+	MP_FUZZ=$(B)/fuzz MP_SHM_RECORD=$(abspath $(SHM_MADE)) \
 	    $(PROVE) $(TESTS) $(CXX_TEST) scripts/test-abi scripts/test-install \
 	    scripts/test-gate scripts/test-targets scripts/test-examples \
 	    scripts/test-tap scripts/test-harness-cli scripts/test-recorder \
@@ -259,6 +263,7 @@ run-tests:
 	$(STRESS_BIN) --short --out $(B)/stress-short.json
 	$(PYTHON) scripts/stress-table --check harness/stress/README.md \
 	    results/baseline/stress.json
+	$(PROVE) $(B)/tests/helper_shm :: leftovers $(SHM_MADE)
 
 # Every case under every start method, against the CPython reference REF.
 # TAP on stdout; the run's TAP and JSON report in RUN (results/latest too).
@@ -347,7 +352,8 @@ TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_TESTS := $(addprefix build-tsan/tests/,test_threads test_process \
                   test_queue test_connection test_context test_error \
                   test_signals test_sync test_sync_death test_robust \
-                  test_pool test_pool_death test_value test_value_death)
+                  test_pool test_pool_death test_value test_value_death \
+                  test_shm test_shm_death)
 TSAN_WNO = $(shell $(CC) -Werror -Wno-error=tsan -E -x c /dev/null \
                  >/dev/null 2>&1 && echo -Wno-error=tsan)
 # TSan makes a process 5 to 15 times slower: timing windows are widened.
