@@ -181,10 +181,12 @@ _DROP_LINE_RE = re.compile(r"[ ^~]*\Z")
 
 
 def normalise_string(s):
-    """pid=<digits> -> pid=N, parent=<digits> -> parent=N, 0x<hex> -> 0xADDR."""
+    """pid=<digits> -> pid=N, parent=<digits> -> parent=N, 0x<hex> -> 0xADDR,
+    psm_<hex> (a SharedMemory name CPython made) -> psm_N."""
     s = re.sub(r"pid=[0-9]+", "pid=N", s)
     s = re.sub(r"parent=[0-9]+", "parent=N", s)
     s = re.sub(r"0x[0-9a-fA-F]+", "0xADDR", s)
+    s = re.sub(r"psm_[0-9a-fA-F]+", "psm_N", s)
     return s
 
 
