@@ -347,7 +347,7 @@ TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_TESTS := $(addprefix build-tsan/tests/,test_threads test_process \
                   test_queue test_connection test_context test_error \
                   test_signals test_sync test_sync_death test_robust \
-                  test_pool test_pool_death)
+                  test_pool test_pool_death test_value test_value_death)
 TSAN_WNO = $(shell $(CC) -Werror -Wno-error=tsan -E -x c /dev/null \
                  >/dev/null 2>&1 && echo -Wno-error=tsan)
 # TSan makes a process 5 to 15 times slower: timing windows are widened.

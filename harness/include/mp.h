@@ -140,7 +140,14 @@ extern "C" {
     X(EWORKERLOST, -4048, "WorkerLostError",                                  \
       "a pool worker died running the task")                                  \
     X(EPOOLTERMINATED, -4049, "RuntimeError",                                 \
-      "the pool was terminated before the task ended")
+      "the pool was terminated before the task ended")                        \
+    X(EVALINDEX, -4050, "IndexError", "invalid index")                        \
+    X(EVALSLICE, -4051, "ValueError",                                         \
+      "Can only assign sequence of same size")                                \
+    X(EVALSIZE, -4052, "TypeError", "this type has no size")                 \
+    X(EVALSHARE, -4054, "RuntimeError",                                       \
+      "Synchronized objects should only be shared between processes "        \
+      "through inheritance")
 
 #define MP__ERROR_ENUM(name, code, exc, msg) MP_##name = (code),
 enum { MP_ERROR_MAP(MP__ERROR_ENUM) MP__ERROR_END };
@@ -218,6 +225,7 @@ typedef struct mp_lock mp_lock;
 typedef struct mp_cond mp_cond;
 typedef struct mp_event mp_event;
 typedef struct mp_barrier mp_barrier;
+typedef struct mp_value mp_value;
 /* What a child reads its arguments from (see "arguments" below). */
 typedef struct mp_args mp_args;
 
@@ -348,7 +356,7 @@ mp_target_fn mp_target_lookup(const char *name);
  * the mp_args its target receives.  The types are Python's: int (long long),
  * float (double), str (a C string, copied), bytes (a buffer, copied), and
  * handles to shareable objects (Queue, Connection, Lock, Condition, Event,
- * Barrier): a value that is none of
+ * Barrier, Value/Array): a value that is none of
  * these, a pointer to the parent's memory in particular, cannot be passed
  * (it would be an address in another process under spawn and forkserver).
  * Values are copied when the process is made, and a handle takes a
@@ -366,7 +374,8 @@ enum {
     MP_ARG_LOCK = 7,
     MP_ARG_COND = 8,
     MP_ARG_EVENT = 9,
-    MP_ARG_BARRIER = 10
+    MP_ARG_BARRIER = 10,
+    MP_ARG_VALUE = 11
 };
 typedef struct mp_arg {
     int type;         /* MP_ARG_* */
@@ -385,6 +394,7 @@ typedef struct mp_arg {
         mp_cond *cv;
         mp_event *e;
         mp_barrier *br;
+        mp_value *v;
     } u;
 } mp_arg;
 
@@ -403,6 +413,10 @@ mp_arg mp_arg_lock(mp_lock *l);
 mp_arg mp_arg_cond(mp_cond *c);
 mp_arg mp_arg_event(mp_event *e);
 mp_arg mp_arg_barrier(mp_barrier *b);
+/* A Value or Array (raw or synchronized; see "shared values" below): the
+ * child maps the same memory, and a synchronized one's lock comes with
+ * it. */
+mp_arg mp_arg_value(mp_value *v);
 /* The value a, reachable by `name` as well (kwargs): names are unique
  * within a list, at most MP_TARGET_NAME_MAX bytes. */
 mp_arg mp_arg_named(const char *name, mp_arg a);
@@ -412,7 +426,7 @@ mp_arg mp_arg_named(const char *name, mp_arg a);
  * MP_ARG(x): the value for x, chosen by x's type at compile time: integers
  * (an unsigned one through mp_arg_uint()), floating point, char * (a
  * string), mp_queue *, mp_conn *, mp_lock *, mp_cond *, mp_event *,
- * mp_barrier *, or an mp_arg
+ * mp_barrier *, mp_value *, or an mp_arg
  * already made (mp_arg_bytes(), mp_arg_named()).  Any other type does not
  * compile.  MP_ARGS(x, y, ...) (1 to 16 values) gives the two parameters
  * mp_process_create() takes, the array and its length:
@@ -430,7 +444,7 @@ mp_arg mp_arg_named(const char *name, mp_arg a);
         mp_queue *: mp_arg_queue, mp_conn *: mp_arg_conn,                     \
         mp_lock *: mp_arg_lock, mp_cond *: mp_arg_cond,                       \
         mp_event *: mp_arg_event, mp_barrier *: mp_arg_barrier,               \
-        mp_arg: mp_arg_of)(x)
+        mp_value *: mp_arg_value, mp_arg: mp_arg_of)(x)
 #define MP_NAMED(name, x) mp_arg_named((name), MP_ARG(x))
 #define MP__NARGS(...)                                                        \
     MP__NARGS_(__VA_ARGS__, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,  \
@@ -470,13 +484,17 @@ mp_arg mp_arg_of(mp_arg a);
  * given)", "TypeError: argument 1 ('n') is str, not int" (the names are
  * Python's: int, float, str, bytes, Queue, Connection, Lock (for every
  * mp_lock: "RLock", "Semaphore", "BoundedSemaphore" in messages), Condition,
- * Event, Barrier; an int is read as a float too, as Python's float
+ * Event, Barrier, Value (any of the four kinds); an int is read as a float too, as Python's float
  * operations take it).  A string and bytes point into the list, with a NUL
  * after their length, valid as long as the list; a queue, connection or
  * synchronisation object belongs to the list (do not free it): in the child
  * it lives as long as the child.  Values that name one object give one
- * object (a lock passed twice, or passed and used by a condition passed
- * too, is one mp_lock in the child, so its owner checks hold).
+ * object (a lock passed twice, or passed and used by a condition or a
+ * value passed too, is one mp_lock in the child, so its owner checks
+ * hold).  A value whose memory is not a libmp shared value (a descriptor
+ * of another kind, a header a peer wrote over) is refused when the child
+ * first reads it: MP_ERAISED "OSError: argument 0: not a libmp shared
+ * value (bad shared memory)".
  */
 size_t mp_args_count(const mp_args *args);
 /* The position of the value named `name`, or MP_ERAISED with "KeyError:
@@ -497,6 +515,7 @@ int mp_args_get_lock(const mp_args *args, size_t i, mp_lock **l);
 int mp_args_get_cond(const mp_args *args, size_t i, mp_cond **c);
 int mp_args_get_event(const mp_args *args, size_t i, mp_event **e);
 int mp_args_get_barrier(const mp_args *args, size_t i, mp_barrier **b);
+int mp_args_get_value(const mp_args *args, size_t i, mp_value **v);
 /*
  * The same, for a target's body, where a wrong argument is a bug: on an
  * error they raise it, as Python's `args[3]` or `q.put` on a str would: the
@@ -523,6 +542,7 @@ mp_lock *mp_args_lock(const mp_args *args, size_t i);
 mp_cond *mp_args_cond(const mp_args *args, size_t i);
 mp_event *mp_args_event(const mp_args *args, size_t i);
 mp_barrier *mp_args_barrier(const mp_args *args, size_t i);
+mp_value *mp_args_value(const mp_args *args, size_t i);
 /* The arguments of the current process: what a target receives as `args`
  * (never NULL; empty in the main process or with none given). */
 const mp_args *mp_child_args(void);
@@ -1496,6 +1516,255 @@ int mp_barrier_parties(mp_barrier *b);
 int mp_barrier_n_waiting(mp_barrier *b);
 int mp_barrier_broken(mp_barrier *b);
 mp_barrier *mp_barrier_free(mp_barrier *b);
+
+/* shared values: Value, RawValue, Array, RawArray */
+
+/*
+ * CPython's sharedctypes.py: a C value, or an array of them, in shared
+ * memory (a sealed memfd), with CPython's ctypes conversions on the way
+ * in.  One type, mp_value, is all four: Value and Array are synchronized
+ * (every access through these calls takes their lock: CPython's
+ * Synchronized, SynchronizedArray and SynchronizedString wrappers), and
+ * RawValue and RawArray are raw (no lock; options .raw = 1).  A value
+ * reaches a child as a typed argument (MP_ARGS(v)) under every start
+ * method, its lock with it (the child's value and lock are one object,
+ * and a lock handed over on its own too is the same mp_lock there); a
+ * fork child may also use the parent's object directly.  The memory's
+ * layout is read once, when a process maps it, and bounded then: a peer
+ * that writes over the header later changes nothing here, and what it
+ * writes over the elements is what they read.
+ *
+ * The typecodes are CPython's (array's and sharedctypes' typecode_to_type):
+ *   b c_byte  B c_ubyte  h c_short  H c_ushort  i c_int  I c_uint
+ *   l c_long  L c_ulong  q Q c_long / c_ulong (CPython's aliases where long
+ *   is 64 bits: c_longlong is c_long)  f c_float (4 bytes)  d c_double
+ *   c c_char (1 byte)  u c_wchar (wchar_t: 4 bytes)
+ * Any other typecode is MP_EVALSIZE ("TypeError: this type has no size",
+ * as ctypes.sizeof('x') gives).
+ *
+ * Conversions, as ctypes makes them (CPython 3.10 and later; 3.8 and 3.9
+ * word the TypeErrors "int expected instead of float" and "an integer is
+ * required (got type str)"):
+ *   integer types  an int, wrapped to the type's width without a word
+ *                  (Value('i', 2**31) is -2147483648, Value('b', 200) is
+ *                  -56; mp_arg_uint() above LLONG_MAX counts as its value);
+ *                  any other value is MP_ERAISED "TypeError: 'float' object
+ *                  cannot be interpreted as an integer" (str, bytes,
+ *                  NoneType for mp_arg_none() in a set, Queue, ...);
+ *   f, d           an int or a float; 'f' keeps the float32 nearest (0.1
+ *                  reads 0.10000000149011612; beyond its range, inf);
+ *                  else "TypeError: must be real number, not str";
+ *   c              bytes of length 1, or an int 0..255; else "TypeError:
+ *                  one character bytes, bytearray or integer expected";
+ *   u              a str (UTF-8) of one character; "TypeError: one
+ *                  character unicode string expected" for another length,
+ *                  "TypeError: unicode string expected instead of int
+ *                  instance" for another type; MP_EINVAL for a str that is
+ *                  not UTF-8 (a surrogate included: C has no such str).
+ *
+ * Locks.  Every read and write through these calls takes the lock and
+ * gives it back (CPython's properties do, `with self._lock`), so a single
+ * access is atomic, and `v.value += 1` is not: take the lock around the
+ * two (mp_value_acquire()) for that.  With the default RLock, an access
+ * while this thread holds it is fine; with a given Lock it waits for
+ * itself, as CPython's does.  A lock whose acquire fails (MP_ESYNCCORRUPT)
+ * fails the access.  Beyond CPython: a robust lock given as the lock
+ * (mp_rlock_new_robust()) survives a holder killed mid-update: the next
+ * access or acquire gets MP_EOWNERDEAD, with the lock, and the access
+ * done all the same (what the dead holder left half-written is for the
+ * caller to repair).  An access takes no system call when the lock is
+ * free: an uncontended RLock is two atomic operations.
+ *
+ * Not provided (Python only): `lock=` anything but a Lock or RLock (any
+ * mp_lock is taken; CPython's "AttributeError: 'x' has no method
+ * 'acquire'" has no C form), ctypes structures and types given as the
+ * typecode (Value(c_int, 7): use its typecode), slices with a step, and
+ * len() of a Value (CPython's TypeError; mp_value_len() gives 1).
+ */
+
+/* The lock argument of Value() and Array(): every field zero (or NULL
+ * options) is lock=True, a new RLock. */
+typedef struct mp_value_options {
+    int raw;       /* 1: lock=False, the raw object (RawValue, RawArray) */
+    mp_lock *lock; /* a given Lock or RLock, used as given (the value takes
+                      a reference of its own); NULL: a new RLock.  MP_EINVAL
+                      with raw. */
+} mp_value_options;
+
+/* "No value": Value('i') without an initial value (zero), and None where
+ * a value is set (a TypeError). */
+mp_arg mp_arg_none(void);
+
+/*
+ * Value(typecode, init, lock=...): one element, init converted as above
+ * (mp_arg_none(): zero).  Errors: MP_EVALSIZE, the conversion's
+ * TypeError (MP_ERAISED), MP_EINVAL (v NULL, raw with a lock), -ENOMEM,
+ * -EMFILE and the like when the shared memory cannot be made.
+ */
+int mp_value_new(mp_value **v, char typecode, mp_arg init,
+                 const mp_value_options *opts);
+/*
+ * Array(typecode, size): n elements, zero.  Array(typecode, [x, y, ...]):
+ * n elements converted as above (the first that fails is the error, and
+ * no array is made).  Array from a native C buffer of n elements of the
+ * typecode's C type (signed char, unsigned char, short, ..., float,
+ * double, char for 'c' (Array('c', b'hello') is "hello", 5), wchar_t for
+ * 'u'): copied as it is, the fast way.  Errors: those of mp_value_new();
+ * MP_EINVAL for a NULL init with n > 0; -ENOMEM for a size no memory can
+ * hold.
+ */
+int mp_array_new(mp_value **a, char typecode, size_t n,
+                 const mp_value_options *opts);
+int mp_array_from(mp_value **a, char typecode, const mp_arg *init, size_t n,
+                  const mp_value_options *opts);
+int mp_array_from_native(mp_value **a, char typecode, const void *init,
+                         size_t n, const mp_value_options *opts);
+
+/*
+ * .value of a Value, each under the lock.  get_int: the integer types'
+ * value (the unsigned 64-bit ones as their bits: cast *out to unsigned
+ * long long), 'c' the byte, 'u' the code point ("ValueError: character
+ * U+110000 is not in range [U+0000; U+10ffff]" for one no str can hold,
+ * as CPython's); 'f' and 'd' are "TypeError: 'float' object cannot be
+ * interpreted as an integer".  get_double: 'f' and 'd', and the integer
+ * types converted; 'c' and 'u' are "TypeError: must be real number, not
+ * bytes" ("str").  set: x converted as above; on a 'c' Array, set is
+ * .value = bytes (mp_array_set_value()).  On an array (other calls):
+ * MP_ERAISED "AttributeError: 'SynchronizedArray' object has no attribute
+ * 'value'" ('c_int_Array_3' for a raw one), as CPython's.  MP_EOWNERDEAD:
+ * done, under a robust lock whose holder died (above).
+ */
+int mp_value_get_int(mp_value *v, long long *out);
+int mp_value_get_double(mp_value *v, double *out);
+int mp_value_set(mp_value *v, mp_arg x);
+
+/*
+ * a[index] and a[index] = x, each under the lock: Python's indexing (a
+ * negative index counts from the end); MP_EVALINDEX ("IndexError: invalid
+ * index") out of range; values read and converted as a Value's.  On a
+ * Value: MP_ERAISED "TypeError: 'Synchronized' object is not
+ * subscriptable" ('c_int' for a raw one).
+ */
+int mp_array_get_int(mp_value *a, long long index, long long *out);
+int mp_array_get_double(mp_value *a, long long index, double *out);
+int mp_array_set(mp_value *a, long long index, mp_arg x);
+
+/* a[start:stop] to the end (stop: this, or anything at least the length;
+ * a start of 0 or below -len is the beginning). */
+#define MP_SLICE_END __LONG_LONG_MAX__
+/*
+ * a[start:stop] (step 1) under the lock, with Python's clamping (negatives
+ * count from the end; bounds beyond it are clamped; stop <= start is
+ * empty), as native elements.  read: copies the slice's first out_elems
+ * elements at most to out and returns the slice's length (>= 0: like
+ * snprintf, NULL and 0 ask the length).  write: a[start:stop] = in, which
+ * must hold exactly the slice's length of elements (MP_EVALSLICE, "Can
+ * only assign sequence of same size", otherwise; nothing is written); 0.
+ * MP_EINVAL for a NULL buffer with a count; the errors of indexing a
+ * Value; MP_EOWNERDEAD as above (a read then returns that, not the
+ * length: ask again).
+ */
+long long mp_array_read(mp_value *a, long long start, long long stop,
+                        void *out, size_t out_elems);
+int mp_array_write(mp_value *a, long long start, long long stop,
+                   const void *in, size_t n);
+
+/*
+ * A 'c' array's .value (its bytes up to the first NUL) and .raw (all of
+ * them), under the lock: the first cap bytes at most copied to out, a NUL
+ * after them if there is room, and the length returned, like
+ * mp_array_read().  A raw 'u' array has .value too (wchar_t elements up to
+ * the first 0; cap counts elements), as ctypes' c_wchar arrays.  On other
+ * arrays, MP_ERAISED "AttributeError: 'SynchronizedArray' object has no
+ * attribute 'value'" ('raw'; 'c_int_Array_3' for a raw one), as CPython's.
+ * The setters (.value = b'...', .raw = b'...'): len bytes (elements for
+ * 'u') copied; .value puts a NUL after them when they are shorter than
+ * the array; longer than the array is MP_ERAISED "ValueError: byte string
+ * too long" ("string too long" for 'u'), nothing written.  0.
+ */
+long long mp_array_value(mp_value *a, void *out, size_t cap);
+long long mp_array_raw(mp_value *a, void *out, size_t cap);
+int mp_array_set_value(mp_value *a, const void *buf, size_t len);
+int mp_array_set_raw(mp_value *a, const void *buf, size_t len);
+
+/* len() of an array (a Value: 1), the typecode, sizeof one element; 0 for
+ * NULL. */
+size_t mp_value_len(const mp_value *v);
+char mp_value_typecode(const mp_value *v);
+size_t mp_value_itemsize(const mp_value *v);
+/* Whether v is raw (RawValue, RawArray, lock=False): 1 or 0. */
+int mp_value_is_raw(const mp_value *v);
+
+/*
+ * get_obj() as C sees it: the shared elements themselves (len() of them,
+ * of the typecode's C type), valid as long as v; read and write them
+ * holding the lock (mp_value_acquire()) when other processes may.  A raw
+ * value's too.  NULL for NULL.
+ */
+void *mp_value_ptr(mp_value *v);
+/*
+ * get_lock(): 0 and the lock (owned by v: do not free it).  A raw value:
+ * MP_ERAISED "AttributeError: 'c_int' object has no attribute
+ * 'get_lock'", with its ctypes type's name ('c_double_Array_3' ...).
+ */
+int mp_value_get_lock(mp_value *v, mp_lock **lock);
+/*
+ * acquire(block, timeout) and release() of the wrapper (`with v:`): its
+ * lock's, with mp_lock_acquire()'s and mp_lock_release()'s results.  A raw
+ * value: MP_ERAISED "AttributeError: 'c_int' object has no attribute
+ * 'acquire'" ('release').
+ */
+int mp_value_acquire(mp_value *v, int block, double timeout);
+int mp_value_release(mp_value *v);
+
+/*
+ * repr(), like snprintf: "<Synchronized wrapper for c_int(0)>", "c_int(3)"
+ * (raw), "c_double(1.5)", "c_char(b'a')", "c_wchar('z')";
+ * "<SynchronizedArray wrapper for <multiprocessing.sharedctypes.
+ * c_int_Array_5 object at 0x...>>" ("<SynchronizedString wrapper ..." for
+ * a 'c' array; the object alone for a raw one).  It reads the value
+ * without the lock, as CPython's.  Non-ASCII characters of a 'u' value
+ * show as they are, but for the spaces, controls, format characters,
+ * surrogates and private-use ones, escaped as CPython escapes them
+ * (CPython also escapes the code points Unicode leaves unassigned).
+ */
+int mp_value_repr(mp_value *v, char *buf, size_t size);
+
+/*
+ * This process's object: unmaps it and drops its lock reference (the
+ * memory lives on in the processes that hold it).  A child's argument
+ * belongs to its list: freeing it does nothing.  Accepts NULL; returns
+ * NULL.
+ */
+mp_value *mp_value_free(mp_value *v);
+
+/*
+ * Typed access for the caller that holds the lock (or a raw value's
+ * owner): a pointer to the first element as its C type, or NULL when the
+ * value's C type is another.  `*mp_value_i32(v) += 1;` between
+ * mp_value_acquire() and mp_value_release() is CPython's
+ * `with v.get_lock(): v.value += 1`.  i8 'b', u8 'B' and 'c', i16 'h',
+ * u16 'H', i32 'i', u32 'I', i64 'q' and 'l', u64 'Q' and 'L' (where long
+ * is 64 bits; 'l' and 'L' are i32 and u32 where it is 32), f32 'f', f64
+ * 'd'.
+ */
+#define MP__VALUE_TYPED(name, ctype, ok)                                      \
+    static inline ctype *mp_value_##name(mp_value *v)                         \
+    {                                                                         \
+        char t = mp_value_typecode(v);                                        \
+        return (ok) ? (ctype *)mp_value_ptr(v) : (ctype *)0;                  \
+    }
+#define MP__LONG64 (sizeof(long) == 8)
+MP__VALUE_TYPED(i8, signed char, t == 'b')
+MP__VALUE_TYPED(u8, unsigned char, t == 'B' || t == 'c')
+MP__VALUE_TYPED(i16, short, t == 'h')
+MP__VALUE_TYPED(u16, unsigned short, t == 'H')
+MP__VALUE_TYPED(i32, int, t == 'i' || (t == 'l' && !MP__LONG64))
+MP__VALUE_TYPED(u32, unsigned, t == 'I' || (t == 'L' && !MP__LONG64))
+MP__VALUE_TYPED(i64, long long, t == 'q' || (t == 'l' && MP__LONG64))
+MP__VALUE_TYPED(u64, unsigned long long, t == 'Q' || (t == 'L' && MP__LONG64))
+MP__VALUE_TYPED(f32, float, t == 'f')
+MP__VALUE_TYPED(f64, double, t == 'd')
 
 /* pools */
 

@@ -7,7 +7,8 @@
  * synchronisation object over as a descriptor among the process's handles
  * (process.c's conns, tagged MP__USE_ARG), so a value is never an address
  * that means nothing in another program.  A Condition is two handles: its
- * page and its lock's (the same one when the lock is its own).  The child
+ * page and its lock's (the same one when the lock is its own); so is a
+ * synchronized Value or Array: its memory and its lock's.  The child
  * decodes the bytes once, on first use, with every length and index
  * checked: under spawn and forkserver they come from another process.
  */
@@ -104,6 +105,13 @@ mp_arg mp_arg_barrier(mp_barrier *b)
     return a;
 }
 
+mp_arg mp_arg_value(mp_value *v)
+{
+    mp_arg a = { .type = MP_ARG_VALUE };
+    a.u.v = v;
+    return a;
+}
+
 mp_arg mp_arg_named(const char *name, mp_arg a)
 {
     a.name = name;
@@ -132,15 +140,21 @@ static mp_conn *handle_of(const mp_arg *a)
         return a->u.e != NULL ? mp__event_handle(a->u.e) : NULL;
     case MP_ARG_BARRIER:
         return a->u.br != NULL ? mp__barrier_handle(a->u.br) : NULL;
+    case MP_ARG_VALUE:
+        return a->u.v != NULL ? mp__value_handle(a->u.v) : NULL;
     default:
         return a->u.c;
     }
 }
 
-/* A Condition's second handle: its lock's. */
-static mp_conn *cond_lock_handle(const mp_arg *a)
+/* A Condition's second handle, and a synchronized value's: its lock's
+ * (NULL: a raw value's, which has none). */
+static mp_conn *lock_handle_of(const mp_arg *a)
 {
-    return mp__lock_handle(mp_cond_lock(a->u.cv));
+    mp_lock *l = a->type == MP_ARG_COND ? mp_cond_lock(a->u.cv)
+                                        : mp__value_lock(a->u.v);
+
+    return l != NULL ? mp__lock_handle(l) : NULL;
 }
 
 /* Its index among handles[0..*nh), added if it is not there yet: an object
@@ -187,9 +201,10 @@ static int check(const mp_arg *v, size_t n)
             handles++;
             break;
         case MP_ARG_COND: /* its page and its lock's */
+        case MP_ARG_VALUE:
             if (handle_of(a) == NULL)
                 return MP_EINVAL;
-            handles += 2;
+            handles += lock_handle_of(a) != NULL ? 2 : 1;
             break;
         default:
             return MP_EINVAL;
@@ -234,8 +249,13 @@ static void encode_to(struct mp__out *o, const mp_arg *v, size_t n,
         default: /* a handle: its index among the process's handles */
             mp__put_u64(o, handle_index(handles, nh, handle_of(a)));
             if (a->type == MP_ARG_COND)
-                mp__put_u64(o, handle_index(handles, nh,
-                                            cond_lock_handle(a)));
+                mp__put_u64(o, handle_index(handles, nh, lock_handle_of(a)));
+            /* A value's lock: 0 for none (raw), else 1 + its index. */
+            if (a->type == MP_ARG_VALUE)
+                mp__put_u64(o, lock_handle_of(a) == NULL
+                                   ? 0
+                                   : 1 + handle_index(handles, nh,
+                                                      lock_handle_of(a)));
             /* Which of the four a lock is, for the messages of a child
              * that has not mapped it. */
             if (a->type == MP_ARG_LOCK)
@@ -297,7 +317,9 @@ int mp__args_check_plain(const mp_arg *v, size_t n)
     if (v == NULL && n > 0)
         return MP_EINVAL;
     for (size_t i = 0; i < n; i++)
-        if (v[i].type >= MP_ARG_QUEUE && v[i].type <= MP_ARG_BARRIER)
+        if (v[i].type == MP_ARG_VALUE)
+            return mp__value_refuse(v[i].u.v);
+        else if (v[i].type >= MP_ARG_QUEUE && v[i].type <= MP_ARG_BARRIER)
             return mp_raise("RuntimeError", "%s objects should only be "
                             "shared between processes through inheritance",
                             refused_name(&v[i]));
@@ -319,7 +341,7 @@ struct arg {
     char *buf;     /* str, bytes: NUL-terminated */
     size_t len;
     mp_conn *conn; /* a handle */
-    mp_conn *conn2; /* a Condition's lock's handle */
+    mp_conn *conn2; /* a Condition's lock's handle, a value's (or NULL) */
     int kind;      /* a lock's: 1 Lock, 2 RLock, 3 Semaphore, 4 Bounded */
     mp_queue *q;   /* the queue's view, made on first use */
     /* A synchronisation object's view, made on first use, and a
@@ -369,6 +391,9 @@ static void args_free(mp_args *a)
                 break;
             case MP_ARG_COND:
                 mp__cond_view_free(e->view);
+                break;
+            case MP_ARG_VALUE:
+                mp__value_view_free(e->view);
                 break;
             case MP_ARG_EVENT:
                 mp__event_view_free(e->view);
@@ -432,7 +457,7 @@ int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
         size_t nlen = 0;
 
         a->n = i + 1;
-        e->type = type <= MP_ARG_BARRIER ? (int)type : 0;
+        e->type = type <= MP_ARG_VALUE ? (int)type : 0;
         e->name = mp__get_str(&r, MP_TARGET_NAME_MAX, &nlen);
         /* A name or a str is what strlen() gave the encoder: a NUL inside
          * is corruption, which would reach the target cut short. */
@@ -463,6 +488,7 @@ int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
         case MP_ARG_COND:
         case MP_ARG_EVENT:
         case MP_ARG_BARRIER:
+        case MP_ARG_VALUE:
             k = mp__get_u64(&r);
             if (!handle_fits(k, e->type, conns, use, nconns))
                 goto bad;
@@ -472,6 +498,11 @@ int mp__args_decode(const char *buf, size_t len, mp_conn *const *conns,
                 if (!handle_fits(k, MP_ARG_LOCK, conns, use, nconns))
                     goto bad;
                 e->conn2 = conns[k];
+            }
+            if (e->type == MP_ARG_VALUE && (k = mp__get_u64(&r)) != 0) {
+                if (!handle_fits(k - 1, MP_ARG_LOCK, conns, use, nconns))
+                    goto bad;
+                e->conn2 = conns[k - 1];
             }
             if (e->type == MP_ARG_LOCK) {
                 k = mp__get_u64(&r);
@@ -663,8 +694,9 @@ static const char *type_name(int type)
         [MP_ARG_QUEUE] = "Queue",     [MP_ARG_CONN] = "Connection",
         [MP_ARG_LOCK] = "Lock",       [MP_ARG_COND] = "Condition",
         [MP_ARG_EVENT] = "Event",     [MP_ARG_BARRIER] = "Barrier",
+        [MP_ARG_VALUE] = "Value",
     };
-    return type > 0 && type <= MP_ARG_BARRIER ? names[type] : "?";
+    return type > 0 && type <= MP_ARG_VALUE ? names[type] : "?";
 }
 
 /* A value's type as a message names it: a lock by its class. */
@@ -833,7 +865,8 @@ static mp_lock *lock_seen(const mp_args *args, mp_conn *h)
         const struct arg *e = &args->v[j];
         if (e->type == MP_ARG_LOCK && e->conn == h && e->view != NULL)
             return e->view;
-        if (e->type == MP_ARG_COND && e->conn2 == h && e->lock != NULL)
+        if ((e->type == MP_ARG_COND || e->type == MP_ARG_VALUE) &&
+            e->conn2 == h && e->lock != NULL)
             return e->lock;
     }
     return NULL;
@@ -869,6 +902,13 @@ static void *sync_view(const mp_args *args, struct arg *e)
     case MP_ARG_EVENT:
         e->view = mp__event_view(e->conn);
         break;
+    case MP_ARG_VALUE:
+        if (e->conn2 != NULL && e->lock == NULL &&
+            (e->lock = lock_seen(args, e->conn2)) == NULL &&
+            (e->lock = mp__lock_view(e->conn2)) == NULL)
+            break;
+        e->view = mp__value_view(e->conn, e->lock);
+        break;
     default:
         e->view = mp__barrier_view(e->conn);
         break;
@@ -888,6 +928,11 @@ static int get_sync(const mp_args *args, size_t i, int type, void **out)
     pthread_mutex_lock(&lock);
     view = sync_view(args, e);
     pthread_mutex_unlock(&lock);
+    if (view == NULL && type == MP_ARG_VALUE)
+        return mp_raise("OSError", "argument %zu: %s", i,
+                        e->conn2 != NULL && e->lock == NULL
+                            ? "cannot map the value's lock"
+                            : "not a libmp shared value (bad shared memory)");
     if (view == NULL)
         return mp_raise("OSError", "argument %zu: cannot map the %s", i,
                         value_type_name(e));
@@ -914,6 +959,11 @@ int mp_args_get_event(const mp_args *args, size_t i, mp_event **e)
 int mp_args_get_barrier(const mp_args *args, size_t i, mp_barrier **b)
 {
     return get_sync(args, i, MP_ARG_BARRIER, (void **)b);
+}
+
+int mp_args_get_value(const mp_args *args, size_t i, mp_value **v)
+{
+    return get_sync(args, i, MP_ARG_VALUE, (void **)v);
 }
 
 /* raising */
@@ -1018,3 +1068,4 @@ MP__HANDLE_GETTER(mp_lock, lock)
 MP__HANDLE_GETTER(mp_cond, cond)
 MP__HANDLE_GETTER(mp_event, event)
 MP__HANDLE_GETTER(mp_barrier, barrier)
+MP__HANDLE_GETTER(mp_value, value)

@@ -316,6 +316,21 @@ void mp__lock_view_free(mp_lock *l);
 void mp__cond_view_free(mp_cond *c);
 void mp__event_view_free(mp_event *e);
 void mp__barrier_view_free(mp_barrier *b);
+/* A reference of a value's own to its lock (any process's lock, a view
+ * included), and its release (NULL: none). */
+mp_lock *mp__lock_ref(mp_lock *l);
+void mp__lock_unref(mp_lock *l);
+
+/* value.c: a value's handle (its memfd) and lock (NULL: raw); the error
+ * that pickling it gives (a pool task's argument); the value another
+ * process's handle names, with the lock view given (NULL for a raw one),
+ * freed by mp__value_view_free() (NULL: not a libmp value, or no
+ * memory). */
+mp_conn *mp__value_handle(mp_value *v);
+mp_lock *mp__value_lock(mp_value *v);
+int mp__value_refuse(mp_value *v);
+mp_value *mp__value_view(mp_conn *handle, mp_lock *lock);
+void mp__value_view_free(mp_value *v);
 
 /* connection.c */
 /* flags: 1 readable, 2 writable, 4 a pipe(2) rather than a socket, 8 a

@@ -2057,6 +2057,16 @@ int mp__lock_kind(mp_lock *l)
     return l->kind;
 }
 
+mp_lock *mp__lock_ref(mp_lock *l)
+{
+    return lock_ref(l);
+}
+
+void mp__lock_unref(mp_lock *l)
+{
+    lock_unref(l);
+}
+
 /* The page's header, checked against what the object needs. */
 static struct hdr *attach_hdr(struct sync_map *m, uint32_t type)
 {

@@ -96,4 +96,8 @@ extern int mp__pool_watch_break;
 pthread_mutex_t *mp__pool_mutex(mp_pool *p);
 pthread_mutex_t *mp__imap_mutex(mp_imap *it);
 
+/* value.c: the memory a value's processes share (its header, then the
+ * elements from byte 64), for tests that write over it. */
+void *mp__value_page(mp_value *v);
+
 #endif /* MP_TEST_HOOKS_H */

@@ -19,8 +19,8 @@
  * arguments, a start with stdin, stdout and stderr piped and a working
  * directory (and capture()), a pipe of each kind with its receives, a
  * queue of each kind made, put to, grown (from empty, and around a record)
- * and got from, and every kind of synchronisation object made, used and
- * handed to a child under each method.  For each N: the operation returns a clean error (-EMFILE,
+ * and got from, every kind of synchronisation object made, used and
+ * handed to a child under each method, and so every kind of shared value.  For each N: the operation returns a clean error (-EMFILE,
  * -ENOMEM or -EAGAIN: what was injected, or an alternative the step names,
  * as MP_EFULL for a put that may wait for room), leaves no descriptor open
  * that it did not leave open before (/proc/self/fd), no child running or
@@ -1031,6 +1031,60 @@ static int op_sync(int m, int *alt)
     return res;
 }
 
+/* Checks the values it was handed and writes to them. */
+MP_TARGET(use_values)
+{
+    mp_value *v = mp_args_value(args, 0), *a = mp_args_value(args, 1);
+    mp_value *r = mp_args_value(args, 2);
+    long long x = 0;
+
+    if (mp_value_get_int(v, &x) != 0 || x != 7 ||
+        mp_value_set(v, MP_ARG(8)) != 0)
+        return 3;
+    if (mp_array_set(a, -1, MP_ARG(9)) != 0 ||
+        mp_value_set(r, MP_ARG(1.5)) != 0)
+        return 4;
+    return 0;
+}
+
+/* Every kind of value made, used here and handed to a child: a Value with
+ * its own RLock, an Array from values sharing a given lock, a RawValue. */
+static int op_value(int m, int *alt)
+{
+    mp_process_options o = opts(m);
+    mp_process *p = NULL;
+    mp_value *v = NULL, *a = NULL, *r = NULL;
+    mp_lock *l = NULL;
+    long long x = 0;
+    double d = 0;
+    char buf[128];
+    int res = 0;
+
+    (void)alt;
+    STEP(res, mp_value_new(&v, 'i', MP_ARG(7), NULL));
+    STEP(res, mp_lock_new(&l));
+    STEP(res, mp_array_from(&a, 'q', MP_ARGS(1, 2, 3),
+                            &(mp_value_options){ .lock = l }));
+    STEP(res, mp_value_new(&r, 'd', mp_arg_none(),
+                           &(mp_value_options){ .raw = 1 }));
+    OP_ASSERT(mp_value_repr(v, buf, sizeof(buf)) > 0);
+    STEP(res, mp_process_create(&p, &use_values_target, MP_ARGS(v, a, r),
+                                &o));
+    STEP(res, mp_process_start(p));
+    join_free(p, 0);
+    OP_EXPECT(0, mp_value_get_int(v, &x));
+    OP_ASSERT(x == 8);
+    OP_EXPECT(0, mp_array_get_int(a, 2, &x));
+    OP_ASSERT(x == 9);
+    OP_EXPECT(0, mp_value_get_double(r, &d));
+    OP_ASSERT(d == 1.5);
+    mp_value_free(v);
+    mp_value_free(a);
+    mp_value_free(r);
+    mp_lock_free(l);
+    return res;
+}
+
 /* Copies stdin to stdout, says "err" on stderr and where it runs. */
 MP_TARGET(streams)
 {
@@ -1401,6 +1455,15 @@ TEST(faults_sync_objects_spawn)
 TEST(faults_sync_objects_forkserver)
 {
     run_loops("sync forkserver", op_sync, 2, false);
+}
+TEST(faults_values_fork) { run_loops("value fork", op_value, 0, false); }
+TEST(faults_values_spawn)
+{
+    run_loops("value spawn", op_value, 1, false);
+}
+TEST(faults_values_forkserver)
+{
+    run_loops("value forkserver", op_value, 2, false);
 }
 TEST(faults_stdio_fork) { run_loops("stdio fork", op_stdio, 0, false); }
 TEST(faults_stdio_spawn) { run_loops("stdio spawn", op_stdio, 1, false); }
