@@ -1993,6 +1993,91 @@ mp_pool *mp_pool_free(mp_pool *pool);
 void mp_pool_cleanup(mp_pool **pool);
 #define MP_POOL_SCOPED __attribute__((cleanup(mp_pool_cleanup)))
 
+/* SharedMemory */
+
+/*
+ * multiprocessing.shared_memory.SharedMemory: a named POSIX shared memory
+ * segment (shm_open(3): a file under /dev/shm), mapped whole into this
+ * process.  A process attaches by name, whatever made the segment: libmp
+ * and CPython attach each other's.  An mp_shm is used by one thread at a
+ * time; its buffer, like any memory, by any number.  A fork child inherits
+ * the mapping (its copy of the object is its own to close and free); other
+ * children attach by the name (pass mp_shm_name() as an argument), as
+ * CPython pickles a SharedMemory by name.
+ *
+ * Beyond CPython: the lifetime of a segment.  CPython leaves it to unlink()
+ * (its resource tracker unlinks at exit what was not, warning about
+ * "leaked shared_memory objects", and before 3.13 also what an attaching
+ * process registered, while others may still use it).  libmp removes a
+ * segment's name, after the creating process has exited, once no process
+ * has the segment mapped any more, killed processes included: each
+ * attacher and the creator hold a shared flock(2) on the segment while it
+ * is mapped, the creating process holds one more until it (with the fork
+ * children that inherited its libmp state) has exited, and a reaper, one
+ * process per creating process (started by the first create, outliving
+ * it), removes the name when it can take the exclusive lock.  So a
+ * segment is never removed while a libmp process maps it (a CPython
+ * process attached to it does not count: its mapping stays valid, the
+ * name may go), a creator that closes without unlinking keeps it
+ * attachable while it lives, as in CPython, and none is left in /dev/shm
+ * after every user has gone.  unlink() is immediate, as in CPython.
+ * harness/lib/README.md ("SharedMemory") has the details and the limits
+ * (a killed reaper, no inotify instance left, the program not runnable
+ * again).
+ */
+typedef struct mp_shm mp_shm;
+
+/*
+ * SharedMemory(name=None, create=False, size=0).  create: a new segment of
+ * `size` bytes (zeroed), named `name`, or NULL for a generated name ("psm_"
+ * and 8 hex digits, CPython's _make_filename(), drawn again while taken);
+ * else attaches to the segment `name`, whose size it takes (`size` is then
+ * only checked, as CPython's).  The name is given without the leading '/',
+ * which is added as CPython adds it (so "/x" opens "//x", which the C
+ * library reads as "x"; mp_shm_name() gives "/x" back).  The size is the
+ * byte count asked for, not rounded to pages (CPython 3.8 to 3.13 alike).
+ * Errors, raised as CPython's (MP_ERAISED; mp_format_exception() gives the
+ * line), in CPython's order:
+ *   "ValueError: 'size' must be a positive integer": size above SSIZE_MAX
+ *     (a negative size converted to size_t);
+ *   "ValueError: 'size' must be a positive number different from zero":
+ *     create with size 0;
+ *   "ValueError: 'name' can only be None if create=True";
+ *   "FileExistsError: [Errno 17] File exists: '/name'": create, name taken;
+ *   "FileNotFoundError: [Errno 2] No such file or directory: '/name'": no
+ *     such segment to attach (or its name was just removed: see above);
+ *   "OSError: [Errno 22] Invalid argument: '/a/b'": a name the C library
+ *     refuses (empty, a '/' inside, too long); "PermissionError: ...";
+ *   "ValueError: cannot mmap an empty file": attaching a segment of size 0
+ *     (not made by SharedMemory);
+ *   OSError "[Errno N] text" without a name when sizing or mapping fails
+ *     (a segment just created is then unlinked; CPython also unlinks one it
+ *     failed to attach, libmp does not); MP_EINVAL for a NULL `s`.
+ */
+int mp_shm_new(mp_shm **s, const char *name, int create, size_t size);
+/* .name: without the leading '/' (CPython strips one).  Valid until the
+ * object is freed; after close() and unlink() too. */
+const char *mp_shm_name(const mp_shm *s);
+/* .size: the segment's size in bytes; unchanged by close(). */
+size_t mp_shm_size(const mp_shm *s);
+/* .buf: the mapping, size bytes; NULL after close() (CPython's None). */
+void *mp_shm_buf(mp_shm *s);
+/* close(): unmaps (any pointer into buf is invalid after it); the segment
+ * and its name stay.  Twice is fine.  0, or MP_EINVAL for NULL. */
+int mp_shm_close(mp_shm *s);
+/*
+ * unlink(): removes the name at once, as CPython's (closed or not; a
+ * mapping stays valid until closed).  "FileNotFoundError: [Errno 2] No
+ * such file or directory: '/name'" (MP_ERAISED) when the name is gone
+ * already: a second unlink(), anyone's unlink, or the reaper's removal.
+ */
+int mp_shm_unlink(mp_shm *s);
+/* repr(): "SharedMemory('psm_1a2b3c4d', size=4096)" (the name as Python's
+ * repr of a str), also after close().  Like snprintf. */
+int mp_shm_repr(const mp_shm *s, char *buf, size_t size);
+/* close() if not closed, and frees; never unlinks.  NULL is fine. */
+mp_shm *mp_shm_free(mp_shm *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -186,6 +186,9 @@ int mp__blob_recv(int fd, char **buf, size_t *len);
  * but stdin, stdout and stderr.  The child is in a process group of its
  * own until mp__bootstrap_end(). */
 int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid);
+/* The program to run again (the spawn method's, the SharedMemory
+ * reaper's): /proc/self/exe, or what it names under an emulator. */
+const char *mp__self_exe(void);
 /* A libmp child that has not reached mp_main() (or a fork child of one):
  * it may not start spawn or forkserver children (MP_EBOOTSTRAP). */
 bool mp__bootstrapping(void);
@@ -422,6 +425,12 @@ int mp__options_drop(int fd);
 
 /* fd.c */
 int mp__fd_close(int fd); /* returns -1 */
+
+/* shm_reaper.c: hands a segment this process just created (its open
+ * description, whose shared flock is the creator's hold, and its name
+ * under /dev/shm) to this process's reaper, starting one if needed.  Never
+ * fails: without a reaper the segment lives as CPython's do. */
+void mp__shm_track(int fd, const char *name);
 /* The C library calls a child makes between its fork and its exit that its
  * parent may never have made (see fd.c). */
 struct mp__child_calls {

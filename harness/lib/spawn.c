@@ -459,9 +459,16 @@ static void find_exe(void)
         memcpy(exe_path, path, (size_t)n + 1);
 }
 
-int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
+const char *mp__self_exe(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, find_exe);
+    return exe_path;
+}
+
+int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
+{
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     char ppid[24];
@@ -499,9 +506,8 @@ int mp__spawn_self(const char *mode, const int *fds, int nfds, pid_t *pid)
         if (r == 0)
             r = posix_spawnattr_setpgroup(&attr, 0);
         snprintf(ppid, sizeof(ppid), "%ld", (long)getpid());
-        pthread_once(&once, find_exe);
         if (r == 0)
-            r = posix_spawn(pid, exe_path, &fa, &attr, argv, environ);
+            r = posix_spawn(pid, mp__self_exe(), &fa, &attr, argv, environ);
         posix_spawnattr_destroy(&attr);
     }
     posix_spawn_file_actions_destroy(&fa);

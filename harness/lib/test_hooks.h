@@ -37,6 +37,13 @@ int mp__queue_membarrier(void);
  * before then reaches it or its zombie, never a recycled pid. */
 pid_t mp__forkserver_pid(void);
 
+/* shm_reaper.c: the pid of the SharedMemory reaper this process hands its
+ * segments to, 0 when it has none (or could not start one). */
+pid_t mp__shm_reaper_pid(void);
+/* shm.c: when set, called by an attaching mp_shm_new() between opening
+ * the name and taking its shared lock (a test lets the reaper act there). */
+extern void (*mp__shm_opened_hook)(const char *name);
+
 /* queue.c: the header a queue's processes share, field by field, for tests
  * that write over it (test_queue_hostile.c).  type: 'u' a count, position,
  * flag, index or id; 'i' a pid or tid; 'd' a double; 'm' a process-shared
