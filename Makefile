@@ -243,6 +243,8 @@ CHECK_CASES += $(addprefix cases/sync/,cond_over_passed_lock.json \
     barrier_action_raises.json lock_held_by_child.json)
 CHECK_CASES += $(addprefix cases/pool/,map_apply_starmap_imap.json \
     callbacks.json maxtasksperchild.json)
+CHECK_CASES += $(addprefix cases/shared/,value_given_lock_shared_with_child.json \
+    array_filled_by_child.json shm_child_attaches_by_name.json)
 
 # The SharedMemory tests record the names they make in SHM_MADE; the last
 # test checks that none is left in /dev/shm once everything has run.

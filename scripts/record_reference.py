@@ -67,7 +67,7 @@ _ARG_KEYS = ("name", "type", "required", "default", "min", "max", "enum",
              "items", "doc")
 _ITEM_KEYS = ("type", "min", "max", "items")
 _KINDS = ("process", "connection", "queue", "thread", "lock", "condition",
-          "event", "barrier", "pool", "result", "iterator")
+          "event", "barrier", "value", "shm", "pool", "result", "iterator")
 _vocab = None
 
 
@@ -181,10 +181,12 @@ _DROP_LINE_RE = re.compile(r"[ ^~]*\Z")
 
 
 def normalise_string(s):
-    """pid=<digits> -> pid=N, parent=<digits> -> parent=N, 0x<hex> -> 0xADDR."""
+    """pid=<digits> -> pid=N, parent=<digits> -> parent=N, 0x<hex> -> 0xADDR,
+    psm_<hex> (a SharedMemory name CPython made) -> psm_N."""
     s = re.sub(r"pid=[0-9]+", "pid=N", s)
     s = re.sub(r"parent=[0-9]+", "parent=N", s)
     s = re.sub(r"0x[0-9a-fA-F]+", "0xADDR", s)
+    s = re.sub(r"psm_[0-9a-fA-F]+", "psm_N", s)
     return s
 
 
@@ -777,6 +779,131 @@ def _rs(ctx, st):
     return _obj(ctx, st["result"])
 
 
+# Shared values (Value, RawValue, Array, RawArray) and SharedMemory.  Data
+# travels as text, as for connections: a string is UTF-8 bytes for a 'c'
+# typecode (ctypes' c_char) and a str otherwise; bytes read back are
+# decoded (undecodable ones as \xNN).
+
+def _shared_data(tc, x):
+    if isinstance(x, str) and tc == "c":
+        return x.encode("utf-8")
+    return x
+
+
+_TYPECODES = {}   # id(object) -> typecode, of the objects made here
+
+
+def _tc(v):
+    """A shared object's typecode: kept when it was made here; for one a
+    spawn or forkserver parent passed, its ctypes type's."""
+    tc = _TYPECODES.get(id(v))
+    if tc is None:
+        inner = v.get_obj() if hasattr(v, "get_obj") else v
+        t = getattr(inner, "_type_", None)
+        t = getattr(t, "_type_", t)   # an array's item type
+        tc = t if isinstance(t, str) else None
+        _TYPECODES[id(v)] = tc
+    return tc
+
+
+def _as_text(x):
+    if isinstance(x, bytes):
+        return x.decode("utf-8", "backslashreplace")
+    return x
+
+
+def _lock_arg(ctx, st):
+    lock = _arg(st, "lock")
+    return _obj(ctx, lock) if isinstance(lock, str) else lock
+
+
+def _op_value(ctx, st, raw=False):
+    import multiprocessing
+    tc = st["typecode"]
+    args = (_shared_data(tc, st["init"]),) if "init" in st else ()
+    if raw:
+        v = multiprocessing.RawValue(tc, *args)
+    else:
+        v = multiprocessing.Value(tc, *args, lock=_lock_arg(ctx, st))
+    ctx.objs[st["as"]] = v
+    _TYPECODES[id(v)] = tc
+
+
+def _op_array(ctx, st, raw=False):
+    import multiprocessing
+    tc = st["typecode"]
+    init = _shared_data(tc, st["init"])
+    if raw:
+        a = multiprocessing.RawArray(tc, init)
+    else:
+        a = multiprocessing.Array(tc, init, lock=_lock_arg(ctx, st))
+    ctx.objs[st["as"]] = a
+    _TYPECODES[id(a)] = tc
+
+
+def _v(ctx, st):
+    return _obj(ctx, st["value"])
+
+
+def _op_value_set(ctx, st):
+    v = _v(ctx, st)
+    v.value = _shared_data(_tc(v), st["to"])
+
+
+def _op_value_increment(ctx, st):
+    v = _v(ctx, st)
+    if _arg(st, "locked"):
+        for _ in range(st["n"]):
+            with v.get_lock():
+                v.value += 1
+    else:
+        for _ in range(st["n"]):
+            v.value += 1
+
+
+def _op_get_lock(ctx, st):
+    ctx.objs[st["as"]] = _v(ctx, st).get_lock()
+
+
+def _op_array_set(ctx, st):
+    a = _v(ctx, st)
+    a[st["index"]] = _shared_data(_tc(a), st["to"])
+
+
+def _op_array_slice_get(ctx, st):
+    got = _v(ctx, st)[st.get("start"):st.get("stop")]
+    return _as_text(got)
+
+
+def _op_array_slice_set(ctx, st):
+    a = _v(ctx, st)
+    a[st.get("start"):st.get("stop")] = _shared_data(_tc(a), st["to"])
+
+
+def _op_shm(ctx, st):
+    from multiprocessing import shared_memory
+    name = st.get("name")
+    if "name_of" in st:
+        name = _obj(ctx, st["name_of"]).name
+    ctx.objs[st["as"]] = shared_memory.SharedMemory(
+        name, _arg(st, "create"), _arg(st, "size"))
+
+
+def _s(ctx, st):
+    return _obj(ctx, st["shm"])
+
+
+def _op_shm_write(ctx, st):
+    data = st["data"].encode("utf-8")
+    off = _arg(st, "offset")
+    _s(ctx, st).buf[off:off + len(data)] = data
+
+
+def _op_shm_read(ctx, st):
+    off = _arg(st, "offset")
+    return _as_text(bytes(_s(ctx, st).buf[off:off + st["length"]]))
+
+
 OPS = {
     "process": _op_process,
     "start": lambda c, s: _p(c, s).start(),
@@ -891,6 +1018,34 @@ OPS = {
     "result_callbacks": _op_result_callbacks,
     "imap_next": _op_imap_next,
     "imap_drain": _op_imap_drain,
+    "value": _op_value,
+    "raw_value": lambda c, s: _op_value(c, s, raw=True),
+    "array": _op_array,
+    "raw_array": lambda c, s: _op_array(c, s, raw=True),
+    "value_get": lambda c, s: _as_text(_v(c, s).value),
+    "value_set": _op_value_set,
+    "value_between": lambda c, s: s["lo"] <= _v(c, s).value <= s["hi"],
+    "value_increment": _op_value_increment,
+    "value_repr": lambda c, s: normalise_string(repr(_v(c, s))),
+    "value_acquire": lambda c, s: _v(c, s).acquire(_arg(s, "block"),
+                                                   s.get("timeout")),
+    "value_release": lambda c, s: _v(c, s).release(),
+    "get_lock": _op_get_lock,
+    "get_obj": lambda c, s: normalise_string(repr(_v(c, s).get_obj())),
+    "array_len": lambda c, s: len(_v(c, s)),
+    "array_get": lambda c, s: _as_text(_v(c, s)[s["index"]]),
+    "array_set": _op_array_set,
+    "array_slice_get": _op_array_slice_get,
+    "array_slice_set": _op_array_slice_set,
+    "array_raw": lambda c, s: _as_text(_v(c, s).raw),
+    "shm": _op_shm,
+    "shm_name": lambda c, s: normalise_string(_s(c, s).name),
+    "shm_size": lambda c, s: _s(c, s).size,
+    "shm_repr": lambda c, s: normalise_string(repr(_s(c, s))),
+    "shm_write": _op_shm_write,
+    "shm_read": _op_shm_read,
+    "shm_close": lambda c, s: _s(c, s).close(),
+    "shm_unlink": lambda c, s: _s(c, s).unlink(),
 }
 
 
@@ -1117,7 +1272,8 @@ class _Validator(object):
     def check_arg(self, w, arg, a, v, scope, is_main):
         """One argument against its ops.json description; True if valid."""
         if not _type_ok(a["type"], v):
-            if "object" in a or "new" in a or a.get("event"):
+            if ("object" in a and a["type"] == ["string"]) or "new" in a or \
+                    a.get("event"):
                 self.err(w, '"%s" must be a name' % arg)
             else:
                 self.err(w, '"%s" must be %s' % (arg, _type_text(a["type"])))
@@ -1149,7 +1305,7 @@ class _Validator(object):
                 self.err(w, '"%s": CPython %s has no %s %s'
                          % (arg, _python_version(), named[:-1], v))
                 return False
-        if "object" in a:
+        if "object" in a and isinstance(v, str):   # else lock=True/False
             k = _object_kind(scope, v)
             if k is None:
                 self.err(w, 'unknown object "%s"' % v)

@@ -331,7 +331,8 @@ static bool check_arg(struct vctx *v, const struct vocab_arg *a, json_t *val,
 
     if (!type_ok(a->types, val)) {
         type_text(a->types, text, sizeof(text));
-        if (a->object != NULL || a->new_kind != NULL || a->event)
+        if ((a->object != NULL && a->types == VT_STRING) ||
+            a->new_kind != NULL || a->event)
             return fail(v, where, op, "\"%s\" must be a name", a->name);
         return fail(v, where, op, "\"%s\" must be %s", a->name, text);
     }
@@ -354,7 +355,7 @@ static bool check_arg(struct vctx *v, const struct vocab_arg *a, json_t *val,
         return fail(v, where, op, "\"%s\" must be one of %s", a->name,
                     a->enum_text);
     }
-    if (a->object != NULL) {
+    if (a->object != NULL && s != NULL) { /* else a boolean (lock=False) */
         if (!in_scope(scope, s))
             return fail(v, where, op, "unknown object \"%s\"", s);
         if (strcmp(kind_of(scope, s), a->object) != 0)

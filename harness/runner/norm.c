@@ -3,7 +3,8 @@
  * CPython's and libmp's compare (cases/README.md, "Normalising"; the Python
  * twin is normalise_output() in scripts/record_reference.py): traceback
  * frames and blank lines go, pids and addresses become placeholders, bytes
- * that are not UTF-8 become \xNN as Python's "backslashreplace" writes them.
+ * that are not UTF-8 become \xNN as Python's "backslashreplace" writes them,
+ * and the random part of a SharedMemory name (psm_<hex>) a placeholder.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -110,6 +111,8 @@ static char *norm_text(const char *s, size_t size, size_t *out_len)
             fputs("parent=N", f);
         } else if ((n = run_after(s, avail, "0x", isxdigit)) != 0) {
             fputs("0xADDR", f);
+        } else if ((n = run_after(s, avail, "psm_", isxdigit)) != 0) {
+            fputs("psm_N", f); /* a SharedMemory name made at random */
         } else if ((u = utf8_len((const unsigned char *)s, avail)) != 0) {
             fwrite(s, 1, u, f);
             n = u;

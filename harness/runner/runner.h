@@ -7,6 +7,7 @@
  *   case.c     loading and validating case files (jansson)
  *   steps.c    the step interpreter over libmp (main process and children)
  *   steps_pool.c  its ops on pools, results and imap iterators
+ *   steps_shared.c  its ops on shared values and SharedMemory
  *   exec.c     one run: scratch dir, process group, deadline, collection
  *   ref.c      loading and validating reference files (jansson)
  *   compare.c  a run against its reference: mismatches, timing windows
@@ -106,7 +107,8 @@ int signal_by_name(const char *name);
  * target of q inside p), or NULL. */
 json_t *case_steps_for(const struct hcase *c, const char *path);
 
-/* steps.c: the step interpreter; steps_pool.c: its pool ops */
+/* steps.c: the step interpreter; steps_pool.c, steps_shared.c: its pool,
+ * shared value and SharedMemory ops */
 
 /* The ops the interpreter has a handler for (a new array of names). */
 json_t *steps_handlers(void);
@@ -132,7 +134,11 @@ struct obj {
     mp_barrier *b;   /* or a Barrier, */
     struct hpool *pool;  /* or a Pool, */
     struct hresult *res; /* or an AsyncResult, */
-    struct hiter *iter;  /* or an imap iterator */
+    struct hiter *iter;  /* or an imap iterator, */
+    mp_value *val;   /* or a Value, RawValue, Array or RawArray */
+    mp_shm *shm;     /* or a SharedMemory */
+    bool val_array;  /* val: made by array or raw_array */
+    bool lock_of_value; /* l: a value's own lock (get_lock), freed with it */
     bool inherited;  /* handed over by the parent: not ours to free */
     bool daemon_int; /* the daemon flag is an int (set_daemon, or inherited
                       * from the process that made it): report it as one */
@@ -215,6 +221,12 @@ extern const struct step_handler steps_pool_handlers[];
 extern const size_t steps_pool_nhandlers;
 /* Drops what this process holds of a pool, result or iterator it made. */
 void steps_pool_free_obj(struct obj *o);
+
+/* The shared values' and SharedMemory's handlers (steps_shared.c). */
+extern const struct step_handler steps_shared_handlers[];
+extern const size_t steps_shared_nhandlers;
+/* Drops what this process holds of a shared value or SharedMemory. */
+void steps_shared_free_obj(struct obj *o);
 
 /* The program's global of set_global/get_global (a pool's initializer
  * sets it too). */

@@ -118,11 +118,13 @@ static void free_obj(struct obj *o)
     mp_conn_free(o->c);
     mp_queue_free(o->q);
     free_thread(o->t);
-    mp_lock_free(o->l);
+    if (!o->lock_of_value)
+        mp_lock_free(o->l);
     mp_cond_free(o->cv);
     mp_event_free(o->ev);
     mp_barrier_free(o->b);
     steps_pool_free_obj(o);
+    steps_shared_free_obj(o);
 }
 
 /* Frees what the main process holds, so leak checkers see a clean exit; the
@@ -377,8 +379,8 @@ static int steps_run(struct interp *in, json_t *steps);
 
 MP_TARGET_DECLARE(harness_child);
 
-/* A synchronisation object, as a typed argument of a child; type 0 for
- * any other kind of object. */
+/* A synchronisation object or a shared value, as a typed argument of a
+ * child; type 0 for any other kind of object. */
 static mp_arg sync_arg(const struct obj *o)
 {
     mp_arg none = { .type = 0 };
@@ -387,14 +389,17 @@ static mp_arg sync_arg(const struct obj *o)
         return none;
     return o->l != NULL ? mp_arg_lock(o->l) : o->cv != NULL
            ? mp_arg_cond(o->cv) : o->ev != NULL ? mp_arg_event(o->ev)
-           : o->b != NULL ? mp_arg_barrier(o->b) : none;
+           : o->b != NULL ? mp_arg_barrier(o->b)
+           : o->val != NULL ? mp_arg_value(o->val) : none;
 }
 
 /* The text a child gets (its first typed argument): its path, the run's
  * directory, its steps and the objects passed to it: a connection or queue
  * by its index among those added to the process, a synchronisation object
- * by its place among the typed arguments (from 1), a process as a pointer
- * (the fork start method shares memory). */
+ * by its place among the typed arguments (from 1), a SharedMemory by its
+ * name (CPython pickles it so) or, to a fork child, as the object it
+ * inherits, and a process as a pointer (the fork start method shares
+ * memory). */
 static char *child_arg(struct interp *in, json_t *step, const char *as)
 {
     json_t *a = json_object(), *passed = json_object(), *e;
@@ -409,8 +414,23 @@ static char *child_arg(struct interp *in, json_t *step, const char *as)
         struct obj *o = steps_find_obj(in, json_string_value(e));
         if (sync_arg(o).type != 0) { /* mp_args_get_lock(args, index)... */
             json_object_set_new(passed, json_string_value(e),
-                                json_pack("{s:I}", "arg",
-                                          (json_int_t)nsync++));
+                                json_pack("{s:I, s:b}", "arg",
+                                          (json_int_t)nsync++, "array",
+                                          o->val_array));
+            continue;
+        }
+        if (o != NULL && o->shm != NULL) {
+            const char *m = json_string_value(json_object_get(step,
+                                                              "context"));
+            if (strcmp(m != NULL ? m : mp_get_start_method(0), "fork") == 0) {
+                snprintf(ptr, sizeof(ptr), "%p", (void *)o->shm);
+                json_object_set_new(passed, json_string_value(e),
+                                    json_pack("{s:s}", "shm_ptr", ptr));
+            } else {
+                json_object_set_new(passed, json_string_value(e),
+                                    json_pack("{s:s}", "shm",
+                                              mp_shm_name(o->shm)));
+            }
             continue;
         }
         if (o != NULL && o->c != NULL) { /* mp_child_conn(index) */
@@ -2010,8 +2030,8 @@ static void join_threads(struct interp *in)
         }
 }
 
-/* The handlers, one per op of ops.json with steps_pool_handlers
- * (scripts/test-vocab checks it). */
+/* The handlers, one per op of ops.json with steps_pool_handlers and
+ * steps_shared_handlers (scripts/test-vocab checks it). */
 static const struct step_handler handlers[] = {
     OP(process), OP(start), OP(join), OP(is_alive), OP(exitcode), OP(pid),
     OP(pid_is), OP(name), OP(set_name), OP(daemon), OP(set_daemon),
@@ -2044,6 +2064,9 @@ json_t *steps_handlers(void)
         json_array_append_new(names, json_string(handlers[i].op));
     for (size_t i = 0; i < steps_pool_nhandlers; i++)
         json_array_append_new(names, json_string(steps_pool_handlers[i].op));
+    for (size_t i = 0; i < steps_shared_nhandlers; i++)
+        json_array_append_new(names,
+                              json_string(steps_shared_handlers[i].op));
     return names;
 }
 
@@ -2055,6 +2078,9 @@ static const struct step_handler *handler_for(const char *op)
     for (size_t i = 0; i < steps_pool_nhandlers; i++)
         if (strcmp(steps_pool_handlers[i].op, op) == 0)
             return &steps_pool_handlers[i];
+    for (size_t i = 0; i < steps_shared_nhandlers; i++)
+        if (strcmp(steps_shared_handlers[i].op, op) == 0)
+            return &steps_shared_handlers[i];
     return NULL;
 }
 
@@ -2205,8 +2231,22 @@ MP_TARGET(harness_child)
                  mp_args_get_event(args, at, &o->ev) < 0) ||
                 (type == MP_ARG_BARRIER &&
                  mp_args_get_barrier(args, at, &o->b) < 0) ||
+                (type == MP_ARG_VALUE &&
+                 mp_args_get_value(args, at, &o->val) < 0) ||
                 sync_arg(o).type == 0)
                 steps_harness_error(&in, "a passed object did not arrive");
+            o->val_array = json_is_true(json_object_get(ptr, "array"));
+        } else if (json_object_get(ptr, "shm") != NULL) {
+            /* attached by name, as CPython unpickles it: this process's */
+            o->inherited = false;
+            if (mp_shm_new(&o->shm, json_string_value(json_object_get(
+                               ptr, "shm")), 0, 0) < 0)
+                steps_harness_error(&in, "a passed SharedMemory did not "
+                                    "attach");
+        } else if (json_object_get(ptr, "shm_ptr") != NULL) {
+            sscanf(json_string_value(json_object_get(ptr, "shm_ptr")), "%p",
+                   &pp);
+            o->shm = pp;
         } else if (ci != NULL) {
             o->c = mp_child_conn((size_t)json_integer_value(ci));
         } else if (qi != NULL) {

@@ -27,7 +27,7 @@ static const struct { const char *name; unsigned bit; } type_names[] = {
 
 static const char *const object_kinds[] = {
     "process", "connection", "queue", "thread", "lock", "condition", "event",
-    "barrier", "pool", "result", "iterator",
+    "barrier", "value", "shm", "pool", "result", "iterator",
 };
 #define NKINDS (sizeof(object_kinds) / sizeof(*object_kinds))
 
@@ -219,7 +219,7 @@ static void parse_arg(struct vocab_arg *va, json_t *a, const char *op)
         va->kinds = v;
     }
     if ((v = json_object_get(a, "items")) != NULL) {
-        if ((va->types & ~(VT_ARRAY | VT_OBJECT | VT_NULL)) != 0)
+        if ((va->types & (VT_ARRAY | VT_OBJECT)) == 0)
             bad(op, name, "\"items\" is for an array or an object");
         va->items = parse_items(v, op, name, 0);
     }
@@ -229,7 +229,9 @@ static void parse_arg(struct vocab_arg *va, json_t *a, const char *op)
     if (va->new_kind != NULL &&
         (va->length > 0 ? va->types != VT_ARRAY : va->types != VT_STRING))
         bad(op, name, "\"new\" names are a string, or an array of \"length\"");
-    if ((va->object != NULL || va->event) && va->types != VT_STRING)
+    /* Value(lock=True | False | a lock): a boolean or an object's name */
+    if ((va->object != NULL && (va->types & ~VT_BOOLEAN) != VT_STRING) ||
+        (va->event && va->types != VT_STRING))
         bad(op, name, "an object or event name is a string");
     if ((va->objects != NULL || va->steps) && va->types != VT_ARRAY)
         bad(op, name, "\"objects\" and \"steps\" are arrays");

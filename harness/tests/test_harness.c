@@ -99,6 +99,9 @@ TEST(norm_drops_traceback_noise_and_masks_pids)
     assert_norm("parent=None pid=", "parent=None pid=", __LINE__);
     assert_norm("at 0x7f3a2b1c0d90>", "at 0xADDR>", __LINE__);
     assert_norm("0x1 0xg", "0xADDR 0xg", __LINE__); /* it may grow */
+    assert_norm("File exists: '/psm_1a2b3c4d'", "File exists: '/psm_N'",
+                __LINE__);
+    assert_norm("psm_ psm_x", "psm_ psm_x", __LINE__);
     assert_norm("ValueError: boom", "ValueError: boom", __LINE__);
     assert_norm("caf\xc3\xa9 \xff", "caf\xc3\xa9 \\xff", __LINE__);
 }
