@@ -288,8 +288,13 @@ void mp__queue_view_free(mp_queue *q);
  * has passed pos (pool workers note the task they take: pool_worker.c). */
 typedef void (*mp__queue_claim_fn)(void *ctx, uint64_t pos, const void *msg,
                                    size_t n);
+/* It waits until a message comes or *stop (in shared memory) is not 0:
+ * then -ECANCELED, once whoever stored it has called
+ * mp__queue_wake_getters(). */
 int mp__queue_get_claim(mp_queue *q, void *buf, size_t size, size_t *len,
-                        mp__queue_claim_fn claim, void *ctx);
+                        mp__queue_claim_fn claim, void *ctx,
+                        const _Atomic uint32_t *stop);
+void mp__queue_wake_getters(mp_queue *q);
 uint64_t mp__queue_head(mp_queue *q);
 /* Up to n puts of an unbounded queue in one commit, the messages one after
  * another in buf: those that fit the ring as it is (*done; none, maybe:

@@ -4,7 +4,8 @@
  * mp_child_args().
  *
  * The worker runs the initializer, then takes tasks from the task queue
- * until a stop message or maxtasksperchild, runs each item of a task
+ * until the pool's page says stop or maxtasksperchild, runs each item of a
+ * task
  * (stopping at the first that fails, as CPython's mapstar's list() does)
  * and puts one result per task.  Between the take and the result, its
  * slot in the pool's page names the task: the take notes it there with
@@ -110,6 +111,7 @@ void mp__pool_task_forked(void)
 struct worker {
     mp_queue *tasks, *results;
     struct mp__pool_slot *slot;
+    const _Atomic uint32_t *stop; /* the page's */
     char *buf; /* the task message */
     size_t cap;
     struct mp__out res; /* the result being built */
@@ -146,8 +148,6 @@ static void claim(void *ctx, uint64_t pos, const void *msg, size_t n)
     if (n < sizeof(h))
         return;
     memcpy(&h, msg, sizeof(h));
-    if (h.tid == 0) /* a stop */
-        return;
     FAULT(1);
     atomic_store_explicit(&s->job, h.job, memory_order_relaxed);
     atomic_store_explicit(&s->chunk, h.chunk, memory_order_relaxed);
@@ -156,12 +156,12 @@ static void claim(void *ctx, uint64_t pos, const void *msg, size_t n)
     FAULT(2);
 }
 
-/* The next task message, into w->buf. */
+/* The next task message, into w->buf; -ECANCELED once told to stop. */
 static int take(struct worker *w, size_t *len)
 {
     for (;;) {
         int r = mp__queue_get_claim(w->tasks, w->buf, w->cap, len, claim,
-                                    w->slot);
+                                    w->slot, w->stop);
         char *grown;
 
         if (r != MP_ETOOSHORT)
@@ -226,20 +226,23 @@ static int run(struct worker *w, struct mp__task *t)
     return 0;
 }
 
-/* The loop: tasks until a stop or maxtasks.  Returns the exit code. */
+/* The loop: tasks until told to stop or maxtasks.  Returns the exit
+ * code. */
 static int serve(struct worker *w, int64_t maxtasks)
 {
     for (int64_t completed = 0; maxtasks == 0 || completed < maxtasks;
          completed++) {
         struct mp__task t;
         size_t len;
-        int r = take(w, &len);
+        int r;
 
+        if (atomic_load_explicit(w->stop, memory_order_relaxed))
+            return 0;
+        if ((r = take(w, &len)) == -ECANCELED)
+            return 0;
         if (r < 0)
             mp__uncaught(r); /* the queue is broken: nothing to serve */
         r = mp__task_parse(w->buf, len, &t);
-        if (r == 0 && t.h.tid == 0)
-            return 0;
         FAULT(3);
         if (r < 0) /* not a task: the slot names it, if it could */
             mp__uncaught(r);
@@ -383,6 +386,7 @@ static int pool_worker(const void *arg, size_t len)
     if ((pg = map_page(c, b.nslots)) == NULL)
         mp__uncaught(-EPROTO);
     w.slot = &pg->slot[b.slot];
+    w.stop = &pg->stop;
     if ((r = initialize(&b, a)) > 0)
         return r;
     r = serve(&w, b.maxtasks);

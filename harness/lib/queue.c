@@ -343,9 +343,18 @@ static bool sleeper_fence(const struct shared *s)
 /* A condition on the shared state, tested without a lock. */
 typedef bool (*ready_fn)(const struct shared *s, uint64_t arg);
 
+/* A waiting get's stop word (mp__queue_get_claim()): read after the seq
+ * word it would sleep on, so that a stop stored before
+ * mp__queue_wake_getters()'s increment is seen or that sleep fails. */
+static inline bool stopped(const _Atomic uint32_t *stop)
+{
+    return stop != NULL && atomic_load(stop) != 0;
+}
+
 /*
- * Waits until ready(s, arg), or the deadline: spins a little, then raises
- * *flag and sleeps on *seq.  0 when ready (or maybe ready: callers re-check
+ * Waits until ready(s, arg), or the deadline, or *stop (stop NULL: none;
+ * see mp__queue_get_claim()): spins a little, then raises *flag and sleeps
+ * on *seq.  0 when ready or stopped (or maybe ready: callers re-check
  * under their lock), MP_ETIMEDOUT.  The spin first pauses `first` times,
  * then looks less and less often, down to one look every MAX_GAP pauses:
  * each look pulls the other side's line away from it, and a writer whose
@@ -356,11 +365,12 @@ typedef bool (*ready_fn)(const struct shared *s, uint64_t arg);
  */
 static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
                       _Atomic uint32_t *flag, _Atomic uint32_t *seq,
-                      double deadline, int first)
+                      double deadline, int first,
+                      const _Atomic uint32_t *stop)
 {
     for (int i = 0, pause = first; i < SPIN + first; i += pause,
              pause = pause * 2 < MAX_GAP ? pause * 2 : MAX_GAP) {
-        if (ready(s, arg))
+        if (ready(s, arg) || stopped(stop))
             return 0;
         for (int k = 0; k < pause; k++)
             mp__cpu_relax();
@@ -372,7 +382,7 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
 
         atomic_store(flag, 1);
         fenced = sleeper_fence(s);
-        if (ready(s, arg))
+        if (ready(s, arg) || stopped(stop))
             return 0;
         now = mp__now();
         if (now >= deadline)
@@ -1231,7 +1241,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
                 return MP_EQCORRUPT; /* else it would wait for nothing */
             if (deadline == 0 ||
                 wait_until(s, has_room, (uint64_t)q->maxsize, &s->room_wait,
-                           &s->room_seq, deadline, 1) < 0)
+                           &s->room_seq, deadline, 1, NULL) < 0)
                 return MP_EFULL;
             continue;
         }
@@ -1265,7 +1275,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
                 atomic_store_explicit(&s->ring_at, tail + free_want - cap,
                                       memory_order_relaxed);
                 wait_until(s, head_reached, tail + free_want - cap,
-                           &s->ring_wait, &s->ring_seq, until, 1);
+                           &s->ring_wait, &s->ring_seq, until, 1, NULL);
                 continue;
             }
             if (cap - used < rec) {
@@ -1277,7 +1287,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
                     side_unlock(&s->w, held);
                     if (deadline == 0 ||
                         wait_until(s, room_changed, head, &s->room_wait,
-                                   &s->room_seq, deadline, 1) < 0)
+                                   &s->room_seq, deadline, 1, NULL) < 0)
                         return MP_EFULL;
                     continue;
                 }
@@ -1425,6 +1435,7 @@ struct sink {
     bool exact;
     mp__queue_claim_fn claim; /* NULL, or called before the commit */
     void *ctx;
+    const _Atomic uint32_t *stop; /* NULL, or ends a wait once not 0 */
 };
 
 /* With the consumers' side held, tail_cache - head past the ring: the
@@ -1487,8 +1498,11 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
                                         &s->data_seq, deadline,
                                         atomic_load_explicit(
                                             &q->first_pause,
-                                            memory_order_relaxed)) < 0)
+                                            memory_order_relaxed),
+                                        k->stop) < 0)
             return MP_EEMPTY;
+        if (stopped(k->stop))
+            return -ECANCELED;
         waited = true;
     }
     /* Every read below stays inside the ring whatever the header says: l
@@ -1551,7 +1565,7 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
 int mp_queue_get(mp_queue *q, void **out, size_t *len, int block,
                  double timeout)
 {
-    struct sink k = { out, NULL, 0, len, false, NULL, NULL };
+    struct sink k = { out, NULL, 0, len, false, NULL, NULL, NULL };
 
     if (out == NULL)
         return MP_EINVAL;
@@ -1567,7 +1581,7 @@ int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len)
 int mp_queue_get_into(mp_queue *q, void *buf, size_t size, size_t *len,
                       int block, double timeout)
 {
-    struct sink k = { NULL, buf, size, len, false, NULL, NULL };
+    struct sink k = { NULL, buf, size, len, false, NULL, NULL, NULL };
 
     if (buf == NULL && size > 0)
         return MP_EINVAL;
@@ -1575,11 +1589,22 @@ int mp_queue_get_into(mp_queue *q, void *buf, size_t size, size_t *len,
 }
 
 int mp__queue_get_claim(mp_queue *q, void *buf, size_t size, size_t *len,
-                        mp__queue_claim_fn claim, void *ctx)
+                        mp__queue_claim_fn claim, void *ctx,
+                        const _Atomic uint32_t *stop)
 {
-    struct sink k = { NULL, buf, size, len, false, claim, ctx };
+    struct sink k = { NULL, buf, size, len, false, claim, ctx, stop };
 
     return get_common(q, &k, 1, MP_FOREVER);
+}
+
+void mp__queue_wake_getters(mp_queue *q)
+{
+    /* Unconditional: a waiter reads data_seq before it looks at its stop
+     * word, so this increment, after the caller's store of that word,
+     * either comes before the read (the look sees the stop) or makes its
+     * sleep fail. */
+    atomic_fetch_add(&q->s->data_seq, 1);
+    mp__futex_wake(&q->s->data_seq, INT_MAX);
 }
 
 uint64_t mp__queue_head(mp_queue *q)
@@ -1684,7 +1709,7 @@ int mp_queue_join(mp_queue *q, double timeout)
     if (deadline == 0)
         return MP_ETIMEDOUT;
     return wait_until(q->s, all_done, 0, &q->s->done_wait, &q->s->done_seq,
-                      deadline, 1);
+                      deadline, 1, NULL);
 }
 
 int mp_queue_repr(const mp_queue *q, char *buf, size_t size)
@@ -1718,7 +1743,7 @@ int mp_queue_put_double(mp_queue *q, double v)
 static int get8(mp_queue *q, void *v, double timeout)
 {
     size_t len;
-    struct sink k = { NULL, v, 8, &len, true, NULL, NULL };
+    struct sink k = { NULL, v, 8, &len, true, NULL, NULL, NULL };
 
     return get_common(q, &k, 1, timeout);
 }
