@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "mp.h"
@@ -215,10 +216,34 @@ struct mp__in {
     size_t left;
     bool failed;
 };
-void mp__put(struct mp__out *o, const void *data, size_t n);
-void mp__put_u64(struct mp__out *o, uint64_t v);
+/* Makes room for n more bytes: false (and failed) without memory. */
+bool mp__out_grow(struct mp__out *o, size_t n);
+/* Inline: a pool's task and its result are a handful of these each. */
+static inline void mp__put(struct mp__out *o, const void *data, size_t n)
+{
+    if (o->failed || n == 0 || (n > o->cap - o->len && !mp__out_grow(o, n)))
+        return;
+    memcpy(o->p + o->len, data, n);
+    o->len += n;
+}
+static inline void mp__put_u64(struct mp__out *o, uint64_t v)
+{
+    mp__put(o, &v, sizeof(v));
+}
 void mp__put_str(struct mp__out *o, const void *s, size_t n);
-uint64_t mp__get_u64(struct mp__in *r); /* 0 once failed */
+static inline uint64_t mp__get_u64(struct mp__in *r) /* 0 once failed */
+{
+    uint64_t v = 0;
+
+    if (r->failed || r->left < sizeof(v)) {
+        r->failed = true;
+        return 0;
+    }
+    memcpy(&v, r->p, sizeof(v));
+    r->p += sizeof(v);
+    r->left -= sizeof(v);
+    return v;
+}
 /* A terminated copy (malloc'd) of a string of at most max bytes; *n_out
  * (may be NULL) its length.  NULL once failed. */
 char *mp__get_str(struct mp__in *r, size_t max, size_t *n_out);
