@@ -320,6 +320,12 @@ int mp__queue_get_claim(mp_queue *q, void *buf, size_t size, size_t *len,
                         mp__queue_claim_fn claim, void *ctx,
                         const _Atomic uint32_t *stop);
 void mp__queue_wake_getters(mp_queue *q);
+/* A blocking get of up to max messages at once, into buf one after
+ * another, their lengths in lens (*count of them: 1 or more): those
+ * waiting whole that fit buf, taken in one commit.  MP_ETOOSHORT, *lens
+ * the first one's length, when it does not fit. */
+int mp__queue_get_many(mp_queue *q, void *buf, size_t size, size_t *lens,
+                       size_t max, size_t *count);
 uint64_t mp__queue_head(mp_queue *q);
 /* Up to n puts of an unbounded queue in one commit, the messages one after
  * another in buf: those that fit the ring as it is (*done; none, maybe:

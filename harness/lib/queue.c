@@ -1495,8 +1495,42 @@ struct sink {
     bool exact;
     mp__queue_claim_fn claim; /* NULL, or called before the commit */
     void *ctx;
-    const _Atomic uint32_t *stop; /* NULL, or ends a wait once not 0 */
+    struct get_extra *x; /* NULL: none */
 };
+
+/* What a get may do besides: end its wait once *stop is not 0
+ * (mp__queue_get_claim()); take up to max records into the buffer, one
+ * after another, their lengths in lens (mp__queue_get_many()). */
+struct get_extra {
+    const _Atomic uint32_t *stop;
+    size_t *lens, max, count;
+};
+
+/* With the consumers' side held, the first record (n bytes) copied to the
+ * buffer: the whole records after it, up to x->max, that the buffer has
+ * room for, copied after it.  Returns where the last one taken ends. */
+__attribute__((noinline)) static uint64_t take_more(mp_queue *q,
+                                                    const struct layout *l,
+                                                    struct sink *k,
+                                                    uint64_t head,
+                                                    uint64_t tail, uint64_t n)
+{
+    struct get_extra *x = k->x;
+    uint64_t at = head + rec_size(n), used = n, m;
+
+    x->lens[0] = (size_t)n;
+    for (x->count = 1; x->count < x->max && tail - at >= 8; x->count++) {
+        ring_read(q, l, at, &m, 8);
+        /* A record past tail is a peer's scribble: the next get says so. */
+        if (m > MAX_MSG || rec_size(m) > tail - at || m > k->size - used)
+            break;
+        ring_read(q, l, at + 8, (char *)k->buf + used, (size_t)m);
+        x->lens[x->count] = (size_t)m;
+        used += m;
+        at += rec_size(m);
+    }
+    return at;
+}
 
 /* With the consumers' side held, tail_cache - head past the ring: the
  * cache may be what a peer wrote over; tail itself decides.  Whether there
@@ -1513,7 +1547,7 @@ __attribute__((noinline)) static bool tail_sane(struct shared *s,
 static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
 {
     struct shared *s;
-    uint64_t head, tail, n, nget;
+    uint64_t head, tail, n, nget, end, taken;
     const struct layout *l;
     double deadline;
     void *dst;
@@ -1559,9 +1593,10 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
                                         atomic_load_explicit(
                                             &q->first_pause,
                                             memory_order_relaxed),
-                                        k->stop) < 0)
+                                        k->x != NULL ? k->x->stop : NULL) <
+                0)
             return MP_EEMPTY;
-        if (stopped(k->stop))
+        if (k->x != NULL && stopped(k->x->stop))
             return -ECANCELED;
         waited = true;
     }
@@ -1600,14 +1635,19 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     ring_read(q, l, head + 8, dst, (size_t)n);
     if (k->claim != NULL)
         k->claim(k->ctx, head, dst, (size_t)n);
+    end = head + rec_size(n);
+    taken = 1;
+    if (k->x != NULL && k->x->lens != NULL) {
+        end = take_more(q, l, k, head, tail, n);
+        taken = k->x->count;
+    }
     nget = atomic_load_explicit(&s->nget, memory_order_relaxed);
     atomic_store_explicit(&s->pending_nget, nget, memory_order_relaxed);
-    atomic_store_explicit(&s->pending_head, head + rec_size(n),
-                          memory_order_release);
+    atomic_store_explicit(&s->pending_head, end, memory_order_release);
     FAULT(11);
-    atomic_store_explicit(&s->nget, nget + 1, memory_order_release);
+    atomic_store_explicit(&s->nget, nget + taken, memory_order_release);
     FAULT(12);
-    publish(&s->head, head + rec_size(n));
+    publish(&s->head, end);
     FAULT(13);
     side_unlock(&s->r, held);
     FAULT(14);
@@ -1616,8 +1656,7 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     wake_fence(s);
     wake_flag(&s->room_wait, &s->room_seq, &s->room_waker);
     if (atomic_load_explicit(&s->ring_wait, memory_order_acquire) &&
-        head + rec_size(n) >= atomic_load_explicit(&s->ring_at,
-                                                   memory_order_relaxed))
+        end >= atomic_load_explicit(&s->ring_at, memory_order_relaxed))
         wake_flag(&s->ring_wait, &s->ring_seq, &s->ring_waker);
     return 0;
 }
@@ -1652,9 +1691,25 @@ int mp__queue_get_claim(mp_queue *q, void *buf, size_t size, size_t *len,
                         mp__queue_claim_fn claim, void *ctx,
                         const _Atomic uint32_t *stop)
 {
-    struct sink k = { NULL, buf, size, len, false, claim, ctx, stop };
+    struct get_extra x = { stop, NULL, 0, 0 };
+    struct sink k = { NULL, buf, size, len, false, claim, ctx, &x };
 
     return get_common(q, &k, 1, MP_FOREVER);
+}
+
+int mp__queue_get_many(mp_queue *q, void *buf, size_t size, size_t *lens,
+                       size_t max, size_t *count)
+{
+    struct get_extra x = { NULL, lens, max, 0 };
+    struct sink k = { NULL, buf, size, lens, false, NULL, NULL, &x };
+    int r;
+
+    *count = 0;
+    if (buf == NULL || max == 0)
+        return MP_EINVAL;
+    if ((r = get_common(q, &k, 1, MP_FOREVER)) == 0)
+        *count = x.count;
+    return r;
 }
 
 void mp__queue_wake_getters(mp_queue *q)

@@ -21,6 +21,7 @@
 
 #include "check.h"
 #include "checked_msg.h"
+#include "internal.h" /* mp__queue_get_many() */
 #include "test_hooks.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -1292,6 +1293,75 @@ TEST(a_get_cut_short_at_each_point)
         ASSERT_EQ(0, mp_queue_qsize(fq));
         ASSERT_EQ(0, mp_queue_full(fq));
         mp_process_free(wr);
+        mp_queue_free(fq);
+    }
+}
+
+/* A get of many (a pool's result thread's): the whole messages waiting
+ * that fit the buffer, up to max, in one commit; the first one that does
+ * not fit stays, as a get's does. */
+TEST(a_get_of_many_takes_what_waits_that_fits)
+{
+    static const char *const msgs[] = { "a", "bb", "ccc", "dddd" };
+    size_t lens[8], count = 9;
+    char buf[64];
+    mp_queue *q;
+
+    ASSERT_OK(mp_queue_new(&q, 0));
+    for (size_t i = 0; i < ARRAY_LEN(msgs); i++)
+        ASSERT_OK(mp_queue_put_str(q, msgs[i]));
+    ASSERT_OK(mp__queue_get_many(q, buf, sizeof(buf), lens, 3, &count));
+    ASSERT_EQ(3, count);
+    ASSERT_EQ(1, lens[0]);
+    ASSERT_EQ(2, lens[1]);
+    ASSERT_EQ(3, lens[2]);
+    ASSERT_TRUE(memcmp(buf, "abbccc", 6) == 0);
+    ASSERT_EQ(1, mp_queue_qsize(q));
+    ASSERT_EQ(MP_ETOOSHORT, mp__queue_get_many(q, buf, 2, lens, 8, &count));
+    ASSERT_EQ(4, lens[0]);
+    ASSERT_EQ(0, count);
+    ASSERT_EQ(1, mp_queue_qsize(q));
+    ASSERT_OK(mp_queue_put_str(q, "ee"));
+    /* "dddd" fits, "ee" after it does not */
+    ASSERT_OK(mp__queue_get_many(q, buf, 5, lens, 8, &count));
+    ASSERT_EQ(1, count);
+    ASSERT_EQ(4, lens[0]);
+    ASSERT_TRUE(memcmp(buf, "dddd", 4) == 0);
+    ASSERT_OK(mp__queue_get_many(q, buf, sizeof(buf), lens, 8, &count));
+    ASSERT_EQ(1, count);
+    ASSERT_TRUE(lens[0] == 2 && memcmp(buf, "ee", 2) == 0);
+    ASSERT_EQ(0, mp_queue_qsize(q));
+    mp_queue_free(q);
+}
+
+MP_TARGET(die_getting_many)
+{
+    char buf[16];
+    size_t lens[4], n;
+
+    memcpy(&mp__queue_fault, arg, sizeof(int));
+    (void)len;
+    mp__queue_get_many(fq, buf, sizeof(buf), lens, 2, &n);
+    return 1; /* not reached */
+}
+
+/* A get of two killed at each point of its commit takes both or none. */
+TEST(a_get_of_many_cut_short_at_each_point)
+{
+    for (int point = 11; point <= 14; point++) {
+        ASSERT_OK(mp_queue_new(&fq, 0));
+        ASSERT_OK(mp_queue_put_str(fq, "a"));
+        ASSERT_OK(mp_queue_put_str(fq, "b"));
+        ASSERT_OK(mp_queue_put_str(fq, "c"));
+        ASSERT_EQ(86, run_to_death("die_getting_many", point));
+        if (point <= 12) { /* not committed */
+            expect_get(fq, "a", 1);
+            expect_get(fq, "b", 1);
+        }
+        expect_get(fq, "c", 1);
+        ASSERT_EQ(0, mp_queue_qsize(fq));
+        ASSERT_OK(mp_queue_put_str(fq, "d"));
+        expect_get(fq, "d", 1);
         mp_queue_free(fq);
     }
 }
