@@ -81,13 +81,16 @@ struct mp__res_hdr {
 
 /* pool_msg.c: a task is appended to o (several make a batch). */
 void mp__task_begin(struct mp__out *o, uint64_t tid, uint64_t job,
-                    uint64_t chunk, uint32_t nitems, const char *name);
+                    uint64_t chunk, uint32_t nitems, const char *name,
+                    size_t namelen);
 void mp__task_item(struct mp__out *o, const mp_arg *v, size_t n);
 /* A task as read by a worker: -EPROTO if its header or name is not
- * whole; then each item's bytes in turn (-EPROTO past them). */
+ * whole; then each item's bytes in turn (-EPROTO past them).  The name is
+ * the message's bytes, h.namelen of them, not terminated (a worker
+ * compares them with the name it looked up last). */
 struct mp__task {
     struct mp__task_hdr h;
-    char name[MP_TARGET_NAME_MAX + 1];
+    const char *name;
     struct mp__in items;
 };
 int mp__task_parse(const void *msg, size_t len, struct mp__task *t);

@@ -303,7 +303,7 @@ static void dispatch(mp_pool *p, const struct mp__res_hdr *h,
         if (e.err != 0 && j->ok) {
             j->ok = false; /* CPython keeps the first failure that comes */
             j->err = e;
-        } else {
+        } else if (e.err != 0) {
             err_free(&e);
         }
         j->done[h->chunk] = 1;

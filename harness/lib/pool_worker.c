@@ -173,14 +173,16 @@ static int take(struct worker *w, size_t *len)
     }
 }
 
-/* The task's target, looked up once for a run of tasks of one target. */
+/* The task's target, looked up once for a run of tasks of one target;
+ * w->fn_name is its name, terminated. */
 static mp_target_fn target(struct worker *w, const struct mp__task *t)
 {
     if (w->fn == NULL || w->fn_len != t->h.namelen ||
         memcmp(w->fn_name, t->name, t->h.namelen) != 0) {
-        w->fn = mp_target_lookup(t->name);
-        memcpy(w->fn_name, t->name, t->h.namelen + 1);
+        memcpy(w->fn_name, t->name, t->h.namelen);
+        w->fn_name[t->h.namelen] = '\0';
         w->fn_len = t->h.namelen;
+        w->fn = mp_target_lookup(w->fn_name);
     }
     return w->fn;
 }
@@ -198,7 +200,7 @@ static int run(struct worker *w, struct mp__task *t)
     w->chunk = t->h.chunk;
     mp__res_begin(&w->res, MP__RES_OK, 0, t->h.job, t->h.chunk);
     if (fn == NULL)
-        r = mp__target_missing(t->name);
+        r = mp__target_missing(w->fn_name);
     for (; r == 0 && done < t->h.nitems; done++) {
         const char *item;
         size_t n;
