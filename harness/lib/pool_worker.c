@@ -109,7 +109,8 @@ void mp__pool_task_forked(void)
 
 /* A worker's state. */
 struct worker {
-    mp_queue *tasks, *results;
+    mp_queue *tasks, *results; /* results: attached at the first put */
+    const mp_args *wargs;       /* the worker's: the result queue's handle */
     struct mp__pool_slot *slot;
     const _Atomic uint32_t *stop; /* the page's */
     char *buf; /* the task message */
@@ -125,6 +126,19 @@ struct worker {
 /* The worker of this process, while it runs a task (mp__uncaught()). */
 static struct worker *running;
 
+/* The result queue, attached on first need: a worker that never gets a
+ * task (most of a large pool that is closed at once) never maps it. */
+static mp_queue *results_of(struct worker *w)
+{
+    int r;
+
+    if (w->results == NULL &&
+        (r = mp_args_get_queue(w->wargs, mp_args_count(w->wargs) - 2,
+                               &w->results)) < 0)
+        mp__uncaught(r);
+    return w->results;
+}
+
 void mp__pool_task_uncaught(int err)
 {
     struct worker *w = running;
@@ -135,7 +149,7 @@ void mp__pool_task_uncaught(int err)
     task.in_task = false;
     mp__res_error(&w->res, err, w->job, w->chunk);
     if (!w->res.failed) /* else the watcher's MP_EWORKERLOST says it */
-        mp_queue_put(w->results, w->res.p, w->res.len, 1, MP_FOREVER);
+        mp_queue_put(results_of(w), w->res.p, w->res.len, 1, MP_FOREVER);
 }
 
 /* The queue's claim: notes the task in the slot before the take is
@@ -253,7 +267,7 @@ static int serve(struct worker *w, int64_t maxtasks)
         FAULT(4);
         if (w->res.failed) /* no memory for the result: say so */
             mp__res_error(&w->res, -ENOMEM, t.h.job, t.h.chunk);
-        if ((r = mp_queue_put(w->results, w->res.p, w->res.len, 1,
+        if ((r = mp_queue_put(results_of(w), w->res.p, w->res.len, 1,
                               MP_FOREVER)) < 0)
             mp__uncaught(r);
         FAULT(5);
@@ -381,8 +395,8 @@ static int pool_worker(const void *arg, size_t len)
     } else if (watch_owner(&b)) {
         return 1;
     }
+    w.wargs = a;
     if ((r = mp_args_get_queue(a, n - 3, &w.tasks)) < 0 ||
-        (r = mp_args_get_queue(a, n - 2, &w.results)) < 0 ||
         (r = mp_args_get_conn(a, n - 1, &c)) < 0)
         mp__uncaught(r);
     if ((pg = map_page(c, b.nslots)) == NULL)
