@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "mp.h"
@@ -218,10 +219,34 @@ struct mp__in {
     size_t left;
     bool failed;
 };
-void mp__put(struct mp__out *o, const void *data, size_t n);
-void mp__put_u64(struct mp__out *o, uint64_t v);
+/* Makes room for n more bytes: false (and failed) without memory. */
+bool mp__out_grow(struct mp__out *o, size_t n);
+/* Inline: a pool's task and its result are a handful of these each. */
+static inline void mp__put(struct mp__out *o, const void *data, size_t n)
+{
+    if (o->failed || n == 0 || (n > o->cap - o->len && !mp__out_grow(o, n)))
+        return;
+    memcpy(o->p + o->len, data, n);
+    o->len += n;
+}
+static inline void mp__put_u64(struct mp__out *o, uint64_t v)
+{
+    mp__put(o, &v, sizeof(v));
+}
 void mp__put_str(struct mp__out *o, const void *s, size_t n);
-uint64_t mp__get_u64(struct mp__in *r); /* 0 once failed */
+static inline uint64_t mp__get_u64(struct mp__in *r) /* 0 once failed */
+{
+    uint64_t v = 0;
+
+    if (r->failed || r->left < sizeof(v)) {
+        r->failed = true;
+        return 0;
+    }
+    memcpy(&v, r->p, sizeof(v));
+    r->p += sizeof(v);
+    r->left -= sizeof(v);
+    return v;
+}
 /* A terminated copy (malloc'd) of a string of at most max bytes; *n_out
  * (may be NULL) its length.  NULL once failed. */
 char *mp__get_str(struct mp__in *r, size_t max, size_t *n_out);
@@ -291,8 +316,19 @@ void mp__queue_view_free(mp_queue *q);
  * has passed pos (pool workers note the task they take: pool_worker.c). */
 typedef void (*mp__queue_claim_fn)(void *ctx, uint64_t pos, const void *msg,
                                    size_t n);
+/* It waits until a message comes or *stop (in shared memory) is not 0:
+ * then -ECANCELED, once whoever stored it has called
+ * mp__queue_wake_getters(). */
 int mp__queue_get_claim(mp_queue *q, void *buf, size_t size, size_t *len,
-                        mp__queue_claim_fn claim, void *ctx);
+                        mp__queue_claim_fn claim, void *ctx,
+                        const _Atomic uint32_t *stop);
+void mp__queue_wake_getters(mp_queue *q);
+/* A blocking get of up to max messages at once, into buf one after
+ * another, their lengths in lens (*count of them: 1 or more): those
+ * waiting whole that fit buf, taken in one commit.  MP_ETOOSHORT, *lens
+ * the first one's length, when it does not fit. */
+int mp__queue_get_many(mp_queue *q, void *buf, size_t size, size_t *lens,
+                       size_t max, size_t *count);
 uint64_t mp__queue_head(mp_queue *q);
 /* Up to n puts of an unbounded queue in one commit, the messages one after
  * another in buf: those that fit the ring as it is (*done; none, maybe:

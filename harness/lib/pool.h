@@ -36,7 +36,10 @@ struct mp__pool_slot {
 struct mp__pool_page {
     _Atomic uint64_t magic;
     uint64_t nslots;
-    char pad[128 - 2 * sizeof(uint64_t)];
+    /* Not 0: the workers exit rather than wait for a task (a closed pool
+     * with no work left: one store and one wake-up stop them all). */
+    _Atomic uint32_t stop;
+    char pad[128 - 2 * sizeof(uint64_t) - sizeof(uint32_t)];
     struct mp__pool_slot slot[];
 };
 
@@ -59,8 +62,8 @@ extern const mp_target mp__pool_worker_target;
 
 /*
  * Messages.  A task: this header, the target's name, then each item: a
- * 64-bit length and the item's arguments (args.c's encoding).  A task id
- * of 0 tells a worker to exit.  A result: its header, then for RES_OK n
+ * 64-bit length and the item's arguments (args.c's encoding).  A result:
+ * its header, then for RES_OK n
  * values (a 64-bit type, then a 64-bit int or float, or a string: a
  * 64-bit length and the bytes), for RES_ERR with MP_ERAISED the
  * exception's name and message as strings.
@@ -78,13 +81,16 @@ struct mp__res_hdr {
 
 /* pool_msg.c: a task is appended to o (several make a batch). */
 void mp__task_begin(struct mp__out *o, uint64_t tid, uint64_t job,
-                    uint64_t chunk, uint32_t nitems, const char *name);
+                    uint64_t chunk, uint32_t nitems, const char *name,
+                    size_t namelen);
 void mp__task_item(struct mp__out *o, const mp_arg *v, size_t n);
 /* A task as read by a worker: -EPROTO if its header or name is not
- * whole; then each item's bytes in turn (-EPROTO past them). */
+ * whole; then each item's bytes in turn (-EPROTO past them).  The name is
+ * the message's bytes, h.namelen of them, not terminated (a worker
+ * compares them with the name it looked up last). */
 struct mp__task {
     struct mp__task_hdr h;
-    char name[MP_TARGET_NAME_MAX + 1];
+    const char *name;
     struct mp__in items;
 };
 int mp__task_parse(const void *msg, size_t len, struct mp__task *t);
@@ -179,10 +185,11 @@ struct mp_pool {
     mp_conn *page_handle;
     struct mp__pool_page *page;
     size_t page_len;
-    /* The watcher's: the workers, their number, whether stops were sent. */
+    /* The watcher's: the workers, their number, whether they were told to
+     * stop. */
     struct mp__worker *workers;
     size_t live;
-    bool stops_sent;
+    bool stopping;
     int efd; /* wakes the watcher */
     /* The threads' buffers, here so that a fork child's copy frees them
      * too: the watcher's poll list, the result thread's message. */
@@ -211,13 +218,12 @@ bool mp__pool_foreign(const mp_pool *p);
 void mp__pool_wake(mp_pool *p);
 
 /* pool_watch.c: the watcher thread, which starts the first workers (its
- * start reports how that went), replaces the dead and sends the stops
- * after close(); and stopping the workers for terminate(). */
+ * start reports how that went), replaces the dead and stops the workers
+ * after close() (the page's stop); and stopping the workers for
+ * terminate(). */
 int mp__watch_start(mp_pool *p);
 void mp__watch_stop(mp_pool *p);
 void mp__workers_stop(mp_pool *p);
-/* Puts n stop messages. */
-int mp__pool_put_stops(mp_pool *p, size_t n);
 
 /* pool_result.c */
 struct mp_result *mp__job_new(int kind, size_t n, size_t chunksize,

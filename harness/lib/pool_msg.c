@@ -12,13 +12,13 @@
 #include "pool.h"
 
 void mp__task_begin(struct mp__out *o, uint64_t tid, uint64_t job,
-                    uint64_t chunk, uint32_t nitems, const char *name)
+                    uint64_t chunk, uint32_t nitems, const char *name,
+                    size_t namelen)
 {
-    size_t n = name != NULL ? strlen(name) : 0;
-    struct mp__task_hdr h = { tid, job, chunk, nitems, (uint32_t)n };
+    struct mp__task_hdr h = { tid, job, chunk, nitems, (uint32_t)namelen };
 
     mp__put(o, &h, sizeof(h));
-    mp__put(o, name, n);
+    mp__put(o, name, namelen);
 }
 
 void mp__task_item(struct mp__out *o, const mp_arg *v, size_t n)
@@ -44,8 +44,7 @@ int mp__task_parse(const void *msg, size_t len, struct mp__task *t)
     if (t->h.namelen > MP_TARGET_NAME_MAX ||
         t->h.namelen > len - sizeof(t->h))
         return -EPROTO;
-    memcpy(t->name, p + sizeof(t->h), t->h.namelen);
-    t->name[t->h.namelen] = '\0';
+    t->name = p + sizeof(t->h);
     t->items.p = p + sizeof(t->h) + t->h.namelen;
     t->items.left = len - sizeof(t->h) - t->h.namelen;
     t->items.failed = false;

@@ -303,7 +303,7 @@ static void dispatch(mp_pool *p, const struct mp__res_hdr *h,
         if (e.err != 0 && j->ok) {
             j->ok = false; /* CPython keeps the first failure that comes */
             j->err = e;
-        } else {
+        } else if (e.err != 0) {
             err_free(&e);
         }
         j->done[h->chunk] = 1;
@@ -407,21 +407,24 @@ bool mp__in_result_thread(const mp_pool *p)
     return result_thread_of == p;
 }
 
+/* Results taken from the queue at once, at most (one lock, one commit). */
+#define RESULTS_AT_ONCE 64
+
 static void *result_main(void *arg)
 {
     mp_pool *p = arg;
-    size_t len;
+    size_t lens[RESULTS_AT_ONCE], count = 0;
+    bool stop = false;
     int r = 0;
 
     result_thread_of = p;
     p->rcap = 4096;
     p->rbuf = malloc(p->rcap);
-    while (p->rbuf != NULL && !atomic_load(&p->result_stop)) {
-        struct mp__res_hdr h;
-        struct mp__in in;
+    while (p->rbuf != NULL && !stop && !atomic_load(&p->result_stop)) {
+        const char *at = p->rbuf;
 
-        r = mp_queue_get_into(p->results, p->rbuf, p->rcap, &len, 1,
-                              MP_FOREVER);
+        r = mp__queue_get_many(p->results, p->rbuf, p->rcap, lens,
+                               RESULTS_AT_ONCE, &count);
 #ifdef MP_TEST_HOOKS
         if (r == 0 && __atomic_load_n(&mp__pool_results_break,
                                       __ATOMIC_RELAXED) < 0)
@@ -429,22 +432,32 @@ static void *result_main(void *arg)
                                     __ATOMIC_RELAXED);
 #endif
         if (r == MP_ETOOSHORT) {
-            char *grown = realloc(p->rbuf, len);
+            char *grown = realloc(p->rbuf, lens[0]);
             if (grown == NULL) {
                 r = -ENOMEM;
                 break;
             }
             p->rbuf = grown;
-            p->rcap = len;
+            p->rcap = lens[0];
             continue;
         }
         if (r < 0)
             break;
-        if (mp__res_parse(p->rbuf, len, &h, &in) < 0)
-            continue; /* not a result: no job can be named */
-        if (h.kind == MP__RES_STOP)
-            break;
-        dispatch(p, &h, &in, true);
+        for (size_t i = 0; i < count && !stop; at += lens[i++]) {
+            struct mp__res_hdr h;
+            struct mp__in in;
+
+            if (mp__res_parse(at, lens[i], &h, &in) < 0)
+                continue; /* not a result: no job can be named */
+            if (h.kind == MP__RES_STOP)
+                stop = true; /* nothing is put after it */
+            else
+                dispatch(p, &h, &in, true);
+            /* terminate() from a callback: the rest of the batch is
+             * failed by mp__jobs_fail_all() as if still in the queue */
+            if (atomic_load(&p->result_stop))
+                break;
+        }
     }
     if (p->rbuf == NULL || r < 0) {
         /* No result can come: none is waited for, and no job is made

@@ -156,7 +156,7 @@ static void put_tasks(mp_pool *p, struct mp_result *j, const mp_target *f,
                       const struct batch *b, uint64_t tid)
 {
     struct mp__out o = { 0 };
-    size_t lens[BATCH];
+    size_t lens[BATCH], namelen = strlen(f->name);
     size_t c = 0;
     int r = 0;
 
@@ -169,7 +169,7 @@ static void put_tasks(mp_pool *p, struct mp_result *j, const mp_target *f,
             size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
 
             mp__task_begin(&o, tid + c + k, j->id, c + k,
-                           (uint32_t)(hi - lo), f->name);
+                           (uint32_t)(hi - lo), f->name, namelen);
             for (size_t i = lo; i < hi; i++) {
                 const mp_arg *v;
                 size_t nv;

@@ -46,16 +46,6 @@ int mp__pool_watch_break;
 #define TERM_GRACE 1.0
 #define RETRY 0.1
 
-int mp__pool_put_stops(mp_pool *p, size_t n)
-{
-    struct mp__task_hdr h = { 0 };
-    int r = 0;
-
-    for (size_t i = 0; r == 0 && i < n; i++)
-        r = mp_queue_put(p->tasks, &h, sizeof(h), 1, MP_FOREVER);
-    return r;
-}
-
 /* "ForkProcess-3" -> "ForkPoolWorker-3", every "Process" replaced, as
  * CPython's w.name.replace('Process', 'PoolWorker'). */
 static int rename_worker(mp_process *w)
@@ -157,22 +147,27 @@ static void worker_ended(mp_pool *p, size_t i)
 }
 
 /* After the deaths: replace the workers while the pool runs or has work
- * (CPython maintains the pool until the cache is empty), send the stops
- * once a closed pool has none.  true once the watcher's work is done. */
+ * (CPython maintains the pool until the cache is empty), stop them once a
+ * closed pool has none: the page's stop, which a waiting worker sees when
+ * woken and a busy or starting one before its next take (a task still in
+ * the queue then is one whose result came already).  true once the
+ * watcher's work is done. */
 static bool maintain(mp_pool *p, double *wake_at)
 {
     bool replace, stop = false, done = false;
     size_t live;
 
     pthread_mutex_lock(&p->lock);
-    if (p->state == MP__POOL_CLOSE && p->pending == 0 && !p->stops_sent) {
-        p->stops_sent = stop = true;
+    if (p->state == MP__POOL_CLOSE && p->pending == 0 && !p->stopping) {
+        p->stopping = stop = true;
     }
     replace = p->state == MP__POOL_RUN ||
-              (p->state == MP__POOL_CLOSE && !p->stops_sent);
+              (p->state == MP__POOL_CLOSE && !p->stopping);
     pthread_mutex_unlock(&p->lock);
-    if (stop)
-        mp__pool_put_stops(p, p->live);
+    if (stop) {
+        atomic_store(&p->page->stop, 1);
+        mp__queue_wake_getters(p->tasks);
+    }
     *wake_at = INFINITY;
     for (size_t i = 0; replace && i < (size_t)p->processes; i++) {
         if (p->workers[i].proc != NULL)
@@ -184,7 +179,7 @@ static bool maintain(mp_pool *p, double *wake_at)
         }
     }
     live = p->live;
-    if (p->stops_sent && live == 0) {
+    if (p->stopping && live == 0) {
         pthread_mutex_lock(&p->lock);
         p->finished = done = true;
         pthread_cond_broadcast(&p->cond);

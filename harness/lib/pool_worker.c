@@ -4,7 +4,8 @@
  * mp_child_args().
  *
  * The worker runs the initializer, then takes tasks from the task queue
- * until a stop message or maxtasksperchild, runs each item of a task
+ * until the pool's page says stop or maxtasksperchild, runs each item of a
+ * task
  * (stopping at the first that fails, as CPython's mapstar's list() does)
  * and puts one result per task.  Between the take and the result, its
  * slot in the pool's page names the task: the take notes it there with
@@ -108,8 +109,10 @@ void mp__pool_task_forked(void)
 
 /* A worker's state. */
 struct worker {
-    mp_queue *tasks, *results;
+    mp_queue *tasks, *results; /* results: attached at the first put */
+    const mp_args *wargs;       /* the worker's: the result queue's handle */
     struct mp__pool_slot *slot;
+    const _Atomic uint32_t *stop; /* the page's */
     char *buf; /* the task message */
     size_t cap;
     struct mp__out res; /* the result being built */
@@ -123,6 +126,19 @@ struct worker {
 /* The worker of this process, while it runs a task (mp__uncaught()). */
 static struct worker *running;
 
+/* The result queue, attached on first need: a worker that never gets a
+ * task (most of a large pool that is closed at once) never maps it. */
+static mp_queue *results_of(struct worker *w)
+{
+    int r;
+
+    if (w->results == NULL &&
+        (r = mp_args_get_queue(w->wargs, mp_args_count(w->wargs) - 2,
+                               &w->results)) < 0)
+        mp__uncaught(r);
+    return w->results;
+}
+
 void mp__pool_task_uncaught(int err)
 {
     struct worker *w = running;
@@ -133,7 +149,7 @@ void mp__pool_task_uncaught(int err)
     task.in_task = false;
     mp__res_error(&w->res, err, w->job, w->chunk);
     if (!w->res.failed) /* else the watcher's MP_EWORKERLOST says it */
-        mp_queue_put(w->results, w->res.p, w->res.len, 1, MP_FOREVER);
+        mp_queue_put(results_of(w), w->res.p, w->res.len, 1, MP_FOREVER);
 }
 
 /* The queue's claim: notes the task in the slot before the take is
@@ -146,8 +162,6 @@ static void claim(void *ctx, uint64_t pos, const void *msg, size_t n)
     if (n < sizeof(h))
         return;
     memcpy(&h, msg, sizeof(h));
-    if (h.tid == 0) /* a stop */
-        return;
     FAULT(1);
     atomic_store_explicit(&s->job, h.job, memory_order_relaxed);
     atomic_store_explicit(&s->chunk, h.chunk, memory_order_relaxed);
@@ -156,12 +170,12 @@ static void claim(void *ctx, uint64_t pos, const void *msg, size_t n)
     FAULT(2);
 }
 
-/* The next task message, into w->buf. */
+/* The next task message, into w->buf; -ECANCELED once told to stop. */
 static int take(struct worker *w, size_t *len)
 {
     for (;;) {
         int r = mp__queue_get_claim(w->tasks, w->buf, w->cap, len, claim,
-                                    w->slot);
+                                    w->slot, w->stop);
         char *grown;
 
         if (r != MP_ETOOSHORT)
@@ -173,14 +187,16 @@ static int take(struct worker *w, size_t *len)
     }
 }
 
-/* The task's target, looked up once for a run of tasks of one target. */
+/* The task's target, looked up once for a run of tasks of one target;
+ * w->fn_name is its name, terminated. */
 static mp_target_fn target(struct worker *w, const struct mp__task *t)
 {
     if (w->fn == NULL || w->fn_len != t->h.namelen ||
         memcmp(w->fn_name, t->name, t->h.namelen) != 0) {
-        w->fn = mp_target_lookup(t->name);
-        memcpy(w->fn_name, t->name, t->h.namelen + 1);
+        memcpy(w->fn_name, t->name, t->h.namelen);
+        w->fn_name[t->h.namelen] = '\0';
         w->fn_len = t->h.namelen;
+        w->fn = mp_target_lookup(w->fn_name);
     }
     return w->fn;
 }
@@ -198,7 +214,7 @@ static int run(struct worker *w, struct mp__task *t)
     w->chunk = t->h.chunk;
     mp__res_begin(&w->res, MP__RES_OK, 0, t->h.job, t->h.chunk);
     if (fn == NULL)
-        r = mp__target_missing(t->name);
+        r = mp__target_missing(w->fn_name);
     for (; r == 0 && done < t->h.nitems; done++) {
         const char *item;
         size_t n;
@@ -226,20 +242,23 @@ static int run(struct worker *w, struct mp__task *t)
     return 0;
 }
 
-/* The loop: tasks until a stop or maxtasks.  Returns the exit code. */
+/* The loop: tasks until told to stop or maxtasks.  Returns the exit
+ * code. */
 static int serve(struct worker *w, int64_t maxtasks)
 {
     for (int64_t completed = 0; maxtasks == 0 || completed < maxtasks;
          completed++) {
         struct mp__task t;
         size_t len;
-        int r = take(w, &len);
+        int r;
 
+        if (atomic_load_explicit(w->stop, memory_order_relaxed))
+            return 0;
+        if ((r = take(w, &len)) == -ECANCELED)
+            return 0;
         if (r < 0)
             mp__uncaught(r); /* the queue is broken: nothing to serve */
         r = mp__task_parse(w->buf, len, &t);
-        if (r == 0 && t.h.tid == 0)
-            return 0;
         FAULT(3);
         if (r < 0) /* not a task: the slot names it, if it could */
             mp__uncaught(r);
@@ -248,7 +267,7 @@ static int serve(struct worker *w, int64_t maxtasks)
         FAULT(4);
         if (w->res.failed) /* no memory for the result: say so */
             mp__res_error(&w->res, -ENOMEM, t.h.job, t.h.chunk);
-        if ((r = mp_queue_put(w->results, w->res.p, w->res.len, 1,
+        if ((r = mp_queue_put(results_of(w), w->res.p, w->res.len, 1,
                               MP_FOREVER)) < 0)
             mp__uncaught(r);
         FAULT(5);
@@ -376,13 +395,14 @@ static int pool_worker(const void *arg, size_t len)
     } else if (watch_owner(&b)) {
         return 1;
     }
+    w.wargs = a;
     if ((r = mp_args_get_queue(a, n - 3, &w.tasks)) < 0 ||
-        (r = mp_args_get_queue(a, n - 2, &w.results)) < 0 ||
         (r = mp_args_get_conn(a, n - 1, &c)) < 0)
         mp__uncaught(r);
     if ((pg = map_page(c, b.nslots)) == NULL)
         mp__uncaught(-EPROTO);
     w.slot = &pg->slot[b.slot];
+    w.stop = &pg->stop;
     if ((r = initialize(&b, a)) > 0)
         return r;
     r = serve(&w, b.maxtasks);

@@ -48,6 +48,7 @@
 #include "futex.h"
 #include "internal.h"
 #include "side.h"
+#include "spin.h"
 #ifdef MP_TEST_HOOKS
 #include "test_hooks.h"
 #endif
@@ -60,7 +61,6 @@
                                  ahead of its need (see reserve_size) */
 #define INITIAL_CAP (256u * 1024)
 #define MAX_MSG (1ULL << 30)
-#define SPIN 512
 #define MAX_GAP 16 /* pauses between two looks of a spinning waiter, after
                       the first */
 #define FIRST_MAX 256 /* pauses before a waiting consumer's first look */
@@ -147,6 +147,9 @@ struct shared {
     _Atomic uint64_t ring_at; /* a producer waiting on ring_wait wants head
                                  to reach this */
     alignas(64) _Atomic uint32_t data_seq, room_seq, done_seq, ring_seq;
+    /* The CPU each one's last waker ran on (spin.h): a hint, which a peer
+     * may have written anything into. */
+    _Atomic int32_t data_waker, room_waker, done_waker, ring_waker;
 };
 
 _Static_assert(sizeof(struct shared) <= HDR_SIZE, "the header fits its page");
@@ -177,6 +180,9 @@ struct mp_queue {
     struct checked w, r;
     _Atomic bool closed;  /* close() may race another thread's put */
     _Atomic int first_pause; /* a waiting consumer's, adapted: see below */
+    /* The spins of this process's waits (spin.h): gets, and puts and
+     * join()s. */
+    _Atomic int32_t get_spin, put_spin;
     _Atomic uint64_t last_rec; /* the record this process got last */
     bool borrowed;        /* a child's queue: libmp's, never freed */
     bool joined;          /* join_thread() was called */
@@ -302,22 +308,33 @@ static void wake_fence(const struct shared *s)
 #endif
 }
 
-/* After wake_fence(): wakes whoever raised *flag. */
-static void wake_flag(_Atomic uint32_t *flag, _Atomic uint32_t *seq)
+/* A raised flag: takes it and wakes, noting this CPU in *waker for the
+ * sleepers' spins (spin.h).  Out of line: a put or get that finds no
+ * sleeper keeps its registers. */
+__attribute__((noinline, cold)) static void wake_slow(
+    _Atomic uint32_t *flag, _Atomic uint32_t *seq, _Atomic int32_t *waker)
 {
-    if (atomic_load_explicit(flag, memory_order_relaxed) &&
-        atomic_exchange(flag, 0)) {
+    if (atomic_exchange(flag, 0)) {
         FAULT(5); /* the flag taken, nobody woken */
+        atomic_store_explicit(waker, sched_getcpu(), memory_order_relaxed);
         atomic_fetch_add(seq, 1);
         mp__futex_wake(seq, INT_MAX);
     }
 }
 
+/* After wake_fence(): wakes whoever raised *flag. */
+static inline void wake_flag(_Atomic uint32_t *flag, _Atomic uint32_t *seq,
+                             _Atomic int32_t *waker)
+{
+    if (atomic_load_explicit(flag, memory_order_relaxed))
+        wake_slow(flag, seq, waker);
+}
+
 static void wake(const struct shared *s, _Atomic uint32_t *flag,
-                 _Atomic uint32_t *seq)
+                 _Atomic uint32_t *seq, _Atomic int32_t *waker)
 {
     wake_fence(s);
-    wake_flag(flag, seq);
+    wake_flag(flag, seq, waker);
 }
 
 /* Commits a new tail or head (with its lock held; wake() follows the
@@ -343,37 +360,70 @@ static bool sleeper_fence(const struct shared *s)
 /* A condition on the shared state, tested without a lock. */
 typedef bool (*ready_fn)(const struct shared *s, uint64_t arg);
 
+/* A waiting get's stop word (mp__queue_get_claim()): read after the seq
+ * word it would sleep on, so that a stop stored before
+ * mp__queue_wake_getters()'s increment is seen or that sleep fails. */
+static inline bool stopped(const _Atomic uint32_t *stop)
+{
+    return stop != NULL && atomic_load(stop) != 0;
+}
+
+/* What a wait sleeps on: its flag, its sequence word, where its waker
+ * notes its CPU, and this process's spin for it. */
+struct waitq {
+    _Atomic uint32_t *flag, *seq;
+    _Atomic int32_t *waker, *spin;
+};
+#define WAITQ(q, name, budget)                                                \
+    (&(struct waitq){ &(q)->s->name##_wait, &(q)->s->name##_seq,             \
+                      &(q)->s->name##_waker, &(q)->budget })
+
 /*
- * Waits until ready(s, arg), or the deadline: spins a little, then raises
- * *flag and sleeps on *seq.  0 when ready (or maybe ready: callers re-check
- * under their lock), MP_ETIMEDOUT.  The spin first pauses `first` times,
- * then looks less and less often, down to one look every MAX_GAP pauses:
- * each look pulls the other side's line away from it, and a writer whose
- * line is taken stalls until it is back; but a gap much longer than the
- * other side's turn makes a round trip wait for it (exponential gaps up to
- * 256 pauses make a 64-byte round trip about six times as long as gaps
- * capped at MAX_GAP).
+ * Waits until ready(s, arg), or the deadline, or *stop (stop NULL: none;
+ * see mp__queue_get_claim()): spins for w's budget (spin.h), then raises
+ * w's flag and sleeps on its seq.  0 when ready or stopped (or maybe
+ * ready: callers re-check under their lock), MP_ETIMEDOUT.  The spin
+ * first looks, pauses `first` times, then looks less and less often, down
+ * to one look every MAX_GAP pauses: each look pulls the other side's line
+ * away from it, and a writer whose line is taken stalls until it is back;
+ * but a gap much longer than the other side's turn makes a round trip
+ * wait for it (exponential gaps up to 256 pauses make a 64-byte round trip
+ * about six times as long as gaps capped at MAX_GAP).  A sleeper woken
+ * looks before it raises the flag again: its fence (a membarrier(2), an
+ * interrupt of every CPU) is for a sleep, not for a look.
  */
 static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
-                      _Atomic uint32_t *flag, _Atomic uint32_t *seq,
-                      double deadline, int first)
+                      const struct waitq *w, double deadline, int first,
+                      const _Atomic uint32_t *stop)
 {
-    for (int i = 0, pause = first; i < SPIN + first; i += pause,
-             pause = pause * 2 < MAX_GAP ? pause * 2 : MAX_GAP) {
-        if (ready(s, arg))
+    double end = mp__spin_end(w->spin, deadline);
+    int cpu = -1;
+
+    for (int pause = first; end != 0;
+         pause = pause * 2 < MAX_GAP ? pause * 2 : MAX_GAP) {
+        if (ready(s, arg) || stopped(stop)) {
+            mp__spin_grow(w->spin);
             return 0;
+        }
+        if (mp__now() >= end)
+            break;
         for (int k = 0; k < pause; k++)
             mp__cpu_relax();
     }
     for (double next_repair = mp__now() + RECHECK;;) {
-        uint32_t seen = atomic_load(seq);
+        uint32_t seen = atomic_load(w->seq);
         double now, until;
         bool fenced;
 
-        atomic_store(flag, 1);
+        atomic_store(w->flag, 1);
         fenced = sleeper_fence(s);
-        if (ready(s, arg))
-            return 0;
+        if (ready(s, arg) || stopped(stop)) {
+            /* It came while this thread ran, not asleep: from another CPU,
+             * where a longer spin would have seen it. */
+            if (cpu < 0)
+                mp__spin_grow(w->spin);
+            break;
+        }
         now = mp__now();
         if (now >= deadline)
             return MP_ETIMEDOUT;
@@ -391,8 +441,16 @@ static int wait_until(struct shared *s, ready_fn ready, uint64_t arg,
         }
         until = fenced ? next_repair : now + 0.001;
         until = until < deadline ? until : deadline;
-        mp__futex_wait(seq, seen, until);
+        if (cpu < 0)
+            cpu = sched_getcpu();
+        mp__futex_wait(w->seq, seen, until);
+        if (ready(s, arg) || stopped(stop)) {
+            mp__spin_learn(w->spin, cpu, atomic_load_explicit(
+                                             w->waker, memory_order_relaxed));
+            break;
+        }
     }
+    return 0;
 }
 
 static bool has_data(const struct shared *s, uint64_t head)
@@ -495,6 +553,11 @@ int mp__queue_membarrier(void)
     return mp__membarrier_ok();
 }
 
+int mp__queue_get_spin(mp_queue *q)
+{
+    return atomic_load(&q->get_spin);
+}
+
 /* Tests: whether a side has a biased owner; whether it is inside. */
 int mp__queue_biased(mp_queue *q, int producers)
 {
@@ -553,6 +616,8 @@ static const struct mp__queue_field fields[] = {
     FIELD(ring_wait, 'u'), FIELD(ring_at, 'u'),
     FIELD(data_seq, 'u'), FIELD(room_seq, 'u'), FIELD(done_seq, 'u'),
     FIELD(ring_seq, 'u'),
+    FIELD(data_waker, 'u'), FIELD(room_waker, 'u'), FIELD(done_waker, 'u'),
+    FIELD(ring_waker, 'u'),
     SLOTS_OF(w), SLOTS_OF(r),
 };
 
@@ -1005,6 +1070,8 @@ static int queue_create(mp_queue **out, enum qkind kind, int maxsize)
     q->kind = kind;
     q->first_pause = 1;
     q->last_rec = 8;
+    mp__spin_init(&q->get_spin);
+    mp__spin_init(&q->put_spin);
     /* Sealed against shrinking (and further seals): a mapped page whose
      * file was cut short faults with SIGBUS, and anyone holding the memfd
      * could cut it; checks against its size (view_grow()) then hold. */
@@ -1084,6 +1151,8 @@ static mp_queue *queue_attach(mp_conn *handle)
     q->borrowed = true;
     q->first_pause = 1;
     q->last_rec = 8;
+    mp__spin_init(&q->get_spin);
+    mp__spin_init(&q->put_spin);
     if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < HDR_SIZE ||
         fcntl(fd, F_GET_SEALS) != (F_SEAL_SHRINK | F_SEAL_SEAL) ||
         map_queue(q, fd) < 0)
@@ -1230,8 +1299,8 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
             if (!counts_sane(s))
                 return MP_EQCORRUPT; /* else it would wait for nothing */
             if (deadline == 0 ||
-                wait_until(s, has_room, (uint64_t)q->maxsize, &s->room_wait,
-                           &s->room_seq, deadline, 1) < 0)
+                wait_until(s, has_room, (uint64_t)q->maxsize,
+                           WAITQ(q, room, put_spin), deadline, 1, NULL) < 0)
                 return MP_EFULL;
             continue;
         }
@@ -1265,7 +1334,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
                 atomic_store_explicit(&s->ring_at, tail + free_want - cap,
                                       memory_order_relaxed);
                 wait_until(s, head_reached, tail + free_want - cap,
-                           &s->ring_wait, &s->ring_seq, until, 1);
+                           WAITQ(q, ring, put_spin), until, 1, NULL);
                 continue;
             }
             if (cap - used < rec) {
@@ -1276,8 +1345,9 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
                 if (r == 0) { /* the ring may not grow: wait for a get */
                     side_unlock(&s->w, held);
                     if (deadline == 0 ||
-                        wait_until(s, room_changed, head, &s->room_wait,
-                                   &s->room_seq, deadline, 1) < 0)
+                        wait_until(s, room_changed, head,
+                                   WAITQ(q, room, put_spin), deadline, 1,
+                                   NULL) < 0)
                         return MP_EFULL;
                     continue;
                 }
@@ -1304,7 +1374,7 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t n, int block,
         FAULT(3);
         side_unlock(&s->w, held);
         FAULT(4);
-        wake(s, &s->data_wait, &s->data_seq);
+        wake(s, &s->data_wait, &s->data_seq, &s->data_waker);
         if (__atomic_load_n(&q->fed, __ATOMIC_RELAXED) != fork_gen + 1)
             __atomic_store_n(&q->fed, fork_gen + 1, __ATOMIC_RELAXED);
         return 0;
@@ -1380,7 +1450,7 @@ int mp__queue_put_many(mp_queue *q, const char *buf, const size_t *lens,
     side_unlock(&s->w, held);
     if (k > 0) {
         FAULT(4);
-        wake(s, &s->data_wait, &s->data_seq);
+        wake(s, &s->data_wait, &s->data_seq, &s->data_waker);
         if (__atomic_load_n(&q->fed, __ATOMIC_RELAXED) != fork_gen + 1)
             __atomic_store_n(&q->fed, fork_gen + 1, __ATOMIC_RELAXED);
     }
@@ -1425,7 +1495,42 @@ struct sink {
     bool exact;
     mp__queue_claim_fn claim; /* NULL, or called before the commit */
     void *ctx;
+    struct get_extra *x; /* NULL: none */
 };
+
+/* What a get may do besides: end its wait once *stop is not 0
+ * (mp__queue_get_claim()); take up to max records into the buffer, one
+ * after another, their lengths in lens (mp__queue_get_many()). */
+struct get_extra {
+    const _Atomic uint32_t *stop;
+    size_t *lens, max, count;
+};
+
+/* With the consumers' side held, the first record (n bytes) copied to the
+ * buffer: the whole records after it, up to x->max, that the buffer has
+ * room for, copied after it.  Returns where the last one taken ends. */
+__attribute__((noinline)) static uint64_t take_more(mp_queue *q,
+                                                    const struct layout *l,
+                                                    struct sink *k,
+                                                    uint64_t head,
+                                                    uint64_t tail, uint64_t n)
+{
+    struct get_extra *x = k->x;
+    uint64_t at = head + rec_size(n), used = n, m;
+
+    x->lens[0] = (size_t)n;
+    for (x->count = 1; x->count < x->max && tail - at >= 8; x->count++) {
+        ring_read(q, l, at, &m, 8);
+        /* A record past tail is a peer's scribble: the next get says so. */
+        if (m > MAX_MSG || rec_size(m) > tail - at || m > k->size - used)
+            break;
+        ring_read(q, l, at + 8, (char *)k->buf + used, (size_t)m);
+        x->lens[x->count] = (size_t)m;
+        used += m;
+        at += rec_size(m);
+    }
+    return at;
+}
 
 /* With the consumers' side held, tail_cache - head past the ring: the
  * cache may be what a peer wrote over; tail itself decides.  Whether there
@@ -1442,7 +1547,7 @@ __attribute__((noinline)) static bool tail_sane(struct shared *s,
 static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
 {
     struct shared *s;
-    uint64_t head, tail, n, nget;
+    uint64_t head, tail, n, nget, end, taken;
     const struct layout *l;
     double deadline;
     void *dst;
@@ -1483,12 +1588,16 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
         if (tail != head)
             break;
         side_unlock(&s->r, held);
-        if (deadline == 0 || wait_until(s, has_data, head, &s->data_wait,
-                                        &s->data_seq, deadline,
+        if (deadline == 0 || wait_until(s, has_data, head,
+                                        WAITQ(q, data, get_spin), deadline,
                                         atomic_load_explicit(
                                             &q->first_pause,
-                                            memory_order_relaxed)) < 0)
+                                            memory_order_relaxed),
+                                        k->x != NULL ? k->x->stop : NULL) <
+                0)
             return MP_EEMPTY;
+        if (k->x != NULL && stopped(k->x->stop))
+            return -ECANCELED;
         waited = true;
     }
     /* Every read below stays inside the ring whatever the header says: l
@@ -1526,32 +1635,36 @@ static int get_common(mp_queue *q, struct sink *k, int block, double timeout)
     ring_read(q, l, head + 8, dst, (size_t)n);
     if (k->claim != NULL)
         k->claim(k->ctx, head, dst, (size_t)n);
+    end = head + rec_size(n);
+    taken = 1;
+    if (k->x != NULL && k->x->lens != NULL) {
+        end = take_more(q, l, k, head, tail, n);
+        taken = k->x->count;
+    }
     nget = atomic_load_explicit(&s->nget, memory_order_relaxed);
     atomic_store_explicit(&s->pending_nget, nget, memory_order_relaxed);
-    atomic_store_explicit(&s->pending_head, head + rec_size(n),
-                          memory_order_release);
+    atomic_store_explicit(&s->pending_head, end, memory_order_release);
     FAULT(11);
-    atomic_store_explicit(&s->nget, nget + 1, memory_order_release);
+    atomic_store_explicit(&s->nget, nget + taken, memory_order_release);
     FAULT(12);
-    publish(&s->head, head + rec_size(n));
+    publish(&s->head, end);
     FAULT(13);
     side_unlock(&s->r, held);
     FAULT(14);
     if (k->out != NULL)
         *k->out = dst;
     wake_fence(s);
-    wake_flag(&s->room_wait, &s->room_seq);
+    wake_flag(&s->room_wait, &s->room_seq, &s->room_waker);
     if (atomic_load_explicit(&s->ring_wait, memory_order_acquire) &&
-        head + rec_size(n) >= atomic_load_explicit(&s->ring_at,
-                                                   memory_order_relaxed))
-        wake_flag(&s->ring_wait, &s->ring_seq);
+        end >= atomic_load_explicit(&s->ring_at, memory_order_relaxed))
+        wake_flag(&s->ring_wait, &s->ring_seq, &s->ring_waker);
     return 0;
 }
 
 int mp_queue_get(mp_queue *q, void **out, size_t *len, int block,
                  double timeout)
 {
-    struct sink k = { out, NULL, 0, len, false, NULL, NULL };
+    struct sink k = { out, NULL, 0, len, false, NULL, NULL, NULL };
 
     if (out == NULL)
         return MP_EINVAL;
@@ -1567,7 +1680,7 @@ int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len)
 int mp_queue_get_into(mp_queue *q, void *buf, size_t size, size_t *len,
                       int block, double timeout)
 {
-    struct sink k = { NULL, buf, size, len, false, NULL, NULL };
+    struct sink k = { NULL, buf, size, len, false, NULL, NULL, NULL };
 
     if (buf == NULL && size > 0)
         return MP_EINVAL;
@@ -1575,11 +1688,38 @@ int mp_queue_get_into(mp_queue *q, void *buf, size_t size, size_t *len,
 }
 
 int mp__queue_get_claim(mp_queue *q, void *buf, size_t size, size_t *len,
-                        mp__queue_claim_fn claim, void *ctx)
+                        mp__queue_claim_fn claim, void *ctx,
+                        const _Atomic uint32_t *stop)
 {
-    struct sink k = { NULL, buf, size, len, false, claim, ctx };
+    struct get_extra x = { stop, NULL, 0, 0 };
+    struct sink k = { NULL, buf, size, len, false, claim, ctx, &x };
 
     return get_common(q, &k, 1, MP_FOREVER);
+}
+
+int mp__queue_get_many(mp_queue *q, void *buf, size_t size, size_t *lens,
+                       size_t max, size_t *count)
+{
+    struct get_extra x = { NULL, lens, max, 0 };
+    struct sink k = { NULL, buf, size, lens, false, NULL, NULL, &x };
+    int r;
+
+    *count = 0;
+    if (buf == NULL || max == 0)
+        return MP_EINVAL;
+    if ((r = get_common(q, &k, 1, MP_FOREVER)) == 0)
+        *count = x.count;
+    return r;
+}
+
+void mp__queue_wake_getters(mp_queue *q)
+{
+    /* Unconditional: a waiter reads data_seq before it looks at its stop
+     * word, so this increment, after the caller's store of that word,
+     * either comes before the read (the look sees the stop) or makes its
+     * sleep fail. */
+    atomic_fetch_add(&q->s->data_seq, 1);
+    mp__futex_wake(&q->s->data_seq, INT_MAX);
 }
 
 uint64_t mp__queue_head(mp_queue *q)
@@ -1668,7 +1808,7 @@ int mp_queue_task_done(mp_queue *q)
             return MP_ETASKDONE;
     } while (!atomic_compare_exchange_weak(&s->ndone, &done, done + 1));
     if (done + 1 >= atomic_load(&s->nput))
-        wake(s, &s->done_wait, &s->done_seq);
+        wake(s, &s->done_wait, &s->done_seq, &s->done_waker);
     return 0;
 }
 
@@ -1683,8 +1823,8 @@ int mp_queue_join(mp_queue *q, double timeout)
     deadline = deadline_of(1, timeout);
     if (deadline == 0)
         return MP_ETIMEDOUT;
-    return wait_until(q->s, all_done, 0, &q->s->done_wait, &q->s->done_seq,
-                      deadline, 1);
+    return wait_until(q->s, all_done, 0, WAITQ(q, done, put_spin), deadline,
+                      1, NULL);
 }
 
 int mp_queue_repr(const mp_queue *q, char *buf, size_t size)
@@ -1718,7 +1858,7 @@ int mp_queue_put_double(mp_queue *q, double v)
 static int get8(mp_queue *q, void *v, double timeout)
 {
     size_t len;
-    struct sink k = { NULL, v, 8, &len, true, NULL, NULL };
+    struct sink k = { NULL, v, 8, &len, true, NULL, NULL, NULL };
 
     return get_common(q, &k, 1, timeout);
 }

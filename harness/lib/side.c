@@ -77,15 +77,14 @@ void mp__membarrier_setup(void)
     atomic_store(&mp__membarrier_state, mb);
 }
 
-/* The thread's token, made on first need, and its identity read with it:
- * a /proc that cannot be read then (no descriptor left) is read again
- * before the thread's streak of takes earns it a bias. */
+/* The thread's token, made on first need.  Its identity (/proc: six
+ * system calls) is read later, when a slot is claimed or a slot's thread
+ * is asked about: a thread that only ever takes a side a few times, as a
+ * pool's worker that takes one task does, never needs it. */
 static uint64_t thread_token(void)
 {
     if (mp__side_token == 0) {
-        struct mp__thread_id me;
         uint64_t t = 0;
-        (void)mp__thread_self(&me);
         if (getrandom(&t, sizeof(t), GRND_NONBLOCK) != (ssize_t)sizeof(t))
             t = (uint64_t)(mp__now() * 1e9) * 0x9e3779b97f4a7c15ULL ^
                 (uint64_t)(uintptr_t)&t ^

@@ -44,6 +44,7 @@
 #include "internal.h"
 #include "live.h"
 #include "robust.h"
+#include "spin.h"
 
 #ifdef MP_TEST_HOOKS
 #include "test_hooks.h"
@@ -395,55 +396,9 @@ static inline int sem_try(struct sem *s, uint32_t max)
     return 0;
 }
 
-/*
- * A waiter's spin before it sleeps, bounded in time and adapted per object
- * and per process (the queue's waits adapt alike: adapt_first_pause() in
- * queue.c).  A spin pays where the holder runs on another CPU: it releases
- * within a round trip (0.1 to 0.5 us between two processes), where a sleep
- * and a wake-up cost two system calls and a context switch (5 us; 20 us
- * when the sleeper's virtual CPU has gone idle).  Where the holder shares
- * the waiter's CPU, it cannot run to release until the spin ends: every
- * pause there is lost.
- *
- * So a spin that ends with the unit doubles the next one's length, up to
- * SPIN_MAX_NS, and one that ends in a sleep says, once woken, whether the
- * waker ran on the CPU the waiter spun on (the waker writes its CPU beside
- * the word).  If so, the spin could not succeed, and the next one is a
- * quarter as long, down to none at all: the wake-ups that follow say when
- * the two no longer share a CPU.  If not, the holder was slow (preempted,
- * or asleep itself and slow to wake), and the next spin is twice as long,
- * long enough to see a peer that was just woken come back: a spin that
- * shrank for that would leave two processes on two CPUs waking each other
- * for ever, each round trip two wake-ups of an idle CPU.  The length is
- * time, not pauses: a pause takes 1 ns on some CPUs and 25 on others (this
- * project's VM); the clock is read every SPIN_LOOKS pauses.
- */
-#define SPIN_MIN_NS 250 /* shorter: none */
-#define SPIN_START_NS 1000
-#define SPIN_MAX_NS 8000
+/* A waiter's spin before it sleeps: spin.h (the queue's waiters spin
+ * alike); the clock is read every SPIN_LOOKS pauses. */
 #define SPIN_LOOKS 8
-
-static void spin_init(_Atomic int32_t *budget)
-{
-    atomic_init(budget, SPIN_START_NS);
-}
-
-static void spin_grow(_Atomic int32_t *budget)
-{
-    int32_t b = atomic_load_explicit(budget, memory_order_relaxed);
-
-    b = b < SPIN_MIN_NS ? SPIN_MIN_NS : b < SPIN_MAX_NS / 2 ? b * 2
-                                                            : SPIN_MAX_NS;
-    atomic_store_explicit(budget, b, memory_order_relaxed);
-}
-
-static void spin_shrink(_Atomic int32_t *budget)
-{
-    int32_t b = atomic_load_explicit(budget, memory_order_relaxed) / 4;
-
-    atomic_store_explicit(budget, b < SPIN_MIN_NS ? 0 : b,
-                          memory_order_relaxed);
-}
 
 /* CPUs online, read once: a Barrier's sleepers spin only if all its
  * parties can run at once (with more, spinning takes the CPU from a party
@@ -461,36 +416,12 @@ static int online_cpus(void)
     return k;
 }
 
-/* When a spin that starts now ends (its budget, or the deadline first);
- * 0: no spin. */
-static double spin_end(_Atomic int32_t *budget, double deadline)
-{
-    int32_t b = atomic_load_explicit(budget, memory_order_relaxed);
-    double end;
-
-    if (b == 0)
-        return 0;
-    end = mp__now() + b * 1e-9;
-    return end < deadline ? end : deadline;
-}
-
-/* After a sleep on CPU `cpu` that a wake-up from `waker` ended. */
-static void spin_learn(_Atomic int32_t *budget, int cpu, int waker)
-{
-    if (cpu < 0)
-        return;
-    if (waker == cpu)
-        spin_shrink(budget);
-    else
-        spin_grow(budget);
-}
-
 /* Spins for a unit until the budget or the deadline ends: 1, 0 (none
  * came), MP_ESYNCCORRUPT. */
 static int sem_spin(struct sem *s, uint32_t max, double deadline,
                     _Atomic int32_t *budget)
 {
-    double end = spin_end(budget, deadline);
+    double end = mp__spin_end(budget, deadline);
     int r;
 
     if (end == 0)
@@ -500,7 +431,7 @@ static int sem_spin(struct sem *s, uint32_t max, double deadline,
             mp__cpu_relax();
             if (atomic_load_explicit(&s->value, memory_order_relaxed) != 0 &&
                 (r = sem_try(s, max)) != 0) {
-                spin_grow(budget);
+                mp__spin_grow(budget);
                 return r;
             }
         }
@@ -552,7 +483,7 @@ __attribute__((noinline)) static int sem_wait_slow(struct sem *s,
     }
     atomic_fetch_sub(&s->waiters, 1);
     if (r == 1)
-        spin_learn(budget, cpu,
+        mp__spin_learn(budget, cpu,
                    atomic_load_explicit(&s->waker_cpu, memory_order_relaxed));
     return r;
 }
@@ -727,7 +658,7 @@ static mp_lock *lock_alloc(struct sync_map *map, struct sem *s)
         return NULL;
     atomic_init(&l->refs, 1);
     atomic_init(&l->count, (uint64_t)gen_now() << 32 | COUNT_BIAS);
-    spin_init(&l->spin);
+    mp__spin_init(&l->spin);
     l->map = map;
     l->s = s;
     l->kind = (int)s->kind;
@@ -1095,8 +1026,8 @@ int mp_cond_new(mp_cond **out, mp_lock *lock)
     }
     hdr_publish(&p->h, T_COND, lock == NULL ? F_OWN_LOCK : 0, 0);
     atomic_init(&c->refs, 1);
-    spin_init(&c->spin[0]);
-    spin_init(&c->spin[1]);
+    mp__spin_init(&c->spin[0]);
+    mp__spin_init(&c->spin[1]);
     c->map = m;
     c->p = p;
     *out = c;
@@ -1823,8 +1754,9 @@ static int barrier_sleep(mp_barrier *b, uint32_t i, uint64_t g, int index,
     double deadline = timeout >= 1e9 ? INFINITY
                       : timeout > 0  ? now + timeout
                                      : 0;
-    double spin = b->parties <= online_cpus() ? spin_end(&b->spin, deadline)
-                                              : 0;
+    double spin = b->parties <= online_cpus()
+                      ? mp__spin_end(&b->spin, deadline)
+                      : 0;
     uint64_t w;
     int r, cpu = -1;
 
@@ -1833,7 +1765,7 @@ static int barrier_sleep(mp_barrier *b, uint32_t i, uint64_t g, int index,
             return r;
         if (bgen(w) != g) {
             if (cpu >= 0)
-                spin_learn(&b->spin, cpu,
+                mp__spin_learn(&b->spin, cpu,
                            atomic_load_explicit(&b->p->waker_cpu,
                                                 memory_order_relaxed));
             return index;
@@ -1863,7 +1795,7 @@ static int barrier_sleep(mp_barrier *b, uint32_t i, uint64_t g, int index,
                 continue;
             if (atomic_load_explicit(&b->p->word, memory_order_relaxed) !=
                 w)
-                spin_grow(&b->spin);
+                mp__spin_grow(&b->spin);
             spin = 0;
             continue;
         }
@@ -2015,7 +1947,7 @@ int mp_barrier_new(mp_barrier **out, int parties, const mp_target *action,
     b->parties = parties;
     b->timeout = timeout;
     memcpy(b->action, p->action, sizeof(b->action));
-    spin_init(&b->spin);
+    mp__spin_init(&b->spin);
     *out = b;
     return 0;
 }
@@ -2139,8 +2071,8 @@ mp_cond *mp__cond_view(mp_conn *handle, mp_lock *lock)
         return NULL;
     }
     atomic_init(&c->refs, 1);
-    spin_init(&c->spin[0]);
-    spin_init(&c->spin[1]);
+    mp__spin_init(&c->spin[0]);
+    mp__spin_init(&c->spin[1]);
     c->borrowed = true;
     c->map = m;
     c->p = p;
@@ -2200,7 +2132,7 @@ mp_barrier *mp__barrier_view(mp_conn *handle)
     b->nslots = h->nslots;
     b->parties = p->parties;
     b->timeout = p->timeout;
-    spin_init(&b->spin);
+    mp__spin_init(&b->spin);
     memcpy(b->action, p->action, alen);
     b->action[alen] = '\0';
     return b;

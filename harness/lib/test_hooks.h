@@ -30,6 +30,8 @@ int mp__queue_biased_inside(mp_queue *q, int producers);
 unsigned long long mp__queue_capacity(mp_queue *q);
 unsigned long mp__queue_revoke_count(void);
 int mp__queue_membarrier(void);
+/* queue.c: this process's spin for a queue's gets, ns (spin.h). */
+int mp__queue_get_spin(mp_queue *q);
 
 /* start_forkserver.c: the pid of this process's fork server while it
  * runs, 0 when there is none or it has died.  The server stays a child of

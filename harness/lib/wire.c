@@ -11,54 +11,31 @@
 
 #include "internal.h"
 
-void mp__put(struct mp__out *o, const void *data, size_t n)
+bool mp__out_grow(struct mp__out *o, size_t n)
 {
-    if (o->failed || n == 0)
-        return;
-    if (n > o->cap - o->len) {
-        size_t cap = o->cap ? o->cap : 256;
-        char *grown;
-        while (cap - o->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                o->failed = true;
-                return;
-            }
-            cap *= 2;
-        }
-        if ((grown = realloc(o->p, cap)) == NULL) {
-            o->failed = true;
-            return;
-        }
-        o->p = grown;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->len, data, n);
-    o->len += n;
-}
+    size_t cap = o->cap ? o->cap : 256;
+    char *grown;
 
-void mp__put_u64(struct mp__out *o, uint64_t v)
-{
-    mp__put(o, &v, sizeof(v));
+    while (cap - o->len < n) {
+        if (cap > SIZE_MAX / 2) {
+            o->failed = true;
+            return false;
+        }
+        cap *= 2;
+    }
+    if ((grown = realloc(o->p, cap)) == NULL) {
+        o->failed = true;
+        return false;
+    }
+    o->p = grown;
+    o->cap = cap;
+    return true;
 }
 
 void mp__put_str(struct mp__out *o, const void *s, size_t n)
 {
     mp__put_u64(o, n);
     mp__put(o, s, n);
-}
-
-uint64_t mp__get_u64(struct mp__in *r)
-{
-    uint64_t v = 0;
-
-    if (r->failed || r->left < sizeof(v)) {
-        r->failed = true;
-        return 0;
-    }
-    memcpy(&v, r->p, sizeof(v));
-    r->p += sizeof(v);
-    r->left -= sizeof(v);
-    return v;
 }
 
 char *mp__get_str(struct mp__in *r, size_t max, size_t *n_out)

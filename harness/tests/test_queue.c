@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -20,6 +21,7 @@
 
 #include "check.h"
 #include "checked_msg.h"
+#include "internal.h" /* mp__queue_get_many() */
 #include "test_hooks.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -1295,6 +1297,75 @@ TEST(a_get_cut_short_at_each_point)
     }
 }
 
+/* A get of many (a pool's result thread's): the whole messages waiting
+ * that fit the buffer, up to max, in one commit; the first one that does
+ * not fit stays, as a get's does. */
+TEST(a_get_of_many_takes_what_waits_that_fits)
+{
+    static const char *const msgs[] = { "a", "bb", "ccc", "dddd" };
+    size_t lens[8], count = 9;
+    char buf[64];
+    mp_queue *q;
+
+    ASSERT_OK(mp_queue_new(&q, 0));
+    for (size_t i = 0; i < ARRAY_LEN(msgs); i++)
+        ASSERT_OK(mp_queue_put_str(q, msgs[i]));
+    ASSERT_OK(mp__queue_get_many(q, buf, sizeof(buf), lens, 3, &count));
+    ASSERT_EQ(3, count);
+    ASSERT_EQ(1, lens[0]);
+    ASSERT_EQ(2, lens[1]);
+    ASSERT_EQ(3, lens[2]);
+    ASSERT_TRUE(memcmp(buf, "abbccc", 6) == 0);
+    ASSERT_EQ(1, mp_queue_qsize(q));
+    ASSERT_EQ(MP_ETOOSHORT, mp__queue_get_many(q, buf, 2, lens, 8, &count));
+    ASSERT_EQ(4, lens[0]);
+    ASSERT_EQ(0, count);
+    ASSERT_EQ(1, mp_queue_qsize(q));
+    ASSERT_OK(mp_queue_put_str(q, "ee"));
+    /* "dddd" fits, "ee" after it does not */
+    ASSERT_OK(mp__queue_get_many(q, buf, 5, lens, 8, &count));
+    ASSERT_EQ(1, count);
+    ASSERT_EQ(4, lens[0]);
+    ASSERT_TRUE(memcmp(buf, "dddd", 4) == 0);
+    ASSERT_OK(mp__queue_get_many(q, buf, sizeof(buf), lens, 8, &count));
+    ASSERT_EQ(1, count);
+    ASSERT_TRUE(lens[0] == 2 && memcmp(buf, "ee", 2) == 0);
+    ASSERT_EQ(0, mp_queue_qsize(q));
+    mp_queue_free(q);
+}
+
+MP_TARGET(die_getting_many)
+{
+    char buf[16];
+    size_t lens[4], n;
+
+    memcpy(&mp__queue_fault, arg, sizeof(int));
+    (void)len;
+    mp__queue_get_many(fq, buf, sizeof(buf), lens, 2, &n);
+    return 1; /* not reached */
+}
+
+/* A get of two killed at each point of its commit takes both or none. */
+TEST(a_get_of_many_cut_short_at_each_point)
+{
+    for (int point = 11; point <= 14; point++) {
+        ASSERT_OK(mp_queue_new(&fq, 0));
+        ASSERT_OK(mp_queue_put_str(fq, "a"));
+        ASSERT_OK(mp_queue_put_str(fq, "b"));
+        ASSERT_OK(mp_queue_put_str(fq, "c"));
+        ASSERT_EQ(86, run_to_death("die_getting_many", point));
+        if (point <= 12) { /* not committed */
+            expect_get(fq, "a", 1);
+            expect_get(fq, "b", 1);
+        }
+        expect_get(fq, "c", 1);
+        ASSERT_EQ(0, mp_queue_qsize(fq));
+        ASSERT_OK(mp_queue_put_str(fq, "d"));
+        expect_get(fq, "d", 1);
+        mp_queue_free(fq);
+    }
+}
+
 /*
  * A waiter keeps its deadline while a live biased owner stays inside the
  * other side for long (a big copy, or a stopped process): its look for the
@@ -1971,4 +2042,102 @@ TEST(queues_work_under_an_address_space_limit)
     for (int i = 0; i < NQ; i++)
         mp_queue_free(q[i]);
     mp_queue_free(go);
+}
+
+/* A waiting get's spin (spin.h): it shrinks to none while the putter
+ * wakes it from the CPU it waits on, and grows while the putter runs on
+ * another. */
+struct spin_consumer {
+    mp_queue *q;
+    int cpu;
+};
+
+static double mono_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    ASSERT_OK(pthread_setaffinity_np(pthread_self(), sizeof(set), &set));
+}
+
+static void *spin_consume(void *arg)
+{
+    struct spin_consumer *c = arg;
+    char buf[8];
+    size_t len = 1;
+
+    pin(c->cpu);
+    while (len != 0)
+        if (mp_queue_get_into(c->q, buf, sizeof(buf), &len, 1, 30) < 0)
+            return NULL;
+    return c;
+}
+
+/* Rounds of: wait until the consumer sleeps (its flag raised), put one;
+ * until its spin is at least `least` (or at most `most`). */
+static int spin_rounds(mp_queue *q, int least, int most)
+{
+    const struct mp__queue_field *f = NULL;
+    size_t n;
+    const struct mp__queue_field *all = mp__queue_fields(&n);
+    char *hdr = mp__queue_header(q);
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(all[i].name, "data_wait") == 0)
+            f = &all[i];
+    ASSERT_TRUE(f != NULL);
+    for (int round = 0; round < 50; round++) {
+        int s = mp__queue_get_spin(q);
+        double until = mono_now() + 30;
+
+        if (s >= least && s <= most)
+            break;
+        while (__atomic_load_n((uint32_t *)(hdr + f->offset),
+                               __ATOMIC_ACQUIRE) == 0) {
+            ASSERT_TRUE(mono_now() < until);
+            sched_yield();
+        }
+        ASSERT_OK(mp_queue_put(q, "x", 1, 1, MP_FOREVER));
+    }
+    return mp__queue_get_spin(q);
+}
+
+TEST(a_waiting_gets_spin_adapts_to_where_its_waker_runs)
+{
+    struct spin_consumer c;
+    cpu_set_t old;
+    int cpus[2], k = 0;
+    pthread_t t;
+    void *res = NULL;
+
+    ASSERT_OK(sched_getaffinity(0, sizeof(old), &old));
+    for (int i = 0; i < CPU_SETSIZE && k < 2; i++)
+        if (CPU_ISSET(i, &old))
+            cpus[k++] = i;
+    ASSERT_OK(mp_simple_queue_new(&c.q));
+    c.cpu = cpus[0];
+    pin(cpus[0]);
+    ASSERT_OK(pthread_create(&t, NULL, spin_consume, &c));
+    /* One CPU: every wake-up comes from the sleeper's own. */
+    ASSERT_EQ(0, spin_rounds(c.q, 0, 0));
+    if (k == 2) { /* another CPU: a spin can succeed, so it grows */
+        pin(cpus[1]);
+        ASSERT_TRUE(spin_rounds(c.q, 2000, INT_MAX) >= 2000);
+    } else {
+        printf("# one CPU: the spin's growth not tested\n");
+    }
+    ASSERT_OK(mp_queue_put(c.q, "", 0, 1, MP_FOREVER)); /* the end */
+    ASSERT_OK(pthread_join(t, &res));
+    ASSERT_TRUE(res == &c);
+    ASSERT_OK(pthread_setaffinity_np(pthread_self(), sizeof(old), &old));
+    mp_queue_free(c.q);
 }
