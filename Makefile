@@ -199,7 +199,7 @@ $(BENCH): $(B)/harness/bench/bench_process.o $(B)/harness/bench/common.o $(B)/li
 $(QBENCH): $(B)/harness/bench/bench_queue.o $(B)/harness/bench/common.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
-$(SBENCH): $(B)/harness/bench/bench_sync.o $(B)/harness/bench/common.o $(B)/libmp.a
+$(SBENCH): $(B)/harness/bench/bench_sync.o $(B)/harness/bench/children.o $(B)/harness/bench/common.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
 $(PBENCH): $(B)/harness/bench/bench_pool.o $(B)/harness/bench/common.o $(B)/libmp.a
