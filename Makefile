@@ -58,6 +58,7 @@ BENCH     := $(B)/mp-bench-process
 QBENCH    := $(B)/mp-bench-queue
 SBENCH    := $(B)/mp-bench-sync
 PBENCH    := $(B)/mp-bench-pool
+VBENCH    := $(B)/mp-bench-shared
 SCENARIO  := $(B)/mp-scenario
 STRESS_BIN := $(B)/mp-stress
 STRESS_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard harness/stress/*.c))
@@ -79,7 +80,7 @@ PROVE     := prove -e ''
         stress install uninstall clean deps reference reference-all \
         diff-reference gate compare fuzz fuzzers fuzz-seeds FORCE
 all: $(B)/libmp.a $(B)/libmp.so $(HARNESS) $(TESTS) $(CXX_TEST) $(HELPERS) \
-     $(BENCH) $(QBENCH) $(SBENCH) $(PBENCH) $(SCENARIO) $(STRESS_BIN) $(EXAMPLES) $(REPLAY)
+     $(BENCH) $(QBENCH) $(SBENCH) $(PBENCH) $(VBENCH) $(SCENARIO) $(STRESS_BIN) $(EXAMPLES) $(REPLAY)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -199,10 +200,13 @@ $(BENCH): $(B)/harness/bench/bench_process.o $(B)/harness/bench/common.o $(B)/li
 $(QBENCH): $(B)/harness/bench/bench_queue.o $(B)/harness/bench/common.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
-$(SBENCH): $(B)/harness/bench/bench_sync.o $(B)/harness/bench/common.o $(B)/libmp.a
+$(SBENCH): $(B)/harness/bench/bench_sync.o $(B)/harness/bench/children.o $(B)/harness/bench/common.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
 $(PBENCH): $(B)/harness/bench/bench_pool.o $(B)/harness/bench/common.o $(B)/libmp.a
+	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
+
+$(VBENCH): $(B)/harness/bench/bench_shared.o $(B)/harness/bench/children.o $(B)/harness/bench/common.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
 $(SCENARIO): $(B)/harness/bench/scenario.o $(B)/libmp.a
@@ -435,11 +439,14 @@ bench:
 	    --out results/bench-sync.json
 	$(PBENCH) $(if $(QUICK),--quick) --python $(PYTHON) \
 	    --out results/bench-pool.json
+	$(VBENCH) $(if $(QUICK),--quick) --python $(PYTHON) \
+	    --out results/bench-shared.json
 	$(PYTHON) scripts/bench_whole $(if $(QUICK),--quick) --python $(PYTHON) \
 	    --build $(B) --out results/bench-whole.json
 	$(PYTHON) scripts/gate --stamp results/bench-process.json \
 	    results/bench-queue.json results/bench-sync.json \
-	    results/bench-pool.json results/bench-whole.json
+	    results/bench-pool.json results/bench-shared.json \
+	    results/bench-whole.json
 	$(if $(CALLGRIND),$(PYTHON) scripts/bench_callgrind --python $(PYTHON) \
 	    $(if $(QUICK),--libmp-only) --cc "$(CC)" --cflags "$(CFLAGS)" \
 	    --build $(B) --out results/bench-callgrind.json)

@@ -59,6 +59,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "children.h"
 #include "common.h"
 #include "mp.h"
 #include "rawsync.h"
@@ -66,7 +67,7 @@
 #define MAX_PROCS 8
 #define CHUNKS 5
 /* Seconds a run may take before the benchmark gives up on it. */
-#define RUN_LIMIT 300
+#define RUN_LIMIT BENCH_RUN_LIMIT
 
 enum impl { RAW, LIBMP, CPY, NIMPL };
 static const char *const impl_keys[NIMPL] = { "raw_futex", "libmp",
@@ -145,81 +146,14 @@ static struct raw_area {
 } *raw;
 
 /* children: Processes of the fork context, daemonic so that a benchmark
- * that gives up leaves none behind; a watchdog kills them on a hang */
+ * that gives up leaves none behind; a watchdog kills them on a hang
+ * (children.h) */
 
-static mp_process_options popt = { .daemon = MP_DAEMON_YES };
-static pid_t watched[MAX_PROCS];
-static int nwatched;
-
-static void on_alarm(int sig)
-{
-    static const char msg[] = "mp-bench-sync: a run took over 300 s: a "
-                              "child hung or died; giving up\n";
-
-    (void)sig;
-    for (int k = 0; k < nwatched; k++)
-        kill(watched[k], SIGKILL);
-    if (write(2, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to say */
-    }
-    _exit(1);
-}
-
-static void fail(const char *what, int err)
-{
-    char line[256];
-
-    mp_format_exception(err, line, sizeof(line));
-    fprintf(stderr, "mp-bench-sync: %s: %s\n", what, line);
-    exit(2);
-}
+static mp_context *fork_ctx;
 
 static mp_process *start(const mp_target *t, const mp_arg *args, size_t n)
 {
-    mp_process *p;
-    pid_t pid = 0;
-    int r;
-
-    if ((r = mp_process_create(&p, t, args, n, &popt)) < 0 ||
-        (r = mp_process_start(p)) < 0 || (r = mp_process_pid(p, &pid)) < 0)
-        fail("cannot start a child", r);
-    if (nwatched == 0)
-        alarm(RUN_LIMIT);
-    if (nwatched < MAX_PROCS)
-        watched[nwatched++] = pid;
-    return p;
-}
-
-static void finish(mp_process **ps, int n)
-{
-    for (int k = 0; k < n; k++) {
-        int code = -1, r;
-        if ((r = mp_process_join(ps[k], MP_FOREVER)) < 0)
-            fail("join", r);
-        if (mp_process_exitcode(ps[k], &code) != 1 || code != 0) {
-            fprintf(stderr, "mp-bench-sync: a child exited with %d\n", code);
-            exit(2);
-        }
-        mp_process_free(ps[k]);
-    }
-    alarm(0);
-    nwatched = 0;
-}
-
-/* In a child: what went wrong, and the exit code that says so. */
-static int child_fail(const char *what, int r)
-{
-    char line[256];
-
-    mp_format_exception(r < 0 ? r : MP_EINVAL, line, sizeof(line));
-    fprintf(stderr, "mp-bench-sync: %s: %s\n", what, line);
-    return 3;
-}
-
-static void check(int r, int want, const char *what)
-{
-    if (r != want)
-        fail(what, r < 0 ? r : MP_EINVAL);
+    return bench_child(fork_ctx, t, args, n);
 }
 
 static double median(double *v, int n)
@@ -236,7 +170,7 @@ static double run_uncontended(enum impl i, bool recursive, long n)
     mp_lock *l = NULL;
 
     if (i == LIBMP)
-        check(recursive ? mp_rlock_new(&l) : mp_lock_new(&l), 0,
+        bench_check(recursive ? mp_rlock_new(&l) : mp_lock_new(&l), 0,
               "making the lock");
     atomic_store(&raw->m1, 0);
     for (int c = 0; c < CHUNKS; c++) {
@@ -250,7 +184,7 @@ static double run_uncontended(enum impl i, bool recursive, long n)
             for (long k = 0; k < per; k++)
                 if (mp_lock_acquire(l, 1, MP_FOREVER) != 1 ||
                     mp_lock_release(l) != 0)
-                    fail("acquire+release", MP_EINVAL);
+                    bench_fail("acquire+release", MP_EINVAL);
         }
         t[c] = (bench_now() - t0) / (double)per;
     }
@@ -269,7 +203,7 @@ MP_TARGET(lock_pp_libmp)
     for (long k = 0; k < n; k++)
         if ((r = mp_lock_acquire(l1, 1, MP_FOREVER)) != 1 ||
             (r = mp_lock_release(l2)) != 0)
-            return child_fail("lock ping-pong", r);
+            return bench_child_fail("lock ping-pong", r);
     return 0;
 }
 
@@ -291,10 +225,10 @@ static double run_lock_pp(enum impl i, long n)
     double t0 = 0, t;
 
     if (i == LIBMP) {
-        check(mp_lock_new(&l1), 0, "Lock()");
-        check(mp_lock_new(&l2), 0, "Lock()");
-        check(mp_lock_acquire(l1, 1, MP_FOREVER), 1, "acquire");
-        check(mp_lock_acquire(l2, 1, MP_FOREVER), 1, "acquire");
+        bench_check(mp_lock_new(&l1), 0, "Lock()");
+        bench_check(mp_lock_new(&l2), 0, "Lock()");
+        bench_check(mp_lock_acquire(l1, 1, MP_FOREVER), 1, "acquire");
+        bench_check(mp_lock_acquire(l2, 1, MP_FOREVER), 1, "acquire");
         p = start(&lock_pp_libmp_target, MP_ARGS(l1, l2, n + 1));
     } else {
         atomic_store(&raw->m1, 1);
@@ -307,14 +241,14 @@ static double run_lock_pp(enum impl i, long n)
         if (i == LIBMP) {
             if (mp_lock_release(l1) != 0 ||
                 mp_lock_acquire(l2, 1, MP_FOREVER) != 1)
-                fail("lock ping-pong", MP_EINVAL);
+                bench_fail("lock ping-pong", MP_EINVAL);
         } else {
             raw_mutex_unlock(&raw->m1);
             raw_mutex_lock(&raw->m2);
         }
     }
     t = bench_now() - t0;
-    finish(&p, 1);
+    bench_children_join(&p, 1);
     mp_lock_free(l1);
     mp_lock_free(l2);
     return (double)n / t;
@@ -332,12 +266,12 @@ MP_TARGET(cond_pp_libmp)
 
     if ((r = mp_cond_acquire(c, 1, MP_FOREVER)) != 1 ||
         (r = mp_queue_put_double(back, 0)) < 0)
-        return child_fail("condition set-up", r);
+        return bench_child_fail("condition set-up", r);
     for (long k = 0; k < n; k++)
         if ((r = mp_cond_wait(c, MP_FOREVER)) != 1 ||
             (r = mp_cond_notify(c, 1)) != 0)
-            return child_fail("condition ping-pong", r);
-    return (r = mp_cond_release(c)) != 0 ? child_fail("release", r) : 0;
+            return bench_child_fail("condition ping-pong", r);
+    return (r = mp_cond_release(c)) != 0 ? bench_child_fail("release", r) : 0;
 }
 
 MP_TARGET(cond_pp_raw)
@@ -363,9 +297,9 @@ static double run_cond_pp(enum impl i, long n)
     mp_process *p;
     double t0 = 0, t;
 
-    check(mp_queue_new(&back, 0), 0, "Queue()");
+    bench_check(mp_queue_new(&back, 0), 0, "Queue()");
     if (i == LIBMP) {
-        check(mp_cond_new(&c, NULL), 0, "Condition()");
+        bench_check(mp_cond_new(&c, NULL), 0, "Condition()");
         p = start(&cond_pp_libmp_target, MP_ARGS(c, back, n + 1));
     } else {
         atomic_store(&raw->m1, 0);
@@ -373,9 +307,9 @@ static double run_cond_pp(enum impl i, long n)
         p = start(&cond_pp_raw_target, MP_ARGS(back, n + 1));
     }
     if (mp_queue_get_double(back, &t, RUN_LIMIT) < 0)
-        fail("the condition's child did not start", MP_ETIMEDOUT);
+        bench_fail("the condition's child did not start", MP_ETIMEDOUT);
     if (i == LIBMP)
-        check(mp_cond_acquire(c, 1, MP_FOREVER), 1, "acquire");
+        bench_check(mp_cond_acquire(c, 1, MP_FOREVER), 1, "acquire");
     else
         raw_mutex_lock(&raw->m1);
     for (long k = 0; k <= n; k++) {
@@ -383,7 +317,7 @@ static double run_cond_pp(enum impl i, long n)
             t0 = bench_now();
         if (i == LIBMP) {
             if (mp_cond_notify(c, 1) != 0 || mp_cond_wait(c, MP_FOREVER) != 1)
-                fail("condition ping-pong", MP_EINVAL);
+                bench_fail("condition ping-pong", MP_EINVAL);
         } else {
             raw_cond_notify(&raw->cond);
             raw_cond_wait(&raw->cond, &raw->m1);
@@ -391,10 +325,10 @@ static double run_cond_pp(enum impl i, long n)
     }
     t = bench_now() - t0;
     if (i == LIBMP)
-        check(mp_cond_release(c), 0, "release");
+        bench_check(mp_cond_release(c), 0, "release");
     else
         raw_mutex_unlock(&raw->m1);
-    finish(&p, 1);
+    bench_children_join(&p, 1);
     mp_cond_free(c);
     mp_queue_free(back);
     return (double)n / t;
@@ -413,11 +347,11 @@ MP_TARGET(event_libmp)
     for (long k = 0; k < n; k++) {
         double t;
         if ((r = mp_event_wait(e, MP_FOREVER)) != 1)
-            return child_fail("Event.wait", r);
+            return bench_child_fail("Event.wait", r);
         t = bench_now();
         if ((r = mp_event_clear(e)) != 0 ||
             (r = mp_queue_put_double(back, t)) < 0)
-            return child_fail("Event.clear", r);
+            return bench_child_fail("Event.clear", r);
     }
     return 0;
 }
@@ -471,9 +405,9 @@ static double run_event(enum impl i, long n)
 
     if (lat == NULL)
         bench_die("out of memory");
-    check(mp_queue_new(&back, 0), 0, "Queue()");
+    bench_check(mp_queue_new(&back, 0), 0, "Queue()");
     if (i == LIBMP) {
-        check(mp_event_new(&e), 0, "Event()");
+        bench_check(mp_event_new(&e), 0, "Event()");
         p = start(&event_libmp_target, MP_ARGS(e, back, n + 1));
     } else {
         raw_event_clear(&raw->event);
@@ -489,16 +423,16 @@ static double run_event(enum impl i, long n)
         await_asleep(fd);
         t0 = bench_now();
         if (i == LIBMP)
-            check(mp_event_set(e), 0, "Event.set");
+            bench_check(mp_event_set(e), 0, "Event.set");
         else
             raw_event_set(&raw->event);
         if (mp_queue_get_double(back, &t1, RUN_LIMIT) < 0)
-            fail("the Event's waiter did not answer", MP_ETIMEDOUT);
+            bench_fail("the Event's waiter did not answer", MP_ETIMEDOUT);
         if (k > 0) /* the first one finds the child just started */
             lat[k - 1] = t1 - t0;
     }
     close(fd);
-    finish(&p, 1);
+    bench_children_join(&p, 1);
     mp_event_free(e);
     mp_queue_free(back);
     m = median(lat, (int)n);
@@ -525,11 +459,11 @@ MP_TARGET(barrier_libmp)
     int r;
 
     if ((r = mp_barrier_wait(b, MP_BARRIER_DEFAULT)) < 0)
-        return child_fail("Barrier.wait", r);
+        return bench_child_fail("Barrier.wait", r);
     t0 = bench_now();
     for (long k = 0; k < n; k++)
         if ((r = mp_barrier_wait(b, MP_BARRIER_DEFAULT)) < 0)
-            return child_fail("Barrier.wait", r);
+            return bench_child_fail("Barrier.wait", r);
     return send_span(back, t0, bench_now()) < 0 ? 3 : 0;
 }
 
@@ -558,7 +492,7 @@ static double collect_spans(mp_queue *back, int procs, double ops)
         size_t len;
         if (mp_queue_get_into(back, span, sizeof(span), &len, 1,
                               RUN_LIMIT) < 0 || len != sizeof(span))
-            fail("a child did not report", MP_ETIMEDOUT);
+            bench_fail("a child did not report", MP_ETIMEDOUT);
         lo = fmin(lo, span[0]);
         hi = fmax(hi, span[1]);
     }
@@ -572,9 +506,9 @@ static double run_barrier(enum impl i, int procs, long n)
     mp_queue *back;
     double v;
 
-    check(mp_queue_new(&back, 0), 0, "Queue()");
+    bench_check(mp_queue_new(&back, 0), 0, "Queue()");
     if (i == LIBMP) {
-        check(mp_barrier_new(&b, procs, NULL, MP_FOREVER), 0, "Barrier()");
+        bench_check(mp_barrier_new(&b, procs, NULL, MP_FOREVER), 0, "Barrier()");
     } else {
         atomic_store(&raw->barrier.count, 0);
         atomic_store(&raw->barrier.sense, 0);
@@ -584,7 +518,7 @@ static double run_barrier(enum impl i, int procs, long n)
                            : start(&barrier_raw_target,
                                    MP_ARGS(back, n, procs));
     v = collect_spans(back, procs, (double)n);
-    finish(ps, procs);
+    bench_children_join(ps, procs);
     mp_barrier_free(b);
     mp_queue_free(back);
     return v;
@@ -617,7 +551,7 @@ MP_TARGET(sem_libmp)
     for (long k = 0; k < n; k++)
         if ((r = mp_lock_acquire(s, 1, MP_FOREVER)) != 1 ||
             (r = mp_lock_release(s)) != 0)
-            return child_fail("Semaphore", r);
+            return bench_child_fail("Semaphore", r);
     return send_span(back, t0, bench_now()) < 0 ? 3 : 0;
 }
 
@@ -645,10 +579,10 @@ static double run_sem(enum impl i, int procs, long n)
     long per = n / procs;
     double v;
 
-    check(mp_queue_new(&back, 0), 0, "Queue()");
-    check(mp_queue_new(&go, 0), 0, "Queue()");
+    bench_check(mp_queue_new(&back, 0), 0, "Queue()");
+    bench_check(mp_queue_new(&go, 0), 0, "Queue()");
     if (i == LIBMP) {
-        check(mp_semaphore_new(&s, 2), 0, "Semaphore(2)");
+        bench_check(mp_semaphore_new(&s, 2), 0, "Semaphore(2)");
     } else {
         atomic_store(&raw->sem.value, 2);
         atomic_store(&raw->sem.waiters, 0);
@@ -661,12 +595,12 @@ static double run_sem(enum impl i, int procs, long n)
         char c;
         size_t len;
         if (mp_queue_get_into(back, &c, 1, &len, 1, RUN_LIMIT) < 0)
-            fail("a Semaphore child did not start", MP_ETIMEDOUT);
+            bench_fail("a Semaphore child did not start", MP_ETIMEDOUT);
     }
     for (int k = 0; k < procs; k++)
-        check(mp_queue_put(go, "g", 1, 1, MP_FOREVER), 0, "put");
+        bench_check(mp_queue_put(go, "g", 1, 1, MP_FOREVER), 0, "put");
     v = collect_spans(back, procs, (double)(per * procs));
-    finish(ps, procs);
+    bench_children_join(ps, procs);
     mp_lock_free(s);
     mp_queue_free(back);
     mp_queue_free(go);
@@ -691,15 +625,15 @@ static double run_timeout(enum scen s, enum impl i, long n)
         bench_die("out of memory");
     if (i == LIBMP) {
         if (s == LOCK_TO) {
-            check(mp_lock_new(&l), 0, "Lock()");
-            check(mp_lock_acquire(l, 1, MP_FOREVER), 1, "Lock.acquire");
+            bench_check(mp_lock_new(&l), 0, "Lock()");
+            bench_check(mp_lock_acquire(l, 1, MP_FOREVER), 1, "Lock.acquire");
         } else if (s == COND_TO) {
-            check(mp_cond_new(&c, NULL), 0, "Condition()");
-            check(mp_cond_acquire(c, 1, MP_FOREVER), 1, "Condition.acquire");
+            bench_check(mp_cond_new(&c, NULL), 0, "Condition()");
+            bench_check(mp_cond_acquire(c, 1, MP_FOREVER), 1, "Condition.acquire");
         } else if (s == EVENT_TO) {
-            check(mp_event_new(&e), 0, "Event()");
+            bench_check(mp_event_new(&e), 0, "Event()");
         } else {
-            check(mp_barrier_new(&b, 2, NULL, MP_FOREVER), 0, "Barrier(2)");
+            bench_check(mp_barrier_new(&b, 2, NULL, MP_FOREVER), 0, "Barrier(2)");
         }
     }
     for (long k = 0; k < n; k++) {
@@ -716,15 +650,15 @@ static double run_timeout(enum scen s, enum impl i, long n)
         else
             r = mp_barrier_wait(b, TIMEOUT), want = MP_EBROKENBARRIER;
         t1 = bench_now();
-        check(r, want, "a wait that should have timed out");
+        bench_check(r, want, "a wait that should have timed out");
         if (b != NULL)
-            check(mp_barrier_reset(b), 0, "Barrier.reset");
+            bench_check(mp_barrier_reset(b), 0, "Barrier.reset");
         late[k] = t1 - t0 - TIMEOUT;
     }
     if (l != NULL)
-        check(mp_lock_release(l), 0, "Lock.release");
+        bench_check(mp_lock_release(l), 0, "Lock.release");
     if (c != NULL)
-        check(mp_cond_release(c), 0, "Condition.release");
+        bench_check(mp_cond_release(c), 0, "Condition.release");
     mp_lock_free(l);
     mp_cond_free(c);
     mp_event_free(e);
@@ -823,8 +757,7 @@ int main(int argc, char **argv)
                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
         bench_die("mmap failed");
-    check(mp_get_context(&popt.context, "fork"), 0, "get_context");
-    signal(SIGALRM, on_alarm);
+    bench_check(mp_get_context(&fork_ctx, "fork"), 0, "get_context");
 
     for (int r = 0; r < rounds; r++)
         for (int s = 0; s < NSCEN; s++)
