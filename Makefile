@@ -203,7 +203,7 @@ $(QBENCH): $(B)/harness/bench/bench_queue.o $(B)/harness/bench/common.o $(B)/lib
 $(SBENCH): $(B)/harness/bench/bench_sync.o $(B)/harness/bench/children.o $(B)/harness/bench/common.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
-$(PBENCH): $(B)/harness/bench/bench_pool.o $(B)/harness/bench/common.o $(B)/libmp.a
+$(PBENCH): $(B)/harness/bench/bench_pool.o $(B)/harness/bench/children.o $(B)/harness/bench/common.o $(B)/libmp.a
 	$(CC) $(ALL_LDFLAGS) $^ -ljansson -lm -o $@
 
 $(VBENCH): $(B)/harness/bench/bench_shared.o $(B)/harness/bench/children.o $(B)/harness/bench/common.o $(B)/libmp.a

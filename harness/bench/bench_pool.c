@@ -56,14 +56,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "children.h"
 #include "common.h"
 #include "mp.h"
 
 #define MAX_WORKERS 32
 #define WARMUP 100
 #define WORKERS 2
-/* Seconds a run may take before the benchmark gives up on it. */
-#define RUN_LIMIT 300
 
 enum impl { RAW, LIBMP, CPY, CPY_EX, NIMPL };
 static const char *const impl_keys[NIMPL] = { "raw", "libmp", "cpython",
@@ -169,40 +168,8 @@ static void nap_us(long long us)
         ;
 }
 
-/* failures, and a watchdog that kills the limit's workers on a hang (the
- * Pool's die with this process: PR_SET_PDEATHSIG) */
-
-static pid_t watched[MAX_WORKERS];
-static int nwatched;
-
-static void on_alarm(int sig)
-{
-    static const char msg[] = "mp-bench-pool: a run took over 300 s: a "
-                              "worker hung or died; giving up\n";
-
-    (void)sig;
-    for (int k = 0; k < nwatched; k++)
-        kill(watched[k], SIGKILL);
-    if (write(2, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to say */
-    }
-    _exit(1);
-}
-
-static void fail(const char *what, int err)
-{
-    char line[256];
-
-    mp_format_exception(err, line, sizeof(line));
-    fprintf(stderr, "mp-bench-pool: %s: %s\n", what, line);
-    exit(2);
-}
-
-static void check(int r, int want, const char *what)
-{
-    if (r != want)
-        fail(what, r < 0 ? r : MP_EINVAL);
-}
+/* failures (children.h; the watchdog kills the limit's workers on a hang,
+ * the Pool's die with this process: PR_SET_PDEATHSIG) */
 
 static void check_sum(long long got, long long want, const char *what)
 {
@@ -312,7 +279,7 @@ static void raw_put(struct raw_pool *rp, int op, long long idx,
     rp->buf[0] = op, rp->buf[1] = idx, rp->buf[2] = n;
     if (n > 0) /* a stop has no values, and v is NULL */
         memcpy(rp->buf + HDR, v, (size_t)n * sizeof(*v));
-    check(mp_queue_put(rp->tasks, rp->buf, len, 1, MP_FOREVER), 0,
+    bench_check(mp_queue_put(rp->tasks, rp->buf, len, 1, MP_FOREVER), 0,
           "the limit's put");
 }
 
@@ -322,7 +289,7 @@ static long long raw_collect(struct raw_pool *rp, long long *out, long n)
     long long sum = 0, idx, cnt;
     size_t len;
 
-    check(get_msg(rp->results, &rp->buf, &rp->cap, &len), 0,
+    bench_check(get_msg(rp->results, &rp->buf, &rp->cap, &len), 0,
           "the limit's get");
     if (len < 2 * sizeof(long long))
         bench_die("the limit: a short result");
@@ -354,39 +321,20 @@ static long long raw_run(struct raw_pool *rp, int op, const long long *v,
 
 static void raw_start(struct raw_pool *rp, int workers)
 {
-    mp_process_options o = { .daemon = MP_DAEMON_YES, .context = fork_ctx };
-
     memset(rp, 0, sizeof(*rp));
     rp->workers = workers;
-    check(mp_queue_new(&rp->tasks, 0), 0, "Queue()");
-    check(mp_queue_new(&rp->results, 0), 0, "Queue()");
-    for (int k = 0; k < workers; k++) {
-        pid_t pid = 0;
-        int r;
-        if ((r = mp_process_create(&rp->ps[k], &raw_worker_target,
-                                   MP_ARGS(rp->tasks, rp->results), &o)) < 0 ||
-            (r = mp_process_start(rp->ps[k])) < 0 ||
-            (r = mp_process_pid(rp->ps[k], &pid)) < 0)
-            fail("cannot start the limit's worker", r);
-        watched[nwatched++] = pid;
-    }
+    bench_check(mp_queue_new(&rp->tasks, 0), 0, "Queue()");
+    bench_check(mp_queue_new(&rp->results, 0), 0, "Queue()");
+    for (int k = 0; k < workers; k++)
+        rp->ps[k] = bench_child(fork_ctx, &raw_worker_target,
+                                MP_ARGS(rp->tasks, rp->results));
 }
 
 static void raw_stop(struct raw_pool *rp)
 {
     for (int k = 0; k < rp->workers; k++)
         raw_put(rp, OP_STOP, 0, NULL, 0);
-    for (int k = 0; k < rp->workers; k++) {
-        int code = -1;
-        check(mp_process_join(rp->ps[k], MP_FOREVER), 0, "join");
-        if (mp_process_exitcode(rp->ps[k], &code) != 1 || code != 0) {
-            fprintf(stderr, "mp-bench-pool: the limit's worker exited with "
-                    "%d\n", code);
-            exit(2);
-        }
-        mp_process_free(rp->ps[k]);
-    }
-    nwatched = 0;
+    bench_children_join(rp->ps, rp->workers);
     mp_queue_free(rp->tasks);
     mp_queue_free(rp->results);
     free(rp->buf);
@@ -399,14 +347,14 @@ static mp_pool *pool_start(int workers)
     mp_pool_options o = { .context = fork_ctx };
     mp_pool *p;
 
-    check(mp_pool_new(&p, workers, &o), 0, "Pool()");
+    bench_check(mp_pool_new(&p, workers, &o), 0, "Pool()");
     return p;
 }
 
 static void pool_stop(mp_pool *p)
 {
-    check(mp_pool_close(p), 0, "Pool.close()");
-    check(mp_pool_join(p), 0, "Pool.join()");
+    bench_check(mp_pool_close(p), 0, "Pool.close()");
+    bench_check(mp_pool_join(p), 0, "Pool.join()");
     mp_pool_free(p);
 }
 
@@ -416,7 +364,7 @@ static long long pool_map(mp_pool *p, const mp_arg *items, long n, long cs)
     mp_result *res;
     long long sum = 0;
 
-    check(mp_pool_map(p, &square_target, items, (size_t)n, cs, &res), 0,
+    bench_check(mp_pool_map(p, &square_target, items, (size_t)n, cs, &res), 0,
           "Pool.map()");
     if (mp_result_len(res) != (size_t)n)
         bench_die("Pool.map(): a result of the wrong length");
@@ -431,9 +379,9 @@ static long long one_apply(mp_pool *p)
     mp_result *res;
     long long v;
 
-    check(mp_pool_apply_async(p, &square_target, MP_ARGS(3), NULL, &res), 0,
+    bench_check(mp_pool_apply_async(p, &square_target, MP_ARGS(3), NULL, &res), 0,
           "Pool.apply_async()");
-    check(mp_result_get(res, MP_FOREVER), 0, "AsyncResult.get()");
+    bench_check(mp_result_get(res, MP_FOREVER), 0, "AsyncResult.get()");
     v = mp_result_value(res, 0)->u.i;
     mp_result_free(res);
     return v;
@@ -476,11 +424,11 @@ static double run_startup(enum impl i, int workers, long samples)
                 if ((r = mp_process_create(&ps[k], &idle_target, NULL, 0,
                                            &o)) < 0 ||
                     (r = mp_process_start(ps[k])) < 0)
-                    fail("cannot start a Process", r);
+                    bench_fail("cannot start a Process", r);
             }
             for (int k = 0; k < workers; k++) {
                 int code = -1;
-                check(mp_process_join(ps[k], MP_FOREVER), 0, "join");
+                bench_check(mp_process_join(ps[k], MP_FOREVER), 0, "join");
                 if (mp_process_exitcode(ps[k], &code) != 1 || code != 0)
                     bench_die("a Process failed");
                 mp_process_free(ps[k]);
@@ -504,10 +452,10 @@ static double run_c(enum scen s, enum impl i)
     mp_pool *p = NULL;
     double t0, t, *lat = NULL;
 
-    alarm(RUN_LIMIT);
+    bench_watchdog(1);
     if (sc->kind == STARTUP) {
         t = run_startup(i, sc->workers, n);
-        alarm(0);
+        bench_watchdog(0);
         return t;
     }
     if ((v = malloc((size_t)n * sizeof(*v))) == NULL ||
@@ -563,11 +511,11 @@ static double run_c(enum scen s, enum impl i)
             mp_imap *it;
             const mp_arg *val;
             int r;
-            check(mp_pool_imap_unordered(p, &nap_target, items, (size_t)n, 1,
+            bench_check(mp_pool_imap_unordered(p, &nap_target, items, (size_t)n, 1,
                                          &it), 0, "Pool.imap_unordered()");
             while ((r = mp_imap_next(it, MP_FOREVER, &val)) == 1)
                 sum += val->u.i;
-            check(r, 0, "IMapIterator.next()");
+            bench_check(r, 0, "IMapIterator.next()");
             mp_imap_free(it);
         } else {
             sum = raw_run(&rp, OP_NAP, v, n, 1, NULL);
@@ -580,7 +528,7 @@ static double run_c(enum scen s, enum impl i)
         pool_stop(p);
     else
         raw_stop(&rp);
-    alarm(0);
+    bench_watchdog(0);
     free(v);
     free(out);
     free(items);
@@ -693,8 +641,7 @@ int main(int argc, char **argv)
     mp_main(argc, argv);
     bench_options(argc, argv, 0.1, &opt);
     rounds = opt.rounds, scale = opt.scale;
-    check(mp_get_context(&fork_ctx, "fork"), 0, "get_context");
-    signal(SIGALRM, on_alarm);
+    bench_check(mp_get_context(&fork_ctx, "fork"), 0, "get_context");
 
     for (int r = 0; r < rounds; r++)
         for (int s = 0; s < NSCEN; s++)

@@ -65,10 +65,8 @@ mp_process *bench_child(mp_context *ctx, const mp_target *t,
     if ((r = mp_process_create(&p, t, args, n, &o)) < 0 ||
         (r = mp_process_start(p)) < 0 || (r = mp_process_pid(p, &pid)) < 0)
         bench_fail("cannot start a child", r);
-    if (nwatched == 0) {
-        signal(SIGALRM, on_alarm);
-        alarm(BENCH_RUN_LIMIT);
-    }
+    if (nwatched == 0)
+        bench_watchdog(1);
     if (nwatched < MAX_WATCHED)
         watched[nwatched++] = pid;
     return p;
@@ -86,6 +84,16 @@ void bench_children_join(mp_process **ps, int n)
         }
         mp_process_free(ps[k]);
     }
-    alarm(0);
-    nwatched = 0;
+    bench_watchdog(0);
+}
+
+void bench_watchdog(int on)
+{
+    if (on) {
+        signal(SIGALRM, on_alarm);
+        alarm(BENCH_RUN_LIMIT);
+    } else {
+        alarm(0);
+        nwatched = 0;
+    }
 }

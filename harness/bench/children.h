@@ -27,5 +27,8 @@ mp_process *bench_child(mp_context *ctx, const mp_target *t,
 /* Joins and frees ps[0..n); each must have exited with 0.  Disarms the
  * watchdog: the run is over. */
 void bench_children_join(mp_process **ps, int n);
+/* Arms (on) or disarms the watchdog by hand, for a run whose processes
+ * are not bench_child()'s (a Pool's workers die with this process). */
+void bench_watchdog(int on);
 
 #endif
