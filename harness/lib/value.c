@@ -98,12 +98,11 @@ static long long lock_out(mp_value *v, bool dead, long long r)
 
 /* making */
 
-static size_t page_round(size_t n)
+static size_t page_size(void)
 {
     long ps = sysconf(_SC_PAGESIZE);
-    size_t p = ps > 0 ? (size_t)ps : 4096;
 
-    return (n + p - 1) / p * p;
+    return ps > 0 ? (size_t)ps : 4096;
 }
 
 static void value_release(mp_value *v)
@@ -122,7 +121,7 @@ static int value_make(mp_value **out, char code, size_t n, bool array,
     const struct vtype *t = mp__vtype_of(code);
     struct value_page *p;
     mp_value *v;
-    size_t len;
+    size_t len, page = page_size();
     int fd, r;
 
     if (out == NULL)
@@ -132,9 +131,12 @@ static int value_make(mp_value **out, char code, size_t n, bool array,
         return MP_EVALSIZE;
     if (o != NULL && o->raw && o->lock != NULL)
         return MP_EINVAL;
-    if (n > (SIZE_MAX / 2 - VDATA) / t->size)
-        return -ENOMEM; /* no memory holds it: CPython's MemoryError */
-    len = page_round(VDATA + n * t->size);
+    /* No memory holds it: CPython's MemoryError.  The bound leaves room
+     * for the rounding up to pages, so that the length stays an off_t
+     * (ftruncate() would call a larger one an invalid argument). */
+    if (n > (SIZE_MAX / 2 - VDATA - page) / t->size)
+        return -ENOMEM;
+    len = (VDATA + n * t->size + page - 1) / page * page;
     if ((v = calloc(1, sizeof(*v))) == NULL)
         return -ENOMEM;
     v->t = t;

@@ -290,6 +290,18 @@ TEST(arrays_are_zero_or_their_initializer)
     ASSERT_EQ(MP_EINVAL, mp_array_from_native(&a, 'i', NULL, 2, NULL));
     /* No memory holds it: CPython's MemoryError. */
     ASSERT_EQ(-ENOMEM, mp_array_new(&a, 'd', SIZE_MAX / 4, NULL));
+    /* At the very edge too, where the memory's length, rounded to pages,
+     * would pass what a file offset holds. */
+    for (size_t k = 0; k < 4; k++) {
+        static const char codes[] = { 'b', 'h', 'i', 'q' };
+        size_t size = (size_t)1 << k, top = (SIZE_MAX / 2 - 64) / size;
+
+        for (size_t m = 0; m < 3; m++) {
+            a = (mp_value *)1;
+            ASSERT_EQ(-ENOMEM, mp_array_new(&a, codes[k], top - m, NULL));
+            ASSERT_TRUE(a == NULL);
+        }
+    }
 
     {
         const double init[3] = { 0.5, -1, 1e300 };
