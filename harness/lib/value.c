@@ -425,6 +425,80 @@ int mp_array_set(mp_value *a, long long index, mp_arg x)
 
 /* slices */
 
+/* count elements from element `from` of a to out, and from in: under the
+ * lock, with memcpy(); a raw array's one element at a time, each moved
+ * whole, as its one-element accesses move them, since no lock orders
+ * them against another thread's. */
+static void elems_out(const mp_value *a, size_t from, void *out,
+                      size_t count)
+{
+    unsigned char *o = out;
+    size_t size = a->t->size;
+
+    if (count == 0) /* out or in may be NULL then */
+        return;
+    if (a->lock != NULL) {
+        memcpy(out, a->data + from * size, count * size);
+        return;
+    }
+    for (size_t i = 0; i < count; i++, o += size) {
+        uint64_t b64 = value_load(a, from + i);
+        uint8_t b8 = (uint8_t)b64;
+        uint16_t b16 = (uint16_t)b64;
+        uint32_t b32 = (uint32_t)b64;
+
+        switch (size) {
+        case 1:
+            memcpy(o, &b8, 1);
+            break;
+        case 2:
+            memcpy(o, &b16, 2);
+            break;
+        case 4:
+            memcpy(o, &b32, 4);
+            break;
+        default:
+            memcpy(o, &b64, 8);
+            break;
+        }
+    }
+}
+
+static void elems_in(mp_value *a, size_t from, const void *in, size_t count)
+{
+    const unsigned char *p = in;
+    size_t size = a->t->size;
+
+    if (count == 0) /* out or in may be NULL then */
+        return;
+    if (a->lock != NULL) {
+        memcpy(a->data + from * size, in, count * size);
+        return;
+    }
+    for (size_t i = 0; i < count; i++, p += size) {
+        uint8_t b8;
+        uint16_t b16;
+        uint32_t b32;
+        uint64_t b64;
+
+        switch (size) {
+        case 1:
+            memcpy(&b8, p, 1), b64 = b8;
+            break;
+        case 2:
+            memcpy(&b16, p, 2), b64 = b16;
+            break;
+        case 4:
+            memcpy(&b32, p, 4), b64 = b32;
+            break;
+        default:
+            memcpy(&b64, p, 8);
+            break;
+        }
+        value_store(a, from + i, b64);
+    }
+}
+
 /* PySlice_AdjustIndices() for step 1: the slice's start and length. */
 static void slice_of(size_t n, long long start, long long stop, size_t *from,
                      size_t *len)
@@ -464,8 +538,7 @@ long long mp_array_read(mp_value *a, long long start, long long stop,
     copy = len < out_elems ? len : out_elems;
     if ((r = lock_in(a, &dead)) < 0)
         return r;
-    if (copy > 0)
-        memcpy(out, a->data + from * a->t->size, copy * a->t->size);
+    elems_out(a, from, out, copy);
     return lock_out(a, dead, (long long)len);
 }
 
@@ -485,8 +558,7 @@ int mp_array_write(mp_value *a, long long start, long long stop,
         return MP_EVALSLICE;
     if ((r = lock_in(a, &dead)) < 0)
         return r;
-    if (n > 0)
-        memcpy(a->data + from * a->t->size, in, n * a->t->size);
+    elems_in(a, from, in, n);
     return (int)lock_out(a, dead, 0);
 }
 
@@ -527,8 +599,7 @@ static long long text_read(mp_value *a, void *out, size_t cap, bool raw)
         while (len < a->n && value_load(a, len) != 0)
             len++;
     copy = len < cap ? len : cap;
-    if (copy > 0)
-        memcpy(out, a->data, copy * size);
+    elems_out(a, 0, out, copy);
     if (copy < cap)
         memset((unsigned char *)out + copy * size, 0, size);
     return lock_out(a, dead, (long long)len);
@@ -546,7 +617,6 @@ long long mp_array_raw(mp_value *a, void *out, size_t cap)
 
 static int text_write(mp_value *a, const void *buf, size_t len, bool raw)
 {
-    size_t size;
     bool dead;
     int r;
 
@@ -557,11 +627,9 @@ static int text_write(mp_value *a, const void *buf, size_t len, bool raw)
     if (len > a->n)
         return mp_raise("ValueError", "%s too long",
                         a->t->kind == CHAR ? "byte string" : "string");
-    size = a->t->size;
     if ((r = lock_in(a, &dead)) < 0)
         return r;
-    if (len > 0)
-        memcpy(a->data, buf, len * size);
+    elems_in(a, 0, buf, len);
     if (!raw && len < a->n)
         value_store(a, len, 0);
     return (int)lock_out(a, dead, 0);

@@ -823,6 +823,52 @@ TEST(one_call_accesses_are_whole_across_threads)
     mp_value_free(v);
 }
 
+/* A raw array's slices, elements and text, from two threads at once:
+ * each element moves whole (no lock orders them; under CPython's GIL
+ * each access is whole), and TSan sees no race. */
+struct raw_pair {
+    mp_value *q, *c;
+};
+
+static void *flip_slices(void *arg)
+{
+    static const long long ones[4] = { -1, -1, -1, -1 }, zeros[4] = { 0 };
+    struct raw_pair *p = arg;
+
+    for (int i = 0; i < 20000; i++)
+        if (mp_array_write(p->q, 0, 4, i % 2 ? ones : zeros, 4) != 0 ||
+            mp_array_set(p->q, i % 4, MP_ARG(i % 2 ? -1LL : 0LL)) != 0 ||
+            mp_array_set_raw(p->c, i % 2 ? "abcd" : "wxyz", 4) != 0 ||
+            mp_array_set_value(p->c, "ab", 2) != 0)
+            return (void *)1;
+    return NULL;
+}
+
+TEST(a_raw_arrays_slices_are_whole_elements_across_threads)
+{
+    struct raw_pair p;
+    pthread_t th;
+    void *res;
+    long long got[4], x;
+    char text[5];
+
+    ASSERT_OK(mp_array_new(&p.q, 'q', 4, &raw));
+    ASSERT_OK(mp_array_new(&p.c, 'c', 4, &raw));
+    ASSERT_EQ(0, pthread_create(&th, NULL, flip_slices, &p));
+    for (int i = 0; i < 20000; i++) {
+        ASSERT_EQ(4, mp_array_read(p.q, 0, MP_SLICE_END, got, 4));
+        for (int k = 0; k < 4; k++)
+            ASSERT_TRUE(got[k] == 0 || got[k] == -1);
+        ASSERT_OK(mp_array_get_int(p.q, i % 4, &x));
+        ASSERT_EQ(4, mp_array_raw(p.c, text, sizeof(text)));
+        ASSERT_TRUE(mp_array_value(p.c, text, sizeof(text)) <= 4);
+    }
+    ASSERT_EQ(0, pthread_join(th, &res));
+    ASSERT_TRUE(res == NULL);
+    mp_value_free(p.q);
+    mp_value_free(p.c);
+}
+
 /* pools */
 
 MP_TARGET(task_noop)
