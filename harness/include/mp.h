@@ -1630,7 +1630,11 @@ int mp_array_from_native(mp_value **a, char typecode, const void *init,
  * interpreted as an integer".  get_double: 'f' and 'd', and the integer
  * types converted; 'c' and 'u' are "TypeError: must be real number, not
  * bytes" ("str").  set: x converted as above; on a 'c' Array, set is
- * .value = bytes (mp_array_set_value()).  On an array (other calls):
+ * .value = bytes (mp_array_set_value()); on a raw 'u' Array, .value = str
+ * (a UTF-8 str's code points, and a 0 after them if they are fewer than
+ * the elements; "ValueError: string too long", "TypeError: unicode
+ * string expected instead of int instance", MP_EINVAL for a str that is
+ * not UTF-8; nothing written on an error).  On an array (other calls):
  * MP_ERAISED "AttributeError: 'SynchronizedArray' object has no attribute
  * 'value'" ('c_int_Array_3' for a raw one), as CPython's.  MP_EOWNERDEAD:
  * done, under a robust lock whose holder died (above).

@@ -320,6 +320,38 @@ int mp_value_get_double(mp_value *v, double *out)
     return r;
 }
 
+/* A raw 'u' array's `.value = s` (ctypes' c_wchar arrays take a str):
+ * s's code points, a 0 after them when they are fewer than the
+ * elements. */
+static int wide_set_value(mp_value *a, const mp_arg *x)
+{
+    const char *s;
+    size_t len = 0;
+    uint32_t cp;
+    int r;
+
+    if (x->type != MP_ARG_STR) {
+        char buf[64];
+        return mp_raise("TypeError", "unicode string expected instead of "
+                        "%s instance",
+                        mp__value_arg_type(x, buf, sizeof(buf)));
+    }
+    if ((s = x->u.s) == NULL)
+        return MP_EINVAL;
+    while ((r = mp__value_utf8_next(&s, &cp)) > 0)
+        len++;
+    if (r < 0)
+        return MP_EINVAL;
+    if (len > a->n)
+        return mp_raise("ValueError", "string too long");
+    s = x->u.s;
+    for (size_t i = 0; mp__value_utf8_next(&s, &cp) > 0; i++)
+        value_store(a, i, cp);
+    if (len < a->n)
+        value_store(a, len, 0);
+    return 0;
+}
+
 int mp_value_set(mp_value *v, mp_arg x)
 {
     uint64_t bits;
@@ -329,6 +361,8 @@ int mp_value_set(mp_value *v, mp_arg x)
     if (v == NULL)
         return MP_EINVAL;
     if (v->array) {
+        if (v->t->kind == WCHAR && v->lock == NULL)
+            return wide_set_value(v, &x);
         if (v->t->kind != CHAR)
             return no_attribute(v, "value");
         if (x.type != MP_ARG_BYTES) {

@@ -472,6 +472,49 @@ TEST(char_arrays_have_value_and_raw)
     }
 }
 
+/* All of a raw 'u' array's elements (.raw has no 'u' form). */
+static long long raw_wide(mp_value *a, wchar_t *w)
+{
+    return mp_array_read(a, 0, MP_SLICE_END, w, mp_value_len(a));
+}
+
+/* `a.value = 'xy'` on a raw 'u' array, as CPython's c_wchar arrays take
+ * it (a str, UTF-8 here), and its errors; a SynchronizedArray has no
+ * .value. */
+TEST(a_raw_wchar_arrays_value_is_set_from_a_str)
+{
+    mp_value *a;
+    wchar_t w[4];
+
+    ASSERT_OK(mp_array_from_native(&a, 'u', L"pqr", 3, &raw));
+    ASSERT_OK(mp_value_set(a, MP_ARG("xy")));
+    ASSERT_EQ(3, raw_wide(a, w));
+    ASSERT_TRUE(w[0] == L'x' && w[1] == L'y' && w[2] == 0);
+    ASSERT_OK(mp_value_set(a, MP_ARG("\xc3\xa9\xf0\x9f\x98\x80z")));
+    ASSERT_EQ(3, raw_wide(a, w));
+    ASSERT_TRUE(w[0] == 0xe9 && w[1] == 0x1f600 && w[2] == L'z');
+    ASSERT_OK(mp_value_set(a, MP_ARG("")));
+    ASSERT_EQ(0, mp_array_value(a, w, 4));
+    ASSERT_EQ(MP_ERAISED, mp_value_set(a, MP_ARG("abcd")));
+    ASSERT_STREQ("ValueError: string too long", exc_line(MP_ERAISED));
+    ASSERT_EQ(MP_ERAISED, mp_value_set(a, MP_ARG(5)));
+    ASSERT_STREQ("TypeError: unicode string expected instead of int "
+                 "instance", exc_line(MP_ERAISED));
+    ASSERT_EQ(MP_ERAISED, mp_value_set(a, mp_arg_bytes("ab", 2)));
+    ASSERT_STREQ("TypeError: unicode string expected instead of bytes "
+                 "instance", exc_line(MP_ERAISED));
+    ASSERT_EQ(MP_EINVAL, mp_value_set(a, MP_ARG("a\xed\xa0\x80")));
+    ASSERT_EQ(MP_EINVAL, mp_value_set(a, MP_ARG("\xff")));
+    ASSERT_EQ(0, mp_array_value(a, w, 4)); /* the errors wrote nothing */
+    mp_value_free(a);
+
+    ASSERT_OK(mp_array_new(&a, 'u', 3, NULL));
+    ASSERT_EQ(MP_ERAISED, mp_value_set(a, MP_ARG("xy")));
+    ASSERT_STREQ("AttributeError: 'SynchronizedArray' object has no "
+                 "attribute 'value'", exc_line(MP_ERAISED));
+    mp_value_free(a);
+}
+
 /* reprs and locks */
 
 /* buf is "<prefix><multiprocessing.sharedctypes.NAME object at 0x...>"
