@@ -1648,7 +1648,8 @@ int mp_value_set(mp_value *v, mp_arg x);
  * negative index counts from the end); MP_EVALINDEX ("IndexError: invalid
  * index") out of range; values read and converted as a Value's.  On a
  * Value: MP_ERAISED "TypeError: 'Synchronized' object is not
- * subscriptable" ('c_int' for a raw one).
+ * subscriptable" ('c_int' for a raw one); "... object does not support
+ * item assignment" for a set (and mp_array_write()).
  */
 int mp_array_get_int(mp_value *a, long long index, long long *out);
 int mp_array_get_double(mp_value *a, long long index, double *out);

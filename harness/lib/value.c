@@ -65,6 +65,15 @@ static int not_subscriptable(const mp_value *v)
                     mp__value_class(v, buf, sizeof(buf)));
 }
 
+/* v[i] = x on a Value: Python names the assignment, not the reading. */
+static int no_item_assignment(const mp_value *v)
+{
+    char buf[64];
+
+    return mp_raise("TypeError", "'%s' object does not support item "
+                    "assignment", mp__value_class(v, buf, sizeof(buf)));
+}
+
 /* locking: every access through the calls below */
 
 /* 0 with the lock (or none to take), *dead set when a robust lock's
@@ -448,6 +457,8 @@ int mp_array_set(mp_value *a, long long index, mp_arg x)
 
     if (a == NULL)
         return MP_EINVAL;
+    if (!a->array)
+        return no_item_assignment(a);
     /* CPython looks at the index first, then converts. */
     if ((r = index_of(a, index, &i)) < 0 ||
         (r = mp__value_convert(a->t, &x, &bits)) < 0 ||
@@ -586,7 +597,7 @@ int mp_array_write(mp_value *a, long long start, long long stop,
     if (a == NULL || (in == NULL && n > 0))
         return MP_EINVAL;
     if (!a->array)
-        return not_subscriptable(a);
+        return no_item_assignment(a);
     slice_of(a->n, start, stop, &from, &len);
     if (len != n)
         return MP_EVALSLICE;

@@ -346,11 +346,17 @@ TEST(indexing_is_pythons_and_out_of_range_is_invalid_index)
     ASSERT_STREQ("TypeError: 'Synchronized' object is not subscriptable",
                  exc_line(MP_ERAISED));
     ASSERT_EQ(MP_ERAISED, mp_array_read(v, 0, 1, NULL, 0));
+    ASSERT_STREQ("TypeError: 'Synchronized' object is not subscriptable",
+                 exc_line(MP_ERAISED));
+    /* v[0] = x and v[0:1] = [x]: CPython's error names the assignment. */
+    ASSERT_EQ(MP_ERAISED, mp_array_write(v, 0, 1, &(int){ 1 }, 1));
+    ASSERT_STREQ("TypeError: 'Synchronized' object does not support item "
+                 "assignment", exc_line(MP_ERAISED));
     mp_value_free(v);
     ASSERT_OK(mp_value_new(&v, 'i', MP_ARG(1), &raw));
     ASSERT_EQ(MP_ERAISED, mp_array_set(v, 0, MP_ARG(1)));
-    ASSERT_STREQ("TypeError: 'c_int' object is not subscriptable",
-                 exc_line(MP_ERAISED));
+    ASSERT_STREQ("TypeError: 'c_int' object does not support item "
+                 "assignment", exc_line(MP_ERAISED));
     mp_value_free(v);
     mp_value_free(a);
     ASSERT_OK(mp_array_new(&a, 'i', 3, &raw));
