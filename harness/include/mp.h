@@ -1636,8 +1636,11 @@ int mp_array_from_native(mp_value **a, char typecode, const void *init,
  * string expected instead of int instance", MP_EINVAL for a str that is
  * not UTF-8; nothing written on an error).  On an array (other calls):
  * MP_ERAISED "AttributeError: 'SynchronizedArray' object has no attribute
- * 'value'" ('c_int_Array_3' for a raw one), as CPython's.  MP_EOWNERDEAD:
- * done, under a robust lock whose holder died (above).
+ * 'value'" ('c_int_Array_3' for a raw one), as CPython's reading gives
+ * (its `a.value = x` adds an attribute of that name to the Python object
+ * and raises nothing: no C value has room for one, so set raises the
+ * reading's error).  MP_EOWNERDEAD: done, under a robust lock whose
+ * holder died (above).
  */
 int mp_value_get_int(mp_value *v, long long *out);
 int mp_value_get_double(mp_value *v, double *out);
