@@ -1630,10 +1630,17 @@ int mp_array_from_native(mp_value **a, char typecode, const void *init,
  * interpreted as an integer".  get_double: 'f' and 'd', and the integer
  * types converted; 'c' and 'u' are "TypeError: must be real number, not
  * bytes" ("str").  set: x converted as above; on a 'c' Array, set is
- * .value = bytes (mp_array_set_value()).  On an array (other calls):
+ * .value = bytes (mp_array_set_value()); on a raw 'u' Array, .value = str
+ * (a UTF-8 str's code points, and a 0 after them if they are fewer than
+ * the elements; "ValueError: string too long", "TypeError: unicode
+ * string expected instead of int instance", MP_EINVAL for a str that is
+ * not UTF-8; nothing written on an error).  On an array (other calls):
  * MP_ERAISED "AttributeError: 'SynchronizedArray' object has no attribute
- * 'value'" ('c_int_Array_3' for a raw one), as CPython's.  MP_EOWNERDEAD:
- * done, under a robust lock whose holder died (above).
+ * 'value'" ('c_int_Array_3' for a raw one), as CPython's reading gives
+ * (its `a.value = x` adds an attribute of that name to the Python object
+ * and raises nothing: no C value has room for one, so set raises the
+ * reading's error).  MP_EOWNERDEAD: done, under a robust lock whose
+ * holder died (above).
  */
 int mp_value_get_int(mp_value *v, long long *out);
 int mp_value_get_double(mp_value *v, double *out);
@@ -1644,7 +1651,8 @@ int mp_value_set(mp_value *v, mp_arg x);
  * negative index counts from the end); MP_EVALINDEX ("IndexError: invalid
  * index") out of range; values read and converted as a Value's.  On a
  * Value: MP_ERAISED "TypeError: 'Synchronized' object is not
- * subscriptable" ('c_int' for a raw one).
+ * subscriptable" ('c_int' for a raw one); "... object does not support
+ * item assignment" for a set (and mp_array_write()).
  */
 int mp_array_get_int(mp_value *a, long long index, long long *out);
 int mp_array_get_double(mp_value *a, long long index, double *out);

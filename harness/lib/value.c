@@ -65,6 +65,15 @@ static int not_subscriptable(const mp_value *v)
                     mp__value_class(v, buf, sizeof(buf)));
 }
 
+/* v[i] = x on a Value: Python names the assignment, not the reading. */
+static int no_item_assignment(const mp_value *v)
+{
+    char buf[64];
+
+    return mp_raise("TypeError", "'%s' object does not support item "
+                    "assignment", mp__value_class(v, buf, sizeof(buf)));
+}
+
 /* locking: every access through the calls below */
 
 /* 0 with the lock (or none to take), *dead set when a robust lock's
@@ -98,12 +107,11 @@ static long long lock_out(mp_value *v, bool dead, long long r)
 
 /* making */
 
-static size_t page_round(size_t n)
+static size_t page_size(void)
 {
     long ps = sysconf(_SC_PAGESIZE);
-    size_t p = ps > 0 ? (size_t)ps : 4096;
 
-    return (n + p - 1) / p * p;
+    return ps > 0 ? (size_t)ps : 4096;
 }
 
 static void value_release(mp_value *v)
@@ -122,7 +130,7 @@ static int value_make(mp_value **out, char code, size_t n, bool array,
     const struct vtype *t = mp__vtype_of(code);
     struct value_page *p;
     mp_value *v;
-    size_t len;
+    size_t len, page = page_size();
     int fd, r;
 
     if (out == NULL)
@@ -132,9 +140,12 @@ static int value_make(mp_value **out, char code, size_t n, bool array,
         return MP_EVALSIZE;
     if (o != NULL && o->raw && o->lock != NULL)
         return MP_EINVAL;
-    if (n > (SIZE_MAX / 2 - VDATA) / t->size)
-        return -ENOMEM; /* no memory holds it: CPython's MemoryError */
-    len = page_round(VDATA + n * t->size);
+    /* No memory holds it: CPython's MemoryError.  The bound leaves room
+     * for the rounding up to pages, so that the length stays an off_t
+     * (ftruncate() would call a larger one an invalid argument). */
+    if (n > (SIZE_MAX / 2 - VDATA - page) / t->size)
+        return -ENOMEM;
+    len = (VDATA + n * t->size + page - 1) / page * page;
     if ((v = calloc(1, sizeof(*v))) == NULL)
         return -ENOMEM;
     v->t = t;
@@ -318,6 +329,38 @@ int mp_value_get_double(mp_value *v, double *out)
     return r;
 }
 
+/* A raw 'u' array's `.value = s` (ctypes' c_wchar arrays take a str):
+ * s's code points, a 0 after them when they are fewer than the
+ * elements. */
+static int wide_set_value(mp_value *a, const mp_arg *x)
+{
+    const char *s;
+    size_t len = 0;
+    uint32_t cp;
+    int r;
+
+    if (x->type != MP_ARG_STR) {
+        char buf[64];
+        return mp_raise("TypeError", "unicode string expected instead of "
+                        "%s instance",
+                        mp__value_arg_type(x, buf, sizeof(buf)));
+    }
+    if ((s = x->u.s) == NULL)
+        return MP_EINVAL;
+    while ((r = mp__value_utf8_next(&s, &cp)) > 0)
+        len++;
+    if (r < 0)
+        return MP_EINVAL;
+    if (len > a->n)
+        return mp_raise("ValueError", "string too long");
+    s = x->u.s;
+    for (size_t i = 0; mp__value_utf8_next(&s, &cp) > 0; i++)
+        value_store(a, i, cp);
+    if (len < a->n)
+        value_store(a, len, 0);
+    return 0;
+}
+
 int mp_value_set(mp_value *v, mp_arg x)
 {
     uint64_t bits;
@@ -327,6 +370,8 @@ int mp_value_set(mp_value *v, mp_arg x)
     if (v == NULL)
         return MP_EINVAL;
     if (v->array) {
+        if (v->t->kind == WCHAR && v->lock == NULL)
+            return wide_set_value(v, &x);
         if (v->t->kind != CHAR)
             return no_attribute(v, "value");
         if (x.type != MP_ARG_BYTES) {
@@ -412,6 +457,8 @@ int mp_array_set(mp_value *a, long long index, mp_arg x)
 
     if (a == NULL)
         return MP_EINVAL;
+    if (!a->array)
+        return no_item_assignment(a);
     /* CPython looks at the index first, then converts. */
     if ((r = index_of(a, index, &i)) < 0 ||
         (r = mp__value_convert(a->t, &x, &bits)) < 0 ||
@@ -422,6 +469,80 @@ int mp_array_set(mp_value *a, long long index, mp_arg x)
 }
 
 /* slices */
+
+/* count elements from element `from` of a to out, and from in: under the
+ * lock, with memcpy(); a raw array's one element at a time, each moved
+ * whole, as its one-element accesses move them, since no lock orders
+ * them against another thread's. */
+static void elems_out(const mp_value *a, size_t from, void *out,
+                      size_t count)
+{
+    unsigned char *o = out;
+    size_t size = a->t->size;
+
+    if (count == 0) /* out or in may be NULL then */
+        return;
+    if (a->lock != NULL) {
+        memcpy(out, a->data + from * size, count * size);
+        return;
+    }
+    for (size_t i = 0; i < count; i++, o += size) {
+        uint64_t b64 = value_load(a, from + i);
+        uint8_t b8 = (uint8_t)b64;
+        uint16_t b16 = (uint16_t)b64;
+        uint32_t b32 = (uint32_t)b64;
+
+        switch (size) {
+        case 1:
+            memcpy(o, &b8, 1);
+            break;
+        case 2:
+            memcpy(o, &b16, 2);
+            break;
+        case 4:
+            memcpy(o, &b32, 4);
+            break;
+        default:
+            memcpy(o, &b64, 8);
+            break;
+        }
+    }
+}
+
+static void elems_in(mp_value *a, size_t from, const void *in, size_t count)
+{
+    const unsigned char *p = in;
+    size_t size = a->t->size;
+
+    if (count == 0) /* out or in may be NULL then */
+        return;
+    if (a->lock != NULL) {
+        memcpy(a->data + from * size, in, count * size);
+        return;
+    }
+    for (size_t i = 0; i < count; i++, p += size) {
+        uint8_t b8;
+        uint16_t b16;
+        uint32_t b32;
+        uint64_t b64;
+
+        switch (size) {
+        case 1:
+            memcpy(&b8, p, 1), b64 = b8;
+            break;
+        case 2:
+            memcpy(&b16, p, 2), b64 = b16;
+            break;
+        case 4:
+            memcpy(&b32, p, 4), b64 = b32;
+            break;
+        default:
+            memcpy(&b64, p, 8);
+            break;
+        }
+        value_store(a, from + i, b64);
+    }
+}
 
 /* PySlice_AdjustIndices() for step 1: the slice's start and length. */
 static void slice_of(size_t n, long long start, long long stop, size_t *from,
@@ -462,8 +583,7 @@ long long mp_array_read(mp_value *a, long long start, long long stop,
     copy = len < out_elems ? len : out_elems;
     if ((r = lock_in(a, &dead)) < 0)
         return r;
-    if (copy > 0)
-        memcpy(out, a->data + from * a->t->size, copy * a->t->size);
+    elems_out(a, from, out, copy);
     return lock_out(a, dead, (long long)len);
 }
 
@@ -477,14 +597,13 @@ int mp_array_write(mp_value *a, long long start, long long stop,
     if (a == NULL || (in == NULL && n > 0))
         return MP_EINVAL;
     if (!a->array)
-        return not_subscriptable(a);
+        return no_item_assignment(a);
     slice_of(a->n, start, stop, &from, &len);
     if (len != n)
         return MP_EVALSLICE;
     if ((r = lock_in(a, &dead)) < 0)
         return r;
-    if (n > 0)
-        memcpy(a->data + from * a->t->size, in, n * a->t->size);
+    elems_in(a, from, in, n);
     return (int)lock_out(a, dead, 0);
 }
 
@@ -525,8 +644,7 @@ static long long text_read(mp_value *a, void *out, size_t cap, bool raw)
         while (len < a->n && value_load(a, len) != 0)
             len++;
     copy = len < cap ? len : cap;
-    if (copy > 0)
-        memcpy(out, a->data, copy * size);
+    elems_out(a, 0, out, copy);
     if (copy < cap)
         memset((unsigned char *)out + copy * size, 0, size);
     return lock_out(a, dead, (long long)len);
@@ -544,7 +662,6 @@ long long mp_array_raw(mp_value *a, void *out, size_t cap)
 
 static int text_write(mp_value *a, const void *buf, size_t len, bool raw)
 {
-    size_t size;
     bool dead;
     int r;
 
@@ -555,11 +672,9 @@ static int text_write(mp_value *a, const void *buf, size_t len, bool raw)
     if (len > a->n)
         return mp_raise("ValueError", "%s too long",
                         a->t->kind == CHAR ? "byte string" : "string");
-    size = a->t->size;
     if ((r = lock_in(a, &dead)) < 0)
         return r;
-    if (len > 0)
-        memcpy(a->data, buf, len * size);
+    elems_in(a, 0, buf, len);
     if (!raw && len < a->n)
         value_store(a, len, 0);
     return (int)lock_out(a, dead, 0);

@@ -118,40 +118,49 @@ const char *mp__value_arg_type(const mp_arg *x, char *buf, size_t size)
 
 /* conversions in */
 
+/* The code point at *s, moving *s past it: 1, 0 at the end, -1 for what
+ * is not UTF-8 (overlong forms and surrogates included). */
+int mp__value_utf8_next(const char **s, uint32_t *cp)
+{
+    const unsigned char *p = (const unsigned char *)*s;
+    uint32_t c = *p, min;
+    int more;
+
+    if (c == 0)
+        return 0;
+    if (c < 0x80) {
+        more = 0, min = 0;
+    } else if ((c & 0xe0) == 0xc0) {
+        more = 1, min = 0x80, c &= 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        more = 2, min = 0x800, c &= 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        more = 3, min = 0x10000, c &= 0x07;
+    } else {
+        return -1;
+    }
+    p++;
+    for (int k = 0; k < more; k++, p++) {
+        if ((*p & 0xc0) != 0x80)
+            return -1;
+        c = c << 6 | (*p & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return -1;
+    *cp = c;
+    *s = (const char *)p;
+    return 1;
+}
+
 /* The one code point of a UTF-8 string: 1 and *cp, 0 for another count,
- * -1 for what is not UTF-8 (overlong forms and surrogates included). */
+ * -1 for what is not UTF-8. */
 static int utf8_single(const char *s, uint32_t *cp)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    int count = 0;
+    int count = 0, r;
 
-    while (*p != '\0') {
-        uint32_t c = *p, min;
-        int more;
-
-        if (c < 0x80) {
-            more = 0, min = 0;
-        } else if ((c & 0xe0) == 0xc0) {
-            more = 1, min = 0x80, c &= 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            more = 2, min = 0x800, c &= 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            more = 3, min = 0x10000, c &= 0x07;
-        } else {
-            return -1;
-        }
-        p++;
-        for (int k = 0; k < more; k++, p++) {
-            if ((*p & 0xc0) != 0x80)
-                return -1;
-            c = c << 6 | (*p & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return -1;
-        *cp = c;
+    while ((r = mp__value_utf8_next(&s, cp)) > 0)
         count++;
-    }
-    return count == 1 ? 1 : 0;
+    return r < 0 ? -1 : count == 1 ? 1 : 0;
 }
 
 /* x as the bits of one element of type t (its low t->size bytes). */
