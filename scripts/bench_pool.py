@@ -29,14 +29,12 @@ own (the sum of the results, or of the mix's durations).
 """
 import argparse
 import concurrent.futures as cf
-import json
 import multiprocessing as mp
-import os
-import signal
 import sys
 import time
 
-RUN_LIMIT = 300  # seconds, as the C side gives a run
+from benchlib import emit, median, watchdog
+
 WARMUP = 100     # tasks mapped before a timed run, so the workers run
 
 
@@ -59,12 +57,6 @@ def mix(n):
         out.append(1000 + (x >> 4) % 2000 if (x >> 8) % 8 == 0
                    else (x >> 4) % 100)
     return out
-
-
-def median(v):
-    v = sorted(v)
-    m = len(v) // 2
-    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
 
 
 def default_chunksize(n, workers):
@@ -149,14 +141,6 @@ def run(ctx, scenario, kind, n, workers):
     return value, check
 
 
-def give_up(signum, frame):
-    for c in mp.active_children():
-        c.kill()
-    sys.stderr.write("bench_pool: a run took over %d s; giving up\n"
-                     % RUN_LIMIT)
-    os._exit(1)
-
-
 def main(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", required=True)
@@ -164,14 +148,10 @@ def main(argv):
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--workers", type=int, required=True)
     a = ap.parse_args(argv)
-    signal.signal(signal.SIGALRM, give_up)
-    signal.alarm(RUN_LIMIT)
+    watchdog("bench_pool")
     value, check = run(mp.get_context("fork"), a.scenario, a.impl, a.n,
                        a.workers)
-    signal.alarm(0)
-    json.dump({"python": sys.version.split()[0], "scenario": a.scenario,
-               "impl": a.impl, "value": value, "check": check}, sys.stdout)
-    sys.stdout.write("\n")
+    emit(scenario=a.scenario, impl=a.impl, value=value, check=check)
 
 
 if __name__ == "__main__":

@@ -21,23 +21,15 @@ Every run checks its result, as the C side does.  Prints one JSON object:
 {"python": ..., "scenario": ..., "value": ...}.
 """
 import argparse
-import json
 import multiprocessing as mp
-import os
-import signal
 import sys
 import time
 
+from benchlib import emit, join, median, watchdog
+
 CHUNKS = 5
-RUN_LIMIT = 300  # seconds, as the C side gives a run
 COPY_ELEMS = 1 << 20
 SHM_SIZE = 4096
-
-
-def median(v):
-    v = sorted(v)
-    n = len(v)
-    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 def incr_child(v, go, done, n):
@@ -71,7 +63,7 @@ def incr(ctx, procs, n):
             done.get()
         t = time.monotonic() - t0
         for p in ps:
-            join(p)
+            join(p, "bench_shared")
     if v.value != per * procs:
         raise SystemExit("bench_shared: %d locked increments made %d"
                          % (per * procs, v.value))
@@ -113,20 +105,6 @@ def shm_cycle(n):
     return median(times)
 
 
-def join(p):
-    p.join()
-    if p.exitcode != 0:
-        raise SystemExit("bench_shared: a child exited with %r" % p.exitcode)
-
-
-def give_up(signum, frame):
-    for p in mp.active_children():
-        p.kill()
-    sys.stderr.write("bench_shared: a run took over %d s; giving up\n"
-                     % RUN_LIMIT)
-    os._exit(1)
-
-
 def main(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", required=True)
@@ -134,8 +112,7 @@ def main(argv):
     ap.add_argument("--procs", type=int, default=1)
     a = ap.parse_args(argv)
     ctx = mp.get_context("fork")
-    signal.signal(signal.SIGALRM, give_up)
-    signal.alarm(RUN_LIMIT)
+    watchdog("bench_shared")
     runs = {
         "incr": lambda: incr(ctx, a.procs, a.n),
         "copy_in": lambda: copy(ctx, True, a.n),
@@ -144,11 +121,7 @@ def main(argv):
     }
     if a.scenario not in runs:
         ap.error("unknown scenario %r" % a.scenario)
-    value = runs[a.scenario]()
-    signal.alarm(0)
-    json.dump({"python": sys.version.split()[0], "scenario": a.scenario,
-               "value": value}, sys.stdout)
-    sys.stdout.write("\n")
+    emit(scenario=a.scenario, value=runs[a.scenario]())
 
 
 if __name__ == "__main__":

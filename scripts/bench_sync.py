@@ -24,16 +24,15 @@ Scenarios (N operations in all):
 Prints one JSON object: {"python": ..., "scenario": ..., "value": ...}.
 """
 import argparse
-import json
 import multiprocessing as mp
 import os
-import signal
 import sys
 import threading
 import time
 
+from benchlib import RUN_LIMIT, emit, join, median, watchdog
+
 CHUNKS = 5
-RUN_LIMIT = 300  # seconds, as the C side gives a run
 
 
 def uncontended(ctx, recursive, n):
@@ -69,7 +68,7 @@ def lock_pingpong(ctx, n):
         l1.release()
         l2.acquire()
     t = time.monotonic() - t0
-    join(p)
+    join(p, "bench_sync")
     return n / t
 
 
@@ -96,7 +95,7 @@ def cond_pingpong(ctx, n):
         cond.wait()
     t = time.monotonic() - t0
     cond.release()
-    join(p)
+    join(p, "bench_sync")
     return n / t
 
 
@@ -134,14 +133,8 @@ def event_latency(ctx, n):
         if k:  # the first one finds the child just started
             lat.append(t1 - t0)
     os.close(fd)
-    join(p)
+    join(p, "bench_sync")
     return median(lat)
-
-
-def median(v):
-    v = sorted(v)
-    m = len(v) // 2
-    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
 
 
 def barrier_child(barrier, back, n):
@@ -176,7 +169,7 @@ def barrier(ctx, procs, n):
         p.start()
     v = spans(back, procs, n)
     for p in ps:
-        join(p)
+        join(p, "bench_sync")
     return v
 
 
@@ -193,7 +186,7 @@ def semaphore(ctx, procs, n):
     go.set()
     v = spans(back, procs, per * procs)
     for p in ps:
-        join(p)
+        join(p, "bench_sync")
     return v
 
 
@@ -243,20 +236,6 @@ def timeout(ctx, kind, n):
     return median(late)
 
 
-def join(p):
-    p.join()
-    if p.exitcode != 0:
-        raise SystemExit("bench_sync: a child exited with %r" % p.exitcode)
-
-
-def give_up(signum, frame):
-    for p in mp.active_children():
-        p.kill()
-    sys.stderr.write("bench_sync: a run took over %d s; giving up\n"
-                     % RUN_LIMIT)
-    os._exit(1)
-
-
 def main(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", required=True)
@@ -264,8 +243,7 @@ def main(argv):
     ap.add_argument("--procs", type=int, default=1)
     a = ap.parse_args(argv)
     ctx = mp.get_context("fork")
-    signal.signal(signal.SIGALRM, give_up)
-    signal.alarm(RUN_LIMIT)
+    watchdog("bench_sync")
     runs = {
         "lock_uncontended": lambda: uncontended(ctx, False, a.n),
         "rlock_uncontended": lambda: uncontended(ctx, True, a.n),
@@ -279,11 +257,7 @@ def main(argv):
         runs[kind + "_timeout"] = (lambda k: lambda: timeout(ctx, k, a.n))(kind)
     if a.scenario not in runs:
         ap.error("unknown scenario %r" % a.scenario)
-    value = runs[a.scenario]()
-    signal.alarm(0)
-    json.dump({"python": sys.version.split()[0], "scenario": a.scenario,
-               "value": value}, sys.stdout)
-    sys.stdout.write("\n")
+    emit(scenario=a.scenario, value=runs[a.scenario]())
 
 
 if __name__ == "__main__":

@@ -550,17 +550,10 @@ static double run_cpython(const char *python, enum scen s, enum impl i)
     long long want = 0;
     json_t *root;
     double v;
-    char *out;
 
     snprintf(n, sizeof(n), "%ld", count_for(s));
     snprintf(w, sizeof(w), "%d", sc->workers);
-    if ((out = bench_capture(argv)) == NULL)
-        bench_die("the CPython side failed (scripts/bench_pool.py)");
-    if ((root = json_loads(out, 0, NULL)) == NULL)
-        bench_die("the CPython side printed no JSON");
-    snprintf(py_version, sizeof(py_version), "%s",
-             json_string_value(json_object_get(root, "python")));
-    v = json_number_value(json_object_get(root, "value"));
+    v = bench_cpython(argv, py_version, sizeof(py_version), &root);
     /* the same work as libmp's: the same results, the same mix */
     if (sc->kind == IMAP_UNORD) {
         long long *d = malloc((size_t)count_for(s) * sizeof(*d));
@@ -579,9 +572,6 @@ static double run_cpython(const char *python, enum scen s, enum impl i)
     check_sum(json_integer_value(json_object_get(root, "check")), want,
               "the CPython side");
     json_decref(root);
-    free(out);
-    if (!(v > 0))
-        bench_die("the CPython side gave no figure");
     return v;
 }
 

@@ -356,24 +356,10 @@ static double run_cpython(const char *python, enum scen s)
     char *argv[] = { (char *)python, "scripts/bench_shared.py", "--scenario",
                      (char *)scens[s].name, "--n", n, "--procs", procs,
                      NULL };
-    json_t *root;
-    double v;
-    char *out;
 
     snprintf(n, sizeof(n), "%ld", count_for(s, CPY));
     snprintf(procs, sizeof(procs), "%d", scens[s].procs);
-    if ((out = bench_capture(argv)) == NULL)
-        bench_die("the CPython side failed (scripts/bench_shared.py)");
-    if ((root = json_loads(out, 0, NULL)) == NULL)
-        bench_die("the CPython side printed no JSON");
-    snprintf(py_version, sizeof(py_version), "%s",
-             json_string_value(json_object_get(root, "python")));
-    v = json_number_value(json_object_get(root, "value"));
-    json_decref(root);
-    free(out);
-    if (!(v > 0))
-        bench_die("the CPython side gave no figure");
-    return v;
+    return bench_cpython(argv, py_version, sizeof(py_version), NULL);
 }
 
 /* reporting */

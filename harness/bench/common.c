@@ -114,6 +114,34 @@ char *bench_capture(char *const argv[])
     return buf;
 }
 
+double bench_cpython(char *const argv[], char *version, size_t size,
+                     json_t **root)
+{
+    char what[256], *out;
+    json_t *doc;
+    double v;
+
+    snprintf(what, sizeof(what), "the CPython side failed (%s)", argv[1]);
+    if ((out = bench_capture(argv)) == NULL)
+        bench_die(what);
+    snprintf(what, sizeof(what), "the CPython side (%s) printed no JSON",
+             argv[1]);
+    if ((doc = json_loads(out, 0, NULL)) == NULL)
+        bench_die(what);
+    free(out);
+    snprintf(version, size, "%s",
+             json_string_value(json_object_get(doc, "python")) != NULL
+                 ? json_string_value(json_object_get(doc, "python")) : "?");
+    v = json_number_value(json_object_get(doc, "value"));
+    if (!(v > 0))
+        bench_die("the CPython side gave no figure");
+    if (root != NULL)
+        *root = doc;
+    else
+        json_decref(doc);
+    return v;
+}
+
 const char *bench_python(const char *given, char *buf, size_t size)
 {
     char *argv_fp[] = { "scripts/find-python", NULL };

@@ -26,6 +26,13 @@ json_t *bench_round_ratios(const double *num, const double *den, int rounds,
 /* Runs argv[0] (a path) and returns what it printed on stdout (malloc'd),
  * or NULL if it failed. */
 char *bench_capture(char *const argv[]);
+/* Runs a benchmark's CPython side (argv: the interpreter, the script
+ * (scripts/bench_*.py), its options) and reads the one JSON object it
+ * prints: its "python" into version, its "value", which must be above 0,
+ * returned.  The object itself into *root if root is not NULL (the caller
+ * frees it).  Dies when the script fails or prints anything else. */
+double bench_cpython(char *const argv[], char *version, size_t size,
+                     json_t **root);
 /* The interpreter to compare with: `given`, or what scripts/find-python
  * prints (written to buf). */
 const char *bench_python(const char *given, char *buf, size_t size);
