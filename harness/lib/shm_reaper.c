@@ -105,11 +105,14 @@ static int spawn_reaper(int end, pid_t *pid)
 
     if ((r = posix_spawn_file_actions_init(&fa)) != 0)
         return -r;
-    r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    /* The socket first: in a process without standard streams it has one
+     * of their numbers, which /dev/null then takes. */
+    r = posix_spawn_file_actions_adddup2(&fa, end, 3);
+    if (r == 0)
+        r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
+                                             0);
     for (int i = 1; r == 0 && i <= 2; i++)
         r = posix_spawn_file_actions_addopen(&fa, i, "/dev/null", O_WRONLY, 0);
-    if (r == 0)
-        r = posix_spawn_file_actions_adddup2(&fa, end, 3);
     if (r == 0)
         r = posix_spawn_file_actions_addclosefrom_np(&fa, 4);
     if (r == 0 && (r = posix_spawnattr_init(&attr)) == 0) {

@@ -17,6 +17,7 @@
 
 #include "check.h"
 #include "shm_check.h"
+#include "test_hooks.h"
 
 static void expect_raise(const char *line, int r)
 {
@@ -282,6 +283,47 @@ TEST(an_unrelated_program_attaches_by_name)
     ASSERT_STREQ("written by helper_shm", (char *)mp_shm_buf(s) + 300);
     ASSERT_OK(mp_shm_unlink(s));
     mp_shm_free(s);
+}
+
+/* Runs fn in a raw fork child; its exit status (0: it held). */
+static int in_fork_child(int (*fn)(void))
+{
+    int status;
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0)
+        _exit(fn());
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_TRUE(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* A daemon's way: no standard streams.  The socket made for the reaper
+ * then takes their numbers, which the reaper's own streams must not
+ * replace. */
+static int create_without_streams(void)
+{
+    mp_shm *s;
+    int ok;
+
+    close(0);
+    close(1);
+    close(2);
+    if (mp_shm_new(&s, NULL, 1, 10) < 0)
+        return 2;
+    shm_record(mp_shm_name(s));
+    ok = mp__shm_reaper_pid() > 0;
+    mp_shm_unlink(s);
+    mp_shm_free(s);
+    return ok ? 0 : 1;
+}
+
+TEST(a_process_without_standard_streams_gets_a_reaper)
+{
+    ASSERT_EQ(0, in_fork_child(create_without_streams));
 }
 
 /* CPython, if there is one: PYTHON (make check sets it), 3.8 or later. */
