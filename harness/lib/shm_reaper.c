@@ -13,7 +13,7 @@
  * segment's name and its open file description (SCM_RIGHTS), whose shared
  * flock is the creator's: the reaper keeps that description, and so holds
  * the creator's lock for it until the creating process exits (a pidfd of
- * it; without pidfds, EOF on the socket, whose end fork children inherit),
+ * it; without pidfds, EOF on the socket, whose end fork children close),
  * which keeps the name attachable meanwhile, as CPython's tracker keeps it
  * until its processes are gone.  A fork child that creates gets a reaper of
  * its own.  A name unlinked meanwhile is forgotten at once (inotify on
@@ -68,13 +68,17 @@ static int sock = -1;     /* our end of the reaper's socket */
 static bool unavailable;  /* none could be started: CPython's lifetime */
 static pid_t reaper_pid;
 
-static bool inherited;     /* sock is the parent's: this is a fork child */
-
 static void atfork_prepare(void) { pthread_mutex_lock(&lock); }
 static void atfork_parent(void) { pthread_mutex_unlock(&lock); }
+/* A fork child is a creator of its own, with its own reaper: the parent's
+ * holds what the parent made, until the parent exits.  The parent's socket
+ * goes at once, while its number is still this library's: a child that
+ * closes what it inherited may have given the number to a file since. */
 static void atfork_child(void)
 {
-    inherited = true;
+    sock = mp__fd_close(sock);
+    unavailable = false;
+    reaper_pid = 0;
     pthread_mutex_unlock(&lock);
 }
 
@@ -197,13 +201,6 @@ void mp__shm_track(int fd, const char *name)
     int r;
 
     pthread_mutex_lock(&lock);
-    /* A fork child is a creator of its own, with its own reaper: the
-     * parent's holds what the parent made, until the parent exits. */
-    if (inherited) {
-        sock = mp__fd_close(sock);
-        unavailable = false;
-        inherited = false;
-    }
     /* A reaper that died (killed: it never exits while its creator
      * lives) is replaced once; what it held is no longer watched. */
     for (int attempt = 0; attempt < 2 && !unavailable; attempt++) {

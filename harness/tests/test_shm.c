@@ -326,6 +326,42 @@ TEST(a_process_without_standard_streams_gets_a_reaper)
     ASSERT_EQ(0, in_fork_child(create_without_streams));
 }
 
+/* A fork child that closes what it inherited (as daemons and servers do)
+ * and opens its own files, which take the numbers: its first create must
+ * close none of them. */
+static int create_after_closing_everything(void)
+{
+    mp_shm *s;
+    int bad = 0;
+
+    close_range(3, ~0U, 0);
+    for (int i = 3; i < 256; i++)
+        if (open("/dev/null", O_RDONLY | O_CLOEXEC) != i)
+            return 2;
+    if (mp_shm_new(&s, NULL, 1, 10) < 0)
+        return 3;
+    shm_record(mp_shm_name(s));
+    for (int i = 3; i < 256; i++) {
+        struct stat st;
+        bad |= fstat(i, &st) < 0 || !S_ISCHR(st.st_mode);
+    }
+    mp_shm_unlink(s);
+    mp_shm_free(s);
+    return bad;
+}
+
+TEST(a_fork_child_creating_closes_no_descriptor_of_its_own)
+{
+    mp_shm *s;
+
+    /* The parent has a reaper, hence a socket the child inherits. */
+    ASSERT_OK(shm_new_rec(&s, NULL, 1, 10));
+    ASSERT_TRUE(mp__shm_reaper_pid() > 0);
+    ASSERT_EQ(0, in_fork_child(create_after_closing_everything));
+    ASSERT_OK(mp_shm_unlink(s));
+    mp_shm_free(s);
+}
+
 /* CPython, if there is one: PYTHON (make check sets it), 3.8 or later. */
 static const char *python(void)
 {
