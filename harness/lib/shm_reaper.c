@@ -21,9 +21,9 @@
  * memory is not held.
  *
  * Once the creator has exited, for each segment still named the reaper
- * opens the name again (a new description, without a lock), closes the
- * creator's, and takes an exclusive flock: it is granted when no
- * description holding a shared lock is left, i.e. when the last process
+ * closes the creator's description, opens the name again (a description
+ * of its own, without a lock), and takes an exclusive flock: granted when
+ * no description holding a shared lock is left, i.e. when the last process
  * that had the segment mapped unmapped it, exited or was killed (the
  * kernel drops a description's lock with its last reference, a mapping's
  * included).  Under that lock it unlinks the name if the name still refers
@@ -240,7 +240,8 @@ static bool names_it(const struct entry *e)
 
 static void drop(size_t i)
 {
-    close(tab[i].fd);
+    if (tab[i].fd >= 0)
+        close(tab[i].fd);
     tab[i] = tab[--n_tab];
 }
 
@@ -386,20 +387,21 @@ static _Noreturn void reap_all(void)
     bool *started = calloc(n_tab ? n_tab : 1, sizeof(*started));
     pthread_attr_t attr;
 
+    /* The creator's description goes first: at the descriptor limit there
+     * is no room for both, and the name outlives it (device and inode
+     * tell whether it is still the segment's). */
     for (size_t i = n_tab; i-- > 0;) {
         struct entry *e = &tab[i];
         struct stat st;
-        int fd = openat(dir, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
-                                          O_NONBLOCK);
+        int fd;
+
+        close(e->fd);
+        e->fd = fd = openat(dir, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+                                              O_NONBLOCK);
         if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != e->dev ||
             st.st_ino != e->ino) {
-            if (fd >= 0)
-                close(fd);
             drop(i);
-            continue;
         }
-        close(e->fd);
-        e->fd = fd;
     }
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
