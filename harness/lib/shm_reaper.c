@@ -204,8 +204,12 @@ void mp__shm_track(int fd, const char *name)
     /* A reaper that died (killed: it never exits while its creator
      * lives) is replaced once; what it held is no longer watched. */
     for (int attempt = 0; attempt < 2 && !unavailable; attempt++) {
-        if (sock < 0 && start_reaper() < 0) {
-            unavailable = true;
+        if (sock < 0 && (r = start_reaper()) < 0) {
+            /* Short of descriptors, memory or processes: the next create
+             * tries again.  A program that does not run as a reaper, or
+             * one too slow to answer, is not made to wait for again. */
+            unavailable = r != -EMFILE && r != -ENFILE && r != -ENOMEM &&
+                          r != -EAGAIN;
             break;
         }
         r = send_segment(fd, name);

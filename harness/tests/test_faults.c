@@ -659,6 +659,58 @@ static void set_nproc(rlim_t soft)
     ASSERT_EQ(0, setrlimit(RLIMIT_NPROC, &rl));
 }
 
+/* A reaper that could not be started for want of a descriptor, memory or
+ * a process is started by the next create: the first create goes on
+ * without one (its segment left to unlink()), and only that one. */
+static int reaper_after(const char *fn)
+{
+    mp_shm *s = NULL, *t = NULL;
+    int r = 0;
+
+    arm_only(fn, 1);
+    if (mp_shm_new(&s, NULL, 1, 10) < 0)
+        r = 2;
+    if (!disarm())
+        r = 3;
+    if (r == 0 && mp__shm_reaper_pid() != 0)
+        r = 4;
+    if (r == 0 && mp_shm_new(&t, NULL, 1, 10) < 0)
+        r = 5;
+    if (r == 0 && mp__shm_reaper_pid() <= 0)
+        r = 1;
+    if (s != NULL)
+        mp_shm_unlink(s);
+    if (t != NULL)
+        mp_shm_unlink(t);
+    mp_shm_free(s);
+    mp_shm_free(t);
+    return r;
+}
+
+TEST(a_failed_reaper_start_is_tried_again)
+{
+    static const char *const fns[] = {
+        "socketpair", "posix_spawn", "posix_spawn_file_actions_adddup2",
+        "posix_spawn_file_actions_addclosefrom_np",
+    };
+
+    for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+        int status;
+        pid_t pid;
+
+        fflush(NULL);
+        /* A fork child has no reaper until it creates. */
+        if ((pid = __real_fork()) == 0)
+            _exit(reaper_after(fns[i]));
+        ASSERT_TRUE(pid > 0);
+        ASSERT_EQ(pid, waitpid(pid, &status, 0));
+        ASSERT_TRUE(WIFEXITED(status));
+        if (WEXITSTATUS(status) != 0)
+            check_fail(__FILE__, __LINE__, "%s failed once: %d", fns[i],
+                       WEXITSTATUS(status));
+    }
+}
+
 TEST(process_limit_under_each_method)
 {
     int status;
