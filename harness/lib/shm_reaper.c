@@ -476,14 +476,20 @@ static _Noreturn void reaper_run(int s, int creator)
 }
 
 /* Only a creator with this process's credentials may hand it segments
- * (a setuid program run by someone else must not unlink for them). */
-static _Noreturn void reaper_main(void)
+ * (a setuid program run by someone else must not unlink for them).  A
+ * start without the creator's socket as descriptor 3 is the program run
+ * with this argument by hand: it runs as it would. */
+static void reaper_main(void)
 {
     struct ucred uc;
     socklen_t len = sizeof(uc);
     pid_t pid;
-    int creator;
+    int creator, type = 0;
+    socklen_t tlen = sizeof(type);
 
+    if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+        type != SOCK_SEQPACKET)
+        return;
     if (getsockopt(3, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 ||
         uc.pid != getppid() || uc.uid != geteuid() || uc.gid != getegid())
         _exit(1);

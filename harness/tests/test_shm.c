@@ -362,6 +362,31 @@ TEST(a_fork_child_creating_closes_no_descriptor_of_its_own)
     mp_shm_free(s);
 }
 
+static void exec_helper_as_reaper(void *arg)
+{
+    char path[4096];
+
+    (void)arg;
+    close(3); /* no socket where a reaper's would be */
+    dup2(open("/dev/null", O_WRONLY | O_CLOEXEC), 2); /* its usage */
+    snprintf(path, sizeof(path), "%s/helper_shm", getenv("MP_HELPERS"));
+    execl(path, path, "--libmp-shm-reaper", (char *)NULL);
+}
+
+/* The reaper's argument, given by hand: the program runs as it would
+ * (helper_shm's usage, status 2), it is not taken over before main(). */
+TEST(a_program_given_the_reapers_argument_runs_its_main)
+{
+    char out[512];
+    int status;
+
+    if (getenv("MP_HELPERS") == NULL)
+        check_skip("MP_HELPERS is not set (run through make check)");
+    status = check_output(exec_helper_as_reaper, NULL, out, sizeof(out));
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(2, WEXITSTATUS(status));
+}
+
 /* CPython, if there is one: PYTHON (make check sets it), 3.8 or later. */
 static const char *python(void)
 {
