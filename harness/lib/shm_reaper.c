@@ -13,7 +13,7 @@
  * segment's name and its open file description (SCM_RIGHTS), whose shared
  * flock is the creator's: the reaper keeps that description, and so holds
  * the creator's lock for it until the creating process exits (a pidfd of
- * it; without pidfds, EOF on the socket, whose end fork children inherit),
+ * it; without pidfds, EOF on the socket, whose end fork children close),
  * which keeps the name attachable meanwhile, as CPython's tracker keeps it
  * until its processes are gone.  A fork child that creates gets a reaper of
  * its own.  A name unlinked meanwhile is forgotten at once (inotify on
@@ -21,9 +21,9 @@
  * memory is not held.
  *
  * Once the creator has exited, for each segment still named the reaper
- * opens the name again (a new description, without a lock), closes the
- * creator's, and takes an exclusive flock: it is granted when no
- * description holding a shared lock is left, i.e. when the last process
+ * closes the creator's description, opens the name again (a description
+ * of its own, without a lock), and takes an exclusive flock: granted when
+ * no description holding a shared lock is left, i.e. when the last process
  * that had the segment mapped unmapped it, exited or was killed (the
  * kernel drops a description's lock with its last reference, a mapping's
  * included).  Under that lock it unlinks the name if the name still refers
@@ -68,13 +68,17 @@ static int sock = -1;     /* our end of the reaper's socket */
 static bool unavailable;  /* none could be started: CPython's lifetime */
 static pid_t reaper_pid;
 
-static bool inherited;     /* sock is the parent's: this is a fork child */
-
 static void atfork_prepare(void) { pthread_mutex_lock(&lock); }
 static void atfork_parent(void) { pthread_mutex_unlock(&lock); }
+/* A fork child is a creator of its own, with its own reaper: the parent's
+ * holds what the parent made, until the parent exits.  The parent's socket
+ * goes at once, while its number is still this library's: a child that
+ * closes what it inherited may have given the number to a file since. */
 static void atfork_child(void)
 {
-    inherited = true;
+    sock = mp__fd_close(sock);
+    unavailable = false;
+    reaper_pid = 0;
     pthread_mutex_unlock(&lock);
 }
 
@@ -105,11 +109,14 @@ static int spawn_reaper(int end, pid_t *pid)
 
     if ((r = posix_spawn_file_actions_init(&fa)) != 0)
         return -r;
-    r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    /* The socket first: in a process without standard streams it has one
+     * of their numbers, which /dev/null then takes. */
+    r = posix_spawn_file_actions_adddup2(&fa, end, 3);
+    if (r == 0)
+        r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
+                                             0);
     for (int i = 1; r == 0 && i <= 2; i++)
         r = posix_spawn_file_actions_addopen(&fa, i, "/dev/null", O_WRONLY, 0);
-    if (r == 0)
-        r = posix_spawn_file_actions_adddup2(&fa, end, 3);
     if (r == 0)
         r = posix_spawn_file_actions_addclosefrom_np(&fa, 4);
     if (r == 0 && (r = posix_spawnattr_init(&attr)) == 0) {
@@ -194,18 +201,15 @@ void mp__shm_track(int fd, const char *name)
     int r;
 
     pthread_mutex_lock(&lock);
-    /* A fork child is a creator of its own, with its own reaper: the
-     * parent's holds what the parent made, until the parent exits. */
-    if (inherited) {
-        sock = mp__fd_close(sock);
-        unavailable = false;
-        inherited = false;
-    }
     /* A reaper that died (killed: it never exits while its creator
      * lives) is replaced once; what it held is no longer watched. */
     for (int attempt = 0; attempt < 2 && !unavailable; attempt++) {
-        if (sock < 0 && start_reaper() < 0) {
-            unavailable = true;
+        if (sock < 0 && (r = start_reaper()) < 0) {
+            /* Short of descriptors, memory or processes: the next create
+             * tries again.  A program that does not run as a reaper, or
+             * one too slow to answer, is not made to wait for again. */
+            unavailable = r != -EMFILE && r != -ENFILE && r != -ENOMEM &&
+                          r != -EAGAIN;
             break;
         }
         r = send_segment(fd, name);
@@ -240,7 +244,8 @@ static bool names_it(const struct entry *e)
 
 static void drop(size_t i)
 {
-    close(tab[i].fd);
+    if (tab[i].fd >= 0)
+        close(tab[i].fd);
     tab[i] = tab[--n_tab];
 }
 
@@ -386,20 +391,21 @@ static _Noreturn void reap_all(void)
     bool *started = calloc(n_tab ? n_tab : 1, sizeof(*started));
     pthread_attr_t attr;
 
+    /* The creator's description goes first: at the descriptor limit there
+     * is no room for both, and the name outlives it (device and inode
+     * tell whether it is still the segment's). */
     for (size_t i = n_tab; i-- > 0;) {
         struct entry *e = &tab[i];
         struct stat st;
-        int fd = openat(dir, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
-                                          O_NONBLOCK);
+        int fd;
+
+        close(e->fd);
+        e->fd = fd = openat(dir, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+                                              O_NONBLOCK);
         if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != e->dev ||
             st.st_ino != e->ino) {
-            if (fd >= 0)
-                close(fd);
             drop(i);
-            continue;
         }
-        close(e->fd);
-        e->fd = fd;
     }
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -470,14 +476,20 @@ static _Noreturn void reaper_run(int s, int creator)
 }
 
 /* Only a creator with this process's credentials may hand it segments
- * (a setuid program run by someone else must not unlink for them). */
-static _Noreturn void reaper_main(void)
+ * (a setuid program run by someone else must not unlink for them).  A
+ * start without the creator's socket as descriptor 3 is the program run
+ * with this argument by hand: it runs as it would. */
+static void reaper_main(void)
 {
     struct ucred uc;
     socklen_t len = sizeof(uc);
     pid_t pid;
-    int creator;
+    int creator, type = 0;
+    socklen_t tlen = sizeof(type);
 
+    if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+        type != SOCK_SEQPACKET)
+        return;
     if (getsockopt(3, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 ||
         uc.pid != getppid() || uc.uid != geteuid() || uc.gid != getegid())
         _exit(1);

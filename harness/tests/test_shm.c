@@ -17,6 +17,7 @@
 
 #include "check.h"
 #include "shm_check.h"
+#include "test_hooks.h"
 
 static void expect_raise(const char *line, int r)
 {
@@ -282,6 +283,108 @@ TEST(an_unrelated_program_attaches_by_name)
     ASSERT_STREQ("written by helper_shm", (char *)mp_shm_buf(s) + 300);
     ASSERT_OK(mp_shm_unlink(s));
     mp_shm_free(s);
+}
+
+/* Runs fn in a raw fork child; its exit status (0: it held). */
+static int in_fork_child(int (*fn)(void))
+{
+    int status;
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0)
+        _exit(fn());
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_TRUE(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* A daemon's way: no standard streams.  The socket made for the reaper
+ * then takes their numbers, which the reaper's own streams must not
+ * replace. */
+static int create_without_streams(void)
+{
+    mp_shm *s;
+    int ok;
+
+    close(0);
+    close(1);
+    close(2);
+    if (mp_shm_new(&s, NULL, 1, 10) < 0)
+        return 2;
+    shm_record(mp_shm_name(s));
+    ok = mp__shm_reaper_pid() > 0;
+    mp_shm_unlink(s);
+    mp_shm_free(s);
+    return ok ? 0 : 1;
+}
+
+TEST(a_process_without_standard_streams_gets_a_reaper)
+{
+    ASSERT_EQ(0, in_fork_child(create_without_streams));
+}
+
+/* A fork child that closes what it inherited (as daemons and servers do)
+ * and opens its own files, which take the numbers: its first create must
+ * close none of them. */
+static int create_after_closing_everything(void)
+{
+    mp_shm *s;
+    int bad = 0;
+
+    close_range(3, ~0U, 0);
+    for (int i = 3; i < 256; i++)
+        if (open("/dev/null", O_RDONLY | O_CLOEXEC) != i)
+            return 2;
+    if (mp_shm_new(&s, NULL, 1, 10) < 0)
+        return 3;
+    shm_record(mp_shm_name(s));
+    for (int i = 3; i < 256; i++) {
+        struct stat st;
+        bad |= fstat(i, &st) < 0 || !S_ISCHR(st.st_mode);
+    }
+    mp_shm_unlink(s);
+    mp_shm_free(s);
+    return bad;
+}
+
+TEST(a_fork_child_creating_closes_no_descriptor_of_its_own)
+{
+    mp_shm *s;
+
+    /* The parent has a reaper, hence a socket the child inherits. */
+    ASSERT_OK(shm_new_rec(&s, NULL, 1, 10));
+    ASSERT_TRUE(mp__shm_reaper_pid() > 0);
+    ASSERT_EQ(0, in_fork_child(create_after_closing_everything));
+    ASSERT_OK(mp_shm_unlink(s));
+    mp_shm_free(s);
+}
+
+static void exec_helper_as_reaper(void *arg)
+{
+    char path[4096];
+
+    (void)arg;
+    close(3); /* no socket where a reaper's would be */
+    dup2(open("/dev/null", O_WRONLY | O_CLOEXEC), 2); /* its usage */
+    snprintf(path, sizeof(path), "%s/helper_shm", getenv("MP_HELPERS"));
+    execl(path, path, "--libmp-shm-reaper", (char *)NULL);
+}
+
+/* The reaper's argument, given by hand: the program runs as it would
+ * (helper_shm's usage, status 2), it is not taken over before main(). */
+TEST(a_program_given_the_reapers_argument_runs_its_main)
+{
+    char out[512];
+    int status;
+
+    if (getenv("MP_HELPERS") == NULL)
+        check_skip("MP_HELPERS is not set (run through make check)");
+    status = check_output(exec_helper_as_reaper, NULL, out, sizeof(out));
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(2, WEXITSTATUS(status));
 }
 
 /* CPython, if there is one: PYTHON (make check sets it), 3.8 or later. */

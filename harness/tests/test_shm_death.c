@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <linux/close_range.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,13 +22,14 @@
 #include "shm_check.h"
 #include "test_hooks.h"
 
-enum { PAUSE, CLOSE_ON_GO, FORK_HOLDER, EXIT_ON_GO, MANY };
+enum { PAUSE, CLOSE_ON_GO, FORK_HOLDER, EXIT_ON_GO, MANY, MORE_ON_GO };
 
 /* Creates segments and reports their names and its reaper's pid on q,
  * then, by mode: pauses until killed; closes without unlinking when `go`
  * is set, says "closed", and returns when `end` is set; forks a raw child
  * that keeps the inherited mapping (its pid on q), closes, pauses; returns
- * when `go` is set; makes 20 segments, closes them all, pauses. */
+ * when `go` is set; makes 20 segments, closes them all, pauses; makes 3
+ * more when `go` is set (their names on q), pauses. */
 MP_TARGET(creator)
 {
     mp_queue *q = mp_args_queue(args, 0);
@@ -71,6 +74,14 @@ MP_TARGET(creator)
     case MANY:
         for (int i = 0; i < n; i++)
             mp_shm_close(s[i]);
+        break;
+    case MORE_ON_GO:
+        mp_event_wait(go, MP_FOREVER);
+        for (int i = 1; i < 4; i++) {
+            mp_check(mp_shm_new(&s[i], NULL, 1, 4096));
+            shm_record(mp_shm_name(s[i]));
+            mp_check(mp_queue_put_str(q, mp_shm_name(s[i])));
+        }
         break;
     }
     for (;;)
@@ -381,4 +392,77 @@ TEST(a_killed_reaper_is_replaced_and_loses_nothing)
     ASSERT_OK(mp_shm_unlink(s2));
     mp_shm_free(s1);
     mp_shm_free(s2);
+}
+
+/* The reaper's descriptors: their count, and whether /dev/shm/name is one
+ * of them; -1 when the numbers have a gap. */
+static int reaper_fds(long long pid, const char *name, int *holds)
+{
+    char dir[64], link[400], target[400], want[300];
+    DIR *d;
+    struct dirent *e;
+    int n = 0, top = -1;
+
+    snprintf(dir, sizeof(dir), "/proc/%lld/fd", pid);
+    snprintf(want, sizeof(want), "/dev/shm/%s", name);
+    *holds = 0;
+    ASSERT_TRUE((d = opendir(dir)) != NULL);
+    while ((e = readdir(d)) != NULL) {
+        ssize_t k;
+        if (e->d_name[0] == '.')
+            continue;
+        n++;
+        if (atoi(e->d_name) > top)
+            top = atoi(e->d_name);
+        snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+        k = readlink(link, target, sizeof(target) - 1);
+        target[k > 0 ? k : 0] = '\0';
+        *holds |= strcmp(target, want) == 0;
+    }
+    closedir(d);
+    return top + 1 == n ? n : -1;
+}
+
+/* Waits until the reaper holds /dev/shm/name; its descriptor count then
+ * (/proc is the only witness, hence the naps). */
+static int await_reaper_holds(long long pid, const char *name)
+{
+    double deadline = check_now() + 30 * check_slowdown();
+    int holds, n;
+
+    for (;;) {
+        n = reaper_fds(pid, name, &holds);
+        if (holds)
+            return n;
+        if (check_now() > deadline)
+            check_fail(__FILE__, __LINE__, "the reaper never took %s", name);
+        nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
+    }
+}
+
+TEST(a_reaper_at_its_descriptor_limit_removes_all_it_holds)
+{
+    struct creator c;
+    struct rlimit rl;
+    int n;
+
+    start_creator(&c, MORE_ON_GO);
+    n = await_reaper_holds(c.reaper, c.names[0]);
+    if (n < 0)
+        check_skip("the reaper's descriptors have a gap");
+    /* Room for exactly three more: every one taken once they are in. */
+    rl.rlim_cur = rl.rlim_max = (rlim_t)n + 3;
+    ASSERT_EQ(0, prlimit((pid_t)c.reaper, RLIMIT_NOFILE, &rl, NULL));
+    ASSERT_OK(mp_event_set(c.go));
+    for (int i = 1; i < 4; i++) {
+        ASSERT_OK(mp_queue_get_str(c.q, &c.names[i], 60));
+        shm_record(c.names[i]);
+    }
+    c.n = 4;
+    ASSERT_EQ(n + 3, await_reaper_holds(c.reaper, c.names[3]));
+    kill_it(c.p);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(1, shm_wait_gone(c.names[i], 30));
+    await_exit(c.reaper);
+    end_creator(&c);
 }
