@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "pyrepr.h"
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool spawned_child;       /* a fresh program run by spawn */
@@ -1188,27 +1189,12 @@ static void put(struct out *o, const char *fmt, ...)
         o->len += (size_t)n;
 }
 
-/* Python's repr() of a str: quotes chosen as Python chooses them. */
+/* Python's repr() of a str (pyrepr.h), appended as put() appends. */
 static void put_str_repr(struct out *o, const char *s)
 {
-    char q = strchr(s, '\'') != NULL && strchr(s, '"') == NULL ? '"' : '\'';
+    size_t room = o->len < o->size ? o->size - o->len : 0;
 
-    put(o, "%c", q);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '\\' || *c == (unsigned char)q)
-            put(o, "\\%c", *c);
-        else if (*c == '\n')
-            put(o, "\\n");
-        else if (*c == '\r')
-            put(o, "\\r");
-        else if (*c == '\t')
-            put(o, "\\t");
-        else if (*c < 0x20 || *c == 0x7f)
-            put(o, "\\x%02x", *c);
-        else
-            put(o, "%c", *c);
-    }
-    put(o, "%c", q);
+    o->len += mp__py_repr_str(room > 0 ? o->buf + o->len : NULL, room, s);
 }
 
 int mp_process_repr(mp_process *p, char *buf, size_t size)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "pyrepr.h"
 #ifdef MP_TEST_HOOKS
 #include "test_hooks.h"
 
@@ -39,39 +40,6 @@ struct mp_shm {
     size_t size;
     void *buf;   /* NULL once closed */
 };
-
-/* Python's repr() of a str, for messages: single quotes unless the text
- * holds one and no double quote; backslash escapes for the quote, the
- * backslash and control characters.  Bytes >= 0x80 pass through (UTF-8). */
-static void py_repr(const char *s, char *out, size_t size)
-{
-    char q = strchr(s, '\'') != NULL && strchr(s, '"') == NULL ? '"' : '\'';
-    size_t n = 0;
-
-    if (size < 3) {
-        if (size > 0)
-            out[0] = '\0';
-        return;
-    }
-    out[n++] = q;
-    for (; *s != '\0' && n + 6 < size; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '\\' || c == (unsigned char)q)
-            n += (size_t)snprintf(out + n, size - n, "\\%c", c);
-        else if (c == '\n')
-            n += (size_t)snprintf(out + n, size - n, "\\n");
-        else if (c == '\r')
-            n += (size_t)snprintf(out + n, size - n, "\\r");
-        else if (c == '\t')
-            n += (size_t)snprintf(out + n, size - n, "\\t");
-        else if (c < 0x20 || c == 0x7f)
-            n += (size_t)snprintf(out + n, size - n, "\\x%02x", c);
-        else
-            out[n++] = (char)c;
-    }
-    out[n++] = q;
-    out[n] = '\0';
-}
 
 /* An OSError as CPython's os and _posixshmem functions raise it: the
  * subclass for errno, "[Errno N] text" and, when a file is named, ": " and
@@ -85,7 +53,7 @@ static int raise_os(int err, const char *path)
 
     if (path == NULL)
         return mp_raise(exc, "[Errno %d] %s", err, strerrordesc_np(err));
-    py_repr(path, r, sizeof(r));
+    mp__py_repr_str(r, sizeof(r), path);
     return mp_raise(exc, "[Errno %d] %s: %s", err, strerrordesc_np(err), r);
 }
 
@@ -277,7 +245,7 @@ int mp_shm_repr(const mp_shm *s, char *buf, size_t size)
 
     if (s == NULL)
         return MP_EINVAL;
-    py_repr(mp_shm_name(s), r, sizeof(r));
+    mp__py_repr_str(r, sizeof(r), mp_shm_name(s));
     return snprintf(buf, size, "SharedMemory(%s, size=%zu)", r, s->size);
 }
 

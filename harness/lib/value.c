@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pyrepr.h"
 #include "value.h"
 
 #define VMAGIC 0x6c61566d7062696cULL /* "libmpVal" */
@@ -347,14 +348,14 @@ static int wide_set_value(mp_value *a, const mp_arg *x)
     }
     if ((s = x->u.s) == NULL)
         return MP_EINVAL;
-    while ((r = mp__value_utf8_next(&s, &cp)) > 0)
+    while ((r = mp__utf8_next(&s, &cp)) > 0)
         len++;
     if (r < 0)
         return MP_EINVAL;
     if (len > a->n)
         return mp_raise("ValueError", "string too long");
     s = x->u.s;
-    for (size_t i = 0; mp__value_utf8_next(&s, &cp) > 0; i++)
+    for (size_t i = 0; mp__utf8_next(&s, &cp) > 0; i++)
         value_store(a, i, cp);
     if (len < a->n)
         value_store(a, len, 0);

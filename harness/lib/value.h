@@ -49,9 +49,6 @@ const char *mp__value_arg_type(const mp_arg *x, char *buf, size_t size);
  * ctypes' error (MP_ERAISED), MP_EINVAL for a str that is not UTF-8. */
 int mp__value_convert(const struct vtype *t, const mp_arg *x,
                       uint64_t *bits);
-/* The code point of UTF-8 at *s, moving *s past it: 1, 0 at its end, -1
- * for what is not UTF-8 (a surrogate included). */
-int mp__value_utf8_next(const char **s, uint32_t *cp);
 /* An element's bits as .value gives them, or the TypeError (ValueError for
  * a c_wchar no str holds). */
 int mp__value_int_of(const struct vtype *t, uint64_t bits, long long *out);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <wchar.h>
 
+#include "pyrepr.h"
 #include "value.h"
 
 /* ctypes' aliases: c_int is c_long where the two have one size, and
@@ -118,47 +119,13 @@ const char *mp__value_arg_type(const mp_arg *x, char *buf, size_t size)
 
 /* conversions in */
 
-/* The code point at *s, moving *s past it: 1, 0 at the end, -1 for what
- * is not UTF-8 (overlong forms and surrogates included). */
-int mp__value_utf8_next(const char **s, uint32_t *cp)
-{
-    const unsigned char *p = (const unsigned char *)*s;
-    uint32_t c = *p, min;
-    int more;
-
-    if (c == 0)
-        return 0;
-    if (c < 0x80) {
-        more = 0, min = 0;
-    } else if ((c & 0xe0) == 0xc0) {
-        more = 1, min = 0x80, c &= 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        more = 2, min = 0x800, c &= 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        more = 3, min = 0x10000, c &= 0x07;
-    } else {
-        return -1;
-    }
-    p++;
-    for (int k = 0; k < more; k++, p++) {
-        if ((*p & 0xc0) != 0x80)
-            return -1;
-        c = c << 6 | (*p & 0x3f);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return -1;
-    *cp = c;
-    *s = (const char *)p;
-    return 1;
-}
-
 /* The one code point of a UTF-8 string: 1 and *cp, 0 for another count,
  * -1 for what is not UTF-8. */
 static int utf8_single(const char *s, uint32_t *cp)
 {
     int count = 0, r;
 
-    while ((r = mp__value_utf8_next(&s, cp)) > 0)
+    while ((r = mp__utf8_next(&s, cp)) > 0)
         count++;
     return r < 0 ? -1 : count == 1 ? 1 : 0;
 }
@@ -357,61 +324,17 @@ static void float_repr(double x, char *out, size_t size)
     }
 }
 
-/* Code points Python's str.isprintable() rejects, as far as ranges can
- * say: controls, spaces but ' ', format characters, surrogates, private
- * use, non-characters.  Against CPython 3.13, every code point agrees
- * but those Unicode leaves unassigned (which CPython escapes). */
-static bool printable(uint32_t c)
-{
-    static const uint32_t no[][2] = {
-        { 0x0000, 0x001f },   { 0x007f, 0x00a0 },   { 0x00ad, 0x00ad },
-        { 0x0600, 0x0605 },   { 0x061c, 0x061c },   { 0x06dd, 0x06dd },
-        { 0x070f, 0x070f },   { 0x0890, 0x0891 },   { 0x08e2, 0x08e2 },
-        { 0x1680, 0x1680 },   { 0x180e, 0x180e },   { 0x2000, 0x200f },
-        { 0x2028, 0x202f },   { 0x205f, 0x2064 },   { 0x2066, 0x206f },
-        { 0x3000, 0x3000 },   { 0xd800, 0xf8ff },   { 0xfdd0, 0xfdef },
-        { 0xfeff, 0xfeff },   { 0xfff9, 0xfffb },   { 0x110bd, 0x110bd },
-        { 0x110cd, 0x110cd }, { 0x13430, 0x1343f }, { 0x1bca0, 0x1bca3 },
-        { 0x1d173, 0x1d17a }, { 0xe0001, 0xe0001 }, { 0xe0020, 0xe007f },
-        { 0xf0000, 0x10ffff },
-    };
-
-    if ((c & 0xfffe) == 0xfffe)
-        return false;
-    for (size_t i = 0; i < ARRAY_SIZE(no); i++)
-        if (c >= no[i][0] && c <= no[i][1])
-            return false;
-    return true;
-}
-
 /* Python's repr() of a one-element bytes (is_str 0) or str: the quotes
  * and escapes CPython chooses. */
 static void char_repr(uint32_t c, bool is_str, char *out, size_t size)
 {
-    char q = c == '\'' ? '"' : '\'', body[16];
+    char q = c == '\'' ? '"' : '\'', body[12];
 
-    if (c == '\\' || c == (uint32_t)q)
-        snprintf(body, sizeof(body), "\\%c", (char)c);
-    else if (c == '\t' || c == '\n' || c == '\r')
-        snprintf(body, sizeof(body), "\\%c",
-                 c == '\t' ? 't' : c == '\n' ? 'n' : 'r');
-    else if (c >= 0x20 && c < 0x7f)
-        snprintf(body, sizeof(body), "%c", (char)c);
-    else if (!is_str || c < 0x80 || (!printable(c) && c < 0x100))
+    /* a byte above 0x7f is \xNN whatever str would make of it */
+    if (!is_str && c >= 0x80)
         snprintf(body, sizeof(body), "\\x%02" PRIx32, c);
-    else if (!printable(c))
-        snprintf(body, sizeof(body), c < 0x10000 ? "\\u%04" PRIx32
-                                                 : "\\U%08" PRIx32, c);
-    else if (c < 0x800)
-        snprintf(body, sizeof(body), "%c%c", (char)(0xc0 | c >> 6),
-                 (char)(0x80 | (c & 0x3f)));
-    else if (c < 0x10000)
-        snprintf(body, sizeof(body), "%c%c%c", (char)(0xe0 | c >> 12),
-                 (char)(0x80 | (c >> 6 & 0x3f)), (char)(0x80 | (c & 0x3f)));
     else
-        snprintf(body, sizeof(body), "%c%c%c%c", (char)(0xf0 | c >> 18),
-                 (char)(0x80 | (c >> 12 & 0x3f)),
-                 (char)(0x80 | (c >> 6 & 0x3f)), (char)(0x80 | (c & 0x3f)));
+        mp__py_escape(c, q, body);
     snprintf(out, size, "%s%c%s%c", is_str ? "" : "b", q, body, q);
 }
 

@@ -1640,6 +1640,16 @@ TEST(repr_through_the_lifecycle)
     /* Truncation keeps the terminator and reports the full length. */
     ASSERT_EQ((int)strlen(want), mp_process_repr(d, buf, 8));
     ASSERT_EQ(7, strlen(buf));
+    /* str.__repr__'s escapes beyond ASCII: what is not printable (U+0085,
+     * U+200B) is escaped, what is (U+1F600) stays; a byte that is not
+     * UTF-8 shows as \xNN */
+    ASSERT_OK(mp_process_set_name(d, "a\xc2\x85" "b\xe2\x80\x8b\xf0\x9f\x98\x80"
+                                     "\n\xff"));
+    mp_process_repr(d, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "<Process name='a\\x85b\\u200b"
+             "\xf0\x9f\x98\x80\\n\\xff' parent=%ld closed daemon>",
+             (long)getpid());
+    ASSERT_STREQ(want, buf);
     mp_process_free(d);
     close(fds[0]);
     close(fds[1]);

@@ -160,6 +160,16 @@ TEST(names_with_a_slash_or_a_quote_as_cpython_reports_them)
     ASSERT_STREQ(want, line);
     ASSERT_OK(mp_shm_unlink(s));
     mp_shm_free(s);
+
+    /* what str.isprintable() refuses is escaped, as CPython's repr does */
+    snprintf(name, sizeof(name), "psm_\xc2\xa0_%d", (int)getpid());
+    ASSERT_OK(shm_new_rec(&s, name, 1, 3));
+    snprintf(want, sizeof(want), "SharedMemory('psm_\\xa0_%d', size=3)",
+             (int)getpid());
+    mp_shm_repr(s, line, sizeof(line));
+    ASSERT_STREQ(want, line);
+    ASSERT_OK(mp_shm_unlink(s));
+    mp_shm_free(s);
 }
 
 TEST(attaching_an_empty_segment_is_cpythons_valueerror)
