@@ -397,7 +397,7 @@ static inline int sem_try(struct sem *s, uint32_t max)
 }
 
 /* A waiter's spin before it sleeps: spin.h (the queue's waiters spin
- * alike); the clock is read every SPIN_LOOKS pauses. */
+ * alike); the clock is read every SPIN_LOOKS looks. */
 #define SPIN_LOOKS 8
 
 /* CPUs online, read once: a Barrier's sleepers spin only if all its
@@ -426,14 +426,25 @@ static int sem_spin(struct sem *s, uint32_t max, double deadline,
 
     if (end == 0)
         return 0;
+    /* Each look pulls the word's line to this CPU, and the holder's next
+     * release must take it back: looks spaced 1, 2, 4 ... 16 pauses apart
+     * let a holder that releases and re-takes at once (a lock around a
+     * short update) do so on its own line.  Locked increments from two
+     * processes: 16 -> 47 M/s (a look every pause handed the lock over,
+     * and its line, at every release). */
+    int gap = 1;
+
     do {
         for (int i = 0; i < SPIN_LOOKS; i++) {
-            mp__cpu_relax();
+            for (int k = 0; k < gap; k++)
+                mp__cpu_relax();
             if (atomic_load_explicit(&s->value, memory_order_relaxed) != 0 &&
                 (r = sem_try(s, max)) != 0) {
                 mp__spin_grow(budget);
                 return r;
             }
+            if (gap < 16)
+                gap *= 2;
         }
     } while (mp__now() < end);
     return 0;
