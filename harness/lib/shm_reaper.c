@@ -6,7 +6,7 @@
  * A process's first create starts its reaper: this very program run again
  * (/proc/self/exe) with a mode argument that a constructor below
  * recognises before main(); it forks once more and runs in the grandchild,
- * in a session of its own, stdin, stdout and stderr on /dev/null, so no
+ * detached by setsid(), stdin, stdout and stderr on /dev/null, so no
  * wait() of the creator's reaps it, no signal to the creator's process
  * group reaches it, and no pipe of the creator's stays open in it.  The two
  * share a SOCK_SEQPACKET socket (close-on-exec).  Each create sends the
@@ -158,7 +158,7 @@ static int start_reaper(void)
         else if (r == 0)
             r = -ETIMEDOUT;
         if (r < 0)
-            mp__launch_kill(pid, -1); /* and its group: its session */
+            mp__launch_kill(pid, -1); /* and its group, which setsid() made */
         else
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                 ;
